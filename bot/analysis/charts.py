@@ -1,0 +1,159 @@
+"""Which references deploy an in-repository chart by version."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from bot.analysis import yamlscan as ys
+from bot.analysis.model import Chart, FluxObject, Repository, secure_join
+
+HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A place that selects a version of an in-repository chart."""
+
+    path: str
+    line: int  # the version line, or the reference's line when no version is written
+    constraint: str  # as written; "*" when absent
+    charts: tuple[Chart, ...]  # the in-repository charts it may mean
+    what: str  # "HelmRelease apps/podinfo", "dependency podinfo of chart umbrella"...
+    exact_tag: bool = False  # an OCIRepository tag: compared as a string, not a range
+    has_version_line: bool = True
+
+
+def _by_name(repo: Repository) -> dict[str, list[Chart]]:
+    names: dict[str, list[Chart]] = {}
+    for chart in repo.charts:
+        if chart.name and chart.version:
+            names.setdefault(chart.name, []).append(chart)
+    return names
+
+
+def _source(repo: Repository, obj: FluxObject, ref: ys.Node | None) -> FluxObject | None:
+    name = ys.scalar(ys.get(ref, "name"))
+    kind = ys.scalar(ys.get(ref, "kind"))
+    for cand in repo.flux_objects:
+        if cand.kind == kind and cand.name == name:
+            return cand
+    return None
+
+
+def version_refs(repo: Repository) -> list[VersionRef]:
+    names = _by_name(repo)
+    refs: list[VersionRef] = []
+    chartref_targets: set[str] = set()
+    for hr in repo.objects_of("HelmRelease"):
+        chart_ref = ys.get(hr.node, "spec", "chartRef")
+        if chart_ref is not None:
+            chartref_targets.add(ys.scalar(ys.get(chart_ref, "name")) or "")
+        spec = ys.get(hr.node, "spec", "chart", "spec")
+        chart_name = ys.scalar(ys.get(spec, "chart"))
+        if spec is None or not chart_name or chart_name not in names:
+            continue
+        source_kind = ys.scalar(ys.get(spec, "sourceRef", "kind"))
+        # Flux ignores `version` for charts from GitRepository and Bucket sources.
+        if source_kind != "HelmRepository":
+            continue
+        vnode = ys.get(spec, "version")
+        constraint = ys.scalar(vnode)
+        chart_node = ys.get(spec, "chart")
+        line = ys.line_of(vnode) if vnode is not None else ys.line_of(chart_node)  # type: ignore[arg-type]
+        refs.append(
+            VersionRef(
+                hr.path,
+                line,
+                constraint or "*",
+                tuple(names[chart_name]),
+                f"HelmRelease {hr.name}",
+                has_version_line=vnode is not None,
+            )
+        )
+    for oci in repo.objects_of("OCIRepository"):
+        url = ys.scalar(ys.get(oci.node, "spec", "url")) or ""
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        if name not in names:
+            continue
+        media = ys.scalar(ys.get(oci.node, "spec", "layerSelector", "mediaType"))
+        if oci.name not in chartref_targets and media != HELM_CHART_MEDIA_TYPE:
+            continue
+        ref = ys.get(oci.node, "spec", "ref")
+        if ys.get(ref, "digest") is not None:
+            continue
+        semver_node = ys.get(ref, "semver")
+        tag_node = ys.get(ref, "tag")
+        if semver_node is not None and ys.scalar(semver_node):
+            refs.append(
+                VersionRef(
+                    oci.path,
+                    ys.line_of(semver_node),
+                    ys.scalar(semver_node) or "*",
+                    tuple(names[name]),
+                    f"OCIRepository {oci.name}",
+                )
+            )
+        elif tag_node is not None and ys.scalar(tag_node):
+            # Helm chart tags in OCI registries spell `+` as `_`.
+            tag = (ys.scalar(tag_node) or "").replace("_", "+")
+            if tag == "latest":
+                continue
+            refs.append(
+                VersionRef(
+                    oci.path,
+                    ys.line_of(tag_node),
+                    tag,
+                    tuple(names[name]),
+                    f"OCIRepository {oci.name}",
+                    exact_tag=True,
+                )
+            )
+    for chart in repo.charts:
+        for dep in chart.dependencies:
+            repository = dep.repository or ""
+            if repository.startswith("file://"):
+                target = secure_join(posixpath.join(chart.directory, repository[7:]))
+                matched = [c for c in repo.charts if c.directory == target and c.version]
+            else:
+                matched = names.get(dep.name, [])
+            if not matched or not dep.version or dep.version_line is None:
+                continue
+            refs.append(
+                VersionRef(
+                    chart.path,
+                    dep.version_line,
+                    dep.version,
+                    tuple(matched),
+                    f"dependency {dep.name} of {chart.label}",
+                )
+            )
+    return refs
+
+
+def git_deployed_charts(repo: Repository) -> dict[str, str]:
+    """Chart directories that a HelmRelease builds from a Git/Bucket source with the
+    default `ChartVersion` strategy -> the HelmRelease that does."""
+    result: dict[str, str] = {}
+    for hr in repo.objects_of("HelmRelease"):
+        spec = ys.get(hr.node, "spec", "chart", "spec")
+        chart_path = ys.scalar(ys.get(spec, "chart"))
+        kind = ys.scalar(ys.get(spec, "sourceRef", "kind"))
+        strategy = ys.scalar(ys.get(spec, "reconcileStrategy")) or "ChartVersion"
+        if not chart_path or kind not in ("GitRepository", "Bucket"):
+            continue
+        if strategy != "ChartVersion":
+            continue
+        result[secure_join(chart_path)] = f"HelmRelease {hr.name}"
+    return result
+
+
+def rewrite_version_line(line_text: str, new_version: str) -> str | None:
+    """The version line with its value replaced, keeping indentation and quoting."""
+    m = re.match(
+        r"^(\s*(?:-\s+)?[\w.-]+:\s*)(['\"]?)([^'\"#]*?)\2(\s*(?:#.*)?)$", line_text.rstrip("\r\n")
+    )
+    if not m:
+        return None
+    return f"{m.group(1)}{m.group(2)}{new_version}{m.group(2)}{m.group(4)}"

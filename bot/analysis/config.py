@@ -1,0 +1,164 @@
+"""The repository config, `.github/flux-review.yml`.
+
+Parsed with ruamel.yaml's round-trip loader because errors must name the line; the file
+is tiny. Anything unknown or mistyped is an error: a typo in `off` must never silently
+leave a rule on or, worse, switch one off.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.analysis.findings import Severity
+
+CONFIG_PATH = ".github/flux-review.yml"
+_SEVERITIES = {"error", "warning", "notice"}
+_KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts")
+
+
+class ConfigError(ValueError):
+    """An invalid repository config; the message names the key and the line."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # rule id -> severity, or None when the rule is off
+    rules: dict[str, Severity | None] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    raw_paths: tuple[str, ...] = ()
+    fail_on: Severity = Severity.ERROR
+    review_drafts: bool = True
+
+    def severity_for(self, rule: str, default: Severity) -> Severity | None:
+        if rule in self.rules:
+            return self.rules[rule]
+        return default
+
+    def is_ignored(self, path: str) -> bool:
+        for pattern in self.ignore:
+            if _glob_match(path, pattern):
+                return True
+        return False
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    pattern = pattern.lstrip("/")
+    if pattern.endswith("/"):
+        pattern += "**"
+    if fnmatch.fnmatchcase(path, pattern):
+        return True
+    # `dir/**` also matches everything below dir; a bare name matches at any depth.
+    if pattern.endswith("/**") and path.startswith(pattern[:-2]):
+        return True
+    return "/" not in pattern and fnmatch.fnmatchcase(posixpath.basename(path), pattern)
+
+
+def _line(node: Any, key: Any = None) -> int:
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return 1
+    try:
+        if key is not None:
+            return int(lc.key(key)[0]) + 1 if isinstance(key, str) else int(lc.item(key)[0]) + 1
+        return int(lc.line) + 1
+    except (KeyError, IndexError, TypeError):
+        return int(lc.line) + 1
+
+
+def parse_config(
+    text: str | bytes, source: str = CONFIG_PATH, known_rules: set[str] | None = None
+) -> Config:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 text ({exc.reason})") from None
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(io.StringIO(text))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}:{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return Config()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: line {_line(data)}: the config must be a mapping")
+    if known_rules is None:
+        from bot.analysis.rules import RULES
+
+        known_rules = set(RULES)
+
+    rules: dict[str, Severity | None] = {}
+    ignore: tuple[str, ...] = ()
+    raw_paths: tuple[str, ...] = ()
+    fail_on = Severity.ERROR
+    review_drafts = True
+    for key, value in data.items():
+        line = _line(data, key)
+        if key not in _KEYS:
+            raise ConfigError(
+                f"{source}: line {line}: unknown key {key!r} (known: {', '.join(_KEYS)})"
+            )
+        if key == "rules":
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"{source}: line {line}: 'rules' must be a mapping of rule id "
+                    "to error, warning, notice or off"
+                )
+            for rule, sev in value.items():
+                rline = _line(value, rule)
+                if rule not in known_rules:
+                    raise ConfigError(f"{source}: line {rline}: unknown rule {rule!r} in 'rules'")
+                # YAML 1.1 readers turn a bare `off` into False; accept it as meant.
+                if sev is False or sev == "off":
+                    rules[rule] = None
+                elif isinstance(sev, str) and sev in _SEVERITIES:
+                    rules[rule] = Severity(sev)
+                else:
+                    raise ConfigError(
+                        f"{source}: line {rline}: rules.{rule} must be one of "
+                        f"error, warning, notice, off (got {sev!r})"
+                    )
+        elif key in ("ignore", "raw_paths"):
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{source}: line {line}: {key!r} must be a list of strings")
+            if key == "ignore":
+                ignore = tuple(value)
+            else:
+                raw_paths = tuple(_clean_dir(v) for v in value)
+        elif key == "fail_on":
+            if not (isinstance(value, str) and value in _SEVERITIES):
+                raise ConfigError(
+                    f"{source}: line {line}: 'fail_on' must be error, warning or "
+                    f"notice (got {value!r})"
+                )
+            fail_on = Severity(value)
+        elif key == "review_drafts":
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"{source}: line {line}: 'review_drafts' must be true or false (got {value!r})"
+                )
+            review_drafts = value
+    return Config(
+        rules=rules,
+        ignore=ignore,
+        raw_paths=raw_paths,
+        fail_on=fail_on,
+        review_drafts=review_drafts,
+    )
+
+
+def _clean_dir(path: str) -> str:
+    norm = posixpath.normpath(path.strip().strip("/") or ".")
+    return "" if norm == "." else norm

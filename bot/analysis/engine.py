@@ -1,0 +1,147 @@
+"""Runs every rule over the repository model and decides what is new."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from bot.analysis.config import Config
+from bot.analysis.findings import Finding
+from bot.analysis.model import Repository
+from bot.analysis.rules import RULES
+from bot.analysis.rules.base import Context
+from bot.analysis.suppress import suppressed_lines
+from bot.analysis.tree import ChangedFile, ChangeStatus, Tree
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalysisResult:
+    findings: list[Finding]
+    # path -> who reads the file at head, for the files that have findings
+    consumers: dict[str, list[str]] = field(default_factory=dict)
+    # rules that failed on this repository (a bug in flux-review, never the user's)
+    errors: list[str] = field(default_factory=list)
+
+
+def changed_files(head: Tree, base: Tree) -> list[ChangedFile]:
+    """What changed between two trees, by content (no rename detection)."""
+    head_paths = set(head.paths())
+    base_paths = set(base.paths())
+    changes = [ChangedFile(p, ChangeStatus.ADDED) for p in head_paths - base_paths]
+    changes += [ChangedFile(p, ChangeStatus.REMOVED) for p in base_paths - head_paths]
+    changes += [
+        ChangedFile(p, ChangeStatus.MODIFIED)
+        for p in head_paths & base_paths
+        if head.blob_id(p) != base.blob_id(p)
+    ]
+    return sorted(changes, key=lambda c: c.path)
+
+
+def _run_rules(
+    repo: Repository,
+    base: Repository | None,
+    changed: dict[str, ChangedFile],
+    config: Config,
+    errors: list[str],
+) -> list[Finding]:
+    ctx = Context(repo=repo, base=base, changed=changed)
+    findings: list[Finding] = []
+    for info in RULES.values():
+        if config.severity_for(info.id, info.default_severity) is None:
+            continue
+        try:
+            findings.extend(info.check(ctx))
+        except Exception as exc:  # one broken rule must not hide the others' findings
+            log.exception("rule %s failed", info.id)
+            errors.append(f"rule {info.id} failed: {type(exc).__name__}: {exc}")
+    anchored = []
+    for f in findings:
+        text = repo.text(f.path) or ""
+        lines = text.splitlines()
+        line = min(f.line, max(1, len(lines)))
+        anchor = lines[line - 1].strip() if lines else ""
+        anchored.append(replace(f, line=line, anchor=anchor))
+    return anchored
+
+
+def _identities(findings: list[Finding], rename: dict[str, str]) -> list[tuple[str, ...]]:
+    """Identity of each finding that survives unrelated edits: rule, path (through
+    renames), the text of its line, and its rank among identical ones."""
+    seen: Counter[tuple[str, str, str]] = Counter()
+    result = []
+    for f in findings:
+        key = (f.rule, rename.get(f.path, f.path), f.anchor)
+        result.append((*key, str(seen[key])))
+        seen[key] += 1
+    return result
+
+
+def analyze(
+    head: Tree,
+    base: Tree | None = None,
+    changed: Sequence[ChangedFile] | None = None,
+    config: Config | None = None,
+    report_all: bool = False,
+) -> AnalysisResult:
+    """Findings at `head`, each marked `introduced` relative to `base`.
+
+    Without `base` every finding is reported and counts as introduced. With `base`, only
+    introduced findings are returned unless `report_all`. `changed` (paths changed between
+    base and head, with renames) is computed from the trees when not given.
+    """
+    config = config or Config()
+    cache: dict[object, object] = {}
+    errors: list[str] = []
+    repo = Repository(head, config, cache)
+    base_repo = Repository(base, config, cache) if base is not None else None
+    if base is not None and changed is None:
+        changed = changed_files(head, base)
+    by_path = {c.path: c for c in changed or ()}
+    findings = sorted(_run_rules(repo, base_repo, by_path, config, errors), key=Finding.sort_key)
+
+    if base_repo is not None:
+        base_findings = sorted(
+            _run_rules(base_repo, None, {}, config, errors), key=Finding.sort_key
+        )
+        rename = {
+            c.path: c.previous_path
+            for c in by_path.values()
+            if c.previous_path and c.status is ChangeStatus.RENAMED
+        }
+        before = set(_identities(base_findings, {}))
+        findings = [
+            replace(f, introduced=ident not in before)
+            for f, ident in zip(findings, _identities(findings, rename), strict=True)
+        ]
+
+    findings = _apply_config_and_suppressions(repo, findings, config)
+    if base_repo is not None and not report_all:
+        findings = [f for f in findings if f.introduced]
+    consumers = {f.path: [c.description for c in repo.consumers.get(f.path, ())] for f in findings}
+    return AnalysisResult(findings=findings, consumers=consumers, errors=errors)
+
+
+def _apply_config_and_suppressions(
+    repo: Repository, findings: list[Finding], config: Config
+) -> list[Finding]:
+    silenced: dict[str, dict[int, frozenset[str]]] = {}
+    kept = []
+    for f in findings:
+        if config.is_ignored(f.path):
+            continue
+        severity = config.severity_for(f.rule, RULES[f.rule].default_severity)
+        if severity is None:
+            continue
+        if f.path not in silenced:
+            data = repo.data(f.path) or b""
+            silenced[f.path] = (
+                suppressed_lines(repo.text(f.path) or "") if b"flux-review:" in data else {}
+            )
+        if f.rule in silenced[f.path].get(f.line, ()):
+            continue
+        kept.append(f if f.severity == severity else replace(f, severity=severity))
+    return kept

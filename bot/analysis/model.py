@@ -1,0 +1,601 @@
+"""The repository as the cluster sees it: Flux objects, charts, kustomizations, and for
+every file, who reads it and how (the consumer graph)."""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+import yaml
+
+from bot.analysis import yamlscan as ys
+from bot.analysis.config import Config
+from bot.analysis.ignorefiles import HelmIgnore, SourceIgnore
+from bot.analysis.tree import Tree
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+FLUX_GROUPS = {
+    "kustomize.toolkit.fluxcd.io",
+    "helm.toolkit.fluxcd.io",
+    "source.toolkit.fluxcd.io",
+}
+SOURCE_KINDS = {"GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"}
+# Created by `flux bootstrap` in the cluster; a repository may well not contain it.
+BOOTSTRAP_NAME = "flux-system"
+
+_REMOTE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/|bitbucket\.org/)"
+    r"|\?ref=|//",
+    re.I,
+)
+
+
+def is_yaml_name(path: str) -> bool:
+    """Exactly what Flux's generator takes: `.yaml`/`.yml`, lower case (not `.YAML`)."""
+    return path.endswith((".yaml", ".yml"))
+
+
+class ReadKind(enum.StrEnum):
+    RAW = "raw"  # applied or parsed as plain YAML: kustomize, Flux, Helm crds/
+    TEMPLATE = "template"  # rendered by Helm
+    DATA = "data"  # read as an opaque payload (configMapGenerator files)
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    how: ReadKind
+    description: str  # e.g. "kustomize via apps/base/kustomization.yaml"
+    source: str  # the file that makes the consumer read it
+    line: int  # line of that file where it does
+
+
+@dataclass(slots=True)
+class FluxObject:
+    kind: str
+    group: str
+    version: str
+    name: str
+    namespace: str | None  # metadata.namespace as written
+    path: str
+    line: int  # line of metadata.name
+    node: ys.Node
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    def ref(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name}"
+
+
+@dataclass(slots=True)
+class ChartDependency:
+    name: str
+    version: str | None
+    version_line: int | None
+    repository: str | None
+    line: int
+    alias: str | None
+
+
+@dataclass(slots=True)
+class Chart:
+    directory: str  # "" for a chart at the repository root
+    path: str  # the Chart.yaml path
+    name: str | None
+    version: str | None
+    version_line: int | None
+    dependencies: list[ChartDependency]
+    helmignore: HelmIgnore
+
+    def rel(self, path: str) -> str:
+        return path[len(self.directory) + 1 :] if self.directory else path
+
+    def contains(self, path: str) -> bool:
+        return not self.directory or path.startswith(self.directory + "/")
+
+    @property
+    def label(self) -> str:
+        return f"chart {self.name or '?'} ({self.directory or '.'})"
+
+
+@dataclass(slots=True)
+class KustomizeEntry:
+    field: str  # resources, components, patches, ...
+    value: str
+    line: int
+    target: str | None  # normalised repository path, None when remote or escaping
+    remote: bool = False
+    escapes: bool = False
+
+
+@dataclass(slots=True)
+class KustomizationFile:
+    path: str
+    directory: str
+    entries: list[KustomizeEntry]
+    namespace: str | None
+    is_component: bool
+
+
+def _join(directory: str, rel: str) -> tuple[str | None, bool]:
+    """Normalise `rel` against `directory`; (None, True) when it leaves the repository."""
+    if rel.startswith("/"):
+        return None, True
+    joined = (
+        posixpath.normpath(posixpath.join(directory, rel)) if directory else posixpath.normpath(rel)
+    )
+    if joined == ".":
+        return "", False
+    if joined == ".." or joined.startswith("../"):
+        return None, True
+    return joined, False
+
+
+def secure_join(path: str) -> str:
+    """Flux resolves spec.path with securejoin: `..` stops at the root instead of escaping."""
+    parts: list[str] = []
+    for part in path.replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/".join(parts)
+
+
+class Repository:
+    """Everything the rules need to know about one commit, computed lazily."""
+
+    def __init__(
+        self, tree: Tree, config: Config | None = None, cache: dict[object, object] | None = None
+    ) -> None:
+        self.tree = tree
+        self.config = config or Config()
+        self._cache: dict[object, object] = cache if cache is not None else {}
+        self.paths: list[str] = sorted(tree.paths())
+        self.path_set = set(self.paths)
+        self.dirs: set[str] = {""}
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for p in self.paths:
+            d = posixpath.dirname(p)
+            self.children[d].append(p)
+            while d and d not in self.dirs:
+                self.dirs.add(d)
+                d = posixpath.dirname(d)
+
+    @cached_property
+    def extensions(self) -> set[str]:
+        return {posixpath.splitext(p)[1] for p in self.paths}
+
+    # --- file access -------------------------------------------------------------
+
+    def data(self, path: str) -> bytes | None:
+        return self.tree.read(path)
+
+    def text(self, path: str) -> str | None:
+        key = ("text", path, self.tree.blob_id(path))
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        data = self.tree.read(path)
+        text = ys.decode(data) if data is not None else None
+        self._cache[key] = text
+        return text
+
+    def problem(self, path: str) -> ys.YamlProblem | None:
+        """Why a Kubernetes YAML decoder refuses this file, cached by content."""
+        blob = self.tree.blob_id(path)
+        key = ("problem", blob) if blob else ("problem-path", path, id(self))
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        data = self.tree.read(path)
+        result = ys.check(data) if data is not None else None
+        self._cache[key] = result
+        return result
+
+    def documents(self, path: str) -> list[ys.Node]:
+        """Parsed documents of a valid YAML file; [] when it does not parse."""
+        blob = self.tree.blob_id(path)
+        key = ("docs", blob) if blob else ("docs-path", path, id(self))
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        docs: list[ys.Node] = []
+        data = self.tree.read(path)
+        if data is not None and self.problem(path) is None:
+            try:
+                docs = ys.compose_all(data)
+            except (yaml.YAMLError, RecursionError):
+                docs = []
+        self._cache[key] = docs
+        return docs
+
+    def is_dir(self, path: str) -> bool:
+        return path in self.dirs
+
+    def kustomization_in(self, directory: str) -> str | None:
+        for name in KUSTOMIZATION_FILES:
+            candidate = f"{directory}/{name}" if directory else name
+            if candidate in self.path_set:
+                return candidate
+        return None
+
+    # --- charts ------------------------------------------------------------------
+
+    @cached_property
+    def charts(self) -> list[Chart]:
+        charts = []
+        for path in self.paths:
+            if posixpath.basename(path) != "Chart.yaml":
+                continue
+            directory = posixpath.dirname(path)
+            ignore_path = f"{directory}/.helmignore" if directory else ".helmignore"
+            ignore_text = self.text(ignore_path) if ignore_path in self.path_set else None
+            chart = Chart(directory, path, None, None, None, [], HelmIgnore(ignore_text or ""))
+            docs = self.documents(path)
+            if docs:
+                root = docs[0]
+                chart.name = ys.scalar(ys.get(root, "name"))
+                version = ys.get(root, "version")
+                chart.version = ys.scalar(version)
+                chart.version_line = ys.line_of(version) if version is not None else None
+                for dep in ys.items(ys.get(root, "dependencies")):
+                    name = ys.scalar(ys.get(dep, "name"))
+                    if not name:
+                        continue
+                    vnode = ys.get(dep, "version")
+                    chart.dependencies.append(
+                        ChartDependency(
+                            name=name,
+                            version=ys.scalar(vnode),
+                            version_line=ys.line_of(vnode) if vnode is not None else None,
+                            repository=ys.scalar(ys.get(dep, "repository")),
+                            line=ys.line_of(dep),
+                            alias=ys.scalar(ys.get(dep, "alias")),
+                        )
+                    )
+            charts.append(chart)
+        # Deepest first, so that a subchart's files belong to the subchart.
+        charts.sort(key=lambda c: -c.directory.count("/") - (1 if c.directory else 0))
+        return charts
+
+    def chart_of(self, path: str) -> Chart | None:
+        for chart in self.charts:
+            if chart.contains(path):
+                return chart
+        return None
+
+    def chart_role(self, path: str) -> tuple[Chart, str] | None:
+        """(chart, "templates"|"crds") when Helm reads this file as part of a chart."""
+        chart = self.chart_of(path)
+        if chart is None:
+            return None
+        rel = chart.rel(path)
+        top = rel.split("/", 1)[0]
+        if top not in ("templates", "crds") or "/" not in rel:
+            return None
+        if chart.helmignore.ignored(rel):
+            return None
+        return chart, top
+
+    # --- kustomizations ----------------------------------------------------------
+
+    @cached_property
+    def kustomizations(self) -> dict[str, KustomizationFile]:
+        result = {}
+        for path in self.paths:
+            if posixpath.basename(path) in KUSTOMIZATION_FILES:
+                result[path] = self._read_kustomization(path)
+        return result
+
+    def _read_kustomization(self, path: str) -> KustomizationFile:
+        directory = posixpath.dirname(path)
+        docs = self.documents(path)
+        root = docs[0] if docs else None
+        entries: list[KustomizeEntry] = []
+
+        def add(fieldname: str, node: ys.Node | None) -> None:
+            value = ys.scalar(node)
+            if node is None or value is None:
+                return
+            if _REMOTE.search(value):
+                entries.append(
+                    KustomizeEntry(fieldname, value, ys.line_of(node), None, remote=True)
+                )
+                return
+            target, escapes = _join(directory, value)
+            entries.append(
+                KustomizeEntry(fieldname, value, ys.line_of(node), target, escapes=escapes)
+            )
+
+        for fieldname in (
+            "resources",
+            "bases",
+            "components",
+            "crds",
+            "configurations",
+            "transformers",
+            "generators",
+            "validators",
+        ):
+            for item in ys.items(ys.get(root, fieldname)):
+                if isinstance(item, yaml.ScalarNode):
+                    value = item.value
+                    # generators/transformers may hold inline YAML instead of a path
+                    if "\n" not in value and not value.lstrip().startswith(("apiVersion", "{")):
+                        add(fieldname, item)
+        for item in ys.items(ys.get(root, "patchesStrategicMerge")):
+            if (
+                isinstance(item, yaml.ScalarNode)
+                and "\n" not in item.value
+                and ": " not in item.value
+            ):
+                add("patchesStrategicMerge", item)
+        for fieldname in ("patches", "patchesJson6902", "replacements"):
+            for item in ys.items(ys.get(root, fieldname)):
+                add(fieldname, ys.get(item, "path"))
+        for fieldname in ("configMapGenerator", "secretGenerator"):
+            for item in ys.items(ys.get(root, fieldname)):
+                for f in ys.items(ys.get(item, "files")):
+                    value = ys.scalar(f)
+                    if value is None:
+                        continue
+                    # `key=path`: only the part after the first `=` is a file
+                    if "=" in value:
+                        f = yaml.ScalarNode(
+                            f.tag, value.split("=", 1)[1].strip(), f.start_mark, f.end_mark
+                        )
+                    add(fieldname + ".files", f)
+                for e in ys.items(ys.get(item, "envs")):
+                    add(fieldname + ".envs", e)
+                add(fieldname + ".env", ys.get(item, "env"))
+        kind = ys.scalar(ys.get(root, "kind"))
+        return KustomizationFile(
+            path=path,
+            directory=directory,
+            entries=entries,
+            namespace=ys.scalar(ys.get(root, "namespace")),
+            is_component=kind == "Component",
+        )
+
+    # --- Flux objects ------------------------------------------------------------
+
+    def _may_hold_objects(self, path: str) -> bool:
+        if not (path.endswith((".yaml", ".yml", ".YAML", ".YML"))):
+            return False
+        role = self.chart_role(path)
+        return role is None or role[1] != "templates"
+
+    @cached_property
+    def flux_objects(self) -> list[FluxObject]:
+        objects = []
+        for path in self.paths:
+            if not self._may_hold_objects(path):
+                continue
+            data = self.tree.read(path)
+            if not data or b"toolkit.fluxcd.io" not in data:
+                continue
+            for doc in self.documents(path):
+                api = ys.scalar(ys.get(doc, "apiVersion")) or ""
+                group, _, version = api.partition("/")
+                if group not in FLUX_GROUPS:
+                    continue
+                kind = ys.scalar(ys.get(doc, "kind"))
+                name_node = ys.get(doc, "metadata", "name")
+                name = ys.scalar(name_node)
+                if not kind or not name or name_node is None:
+                    continue
+                objects.append(
+                    FluxObject(
+                        kind=kind,
+                        group=group,
+                        version=version,
+                        name=name,
+                        namespace=ys.scalar(ys.get(doc, "metadata", "namespace")),
+                        path=path,
+                        line=ys.line_of(name_node),
+                        node=doc,
+                    )
+                )
+        return objects
+
+    def objects_of(self, kind: str) -> list[FluxObject]:
+        return [o for o in self.flux_objects if o.kind == kind]
+
+    @cached_property
+    def templated_kinds(self) -> set[str]:
+        """Flux kinds that some chart template creates: their names are not knowable."""
+        kinds: set[str] = set()
+        for path in self.paths:
+            role = self.chart_role(path)
+            if role is None or role[1] != "templates":
+                continue
+            data = self.tree.read(path)
+            if not data or b"toolkit.fluxcd.io" not in data:
+                continue
+            text = ys.decode(data) or ""
+            for m in re.finditer(r"^\s*kind:\s*['\"]?(\w+)", text, re.M):
+                kinds.add(m.group(1))
+        return kinds
+
+    # --- which Flux sources are this repository ------------------------------------
+
+    def is_self_source(self, obj: FluxObject) -> bool:
+        """Whether a Kustomization's sourceRef is (very likely) this repository."""
+        ref = ys.get(obj.node, "spec", "sourceRef")
+        kind = ys.scalar(ys.get(ref, "kind")) or "GitRepository"
+        name = ys.scalar(ys.get(ref, "name"))
+        return kind == "GitRepository" and name == BOOTSTRAP_NAME
+
+    @cached_property
+    def source_ignore(self) -> SourceIgnore:
+        files = {}
+        for path in self.paths:
+            if posixpath.basename(path) == ".sourceignore":
+                files[posixpath.dirname(path)] = self.text(path) or ""
+        extra: list[str] = []
+        for obj in self.objects_of("GitRepository"):
+            if obj.name == BOOTSTRAP_NAME:
+                ignore = ys.scalar(ys.get(obj.node, "spec", "ignore"))
+                if ignore:
+                    extra.extend(ignore.splitlines())
+        return SourceIgnore(files, extra)
+
+    # --- the consumer graph ----------------------------------------------------------
+
+    def flux_raw_walk(self, root: str) -> tuple[list[str], list[str]]:
+        """What Flux's generator applies for a spec.path with no kustomization file:
+        (plain manifests, kustomization files of subdirectories taken as a whole)."""
+        manifests: list[str] = []
+        kfiles: list[str] = []
+        ignore = self.source_ignore
+        stack = [root]
+        while stack:
+            directory = stack.pop()
+            for path in self.children.get(directory, ()):
+                if is_yaml_name(path) and not ignore.ignored(path):
+                    manifests.append(path)
+            for sub in self._subdirs(directory):
+                if ignore.ignored(sub + "/") or ignore.ignored(sub + "/x"):
+                    continue
+                kfile = self.kustomization_in(sub)
+                if kfile is not None:
+                    kfiles.append(kfile)
+                else:
+                    stack.append(sub)
+        return sorted(manifests), sorted(kfiles)
+
+    @cached_property
+    def _subdir_index(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = defaultdict(list)
+        for d in self.dirs:
+            if d:
+                index[posixpath.dirname(d)].append(d)
+        return index
+
+    def _subdirs(self, directory: str) -> list[str]:
+        return sorted(self._subdir_index.get(directory, ()))
+
+    @cached_property
+    def flux_roots(self) -> list[tuple[str, Consumer]]:
+        """(directory, consumer) for each Flux Kustomization of this repository, and for
+        each `raw_paths` entry of the config."""
+        roots = []
+        for obj in self.objects_of("Kustomization"):
+            if obj.group != "kustomize.toolkit.fluxcd.io" or not self.is_self_source(obj):
+                continue
+            path_node = ys.get(obj.node, "spec", "path")
+            directory = secure_join(ys.scalar(path_node) or "")
+            line = ys.line_of(path_node) if path_node is not None else obj.line
+            roots.append(
+                (
+                    directory,
+                    Consumer(
+                        ReadKind.RAW,
+                        f"Flux Kustomization {obj.namespace + '/' if obj.namespace else ''}{obj.name} "
+                        f"({obj.path})",
+                        obj.path,
+                        line,
+                    ),
+                )
+            )
+        for raw in self.config.raw_paths:
+            roots.append(
+                (
+                    raw,
+                    Consumer(
+                        ReadKind.RAW,
+                        f"raw_paths entry {raw or '.'} of the flux-review config",
+                        ".github/flux-review.yml",
+                        1,
+                    ),
+                )
+            )
+        return roots
+
+    @cached_property
+    def consumers(self) -> dict[str, list[Consumer]]:
+        graph: dict[str, list[Consumer]] = defaultdict(list)
+        for directory, consumer in self.flux_roots:
+            if directory and not self.is_dir(directory):
+                continue
+            kfile = self.kustomization_in(directory)
+            if kfile is not None:
+                graph[kfile].append(consumer)
+                continue
+            manifests, kfiles = self.flux_raw_walk(directory)
+            for path in manifests + kfiles:
+                graph[path].append(consumer)
+        for kfile in self.kustomizations.values():
+            consumer_label = f"kustomize via {kfile.path}"
+            for entry in kfile.entries:
+                if entry.target is None:
+                    continue
+                how = ReadKind.DATA if "Generator" in entry.field else ReadKind.RAW
+                target = entry.target
+                if target in self.path_set:
+                    graph[target].append(Consumer(how, consumer_label, kfile.path, entry.line))
+                elif self.is_dir(target):
+                    sub = self.kustomization_in(target)
+                    if sub is not None and sub != kfile.path:
+                        graph[sub].append(Consumer(how, consumer_label, kfile.path, entry.line))
+        for path in self.paths:
+            role = self.chart_role(path)
+            if role is None:
+                continue
+            chart, part = role
+            if part == "templates":
+                graph[path].append(
+                    Consumer(
+                        ReadKind.TEMPLATE,
+                        f"Helm, which renders it as a template of {chart.label}",
+                        chart.path,
+                        1,
+                    )
+                )
+            elif path.endswith((".yaml", ".yml", ".json")):
+                graph[path].append(
+                    Consumer(
+                        ReadKind.RAW,
+                        f"Helm, which installs it unrendered from the crds/ of {chart.label}",
+                        chart.path,
+                        1,
+                    )
+                )
+        return dict(graph)
+
+    def raw_consumers(self, path: str) -> list[Consumer]:
+        return [c for c in self.consumers.get(path, ()) if c.how is ReadKind.RAW]
+
+    def template_consumers(self, path: str) -> list[Consumer]:
+        return [c for c in self.consumers.get(path, ()) if c.how is ReadKind.TEMPLATE]
+
+    def flux_kustomizations_reaching(self, path: str) -> list[str]:
+        """Names of the Flux Kustomizations whose build includes `path`, for messages."""
+        seen: set[str] = set()
+        found: list[str] = []
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            for c in self.consumers.get(current, ()):
+                if c.description.startswith("Flux Kustomization"):
+                    if c.description not in found:
+                        found.append(c.description)
+                elif (
+                    c.how is ReadKind.RAW
+                    and c.source not in seen
+                    and posixpath.basename(c.source) in KUSTOMIZATION_FILES
+                ):
+                    seen.add(c.source)
+                    stack.append(c.source)
+        return found
+
+    def describe(self, consumers: Iterable[Consumer]) -> str:
+        return "; ".join(dict.fromkeys(c.description for c in consumers))

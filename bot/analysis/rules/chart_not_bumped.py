@@ -1,0 +1,87 @@
+"""Chart content changed but `Chart.yaml` `version` did not, for a chart deployed by
+version.
+
+Charts are released by version. When a chart is published and referenced by a
+HelmRelease, an OCIRepository or an umbrella chart, a change under the chart that keeps
+the old version either never ships or overwrites a version that clusters already run.
+For a chart that a HelmRelease builds from a GitRepository or Bucket with the default
+`reconcileStrategy: ChartVersion`, source-controller builds a new artifact only when the
+version changes: nothing rolls out until it is bumped.
+
+Only changes to files that Helm packages count (`.helmignore` is honoured). The finding
+sits on the `version` line of `Chart.yaml` and suggests the next patch version. Only
+reported when a change is reviewed (with a base revision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bot.analysis import semver
+from bot.analysis.charts import git_deployed_charts, rewrite_version_line, version_refs
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.rules.base import Context
+
+ID = "chart-not-bumped"
+SEVERITY = Severity.WARNING
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo, base = ctx.repo, ctx.base
+    if base is None or not ctx.changed:
+        return
+    deployed: dict[str, str] = {}
+    for ref in version_refs(repo):
+        for chart in ref.charts:
+            deployed.setdefault(chart.directory, ref.what)
+    for directory, what in git_deployed_charts(repo).items():
+        deployed.setdefault(directory, what)
+    base_charts = {c.directory: c for c in base.charts}
+    for chart in repo.charts:
+        if chart.directory not in deployed or chart.version_line is None:
+            continue
+        before = base_charts.get(chart.directory)
+        if before is None or before.version != chart.version or not chart.version:
+            continue
+        # Removed files count too (their path is the one they had), and a file renamed
+        # out of the chart changes the package as much as one renamed into it.
+        changed = sorted(
+            {
+                c.path
+                for c in ctx.changed.values()
+                for p in (c.path, c.previous_path)
+                if p and chart.contains(p) and not chart.helmignore.ignored(chart.rel(p))
+            }
+        )
+        if not changed:
+            continue
+        suggestion = None
+        bumped = _next_patch(chart.version)
+        if bumped:
+            lines = (repo.text(chart.path) or "").splitlines()
+            if 0 < chart.version_line <= len(lines):
+                suggestion = rewrite_version_line(lines[chart.version_line - 1], bumped)
+        sample = ", ".join(f"`{chart.rel(p)}`" for p in sorted(changed)[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        yield ctx.finding(
+            ID,
+            SEVERITY,
+            chart.path,
+            chart.version_line,
+            f"{chart.label} changed ({sample}{more}) but its version is still "
+            f"{chart.version}; it is deployed by version ({deployed[chart.directory]}), so "
+            f"the change will not roll out. Bump the version"
+            + (f" to {bumped}." if bumped else "."),
+            suggestion=suggestion,
+        )
+
+
+def _next_patch(version: str) -> str | None:
+    try:
+        v = semver.Version.parse(version)
+    except ValueError:
+        return None
+    prefix = "v" if version.startswith("v") else ""
+    if v.prerelease:
+        return f"{prefix}{v.major}.{v.minor}.{v.patch}"
+    return f"{prefix}{v.major}.{v.minor}.{v.patch + 1}"

@@ -1,0 +1,82 @@
+"""A HelmRelease, OCIRepository or umbrella chart asks for a version of an in-repository
+chart that the repository's `Chart.yaml` does not have.
+
+When a chart lives in the repository and is published from it, the references that
+deploy it must follow its `version`: bump `Chart.yaml` from 1.1.12 to 1.1.13 while a
+HelmRelease still pins `version: 1.1.12`, and the new chart is never deployed (or the
+release fails once the old version is gone from the registry).
+
+Matched references:
+
+- a HelmRelease whose `spec.chart.spec.chart` is the chart's `name` and whose source is
+  a HelmRepository (`spec.chart.spec.version` is a semver range, default `*`);
+- an OCIRepository whose URL ends in the chart's name and that serves a Helm chart
+  (referenced by a HelmRelease `chartRef`, or with the Helm chart `layerSelector`):
+  `ref.tag` (`_` read as `+`) or `ref.semver`;
+- an umbrella chart's `dependencies` entry (`file://` paths, or the chart's name).
+
+Versions compare exactly as Helm and Flux do (Masterminds/semver v3): an exact string
+match first, then the range (`1.1.x`, `~1.1.0`, `^1.1.0`, `>=1 <2`, `||`, hyphen ranges;
+prereleases only match ranges that name a prerelease). Charts from a GitRepository or
+Bucket source are not checked here: Flux ignores `version` for them (see
+`chart-not-bumped`).
+
+The finding sits on the reference's version line and suggests the chart's version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bot.analysis import semver
+from bot.analysis.charts import rewrite_version_line, version_refs
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.rules.base import Context
+
+ID = "chart-version-mismatch"
+SEVERITY = Severity.ERROR
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    for ref in version_refs(repo):
+        versions = [c.version for c in ref.charts if c.version]
+        if ref.exact_tag:
+            ok = any(v == ref.constraint or _same(v, ref.constraint) for v in versions)
+        else:
+            ok = any(semver.matches(ref.constraint, v) for v in versions)
+        if ok or not versions:
+            continue
+        chart = max(ref.charts, key=lambda c: _sort_key(c.version or ""))
+        target = chart.version or versions[0]
+        suggestion = None
+        if ref.has_version_line:
+            text = repo.text(ref.path) or ""
+            lines = text.splitlines()
+            if 0 < ref.line <= len(lines):
+                suggestion = rewrite_version_line(lines[ref.line - 1], target)
+        have = ", ".join(sorted(set(versions)))
+        yield ctx.finding(
+            ID,
+            SEVERITY,
+            ref.path,
+            ref.line,
+            f"{ref.what} asks for version `{ref.constraint}` of chart {chart.name}, but "
+            f"{chart.path} is version {have}: the chart in this repository is not the one "
+            f"that gets deployed. Use `{target}`.",
+            suggestion=suggestion,
+        )
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return semver.Version.parse(a) == semver.Version.parse(b)
+    except ValueError:
+        return False
+
+
+def _sort_key(version: str) -> tuple[int, object]:
+    try:
+        return (1, semver.Version.parse(version))
+    except ValueError:
+        return (0, version)

@@ -1,0 +1,131 @@
+"""A container image that is not a valid reference once Flux has done its work.
+
+The kubelet parses `image` with the distribution reference grammar; anything else
+leaves the Pod in `InvalidImageName`. Typical causes: upper-case letters in the
+repository, a stray space, `:` with an empty tag, a digest that is not
+`sha256:<64 hex>`, a doubled `//`.
+
+Flux's post-build substitution runs before the image reaches the cluster, so `${VAR}`
+(and `${VAR:=default}`) parts are read as valid placeholders. Images written with Helm
+template syntax are reported once, by `helm-template-in-raw-manifest`. Checked in every
+container list (`containers`, `initContainers`, `ephemeralContainers`) of the manifests
+that kustomize or Flux apply raw.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import yaml
+
+from bot.analysis import yamlscan as ys
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.model import ReadKind
+from bot.analysis.rules.base import Context
+from bot.analysis.templating import PAYLOAD_KINDS
+
+ID = "invalid-image-reference"
+SEVERITY = Severity.ERROR
+
+# distribution/reference grammar (reference.go).
+_ALNUM = r"[a-z0-9]+"
+_SEP = r"(?:[._]|__|[-]+)"
+_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = (
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
+    r"(?::[0-9]+)?"
+)
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+REFERENCE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
+)
+_VAR = re.compile(r"\$\{[^}]*\}")
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def problem(image: str) -> str | None:
+    """Why `image` is not a pullable reference, or None."""
+    value = _VAR.sub("x", image)
+    if not value:
+        return "the image is empty"
+    if REFERENCE.match(value):
+        name = value.split("@")[0]
+        if len(name.rsplit(":", 1)[0]) > 255:
+            return "the repository name is longer than 255 characters"
+        return None
+    if value != value.strip():
+        return "it has leading or trailing spaces"
+    if REFERENCE.match(value.lower()) or REFERENCE.match(_lower_path(value)):
+        return "repository names must be lower case"
+    if "@" in value and not re.search(rf"@{_DIGEST}$", value):
+        return "the digest is not `algorithm:hex` (for example `sha256:` and 64 hex digits)"
+    if value.endswith(":"):
+        return "the tag after `:` is empty"
+    if "//" in value:
+        return "it contains an empty path component (`//`)"
+    if " " in value:
+        return "it contains a space"
+    return "it does not match the image reference grammar"
+
+
+def _lower_path(value: str) -> str:
+    head, sep, tail = value.partition("/")
+    return head + sep + tail.lower() if sep else value.lower()
+
+
+def _images(doc: ys.Node) -> Iterator[ys.Node]:
+    seen: set[int] = set()
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if (
+                    isinstance(key, yaml.ScalarNode)
+                    and key.value in _CONTAINER_LISTS
+                    and isinstance(value, yaml.SequenceNode)
+                ):
+                    for container in value.value:
+                        image = ys.get(container, "image")
+                        if isinstance(image, yaml.ScalarNode):
+                            yield image
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    for path in repo.paths:
+        consumers = repo.consumers.get(path)
+        if not consumers or not any(c.how is ReadKind.RAW for c in consumers):
+            continue
+        data = repo.data(path)
+        if not data or b"image" not in data:
+            continue
+        skip = ctx.template_lines.get(path, set())
+        for doc in repo.documents(path):
+            if ys.scalar(ys.get(doc, "kind")) in PAYLOAD_KINDS:
+                continue
+            for node in _images(doc):
+                line = ys.line_of(node)
+                value = node.value if isinstance(node.value, str) else ""
+                if line in skip or "{{" in value:
+                    continue
+                reason = problem(value)
+                if reason is None:
+                    continue
+                yield ctx.finding(
+                    ID,
+                    SEVERITY,
+                    path,
+                    line,
+                    f"`{value}` is not a valid image reference ({reason}): Pods using it "
+                    "fail with InvalidImageName.",
+                )

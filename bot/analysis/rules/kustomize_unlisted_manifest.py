@@ -1,0 +1,62 @@
+"""A manifest in a kustomize directory that its `kustomization.yaml` does not list.
+
+When a directory has a `kustomization.yaml`, kustomize (and Flux) apply only what it
+lists: a manifest added beside it and not registered in `resources` is never applied,
+silently. The rule reports Kubernetes manifests (documents with `apiVersion` and `kind`)
+in such a directory, or in its subdirectories that have no kustomization file of their
+own, that nothing reads: no kustomization file lists them (as a resource, patch,
+component or generator input), no Flux Kustomization applies them, and they are not
+part of a Helm chart.
+
+Files left out of the Flux artifact by `.sourceignore` are not reported.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterator
+
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.model import KUSTOMIZATION_FILES, is_yaml_name
+from bot.analysis.rules.base import Context
+
+ID = "kustomize-unlisted-manifest"
+SEVERITY = Severity.WARNING
+_MANIFEST = re.compile(r"^apiVersion:.*$[\s\S]*?^kind:|^kind:.*$[\s\S]*?^apiVersion:", re.M)
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    kdirs = {k.directory: k for k in repo.kustomizations.values()}
+    for path in repo.paths:
+        if not is_yaml_name(path) or posixpath.basename(path) in KUSTOMIZATION_FILES:
+            continue
+        if repo.consumers.get(path):
+            continue
+        directory = posixpath.dirname(path)
+        owner = None
+        d = directory
+        while True:
+            if d in kdirs:
+                owner = kdirs[d]
+                break
+            if not d:
+                break
+            d = posixpath.dirname(d)
+        if owner is None or repo.chart_of(path) is not None:
+            continue
+        if repo.source_ignore.ignored(path):
+            continue
+        text = repo.text(path)
+        if not text or not _MANIFEST.search(text):
+            continue
+        rel = path[len(owner.directory) + 1 :] if owner.directory else path
+        yield ctx.finding(
+            ID,
+            SEVERITY,
+            path,
+            1,
+            f"`{owner.path}` does not list this manifest, so kustomize never applies it. "
+            f"Add `- {rel}` to its `resources` (or delete the file if it is unused).",
+        )

@@ -1,0 +1,129 @@
+"""A file that a controller must parse is not valid YAML.
+
+Checked for every file that is read as YAML by some controller: manifests that a Flux
+Kustomization or a `kustomization.yaml` applies, `kustomization.yaml` files themselves,
+a chart's `Chart.yaml`, `values.yaml` and `crds/`. One bad file fails the whole Flux
+Kustomization (`failed to decode Kubernetes YAML from <path>`), so the finding points at
+the line the parser stopped at.
+
+Beyond syntax errors the rule reports what Kubernetes' YAML decoder (go-yaml v3) refuses
+although plain YAML parsers accept it: duplicate mapping keys, alias bombs ("excessive
+aliasing"), nesting deeper than 10,000 levels, and text that is not UTF-8 (or UTF-16
+with a byte-order mark). A manifest applied raw whose documents lack `apiVersion`,
+`kind` or `metadata.name` is reported too: kustomize-controller fails with
+`failed to decode Kubernetes apiVersion, kind and name`.
+
+Chart `templates/` are not checked: they are not YAML until Helm renders them. When the
+error comes from a Helm template action it is reported once, as
+`helm-template-in-raw-manifest`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+
+from bot.analysis import templating
+from bot.analysis import yamlscan as ys
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.model import KUSTOMIZATION_FILES, ReadKind
+from bot.analysis.rules.base import Context
+
+ID = "yaml-syntax-error"
+SEVERITY = Severity.ERROR
+
+
+def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
+    """(path, who parses it, whether its documents must be Kubernetes objects)."""
+    repo = ctx.repo
+    for path in repo.paths:
+        base = posixpath.basename(path)
+        consumers = repo.consumers.get(path, ())
+        raw = [c for c in consumers if c.how is ReadKind.RAW]
+        if base in KUSTOMIZATION_FILES:
+            yield path, "kustomize", False
+        elif base in ("Chart.yaml", "values.yaml") and any(
+            c.path == posixpath.join(posixpath.dirname(path), "Chart.yaml") for c in repo.charts
+        ):
+            yield path, "Helm", False
+        elif raw:
+            objects = any(
+                c.description.startswith("Flux Kustomization")
+                or c.description.startswith("raw_paths")
+                for c in raw
+            ) or any(_is_resource(ctx, path, c.source) for c in raw)
+            yield path, repo.describe(raw), objects
+
+
+def _is_resource(ctx: Context, path: str, kfile: str) -> bool:
+    k = ctx.repo.kustomizations.get(kfile)
+    return k is not None and any(
+        e.target == path and e.field in ("resources", "bases") for e in k.entries
+    )
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    for path, reader, objects in parsed_paths(ctx):
+        problem = repo.problem(path)
+        if problem is not None:
+            template_lines = ctx.template_lines.get(path)
+            if template_lines:
+                text = repo.text(path)
+                if text is None:
+                    continue
+                problem = ys.check(templating.mask(text, template_lines))
+                if problem is None:
+                    continue
+            yield ctx.finding(
+                ID,
+                SEVERITY,
+                path,
+                problem.line,
+                f"{problem.message}; {reader} cannot read this file.",
+            )
+            continue
+        if objects:
+            yield from _not_objects(ctx, path, reader)
+
+
+def _not_objects(ctx: Context, path: str, reader: str) -> Iterator[Finding]:
+    for doc in ctx.repo.documents(path):
+        if not isinstance(doc, ys.ynodes.MappingNode):
+            if ys.scalar(doc) is None:
+                continue
+            yield ctx.finding(
+                ID,
+                SEVERITY,
+                path,
+                ys.line_of(doc),
+                f"this document is not a Kubernetes object; {reader} fails with "
+                "`failed to decode Kubernetes YAML`.",
+            )
+            continue
+        if not doc.value:
+            continue
+        kind = ys.scalar(ys.get(doc, "kind"))
+        if kind and kind.endswith("List") and ys.get(doc, "items") is not None:
+            continue
+        missing = [
+            k
+            for k, n in (
+                ("apiVersion", ys.get(doc, "apiVersion")),
+                ("kind", kind),
+                ("metadata.name", ys.get(doc, "metadata", "name")),
+            )
+            if n is None
+        ]
+        if missing and not (
+            missing == ["metadata.name"] and ys.get(doc, "metadata", "generateName") is not None
+        ):
+            yield ctx.finding(
+                ID,
+                SEVERITY,
+                path,
+                ys.line_of(doc),
+                f"this document has no {', '.join(missing)}; it is applied as a "
+                f"manifest by {reader}, which cannot decode it as a Kubernetes "
+                "object.",
+            )

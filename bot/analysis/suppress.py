@@ -1,0 +1,78 @@
+"""Inline suppressions: `# flux-review: ignore RULE-ID -- reason`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MARK = re.compile(r"#\s*flux-review:\s*(?P<rest>.*)$")
+_IGNORE = re.compile(
+    r"^ignore\s+(?P<rules>[a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*(?:--\s*(?P<reason>.*))?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    line: int
+    rules: frozenset[str]
+    error: str | None  # why it does not count, when it does not
+
+
+def suppressions(text: str) -> list[Suppression]:
+    from bot.analysis.rules import RULES
+
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "flux-review:" not in line:
+            continue
+        m = _MARK.search(line)
+        if m is None:
+            continue
+        rest = m.group("rest").strip()
+        im = _IGNORE.match(rest)
+        if im is None:
+            found.append(
+                Suppression(
+                    number,
+                    frozenset(),
+                    "this flux-review comment is not "
+                    "`flux-review: ignore RULE-ID -- reason`; it silences "
+                    "nothing.",
+                )
+            )
+            continue
+        rules = frozenset(r.strip() for r in im.group("rules").split(","))
+        unknown = sorted(r for r in rules if r not in RULES)
+        reason = (im.group("reason") or "").strip()
+        if unknown:
+            found.append(
+                Suppression(
+                    number,
+                    frozenset(),
+                    f"unknown rule {', '.join(unknown)} in suppression; it silences nothing.",
+                )
+            )
+        elif not reason:
+            found.append(
+                Suppression(
+                    number,
+                    frozenset(),
+                    "suppression without a reason: write "
+                    "`-- why` after the rule id; it silences nothing until "
+                    "then.",
+                )
+            )
+        else:
+            found.append(Suppression(number, rules, None))
+    return found
+
+
+def suppressed_lines(text: str) -> dict[int, frozenset[str]]:
+    """line -> rules silenced there (the comment's line and the line below it)."""
+    result: dict[int, set[str]] = {}
+    for s in suppressions(text):
+        if s.error:
+            continue
+        for line in (s.line, s.line + 1):
+            result.setdefault(line, set()).update(s.rules)
+    return {k: frozenset(v) for k, v in result.items()}

@@ -1,0 +1,198 @@
+"""Finding Helm template actions in YAML text without parsing it.
+
+A raw manifest with `{{ }}` is usually fine: alert rules, ExternalSecret templates and
+HelmRelease values all carry Go templates for someone else to render. What breaks is a
+template action that makes the YAML invalid or structural (`{{- if }}` lines, keys,
+unquoted values), or a Helm built-in (`.Values`, `include`...) in a field the API server
+takes literally.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import yaml
+
+from bot.analysis import yamlscan as ys
+
+HELM_REF = re.compile(
+    r"\.(?:Values|Release|Chart|Capabilities|Files|Template)\b"
+    r"|\b(?:include|tpl|toYaml|toJson|required|nindent|lookup)\b"
+)
+# Kinds whose string fields are payloads that another program renders or stores.
+PAYLOAD_KINDS = frozenset(
+    {
+        "ConfigMap",
+        "Secret",
+        "ExternalSecret",
+        "ClusterExternalSecret",
+        "PushSecret",
+        "PrometheusRule",
+        "Alertmanager",
+        "AlertmanagerConfig",
+        "Probe",
+        "HelmRelease",
+        "CustomResourceDefinition",
+        "HelmChart",
+        "HelmChartConfig",
+        "Application",
+        "ApplicationSet",
+        "GrafanaDashboard",
+        "GrafanaAlertRuleGroup",
+        "Template",
+        "VMRule",
+        "VMAlertmanagerConfig",
+        "ResourceSet",
+    }
+)
+PAYLOAD_KEYS = frozenset({"annotations", "values", "valuesContent", "data", "stringData"})
+
+_BLOCK_START = re.compile(r"(?:^|[\s:-])[|>][0-9+-]*\s*$")
+_KEY = re.compile(r"""^(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s:#'"{}\[\],][^:#]*?)\s*:(?=\s|$)""")
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    line: int  # 1-based
+    column: int  # 0-based, of the `{{`
+    expression: str  # the `{{ ... }}` text
+    structural: bool  # the action stands where YAML expects structure
+    key: str | None  # the mapping key of the line, when there is one
+    key_path: tuple[str, ...]  # enclosing keys, outermost first
+    kind: str | None  # kind of the enclosing document
+
+    @property
+    def helm_specific(self) -> bool:
+        return bool(HELM_REF.search(self.expression))
+
+
+def _strip_comment(line: str) -> str:
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'" and (i == 0 or line[i - 1] in " \t:-[{,"):
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def _content_start(line: str) -> tuple[int, bool]:
+    """Column where a line's node starts after indentation and `- ` markers, and
+    whether it stood after at least one `- `."""
+    i = 0
+    dashed = False
+    n = len(line)
+    while i < n:
+        if line[i] == " ":
+            i += 1
+        elif line[i] == "-" and (i + 1 == n or line[i + 1] in " \t"):
+            dashed = True
+            i += 1
+        else:
+            break
+    return i, dashed
+
+
+def scan(text: str) -> Iterator[Action]:
+    """Every `{{` template action outside comments and block scalars."""
+    if "{{" not in text:
+        return
+    kinds: list[tuple[int, str | None]] = [(d.start_line, d.kind) for d in ys.split_documents(text)]
+    block_indent: int | None = None
+    keys: list[tuple[int, str]] = []
+    doc_index = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        indent = len(raw) - len(raw.lstrip(" "))
+        if block_indent is not None:
+            if not stripped or indent > block_indent:
+                continue
+            block_indent = None
+        if stripped.startswith(("---", "...")) and indent == 0:
+            keys = []
+            continue
+        if not stripped or stripped.startswith("#"):
+            continue
+        line = _strip_comment(raw)
+        start, dashed = _content_start(line)
+        body = line[start:]
+        key_match = _KEY.match(body)
+        key = key_match.group(0)[:-1].strip().strip("\"'") if key_match else None
+        if key is not None:
+            while keys and keys[-1][0] >= start:
+                keys.pop()
+            path = tuple(k for _, k in keys)
+            keys.append((start, key))
+        else:
+            while keys and keys[-1][0] >= start:
+                keys.pop()
+            path = tuple(k for _, k in keys)
+        if _BLOCK_START.search(line.rstrip()):
+            # Block content must be indented deeper than the node that owns it: the key,
+            # or the `-` of a sequence item.
+            if key is not None:
+                block_indent = start
+            elif dashed:
+                block_indent = line.rfind("-", 0, start)
+            else:
+                block_indent = indent
+        if "{{" not in line:
+            continue
+        while doc_index + 1 < len(kinds) and kinds[doc_index + 1][0] <= number:
+            doc_index += 1
+        kind = kinds[doc_index][1] if kinds else None
+        pos = line.find("{{")
+        while pos != -1:
+            if pos > 0 and line[pos - 1] == "$":
+                pos = line.find("{{", pos + 2)
+                continue
+            end = line.find("}}", pos)
+            expression = line[pos : end + 2] if end != -1 else line[pos:].rstrip()
+            if pos == start or (key_match is not None and pos < start + key_match.end()) or (key_match is not None and body[key_match.end() :].lstrip().startswith("{{")):
+                structural = True
+            else:
+                structural = False
+            yield Action(number, pos, expression.strip(), structural, key, path, kind)
+            pos = line.find("{{", (end + 2) if end != -1 else len(line))
+
+
+def complex_key_lines(docs: list[ys.Node]) -> set[int]:
+    """Lines where a mapping is used as a mapping key: `- {{ .x }}` parses that way,
+    and no Kubernetes decoder accepts it."""
+    lines: set[int] = set()
+    seen: set[int] = set()
+    stack: list[ys.Node] = list(docs)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    lines.add(k.start_mark.line + 1)
+                stack.append(k)
+                stack.append(v)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return lines
+
+
+def mask(text: str, lines: set[int]) -> str:
+    """The text with the template actions of `lines` neutralised, to see whether the
+    file has a YAML problem of its own."""
+    out = []
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if number in lines:
+            start, _ = _content_start(line)
+            if line[start:].startswith("{{"):
+                line = line[:start] + "#" + line[start:]
+            else:
+                line = re.sub(r"\{\{.*?(\}\}|$)", lambda m: "x" * len(m.group(0)), line)
+        out.append(line)
+    return "".join(out)

@@ -1,0 +1,66 @@
+"""Read-only views of a repository at one commit.
+
+The analysis never touches git, the network or the disk directly: the CLI hands it a
+tree read with `git cat-file --batch`, the App one unpacked from a tarball in memory.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Tree(Protocol):
+    """Files of one commit: regular files only (no symlinks, no submodules)."""
+
+    def paths(self) -> Iterable[str]:
+        """Every regular file path, relative to the root, with `/` separators."""
+        ...
+
+    def read(self, path: str) -> bytes | None:
+        """Content of a file, or None when it is missing or unreadable."""
+        ...
+
+    def blob_id(self, path: str) -> str | None:
+        """An identifier that changes when the content does (git blob SHA when known)."""
+        ...
+
+
+class DictTree:
+    """A tree held in memory."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files = dict(files)
+
+    def paths(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def read(self, path: str) -> bytes | None:
+        return self._files.get(path)
+
+    def blob_id(self, path: str) -> str | None:
+        data = self._files.get(path)
+        if data is None:
+            return None
+        import hashlib
+
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+class ChangeStatus(enum.StrEnum):
+    ADDED = "added"
+    MODIFIED = "modified"
+    REMOVED = "removed"
+    RENAMED = "renamed"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedFile:
+    path: str
+    status: ChangeStatus
+    previous_path: str | None = None

@@ -1,0 +1,144 @@
+"""A commit of a local git repository as an analysis tree, read with git itself.
+
+`git ls-tree` and `git cat-file --batch` read the object database, never the working
+tree, so the result is exactly what a PR at that commit gets.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from bot.analysis.tree import ChangedFile, ChangeStatus
+
+# Files the analysis may read; everything else is fetched only when asked for.
+_PREFETCH_SUFFIXES = (
+    ".yaml",
+    ".yml",
+    ".YAML",
+    ".YML",
+    "Kustomization",
+    ".helmignore",
+    ".sourceignore",
+)
+_BLOB_MODES = {"100644", "100755"}
+
+
+class GitError(Exception):
+    """The repository or a revision cannot be read."""
+
+
+def _git(repo: Path, *args: str, input: bytes | None = None) -> bytes:
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args], input=input, capture_output=True, env=env, check=False
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(err[-1] if err else f"git {args[0]} failed")
+    return proc.stdout
+
+
+def _decode_path(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def resolve(repo: Path, rev: str) -> str:
+    if not (repo / ".git").exists() and not (repo / "HEAD").exists():
+        try:
+            _git(repo, "rev-parse", "--git-dir")
+        except GitError:
+            raise GitError(f"{repo} is not a git repository") from None
+    try:
+        return (
+            _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+            .decode()
+            .strip()
+        )
+    except GitError:
+        raise GitError(f"unknown revision {rev!r} in {repo}") from None
+
+
+class GitTree:
+    """Regular files of one commit. Symlinks and submodules are left out: Flux never
+    puts them in an artifact."""
+
+    def __init__(self, repo: Path, commit: str) -> None:
+        self.repo = repo
+        self.commit = commit
+        self._blobs: dict[str, str] = {}
+        out = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit)
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition(b"\t")
+            mode, kind, sha = meta.decode().split(" ")
+            if kind == "blob" and mode in _BLOB_MODES:
+                self._blobs[_decode_path(path)] = sha
+        self._data: dict[str, bytes | None] = {}
+        self._prefetch([p for p in self._blobs if p.endswith(_PREFETCH_SUFFIXES)])
+
+    def _prefetch(self, paths: list[str]) -> None:
+        if not paths:
+            return
+        shas = [self._blobs[p] for p in paths]
+        out = _git(self.repo, "cat-file", "--batch", input="\n".join(shas).encode() + b"\n")
+        pos = 0
+        contents: dict[str, bytes | None] = {}
+        for sha in shas:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split(b" ")
+            pos = end + 1
+            if len(header) == 3 and header[1] == b"blob":
+                size = int(header[2])
+                contents[sha] = out[pos : pos + size]
+                pos += size + 1
+            else:  # "<sha> missing": a partial clone, a corrupt object
+                contents[sha] = None
+        for p in paths:
+            self._data[p] = contents.get(self._blobs[p])
+
+    def paths(self) -> Iterator[str]:
+        return iter(self._blobs)
+
+    def read(self, path: str) -> bytes | None:
+        if path not in self._blobs:
+            return None
+        if path not in self._data:
+            self._prefetch([path])
+        return self._data.get(path)
+
+    def blob_id(self, path: str) -> str | None:
+        return self._blobs.get(path)
+
+
+def changed_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
+    out = _git(repo, "diff", "--name-status", "-z", "-M", base, head, "--")
+    fields = out.split(b"\0")
+    changes: list[ChangedFile] = []
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i].decode()
+        letter = status[0]
+        if letter in "RC":
+            old, new = _decode_path(fields[i + 1]), _decode_path(fields[i + 2])
+            i += 3
+            if letter == "R":
+                changes.append(ChangedFile(new, ChangeStatus.RENAMED, previous_path=old))
+            else:
+                changes.append(ChangedFile(new, ChangeStatus.ADDED))
+            continue
+        path = _decode_path(fields[i + 1])
+        i += 2
+        if letter == "A":
+            changes.append(ChangedFile(path, ChangeStatus.ADDED))
+        elif letter == "D":
+            changes.append(ChangedFile(path, ChangeStatus.REMOVED))
+        else:
+            changes.append(ChangedFile(path, ChangeStatus.MODIFIED))
+    return changes

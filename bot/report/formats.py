@@ -1,0 +1,128 @@
+"""The command line's output formats: text for people, JSON and SARIF for tools."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from bot import __version__
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.rules import RULES
+
+DOCS_URL = "https://github.com/flux-review/flux-review/blob/main/docs/rules.md"
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "note"}
+
+
+def rule_url(rule: str) -> str:
+    return f"{DOCS_URL}#{rule}"
+
+
+def counts(findings: list[Finding]) -> str:
+    by = Counter(f.severity for f in findings)
+    parts = []
+    for sev in (Severity.ERROR, Severity.WARNING, Severity.NOTICE):
+        n = by.get(sev, 0)
+        if n:
+            parts.append(f"{n} {sev.value}{'s' if n != 1 else ''}")
+    return ", ".join(parts) if parts else "no problems found"
+
+
+def to_text(findings: list[Finding], color: bool = False) -> str:
+    colors = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.NOTICE: "\033[36m"}
+    lines = []
+    for f in findings:
+        sev = f.severity.value
+        if color:
+            sev = f"{colors[f.severity]}{sev}\033[0m"
+        marker = "" if f.introduced else " (pre-existing)"
+        lines.append(f"{f.path}:{f.line}: {sev} [{f.rule}]{marker} {f.message}")
+        if f.suggestion is not None:
+            for s in f.suggestion.splitlines() or [""]:
+                lines.append(f"    suggestion: {s}")
+    lines.append(counts(findings))
+    return "\n".join(lines) + "\n"
+
+
+def to_json(findings: list[Finding], base: str | None, head: str) -> str:
+    doc = {"version": 1, "base": base, "head": head, "findings": [f.to_json() for f in findings]}
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
+    rules: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
+    for info in RULES.values():
+        index[info.id] = len(rules)
+        rules.append(
+            {
+                "id": info.id,
+                "name": "".join(w.capitalize() for w in info.id.split("-")),
+                "shortDescription": {"text": info.summary},
+                "fullDescription": {"text": info.doc},
+                "helpUri": rule_url(info.id),
+                "help": {"text": info.doc, "markdown": info.doc},
+                "defaultConfiguration": {"level": _SARIF_LEVEL[info.default_severity]},
+            }
+        )
+    results = []
+    for f in findings:
+        region: dict[str, Any] = {"startLine": f.line}
+        if f.end_line:
+            region["endLine"] = f.end_line
+        result: dict[str, Any] = {
+            "ruleId": f.rule,
+            "ruleIndex": index[f.rule],
+            "level": _SARIF_LEVEL[f.severity],
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+                        "region": region,
+                    }
+                }
+            ],
+            "partialFingerprints": {"fluxReview/v1": f.fingerprint},
+        }
+        if base is not None:
+            result["baselineState"] = "new" if f.introduced else "unchanged"
+        if f.suggestion is not None:
+            end = f.end_line or f.line
+            result["fixes"] = [
+                {
+                    "description": {"text": "Apply the suggested line"},
+                    "artifactChanges": [
+                        {
+                            "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+                            "replacements": [
+                                {
+                                    "deletedRegion": {"startLine": f.line, "endLine": end},
+                                    "insertedContent": {"text": f.suggestion + "\n"},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ]
+        results.append(result)
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "flux-review",
+                        "version": __version__,
+                        "informationUri": DOCS_URL,
+                        "rules": rules,
+                    }
+                },
+                "versionControlProvenance": [{"revisionId": head}],
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": "file:///"}},
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
