@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.analysis import CONFIG_PATH, Config, ConfigError, Severity, analyze, parse_config
+from bot.analysis.parallel import default_workers
 from bot.gitrepo import GitError, GitTree, changed_files, resolve
 from bot.report import formats
 
@@ -40,7 +41,8 @@ def run_check(args: argparse.Namespace) -> int:
     # A PR must not switch off its own review: the config comes from the base.
     config = _load_config(args, repo, base_tree or head_tree)
     changes = changed_files(repo, base, head) if base else None
-    result = analyze(head_tree, base_tree, changes, config, report_all=args.all)
+    result = analyze(head_tree, base_tree, changes, config, report_all=args.all,
+                     workers=default_workers())
     for error in result.errors:
         print(f"flux-review: warning: {error}", file=sys.stderr)
     findings = result.findings

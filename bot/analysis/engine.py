@@ -86,18 +86,25 @@ def analyze(
     changed: Sequence[ChangedFile] | None = None,
     config: Config | None = None,
     report_all: bool = False,
+    workers: int = 1,
 ) -> AnalysisResult:
     """Findings at `head`, each marked `introduced` relative to `base`.
 
     Without `base` every finding is reported and counts as introduced. With `base`, only
     introduced findings are returned unless `report_all`. `changed` (paths changed between
-    base and head, with renames) is computed from the trees when not given.
+    base and head, with renames) is computed from the trees when not given. `workers` > 1
+    forks processes for the YAML checks of large trees: only for a caller that owns its
+    process.
     """
     config = config or Config()
     cache: dict[object, object] = {}
     errors: list[str] = []
     repo = Repository(head, config, cache)
     base_repo = Repository(base, config, cache) if base is not None else None
+    if workers > 1:
+        repo.warm_yaml(workers)
+        if base_repo is not None:
+            base_repo.warm_yaml(workers)
     if base is not None and changed is None:
         changed = changed_files(head, base)
     by_path = {c.path: c for c in changed or ()}

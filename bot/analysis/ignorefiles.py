@@ -152,8 +152,25 @@ class SourceIgnore:
             )
         if extra:
             self.specs.append(("", pathspec.GitIgnoreSpec.from_lines(extra)))
+        # Without negations, "ignored" is "any pattern matches": one regex instead of a
+        # loop over patterns, for every file of the repository.
+        self._fast: re.Pattern[str] | None = None
+        if len(self.specs) == 1:
+            patterns = self.specs[0][1].patterns
+            regexes = [getattr(p, "regex", None) for p in patterns if p.include is not None]
+            if all(p.include for p in patterns if p.include is not None) and all(
+                isinstance(r, re.Pattern) for r in regexes
+            ):
+                joined = "|".join(f"(?:{r.pattern})" for r in regexes
+                                  if isinstance(r, re.Pattern))
+                try:
+                    self._fast = re.compile(re.sub(r"\(\?P<\w+>", "(?:", joined))
+                except re.error:
+                    self._fast = None
 
     def ignored(self, path: str) -> bool:
+        if self._fast is not None:
+            return self._fast.search(path) is not None
         decision = False
         for directory, spec in self.specs:
             if directory:

@@ -7,6 +7,7 @@ tree read with `git cat-file --batch`, the App one unpacked from a tarball in me
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +34,7 @@ class DictTree:
 
     def __init__(self, files: Mapping[str, bytes]) -> None:
         self._files = dict(files)
+        self._ids: dict[str, str] = {}
 
     def paths(self) -> Iterator[str]:
         return iter(self._files)
@@ -41,12 +43,16 @@ class DictTree:
         return self._files.get(path)
 
     def blob_id(self, path: str) -> str | None:
+        known = self._ids.get(path)
+        if known is not None:
+            return known
         data = self._files.get(path)
         if data is None:
             return None
-        import hashlib
-
-        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        # git's blob id, so that caches keyed by it agree with a GitTree's
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        self._ids[path] = blob
+        return blob
 
     def __len__(self) -> int:
         return len(self._files)

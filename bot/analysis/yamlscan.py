@@ -11,14 +11,18 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 from yaml import nodes as ynodes
 
 try:
+    from yaml._yaml import CParser as _CParser
+
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _CParser = yaml.SafeLoader
     _Loader = yaml.SafeLoader
 
 # go-yaml v3 (used by kustomize and the API machinery) refuses deeper documents.
@@ -66,51 +70,89 @@ def _allowed_alias_ratio(count: int) -> float:
     return 0.99 - 0.89 * (count - low) / (high - low)
 
 
+CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
+
+
+@dataclass(slots=True)
+class DocInfo:
+    """What the rules need to know of one document, gathered while checking it."""
+
+    line: int  # 1-based line of the document's root node
+    root: str = "empty"  # "mapping", "sequence", "scalar" or "empty"
+    empty_mapping: bool = False
+    kind: str | None = None
+    api_version: str | None = None
+    has_name: bool = False
+    has_generate_name: bool = False
+    has_items: bool = False
+    images: list[tuple[int, str]] = field(default_factory=list)  # (line, image)
+
+
+@dataclass(slots=True)
+class YamlInfo:
+    problem: YamlProblem | None
+    docs: list[DocInfo]
+
+
 def check(data: bytes | str) -> YamlProblem | None:
-    """The first reason a Kubernetes YAML decoder would refuse this text, if any.
+    """The first reason a Kubernetes YAML decoder would refuse this text, if any."""
+    return scan(data).problem
+
+
+def scan(data: bytes | str) -> YamlInfo:
+    """Check a file the way Kubernetes' YAML decoder would, and summarise its documents.
 
     Beyond libyaml's syntax errors this catches what go-yaml v3 rejects and libyaml
-    accepts: duplicate mapping keys, alias bombs and absurd nesting.
+    accepts: duplicate mapping keys, alias bombs and absurd nesting. One pass over
+    libyaml's events, no node tree: this runs on every manifest of the repository.
     """
+    docs: list[DocInfo] = []
     if isinstance(data, bytes):
         problem = encoding_problem(data)
         if problem is not None:
-            return problem
+            return YamlInfo(problem, docs)
         anchored = b"&" in data
     else:
         anchored = "&" in data
-    loader = _Loader(data)
+    parser = _CParser(data)
     try:
-        return _walk_events(loader, anchored)
+        return YamlInfo(_walk_events(parser, anchored, docs), docs)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        problem = exc.problem or "invalid YAML"
+        problem_text = exc.problem or "invalid YAML"
         if exc.context and exc.problem:
-            problem = f"{exc.problem} ({exc.context})"
-        return YamlProblem(line, problem)
+            problem_text = f"{exc.problem} ({exc.context})"
+        return YamlInfo(YamlProblem(line, problem_text), docs)
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         mark = getattr(exc, "problem_mark", None)
-        return YamlProblem(mark.line + 1 if mark is not None else 1, str(exc).splitlines()[0])
+        return YamlInfo(
+            YamlProblem(mark.line + 1 if mark is not None else 1, str(exc).splitlines()[0]),
+            docs,
+        )
     except RecursionError:
-        return YamlProblem(1, f"nesting deeper than {MAX_DEPTH} levels")
+        return YamlInfo(YamlProblem(1, f"nesting deeper than {MAX_DEPTH} levels"), docs)
     finally:
-        loader.dispose()
+        parser.dispose()
 
 
-def _walk_events(loader: yaml.SafeLoader, anchored: bool) -> YamlProblem | None:
-    get_event = loader.get_event
+def _walk_events(parser: Any, anchored: bool, docs: list[DocInfo]) -> YamlProblem | None:
+    get_event = parser.get_event
     scalar_t, alias_t = yaml.ScalarEvent, yaml.AliasEvent
     map_t, seq_t = yaml.MappingStartEvent, yaml.SequenceStartEvent
     map_end_t, seq_end_t = yaml.MappingEndEvent, yaml.SequenceEndEvent
-    # One entry per open collection: its key set (None for a sequence), whether the
-    # next node is a key, and (only when the file has anchors) its expanded size.
+    doc_t = yaml.DocumentStartEvent
+    containers = CONTAINER_LISTS
+    # One entry per open collection: its key set (None for a sequence), whether the next
+    # node is a key, the last key seen, and (only when the file has anchors) its size.
     keysets: list[set[str] | None] = []
     expect_key: list[bool] = []
+    last_key: list[str | None] = []
     sizes: list[int] = []
     anchor_of: list[str | None] = []
     anchors: dict[str, int] = {}
     decoded = aliased = 0
+    doc: DocInfo | None = None
     while True:
         event = get_event()
         if event is None:
@@ -120,45 +162,82 @@ def _walk_events(loader: yaml.SafeLoader, anchored: bool) -> YamlProblem | None:
             size = 1
             if cls is alias_t:
                 if event.anchor not in anchors:
-                    return YamlProblem(
-                        event.start_mark.line + 1, f"unknown anchor {event.anchor!r} referenced"
-                    )
+                    return YamlProblem(event.start_mark.line + 1,
+                                       f"unknown anchor {event.anchor!r} referenced")
                 size = anchors[event.anchor]
                 aliased += size
             elif anchored and event.anchor is not None:
                 anchors[event.anchor] = 1
-            if keysets:
-                keys = keysets[-1]
-                if keys is not None:
-                    if expect_key[-1]:
-                        if cls is scalar_t:
-                            value = event.value
-                            if value in keys and value != "<<":
-                                return YamlProblem(
-                                    event.start_mark.line + 1,
-                                    f"mapping key {value!r} is defined twice; Kubernetes' "
-                                    "YAML decoder rejects duplicate keys",
-                                )
-                            keys.add(value)
-                        expect_key[-1] = False
+            if not keysets:
+                if doc is not None and cls is scalar_t and not (
+                    event.tag is None and event.implicit[0] and
+                    event.value in ("", "~", "null", "Null", "NULL")
+                ):
+                    doc.root = "scalar"
+                    doc.line = event.start_mark.line + 1
+                continue
+            keys = keysets[-1]
+            if keys is not None:
+                if expect_key[-1]:
+                    if cls is scalar_t:
+                        value = event.value
+                        if value in keys and value != "<<":
+                            return YamlProblem(
+                                event.start_mark.line + 1,
+                                f"mapping key {value!r} is defined twice; Kubernetes' "
+                                "YAML decoder rejects duplicate keys",
+                            )
+                        keys.add(value)
+                        last_key[-1] = value
                     else:
-                        expect_key[-1] = True
-                if anchored:
-                    sizes[-1] += size
-                    decoded += size
+                        last_key[-1] = None
+                    expect_key[-1] = False
+                else:
+                    expect_key[-1] = True
+                    key = last_key[-1]
+                    if cls is scalar_t and key is not None and doc is not None:
+                        depth = len(keysets)
+                        if key == "image":
+                            if depth >= 3 and keysets[-2] is None and \
+                                    last_key[-3] in containers:
+                                doc.images.append((event.start_mark.line + 1, event.value))
+                        elif depth == 1:
+                            if key == "kind":
+                                doc.kind = event.value
+                            elif key == "apiVersion":
+                                doc.api_version = event.value
+                        elif depth == 2 and last_key[0] == "metadata":
+                            if key == "name":
+                                doc.has_name = True
+                            elif key == "generateName":
+                                doc.has_generate_name = True
+            if anchored:
+                sizes[-1] += size
+                decoded += size
         elif cls is map_t or cls is seq_t:
-            if len(keysets) >= MAX_DEPTH:
-                return YamlProblem(
-                    event.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels"
-                )
+            depth = len(keysets)
+            if depth >= MAX_DEPTH:
+                return YamlProblem(event.start_mark.line + 1,
+                                   f"nesting deeper than {MAX_DEPTH} levels")
+            if depth == 0:
+                if doc is not None:
+                    doc.root = "mapping" if cls is map_t else "sequence"
+                    doc.line = event.start_mark.line + 1
+            elif depth == 1 and doc is not None and last_key[0] == "items" and \
+                    not expect_key[0]:
+                doc.has_items = True
             keysets.append(set() if cls is map_t else None)
             expect_key.append(True)
+            last_key.append(None)
             if anchored:
                 sizes.append(1)
                 anchor_of.append(event.anchor)
         elif cls is map_end_t or cls is seq_end_t:
-            keysets.pop()
+            keys = keysets.pop()
             expect_key.pop()
+            last_key.pop()
+            if not keysets and doc is not None and keys is not None and not keys:
+                doc.empty_mapping = True
             if keysets and keysets[-1] is not None:
                 expect_key[-1] = not expect_key[-1]
             if anchored:
@@ -169,18 +248,15 @@ def _walk_events(loader: yaml.SafeLoader, anchored: bool) -> YamlProblem | None:
                 decoded += 1
                 if sizes:
                     sizes[-1] += size
-                if (
-                    aliased > 100
-                    and decoded > 1000
-                    and aliased / decoded > _allowed_alias_ratio(decoded)
-                ):
-                    return YamlProblem(
-                        event.start_mark.line + 1,
-                        "the document contains excessive aliasing (an alias "
-                        "bomb); Kubernetes' YAML decoder refuses it",
-                    )
-        elif cls is yaml.DocumentStartEvent:
+                if aliased > 100 and decoded > 1000 and \
+                        aliased / decoded > _allowed_alias_ratio(decoded):
+                    return YamlProblem(event.start_mark.line + 1,
+                                       "the document contains excessive aliasing (an alias "
+                                       "bomb); Kubernetes' YAML decoder refuses it")
+        elif cls is doc_t:
             anchors.clear()
+            doc = DocInfo(line=event.start_mark.line + 1)
+            docs.append(doc)
 
 
 def compose_all(data: bytes | str) -> list[ynodes.Node]:
