@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 from pathlib import Path
 
 from bot.analysis import CONFIG_PATH, Config, ConfigError, Severity, analyze, parse_config
@@ -24,10 +25,10 @@ def _load_config(args: argparse.Namespace, repo: Path, tree: GitTree) -> Config:
         except OSError as exc:
             raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
         return parse_config(data, source=str(path))
-    data = tree.read(CONFIG_PATH)
-    if data is None:
+    committed = tree.read(CONFIG_PATH)
+    if committed is None:
         return Config()
-    return parse_config(data, source=f"{CONFIG_PATH} at {tree.commit[:12]}")
+    return parse_config(committed, source=f"{CONFIG_PATH} at {tree.commit[:12]}")
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -55,7 +56,7 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if any(f.severity is Severity.ERROR for f in findings) else 0
 
 
-def add_check_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_check_parser(sub: Any) -> None:
     p = sub.add_parser(
         "check",
         help="check a local git repository",

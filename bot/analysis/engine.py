@@ -72,7 +72,7 @@ def _identities(findings: list[Finding], rename: dict[str, str]) -> list[tuple[s
     """Identity of each finding that survives unrelated edits: rule, path (through
     renames), the text of its line, and its rank among identical ones."""
     seen: Counter[tuple[str, str, str]] = Counter()
-    result = []
+    result: list[tuple[str, ...]] = []
     for f in findings:
         key = (f.rule, rename.get(f.path, f.path), f.anchor)
         result.append((*key, str(seen[key])))

@@ -17,13 +17,14 @@ from typing import Any
 import yaml
 from yaml import nodes as ynodes
 
+_CParser: Any
+_Loader: Any
 try:
     from yaml._yaml import CParser as _CParser
 
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
+    _Loader = yaml.CSafeLoader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    _CParser = yaml.SafeLoader
-    _Loader = yaml.SafeLoader
+    _CParser = _Loader = yaml.SafeLoader
 
 # go-yaml v3 (used by kustomize and the API machinery) refuses deeper documents.
 MAX_DEPTH = 10_000
@@ -289,7 +290,7 @@ def key_node(node: Node | None, key: str) -> Node | None:
     if isinstance(node, ynodes.MappingNode):
         for k, _ in node.value:
             if isinstance(k, ynodes.ScalarNode) and k.value == key:
-                return k  # type: ignore[no-any-return]
+                return k
     return None
 
 

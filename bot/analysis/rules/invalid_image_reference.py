@@ -17,9 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import yaml
-
-from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.model import ReadKind
 from bot.analysis.rules.base import Context
@@ -43,7 +40,6 @@ REFERENCE = re.compile(
     rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
 )
 _VAR = re.compile(r"\$\{[^}]*\}")
-_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 
 def problem(image: str) -> str | None:
@@ -76,30 +72,6 @@ def _lower_path(value: str) -> str:
     return head + sep + tail.lower() if sep else value.lower()
 
 
-def _images(doc: ys.Node) -> Iterator[ys.Node]:
-    seen: set[int] = set()
-    stack = [doc]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if (
-                    isinstance(key, yaml.ScalarNode)
-                    and key.value in _CONTAINER_LISTS
-                    and isinstance(value, yaml.SequenceNode)
-                ):
-                    for container in value.value:
-                        image = ys.get(container, "image")
-                        if isinstance(image, yaml.ScalarNode):
-                            yield image
-                stack.append(value)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-
-
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     for path in repo.paths:
@@ -110,22 +82,20 @@ def check(ctx: Context) -> Iterator[Finding]:
         if not data or b"image" not in data:
             continue
         skip = ctx.template_lines.get(path, set())
-        for doc in repo.documents(path):
-            if ys.scalar(ys.get(doc, "kind")) in PAYLOAD_KINDS:
+        info = repo.yaml_info(path)
+        if info.problem is not None:  # reported as yaml-syntax-error, the real cause
+            continue
+        for doc in info.docs:
+            if doc.kind in PAYLOAD_KINDS:
                 continue
-            for node in _images(doc):
-                line = ys.line_of(node)
-                value = node.value if isinstance(node.value, str) else ""
+            for line, value in doc.images:
                 if line in skip or "{{" in value:
                     continue
                 reason = problem(value)
                 if reason is None:
                     continue
                 yield ctx.finding(
-                    ID,
-                    SEVERITY,
-                    path,
-                    line,
+                    ID, SEVERITY, path, line,
                     f"`{value}` is not a valid image reference ({reason}): Pods using it "
                     "fail with InvalidImageName.",
                 )
