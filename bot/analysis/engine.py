@@ -60,10 +60,16 @@ def _run_rules(
             errors.append(f"rule {info.id} failed: {type(exc).__name__}: {exc}")
     anchored = []
     for f in findings:
-        text = repo.text(f.path) or ""
-        lines = text.splitlines()
-        line = min(f.line, max(1, len(lines)))
-        anchor = lines[line - 1].strip() if lines else ""
+        text = repo.text(f.path)
+        if text is None:  # not text at all: count raw lines, anchor on the bytes
+            data = repo.data(f.path) or b""
+            line = min(f.line, data.count(b"\n") + 1)
+            raw = data.split(b"\n")[line - 1] if data else b""
+            anchor = raw.decode("utf-8", "replace").strip()
+        else:
+            lines = text.splitlines()
+            line = min(f.line, max(1, len(lines)))
+            anchor = lines[line - 1].strip() if lines else ""
         anchored.append(replace(f, line=line, anchor=anchor))
     return anchored
 

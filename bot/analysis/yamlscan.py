@@ -224,8 +224,13 @@ def _walk_events(parser: Any, anchored: bool, docs: list[DocInfo]) -> YamlProble
                 if doc is not None:
                     doc.root = "mapping" if cls is map_t else "sequence"
                     doc.line = event.start_mark.line + 1
-            elif depth == 1 and doc is not None and last_key[0] == "items" and \
-                    not expect_key[0]:
+            elif keysets[-1] is not None and expect_key[-1]:
+                # `? [a]`, `{a: 1}: b`, and an unquoted `- {{ x }}` parse as a collection
+                # used as a key; sigs.k8s.io/yaml fails with "unsupported map key".
+                return YamlProblem(event.start_mark.line + 1,
+                                   "a mapping or sequence is used as a mapping key; "
+                                   "Kubernetes' YAML decoder cannot read it")
+            elif depth == 1 and doc is not None and last_key[0] == "items":
                 doc.has_items = True
             keysets.append(set() if cls is map_t else None)
             expect_key.append(True)
