@@ -23,12 +23,25 @@ class VersionRef:
     what: str  # "HelmRelease apps/podinfo", "dependency podinfo of chart umbrella"...
     exact_tag: bool = False  # an OCIRepository tag: compared as a string, not a range
     has_version_line: bool = True
+    written: str = ""  # the value as written, when it differs from `constraint`
+
+    @property
+    def shown(self) -> str:
+        return self.written or self.constraint
 
 
 def _by_name(repo: Repository) -> dict[str, list[Chart]]:
+    """In-repository charts that a reference by name (not by path) may mean.
+
+    A wrapper chart that depends on the upstream chart of the same name (a local
+    `cert-manager` around jetstack's) shares its name with a chart that is not in the
+    repository: a name alone cannot tell which one a reference means, so it is left out.
+    """
     names: dict[str, list[Chart]] = {}
     for chart in repo.charts:
-        if chart.name and chart.version:
+        if chart.name and chart.version and not any(
+            d.name == chart.name for d in chart.dependencies
+        ):
             names.setdefault(chart.name, []).append(chart)
     return names
 
@@ -40,6 +53,11 @@ def _source(repo: Repository, obj: FluxObject, ref: ys.Node | None) -> FluxObjec
         if cand.kind == kind and cand.name == name:
             return cand
     return None
+
+
+def _substituted(value: str | None) -> bool:
+    """Whether Flux's post-build substitution fills the value in: not knowable here."""
+    return value is not None and "${" in value
 
 
 def version_refs(repo: Repository) -> list[VersionRef]:
@@ -60,6 +78,8 @@ def version_refs(repo: Repository) -> list[VersionRef]:
             continue
         vnode = ys.get(spec, "version")
         constraint = ys.scalar(vnode)
+        if _substituted(constraint):
+            continue
         chart_node = ys.get(spec, "chart")
         line = ys.line_of(vnode) if vnode is not None else ys.line_of(chart_node)  # type: ignore[arg-type]
         refs.append(
@@ -85,6 +105,8 @@ def version_refs(repo: Repository) -> list[VersionRef]:
             continue
         semver_node = ys.get(ref, "semver")
         tag_node = ys.get(ref, "tag")
+        if _substituted(ys.scalar(semver_node)) or _substituted(ys.scalar(tag_node)):
+            continue
         if semver_node is not None and ys.scalar(semver_node):
             refs.append(
                 VersionRef(
@@ -97,7 +119,8 @@ def version_refs(repo: Repository) -> list[VersionRef]:
             )
         elif tag_node is not None and ys.scalar(tag_node):
             # Helm chart tags in OCI registries spell `+` as `_`.
-            tag = (ys.scalar(tag_node) or "").replace("_", "+")
+            written = ys.scalar(tag_node) or ""
+            tag = written.replace("_", "+")
             if tag == "latest":
                 continue
             refs.append(
@@ -108,6 +131,7 @@ def version_refs(repo: Repository) -> list[VersionRef]:
                     tuple(names[name]),
                     f"OCIRepository {oci.name}",
                     exact_tag=True,
+                    written=written,
                 )
             )
     for chart in repo.charts:
@@ -117,8 +141,13 @@ def version_refs(repo: Repository) -> list[VersionRef]:
                 target = secure_join(posixpath.join(chart.directory, repository[7:]))
                 matched = [c for c in repo.charts if c.directory == target and c.version]
             else:
-                matched = names.get(dep.name, [])
-            if not matched or not dep.version or dep.version_line is None:
+                matched = [c for c in names.get(dep.name, []) if c is not chart]
+            if (
+                not matched
+                or not dep.version
+                or dep.version_line is None
+                or _substituted(dep.version)
+            ):
                 continue
             refs.append(
                 VersionRef(
