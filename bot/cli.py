@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.analysis import CONFIG_PATH, Config, ConfigError, Severity, analyze, parse_config
 from bot.analysis.parallel import default_workers
-from bot.gitrepo import GitError, GitTree, changed_files, resolve
+from bot.gitrepo import GitError, GitTree, changed_files, remote_urls, resolve
 from bot.report import formats
 
 
@@ -43,7 +43,7 @@ def run_check(args: argparse.Namespace) -> int:
     config = _load_config(args, repo, base_tree or head_tree)
     changes = changed_files(repo, base, head) if base else None
     result = analyze(head_tree, base_tree, changes, config, report_all=args.all,
-                     workers=default_workers())
+                     workers=default_workers(), self_urls=remote_urls(repo))
     for error in result.errors:
         print(f"flux-review: warning: {error}", file=sys.stderr)
     findings = result.findings

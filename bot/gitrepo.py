@@ -142,3 +142,13 @@ def changed_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
         else:
             changes.append(ChangedFile(path, ChangeStatus.MODIFIED))
     return changes
+
+
+def remote_urls(repo: Path) -> list[str]:
+    """The repository's remote URLs: a Flux GitRepository pointing at one is this repo."""
+    try:
+        out = _git(repo, "config", "--get-regexp", r"^remote\..*\.url$")
+    except GitError:  # no remotes: git exits 1
+        return []
+    return [line.split(" ", 1)[1] for line in out.decode("utf-8", "replace").splitlines()
+            if " " in line]

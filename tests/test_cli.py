@@ -246,3 +246,33 @@ def test_console_script_is_declared() -> None:
     proc = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 0 and "check" in proc.stdout and "serve" in proc.stdout
+
+
+def test_a_gitrepository_pointing_at_the_origin_is_this_repository(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "home-ops")
+    repo.commit("custom source name", {"clusters/main/apps.yaml": """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: home-ops
+  namespace: flux-system
+spec:
+  url: https://github.com/example/home-ops
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  path: ./kubernetes/apps
+  sourceRef:
+    kind: GitRepository
+    name: home-ops
+"""})
+    # Without knowing where the repository lives, the source may be another repository.
+    assert findings(check(repo.path, "--format", "json")) == []
+    repo.git("remote", "add", "origin", "git@github.com:Example/home-ops.git")
+    got = findings(check(repo.path, "--format", "json"))
+    assert [(f["rule"], f["path"], f["line"]) for f in got] == [
+        ("kustomize-missing-resource", "clusters/main/apps.yaml", 15)]

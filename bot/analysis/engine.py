@@ -93,6 +93,7 @@ def analyze(
     config: Config | None = None,
     report_all: bool = False,
     workers: int = 1,
+    self_urls: Sequence[str] = (),
 ) -> AnalysisResult:
     """Findings at `head`, each marked `introduced` relative to `base`.
 
@@ -100,13 +101,14 @@ def analyze(
     introduced findings are returned unless `report_all`. `changed` (paths changed between
     base and head, with renames) is computed from the trees when not given. `workers` > 1
     forks processes for the YAML checks of large trees: only for a caller that owns its
-    process.
+    process. `self_urls` are this repository's clone URLs: a Flux GitRepository with one
+    of them is this repository too (besides the bootstrap `flux-system`).
     """
     config = config or Config()
     cache: dict[object, object] = {}
     errors: list[str] = []
-    repo = Repository(head, config, cache)
-    base_repo = Repository(base, config, cache) if base is not None else None
+    repo = Repository(head, config, cache, self_urls)
+    base_repo = Repository(base, config, cache, self_urls) if base is not None else None
     if workers > 1:
         repo.warm_yaml(workers)
         if base_repo is not None:

@@ -138,6 +138,17 @@ def _join(directory: str, rel: str) -> tuple[str | None, bool]:
     return joined, False
 
 
+def normalize_git_url(url: str) -> str:
+    """`https://github.com/Org/Repo.git`, `ssh://git@github.com/org/repo` and
+    `git@github.com:org/repo` all name one repository: `github.com/org/repo`."""
+    url = url.strip().lower()
+    url = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url)
+    url = re.sub(r"^[^@/]*@", "", url)
+    url = re.sub(r"^([^/:]+):(?!\d+/)", r"\1/", url)  # scp-like `host:path`
+    url = re.sub(r":\d+/", "/", url, count=1)  # an explicit port
+    return url.removesuffix("/").removesuffix(".git")
+
+
 def secure_join(path: str) -> str:
     """Flux resolves spec.path with securejoin: `..` stops at the root instead of escaping."""
     parts: list[str] = []
@@ -156,10 +167,15 @@ class Repository:
     """Everything the rules need to know about one commit, computed lazily."""
 
     def __init__(
-        self, tree: Tree, config: Config | None = None, cache: dict[object, object] | None = None
+        self,
+        tree: Tree,
+        config: Config | None = None,
+        cache: dict[object, object] | None = None,
+        self_urls: Iterable[str] = (),
     ) -> None:
         self.tree = tree
         self.config = config or Config()
+        self.self_urls = {normalize_git_url(u) for u in self_urls if u}
         self._cache: dict[object, object] = cache if cache is not None else {}
         self.paths: list[str] = sorted(tree.paths())
         self.path_set = set(self.paths)
@@ -190,16 +206,30 @@ class Repository:
         self._cache[key] = text
         return text
 
-    def problem(self, path: str) -> ys.YamlProblem | None:
-        """Why a Kubernetes YAML decoder refuses this file, cached by content."""
+    def yaml_info(self, path: str) -> ys.YamlInfo:
+        """The YAML check and document summary of a file, cached by content."""
         blob = self.tree.blob_id(path)
-        key = ("problem", blob) if blob else ("problem-path", path, id(self))
+        key = ("yaml", blob) if blob else ("yaml-path", path, id(self))
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
         data = self.tree.read(path)
-        result = ys.check(data) if data is not None else None
+        result = ys.scan(data) if data is not None else ys.YamlInfo(None, [])
         self._cache[key] = result
         return result
+
+    def warm_yaml(self, workers: int) -> None:
+        """Check every YAML file up front, on several processes (see parallel.py)."""
+        from bot.analysis.parallel import scan_all
+
+        todo = [p for p in self.paths if p.endswith((".yaml", ".yml")) and
+                ("yaml", self.tree.blob_id(p)) not in self._cache]
+        for path, info in scan_all(self.tree, todo, workers).items():
+            blob = self.tree.blob_id(path)
+            self._cache[("yaml", blob) if blob else ("yaml-path", path, id(self))] = info
+
+    def problem(self, path: str) -> ys.YamlProblem | None:
+        """Why a Kubernetes YAML decoder refuses this file."""
+        return self.yaml_info(path).problem
 
     def documents(self, path: str) -> list[ys.Node]:
         """Parsed documents of a valid YAML file; [] when it does not parse."""
@@ -266,14 +296,38 @@ class Repository:
         charts.sort(key=lambda c: -c.directory.count("/") - (1 if c.directory else 0))
         return charts
 
+    @cached_property
+    def _chart_dirs(self) -> dict[str, Chart]:
+        return {c.directory: c for c in self.charts}
+
     def chart_of(self, path: str) -> Chart | None:
-        for chart in self.charts:
-            if chart.contains(path):
+        """The innermost chart a file belongs to (a subchart's files are its own)."""
+        charts = self._chart_dirs
+        if not charts:
+            return None
+        directory = posixpath.dirname(path)
+        while True:
+            chart = charts.get(directory)
+            if chart is not None:
                 return chart
-        return None
+            if not directory:
+                return None
+            directory = posixpath.dirname(directory)
 
     def chart_role(self, path: str) -> tuple[Chart, str] | None:
         """(chart, "templates"|"crds") when Helm reads this file as part of a chart."""
+        if not self.charts:
+            return None
+        roles = self._chart_roles
+        if path not in roles:
+            roles[path] = self._chart_role(path)
+        return roles[path]
+
+    @cached_property
+    def _chart_roles(self) -> dict[str, tuple[Chart, str] | None]:
+        return {}
+
+    def _chart_role(self, path: str) -> tuple[Chart, str] | None:
         chart = self.chart_of(path)
         if chart is None:
             return None
@@ -432,7 +486,20 @@ class Repository:
         ref = ys.get(obj.node, "spec", "sourceRef")
         kind = ys.scalar(ys.get(ref, "kind")) or "GitRepository"
         name = ys.scalar(ys.get(ref, "name"))
-        return kind == "GitRepository" and name == BOOTSTRAP_NAME
+        if kind != "GitRepository":
+            return False
+        if name == BOOTSTRAP_NAME:
+            return True
+        if not self.self_urls:
+            return False
+        namespace = ys.scalar(ys.get(ref, "namespace")) or obj.namespace
+        for source in self.objects_of("GitRepository"):
+            if source.name == name and (not namespace or not source.namespace
+                                        or source.namespace == namespace):
+                url = ys.scalar(ys.get(source.node, "spec", "url")) or ""
+                if normalize_git_url(url) in self.self_urls:
+                    return True
+        return False
 
     @cached_property
     def source_ignore(self) -> SourceIgnore:
@@ -526,9 +593,9 @@ class Repository:
         for directory, consumer in self.flux_roots:
             if directory and not self.is_dir(directory):
                 continue
-            kfile = self.kustomization_in(directory)
-            if kfile is not None:
-                graph[kfile].append(consumer)
+            entry_point = self.kustomization_in(directory)
+            if entry_point is not None:
+                graph[entry_point].append(consumer)
                 continue
             manifests, kfiles = self.flux_raw_walk(directory)
             for path in manifests + kfiles:
