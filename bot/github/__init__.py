@@ -1,0 +1,43 @@
+"""Talking to GitHub as a GitHub App: authentication, a resilient client, and reading repos.
+
+Nothing here knows about Flux or findings; `bot.review` puts the pieces together.
+"""
+
+from bot.github.auth import AppAuth
+from bot.github.client import (
+    GitHubClient,
+    GitHubUnavailable,
+    RetryPolicy,
+    WriteThrottle,
+    no_blind_retry,
+)
+from bot.github.repo import (
+    PullRequestFile,
+    PullRequestFiles,
+    RepoRef,
+    TreeStore,
+    fetch_config,
+    list_pull_request_files,
+    open_pulls_for_commit,
+)
+from bot.github.tarball import SnapshotError, SnapshotTooLarge, TarballLimits, read_tarball
+
+__all__ = [
+    "AppAuth",
+    "GitHubClient",
+    "GitHubUnavailable",
+    "PullRequestFile",
+    "PullRequestFiles",
+    "RepoRef",
+    "RetryPolicy",
+    "SnapshotError",
+    "SnapshotTooLarge",
+    "TarballLimits",
+    "TreeStore",
+    "WriteThrottle",
+    "fetch_config",
+    "list_pull_request_files",
+    "no_blind_retry",
+    "open_pulls_for_commit",
+    "read_tarball",
+]

@@ -1,0 +1,204 @@
+"""The job queue between the webhook and the reviews.
+
+`JobQueue` is the interface; `InProcessQueue` the default, in this process's event loop.
+A shared queue on an existing engine (Redis, say) can replace it when one instance is not
+enough: jobs are plain frozen dataclasses, easy to serialise.
+
+Rules every implementation keeps:
+- bounded: a full queue refuses new work (the webhook answers 503, GitHub shows the failed
+  delivery, and someone can redeliver it);
+- at most one pending job per key (per PR): a newer one replaces it; jobs with the same key
+  never run at once, and the running one always finishes;
+- a non-forced job for a revision that is running or just finished is a duplicate (a push
+  sends both `pull_request.synchronize` and `check_suite.requested`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
+
+from cachetools import TTLCache
+
+log = logging.getLogger(__name__)
+
+
+class Job(Protocol):
+    @property
+    def key(self) -> str:
+        """Jobs with the same key coalesce and never run at once (e.g. one PR)."""
+        ...
+
+    @property
+    def delivery_id(self) -> str: ...
+
+    @property
+    def revision(self) -> str | None:
+        """What the job is about (a head SHA), when known; used to drop duplicates."""
+        ...
+
+    @property
+    def force(self) -> bool:
+        """Run even if this revision was just done (a user asked for a re-run)."""
+        ...
+
+
+J = TypeVar("J", bound=Job)
+J_contra = TypeVar("J_contra", bound=Job, contravariant=True)
+# Runs one job; returns True when it finished its work (False: it failed or was skipped).
+JobHandler = Callable[[J], Awaitable[bool]]
+
+
+class Submitted(enum.Enum):
+    QUEUED = "queued"
+    REPLACED = "replaced"  # took the place of an older pending job with the same key
+    DUPLICATE = "duplicate"  # the same revision is running or was just reviewed
+
+
+class QueueFull(Exception):
+    """The queue is at its bound, or closing; the webhook answers 503."""
+
+
+class JobQueue(Protocol[J_contra]):
+    async def start(self) -> None: ...
+
+    async def submit(self, job: J_contra) -> Submitted: ...
+
+    def depth(self) -> int:
+        """Pending jobs (not counting running ones)."""
+        ...
+
+    def running(self) -> int: ...
+
+    async def close(self, grace: float) -> None:
+        """Stop taking jobs; let running ones finish within `grace` seconds, then cancel
+        them (their own cleanup then concludes what they started)."""
+        ...
+
+
+class InProcessQueue(Generic[J]):
+    """The default JobQueue: asyncio workers in this process."""
+
+    def __init__(
+        self,
+        handler: JobHandler[J],
+        *,
+        workers: int = 4,
+        maxsize: int = 100,
+        recent_ttl: float = 600.0,
+        cancel_grace: float = 15.0,
+    ) -> None:
+        self._handler = handler
+        self._workers = workers
+        self._maxsize = maxsize
+        self._cancel_grace = cancel_grace
+        self._pending: OrderedDict[str, J] = OrderedDict()
+        self._active: dict[str, J] = {}
+        self._recent: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=10_000, ttl=recent_ttl)
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        for n in range(self._workers):
+            task = asyncio.create_task(self._work(), name=f"flux-review-worker-{n}")
+            self._tasks.add(task)
+            task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("queue worker died", exc_info=task.exception())
+
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def running(self) -> int:
+        return len(self._active)
+
+    async def submit(self, job: J) -> Submitted:
+        async with self._changed:
+            if self._closed:
+                raise QueueFull("the queue is shutting down")
+            if not job.force and job.revision is not None:
+                active = self._active.get(job.key)
+                if (active is not None and active.revision == job.revision) or (
+                    (job.key, job.revision) in self._recent
+                ):
+                    return Submitted.DUPLICATE
+            older = self._pending.pop(job.key, None)
+            if older is not None:
+                if older.force and older.revision == job.revision and not job.force:
+                    # Keep the user's explicit request when the same commit arrives again.
+                    job = dataclasses.replace(job, force=True)  # type: ignore[type-var]
+                self._pending[job.key] = job
+                self._changed.notify()
+                log.info(
+                    "delivery %s: %s replaces pending delivery %s",
+                    job.delivery_id,
+                    job.key,
+                    older.delivery_id,
+                )
+                return Submitted.REPLACED
+            if len(self._pending) >= self._maxsize:
+                raise QueueFull(f"{len(self._pending)} jobs pending")
+            self._pending[job.key] = job
+            self._changed.notify()
+            return Submitted.QUEUED
+
+    def _next(self) -> J | None:
+        for key, job in self._pending.items():
+            if key not in self._active:
+                del self._pending[key]
+                return job
+        return None
+
+    async def _work(self) -> None:
+        while True:
+            async with self._changed:
+                job = self._next()
+                while job is None:
+                    if self._closed:
+                        return
+                    await self._changed.wait()
+                    job = self._next()
+                self._active[job.key] = job
+            done = False
+            try:
+                done = await self._handler(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery %s: job %s failed", job.delivery_id, job.key)
+            finally:
+                async with self._changed:
+                    self._active.pop(job.key, None)
+                    if done and job.revision is not None:
+                        self._recent[(job.key, job.revision)] = True
+                    # A pending job for the same key may now run.
+                    self._changed.notify_all()
+
+    async def close(self, grace: float) -> None:
+        async with self._changed:
+            self._closed = True
+            for job in self._pending.values():
+                log.warning(
+                    "delivery %s: %s dropped at shutdown (never started)", job.delivery_id, job.key
+                )
+            self._pending.clear()
+            self._changed.notify_all()
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        _done, still = await asyncio.wait(tasks, timeout=grace)
+        if still:
+            log.warning("shutdown: cancelling %d running jobs after %.0fs", len(still), grace)
+            for task in still:
+                task.cancel()
+            # Cancelled reviews conclude their check runs in their `finally`.
+            await asyncio.wait(still, timeout=self._cancel_grace)

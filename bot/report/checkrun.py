@@ -1,0 +1,304 @@
+"""The `flux-review` check run: one per head commit, always brought to `completed`.
+
+Rendering is pure (title, summary, annotations); `CheckRun` does the three kinds of call:
+create it `in_progress`, complete it with the first 50 annotations, append the rest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.analysis import Finding, Severity
+from bot.github.client import GitHubClient
+from bot.github.repo import RepoRef
+
+CHECK_NAME = "flux-review"
+# GitHub: at most 50 annotations per create/update call; further PATCH calls append more.
+MAX_ANNOTATIONS_PER_REQUEST = 50
+# GitHub: `output.summary` and `output.text` are at most 65535 characters each.
+MAX_OUTPUT_CHARS = 65535
+MAX_MESSAGE_CHARS = 4000
+RERUN_HINT = (
+    "To try again, comment `/flux-review recheck` on the pull request or use the "
+    "**Re-run** button of this check."
+)
+
+_LEVEL = {
+    Severity.ERROR: "failure",
+    Severity.WARNING: "warning",
+    Severity.NOTICE: "notice",
+}
+_ICON = {
+    Severity.ERROR: ":x:",
+    Severity.WARNING: ":warning:",
+    Severity.NOTICE: ":information_source:",
+}
+_ORDER = (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def count_title(findings: Sequence[Finding]) -> str:
+    """'2 errors, 1 warning' or 'No problems found'."""
+    parts = []
+    for severity in _ORDER:
+        n = sum(1 for f in findings if f.severity is severity)
+        if n:
+            parts.append(f"{n} {severity.value}{'' if n == 1 else 's'}")
+    return ", ".join(parts) if parts else "No problems found"
+
+
+def conclusion_for(findings: Iterable[Finding], fail_on: Severity) -> str:
+    failing = any(f.introduced and f.severity.rank >= fail_on.rank for f in findings)
+    return "failure" if failing else "success"
+
+
+def rule_link(rule: str, docs_url: str) -> str:
+    if docs_url:
+        return f"[`{rule}`]({docs_url}#{rule})"
+    return f"`{rule}`"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks in a path."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
+
+
+def _lines(finding: Finding) -> str:
+    if finding.end_line and finding.end_line != finding.line:
+        return f"lines {finding.line}–{finding.end_line}"
+    return f"line {finding.line}"
+
+
+def render_summary(
+    findings: Sequence[Finding],
+    consumers: Mapping[str, Sequence[str]],
+    *,
+    fail_on: Severity,
+    docs_url: str = "",
+    rule_errors: Sequence[str] = (),
+    limit: int = MAX_OUTPUT_CHARS,
+) -> str:
+    """Markdown: findings grouped by file, each file with the controllers that read it."""
+    note = ""
+    if rule_errors:
+        # A rule that crashed is flux-review's bug; say so rather than imply a clean bill.
+        note = (
+            f"\n\n> **Note:** {len(rule_errors)} check(s) could not run on this commit because "
+            "of a flux-review bug, so this review is incomplete.\n"
+            + "".join(f"> - {_clip(e, 300)}\n" for e in rule_errors[:5])
+        )
+    if not findings:
+        return (
+            "flux-review read this pull request the way the cluster will and found nothing "
+            "that would break." + note
+        )[:limit]
+    conclusion = conclusion_for(findings, fail_on)
+    threshold = f"severity `{fail_on.value}` or higher (`fail_on: {fail_on.value}`)"
+    verdict = (
+        f"The check fails: findings of {threshold} block the merge."
+        if conclusion == "failure"
+        else f"The check passes: only findings of {threshold} fail it."
+    )
+    docs = "" if docs_url else " Each rule's documentation follows the list."
+    head = [f"**{count_title(findings)}** introduced by this pull request. {verdict}{docs}", "", ""]
+    by_path: dict[str, list[Finding]] = {}
+    for finding in sorted(findings, key=lambda f: f.sort_key()):
+        by_path.setdefault(finding.path, []).append(finding)
+
+    out = "\n".join(head)
+    budget = limit - 400  # room for the "N more" trailer
+    shown = 0
+    full = False
+    for path, group in by_path.items():
+        section = [f"### {_code(path)}"]
+        readers = consumers.get(path) or ()
+        if readers:
+            section.append("Read by: " + "; ".join(_clip(r, 300) for r in readers))
+        block = "\n".join(section) + "\n\n"
+        if len(out) + len(block) > budget:
+            break
+        out += block
+        for finding in group:
+            message = _clip(finding.message, MAX_MESSAGE_CHARS).replace("\n", "\n  ")
+            item = (
+                f"- {_ICON[finding.severity]} **{_lines(finding)}** "
+                f"{rule_link(finding.rule, docs_url)}: {message}\n"
+            )
+            if len(out) + len(item) > budget:
+                full = True
+                break
+            out += item
+            shown += 1
+        out += "\n"
+        if full:
+            break
+    if shown < len(findings):
+        out += (
+            f"\n…and {len(findings) - shown} more not listed here: every finding is an "
+            "annotation of this check.\n"
+        )
+    return (out + note)[:limit]
+
+
+def render_rule_docs(rules: Iterable[str], limit: int = MAX_OUTPUT_CHARS) -> str:
+    """`output.text`: the documentation of each rule that fired, shown under the summary."""
+    try:
+        from bot.analysis.rules import RULES
+    except ImportError:  # the engine is optional for rendering
+        return ""
+    out = ""
+    for rule in sorted(set(rules)):
+        info = RULES.get(rule)
+        if info is None:
+            continue
+        block = f"## {rule}\n\n{info.doc.strip()}\n\n"
+        if len(out) + len(block) > limit:
+            break
+        out += block
+    return out
+
+
+def annotation(finding: Finding) -> dict[str, Any]:
+    end = finding.end_line if finding.end_line and finding.end_line >= finding.line else None
+    return {
+        "path": finding.path,
+        "start_line": finding.line,
+        "end_line": end or finding.line,
+        "annotation_level": _LEVEL[finding.severity],
+        "title": finding.rule[:255],
+        "message": _clip(finding.message, 60_000),
+    }
+
+
+def annotation_batches(findings: Sequence[Finding]) -> list[list[dict[str, Any]]]:
+    items = [annotation(f) for f in sorted(findings, key=lambda f: f.sort_key())]
+    size = MAX_ANNOTATIONS_PER_REQUEST
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@dataclass(frozen=True)
+class CheckOutput:
+    title: str
+    summary: str
+    text: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "title": _clip(self.title, 255),
+            "summary": _clip(self.summary, MAX_OUTPUT_CHARS),
+        }
+        if self.text:
+            body["text"] = _clip(self.text, MAX_OUTPUT_CHARS)
+        return body
+
+
+def failure_output(reason: str) -> CheckOutput:
+    return CheckOutput(
+        title="flux-review could not finish",
+        summary=f"{reason}\n\nNothing was reviewed for this commit. {RERUN_HINT}",
+    )
+
+
+class CheckRun:
+    """One `flux-review` check run on GitHub."""
+
+    def __init__(
+        self,
+        gh: GitHubClient,
+        repo: RepoRef,
+        check_run_id: int,
+        head_sha: str,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.gh = gh
+        self.repo = repo
+        self.id = check_run_id
+        self.head_sha = head_sha
+        self.completed = False
+        self.conclusion: str | None = None
+        self._log = log
+
+    @classmethod
+    async def create(
+        cls,
+        gh: GitHubClient,
+        repo: RepoRef,
+        head_sha: str,
+        *,
+        external_id: str,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> CheckRun:
+        body = await gh.post(
+            "/repos/{owner}/{repo}/check-runs",
+            repo.vars(),
+            data={
+                "name": CHECK_NAME,
+                "head_sha": head_sha,
+                "status": "in_progress",
+                "started_at": now_iso(),
+                "external_id": external_id[:200],
+                "output": {
+                    "title": "Reviewing…",
+                    "summary": "flux-review is reading this commit the way the cluster will.",
+                },
+            },
+        )
+        run = cls(gh, repo, int(body["id"]), head_sha, log)
+        log.info("check run %d created on %s", run.id, head_sha[:12])
+        return run
+
+    async def _patch(self, data: dict[str, Any]) -> None:
+        await self.gh.patch(
+            "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+            self.repo.vars(check_run_id=self.id),
+            data=data,
+        )
+
+    async def complete(
+        self,
+        conclusion: str,
+        output: CheckOutput,
+        annotations: Sequence[Sequence[dict[str, Any]]] = (),
+    ) -> int:
+        """Complete the run with the first batch of annotations, then append the others.
+
+        The conclusion goes out first: a required check must not wait on annotations. An
+        annotation batch GitHub refuses is logged and skipped. Returns how many were added.
+        """
+        first = list(annotations[0]) if annotations else []
+        body: dict[str, Any] = {
+            "status": "completed",
+            "conclusion": conclusion,
+            "completed_at": now_iso(),
+            "output": {**output.to_json(), **({"annotations": first} if first else {})},
+        }
+        await self._patch(body)
+        self.completed = True
+        self.conclusion = conclusion
+        added = len(first)
+        for batch in annotations[1:]:
+            try:
+                await self._patch({"output": {**output.to_json(), "annotations": list(batch)}})
+            except Exception as exc:
+                self._log.warning(
+                    "check run %d: could not add %d annotations: %s", self.id, len(batch), exc
+                )
+                continue
+            added += len(batch)
+        self._log.info("check run %d completed: %s (%d annotations)", self.id, conclusion, added)
+        return added
+
+    async def fail(self, reason: str) -> None:
+        await self.complete("failure", failure_output(reason))

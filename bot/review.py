@@ -1,0 +1,301 @@
+"""The review of one pull request: snapshot(base, head) -> analysis -> report.
+
+Whatever happens (GitHub failing, the analysis crashing, the wall-clock limit, a shutdown),
+the check run this creates ends `completed`: a required status check must never hang
+`in_progress`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gidgethub
+
+from bot.analysis import (
+    CONFIG_PATH,
+    AnalysisResult,
+    ChangedFile,
+    Config,
+    ConfigError,
+    Finding,
+    Tree,
+    analyze,
+)
+from bot.github.client import GitHubClient, GitHubUnavailable
+from bot.github.repo import RepoRef, TreeStore, fetch_config, list_pull_request_files
+from bot.github.tarball import SnapshotError, SnapshotTooLarge
+from bot.report.checkrun import (
+    CheckOutput,
+    CheckRun,
+    annotation_batches,
+    conclusion_for,
+    count_title,
+    render_rule_docs,
+    render_summary,
+)
+from bot.report.review import plan_comments, posted_fingerprints, publish_review
+
+Log = logging.LoggerAdapter[logging.Logger]
+# Completing a failed check run gets its own time, outside the review's limit.
+CONCLUDE_TIMEOUT = 30.0
+
+
+class _ContextAdapter(logging.LoggerAdapter[logging.Logger]):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.extra['prefix'] if self.extra else ''} {msg}", kwargs
+
+
+def context_log(
+    logger: logging.Logger, *, delivery: str, repo: str | None = None, number: int | None = None
+) -> Log:
+    """A logger whose messages start with the delivery id, the repository and the PR."""
+    prefix = f"[delivery {delivery}"
+    if repo:
+        prefix += f" {repo}"
+        if number is not None:
+            prefix += f"#{number}"
+    return _ContextAdapter(logger, {"prefix": prefix + "]"})
+
+
+class ClientFactory(Protocol):
+    def __call__(self, installation_id: int, log: Log | None = None) -> GitHubClient: ...
+
+
+class Analyzer(Protocol):
+    def __call__(
+        self,
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+    ) -> AnalysisResult: ...
+
+
+def _analyze(
+    head: Tree, base: Tree | None, changed: Sequence[ChangedFile] | None, config: Config | None
+) -> AnalysisResult:
+    return analyze(head, base, changed, config)
+
+
+@dataclass(frozen=True)
+class ReviewServices:
+    github: ClientFactory
+    trees: TreeStore
+    timeout: float = 120.0
+    docs_url: str = ""
+    analyzer: Analyzer = field(default=_analyze)
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    repo: RepoRef
+    number: int
+    installation_id: int
+    delivery_id: str
+    trigger: str
+
+
+@dataclass
+class ReviewResult:
+    # success | failure | skipped | config_error | not_run | error | timeout | cancelled
+    outcome: str
+    findings: int = 0
+    comments: int = 0
+    duration: float = 0.0
+    head_sha: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The review did its work (a re-run of the same commit would change nothing)."""
+        return self.outcome in ("success", "failure", "skipped", "config_error", "not_run")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong, in words for the check run (never a token or a traceback)."""
+    if isinstance(exc, SnapshotTooLarge):
+        return f"The repository is too large to review: {exc}."
+    if isinstance(exc, SnapshotError):
+        return f"The repository could not be read: {exc}."
+    if isinstance(exc, gidgethub.RateLimitExceeded):
+        return "GitHub's API rate limit for this installation is used up."
+    if isinstance(exc, GitHubUnavailable | gidgethub.GitHubBroken):
+        return "GitHub did not answer after several attempts."
+    if isinstance(exc, gidgethub.HTTPException):
+        status = int(exc.status_code)
+        if status in (403, 429):
+            return f"GitHub refused a request ({status}: {exc}); this is usually a rate limit."
+        return f"GitHub refused a request ({status}: {exc})."
+    if isinstance(exc, NotImplementedError):
+        return "The analysis engine is not available in this deployment."
+    return f"An internal error stopped the review ({type(exc).__name__})."
+
+
+async def review_pull_request(
+    services: ReviewServices, request: ReviewRequest, log: Log
+) -> ReviewResult:
+    started = time.monotonic()
+    gh = services.github(request.installation_id, log)
+    check: CheckRun | None = None
+    reason: str | None = None
+    result = ReviewResult("error")
+    try:
+        async with asyncio.timeout(services.timeout):
+            pr = await gh.getitem(
+                "/repos/{owner}/{repo}/pulls/{pull_number}",
+                request.repo.vars(pull_number=request.number),
+            )
+            if pr.get("state") != "open":
+                log.info("not reviewed: the pull request is %s", pr.get("state"))
+                result = ReviewResult("not_run")
+            else:
+                head_sha = str(pr["head"]["sha"])
+                check = await CheckRun.create(
+                    gh, request.repo, head_sha, external_id=request.delivery_id, log=log
+                )
+                result = await _review(services, gh, request, pr, check, log)
+    except TimeoutError:
+        reason = (
+            f"The review took longer than its limit of {services.timeout:g} seconds "
+            "and was stopped."
+        )
+        log.warning("review timed out after %.0fs", services.timeout)
+        result = ReviewResult("timeout")
+    except asyncio.CancelledError:
+        reason = "flux-review was restarted before it finished reviewing this commit."
+        log.warning("review cancelled (shutdown)")
+        result = ReviewResult("cancelled")
+        raise
+    except Exception as exc:
+        reason = describe_failure(exc)
+        log.exception("review failed: %s", reason)
+        result = ReviewResult("error")
+    finally:
+        if check is not None and not check.completed:
+            await _conclude_failed(check, reason or "The review stopped unexpectedly.", log)
+        result.duration = time.monotonic() - started
+        if check is not None:
+            result.head_sha = check.head_sha
+    return result
+
+
+async def _conclude_failed(check: CheckRun, reason: str, log: Log) -> None:
+    try:
+        async with asyncio.timeout(CONCLUDE_TIMEOUT):
+            await check.fail(reason)
+    except Exception:
+        log.exception("could not complete check run %d after a failure", check.id)
+
+
+async def _review(
+    services: ReviewServices,
+    gh: GitHubClient,
+    request: ReviewRequest,
+    pr: dict[str, Any],
+    check: CheckRun,
+    log: Log,
+) -> ReviewResult:
+    repo = request.repo
+    head_sha = str(pr["head"]["sha"])
+    base_sha = str(pr["base"]["sha"])
+    # The config comes from the default branch, not the PR: a PR must not be able to
+    # switch off its own review.
+    default_branch = str(pr["base"]["repo"].get("default_branch") or pr["base"]["ref"])
+    try:
+        config = await fetch_config(gh, repo, default_branch)
+    except ConfigError as exc:
+        log.info("invalid config on %s: %s", default_branch, exc)
+        await check.complete(
+            "failure",
+            CheckOutput(
+                title=f"Invalid {CONFIG_PATH}",
+                summary=(
+                    f"The repository config on `{default_branch}` could not be used, so nothing "
+                    f"was reviewed:\n\n```\n{exc}\n```\n\nFix `{CONFIG_PATH}` on `{default_branch}`"
+                    ", then comment `/flux-review recheck` on this pull request."
+                ),
+            ),
+        )
+        return ReviewResult("config_error", head_sha=head_sha)
+
+    if pr.get("draft") and not config.review_drafts:
+        await check.complete(
+            "skipped",
+            CheckOutput(
+                title="Draft not reviewed",
+                summary=(
+                    f"`review_drafts: false` in `{CONFIG_PATH}`: this pull request will be "
+                    "reviewed when it is marked ready for review."
+                ),
+            ),
+        )
+        return ReviewResult("skipped", head_sha=head_sha)
+
+    files = await list_pull_request_files(gh, repo, request.number)
+    if not files.complete:
+        log.info("GitHub listed the maximum of files; changes are taken from the trees")
+    head = await services.trees.tree(gh, repo, head_sha)
+    base = await services.trees.tree(gh, repo, base_sha)
+    analysis = await asyncio.to_thread(services.analyzer, head, base, files.changed(), config)
+    findings = sorted((f for f in analysis.findings if f.introduced), key=lambda f: f.sort_key())
+    rule_errors = list(getattr(analysis, "errors", None) or ())
+    for error in rule_errors:
+        log.error("analysis: %s", error)
+    conclusion = conclusion_for(findings, config.fail_on)
+    output = CheckOutput(
+        title=count_title(findings),
+        summary=render_summary(
+            findings,
+            analysis.consumers,
+            fail_on=config.fail_on,
+            docs_url=services.docs_url,
+            rule_errors=rule_errors,
+        ),
+        text=render_rule_docs(f.rule for f in findings),
+    )
+    await check.complete(conclusion, output, annotation_batches(findings))
+    log.info("%s on %s: %s", conclusion, head_sha[:12], output.title)
+
+    comments_posted = 0
+    if findings:
+        try:
+            comments_posted = await _comment(
+                services, gh, request, head_sha, findings, files.patches(), log
+            )
+        except Exception:
+            # The check run already carries every finding; the inline comments are extra.
+            log.exception("could not post the review comments")
+    return ReviewResult(
+        conclusion, findings=len(findings), comments=comments_posted, head_sha=head_sha
+    )
+
+
+async def _comment(
+    services: ReviewServices,
+    gh: GitHubClient,
+    request: ReviewRequest,
+    head_sha: str,
+    findings: Sequence[Finding],
+    patches: dict[str, str | None],
+    log: Log,
+) -> int:
+    posted = await posted_fingerprints(gh, request.repo, request.number)
+    comments = plan_comments(findings, patches, posted, services.docs_url)
+    if not comments:
+        log.info("no new inline comments (all posted before, or outside the diff)")
+        return 0
+    outcome = await publish_review(
+        gh,
+        request.repo,
+        request.number,
+        head_sha,
+        comments,
+        total_findings=len(findings),
+        log=log,
+    )
+    log.info("review posted: %d comments (%d dropped)", outcome.posted, outcome.dropped)
+    return outcome.posted

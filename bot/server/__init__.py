@@ -1,0 +1,44 @@
+"""The GitHub App's web service: `python -m bot serve` runs `serve()`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from bot.server.app import create_app
+from bot.settings import SettingsError, configure_logging, load_settings
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def serve(host: str | None = None, port: int | None = None) -> int:
+    """Run the App until SIGINT/SIGTERM; the exit status (2: invalid settings)."""
+    from aiohttp import web
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"flux-review: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    app = create_app(settings)
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    try:
+        web.run_app(
+            app,
+            host=bind_host,
+            port=bind_port,
+            # Reviews get `shutdown_grace` to finish, then time to conclude their checks.
+            shutdown_timeout=settings.shutdown_grace + 20,
+            print=lambda _text: log.info("listening on %s:%d", bind_host, bind_port),
+        )
+    except OSError as exc:
+        print(
+            f"flux-review: cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

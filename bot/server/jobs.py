@@ -1,0 +1,198 @@
+"""The work the webhook hands to the queue, and the runner that does it.
+
+Webhook handlers only translate a payload into a job (no GitHub call: GitHub gives up on
+a delivery after 10 s); everything that talks to GitHub runs here, in a queue worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import gidgethub
+
+from bot.github.client import GitHubClient
+from bot.github.repo import RepoRef, open_pulls_for_commit
+from bot.queue import QueueFull, Submitted
+from bot.review import ReviewRequest, ReviewServices, context_log, review_pull_request
+from bot.server.commands import Command, handle_commands
+from bot.server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+Log = logging.LoggerAdapter[logging.Logger]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewJob:
+    """Review the PR's current head."""
+
+    repo: RepoRef
+    installation_id: int
+    number: int
+    delivery_id: str
+    trigger: str
+    revision: str | None = None  # the head SHA the trigger was about, when it said
+    force: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo.full_name.lower()}#{self.number}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitJob:
+    """Find the open PRs whose head is `sha` and review them (fork PRs' check events)."""
+
+    repo: RepoRef
+    installation_id: int
+    sha: str
+    delivery_id: str
+    trigger: str
+    force: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo.full_name.lower()}@{self.sha}"
+
+    @property
+    def revision(self) -> str | None:
+        return self.sha
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandJob:
+    """`/flux-review ...` commands in one PR comment."""
+
+    repo: RepoRef
+    installation_id: int
+    number: int
+    comment_id: int
+    login: str
+    commands: tuple[Command, ...]
+    delivery_id: str
+    force: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo.full_name.lower()}#{self.number}/comment/{self.comment_id}"
+
+    @property
+    def revision(self) -> str | None:
+        return None
+
+
+AnyJob = ReviewJob | CommitJob | CommandJob
+Submit = Callable[[AnyJob], Awaitable[Submitted]]
+
+
+class JobRunner:
+    """Runs one job of any kind; the queue calls it from its workers."""
+
+    def __init__(self, services: ReviewServices, metrics: Metrics) -> None:
+        self.services = services
+        self.metrics = metrics
+        self._submit: Submit | None = None
+
+    def bind(self, submit: Submit) -> None:
+        """Follow-up work (a recheck, the PRs of a commit) goes back through the queue."""
+        self._submit = submit
+
+    def github(self, installation_id: int, jlog: Log) -> GitHubClient:
+        return self.services.github(installation_id, jlog)
+
+    async def __call__(self, job: AnyJob) -> bool:
+        if isinstance(job, ReviewJob):
+            return await self._review(job)
+        if isinstance(job, CommitJob):
+            return await self._commit(job)
+        return await self._command(job)
+
+    async def _review(self, job: ReviewJob) -> bool:
+        jlog = context_log(
+            log, delivery=job.delivery_id, repo=job.repo.full_name, number=job.number
+        )
+        jlog.info("review started (%s)", job.trigger)
+        request = ReviewRequest(
+            job.repo, job.number, job.installation_id, job.delivery_id, job.trigger
+        )
+        result = await review_pull_request(self.services, request, jlog)
+        self.metrics.review(result.outcome, result.duration)
+        jlog.info("review finished: %s in %.1fs", result.outcome, result.duration)
+        return result.finished
+
+    async def _commit(self, job: CommitJob) -> bool:
+        jlog = context_log(log, delivery=job.delivery_id, repo=job.repo.full_name)
+        gh = self.github(job.installation_id, jlog)
+        try:
+            numbers = await open_pulls_for_commit(gh, job.repo, job.sha)
+        except gidgethub.GitHubException as exc:
+            jlog.error("could not list the pull requests of %s: %s", job.sha[:12], exc)
+            return False
+        if not numbers:
+            jlog.info("%s is not the head of an open pull request", job.sha[:12])
+        for number in numbers:
+            await self.submit(
+                ReviewJob(
+                    repo=job.repo,
+                    installation_id=job.installation_id,
+                    number=number,
+                    delivery_id=job.delivery_id,
+                    trigger=job.trigger,
+                    revision=job.sha,
+                    force=job.force,
+                ),
+                jlog,
+            )
+        return True
+
+    async def _command(self, job: CommandJob) -> bool:
+        jlog = context_log(
+            log, delivery=job.delivery_id, repo=job.repo.full_name, number=job.number
+        )
+        gh = self.github(job.installation_id, jlog)
+
+        async def recheck() -> bool:
+            return await self.submit(
+                ReviewJob(
+                    repo=job.repo,
+                    installation_id=job.installation_id,
+                    number=job.number,
+                    delivery_id=job.delivery_id,
+                    trigger="recheck command",
+                    force=True,
+                ),
+                jlog,
+            )
+
+        try:
+            await handle_commands(
+                gh,
+                job.repo,
+                job.number,
+                job.comment_id,
+                job.login,
+                job.commands,
+                recheck=recheck,
+                log=jlog,
+            )
+        except gidgethub.GitHubException as exc:
+            jlog.error(
+                "command %s by %s failed: %s",
+                ",".join(c.value for c in job.commands),
+                job.login,
+                exc,
+            )
+            return False
+        return True
+
+    async def submit(self, job: ReviewJob, jlog: logging.LoggerAdapter[logging.Logger]) -> bool:
+        if self._submit is None:
+            raise RuntimeError("JobRunner.bind() was not called")
+        try:
+            outcome = await self._submit(job)
+        except QueueFull as exc:
+            jlog.warning("review of #%d not queued: %s", job.number, exc)
+            return False
+        jlog.info("review of #%d %s", job.number, outcome.value)
+        return True

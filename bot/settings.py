@@ -1,0 +1,181 @@
+"""The App's settings: read once from the environment, validated, then frozen.
+
+The names of the required ones are Probot's (`APP_ID`, `PRIVATE_KEY`, `WEBHOOK_SECRET`...)
+so people who already run GitHub Apps know them. The server refuses to start without
+the webhook secret: accepting unsigned deliveries would let anyone drive the App.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A missing or invalid setting; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: int
+    private_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+    github_api_url: str = "https://api.github.com"
+    host: str = "0.0.0.0"
+    port: int = 3000
+    log_level: str = "INFO"
+    # Wall-clock limit for one review, from fetching the PR to the last report call.
+    review_timeout: float = 120.0
+    # Pending reviews beyond this answer the webhook with 503.
+    queue_size: int = 100
+    # Reviews running at once in this process.
+    workers: int = 4
+    # Seconds between two writes to GitHub for the same installation (GitHub asks for >= 1).
+    write_interval: float = 1.0
+    # How long a shutdown waits for running reviews before cancelling them.
+    shutdown_grace: float = 30.0
+    max_webhook_bytes: int = 25 * MIB
+    # Snapshot limits, enforced while the tarball streams in.
+    max_tarball_bytes: int = 200 * MIB
+    max_unpacked_bytes: int = 512 * MIB
+    max_file_bytes: int = 10 * MIB
+    max_tarball_members: int = 200_000
+    tree_cache_bytes: int = 256 * MIB
+    # Where docs/rules.md is published; rule ids in reports link to `DOCS_URL#rule-id`.
+    docs_url: str = ""
+
+
+_INT_VARS: dict[str, tuple[str, int, int]] = {
+    # env name: (field, minimum, maximum)
+    "PORT": ("port", 1, 65535),
+    "REVIEW_QUEUE_SIZE": ("queue_size", 1, 1_000_000),
+    "REVIEW_WORKERS": ("workers", 1, 256),
+    "MAX_WEBHOOK_BYTES": ("max_webhook_bytes", 1024, 1 << 40),
+    "MAX_TARBALL_BYTES": ("max_tarball_bytes", 1024, 1 << 40),
+    "MAX_UNPACKED_BYTES": ("max_unpacked_bytes", 1024, 1 << 40),
+    "MAX_FILE_BYTES": ("max_file_bytes", 1024, 1 << 40),
+    "MAX_TARBALL_MEMBERS": ("max_tarball_members", 1, 100_000_000),
+    "TREE_CACHE_BYTES": ("tree_cache_bytes", 0, 1 << 40),
+}
+_FLOAT_VARS: dict[str, tuple[str, float, float]] = {
+    "REVIEW_TIMEOUT": ("review_timeout", 1.0, 3600.0),
+    "GITHUB_WRITE_INTERVAL": ("write_interval", 0.0, 60.0),
+    "SHUTDOWN_GRACE": ("shutdown_grace", 0.0, 3600.0),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `environ` (default: the process environment); SettingsError if invalid."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str:
+        return env.get(name, "").strip()
+
+    app_id_text = get("APP_ID")
+    if not app_id_text:
+        raise SettingsError("APP_ID is not set: use the App ID from the GitHub App's settings page")
+    if not app_id_text.isdigit():
+        raise SettingsError(f"APP_ID must be a number (got {app_id_text!r})")
+
+    secret = env.get("WEBHOOK_SECRET", "")
+    if not secret.strip():
+        raise SettingsError(
+            "WEBHOOK_SECRET is not set: the server refuses to accept unsigned webhooks"
+        )
+
+    private_key = _private_key(env)
+
+    values: dict[str, Any] = {}
+    api_url = get("GITHUB_API_URL") or Settings.github_api_url
+    parsed = urllib.parse.urlsplit(api_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingsError(f"GITHUB_API_URL must be an http(s) URL (got {api_url!r})")
+    values["github_api_url"] = api_url.rstrip("/")
+
+    level = get("LOG_LEVEL").upper() or Settings.log_level
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL (got {level!r})"
+        )
+    values["log_level"] = level
+
+    if get("HOST"):
+        values["host"] = get("HOST")
+    if get("DOCS_URL"):
+        values["docs_url"] = get("DOCS_URL")
+
+    for name, (attr, low, high) in _INT_VARS.items():
+        text = get(name)
+        if not text:
+            continue
+        try:
+            number = int(text)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number (got {text!r})") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name} must be between {low} and {high} (got {number})")
+        values[attr] = number
+    for name, (attr, flow, fhigh) in _FLOAT_VARS.items():
+        text = get(name)
+        if not text:
+            continue
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds (got {text!r})") from None
+        if not flow <= seconds <= fhigh:
+            raise SettingsError(f"{name} must be between {flow:g} and {fhigh:g} (got {text})")
+        values[attr] = seconds
+
+    base = Settings(app_id=int(app_id_text), private_key=private_key, webhook_secret=secret)
+    return dataclasses.replace(base, **values)
+
+
+def _private_key(env: Mapping[str, str]) -> str:
+    text = env.get("PRIVATE_KEY", "").strip()
+    path = env.get("PRIVATE_KEY_PATH", "").strip()
+    if not text and path:
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(
+                f"PRIVATE_KEY_PATH {path!r} cannot be read: {exc.strerror or exc}"
+            ) from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"PRIVATE_KEY_PATH {path!r} is not a PEM text file") from None
+        source = "PRIVATE_KEY_PATH"
+    elif text:
+        source = "PRIVATE_KEY"
+    else:
+        raise SettingsError(
+            "PRIVATE_KEY or PRIVATE_KEY_PATH must be set to the GitHub App's private key (PEM)"
+        )
+    # Hosting dashboards often flatten a multi-line value into one line with literal `\n`s.
+    if "\n" not in text and "\\n" in text:
+        text = text.replace("\\n", "\n")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(text.encode("utf-8"), password=None)
+    except (ValueError, TypeError):
+        # Never echo the value: it is a secret, even when malformed.
+        raise SettingsError(f"{source} is not a PEM-encoded, unencrypted private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SettingsError(f"{source} must be an RSA key (GitHub Apps sign JWTs with RS256)")
+    return text + "\n"
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

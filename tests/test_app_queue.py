@@ -1,0 +1,196 @@
+"""The in-process queue: bounded, one pending job per PR, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from bot.queue import InProcessQueue, QueueFull, Submitted
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeJob:
+    key: str
+    delivery_id: str
+    revision: str | None = None
+    force: bool = False
+
+
+class Recorder:
+    """A job handler that blocks until released, recording what ran."""
+
+    def __init__(self) -> None:
+        self.started: list[FakeJob] = []
+        self.finished: list[FakeJob] = []
+        self.release = asyncio.Event()
+        self.cancelled: list[FakeJob] = []
+        self.result = True
+
+    async def __call__(self, job: FakeJob) -> bool:
+        self.started.append(job)
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(job)
+            raise
+        self.finished.append(job)
+        return self.result
+
+
+async def until(predicate: object, timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.005)
+
+
+async def test_newer_head_replaces_pending_job_and_running_one_finishes() -> None:
+    rec = Recorder()
+    queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=2, maxsize=10)
+    await queue.start()
+    assert (
+        await queue.submit(FakeJob(key="pr1", delivery_id="d1", revision="a")) is Submitted.QUEUED
+    )
+    await until(lambda: len(rec.started) == 1)
+    # PR 1 is running: the next two wait, and the newer replaces the older.
+    assert (
+        await queue.submit(FakeJob(key="pr1", delivery_id="d2", revision="b")) is Submitted.QUEUED
+    )
+    assert (
+        await queue.submit(FakeJob(key="pr1", delivery_id="d3", revision="c")) is Submitted.REPLACED
+    )
+    assert queue.depth() == 1 and queue.running() == 1
+    rec.release.set()
+    await until(lambda: len(rec.finished) == 2)
+    assert [j.delivery_id for j in rec.finished] == ["d1", "d3"]
+    await queue.close(1.0)
+
+
+async def test_same_head_while_running_or_just_done_is_a_duplicate() -> None:
+    rec = Recorder()
+    queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=1)
+    await queue.start()
+    await queue.submit(FakeJob(key="pr1", delivery_id="sync", revision="a"))
+    await until(lambda: len(rec.started) == 1)
+    # A push sends both pull_request.synchronize and check_suite.requested.
+    assert (
+        await queue.submit(FakeJob(key="pr1", delivery_id="suite", revision="a"))
+        is Submitted.DUPLICATE
+    )
+    rec.release.set()
+    await until(lambda: len(rec.finished) == 1)
+    assert (
+        await queue.submit(FakeJob(key="pr1", delivery_id="late", revision="a"))
+        is Submitted.DUPLICATE
+    )
+    # A user asking for a re-run always gets one.
+    assert (
+        await queue.submit(FakeJob(key="pr1", delivery_id="rerun", revision="a", force=True))
+        is Submitted.QUEUED
+    )
+    await until(lambda: len(rec.finished) == 2)
+    await queue.close(1.0)
+
+
+async def test_failed_job_is_not_remembered_as_done() -> None:
+    rec = Recorder()
+    rec.result = False
+    rec.release.set()
+    queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=1)
+    await queue.start()
+    await queue.submit(FakeJob(key="pr1", delivery_id="d1", revision="a"))
+    await until(lambda: len(rec.finished) == 1)
+    assert (
+        await queue.submit(FakeJob(key="pr1", delivery_id="d2", revision="a")) is Submitted.QUEUED
+    )
+    await until(lambda: len(rec.finished) == 2)
+    await queue.close(1.0)
+
+
+async def test_bounded() -> None:
+    rec = Recorder()
+    queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=1, maxsize=2)
+    await queue.start()
+    await queue.submit(FakeJob(key="running", delivery_id="0"))
+    await until(lambda: len(rec.started) == 1)
+    await queue.submit(FakeJob(key="a", delivery_id="1"))
+    await queue.submit(FakeJob(key="b", delivery_id="2"))
+    with pytest.raises(QueueFull):
+        await queue.submit(FakeJob(key="c", delivery_id="3"))
+    # Replacing a pending job does not need room.
+    assert await queue.submit(FakeJob(key="a", delivery_id="4")) is Submitted.REPLACED
+    rec.release.set()
+    await until(lambda: len(rec.finished) == 3)
+    await queue.close(1.0)
+
+
+async def test_different_keys_run_concurrently_up_to_workers() -> None:
+    rec = Recorder()
+    queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=3)
+    await queue.start()
+    for n in range(5):
+        await queue.submit(FakeJob(key=f"pr{n}", delivery_id=str(n)))
+    await until(lambda: len(rec.started) == 3)
+    await asyncio.sleep(0.02)
+    assert len(rec.started) == 3
+    rec.release.set()
+    await until(lambda: len(rec.finished) == 5)
+    await queue.close(1.0)
+
+
+async def test_handler_exception_is_logged_and_worker_survives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    async def handler(job: FakeJob) -> bool:
+        calls.append(job.delivery_id)
+        if job.delivery_id == "boom":
+            raise RuntimeError("kaput")
+        return True
+
+    queue: InProcessQueue[FakeJob] = InProcessQueue(handler, workers=1)
+    await queue.start()
+    await queue.submit(FakeJob(key="a", delivery_id="boom"))
+    await queue.submit(FakeJob(key="b", delivery_id="fine"))
+    await until(lambda: calls == ["boom", "fine"])
+    assert "delivery boom" in caplog.text and "kaput" in caplog.text
+    await queue.close(1.0)
+
+
+async def test_shutdown_lets_running_jobs_finish_within_grace() -> None:
+    rec = Recorder()
+    queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=1)
+    await queue.start()
+    await queue.submit(FakeJob(key="a", delivery_id="1"))
+    await queue.submit(FakeJob(key="b", delivery_id="never"))
+    await until(lambda: len(rec.started) == 1)
+    asyncio.get_running_loop().call_later(0.05, rec.release.set)
+    await queue.close(5.0)
+    assert [j.delivery_id for j in rec.finished] == ["1"]
+    assert rec.cancelled == []
+    with pytest.raises(QueueFull):
+        await queue.submit(FakeJob(key="c", delivery_id="late"))
+
+
+async def test_shutdown_cancels_jobs_past_the_deadline_and_lets_them_clean_up() -> None:
+    cleaned: list[str] = []
+
+    async def handler(job: FakeJob) -> bool:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            # What a review does: conclude its check run, which takes an await.
+            await asyncio.sleep(0.01)
+            cleaned.append(job.delivery_id)
+        return True
+
+    queue: InProcessQueue[FakeJob] = InProcessQueue(handler, workers=2)
+    await queue.start()
+    await queue.submit(FakeJob(key="a", delivery_id="1"))
+    await queue.submit(FakeJob(key="b", delivery_id="2"))
+    await asyncio.sleep(0.02)
+    async with asyncio.timeout(2):
+        await queue.close(0.05)
+    assert sorted(cleaned) == ["1", "2"]

@@ -1,0 +1,147 @@
+"""Settings: read once, validated, one-line errors, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from bot.settings import Settings, SettingsError, load_settings
+
+
+@pytest.fixture(scope="module")
+def pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def env(pem: str, **more: str) -> dict[str, str]:
+    return {"APP_ID": "4242", "PRIVATE_KEY": pem, "WEBHOOK_SECRET": "s3cret", **more}
+
+
+def test_defaults(pem: str) -> None:
+    settings = load_settings(env(pem))
+    assert settings.app_id == 4242
+    assert settings.github_api_url == "https://api.github.com"
+    assert settings.port == 3000
+    assert settings.review_timeout == 120.0
+    assert settings.write_interval == 1.0
+
+
+def test_overrides_and_trailing_slash(pem: str) -> None:
+    settings = load_settings(
+        env(
+            pem,
+            GITHUB_API_URL="https://ghe.example.com/api/v3/",
+            PORT="8080",
+            LOG_LEVEL="debug",
+            REVIEW_TIMEOUT="30",
+            REVIEW_WORKERS="2",
+            REVIEW_QUEUE_SIZE="5",
+            GITHUB_WRITE_INTERVAL="0",
+        )
+    )
+    assert settings.github_api_url == "https://ghe.example.com/api/v3"
+    assert (settings.port, settings.log_level, settings.review_timeout) == (8080, "DEBUG", 30.0)
+    assert (settings.workers, settings.queue_size, settings.write_interval) == (2, 5, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("missing", "names"),
+    [
+        ("WEBHOOK_SECRET", "WEBHOOK_SECRET"),
+        ("APP_ID", "APP_ID"),
+        ("PRIVATE_KEY", "PRIVATE_KEY"),
+    ],
+)
+def test_missing_required_is_one_line(pem: str, missing: str, names: str) -> None:
+    values = env(pem)
+    del values[missing]
+    with pytest.raises(SettingsError) as info:
+        load_settings(values)
+    message = str(info.value)
+    assert names in message
+    assert "\n" not in message
+
+
+def test_blank_secret_is_refused(pem: str) -> None:
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
+        load_settings(env(pem, WEBHOOK_SECRET="   "))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("APP_ID", "abc"),
+        ("REVIEW_TIMEOUT", "-1"),
+        ("LOG_LEVEL", "LOUD"),
+        ("GITHUB_API_URL", "ftp://x"),
+        ("REVIEW_WORKERS", "0"),
+    ],
+)
+def test_invalid_values_name_the_variable(pem: str, name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(env(pem, **{name: value}))
+
+
+def test_private_key_path(pem: str, tmp_path: Path) -> None:
+    path = tmp_path / "key.pem"
+    path.write_text(pem)
+    values = env(pem, PRIVATE_KEY_PATH=str(path))
+    del values["PRIVATE_KEY"]
+    assert load_settings(values).private_key.strip() == pem.strip()
+    values["PRIVATE_KEY_PATH"] = str(tmp_path / "nope.pem")
+    with pytest.raises(SettingsError, match="PRIVATE_KEY_PATH"):
+        load_settings(values)
+
+
+def test_flattened_key_with_escaped_newlines(pem: str) -> None:
+    flat = pem.strip().replace("\n", "\\n")
+    assert load_settings(env(pem, PRIVATE_KEY=flat)).private_key.strip() == pem.strip()
+
+
+def test_bad_key_is_refused_without_echoing_it(pem: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env(pem, PRIVATE_KEY="not-a-key-SECRETVALUE"))
+    assert "SECRETVALUE" not in str(info.value)
+    ec_key = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    with pytest.raises(SettingsError, match="RSA"):
+        load_settings(env(pem, PRIVATE_KEY=ec_key))
+
+
+def test_repr_hides_secrets(pem: str) -> None:
+    settings = load_settings(env(pem))
+    text = repr(settings)
+    assert "s3cret" not in text and "PRIVATE KEY" not in text
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+    assert isinstance(settings, Settings)
+
+
+def test_serve_refuses_to_start_without_secret(
+    pem: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.server import serve
+
+    for name, value in env(pem).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    assert serve(None, None) == 2
+    err = capsys.readouterr().err
+    assert "WEBHOOK_SECRET" in err and len(err.strip().splitlines()) == 1
