@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from bot.analysis import CONFIG_PATH, Config, ConfigError, Severity, analyze, parse_config
 from bot.analysis.parallel import default_workers

@@ -95,7 +95,8 @@ def test_the_built_in_example_reports_the_incident(tmp_path: Path) -> None:
 
 def test_json_output_follows_the_contract(repo: GitRepo) -> None:
     base = repo.head()
-    head = repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(image='"ghcr.io/Example/web:"')})
+    broken = DEPLOYMENT.format(image='"ghcr.io/Example/web:"')
+    head = repo.commit("break", {"apps/web.yaml": broken})
     proc = check(repo.path, "--base", base, "--head", head, "--format", "json")
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)

@@ -126,7 +126,8 @@ LINES = [
     "...", "a: &anchor [1, 2]", "b: *anchor", "<<: *anchor", "? [complex]", ": key",
     "name: dup", "name: dup", "image: UPPER/Case", "resources:", "  - ../../../etc",
     "  - missing.yaml", "kind: Kustomization", "apiVersion: v1", "'unterminated",
-    "value: ${VAR:=default}", "ünïcödé: ✓", "  - |", "    {{ payload }}", "#  flux-review: ignore yaml-syntax-error",
+    "value: ${VAR:=default}", "ünïcödé: ✓", "  - |", "    {{ payload }}",
+    "#  flux-review: ignore yaml-syntax-error",
     "# flux-review: ignore yaml-syntax-error -- fuzzing", "x: {{", "}}", "\x00", "\r",
 ]
 
