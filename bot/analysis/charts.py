@@ -7,7 +7,14 @@ import re
 from dataclasses import dataclass
 
 from bot.analysis import yamlscan as ys
-from bot.analysis.model import Chart, FluxObject, Repository, secure_join
+from bot.analysis.model import (
+    BOOTSTRAP_NAME,
+    Chart,
+    FluxObject,
+    Repository,
+    normalize_git_url,
+    secure_join,
+)
 
 HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
@@ -39,8 +46,10 @@ def _by_name(repo: Repository) -> dict[str, list[Chart]]:
     """
     names: dict[str, list[Chart]] = {}
     for chart in repo.charts:
-        if chart.name and chart.version and not any(
-            d.name == chart.name for d in chart.dependencies
+        if (
+            chart.name
+            and chart.version
+            and not any(d.name == chart.name for d in chart.dependencies)
         ):
             names.setdefault(chart.name, []).append(chart)
     return names
@@ -161,6 +170,27 @@ def version_refs(repo: Repository) -> list[VersionRef]:
     return refs
 
 
+def _foreign_git_source(repo: Repository, hr: FluxObject, ref: ys.Node | None) -> bool:
+    """Whether a HelmRelease's GitRepository source is known to be another repository:
+    it is defined here with a URL that is neither this repository's (as the CLI or the
+    App knows it) nor the URL of the `flux-system` GitRepository. Unknown means no."""
+    name = ys.scalar(ys.get(ref, "name"))
+    if ys.scalar(ys.get(ref, "kind")) != "GitRepository" or name == BOOTSTRAP_NAME:
+        return False
+    sources = repo.objects_of("GitRepository")
+    own = set(repo.self_urls) | {
+        normalize_git_url(_url(s)) for s in sources if s.name == BOOTSTRAP_NAME and _url(s)
+    }
+    urls = [_url(s) for s in sources if s.name == name]
+    if not own or not urls or not all(urls):
+        return False
+    return all(normalize_git_url(u) not in own for u in urls)
+
+
+def _url(source: FluxObject) -> str:
+    return ys.scalar(ys.get(source.node, "spec", "url")) or ""
+
+
 def git_deployed_charts(repo: Repository) -> dict[str, str]:
     """Chart directories that a HelmRelease builds from a Git/Bucket source with the
     default `ChartVersion` strategy -> the HelmRelease that does."""
@@ -173,6 +203,9 @@ def git_deployed_charts(repo: Repository) -> dict[str, str]:
         if not chart_path or kind not in ("GitRepository", "Bucket"):
             continue
         if strategy != "ChartVersion":
+            continue
+        if _foreign_git_source(repo, hr, ys.get(spec, "sourceRef")):
+            # `./charts/podinfo` of another repository, not this one's.
             continue
         result[secure_join(chart_path)] = f"HelmRelease {hr.name}"
     return result

@@ -39,10 +39,7 @@ class Config:
         return default
 
     def is_ignored(self, path: str) -> bool:
-        for pattern in self.ignore:
-            if _glob_match(path, pattern):
-                return True
-        return False
+        return any(_glob_match(path, pattern) for pattern in self.ignore)
 
 
 def _glob_match(path: str, pattern: str) -> bool:
@@ -131,7 +128,14 @@ def parse_config(
         elif key in ("ignore", "raw_paths"):
             if isinstance(value, str):
                 value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    if not (isinstance(item, str) and item):
+                        raise ConfigError(
+                            f"{source}: line {_line(value, index)}: {key!r} must be a list "
+                            f"of strings (item {index + 1} is {item!r})"
+                        )
+            else:
                 raise ConfigError(f"{source}: line {line}: {key!r} must be a list of strings")
             if key == "ignore":
                 ignore = tuple(value)

@@ -221,8 +221,11 @@ class Repository:
         """Check every YAML file up front, on several processes (see parallel.py)."""
         from bot.analysis.parallel import scan_all
 
-        todo = [p for p in self.paths if p.endswith((".yaml", ".yml")) and
-                ("yaml", self.tree.blob_id(p)) not in self._cache]
+        todo = [
+            p
+            for p in self.paths
+            if p.endswith((".yaml", ".yml")) and ("yaml", self.tree.blob_id(p)) not in self._cache
+        ]
         for path, info in scan_all(self.tree, todo, workers).items():
             blob = self.tree.blob_id(path)
             self._cache[("yaml", blob) if blob else ("yaml-path", path, id(self))] = info
@@ -494,8 +497,9 @@ class Repository:
             return False
         namespace = ys.scalar(ys.get(ref, "namespace")) or obj.namespace
         for source in self.objects_of("GitRepository"):
-            if source.name == name and (not namespace or not source.namespace
-                                        or source.namespace == namespace):
+            if source.name == name and (
+                not namespace or not source.namespace or source.namespace == namespace
+            ):
                 url = ys.scalar(ys.get(source.node, "spec", "url")) or ""
                 if normalize_git_url(url) in self.self_urls:
                     return True
@@ -566,8 +570,7 @@ class Repository:
                     directory,
                     Consumer(
                         ReadKind.RAW,
-                        f"Flux Kustomization {obj.namespace + '/' if obj.namespace else ''}{obj.name} "
-                        f"({obj.path})",
+                        f"Flux Kustomization {obj.ref().split(' ', 1)[1]} ({obj.path})",
                         obj.path,
                         line,
                     ),
@@ -602,16 +605,23 @@ class Repository:
                 graph[path].append(consumer)
         for kfile in self.kustomizations.values():
             consumer_label = f"kustomize via {kfile.path}"
+            # When Flux sees this kustomization but not what it lists, the build fails
+            # (kustomize-missing-resource): the target is never read.
+            in_artifact = not self.source_ignore.ignored(kfile.path)
             for entry in kfile.entries:
                 if entry.target is None:
                     continue
                 how = ReadKind.DATA if "Generator" in entry.field else ReadKind.RAW
                 target = entry.target
                 if target in self.path_set:
+                    if in_artifact and self.source_ignore.ignored(target):
+                        continue
                     graph[target].append(Consumer(how, consumer_label, kfile.path, entry.line))
                 elif self.is_dir(target):
                     sub = self.kustomization_in(target)
                     if sub is not None and sub != kfile.path:
+                        if in_artifact and self.source_ignore.ignored(sub):
+                            continue
                         graph[sub].append(Consumer(how, consumer_label, kfile.path, entry.line))
         for path in self.paths:
             role = self.chart_role(path)

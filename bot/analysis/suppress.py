@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_MARK = re.compile(r"#\s*flux-review:\s*(?P<rest>.*)$")
+from bot.analysis.templating import comment_start
+
+_MARK = re.compile(r"#\s*flux-review:\s*(?P<rest>.*)$")  # matched where the comment starts
 _IGNORE = re.compile(
     r"^ignore\s+(?P<rules>[a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*(?:--\s*(?P<reason>.*))?$"
 )
@@ -25,7 +27,8 @@ def suppressions(text: str) -> list[Suppression]:
     for number, line in enumerate(text.splitlines(), start=1):
         if "flux-review:" not in line:
             continue
-        m = _MARK.search(line)
+        # Only a YAML comment counts: not `#` inside a quoted string.
+        m = _MARK.match(line, comment_start(line))
         if m is None:
             continue
         rest = m.group("rest").strip()

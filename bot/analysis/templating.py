@@ -81,6 +81,11 @@ def _strip_comment(line: str) -> str:
     return line
 
 
+def comment_start(line: str) -> int:
+    """Column where a line's YAML comment starts; len(line) when it has none."""
+    return len(_strip_comment(line))
+
+
 def _content_start(line: str) -> tuple[int, bool]:
     """Column where a line's node starts after indentation and `- ` markers, and
     whether it stood after at least one `- `."""
@@ -96,6 +101,21 @@ def _content_start(line: str) -> tuple[int, bool]:
         else:
             break
     return i, dashed
+
+
+_MAY_BREAK = re.compile(
+    rb"^[ \t-]*\{\{"  # a line that is a template action
+    rb"|:[ \t]+\{\{"  # an unquoted value that starts with one
+    rb"|\}\}[^\n'\"]*:(?:[ \t]|$)"  # a templated key
+    rb"|\.(?:Values|Release|Chart|Capabilities|Files|Template)\b"
+    rb"|\b(?:include|tpl|toYaml|toJson|required|nindent|lookup)\b",
+    re.M,
+)
+
+
+def may_break(data: bytes) -> bool:
+    """Cheap test on the raw bytes: can any `{{` of this file be one that `scan` keeps?"""
+    return b"{{" in data and _MAY_BREAK.search(data) is not None
 
 
 def scan(text: str) -> Iterator[Action]:
@@ -153,10 +173,14 @@ def scan(text: str) -> Iterator[Action]:
                 continue
             end = line.find("}}", pos)
             expression = line[pos : end + 2] if end != -1 else line[pos:].rstrip()
-            if pos == start or (key_match is not None and pos < start + key_match.end()) or (key_match is not None and body[key_match.end() :].lstrip().startswith("{{")):
-                structural = True
-            else:
-                structural = False
+            # At the start of the node, inside the key, or the first thing of a value.
+            structural = pos == start or (
+                key_match is not None
+                and (
+                    pos < start + key_match.end()
+                    or body[key_match.end() :].lstrip().startswith("{{")
+                )
+            )
             yield Action(number, pos, expression.strip(), structural, key, path, kind)
             pos = line.find("{{", (end + 2) if end != -1 else len(line))
 

@@ -38,7 +38,7 @@ def _info(module: ModuleType) -> RuleInfo:
     return RuleInfo(
         id=module.ID,
         default_severity=module.SEVERITY,
-        summary=doc.splitlines()[0] if doc else module.ID,
+        summary=" ".join(doc.split("\n\n", 1)[0].split()) if doc else module.ID,
         doc=doc,
         check=module.check,
     )

@@ -6,7 +6,8 @@ HelmRelease, an OCIRepository or an umbrella chart, a change under the chart tha
 the old version either never ships or overwrites a version that clusters already run.
 For a chart that a HelmRelease builds from a GitRepository or Bucket with the default
 `reconcileStrategy: ChartVersion`, source-controller builds a new artifact only when the
-version changes: nothing rolls out until it is bumped.
+version changes: nothing rolls out until it is bumped. (A GitRepository defined here with
+the URL of another repository is that repository's chart, not this one's.)
 
 Only changes to files that Helm packages count (`.helmignore` is honoured). The finding
 sits on the `version` line of `Chart.yaml` and suggests the next patch version. Only
@@ -47,7 +48,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         # out of the chart changes the package as much as one renamed into it.
         changed = sorted(
             {
-                c.path
+                p
                 for c in ctx.changed.values()
                 for p in (c.path, c.previous_path)
                 if p and chart.contains(p) and not chart.helmignore.ignored(chart.rel(p))

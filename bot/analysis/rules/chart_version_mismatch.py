@@ -19,9 +19,11 @@ Versions compare exactly as Helm and Flux do (Masterminds/semver v3): an exact s
 match first, then the range (`1.1.x`, `~1.1.0`, `^1.1.0`, `>=1 <2`, `||`, hyphen ranges;
 prereleases only match ranges that name a prerelease). Charts from a GitRepository or
 Bucket source are not checked here: Flux ignores `version` for them (see
-`chart-not-bumped`).
+`chart-not-bumped`). Neither are versions that Flux's post-build substitution fills in
+(`version: ${PODINFO_VERSION}`): their value is not in the file.
 
-The finding sits on the reference's version line and suggests the chart's version.
+The finding sits on the reference's version line and suggests the chart's version
+(spelled with `_` for `+` in an OCI tag).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def check(ctx: Context) -> Iterator[Finding]:
             continue
         chart = max(ref.charts, key=lambda c: _sort_key(c.version or ""))
         target = chart.version or versions[0]
+        if ref.exact_tag:
+            # What `helm push` names the tag: OCI tags cannot hold `+`.
+            target = target.replace("+", "_")
         suggestion = None
         if ref.has_version_line:
             text = repo.text(ref.path) or ""
@@ -61,7 +66,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             SEVERITY,
             ref.path,
             ref.line,
-            f"{ref.what} asks for version `{ref.constraint}` of chart {chart.name}, but "
+            f"{ref.what} asks for version `{ref.shown}` of chart {chart.name}, but "
             f"{chart.path} is version {have}: the chart in this repository is not the one "
             f"that gets deployed. Use `{target}`.",
             suggestion=suggestion,
@@ -69,10 +74,13 @@ def check(ctx: Context) -> Iterator[Finding]:
 
 
 def _same(a: str, b: str) -> bool:
+    """Same version, spelled differently (`v` prefix...). A tag is pulled as written, so
+    build metadata must match too, although SemVer precedence ignores it."""
     try:
-        return semver.Version.parse(a) == semver.Version.parse(b)
+        va, vb = semver.Version.parse(a), semver.Version.parse(b)
     except ValueError:
         return False
+    return va == vb and va.build == vb.build
 
 
 def _sort_key(version: str) -> tuple[int, object]:

@@ -9,20 +9,31 @@ Checked references: a Flux Kustomization's `spec.sourceRef` and `spec.dependsOn`
 HelmRelease's `spec.chart.spec.sourceRef`, `spec.chartRef` and `spec.dependsOn`; a
 HelmChart's `spec.sourceRef`.
 
+Secrets and ConfigMaps (`imagePullSecrets`, `secretRef`, `secretKeyRef`, `configMapRef`,
+volumes, HelmRelease `valuesFrom`, Kustomization `substituteFrom`; `optional: true`
+references are skipped) usually come from outside git, so they are checked against the
+change only: a Secret, SealedSecret, ExternalSecret target or generator that the base
+defined and the head no longer does, while a manifest still refers to it by name (the
+renamed pull secret that breaks every new cluster).
+
 To stay precise in repositories that hold only part of a platform, the rule only checks
 a kind that the repository defines at least once (a tenant repository whose
 HelmRepositories live elsewhere is not flagged), skips sources named `flux-system`
-(created by `flux bootstrap`), objects that a chart template creates, and namespaces
-that kustomize or Flux rewrite.
+(created by `flux bootstrap`), objects that a chart template creates, objects defined in
+a file that does not parse (reported by `yaml-syntax-error`), and namespaces that
+kustomize or Flux rewrite (`namespace` in a kustomization file on the way, or
+`targetNamespace`). When the object exists in another namespace, the message says which.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
+from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, Repository
+from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind, Repository
 from bot.analysis.rules.base import Context
 
 ID = "dangling-reference"
@@ -30,16 +41,60 @@ SEVERITY = Severity.ERROR
 
 
 def _namespace(repo: Repository, obj: FluxObject) -> str | None:
-    """The namespace an object ends up in, or None when kustomize or Flux may rewrite it."""
-    for consumer in repo.consumers.get(obj.path, ()):
-        if consumer.description.startswith("Flux Kustomization"):
-            for k in repo.objects_of("Kustomization"):
-                if k.path == consumer.source and ys.get(k.node, "spec", "targetNamespace"):
-                    return None
-        kfile = repo.kustomizations.get(consumer.source)
-        if kfile is not None and kfile.namespace:
-            return None
+    """The namespace an object ends up in, or None when kustomize or Flux may rewrite it:
+    a kustomization file with `namespace` or a Flux Kustomization with `targetNamespace`
+    anywhere on the way from the object's file up to the cluster."""
+    seen = {obj.path}
+    stack = [obj.path]
+    while stack:
+        current = stack.pop()
+        for consumer in repo.consumers.get(current, ()):
+            if consumer.how is not ReadKind.RAW:
+                continue
+            if consumer.description.startswith("Flux Kustomization"):
+                for k in repo.objects_of("Kustomization"):
+                    if k.path == consumer.source and ys.get(k.node, "spec", "targetNamespace"):
+                        return None
+                continue
+            kfile = repo.kustomizations.get(consumer.source)
+            if kfile is None:
+                continue
+            if kfile.namespace:
+                return None
+            if kfile.path not in seen:
+                seen.add(kfile.path)
+                stack.append(kfile.path)
     return obj.namespace
+
+
+_METADATA_NAME = re.compile(
+    r"^metadata:[ \t]*\n(?:(?:[ \t]+.*|[ \t]*)\n)*?[ \t]+name:[ \t]*['\"]?([^'\"\s#]*)", re.M
+)
+
+
+def _unparsed(repo: Repository) -> set[tuple[str, str]]:
+    """(kind, name) of Flux objects in files that do not parse, read from the text; the
+    name is "" when it cannot be read. Such a file is reported by yaml-syntax-error; a
+    reference to what it defines is not dangling on top of that."""
+    found: set[tuple[str, str]] = set()
+    for path in repo.paths:
+        if not path.endswith((".yaml", ".yml", ".YAML", ".YML")):
+            continue
+        data = repo.data(path)
+        if not data or b"toolkit.fluxcd.io" not in data or repo.problem(path) is None:
+            continue
+        for doc in ys.split_documents(repo.text(path) or ""):
+            if doc.kind:
+                m = _METADATA_NAME.search(doc.text)
+                name = m.group(1) if m else ""
+                found.add((doc.kind, "" if "{{" in name or "$" in name else name))
+    return found
+
+
+def _plural(kind: str) -> str:
+    if kind.endswith("y") and kind[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return kind[:-1] + "ies"
+    return kind + "s"
 
 
 def check(ctx: Context) -> Iterator[Finding]:
@@ -48,6 +103,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     for obj in repo.flux_objects:
         by_kind.setdefault(obj.kind, []).append(obj)
     namespaces = {id(o): _namespace(repo, o) for o in repo.flux_objects}
+    unparsed = _unparsed(repo)
 
     def exists(kind: str, name: str, namespace: str | None) -> bool:
         for candidate in by_kind.get(kind, ()):
@@ -99,11 +155,26 @@ def check(ctx: Context) -> Iterator[Finding]:
                 continue
             if exists(kind, name, namespace):
                 continue
+            if (kind, name) in unparsed or (kind, "") in unparsed:
+                continue
             where = f" in namespace {namespace}" if namespace else ""
-            others = sorted({o.name for o in by_kind[kind]})
-            hint = ""
-            if len(others) <= 8:
-                hint = f" Known {kind}s: {', '.join(others)}."
+            elsewhere = sorted(
+                {
+                    namespaces[id(o)] or "?"
+                    for o in by_kind[kind]
+                    if o.name == name and namespaces[id(o)] != namespace
+                }
+            )
+            if elsewhere and "?" not in elsewhere:
+                hint = (
+                    f" {kind} {name} is in namespace {', '.join(elsewhere)}: set "
+                    f"`namespace: {elsewhere[0]}` in the reference."
+                )
+            else:
+                others = sorted({o.name for o in by_kind[kind]})
+                hint = ""
+                if len(others) <= 8:
+                    hint = f" Known {_plural(kind)}: {', '.join(others)}."
             yield ctx.finding(
                 ID,
                 SEVERITY,
@@ -112,3 +183,25 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which does not "
                 f"exist in the repository, so it never becomes ready.{hint}",
             )
+    yield from _removed_secrets(ctx)
+
+
+def _removed_secrets(ctx: Context) -> Iterator[Finding]:
+    """Secrets and ConfigMaps are mostly created outside git, so only a change proves a
+    reference wrong: the object was defined in the repository at the base and is gone."""
+    if ctx.base is None:
+        return
+    before = secrets.providers(ctx.base)
+    now = secrets.providers(ctx.repo)
+    for ref in secrets.references(ctx.repo):
+        if ref.name not in before[ref.kind] or ref.name in now[ref.kind]:
+            continue
+        yield ctx.finding(
+            ID,
+            SEVERITY,
+            ref.path,
+            ref.line,
+            f"`{ref.field}` names {ref.kind} {ref.name}, which this change removes from the "
+            f"repository (it was defined in {before[ref.kind][ref.name]}): Pods and Flux "
+            f"objects that need it fail on every cluster that does not already have it.",
+        )

@@ -18,7 +18,9 @@ The rule reports a template action when it
 Go templates meant for someone else are left alone: text in block scalars (`|`, `>`),
 annotations, ConfigMap and Secret data, ExternalSecret templates, Prometheus and
 Alertmanager rules, HelmRelease `values` (charts may `tpl` them), GitHub workflow
-`${{ }}` expressions.
+`${{ }}` expressions. Unless they break the YAML: an unquoted
+`summary: {{ $labels.pod }} is down` is a parse error whoever the template is for; the
+finding then suggests quoting the value.
 
 A file that is both a chart template and applied raw (for example a chart's `templates/`
 directory that a Flux Kustomization also points at) is what this rule exists for: Helm
@@ -32,6 +34,8 @@ Fix: keep raw-applied paths free of templates (move the chart out of the Kustomi
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Iterator
 
 from bot.analysis import templating
@@ -58,7 +62,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         if not raw:
             continue
         data = repo.data(path)
-        if not data or b"{{" not in data:
+        if not data or not templating.may_break(data):
             continue
         text = repo.text(path)
         if text is None:
@@ -73,18 +77,26 @@ def check(ctx: Context) -> Iterator[Finding]:
         helm = repo.template_consumers(path)
         raw_text = raw_description(repo, path, raw)
         reported: set[int] = set()
+        lines = text.splitlines()
         for action in actions:
             if action.line in reported:
                 continue
-            if action.structural:
-                # Valid YAML with a `{{` at a structural spot is a multi-line string,
-                # unless it parsed as a mapping used as a key (`- {{ .x }}`).
-                if problem is None and action.line not in complex_keys:
-                    continue
+            suggestion = None
+            # A `{{` where YAML expects structure breaks parsing, unless the YAML is
+            # valid after all: then it is a quoted key or a multi-line string, and only
+            # its content matters (below). `- {{ .x }}` parses as a mapping used as a
+            # key, which no Kubernetes decoder accepts.
+            if action.structural and (problem is not None or action.line in complex_keys):
                 effect = (
-                    "kustomize cannot parse the file (it is not valid YAML until Helm "
-                    "renders it), so the whole build fails"
+                    f"{_parser(raw)} cannot parse the file (it is not valid YAML until Helm "
+                    f"renders it), so {_failure(raw)}"
                 )
+                if not action.helm_specific and action.key is not None:
+                    effect += (
+                        ". If the template is meant for another program, quote the value so "
+                        "that it stays a string"
+                    )
+                    suggestion = _quoted(lines[action.line - 1], action)
             else:
                 if not action.helm_specific or action.kind in templating.PAYLOAD_KINDS:
                     continue
@@ -96,8 +108,9 @@ def check(ctx: Context) -> Iterator[Finding]:
                     "Helm was meant to fill in"
                 )
             reported.add(action.line)
+            what = "Helm template" if action.helm_specific else "Template action"
             message = (
-                f"Helm template `{_short(action.expression)}` in a file applied without "
+                f"{what} `{_short(action.expression)}` in a file applied without "
                 f"rendering by {raw_text}: {effect}."
             )
             if helm:
@@ -106,7 +119,32 @@ def check(ctx: Context) -> Iterator[Finding]:
                     "that copy, but the raw copy breaks."
                 )
             ctx.template_lines.setdefault(path, set()).add(action.line)
-            yield ctx.finding(ID, SEVERITY, path, action.line, message)
+            yield ctx.finding(ID, SEVERITY, path, action.line, message, suggestion=suggestion)
+
+
+def _helm_crds_only(raw: list[Consumer]) -> bool:
+    return all(posixpath.basename(c.source) == "Chart.yaml" for c in raw)
+
+
+def _parser(raw: list[Consumer]) -> str:
+    return "Helm" if _helm_crds_only(raw) else "kustomize"
+
+
+def _failure(raw: list[Consumer]) -> str:
+    if _helm_crds_only(raw):
+        return "installing the chart fails"
+    return "the whole build fails"
+
+
+_VALUE_LINE = re.compile(r"""^(\s*(?:-\s+)?[^\s#'"{][^:#]*?:[ \t]+)(\{\{[^"'\\#]*?)\s*$""")
+
+
+def _quoted(line: str, action: templating.Action) -> str | None:
+    """The line with its unquoted templated value in double quotes, when that is safe."""
+    m = _VALUE_LINE.match(line.rstrip("\r\n"))
+    if m is None or action.column != len(m.group(1)):
+        return None
+    return f'{m.group(1)}"{m.group(2)}"'
 
 
 def _short(expression: str, limit: int = 80) -> str:

@@ -36,7 +36,14 @@ def check(ctx: Context) -> Iterator[Finding]:
             continue
         chart = role[0]
         docs = repo.documents(path)
-        api = ys.scalar(ys.get(docs[0], "apiVersion")) if docs else None
+        if docs:
+            api = ys.scalar(ys.get(docs[0], "apiVersion"))
+        else:
+            # Not YAML until Helm renders it: a template, so read its apiVersion as text.
+            api = next(
+                (d.api_version for d in ys.split_documents(repo.text(path) or "") if d.api_version),
+                None,
+            )
         if api is not None and not api.startswith("kustomize.config.k8s.io"):
             continue
         line = 1

@@ -7,17 +7,20 @@ generator's `files`/`envs` names a file that does not exist, or a directory with
 `spec.path` does not exist in the source.
 
 Also reported: entries that leave the repository (`../../..` above the root, absolute
-paths; Flux builds inside the source artifact and cannot read outside it) and entries
-that exist in git but are left out of the Flux artifact by `.sourceignore` or the
-default ignore rules (`.github/`, `*.tar.gz`...). Remote entries (`https://...`,
+paths; Flux builds inside the source artifact and cannot read outside it) and entries or
+a `spec.path` that exist in git but are left out of the Flux artifact by `.sourceignore`,
+the `flux-system` GitRepository's `spec.ignore` or the default ignore rules (`.github/`,
+`*.tar.gz`...). Remote entries (`https://...`,
 `github.com/org/repo//path?ref=v1`) are external and never fetched.
 
 `spec.path` is only checked for Kustomizations whose source is this repository (the
-`flux-system` GitRepository that `flux bootstrap` creates).
+`flux-system` GitRepository that `flux bootstrap` creates), and not when it holds a
+`${var}` that a parent Kustomization's post-build substitution fills in.
 """
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 from collections.abc import Iterator
 
@@ -44,11 +47,27 @@ def _kind_of_file_kept(repo: Repository, target: str) -> bool:
     return ext in repo.extensions
 
 
+def _left_out(repo: Repository, directory: str) -> bool:
+    """Whether no file below `directory` makes it into the Flux artifact."""
+    prefix = directory + "/"
+    ignore = repo.source_ignore
+    paths = repo.paths  # sorted: the files below `directory` are one slice
+    for i in range(bisect.bisect_left(paths, prefix), len(paths)):
+        if not paths[i].startswith(prefix):
+            break
+        if not ignore.ignored(paths[i]):
+            return False
+    return True
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     for kfile in repo.kustomizations.values():
         if repo.problem(kfile.path) is not None:
             continue
+        # Whether Flux sees this file at all: if not, what it lists being left out of
+        # the artifact too is a consequence, not a problem of its own.
+        in_artifact = not repo.source_ignore.ignored(kfile.path)
         for entry in kfile.entries:
             if entry.remote:
                 continue
@@ -65,7 +84,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 continue
             target = entry.target
             if target in repo.path_set:
-                if repo.source_ignore.ignored(target):
+                if in_artifact and repo.source_ignore.ignored(target):
                     yield ctx.finding(
                         ID,
                         SEVERITY,
@@ -77,7 +96,23 @@ def check(ctx: Context) -> Iterator[Finding]:
                     )
                 continue
             if repo.is_dir(target):
-                if entry.field in _DIR_FIELDS and repo.kustomization_in(target) is None:
+                sub = repo.kustomization_in(target)
+                if (
+                    entry.field in _DIR_FIELDS
+                    and sub is not None
+                    and in_artifact
+                    and repo.source_ignore.ignored(sub)
+                ):
+                    yield ctx.finding(
+                        ID,
+                        SEVERITY,
+                        kfile.path,
+                        entry.line,
+                        f"{where} is excluded from the Flux source artifact by "
+                        "`.sourceignore` or Flux's default ignore rules, so "
+                        "the build will not find it.",
+                    )
+                elif entry.field in _DIR_FIELDS and sub is None:
                     yield ctx.finding(
                         ID,
                         SEVERITY,
@@ -111,10 +146,22 @@ def check(ctx: Context) -> Iterator[Finding]:
             continue
         node = ys.get(obj.node, "spec", "path")
         value = ys.scalar(node)
-        if node is None or value is None:
+        if node is None or value is None or "${" in value:
+            # `${var}` is filled in by a parent Kustomization's post-build substitution.
             continue
         directory = secure_join(value)
-        if directory and not repo.is_dir(directory):
+        if directory and repo.is_dir(directory) and _left_out(repo, directory):
+            yield ctx.finding(
+                ID,
+                SEVERITY,
+                obj.path,
+                ys.line_of(node),
+                f"spec.path `{value}` of Flux Kustomization {obj.name} is excluded from the "
+                "Flux source artifact by `.sourceignore`, the GitRepository's `spec.ignore` "
+                "or Flux's default ignore rules: kustomize-controller fails with "
+                "`kustomization path not found`.",
+            )
+        elif directory and not repo.is_dir(directory):
             yield ctx.finding(
                 ID,
                 SEVERITY,

@@ -41,12 +41,23 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
         consumers = repo.consumers.get(path, ())
         raw = [c for c in consumers if c.how is ReadKind.RAW]
         if base in KUSTOMIZATION_FILES:
+            role = repo.chart_role(path)
+            if role is not None and role[1] == "templates" and not raw:
+                # A chart template that happens to be named kustomization.yaml (see
+                # kustomization-in-chart-templates): only Helm reads it, rendered.
+                continue
             yield path, "kustomize", False
-        elif base in ("Chart.yaml", "values.yaml") and any(
-            c.path == posixpath.join(posixpath.dirname(path), "Chart.yaml") for c in repo.charts
+        elif (
+            base in ("Chart.yaml", "values.yaml")
+            and not raw
+            and any(
+                c.path == posixpath.join(posixpath.dirname(path), "Chart.yaml") for c in repo.charts
+            )
         ):
             yield path, "Helm", False
         elif raw:
+            # Also a chart's Chart.yaml or values.yaml under a Flux Kustomization's
+            # spec.path: Flux applies them as manifests, which they are not.
             objects = any(
                 c.description.startswith("Flux Kustomization")
                 or c.description.startswith("raw_paths")
@@ -88,41 +99,36 @@ def check(ctx: Context) -> Iterator[Finding]:
 
 
 def _not_objects(ctx: Context, path: str, reader: str) -> Iterator[Finding]:
-    for doc in ctx.repo.documents(path):
-        if not isinstance(doc, ys.ynodes.MappingNode):
-            if ys.scalar(doc) is None:
-                continue
+    for doc in ctx.repo.yaml_info(path).docs:
+        if doc.root == "empty" or doc.empty_mapping:
+            continue
+        if doc.root != "mapping":
             yield ctx.finding(
                 ID,
                 SEVERITY,
                 path,
-                ys.line_of(doc),
+                doc.line,
                 f"this document is not a Kubernetes object; {reader} fails with "
                 "`failed to decode Kubernetes YAML`.",
             )
             continue
-        if not doc.value:
-            continue
-        kind = ys.scalar(ys.get(doc, "kind"))
-        if kind and kind.endswith("List") and ys.get(doc, "items") is not None:
+        if doc.kind and doc.kind.endswith("List") and doc.has_items:
             continue
         missing = [
             k
-            for k, n in (
-                ("apiVersion", ys.get(doc, "apiVersion")),
-                ("kind", kind),
-                ("metadata.name", ys.get(doc, "metadata", "name")),
+            for k, present in (
+                ("apiVersion", doc.api_version is not None),
+                ("kind", doc.kind is not None),
+                ("metadata.name", doc.has_name),
             )
-            if n is None
+            if not present
         ]
-        if missing and not (
-            missing == ["metadata.name"] and ys.get(doc, "metadata", "generateName") is not None
-        ):
+        if missing and not (missing == ["metadata.name"] and doc.has_generate_name):
             yield ctx.finding(
                 ID,
                 SEVERITY,
                 path,
-                ys.line_of(doc),
+                doc.line,
                 f"this document has no {', '.join(missing)}; it is applied as a "
                 f"manifest by {reader}, which cannot decode it as a Kubernetes "
                 "object.",

@@ -1,0 +1,146 @@
+"""The repository config `.github/flux-review.yml`: what it changes and how it fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.analysis import ConfigError, Severity, parse_config
+from tests.analysis_helpers import (
+    dedent,
+    deployment,
+    flux_kustomization,
+    kustomization,
+    repo,
+    run,
+    service,
+)
+
+BAD_IMAGE = "ghcr.io/Example/podinfo:6.5.4"
+
+
+def platform() -> dict[str, str | bytes]:
+    """One invalid image (error) and one unlisted manifest (warning)."""
+    return repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps/podinfo"),
+            "apps/podinfo/kustomization.yaml": kustomization(["deployment.yaml"]),
+            "apps/podinfo/deployment.yaml": deployment("podinfo", BAD_IMAGE),
+            "apps/podinfo/service.yaml": service("podinfo"),
+        }
+    )
+
+
+def summary(config: str | None = None) -> list[tuple[str, str, str]]:
+    return [(f.rule, f.severity.value, f.path) for f in run(platform(), config=config)]
+
+
+def test_defaults() -> None:
+    assert summary() == [
+        ("invalid-image-reference", "error", "apps/podinfo/deployment.yaml"),
+        ("kustomize-unlisted-manifest", "warning", "apps/podinfo/service.yaml"),
+    ]
+
+
+def test_severity_override() -> None:
+    config = """
+    rules:
+      kustomize-unlisted-manifest: error
+      invalid-image-reference: notice
+    """
+    assert summary(dedent(config)) == [
+        ("invalid-image-reference", "notice", "apps/podinfo/deployment.yaml"),
+        ("kustomize-unlisted-manifest", "error", "apps/podinfo/service.yaml"),
+    ]
+
+
+def test_rule_off() -> None:
+    assert summary("rules:\n  invalid-image-reference: off\n") == [
+        ("kustomize-unlisted-manifest", "warning", "apps/podinfo/service.yaml"),
+    ]
+
+
+def test_rule_false_is_off_too() -> None:
+    config = parse_config("rules:\n  chart-not-bumped: false\n")
+    assert config.severity_for("chart-not-bumped", Severity.WARNING) is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "apps/podinfo/deployment.yaml",
+        "apps/**",
+        "apps/",
+        "/apps/podinfo/",
+        "deployment.yaml",
+        "*/podinfo/deploy*.yaml",
+    ],
+)
+def test_ignore_globs(pattern: str) -> None:
+    rules = [r for r, _, _ in summary(f"ignore:\n  - '{pattern}'\n")]
+    assert "invalid-image-reference" not in rules
+
+
+@pytest.mark.parametrize("pattern", ["other/**", "deploy.yaml", "podinfo/deployment.yaml"])
+def test_ignore_globs_that_do_not_match(pattern: str) -> None:
+    rules = [r for r, _, _ in summary(f"ignore:\n  - '{pattern}'\n")]
+    assert "invalid-image-reference" in rules
+
+
+def test_raw_paths() -> None:
+    config = parse_config("raw_paths:\n  - ./legacy/manifests/\n  - /\n")
+    assert config.raw_paths == ("legacy/manifests", "")
+    files = {"legacy/manifests/api.yaml": deployment("api", "{{ .Values.image }}")}
+    assert run(files) == []
+    assert [f.rule for f in run(files, config="raw_paths: [legacy/manifests]\n")] == [
+        "helm-template-in-raw-manifest"
+    ]
+
+
+def test_fail_on_and_review_drafts() -> None:
+    config = parse_config("fail_on: warning\nreview_drafts: false\n")
+    assert config.fail_on is Severity.WARNING
+    assert config.review_drafts is False
+    default = parse_config("")
+    assert default.fail_on is Severity.ERROR
+    assert default.review_drafts is True
+
+
+def test_empty_and_comment_only_configs_are_the_defaults() -> None:
+    assert parse_config("") == parse_config("# nothing yet\n") == parse_config(b"")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ("rule:\n  chart-not-bumped: off\n", 1, "unknown key 'rule'"),
+        ("ignore: []\nfail-on: warning\n", 2, "unknown key 'fail-on'"),
+        ("rules:\n  chart-not-bumped: of\n", 2, "rules.chart-not-bumped must be one of"),
+        ("rules:\n  helm-templates: off\n", 2, "unknown rule 'helm-templates'"),
+        ("rules: off\n", 1, "'rules' must be a mapping"),
+        ("rules:\n  chart-not-bumped: null\n", 2, "rules.chart-not-bumped"),
+        ("ignore: 3\n", 1, "'ignore' must be a list of strings"),
+        ("ignore:\n  - charts/**\n  - 3\n", 3, "'ignore' must be a list of strings"),
+        ("raw_paths:\n  - legacy\n  - {path: x}\n", 3, "'raw_paths' must be a list of strings"),
+        ("fail_on: critical\n", 1, "'fail_on' must be error, warning or notice"),
+        ("review_drafts: maybe\n", 1, "'review_drafts' must be true or false"),
+        ("- rules\n", 1, "the config must be a mapping"),
+        ("rules:\n  a: [\n", 3, "invalid YAML"),
+    ],
+)
+def test_invalid_configs_name_key_and_line(text: str, line: int, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert message.startswith(".github/flux-review.yml: ")
+    assert f"line {line}" in message
+    assert says in message
+
+
+def test_config_error_names_the_source() -> None:
+    with pytest.raises(ConfigError, match=r"^ci/review\.yml: line 1: unknown key 'x'"):
+        parse_config("x: 1\n", source="ci/review.yml")
+
+
+def test_config_that_is_not_utf8() -> None:
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        parse_config(b"ignore:\n  - caf\xe9\n")

@@ -1,0 +1,115 @@
+"""kustomize-unlisted-manifest: a manifest beside a kustomization.yaml that does not list it."""
+
+from __future__ import annotations
+
+from tests.analysis_helpers import (
+    chart_yaml,
+    deployment,
+    flux_kustomization,
+    kustomization,
+    repo,
+    run,
+    service,
+)
+
+RULE = "kustomize-unlisted-manifest"
+
+
+def podinfo(**files: str) -> dict[str, str | bytes]:
+    return repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps/podinfo"),
+            "apps/podinfo/kustomization.yaml": kustomization(["deployment.yaml"]),
+            "apps/podinfo/deployment.yaml": deployment("podinfo"),
+            **files,
+        }
+    )
+
+
+def test_new_manifest_not_in_resources_is_reported() -> None:
+    [finding] = run(podinfo(**{"apps/podinfo/service.yaml": service("podinfo")}))
+    assert (finding.rule, finding.path, finding.line, finding.severity) == (
+        RULE,
+        "apps/podinfo/service.yaml",
+        1,
+        "warning",
+    )
+    assert "`apps/podinfo/kustomization.yaml` does not list this manifest" in finding.message
+    assert "Add `- service.yaml`" in finding.message
+
+
+def test_manifest_in_subdirectory_without_own_kustomization() -> None:
+    [finding] = run(podinfo(**{"apps/podinfo/monitoring/servicemonitor.yaml": service("x")}))
+    assert finding.path == "apps/podinfo/monitoring/servicemonitor.yaml"
+    assert "Add `- monitoring/servicemonitor.yaml`" in finding.message
+
+
+def test_listed_patch_and_generator_files_are_silent() -> None:
+    files = podinfo()
+    files["apps/podinfo/kustomization.yaml"] = kustomization(
+        ["deployment.yaml"],
+        extra="""
+        patches:
+          - path: replicas-patch.yaml
+        configMapGenerator:
+          - name: podinfo
+            files:
+              - config.yaml
+        """,
+    )
+    files["apps/podinfo/replicas-patch.yaml"] = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\nspec:\n  replicas: 3\n"
+    )
+    files["apps/podinfo/config.yaml"] = "apiVersion: v1\nkind: ConfigMap\n"
+    assert run(files) == []
+
+
+def test_non_manifest_yaml_is_silent() -> None:
+    files = podinfo(**{"apps/podinfo/values-notes.yaml": "replicaCount: 3\nimage: x\n"})
+    assert run(files) == []
+
+
+def test_directory_without_kustomization_is_silent() -> None:
+    # Flux applies every manifest there: nothing to list.
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/deployment.yaml": deployment("podinfo"),
+            "apps/service.yaml": service("podinfo"),
+        }
+    )
+    assert run(files) == []
+
+
+def test_chart_files_beside_a_kustomization_are_silent() -> None:
+    files = podinfo(
+        **{
+            "apps/podinfo/chart/Chart.yaml": chart_yaml("podinfo", "1.0.0"),
+            "apps/podinfo/chart/templates/service.yaml": service("podinfo"),
+        }
+    )
+    assert run(files) == []
+
+
+def test_sourceignored_manifest_is_silent() -> None:
+    files = podinfo(
+        **{
+            "apps/podinfo/examples/service.yaml": service("podinfo"),
+            ".sourceignore": "examples/\n",
+        }
+    )
+    assert run(files) == []
+
+
+def test_subdirectory_with_its_own_kustomization_is_not_the_parent_s_business() -> None:
+    files = podinfo(
+        **{
+            "apps/podinfo/redis/kustomization.yaml": kustomization(["redis.yaml"]),
+            "apps/podinfo/redis/redis.yaml": deployment("redis", "redis:7.2"),
+        }
+    )
+    files["apps/podinfo/kustomization.yaml"] = kustomization(["deployment.yaml", "redis"])
+    assert run(files) == []
+    files["apps/podinfo/redis/sentinel.yaml"] = deployment("sentinel", "redis:7.2")
+    [finding] = run(files)
+    assert "`apps/podinfo/redis/kustomization.yaml` does not list" in finding.message
