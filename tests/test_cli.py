@@ -9,30 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.analysis_helpers import gotk_sync
 from tests.fakegithub.gitrepo import GitRepo
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FLUX_SYSTEM = """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: flux-system
-  namespace: flux-system
-spec:
-  url: ssh://git@example.com/gitops
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: apps
-  namespace: flux-system
-spec:
-  path: ./apps
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-"""
+FLUX_SYSTEM = gotk_sync("./apps")
 
 DEPLOYMENT = """\
 apiVersion: apps/v1

@@ -15,28 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.analysis_helpers import gotk_sync
 from tests.fakegithub.gitrepo import GitRepo
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FLUX = """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: flux-system
-  namespace: flux-system
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: apps
-  namespace: flux-system
-spec:
-  path: ./apps
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-"""
+FLUX = gotk_sync("./apps")
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"
 
 

@@ -6,31 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.analysis import DictTree, analyze
+from tests.analysis_helpers import gotk_sync
 
 REPO: dict[str, str] = {
-    "clusters/prod/flux-system.yaml": """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: flux-system
-  namespace: flux-system
-spec:
-  url: ssh://git@example.com/gitops
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: apps
-  namespace: flux-system
-spec:
-  path: ./apps
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-  postBuild:
-    substitute:
-      registry: ghcr.io
-""",
+    "clusters/prod/flux-system.yaml": gotk_sync("./apps"),
     "apps/kustomization.yaml": """\
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
