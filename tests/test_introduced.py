@@ -193,3 +193,20 @@ def test_consumers_of_reported_files_are_returned() -> None:
         ]
     }
     assert result.errors == []
+
+
+def test_an_identical_new_finding_above_an_old_one_is_the_new_one() -> None:
+    old = deployment("legacy", OLD_BAD)
+    twin = old.replace("      containers:\n",
+                       f"      containers:\n        - name: sidecar\n          image: {OLD_BAD}\n")
+    head = {**base(), "infrastructure/legacy.yaml": twin}
+    found = [(f.line, f.introduced) for f in run(head, base(), report_all=True)
+             if f.path == "infrastructure/legacy.yaml"]
+    first = line_of(twin, OLD_BAD)
+    assert found == [(first, True), (line_of(twin, OLD_BAD, occurrence=2), False)]
+
+
+def test_editing_the_line_of_an_old_finding_makes_it_new() -> None:
+    head = {**base(), "infrastructure/legacy.yaml": deployment("legacy", OLD_BAD + " ")}
+    [finding] = [f for f in run(head, base()) if f.path == "infrastructure/legacy.yaml"]
+    assert finding.introduced

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -74,16 +75,59 @@ def _run_rules(
     return anchored
 
 
-def _identities(findings: list[Finding], rename: dict[str, str]) -> list[tuple[str, ...]]:
-    """Identity of each finding that survives unrelated edits: rule, path (through
-    renames), the text of its line, and its rank among identical ones."""
-    seen: Counter[tuple[str, str, str]] = Counter()
-    result: list[tuple[str, ...]] = []
+def _lines(repo: Repository, path: str) -> list[str]:
+    text = repo.text(path)
+    if text is not None:
+        return text.splitlines()
+    data = repo.data(path) or b""
+    return data.decode("utf-8", "replace").split("\n")
+
+
+def _line_map(old: list[str], new: list[str]) -> dict[int, int]:
+    """Head line -> base line, for the lines a change left as they were."""
+    mapping: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, old, new)
+    for tag, i1, i2, j1, _ in matcher.get_opcodes():
+        if tag == "equal":
+            for k in range(i2 - i1):
+                mapping[j1 + k + 1] = i1 + k + 1
+    return mapping
+
+
+def _mark_introduced(
+    repo: Repository,
+    base_repo: Repository,
+    findings: list[Finding],
+    base_findings: list[Finding],
+    changed: dict[str, ChangedFile],
+) -> list[Finding]:
+    """A finding is new when the change touched its line, or when its line is untouched
+    but the same rule said nothing there at the base (the change broke it from
+    elsewhere: a chart bump makes an untouched HelmRelease wrong)."""
+    before = Counter((f.rule, f.path, f.line) for f in base_findings)
+    maps: dict[str, dict[int, int] | None] = {}
+    marked = []
     for f in findings:
-        key = (f.rule, rename.get(f.path, f.path), f.anchor)
-        result.append((*key, str(seen[key])))
-        seen[key] += 1
-    return result
+        change = changed.get(f.path)
+        base_path = f.path
+        base_line: int | None = f.line
+        if change is not None:
+            if change.status is ChangeStatus.ADDED:
+                base_line = None
+            else:
+                if change.status is ChangeStatus.RENAMED and change.previous_path:
+                    base_path = change.previous_path
+                if f.path not in maps:
+                    maps[f.path] = _line_map(_lines(base_repo, base_path), _lines(repo, f.path))
+                line_map = maps[f.path]
+                base_line = line_map.get(f.line) if line_map is not None else None
+        key = (f.rule, base_path, base_line)
+        if base_line is not None and before[key] > 0:
+            before[key] -= 1
+            marked.append(replace(f, introduced=False))
+        else:
+            marked.append(replace(f, introduced=True))
+    return marked
 
 
 def analyze(
@@ -122,16 +166,7 @@ def analyze(
         base_findings = sorted(
             _run_rules(base_repo, None, {}, config, errors), key=Finding.sort_key
         )
-        rename = {
-            c.path: c.previous_path
-            for c in by_path.values()
-            if c.previous_path and c.status is ChangeStatus.RENAMED
-        }
-        before = set(_identities(base_findings, {}))
-        findings = [
-            replace(f, introduced=ident not in before)
-            for f, ident in zip(findings, _identities(findings, rename), strict=True)
-        ]
+        findings = _mark_introduced(repo, base_repo, findings, base_findings, by_path)
 
     findings = _apply_config_and_suppressions(repo, findings, config)
     if base_repo is not None and not report_all:
