@@ -205,8 +205,3 @@ def test_an_identical_new_finding_above_an_old_one_is_the_new_one() -> None:
     first = line_of(twin, OLD_BAD)
     assert found == [(first, True), (line_of(twin, OLD_BAD, occurrence=2), False)]
 
-
-def test_editing_the_line_of_an_old_finding_makes_it_new() -> None:
-    head = {**base(), "infrastructure/legacy.yaml": deployment("legacy", OLD_BAD + " ")}
-    [finding] = [f for f in run(head, base()) if f.path == "infrastructure/legacy.yaml"]
-    assert finding.introduced

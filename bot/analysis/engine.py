@@ -121,9 +121,8 @@ def _mark_introduced(
                     maps[f.path] = _line_map(_lines(base_repo, base_path), _lines(repo, f.path))
                 line_map = maps[f.path]
                 base_line = line_map.get(f.line) if line_map is not None else None
-        key = (f.rule, base_path, base_line)
-        if base_line is not None and before[key] > 0:
-            before[key] -= 1
+        if base_line is not None and before[(f.rule, base_path, base_line)] > 0:
+            before[(f.rule, base_path, base_line)] -= 1
             marked.append(replace(f, introduced=False))
         else:
             marked.append(replace(f, introduced=True))
