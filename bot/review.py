@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from bot.analysis import (
     Tree,
     analyze,
 )
-from bot.github.client import GitHubClient, GitHubUnavailable
+from bot.github.auth import InstallationGone
+from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
 from bot.github.repo import RepoRef, TreeStore, fetch_config, list_pull_request_files
 from bot.github.tarball import SnapshotError, SnapshotTooLarge
 from bot.report.checkrun import (
@@ -59,7 +61,8 @@ def context_log(
         prefix += f" {repo}"
         if number is not None:
             prefix += f"#{number}"
-    return _ContextAdapter(logger, {"prefix": prefix + "]"})
+    # The prefix becomes part of the format string: a `%` in it must stay a `%`.
+    return _ContextAdapter(logger, {"prefix": (prefix + "]").replace("%", "%%")})
 
 
 class ClientFactory(Protocol):
@@ -98,11 +101,15 @@ class ReviewRequest:
     installation_id: int
     delivery_id: str
     trigger: str
+    # The head SHA the triggering event named, when it named one: if the review fails before
+    # it has read the PR, its failure is reported on this commit.
+    revision: str | None = None
 
 
 @dataclass
 class ReviewResult:
-    # success | failure | skipped | config_error | not_run | error | timeout | cancelled
+    # success | failure | skipped | config_error | not_run | not_installed | not_found |
+    # error | timeout | cancelled
     outcome: str
     findings: int = 0
     comments: int = 0
@@ -112,11 +119,22 @@ class ReviewResult:
     @property
     def finished(self) -> bool:
         """The review did its work (a re-run of the same commit would change nothing)."""
-        return self.outcome in ("success", "failure", "skipped", "config_error", "not_run")
+        return self.outcome in (
+            "success",
+            "failure",
+            "skipped",
+            "config_error",
+            "not_run",
+            # Asking again would only repeat the same refusal.
+            "not_installed",
+            "not_found",
+        )
 
 
 def describe_failure(exc: BaseException) -> str:
     """What went wrong, in words for the check run (never a token or a traceback)."""
+    if isinstance(exc, UnexpectedResponse):
+        return f"GitHub sent an answer flux-review could not understand ({exc})."
     if isinstance(exc, SnapshotTooLarge):
         return f"The repository is too large to review: {exc}."
     if isinstance(exc, SnapshotError):
@@ -135,6 +153,36 @@ def describe_failure(exc: BaseException) -> str:
     return f"An internal error stopped the review ({type(exc).__name__})."
 
 
+@dataclass(frozen=True)
+class _Pull:
+    state: str
+    head_sha: str
+    base_sha: str
+    default_branch: str
+    draft: bool
+
+
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def _pull_of(pr: Any, number: int) -> _Pull:
+    """The fields of GitHub's pull request object the review relies on, checked."""
+    try:
+        state = pr["state"]
+        head_sha = pr["head"]["sha"]
+        base_sha = pr["base"]["sha"]
+        base_repo = pr["base"]["repo"]
+        branch = (base_repo.get("default_branch") if base_repo else None) or pr["base"]["ref"]
+    except (LookupError, TypeError, AttributeError):
+        raise UnexpectedResponse(f"pull request #{number} lacks its state, head or base") from None
+    for value in (head_sha, base_sha):
+        if not isinstance(value, str) or not _SHA.fullmatch(value):
+            raise UnexpectedResponse(f"pull request #{number} has no valid head or base SHA")
+    if not isinstance(state, str) or not isinstance(branch, str) or not branch:
+        raise UnexpectedResponse(f"pull request #{number} has no valid state or base branch")
+    return _Pull(state, head_sha, base_sha, branch, bool(pr.get("draft")))
+
+
 async def review_pull_request(
     services: ReviewServices, request: ReviewRequest, log: Log
 ) -> ReviewResult:
@@ -142,27 +190,35 @@ async def review_pull_request(
     gh = services.github(request.installation_id, log)
     check: CheckRun | None = None
     reason: str | None = None
+    conclusion = "failure"
+    title: str | None = None
     result = ReviewResult("error")
     try:
         async with asyncio.timeout(services.timeout):
-            pr = await gh.getitem(
-                "/repos/{owner}/{repo}/pulls/{pull_number}",
-                request.repo.vars(pull_number=request.number),
-            )
-            if pr.get("state") != "open":
-                log.info("not reviewed: the pull request is %s", pr.get("state"))
+            data = await _get_pull(gh, request)
+            pr = _pull_of(data, request.number) if data is not None else None
+            if pr is None or data is None:
+                # Deleted, or the repository was removed from the installation: nothing
+                # can be read or reported there.
+                log.warning("not reviewed: GitHub has no such pull request for the App (404)")
+                result = ReviewResult("not_found")
+            elif pr.state != "open":
+                log.info("not reviewed: the pull request is %s", pr.state)
                 result = ReviewResult("not_run")
             else:
-                head_sha = str(pr["head"]["sha"])
                 check = await CheckRun.create(
-                    gh, request.repo, head_sha, external_id=request.delivery_id, log=log
+                    gh, request.repo, pr.head_sha, external_id=request.delivery_id, log=log
                 )
-                result = await _review(services, gh, request, pr, check, log)
+                result = await _review(services, gh, request, data, pr, check, log)
+    except InstallationGone as exc:
+        log.warning("not reviewed: %s", exc)
+        result = ReviewResult("not_installed")
     except TimeoutError:
         reason = (
-            f"The review took longer than its limit of {services.timeout:g} seconds "
-            "and was stopped."
+            f"The review timed out: it took longer than its limit of {services.timeout:g} "
+            "seconds (`REVIEW_TIMEOUT`) and was stopped."
         )
+        conclusion, title = "timed_out", "flux-review timed out"
         log.warning("review timed out after %.0fs", services.timeout)
         result = ReviewResult("timeout")
     except asyncio.CancelledError:
@@ -176,17 +232,65 @@ async def review_pull_request(
         result = ReviewResult("error")
     finally:
         if check is not None and not check.completed:
-            await _conclude_failed(check, reason or "The review stopped unexpectedly.", log)
+            await _conclude_failed(
+                check, reason or "The review stopped unexpectedly.", log, conclusion, title
+            )
+        elif check is None and reason is not None and request.revision is not None:
+            # The review failed before it had a check run (GitHub's answer for the PR was
+            # unusable, say): the commit the event named still gets its result.
+            await _create_failed(gh, request, request.revision, reason, log, conclusion, title)
         result.duration = time.monotonic() - started
         if check is not None:
             result.head_sha = check.head_sha
     return result
 
 
-async def _conclude_failed(check: CheckRun, reason: str, log: Log) -> None:
+async def _get_pull(gh: GitHubClient, request: ReviewRequest) -> Any:
+    """GitHub's pull request object, or None when GitHub answers 404."""
+    try:
+        return await gh.getitem(
+            "/repos/{owner}/{repo}/pulls/{pull_number}",
+            request.repo.vars(pull_number=request.number),
+        )
+    except gidgethub.BadRequest as exc:
+        if int(exc.status_code) == 404 and not isinstance(exc, gidgethub.RateLimitExceeded):
+            return None
+        raise
+
+
+async def _create_failed(
+    gh: GitHubClient,
+    request: ReviewRequest,
+    sha: str,
+    reason: str,
+    log: Log,
+    conclusion: str,
+    title: str | None,
+) -> None:
+    if not _SHA.fullmatch(sha):
+        return
     try:
         async with asyncio.timeout(CONCLUDE_TIMEOUT):
-            await check.fail(reason)
+            await CheckRun.create_failed(
+                gh,
+                request.repo,
+                sha,
+                reason,
+                external_id=request.delivery_id,
+                log=log,
+                conclusion=conclusion,
+                title=title,
+            )
+    except Exception as exc:
+        log.error("could not report the failure on %s either: %s", sha[:12], exc)
+
+
+async def _conclude_failed(
+    check: CheckRun, reason: str, log: Log, conclusion: str = "failure", title: str | None = None
+) -> None:
+    try:
+        async with asyncio.timeout(CONCLUDE_TIMEOUT):
+            await check.fail(reason, conclusion=conclusion, title=title)
     except Exception:
         log.exception("could not complete check run %d after a failure", check.id)
 
@@ -195,16 +299,17 @@ async def _review(
     services: ReviewServices,
     gh: GitHubClient,
     request: ReviewRequest,
-    pr: dict[str, Any],
+    data: dict[str, Any],
+    pr: _Pull,
     check: CheckRun,
     log: Log,
 ) -> ReviewResult:
     repo = request.repo
-    head_sha = str(pr["head"]["sha"])
-    base_sha = str(pr["base"]["sha"])
+    head_sha = pr.head_sha
+    base_sha = pr.base_sha
     # The config comes from the default branch, not the PR: a PR must not be able to
     # switch off its own review.
-    default_branch = str(pr["base"]["repo"].get("default_branch") or pr["base"]["ref"])
+    default_branch = pr.default_branch
     try:
         config = await fetch_config(gh, repo, default_branch)
     except ConfigError as exc:
@@ -222,7 +327,7 @@ async def _review(
         )
         return ReviewResult("config_error", head_sha=head_sha)
 
-    if pr.get("draft") and not config.review_drafts:
+    if pr.draft and not config.review_drafts:
         await check.complete(
             "skipped",
             CheckOutput(
@@ -238,9 +343,14 @@ async def _review(
     files = await list_pull_request_files(gh, repo, request.number)
     if not files.complete:
         log.info("GitHub listed the maximum of files; changes are taken from the trees")
-    head = await services.trees.tree(gh, repo, head_sha)
-    base = await services.trees.tree(gh, repo, base_sha)
-    analysis = await asyncio.to_thread(services.analyzer, head, base, files.changed(), config)
+    head = await services.trees.fetch(gh, repo, head_sha)
+    base = await services.trees.fetch(gh, repo, base_sha)
+    notes = list(dict.fromkeys(head.notes + base.notes))
+    # The analysis runs in a thread that a timeout cannot stop; the timeout cancels this
+    # await, so whatever the thread returns later is dropped and never reported.
+    analysis = await asyncio.to_thread(
+        services.analyzer, head.tree, base.tree, files.changed(), config
+    )
     findings = sorted((f for f in analysis.findings if f.introduced), key=lambda f: f.sort_key())
     rule_errors = list(getattr(analysis, "errors", None) or ())
     for error in rule_errors:
@@ -254,6 +364,7 @@ async def _review(
             fail_on=config.fail_on,
             docs_url=services.docs_url,
             rule_errors=rule_errors,
+            notes=notes,
         ),
         text=render_rule_docs(f.rule for f in findings),
     )
@@ -287,6 +398,23 @@ async def _comment(
     comments = plan_comments(findings, patches, posted, services.docs_url)
     if not comments:
         log.info("no new inline comments (all posted before, or outside the diff)")
+        return 0
+    # A push during the review (a force-push, most often) makes these line numbers wrong
+    # for the new head; that head has its own event and gets its own review.
+    now = _pull_of(
+        await gh.getitem(
+            "/repos/{owner}/{repo}/pulls/{pull_number}",
+            request.repo.vars(pull_number=request.number),
+        ),
+        request.number,
+    )
+    if now.state != "open" or now.head_sha != head_sha:
+        log.info(
+            "no inline comments: the pull request moved from %s to %s (%s) during the review",
+            head_sha[:12],
+            now.head_sha[:12],
+            now.state,
+        )
         return 0
     outcome = await publish_review(
         gh,

@@ -43,12 +43,22 @@ class Settings:
     # How long a shutdown waits for running reviews before cancelling them.
     shutdown_grace: float = 30.0
     max_webhook_bytes: int = 25 * MIB
+    # Webhook bodies being read at once, all together: a burst of large deliveries (or
+    # senders that trickle their bodies) must not take the memory of the process.
+    max_webhook_inflight_bytes: int = 100 * MIB
+    # GitHub gives up on a delivery after 10 s; a body still arriving after that is not
+    # GitHub's.
+    webhook_read_timeout: float = 10.0
     # Snapshot limits, enforced while the tarball streams in.
     max_tarball_bytes: int = 200 * MIB
     max_unpacked_bytes: int = 512 * MIB
     max_file_bytes: int = 10 * MIB
     max_tarball_members: int = 200_000
     tree_cache_bytes: int = 256 * MIB
+    # When the tarball cannot be used, the files the review reads are fetched one blob at a
+    # time through the Git database API, within these bounds.
+    git_api_max_blobs: int = 1000
+    git_api_max_bytes: int = 64 * MIB
     # Where docs/rules.md is published; rule ids in reports link to `DOCS_URL#rule-id`.
     docs_url: str = ""
 
@@ -59,16 +69,20 @@ _INT_VARS: dict[str, tuple[str, int, int]] = {
     "REVIEW_QUEUE_SIZE": ("queue_size", 1, 1_000_000),
     "REVIEW_WORKERS": ("workers", 1, 256),
     "MAX_WEBHOOK_BYTES": ("max_webhook_bytes", 1024, 1 << 40),
+    "MAX_WEBHOOK_INFLIGHT_BYTES": ("max_webhook_inflight_bytes", 1024, 1 << 40),
     "MAX_TARBALL_BYTES": ("max_tarball_bytes", 1024, 1 << 40),
     "MAX_UNPACKED_BYTES": ("max_unpacked_bytes", 1024, 1 << 40),
     "MAX_FILE_BYTES": ("max_file_bytes", 1024, 1 << 40),
     "MAX_TARBALL_MEMBERS": ("max_tarball_members", 1, 100_000_000),
     "TREE_CACHE_BYTES": ("tree_cache_bytes", 0, 1 << 40),
+    "GIT_API_MAX_BLOBS": ("git_api_max_blobs", 0, 1_000_000),
+    "GIT_API_MAX_BYTES": ("git_api_max_bytes", 0, 1 << 40),
 }
 _FLOAT_VARS: dict[str, tuple[str, float, float]] = {
     "REVIEW_TIMEOUT": ("review_timeout", 1.0, 3600.0),
     "GITHUB_WRITE_INTERVAL": ("write_interval", 0.0, 60.0),
     "SHUTDOWN_GRACE": ("shutdown_grace", 0.0, 3600.0),
+    "WEBHOOK_READ_TIMEOUT": ("webhook_read_timeout", 0.1, 300.0),
 }
 
 

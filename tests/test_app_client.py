@@ -13,6 +13,7 @@ import pytest
 
 from bot.github import (
     AppAuth,
+    GitApiLimits,
     GitHubClient,
     GitHubUnavailable,
     RepoRef,
@@ -300,11 +301,30 @@ async def test_tarball_redirect_does_not_carry_the_token_to_another_host(h: Harn
 
 
 async def test_tarball_over_the_limit_is_refused(h: Harness) -> None:
+    h.fake.git.commit("a manifest", {"app.yaml": "kind: ConfigMap\n"})
+    sha = h.fake.git.head()
+    h.fake.set_tarball(sha, b"\x1f\x8b" + b"\0" * 5000)
+    # The download stops at the limit; the Git database API is the way around it, but here
+    # it may not fetch a single blob either.
+    store = TreeStore(
+        TarballLimits(max_compressed=4096), cache_bytes=1024, git_api=GitApiLimits(max_blobs=0)
+    )
+    with pytest.raises(SnapshotTooLarge, match=r"GIT_API_MAX_BLOBS.*MAX_TARBALL_BYTES"):
+        await store.tree(h.client(), REPO, sha)
+    assert h.fake.requests_to("GET", r"/git/blobs/") == []
+
+
+async def test_tarball_over_the_limit_falls_back_to_the_git_database(h: Harness) -> None:
     sha = h.fake.head_sha(1)
     h.fake.set_tarball(sha, b"\x1f\x8b" + b"\0" * 5000)
-    store = TreeStore(TarballLimits(max_compressed=4096), cache_bytes=1024)
-    with pytest.raises(SnapshotTooLarge):
-        await store.tree(h.client(), REPO, sha)
+    store = TreeStore(TarballLimits(max_compressed=4096), cache_bytes=1024 * 1024)
+    fetched = await store.fetch(h.client(), REPO, sha)
+    # README.md is listed (it exists) but not downloaded: the analysis never reads it.
+    assert list(fetched.tree.paths()) == ["README.md"]
+    assert fetched.tree.read("README.md") is None
+    assert fetched.tree.blob_id("README.md") is not None
+    assert "MAX_TARBALL_BYTES" in fetched.notes[0] and "Git database" in fetched.notes[0]
+    assert h.fake.requests_to("GET", r"/git/blobs/") == []
 
 
 async def test_tarball_5xx_is_retried(h: Harness) -> None:

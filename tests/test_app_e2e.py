@@ -7,22 +7,24 @@ request the App makes is checked against GitHub's REST description by the fake.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import aiohttp.test_utils
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from bot.analysis import AnalysisResult, ChangedFile, Config, Tree, analyze
 from bot.github import RetryPolicy
 from bot.report.review import MARKER_PREFIX
-from bot.server import create_app
+from bot.server import LISTEN_BACKLOG, create_app
 from bot.server.state import SERVICE, Service
 from bot.settings import Settings
 from tests.fakegithub import FakeGitHub, GitRepo
@@ -122,6 +124,62 @@ def incident_repo(git: GitRepo, *, second_file: bool = False, config: str | None
     git.checkout("main")
 
 
+class LogGuard(logging.Handler):
+    """Every log record at DEBUG, formatted with its traceback as an operator would see it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception as exc:  # a broken format string is a finding too
+            self.lines.append(f"UNFORMATTABLE {record.msg!r} {record.args!r}: {exc}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def secrets_of(fake: FakeGitHub, private_key: str) -> list[str]:
+    """Everything that must never reach a log line: installation tokens, the App's JWTs,
+    codeload's URL tokens, the webhook secret and the private key."""
+    found = [*fake.tokens, *fake.codeload_tokens, SECRET]
+    for request in fake.requests:
+        _scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if credential.strip():
+            found.append(credential.strip())
+    found += [line for line in private_key.splitlines() if line and not line.startswith("-----")]
+    return found
+
+
+# Loggers of the libraries under the App, turned up as far as they go.
+LIBRARY_LOGGERS = ("aiohttp", "aiohttp.access", "aiohttp.client", "aiohttp.server", "gidgethub")
+
+
+@pytest.fixture(autouse=True)
+def log_guard(fake_github: FakeGitHub, github_app_key: str) -> Iterator[LogGuard]:
+    """Every end-to-end test runs with logging at DEBUG, and fails if a secret was logged."""
+    guard = LogGuard()
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("", *LIBRARY_LOGGERS)}
+    root.addHandler(guard)
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield guard
+    finally:
+        root.removeHandler(guard)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    text = guard.text()
+    leaked = [
+        secret[:12] + "…" for secret in secrets_of(fake_github, github_app_key) if secret in text
+    ]
+    assert not leaked, f"secrets in the logs: {leaked}"
+
+
 class Sleeps:
     """The App's waits, recorded, and slept a thousandth of (capped)."""
 
@@ -170,7 +228,14 @@ Starter = Callable[..., Awaitable[App]]
 
 
 @pytest.fixture
-async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterator[Starter]:
+async def start_app(
+    fake_github: FakeGitHub, github_app_key: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Starter]:
+    # The listen backlog `serve()` uses (aiohttp's test server keeps 128): with less, a burst
+    # of deliveries has its connections dropped by the kernel and retried seconds later.
+    monkeypatch.setattr(
+        aiohttp.test_utils, "SockSite", functools.partial(web.SockSite, backlog=LISTEN_BACKLOG)
+    )
     servers: list[TestServer] = []
 
     async def start(analyzer: Any = None, **overrides: Any) -> App:
@@ -508,13 +573,15 @@ async def test_github_failing_for_good_still_completes_the_check(
 ) -> None:
     incident_repo(git_repo)
     pr = app.fake.add_pull("feature")
-    app.fake.fail_forever("GET", r"/tarball/", 502)
+    # Both ways of reading a commit: the tarball, and the Git database behind it.
+    app.fake.fail_forever("GET", r"/(tarball|git/trees)/", 502)
     await app.deliver("pull_request.opened")
     await app.idle()
     run = only(app.runs())
     assert (run.status, run.conclusion) == ("completed", "failure")
     assert run.title == "flux-review could not finish"
-    assert "GitHub did not answer" in run.summary
+    assert "its tarball could not be used (GitHub answered 502)" in run.summary
+    assert "Git database API failed too (GitHub answered 502)" in run.summary
     assert "/flux-review recheck" in run.summary and "Re-run" in run.summary
     assert app.fake.reviews_on(pr.number) == []
 
@@ -601,8 +668,10 @@ async def test_review_timeout_completes_the_check(start_app: Starter, git_repo: 
     finally:
         release.set()
     run = only(app.runs())
-    assert (run.status, run.conclusion) == ("completed", "failure")
-    assert "longer than its limit" in run.summary
+    assert (run.status, run.conclusion) == ("completed", "timed_out")
+    assert run.title == "flux-review timed out"
+    assert "timed out" in run.summary and "longer than its limit of 0.3 seconds" in run.summary
+    assert "/flux-review recheck" in run.summary
 
 
 async def test_shutdown_concludes_in_flight_reviews(start_app: Starter, git_repo: GitRepo) -> None:

@@ -23,6 +23,8 @@ ENDPOINT_PERMISSIONS = {
     r"/pulls/\{pull_number\}/reviews$": ("pull_requests", "write"),
     r"/commits/\{commit_sha\}/pulls\{\?per_page\}$": ("pull_requests", "read"),
     r"/tarball/\{ref\}$": ("contents", "read"),
+    r"/git/trees/\{tree_sha\}(\{\?recursive\})?$": ("contents", "read"),
+    r"/git/blobs/\{file_sha\}$": ("contents", "read"),
     r"/contents/\{\+path\}\{\?ref\}$": ("contents", "read"),
     r"/collaborators/\{username\}/permission$": ("metadata", "read"),
     r"/issues/\{issue_number\}/comments(\{\?per_page\})?$": ("issues", "write"),

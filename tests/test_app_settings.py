@@ -52,6 +52,23 @@ def test_overrides_and_trailing_slash(pem: str) -> None:
     assert (settings.workers, settings.queue_size, settings.write_interval) == (2, 5, 0.0)
 
 
+def test_robustness_limits(pem: str) -> None:
+    defaults = load_settings(env(pem))
+    assert defaults.review_timeout == 120.0  # the wall-clock limit of one review
+    assert (defaults.git_api_max_blobs, defaults.webhook_read_timeout) == (1000, 10.0)
+    settings = load_settings(
+        env(
+            pem,
+            GIT_API_MAX_BLOBS="50",
+            GIT_API_MAX_BYTES="1048576",
+            MAX_WEBHOOK_INFLIGHT_BYTES="2097152",
+            WEBHOOK_READ_TIMEOUT="2.5",
+        )
+    )
+    assert (settings.git_api_max_blobs, settings.git_api_max_bytes) == (50, 1048576)
+    assert (settings.max_webhook_inflight_bytes, settings.webhook_read_timeout) == (2097152, 2.5)
+
+
 @pytest.mark.parametrize(
     ("missing", "names"),
     [

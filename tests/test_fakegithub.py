@@ -556,6 +556,38 @@ async def test_tarball_round_trip(api: Api, fake_github: FakeGitHub, pr_repo: Gi
     assert (await api.call("GET", bare, auth=None))[0] == 404
 
 
+async def test_git_trees_and_blobs_like_github(
+    api: Api, fake_github: FakeGitHub, pr_repo: GitRepo
+) -> None:
+    pr_repo.symlink("link.yaml", "clusters/prod/app.yaml")
+    sha = pr_repo.commit("symlink")
+    status, _, tree = await api.call("GET", f"{REPO_API}/git/trees/{sha}?recursive=1")
+    assert status == 200 and tree["truncated"] is False
+    entries = {e["path"]: e for e in tree["tree"]}
+    assert entries["clusters"]["type"] == "tree" and "size" not in entries["clusters"]
+    app = entries["clusters/prod/app.yaml"]
+    assert (app["type"], app["mode"], app["size"]) == ("blob", "100644", len(lines(40)))
+    assert entries["link.yaml"]["mode"] == "120000"
+    # Without `recursive`: one level; a branch name works as well as a SHA.
+    _, _, top = await api.call("GET", f"{REPO_API}/git/trees/main")
+    assert {e["path"] for e in top["tree"]} == {
+        "clusters",
+        "gone.yaml",
+        "link.yaml",
+        "logo.png",
+        "old",
+    }
+    # Above the entry limit a recursive listing is cut and says so.
+    fake_github.tree_entry_limit = 2
+    _, _, cut = await api.call("GET", f"{REPO_API}/git/trees/{sha}?recursive=1")
+    assert cut["truncated"] is True and len(cut["tree"]) == 2
+    status, _, blob = await api.call("GET", f"{REPO_API}/git/blobs/{app['sha']}")
+    assert status == 200 and blob["encoding"] == "base64"
+    assert base64.b64decode(blob["content"]) == lines(40).encode()
+    assert (await api.call("GET", f"{REPO_API}/git/trees/{'0' * 40}"))[0] == 404
+    assert (await api.call("GET", f"{REPO_API}/git/blobs/{'0' * 40}"))[0] == 404
+
+
 async def test_contents_json_raw_and_missing(
     api: Api, fake_github: FakeGitHub, pr_repo: GitRepo
 ) -> None:

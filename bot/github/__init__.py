@@ -3,15 +3,18 @@
 Nothing here knows about Flux or findings; `bot.review` puts the pieces together.
 """
 
-from bot.github.auth import AppAuth
+from bot.github.auth import AppAuth, InstallationGone
 from bot.github.client import (
     GitHubClient,
     GitHubUnavailable,
     RetryPolicy,
+    UnexpectedResponse,
     WriteThrottle,
     no_blind_retry,
 )
+from bot.github.gitdata import CommitNotFound, GitApiLimits, SparseTree, read_via_git_api
 from bot.github.repo import (
+    FetchedTree,
     PullRequestFile,
     PullRequestFiles,
     RepoRef,
@@ -24,20 +27,27 @@ from bot.github.tarball import SnapshotError, SnapshotTooLarge, TarballLimits, r
 
 __all__ = [
     "AppAuth",
+    "CommitNotFound",
+    "FetchedTree",
+    "GitApiLimits",
     "GitHubClient",
     "GitHubUnavailable",
+    "InstallationGone",
     "PullRequestFile",
     "PullRequestFiles",
     "RepoRef",
     "RetryPolicy",
     "SnapshotError",
     "SnapshotTooLarge",
+    "SparseTree",
     "TarballLimits",
     "TreeStore",
+    "UnexpectedResponse",
     "WriteThrottle",
     "fetch_config",
     "list_pull_request_files",
     "no_blind_retry",
     "open_pulls_for_commit",
     "read_tarball",
+    "read_via_git_api",
 ]

@@ -14,8 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import gidgethub
 import jwt
-from cachetools import TLRUCache
+from cachetools import TLRUCache, TTLCache
 
 # GitHub rejects a JWT whose `iat` is in the future by its clock, so backdate it to absorb
 # clock drift; `exp` may be at most 10 minutes after the moment GitHub receives it.
@@ -24,6 +25,21 @@ JWT_LIFETIME = 9 * 60
 # Refresh a token this long before `expires_at`, so a review that starts with a
 # cached token never sees it expire halfway through.
 TOKEN_REFRESH_MARGIN = 5 * 60
+# How long an installation GitHub refused a token for is not asked again: deliveries keep
+# coming for a while after an uninstall, and each would otherwise cost a token request.
+GONE_TTL = 60.0
+
+
+class InstallationGone(gidgethub.GitHubException):
+    """GitHub refused an installation token: the App was uninstalled or suspended."""
+
+    def __init__(self, installation_id: int, status: int) -> None:
+        super().__init__(
+            f"installation {installation_id} cannot get an access token ({status}): "
+            "the App was uninstalled from the account, or suspended"
+        )
+        self.installation_id = installation_id
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,9 @@ class AppAuth:
             maxsize=max_installations, ttu=self._token_ttu, timer=clock
         )
         self._locks: dict[int, asyncio.Lock] = {}
+        self._gone: TTLCache[int, int] = TTLCache(
+            maxsize=max_installations, ttl=GONE_TTL, timer=clock
+        )
 
     def __repr__(self) -> str:
         return f"AppAuth(app_id={self.app_id})"
@@ -80,10 +99,20 @@ class AppAuth:
             cached = self._tokens.get(installation_id)
             if cached is not None:
                 return cached.token
-            body = await request(installation_id, self.app_jwt())
+            status = self._gone.get(installation_id)
+            if status is not None:
+                raise InstallationGone(installation_id, status)
+            try:
+                body = await request(installation_id, self.app_jwt())
+            except InstallationGone as exc:
+                self._gone[installation_id] = exc.status
+                raise
             token = _parse_token(body, self._clock())
             self._tokens[installation_id] = token
             return token.token
+
+    def is_gone(self, installation_id: int) -> bool:
+        return installation_id in self._gone
 
     def invalidate(self, installation_id: int) -> None:
         """Forget a token GitHub refused (revoked, or the installation's permissions changed)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
 import logging
 import random
 import time
@@ -29,7 +30,7 @@ import gidgethub
 import gidgethub.aiohttp
 from gidgethub import sansio
 
-from bot.github.auth import AppAuth
+from bot.github.auth import AppAuth, InstallationGone
 from bot.github.tarball import SnapshotTooLarge
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,23 @@ def _repeatable(method: str) -> bool:
 
 class GitHubUnavailable(gidgethub.GitHubException):
     """GitHub could not be reached (connection error or timeout), after retries."""
+
+
+class UnexpectedResponse(gidgethub.GitHubException):
+    """GitHub answered, but not with what its API describes (truncated or garbled JSON, a
+    missing field); seen behind misbehaving proxies and during GitHub incidents."""
+
+
+def _unreadable_json(headers: Mapping[str, str], body: bytes) -> bool:
+    """True when gidgethub would fail to decode a body GitHub labelled JSON."""
+    if not body:
+        return False
+    try:
+        # The very function gidgethub decodes with, so the answer cannot disagree with it.
+        sansio._decode_body(headers.get("content-type"), body)
+    except (ValueError, LookupError, RecursionError):
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,12 @@ class WriteThrottle:
                 if delay > 0:
                     await self._sleep(delay)
             self._last[installation_id] = self._clock()
+
+
+def _with_json_type(headers: Mapping[str, str]) -> Mapping[str, str]:
+    fixed = {k.lower(): v for k, v in headers.items()}
+    fixed["content-type"] = "application/json; charset=utf-8"
+    return fixed
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -273,6 +297,38 @@ class GitHubClient(gidgethub.aiohttp.GitHubAPI):
                 await self.sleep(delay)
                 continue
             self._count(method, str(status))
+            if _unreadable_json(response_headers, data):
+                if not 200 <= status < 300:
+                    # Keep the status (a 502 from a proxy is still a 502) but drop a body that
+                    # would make gidgethub raise a decoding error instead of an HTTP one.
+                    data = json.dumps({"message": f"unreadable {status} response"}).encode()
+                    response_headers = _with_json_type(response_headers)
+                elif method in WRITE_METHODS:
+                    # The write was applied; callers that need its answer check its shape.
+                    self.log.warning(
+                        "%s %s: GitHub's answer is not valid JSON; ignored",
+                        method,
+                        redact_url(url),
+                    )
+                    data = b""
+                elif attempt < self.policy.attempts:
+                    delay = self.policy.backoff(attempt)
+                    self.log.warning(
+                        "%s %s: GitHub's answer is not valid JSON (truncated?), retrying in "
+                        "%.1fs (attempt %d of %d)",
+                        method,
+                        redact_url(url),
+                        delay,
+                        attempt + 1,
+                        self.policy.attempts,
+                    )
+                    await self.sleep(delay)
+                    continue
+                else:
+                    raise UnexpectedResponse(
+                        f"{method} {redact_url(url)}: GitHub's answer was not valid JSON "
+                        f"after {attempt} attempts"
+                    )
             if status == 401 and injected and not refreshed and self.installation_id is not None:
                 # The cached token was revoked or expired early (e.g. the installation's
                 # permissions changed): mint a new one and try once more.
@@ -322,10 +378,24 @@ class GitHubClient(gidgethub.aiohttp.GitHubAPI):
                 data=b"",
                 jwt=app_jwt,
             )
+        except gidgethub.RateLimitExceeded:
+            raise
+        except gidgethub.BadRequest as exc:
+            # 404: the installation no longer exists (uninstalled); 403: it is suspended.
+            # Neither gets better by asking again, so the answer is remembered for a while.
+            if (
+                int(exc.status_code) in (403, 404)
+                and rate_limit_delay(
+                    self.policy, int(exc.status_code), exc.headers, str(exc), 1, self._clock()
+                )
+                is None
+            ):
+                raise InstallationGone(installation_id, int(exc.status_code)) from None
+            raise
         finally:
             _blind_retry_allowed.reset(reset)
         if not isinstance(body, dict):
-            raise gidgethub.GitHubException("unexpected access token response")
+            raise UnexpectedResponse("GitHub's access token response is not a JSON object")
         return body
 
     async def download(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gidgethub
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 
 from bot.analysis import (
     CONFIG_PATH,
@@ -20,13 +20,23 @@ from bot.analysis import (
     Config,
     ConfigError,
     DictTree,
+    Tree,
     parse_config,
 )
-from bot.github.client import GitHubClient
-from bot.github.tarball import SnapshotError, TarballLimits, read_tarball
+from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
+from bot.github.gitdata import CommitNotFound, GitApiLimits, read_via_git_api
+from bot.github.tarball import (
+    SnapshotError,
+    SnapshotTooLarge,
+    TarballLimits,
+    read_tarball_contents,
+)
 
 log = logging.getLogger(__name__)
 
+# After the tarball endpoint failed with 5xx for a repository, how long to read that
+# repository through the Git database API without trying the tarball first.
+TARBALL_DOWN_TTL = 300.0
 # GitHub's documented ceiling for the PR files endpoint; a list this long may be cut.
 MAX_PR_FILES = 3000
 
@@ -85,10 +95,14 @@ class PullRequestFiles:
 
 async def list_pull_request_files(gh: GitHubClient, repo: RepoRef, number: int) -> PullRequestFiles:
     files: list[PullRequestFile] = []
+    listed = 0
     async for item in gh.getiter(
         "/repos/{owner}/{repo}/pulls/{pull_number}/files{?per_page}",
         repo.vars(pull_number=number, per_page=100),
     ):
+        listed += 1
+        if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
+            raise UnexpectedResponse(f"GitHub's list of the files of #{number} is malformed")
         status = _STATUSES.get(str(item.get("status")))
         if status is None:  # "unchanged": listed, but nothing to review
             continue
@@ -102,7 +116,8 @@ async def list_pull_request_files(gh: GitHubClient, repo: RepoRef, number: int) 
                 patch=patch if isinstance(patch, str) else None,
             )
         )
-    return PullRequestFiles(tuple(files), complete=len(files) < MAX_PR_FILES)
+    # Counted as listed, not as kept: "unchanged" entries count towards GitHub's ceiling too.
+    return PullRequestFiles(tuple(files), complete=listed < MAX_PR_FILES)
 
 
 async def fetch_config(gh: GitHubClient, repo: RepoRef, ref: str) -> Config:
@@ -144,51 +159,168 @@ async def open_pulls_for_commit(gh: GitHubClient, repo: RepoRef, sha: str) -> li
         "/repos/{owner}/{repo}/commits/{commit_sha}/pulls{?per_page}",
         repo.vars(commit_sha=sha, per_page=100),
     ):
-        if pull.get("state") == "open" and pull.get("head", {}).get("sha") == sha:
+        if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+            raise UnexpectedResponse(
+                f"GitHub's list of the pull requests of {sha[:12]} is malformed"
+            )
+        head = pull.get("head")
+        if pull.get("state") == "open" and isinstance(head, dict) and head.get("sha") == sha:
             numbers.append(int(pull["number"]))
     return numbers
 
 
 @dataclass(frozen=True)
-class _Snapshot:
-    tree: DictTree
+class FetchedTree:
+    """A commit's files, and what the user should know about how they were read."""
+
+    tree: Tree
     nbytes: int
+    notes: tuple[str, ...] = ()
+
+
+# Why a tarball could not be used, in words for the check run.
+def _tarball_problem(exc: BaseException) -> str:
+    if isinstance(exc, gidgethub.HTTPException):
+        return f"GitHub answered {int(exc.status_code)}"
+    if isinstance(exc, GitHubUnavailable):
+        return "GitHub could not be reached"
+    if isinstance(exc, UnexpectedResponse):
+        return f"GitHub sent an answer flux-review could not understand: {exc}"
+    return str(exc)
+
+
+def _falls_back(exc: BaseException) -> bool:
+    """Tarball failures that the Git database API may get around."""
+    if isinstance(exc, SnapshotError | GitHubUnavailable | gidgethub.GitHubBroken):
+        return True
+    # A 404 for a commit that exists happens while the archive service lags behind a push;
+    # a rate limit or a permission error would hit the Git database API just the same.
+    return (
+        isinstance(exc, gidgethub.BadRequest)
+        and not isinstance(exc, gidgethub.RateLimitExceeded)
+        and int(exc.status_code) == 404
+    )
 
 
 class TreeStore:
-    """Repository trees by commit, from one tarball each, cached within a memory bound."""
+    """Repository trees by commit, from one tarball each (or, when the tarball cannot be
+    used, from the Git database API), cached within a memory bound."""
 
     def __init__(
-        self, limits: TarballLimits, cache_bytes: int, download_timeout: float = 120.0
+        self,
+        limits: TarballLimits,
+        cache_bytes: int,
+        download_timeout: float = 120.0,
+        git_api: GitApiLimits | None = None,
     ) -> None:
         self.limits = limits
+        self.git_api = git_api or GitApiLimits(
+            max_file=limits.max_file, max_entries=limits.max_members
+        )
         self._timeout = download_timeout
-        self._cache: LRUCache[tuple[str, str], _Snapshot] = LRUCache(
+        self._cache: LRUCache[tuple[str, str], FetchedTree] = LRUCache(
             maxsize=max(cache_bytes, 1), getsizeof=lambda snap: snap.nbytes
         )
         self._cache_bytes = cache_bytes
+        # Blobs read through the Git database, per repository: at most four repositories
+        # of a sixteenth of the tree cache each.
+        self._blobs: LRUCache[str, LRUCache[str, bytes]] = LRUCache(maxsize=4)
+        self._tarball_down: TTLCache[str, BaseException] = TTLCache(
+            maxsize=1024, ttl=TARBALL_DOWN_TTL
+        )
 
-    async def tree(self, gh: GitHubClient, repo: RepoRef, sha: str) -> DictTree:
+    async def tree(self, gh: GitHubClient, repo: RepoRef, sha: str) -> Tree:
+        return (await self.fetch(gh, repo, sha)).tree
+
+    async def fetch(self, gh: GitHubClient, repo: RepoRef, sha: str) -> FetchedTree:
         # Keyed by repository too: a commit SHA alone must not let one installation read a
         # tree cached for another.
         key = (repo.full_name.lower(), sha)
         cached = self._cache.get(key)
         if cached is not None:
-            return cached.tree
+            return cached
+        repo_key = repo.full_name.lower()
+        down = self._tarball_down.get(repo_key)
+        if down is not None:
+            snapshot = await self._from_git_api(gh, repo, sha, down)
+        else:
+            try:
+                snapshot = await self._from_tarball(gh, repo, sha)
+            except Exception as exc:
+                if not _falls_back(exc):
+                    raise
+                if isinstance(exc, GitHubUnavailable | gidgethub.GitHubBroken):
+                    # The archive service is down, not this commit's archive: the next
+                    # commits (the base of this very PR) go straight to the Git database
+                    # instead of spending the retries again.
+                    self._tarball_down[repo_key] = exc
+                snapshot = await self._from_git_api(gh, repo, sha, exc)
+        if snapshot.nbytes <= self._cache_bytes:
+            self._cache[key] = snapshot
+        return snapshot
+
+    async def _from_tarball(self, gh: GitHubClient, repo: RepoRef, sha: str) -> FetchedTree:
         data = await gh.download(
             "/repos/{owner}/{repo}/tarball/{ref}",
             repo.vars(ref=sha),
             max_bytes=self.limits.max_compressed,
             timeout=self._timeout,
         )
-        files = await asyncio.to_thread(read_tarball, data, self.limits)
+        contents = await asyncio.to_thread(read_tarball_contents, data, self.limits)
         del data
-        if not files:
+        if not contents.files:
             raise SnapshotError(f"the tarball of {sha[:12]} has no files")
-        snapshot = _Snapshot(DictTree(files), sum(len(v) + len(k) for k, v in files.items()))
-        if snapshot.nbytes <= self._cache_bytes:
-            self._cache[key] = snapshot
-        return snapshot.tree
+        notes: tuple[str, ...] = ()
+        if contents.anomalies:
+            notes = (
+                f"The archive GitHub sent for `{sha[:12]}` had {contents.anomalies} "
+                "entries that cannot come from a git repository (absolute or `..` paths, "
+                "hard links, devices); they were ignored.",
+            )
+        files = contents.files
+        return FetchedTree(DictTree(files), sum(len(v) + len(k) for k, v in files.items()), notes)
+
+    async def _from_git_api(
+        self, gh: GitHubClient, repo: RepoRef, sha: str, cause: BaseException
+    ) -> FetchedTree:
+        problem = _tarball_problem(cause)
+        gh.log.warning(
+            "the tarball of %s cannot be used (%s); reading it through the Git database API",
+            sha[:12],
+            problem,
+        )
+        blobs = self._blobs.get(repo.full_name.lower())
+        if blobs is None:
+            blobs = self._blobs[repo.full_name.lower()] = LRUCache(
+                maxsize=max(self._cache_bytes // 16, 1), getsizeof=len
+            )
+        try:
+            tree = await read_via_git_api(gh, repo.vars(), sha, self.git_api, blobs)
+        except CommitNotFound:
+            raise CommitNotFound(
+                f"GitHub no longer has commit `{sha[:12]}` (the tarball: {problem}; the "
+                "Git database: 404); the branch was probably force-pushed or deleted"
+            ) from None
+        except SnapshotTooLarge as exc:
+            raise SnapshotTooLarge(
+                f"{exc}; this was needed because the tarball could not be used ({problem})"
+            ) from None
+        except gidgethub.RateLimitExceeded:
+            raise
+        except (gidgethub.HTTPException, GitHubUnavailable, UnexpectedResponse) as exc:
+            # Say what happened to both ways of reading the commit, not only the last one.
+            both = (
+                f"its tarball could not be used ({problem}), and reading it through the Git "
+                f"database API failed too ({_tarball_problem(exc)})"
+            )
+            if isinstance(cause, SnapshotTooLarge):
+                raise SnapshotTooLarge(both) from None
+            raise SnapshotError(both) from None
+        note = (
+            f"The tarball of `{sha[:12]}` could not be used ({problem}), so flux-review read "
+            "the files it reviews through GitHub's Git database API instead."
+        )
+        return FetchedTree(tree, tree.nbytes, (note,))
 
     def cached(self, repo: RepoRef, sha: str) -> bool:
         return (repo.full_name.lower(), sha) in self._cache

@@ -120,8 +120,23 @@ def safe_relative_path(name: str) -> str | None:
     return posixpath.join(*rest)
 
 
+@dataclass(frozen=True)
+class TarballContents:
+    files: dict[str, bytes]
+    # Entries no git repository can produce (absolute or `..` paths, entries outside the
+    # archive's root, hard links, devices, FIFOs): skipped, and worth telling the user about.
+    # Symlinks are normal in git and are skipped silently.
+    anomalies: int = 0
+    too_large: int = 0
+
+
 def read_tarball(data: bytes, limits: TarballLimits) -> dict[str, bytes]:
     """Regular files of a GitHub tarball, keyed by path relative to the repository root."""
+    return read_tarball_contents(data, limits).files
+
+
+def read_tarball_contents(data: bytes, limits: TarballLimits) -> TarballContents:
+    """`read_tarball`, with a count of what was skipped."""
     if len(data) > limits.max_compressed:
         raise SnapshotTooLarge(
             f"the tarball is over the limit of {limits.max_compressed} bytes (MAX_TARBALL_BYTES)"
@@ -135,8 +150,10 @@ def read_tarball(data: bytes, limits: TarballLimits) -> dict[str, bytes]:
     root: str | None = None
     members = 0
     skipped_large = 0
+    anomalies = 0
     try:
         # "r|": stream mode, one pass, no seeking; the limits above hold while it reads.
+        # Nothing is ever extracted: member data is read into memory with extractfile().
         with tarfile.open(fileobj=reader, mode="r|") as archive:
             for member in archive:
                 members += 1
@@ -149,13 +166,19 @@ def read_tarball(data: bytes, limits: TarballLimits) -> dict[str, bytes]:
                 if root is None:
                     root = top
                 elif top != root:
+                    anomalies += 1
                     continue
-                # Symlinks, hard links, devices and FIFOs are skipped: a link can point
-                # anywhere, and the cluster never reads one from git as a manifest.
+                if member.isdir() or member.issym():
+                    # A symlink can point anywhere, and the cluster never reads one from git
+                    # as a manifest.
+                    continue
                 if not member.isreg():
+                    # Hard links, devices and FIFOs cannot come from git.
+                    anomalies += 1
                     continue
                 path = safe_relative_path(member.name)
                 if path is None:
+                    anomalies += 1
                     continue
                 if member.size > limits.max_file:
                     skipped_large += 1
@@ -170,4 +193,6 @@ def read_tarball(data: bytes, limits: TarballLimits) -> dict[str, bytes]:
         raise SnapshotError(f"the tarball could not be read ({exc})") from None
     if skipped_large:
         log.info("skipped %d files over %d bytes (MAX_FILE_BYTES)", skipped_large, limits.max_file)
-    return files
+    if anomalies:
+        log.warning("skipped %d tarball entries that cannot come from git", anomalies)
+    return TarballContents(files, anomalies=anomalies, too_large=skipped_large)

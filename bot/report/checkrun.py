@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.analysis import Finding, Severity
-from bot.github.client import GitHubClient
+from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.repo import RepoRef
 
 CHECK_NAME = "flux-review"
@@ -88,9 +88,28 @@ def render_summary(
     fail_on: Severity,
     docs_url: str = "",
     rule_errors: Sequence[str] = (),
+    notes: Sequence[str] = (),
     limit: int = MAX_OUTPUT_CHARS,
 ) -> str:
-    """Markdown: findings grouped by file, each file with the controllers that read it."""
+    """Markdown: findings grouped by file, each file with the controllers that read it.
+
+    `notes` (how the commit had to be read, what was skipped) come first, so that a cut at
+    the size limit never drops them."""
+    lead = "".join(f"> **Note:** {_clip(n, 1000)}\n\n" for n in notes[:5])
+    return (
+        lead
+        + _render_summary(findings, consumers, fail_on, docs_url, rule_errors, limit - len(lead))
+    )[:limit]
+
+
+def _render_summary(
+    findings: Sequence[Finding],
+    consumers: Mapping[str, Sequence[str]],
+    fail_on: Severity,
+    docs_url: str,
+    rule_errors: Sequence[str],
+    limit: int,
+) -> str:
     note = ""
     if rule_errors:
         # A rule that crashed is flux-review's bug; say so rather than imply a clean bill.
@@ -204,11 +223,18 @@ class CheckOutput:
         return body
 
 
-def failure_output(reason: str) -> CheckOutput:
+def failure_output(reason: str, title: str = "flux-review could not finish") -> CheckOutput:
     return CheckOutput(
-        title="flux-review could not finish",
+        title=title,
         summary=f"{reason}\n\nNothing was reviewed for this commit. {RERUN_HINT}",
     )
+
+
+def _check_run_id(body: Any) -> int:
+    run_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(run_id, int):
+        raise UnexpectedResponse("GitHub's answer to creating the check run has no id")
+    return run_id
 
 
 class CheckRun:
@@ -255,7 +281,7 @@ class CheckRun:
                 },
             },
         )
-        run = cls(gh, repo, int(body["id"]), head_sha, log)
+        run = cls(gh, repo, _check_run_id(body), head_sha, log)
         log.info("check run %d created on %s", run.id, head_sha[:12])
         return run
 
@@ -300,5 +326,45 @@ class CheckRun:
         self._log.info("check run %d completed: %s (%d annotations)", self.id, conclusion, added)
         return added
 
-    async def fail(self, reason: str) -> None:
-        await self.complete("failure", failure_output(reason))
+    async def fail(
+        self, reason: str, *, conclusion: str = "failure", title: str | None = None
+    ) -> None:
+        output = failure_output(reason) if title is None else failure_output(reason, title)
+        await self.complete(conclusion, output)
+
+    @classmethod
+    async def create_failed(
+        cls,
+        gh: GitHubClient,
+        repo: RepoRef,
+        head_sha: str,
+        reason: str,
+        *,
+        external_id: str,
+        log: logging.LoggerAdapter[logging.Logger],
+        conclusion: str = "failure",
+        title: str | None = None,
+    ) -> CheckRun:
+        """A check run created already completed: the review failed before it could create
+        one, and the commit must not be left without a `flux-review` result."""
+        output = failure_output(reason) if title is None else failure_output(reason, title)
+        now = now_iso()
+        body = await gh.post(
+            "/repos/{owner}/{repo}/check-runs",
+            repo.vars(),
+            data={
+                "name": CHECK_NAME,
+                "head_sha": head_sha,
+                "status": "completed",
+                "conclusion": conclusion,
+                "started_at": now,
+                "completed_at": now,
+                "external_id": external_id[:200],
+                "output": output.to_json(),
+            },
+        )
+        run = cls(gh, repo, _check_run_id(body), head_sha, log)
+        run.completed = True
+        run.conclusion = conclusion
+        log.info("check run %d created completed (%s) on %s", run.id, conclusion, head_sha[:12])
+        return run

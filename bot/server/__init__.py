@@ -8,9 +8,13 @@ import sys
 from bot.server.app import create_app
 from bot.settings import SettingsError, configure_logging, load_settings
 
-__all__ = ["create_app", "serve"]
+__all__ = ["LISTEN_BACKLOG", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
+# Connections the kernel queues before the event loop accepts them. aiohttp's 128 is
+# overrun by a burst of deliveries (GitHub opens one connection per delivery), and the
+# kernel then drops the surplus, which the sender retries only after 1, 3, 7... seconds.
+LISTEN_BACKLOG = 1024
 
 
 def serve(host: str | None = None, port: int | None = None) -> int:
@@ -33,6 +37,7 @@ def serve(host: str | None = None, port: int | None = None) -> int:
             port=bind_port,
             # Reviews get `shutdown_grace` to finish, then time to conclude their checks.
             shutdown_timeout=settings.shutdown_grace + 20,
+            backlog=LISTEN_BACKLOG,
             print=lambda _text: log.info("listening on %s:%d", bind_host, bind_port),
         )
     except OSError as exc:

@@ -11,13 +11,14 @@ from aiohttp import web
 
 from bot.github.auth import AppAuth
 from bot.github.client import RetryPolicy, Sleep, WriteThrottle
+from bot.github.gitdata import GitApiLimits
 from bot.github.repo import TreeStore
 from bot.github.tarball import TarballLimits
 from bot.queue import InProcessQueue, JobHandler, JobQueue
 from bot.review import Analyzer, ReviewServices
 from bot.server.jobs import AnyJob, JobRunner
 from bot.server.metrics import Metrics
-from bot.server.state import SERVICE, GitHubFactory, Service
+from bot.server.state import SERVICE, BodyBudget, GitHubFactory, Service
 from bot.server.webhook import handle_webhook
 from bot.settings import Settings
 
@@ -57,7 +58,17 @@ def create_app(
         max_file=settings.max_file_bytes,
         max_members=settings.max_tarball_members,
     )
-    trees = TreeStore(limits, settings.tree_cache_bytes, download_timeout=settings.review_timeout)
+    trees = TreeStore(
+        limits,
+        settings.tree_cache_bytes,
+        download_timeout=settings.review_timeout,
+        git_api=GitApiLimits(
+            max_blobs=settings.git_api_max_blobs,
+            max_bytes=settings.git_api_max_bytes,
+            max_file=settings.max_file_bytes,
+            max_entries=settings.max_tarball_members,
+        ),
+    )
     review_services = ReviewServices(
         github=github.client,
         trees=trees,
@@ -71,7 +82,13 @@ def create_app(
     metrics.track_queue(queue.depth, queue.running)
 
     service = Service(
-        settings=settings, metrics=metrics, github=github, trees=trees, runner=runner, queue=queue
+        settings=settings,
+        metrics=metrics,
+        github=github,
+        trees=trees,
+        runner=runner,
+        queue=queue,
+        body_budget=BodyBudget(settings.max_webhook_inflight_bytes),
     )
     app = web.Application()
     app[SERVICE] = service

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import gidgethub
 
+from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient
 from bot.github.repo import RepoRef, open_pulls_for_commit
 from bot.queue import QueueFull, Submitted
@@ -114,7 +115,12 @@ class JobRunner:
         )
         jlog.info("review started (%s)", job.trigger)
         request = ReviewRequest(
-            job.repo, job.number, job.installation_id, job.delivery_id, job.trigger
+            job.repo,
+            job.number,
+            job.installation_id,
+            job.delivery_id,
+            job.trigger,
+            revision=job.revision,
         )
         result = await review_pull_request(self.services, request, jlog)
         self.metrics.review(result.outcome, result.duration)
@@ -126,6 +132,9 @@ class JobRunner:
         gh = self.github(job.installation_id, jlog)
         try:
             numbers = await open_pulls_for_commit(gh, job.repo, job.sha)
+        except InstallationGone as exc:
+            jlog.warning("not reviewed: %s", exc)
+            return True
         except gidgethub.GitHubException as exc:
             jlog.error("could not list the pull requests of %s: %s", job.sha[:12], exc)
             return False
@@ -176,6 +185,9 @@ class JobRunner:
                 recheck=recheck,
                 log=jlog,
             )
+        except InstallationGone as exc:
+            jlog.warning("command not answered: %s", exc)
+            return True
         except gidgethub.GitHubException as exc:
             jlog.error(
                 "command %s by %s failed: %s",

@@ -46,6 +46,27 @@ class GitHubFactory:
         )
 
 
+class BodyBudget:
+    """Bytes of webhook bodies being received at once, over all requests.
+
+    One delivery is at most MAX_WEBHOOK_BYTES, but a burst of large ones, or senders that
+    trickle their bodies, would otherwise hold that much memory each.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, nbytes: int) -> bool:
+        if self.used + nbytes > self.limit:
+            return False
+        self.used += nbytes
+        return True
+
+    def give(self, nbytes: int) -> None:
+        self.used -= nbytes
+
+
 @dataclass
 class Service:
     settings: Settings
@@ -54,6 +75,7 @@ class Service:
     trees: TreeStore
     runner: JobRunner
     queue: JobQueue[AnyJob]
+    body_budget: BodyBudget = field(default_factory=lambda: BodyBudget(100 * 1024 * 1024))
     # Delivery ids already accepted; GitHub keeps the id when a delivery is redelivered,
     # and lets anyone redeliver for days.
     deliveries: TTLCache[str, bool] = field(

@@ -6,23 +6,29 @@ handler does no GitHub call: it turns the event into jobs and answers 202.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
+import re
+import urllib.parse
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from gidgethub import sansio
 
 from bot.queue import QueueFull, Submitted
 from bot.review import context_log
 from bot.server.events import EventContext, router
-from bot.server.state import SERVICE
+from bot.server.state import SERVICE, BodyBudget
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
+_EVENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_DELIVERY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
@@ -33,23 +39,95 @@ def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(header[len(SIGNATURE_PREFIX) :].strip().lower(), expected)
 
 
-class _TooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """The delivery is answered `status` with `message`; `outcome` labels the metric."""
+
+    def __init__(self, status: int, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.outcome = outcome
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, budget: BodyBudget, timeout: float) -> bytes:
     # Refuse by Content-Length before reading a byte, and count while reading, since the
     # header may be absent (chunked) or lie.
-    if request.content_length is not None and request.content_length > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _Refused(413, f"payload too large (over {limit} bytes)", "too_large")
+    reserved = 0
+    try:
+        if length is not None:
+            if not budget.take(length):
+                raise _Refused(503, "busy receiving other deliveries, redeliver later", "busy")
+            reserved = length
+        body = bytearray()
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                if len(body) + len(chunk) > limit:
+                    raise _Refused(413, f"payload too large (over {limit} bytes)", "too_large")
+                body += chunk
+                if len(body) > reserved:
+                    if not budget.take(len(body) - reserved):
+                        raise _Refused(
+                            503, "busy receiving other deliveries, redeliver later", "busy"
+                        )
+                    reserved = len(body)
+        return bytes(body)
+    except TimeoutError:
+        raise _Refused(408, "the body took too long to arrive", "timeout") from None
+    except (aiohttp.ClientError, ConnectionError, EOFError):
+        # The sender went away mid-body; nobody reads this answer, but it is no server error.
+        raise _Refused(400, "the body was cut short", "bad_request") from None
+    finally:
+        budget.give(reserved)
+
+
+def _single_header(request: web.Request, name: str) -> str:
+    """The header's value; a header sent twice with different values is refused, since
+    which one a proxy or the signature check saw is then anyone's guess."""
+    values = {v.strip() for v in request.headers.getall(name, [])}
+    if len(values) > 1:
+        raise _Refused(400, f"conflicting {name} headers", "bad_request")
+    return values.pop() if values else ""
+
+
+def _parse_payload(request: web.Request, body: bytes) -> dict[str, Any]:
+    """The event payload. GitHub sends JSON, or, for a webhook configured with the
+    `application/x-www-form-urlencoded` content type, the JSON in a `payload` form field
+    (the signature still covers the raw body)."""
+    content_type = request.content_type if request.headers.get("Content-Type") else ""
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            fields = urllib.parse.parse_qs(
+                body.decode("ascii"), strict_parsing=True, max_num_fields=16
+            )
+        except (UnicodeDecodeError, ValueError):
+            raise _Refused(400, "the form-encoded body is malformed", "bad_request") from None
+        payloads = fields.get("payload", [])
+        if len(payloads) != 1:
+            raise _Refused(
+                400, "a form-encoded delivery needs exactly one `payload` field", "bad_request"
+            )
+        text: str | bytes = payloads[0]
+    elif content_type in ("", "application/json") or content_type.endswith("+json"):
+        text = body
+    else:
+        raise _Refused(
+            415,
+            f"unsupported Content-Type {content_type[:60]!r}: set the webhook's content type "
+            "to application/json",
+            "bad_request",
+        )
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        # ValueError covers bad UTF-8, bad JSON and integers past Python's digit limit;
+        # RecursionError a body of a few hundred thousand nested brackets.
+        raise _Refused(400, "the body is not JSON", "bad_request") from None
+    if not isinstance(data, dict):
+        raise _Refused(400, "the body is not a JSON object", "bad_request")
+    return data
 
 
 def _where(data: dict[str, Any]) -> tuple[str | None, int | None]:
@@ -68,34 +146,36 @@ def _answer(status: int, message: str) -> web.Response:
 async def handle_webhook(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     metrics = service.metrics
+    settings = service.settings
     event_name = request.headers.get("X-GitHub-Event", "")
     try:
-        body = await _read_body(request, service.settings.max_webhook_bytes)
-    except _TooLarge:
-        metrics.delivery(event_name, "too_large")
-        return _answer(413, "payload too large")
-
-    if not verify_signature(service.secret, body, request.headers.get("X-Hub-Signature-256")):
-        metrics.delivery(event_name, "bad_signature")
-        log.warning(
-            "webhook with a missing or wrong signature refused (event %r, delivery %r)",
-            event_name[:40],
-            request.headers.get("X-GitHub-Delivery", "")[:64],
+        body = await _read_body(
+            request,
+            settings.max_webhook_bytes,
+            service.body_budget,
+            settings.webhook_read_timeout,
         )
-        return _answer(401, "invalid signature")
-
-    delivery = request.headers.get("X-GitHub-Delivery", "").strip()
-    if not event_name or not delivery:
-        metrics.delivery(event_name, "bad_request")
-        return _answer(400, "missing X-GitHub-Event or X-GitHub-Delivery")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        metrics.delivery(event_name, "bad_request")
-        return _answer(400, "the body is not JSON")
-    if not isinstance(data, dict):
-        metrics.delivery(event_name, "bad_request")
-        return _answer(400, "the body is not a JSON object")
+        signature = _single_header(request, "X-Hub-Signature-256")
+        if not verify_signature(service.secret, body, signature):
+            log.warning(
+                "webhook with a missing or wrong signature refused (event %r, delivery %r)",
+                event_name[:40],
+                request.headers.get("X-GitHub-Delivery", "")[:64],
+            )
+            raise _Refused(401, "invalid signature", "bad_signature")
+        event_name = _single_header(request, "X-GitHub-Event")
+        delivery = _single_header(request, "X-GitHub-Delivery")
+        if not event_name or not delivery:
+            raise _Refused(400, "missing X-GitHub-Event or X-GitHub-Delivery", "bad_request")
+        # GitHub's event names are snake_case words and delivery ids GUIDs; anything else
+        # would only end up in log lines and the dedupe cache.
+        if not _EVENT.fullmatch(event_name) or not _DELIVERY.fullmatch(delivery):
+            raise _Refused(400, "malformed X-GitHub-Event or X-GitHub-Delivery", "bad_request")
+        data = _parse_payload(request, body)
+    except _Refused as refused:
+        metrics.delivery(event_name, refused.outcome)
+        return _answer(refused.status, refused.message)
+    del body
 
     repo, number = _where(data)
     dlog = context_log(log, delivery=delivery, repo=repo, number=number)
@@ -114,16 +194,20 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
     event = sansio.Event(data, event=event_name, delivery_id=delivery)
     ctx = EventContext(
-        delivery_id=delivery, submit=service.queue.submit, log=dlog, app_id=service.settings.app_id
+        delivery_id=delivery, submit=service.queue.submit, log=dlog, app_id=settings.app_id
     )
     try:
         await router.dispatch(event, ctx)
     except QueueFull as exc:
         metrics.delivery(event_name, "queue_full")
         dlog.warning("%s: refused, queue full (%s)", event_name, exc)
-        return _answer(503, "busy, redeliver later")
-    except (KeyError, TypeError, ValueError) as exc:
-        # A payload without the fields its event always has.
+        response = _answer(
+            503, "the review queue is full: redeliver this delivery once it has drained"
+        )
+        response.headers["Retry-After"] = "60"
+        return response
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:
+        # A payload without the fields its event always has, or with the wrong types.
         metrics.delivery(event_name, "bad_request")
         dlog.warning("%s: malformed payload (%s: %s)", event_name, type(exc).__name__, exc)
         return _answer(400, "malformed payload")

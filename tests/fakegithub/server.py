@@ -26,7 +26,7 @@ import string
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -131,6 +131,7 @@ class Reply:
     data: Any = None  # JSON-serialisable, or bytes for a raw body
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = JSON_TYPE
+    transfer: str = "whole"  # for bytes: "whole", "chunked" or "drop" (see tarball_transfer)
 
 
 # -- recorded state -------------------------------------------------------------------------
@@ -365,6 +366,12 @@ class FakeGitHub:
         self.permissions: dict[str, str] = {}
         self.default_permission = "read"
         self.tarball_overrides: dict[str, bytes] = {}
+        # How codeload sends an archive: "whole" (Content-Length), "chunked" (no length, as a
+        # streamed archive is), or "drop" (chunked, the connection closed half way).
+        self.tarball_transfer = "whole"
+        # A recursive git tree with more entries than this comes back `truncated: true`
+        # (GitHub's limit is 100,000 entries or 7 MB).
+        self.tree_entry_limit = 100_000
         self.tokens: dict[str, InstallationToken] = {}
         self.installations: set[int] = {installation_id}
         self.rate_limit = RateLimit()
@@ -385,8 +392,10 @@ class FakeGitHub:
         # annotations with 64 KB messages each are legal).
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # No access log: these are GitHub's logs, not the App's, and tests that watch the
+        # App's logs for secrets (codeload URLs carry a token) must see only the App's.
         self._server = TestServer(app, host="127.0.0.1", port=None)
-        await self._server.start_server()
+        await self._server.start_server(access_log=None)
         return self
 
     async def close(self) -> None:
@@ -478,6 +487,21 @@ class FakeGitHub:
         pr = self.pull(pr) if isinstance(pr, int) else pr
         return pr.head_sha_pin or self.git.rev_parse(pr.head_ref)
 
+    def _open_pulls_at(self, sha: str) -> list[PullRequest]:
+        """Open PRs whose head is ``sha``, by number; each branch is resolved once, so that
+        tests with hundreds of PRs on one branch do not run git hundreds of times."""
+        heads: dict[str, str] = {}
+        found = []
+        for pr in sorted(self.pulls.values(), key=lambda p: p.number):
+            if pr.state != "open":
+                continue
+            head = pr.head_sha_pin or heads.get(pr.head_ref)
+            if head is None:
+                head = heads[pr.head_ref] = self.git.rev_parse(pr.head_ref)
+            if head == sha:
+                found.append(pr)
+        return found
+
     def base_sha(self, pr: PullRequest | int) -> str:
         pr = self.pull(pr) if isinstance(pr, int) else pr
         return pr.base_sha_pin or self.git.rev_parse(pr.base_ref)
@@ -497,6 +521,11 @@ class FakeGitHub:
     def set_permission(self, username: str, permission: str) -> None:
         """``admin | maintain | write | triage | read | none`` for a user (default ``read``)."""
         self.permissions[username] = permission
+
+    @property
+    def codeload_tokens(self) -> list[str]:
+        """The short-lived tokens put in tarball redirects (secrets, like installation tokens)."""
+        return list(self._codeload_tokens)
 
     def set_tarball(self, ref: str, data: bytes) -> None:
         """Serve ``data`` instead of ``git archive`` output for ``ref`` (branch, tag or SHA)."""
@@ -1074,11 +1103,7 @@ class FakeGitHub:
             "name": run.name,
             "check_suite": {"id": run.check_suite_id},
             "app": self.app_json(),
-            "pull_requests": [
-                self.pr_minimal_json(pr)
-                for pr in self.pulls.values()
-                if pr.state == "open" and self.head_sha(pr) == run.head_sha
-            ],
+            "pull_requests": [self.pr_minimal_json(pr) for pr in self._open_pulls_at(run.head_sha)],
         }
 
     def review_json(self, review: Review) -> dict[str, Any]:
@@ -1179,6 +1204,8 @@ class FakeGitHub:
             ),
             ("POST", repo + r"/pulls/(?P<number>\d+)/reviews$", self._create_review, "token"),
             ("GET", repo + r"/tarball(?:/(?P<ref>.+))?$", self._tarball, "token"),
+            ("GET", repo + r"/git/trees/(?P<ref>.+)$", self._git_tree, "token"),
+            ("GET", repo + r"/git/blobs/(?P<sha>[^/]+)$", self._git_blob, "token"),
             ("GET", repo + r"/contents(?:/(?P<path>.*))?$", self._contents, "token"),
             ("GET", repo + r"/commits/(?P<sha>[^/]+)/pulls$", self._commit_pulls, "token"),
             ("POST", repo + r"/check-runs$", self._create_check_run, "token"),
@@ -1437,6 +1464,12 @@ class FakeGitHub:
         else:
             body = json.dumps(reply.data, ensure_ascii=False).encode()
         headers["Content-Type"] = reply.content_type
+        if reply.transfer != "whole":
+            # No Content-Length: the client learns the size only by reading to the end.
+            payload = aiohttp.payload.AsyncIterablePayload(
+                _chunks(body, drop=reply.transfer == "drop")
+            )
+            return web.Response(status=reply.status, body=payload, headers=headers)
         return web.Response(status=reply.status, body=body, headers=headers)
 
     def _check_response(self, record: RecordedRequest, path: str, reply: Reply) -> None:
@@ -1716,6 +1749,84 @@ class FakeGitHub:
             data,
             {"Content-Disposition": f"attachment; filename={prefix}.tar.gz", "ETag": f'"{sha}"'},
             content_type="application/x-gzip",
+            transfer=self.tarball_transfer,
+        )
+
+    async def _git_tree(self, ctx: _Ctx) -> Reply:
+        ref = ctx.params["ref"]
+        tree_sha = self._tree_sha(ref)
+        if tree_sha is None:
+            raise ApiError(404, "Not Found")
+        # Any value of `recursive` (even "0" or "false") asks for the whole tree.
+        recursive = "recursive" in ctx.request.query
+        args = ["ls-tree", "-z", "--long"] + (["-r", "-t"] if recursive else []) + [tree_sha]
+        out = await asyncio.to_thread(self.git.git_bytes, *args)
+        entries: list[dict[str, Any]] = []
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, name = record.split(b"\t", 1)
+            mode, kind, sha, size = meta.decode().split()
+            entry: dict[str, Any] = {
+                "path": name.decode("utf-8"),
+                "mode": mode,
+                "type": kind,
+                "sha": sha,
+            }
+            if kind == "blob":
+                entry["size"] = int(size)
+                entry["url"] = f"{self.api_repo_url}/git/blobs/{sha}"
+            elif kind == "tree":
+                entry["url"] = f"{self.api_repo_url}/git/trees/{sha}"
+            entries.append(entry)
+        truncated = recursive and len(entries) > self.tree_entry_limit
+        return Reply(
+            200,
+            {
+                "sha": tree_sha,
+                "url": f"{self.api_repo_url}/git/trees/{tree_sha}",
+                "tree": entries[: self.tree_entry_limit] if truncated else entries,
+                "truncated": truncated,
+            },
+        )
+
+    def _tree_sha(self, ref: str) -> str | None:
+        """A tree SHA from a tree SHA, a commit SHA, a branch or a tag, as GitHub resolves it."""
+        if not ref or ref.startswith("-"):
+            return None
+        commit = self.resolve_ref(ref)
+        spec = f"{commit}^{{tree}}" if commit else f"{ref}^{{tree}}"
+        try:
+            return self.git.git("rev-parse", "--verify", "--quiet", spec)
+        except Exception:
+            return None
+
+    async def _git_blob(self, ctx: _Ctx) -> Reply:
+        sha = ctx.params["sha"]
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            raise _validation_failed("Blob", "sha", "sha must be a 40-character hex string")
+        try:
+            kind = self.git.git("cat-file", "-t", sha)
+        except Exception:
+            kind = ""
+        if kind != "blob":
+            raise ApiError(404, "Not Found")
+        data = await asyncio.to_thread(self.git.git_bytes, "cat-file", "blob", sha)
+        if "raw" in ctx.request.headers.get("Accept", ""):
+            return Reply(200, data, content_type="application/vnd.github.raw")
+        encoded = base64.b64encode(data).decode()
+        # Like the contents API, GitHub wraps the base64 at 60 columns.
+        wrapped = "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
+        return Reply(
+            200,
+            {
+                "sha": sha,
+                "node_id": _node_id("B_", _stable_id(sha)),
+                "size": len(data),
+                "url": f"{self.api_repo_url}/git/blobs/{sha}",
+                "content": wrapped,
+                "encoding": "base64",
+            },
         )
 
     def _content_entry(self, ref: str, path: str, kind: str, sha: str, size: int) -> dict[str, Any]:
@@ -1804,11 +1915,7 @@ class FakeGitHub:
         sha = self.resolve_ref(ctx.params["sha"])
         if sha is None:
             raise _unprocessable(f"No commit found for SHA: {ctx.params['sha']}")
-        prs = [
-            pr
-            for pr in sorted(self.pulls.values(), key=lambda p: p.number)
-            if pr.state == "open" and self.head_sha(pr) == sha
-        ]
+        prs = self._open_pulls_at(sha)
         page, headers = self._paginate(ctx, prs)
         out = []
         for pr in page:
@@ -2036,6 +2143,16 @@ def _default_message(status: int) -> str:
         503: "Service Unavailable",
         504: "We couldn't respond to your request in time. Sorry about that.",
     }.get(status, "Error")
+
+
+async def _chunks(data: bytes, *, drop: bool, size: int = 16 * 1024) -> AsyncIterator[bytes]:
+    end = len(data) // 2 if drop else len(data)
+    for start in range(0, end, size):
+        yield data[start : min(start + size, end)]
+        await asyncio.sleep(0)
+    if drop:
+        # Raising inside the payload makes aiohttp abort the connection mid-body.
+        raise ConnectionResetError("fake GitHub dropped the connection")
 
 
 def _join_link(link_path: str, target: str) -> str | None:
