@@ -76,13 +76,18 @@ class Analyzer(Protocol):
         base: Tree | None,
         changed: Sequence[ChangedFile] | None,
         config: Config | None,
+        self_urls: Sequence[str],
     ) -> AnalysisResult: ...
 
 
 def _analyze(
-    head: Tree, base: Tree | None, changed: Sequence[ChangedFile] | None, config: Config | None
+    head: Tree,
+    base: Tree | None,
+    changed: Sequence[ChangedFile] | None,
+    config: Config | None,
+    self_urls: Sequence[str],
 ) -> AnalysisResult:
-    return analyze(head, base, changed, config)
+    return analyze(head, base, changed, config, self_urls=self_urls)
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,9 @@ class _Pull:
     base_sha: str
     default_branch: str
     draft: bool
+    # Where this repository is cloned from: a Flux GitRepository with one of these URLs is
+    # this repository, even when it is not the bootstrap `flux-system` one.
+    urls: tuple[str, ...] = ()
 
 
 _SHA = re.compile(r"[0-9a-f]{40}")
@@ -180,7 +188,11 @@ def _pull_of(pr: Any, number: int) -> _Pull:
             raise UnexpectedResponse(f"pull request #{number} has no valid head or base SHA")
     if not isinstance(state, str) or not isinstance(branch, str) or not branch:
         raise UnexpectedResponse(f"pull request #{number} has no valid state or base branch")
-    return _Pull(state, head_sha, base_sha, branch, bool(pr.get("draft")))
+    urls = tuple(
+        u for key in ("clone_url", "ssh_url", "html_url")
+        if isinstance(base_repo, dict) and isinstance(u := base_repo.get(key), str)
+    )
+    return _Pull(state, head_sha, base_sha, branch, bool(pr.get("draft")), urls)
 
 
 async def review_pull_request(
@@ -349,7 +361,7 @@ async def _review(
     # The analysis runs in a thread that a timeout cannot stop; the timeout cancels this
     # await, so whatever the thread returns later is dropped and never reported.
     analysis = await asyncio.to_thread(
-        services.analyzer, head.tree, base.tree, files.changed(), config
+        services.analyzer, head.tree, base.tree, files.changed(), config, pr.urls
     )
     findings = sorted((f for f in analysis.findings if f.introduced), key=lambda f: f.sort_key())
     rule_errors = list(getattr(analysis, "errors", None) or ())

@@ -654,10 +654,14 @@ async def test_review_timeout_completes_the_check(start_app: Starter, git_repo: 
     release = threading.Event()
 
     def slow(
-        head: Tree, base: Tree | None, changed: Sequence[ChangedFile] | None, config: Config | None
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
     ) -> AnalysisResult:
         release.wait(5)
-        return analyze(head, base, changed, config)
+        return analyze(head, base, changed, config, self_urls=self_urls)
 
     app = await start_app(analyzer=slow, review_timeout=0.3)
     incident_repo(git_repo)
@@ -816,3 +820,27 @@ async def test_file_without_patch_gets_annotations_only(app: App, git_repo: GitR
     run = only(app.runs())
     assert run.conclusion == "failure" and len(run.annotations) == 1
     assert app.fake.reviews_on(pr.number) == []
+
+
+async def test_a_source_named_after_the_repository_itself_is_this_repository(
+    app: App, git_repo: GitRepo
+) -> None:
+    # Not the bootstrap `flux-system` source: a GitRepository whose URL is this repository's
+    # own (the App knows it from the pull request), so its Kustomization applies our files.
+    source = SYNC.replace("name: flux-system\n  namespace: flux-system\nspec:\n  interval",
+                          "name: gitops\n  namespace: flux-system\nspec:\n  interval", 1)
+    source = source.replace("ssh://git@github.com/example/gitops",
+                            f"https://github.com/{app.fake.full_name}")
+    apps = flux_kustomization("./apps/podinfo").replace("name: flux-system", "name: gitops")
+    git_repo.commit("cluster", {"clusters/prod/sources.yaml": source.split("---")[0],
+                                "clusters/prod/apps.yaml": apps,
+                                DEPLOYMENT: deployment("ghcr.io/stefanprodan/podinfo:6.5.0")})
+    git_repo.branch("feature")
+    git_repo.commit("templated", {DEPLOYMENT: deployment(TEMPLATED)})
+    git_repo.checkout("main")
+    pr = app.fake.add_pull("feature")
+    assert (await app.deliver("pull_request.opened")).status == 202
+    await app.idle()
+    run = only(app.runs())
+    assert (run.conclusion, run.title) == ("failure", "1 error")
+    assert only(app.fake.comments_on(pr.number)).line == IMAGE_LINE

@@ -154,10 +154,14 @@ def analyzer_then(hook: Any) -> Any:
     """The real analysis, with `hook()` run first in the analysis thread."""
 
     def run(
-        head: Tree, base: Tree | None, changed: Sequence[ChangedFile] | None, config: Config | None
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
     ) -> AnalysisResult:
         hook()
-        return analyze(head, base, changed, config)
+        return analyze(head, base, changed, config, self_urls=self_urls)
 
     return run
 
