@@ -228,3 +228,27 @@ def test_umbrella_file_dependency_follows_the_path_not_the_name() -> None:
     files["charts/platform/Chart.yaml"] = umbrella("1.1.13", "file://../podinfo-fork")
     [finding] = run(files)
     assert "charts/podinfo-fork/Chart.yaml is version 0.9.0" in finding.message
+
+
+def test_umbrella_dependency_by_name_from_the_repositorys_own_registry_is_reported() -> None:
+    # The HelmRelease shows that the in-repo podinfo is published to charts.example.com.
+    files = platform(
+        "1.1.13",
+        **{
+            RELEASE: release("1.1.13"),
+            "charts/platform/Chart.yaml": umbrella("1.1.12", "https://charts.example.com/platform"),
+        },
+    )
+    [finding] = run(files)
+    assert (finding.rule, finding.path) == (RULE, "charts/platform/Chart.yaml")
+
+
+def test_umbrella_dependency_by_name_from_another_registry_is_another_chart() -> None:
+    files = platform(
+        "1.1.13",
+        **{
+            RELEASE: release("1.1.13"),
+            "charts/platform/Chart.yaml": umbrella("6.7.1", "https://stefanprodan.github.io/podinfo"),
+        },
+    )
+    assert run(files) == []

@@ -58,10 +58,15 @@ def _by_name(repo: Repository) -> dict[str, list[Chart]]:
 def _source(repo: Repository, obj: FluxObject, ref: ys.Node | None) -> FluxObject | None:
     name = ys.scalar(ys.get(ref, "name"))
     kind = ys.scalar(ys.get(ref, "kind"))
-    for cand in repo.flux_objects:
-        if cand.kind == kind and cand.name == name:
+    for cand in repo.objects_of(kind or ""):
+        if cand.name == name:
             return cand
     return None
+
+
+def _registry(url: str) -> str:
+    return url.strip().rstrip("/").lower().removeprefix("oci://").removeprefix(
+        "https://").removeprefix("http://")
 
 
 def _substituted(value: str | None) -> bool:
@@ -73,6 +78,9 @@ def version_refs(repo: Repository) -> list[VersionRef]:
     names = _by_name(repo)
     refs: list[VersionRef] = []
     chartref_targets: set[str] = set()
+    # Registries this repository publishes its charts to: those its own references
+    # deploy an in-repository chart from.
+    registries: set[str] = set()
     for hr in repo.objects_of("HelmRelease"):
         chart_ref = ys.get(hr.node, "spec", "chartRef")
         if chart_ref is not None:
@@ -89,6 +97,9 @@ def version_refs(repo: Repository) -> list[VersionRef]:
         constraint = ys.scalar(vnode)
         if _substituted(constraint):
             continue
+        source = _source(repo, hr, ys.get(spec, "sourceRef"))
+        if source is not None:
+            registries.add(_registry(ys.scalar(ys.get(source.node, "spec", "url")) or ""))
         chart_node = ys.get(spec, "chart")
         line = ys.line_of(vnode) if vnode is not None else ys.line_of(chart_node)  # type: ignore[arg-type]
         refs.append(
@@ -112,6 +123,7 @@ def version_refs(repo: Repository) -> list[VersionRef]:
         ref = ys.get(oci.node, "spec", "ref")
         if ys.get(ref, "digest") is not None:
             continue
+        registries.add(_registry(url.rstrip("/").rsplit("/", 1)[0]))
         semver_node = ys.get(ref, "semver")
         tag_node = ys.get(ref, "tag")
         if _substituted(ys.scalar(semver_node)) or _substituted(ys.scalar(tag_node)):
@@ -149,6 +161,12 @@ def version_refs(repo: Repository) -> list[VersionRef]:
             if repository.startswith("file://"):
                 target = secure_join(posixpath.join(chart.directory, repository[7:]))
                 matched = [c for c in repo.charts if c.directory == target and c.version]
+            elif repository.startswith(("http://", "https://", "oci://")) and (
+                _registry(repository) not in registries
+            ):
+                # A chart of the same name from a registry this repository is not known to
+                # publish to (bitnami's `common` beside a local library chart `common`).
+                matched = []
             else:
                 matched = [c for c in names.get(dep.name, []) if c is not chart]
             if (
@@ -173,7 +191,8 @@ def version_refs(repo: Repository) -> list[VersionRef]:
 def _foreign_git_source(repo: Repository, hr: FluxObject, ref: ys.Node | None) -> bool:
     """Whether a HelmRelease's GitRepository source is known to be another repository:
     it is defined here with a URL that is neither this repository's (as the CLI or the
-    App knows it) nor the URL of the `flux-system` GitRepository. Unknown means no."""
+    App knows it) nor the URL of the `flux-system` GitRepository, or it follows another
+    branch, a tag or a commit. Unknown means no."""
     name = ys.scalar(ys.get(ref, "name"))
     if ys.scalar(ys.get(ref, "kind")) != "GitRepository" or name == BOOTSTRAP_NAME:
         return False
@@ -181,10 +200,14 @@ def _foreign_git_source(repo: Repository, hr: FluxObject, ref: ys.Node | None) -
     own = set(repo.self_urls) | {
         normalize_git_url(_url(s)) for s in sources if s.name == BOOTSTRAP_NAME and _url(s)
     }
-    urls = [_url(s) for s in sources if s.name == name]
+    named = [s for s in sources if s.name == name]
+    urls = [_url(s) for s in named]
     if not own or not urls or not all(urls):
         return False
-    return all(normalize_git_url(u) not in own for u in urls)
+    # Another repository, or another branch, tag or commit of this one.
+    return all(
+        normalize_git_url(_url(s)) not in own or not repo.same_revision(s) for s in named
+    )
 
 
 def _url(source: FluxObject) -> str:

@@ -35,6 +35,12 @@ _REMOTE = re.compile(
 )
 
 
+_SCAFFOLD = re.compile(r"\{\{|\{%")
+# Template syntax of scaffolding tools (Jinja, cookiecutter, copier, makejinja): a file
+# holding it outside a Helm chart is a template for someone else, when nothing reads it.
+SCAFFOLD_SYNTAX = re.compile(r"\{\{|\{%|#\{|#%")
+
+
 def is_yaml_name(path: str) -> bool:
     """Exactly what Flux's generator takes: `.yaml`/`.yml`, lower case (not `.YAML`)."""
     return path.endswith((".yaml", ".yml"))
@@ -122,6 +128,7 @@ class KustomizationFile:
     entries: list[KustomizeEntry]
     namespace: str | None
     is_component: bool
+    renames: bool = False  # namePrefix or nameSuffix: the names it builds are not as written
 
 
 def _join(directory: str, rel: str) -> tuple[str | None, bool]:
@@ -147,6 +154,15 @@ def normalize_git_url(url: str) -> str:
     url = re.sub(r"^([^/:]+):(?!\d+/)", r"\1/", url)  # scp-like `host:path`
     url = re.sub(r":\d+/", "/", url, count=1)  # an explicit port
     return url.removesuffix("/").removesuffix(".git")
+
+
+def _branch(ref: ys.Node | None) -> str | None:
+    """The branch a GitRepository `spec.ref` follows (`branch`, or `name: refs/heads/x`,
+    which takes precedence)."""
+    name = ys.scalar(ys.get(ref, "name"))
+    if name is not None and name.startswith("refs/heads/"):
+        return name.removeprefix("refs/heads/")
+    return ys.scalar(ys.get(ref, "branch"))
 
 
 def secure_join(path: str) -> str:
@@ -177,7 +193,11 @@ class Repository:
         self.config = config or Config()
         self.self_urls = {normalize_git_url(u) for u in self_urls if u}
         self._cache: dict[object, object] = cache if cache is not None else {}
-        self.paths: list[str] = sorted(tree.paths())
+        # Files under a directory named after a template variable (cookiecutter's
+        # `{{cookiecutter.app}}/`) are the input of a scaffolding tool, never applied.
+        self.paths: list[str] = sorted(
+            p for p in tree.paths() if "{" not in p or not _SCAFFOLD.search(p)
+        )
         self.path_set = set(self.paths)
         self.dirs: set[str] = {""}
         self.children: dict[str, list[str]] = defaultdict(list)
@@ -420,7 +440,14 @@ class Repository:
             entries=entries,
             namespace=ys.scalar(ys.get(root, "namespace")),
             is_component=kind == "Component",
+            renames=self._renames(path, root),
         )
+
+    def _renames(self, path: str, root: ys.Node | None) -> bool:
+        data = self.tree.read(path) or b""
+        if b"namePrefix" not in data and b"nameSuffix" not in data:
+            return False
+        return bool(ys.scalar(ys.get(root, "namePrefix")) or ys.scalar(ys.get(root, "nameSuffix")))
 
     # --- Flux objects ------------------------------------------------------------
 
@@ -464,7 +491,14 @@ class Repository:
         return objects
 
     def objects_of(self, kind: str) -> list[FluxObject]:
-        return [o for o in self.flux_objects if o.kind == kind]
+        return self._objects_by_kind.get(kind, [])
+
+    @cached_property
+    def _objects_by_kind(self) -> dict[str, list[FluxObject]]:
+        by_kind: dict[str, list[FluxObject]] = {}
+        for obj in self.flux_objects:
+            by_kind.setdefault(obj.kind, []).append(obj)
+        return by_kind
 
     @cached_property
     def templated_kinds(self) -> set[str]:
@@ -481,6 +515,35 @@ class Repository:
             for m in re.finditer(r"^\s*kind:\s*['\"]?(\w+)", text, re.M):
                 kinds.add(m.group(1))
         return kinds
+
+    @cached_property
+    def generated_objects(self) -> tuple[set[tuple[str, str]], set[str]]:
+        """Objects that a Flux Operator `ResourceSet` creates in the cluster: (kind, name)
+        of those with a literal name, and the kinds of those whose name is a template
+        (`<< inputs.name >>`) or that come from `resourcesTemplate`."""
+        named: set[tuple[str, str]] = set()
+        templated: set[str] = set()
+        for path in self.paths:
+            if not path.endswith((".yaml", ".yml")):
+                continue
+            data = self.tree.read(path)
+            if not data or b"ResourceSet" not in data:
+                continue
+            for doc in self.documents(path):
+                if ys.scalar(ys.get(doc, "kind")) != "ResourceSet":
+                    continue
+                for item in ys.items(ys.get(doc, "spec", "resources")):
+                    kind = ys.scalar(ys.get(item, "kind"))
+                    name = ys.scalar(ys.get(item, "metadata", "name"))
+                    if not kind:
+                        continue
+                    if name and "<<" not in name:
+                        named.add((kind, name))
+                    else:
+                        templated.add(kind)
+                template = ys.scalar(ys.get(doc, "spec", "resourcesTemplate")) or ""
+                templated.update(re.findall(r"^\s*kind:\s*['\"]?(\w+)", template, re.M))
+        return named, templated
 
     # --- which Flux sources are this repository ------------------------------------
 
@@ -501,9 +564,37 @@ class Repository:
                 not namespace or not source.namespace or source.namespace == namespace
             ):
                 url = ys.scalar(ys.get(source.node, "spec", "url")) or ""
-                if normalize_git_url(url) in self.self_urls:
+                if normalize_git_url(url) in self.self_urls and self.same_revision(source):
                     return True
         return False
+
+    @cached_property
+    def _bootstrap_branches(self) -> set[str]:
+        """Branches that the `flux-system` GitRepositories of the repository follow."""
+        branches = set()
+        for source in self.objects_of("GitRepository"):
+            if source.name == BOOTSTRAP_NAME:
+                branch = _branch(ys.get(source.node, "spec", "ref"))
+                if branch:
+                    branches.add(branch)
+        return branches
+
+    def same_revision(self, source: FluxObject) -> bool:
+        """Whether a GitRepository with this repository's URL follows the revision being
+        checked. Another branch (multi-tenancy repositories keep each tenant on its own
+        branch of one repository), a tag, a semver range or a commit is other content."""
+        ref = ys.get(source.node, "spec", "ref")
+        if ref is None:
+            return True
+        name = ys.scalar(ys.get(ref, "name"))
+        if any(ys.get(ref, key) is not None for key in ("tag", "semver", "commit")) or (
+            name is not None and not name.startswith("refs/heads/")
+        ):
+            return False
+        branch = _branch(ref)
+        if branch is None:
+            return True
+        return branch in (self._bootstrap_branches or {"main", "master"})
 
     @cached_property
     def source_ignore(self) -> SourceIgnore:
@@ -512,12 +603,31 @@ class Repository:
             if posixpath.basename(path) == ".sourceignore":
                 files[posixpath.dirname(path)] = self.text(path) or ""
         extra: list[str] = []
+        own: set[str] = set()
         for obj in self.objects_of("GitRepository"):
+            ignore = ys.scalar(ys.get(obj.node, "spec", "ignore"))
             if obj.name == BOOTSTRAP_NAME:
-                ignore = ys.scalar(ys.get(obj.node, "spec", "ignore"))
                 if ignore:
                     extra.extend(ignore.splitlines())
+            elif self.self_urls and self.same_revision(obj):
+                url = normalize_git_url(ys.scalar(ys.get(obj.node, "spec", "url")) or "")
+                if url in self.self_urls:
+                    own.add(ignore or "")
+        if not extra and len(own) == 1:
+            # No flux-system source: the one GitRepository that builds this repository
+            # (`home-kubernetes`), when all that do agree on what they ignore.
+            extra = own.pop().splitlines()
         return SourceIgnore(files, extra)
+
+    @cached_property
+    def git_ignore(self) -> SourceIgnore:
+        """The repository's `.gitignore` files: what is kept out of git on purpose."""
+        files = {
+            posixpath.dirname(path): self.text(path) or ""
+            for path in self.paths
+            if posixpath.basename(path) == ".gitignore"
+        }
+        return SourceIgnore(files)
 
     # --- the consumer graph ----------------------------------------------------------
 

@@ -8,6 +8,7 @@ at the head, still referenced.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,13 +116,87 @@ def _walk(path: str, doc: ys.Node) -> Iterator[NamedRef]:
 
 
 def references(repo: Repository) -> Iterator[NamedRef]:
-    """Non-optional references to Secrets and ConfigMaps in files that a controller
-    applies raw (chart templates are rendered: their names are not knowable)."""
+    """Non-optional references to Secrets and ConfigMaps with a literal name: in files
+    that a controller applies raw, in a chart's `values.yaml`, and in the lines of chart
+    templates that hold no template action (a literal `imagePullSecrets` entry)."""
     for path in repo.paths:
+        role = None
         if not repo.raw_consumers(path):
-            continue
+            role = repo.chart_role(path)
+            if not (role is not None and role[1] == "templates") and not _chart_values(
+                repo, path
+            ):
+                continue
         data = repo.data(path)
         if not data or not _REFERENCE_HINT.search(data):
             continue
+        if role is not None:
+            yield from _template_refs(path, repo.text(path) or "")
+            continue
         for doc in repo.documents(path):
             yield from _walk(path, doc)
+
+
+def _chart_values(repo: Repository, path: str) -> bool:
+    if posixpath.basename(path) != "values.yaml":
+        return False
+    chart = repo.chart_of(path)
+    return chart is not None and chart.directory == posixpath.dirname(path)
+
+
+_LITERAL = r"""['"]?([a-z0-9][a-z0-9.-]*)['"]?[ \t]*(?:#.*)?$"""
+_PULL_SECRETS = re.compile(r"^([ \t]*)imagePullSecrets:[ \t]*(?:#.*)?$")
+_PULL_ENTRY = re.compile(r"^([ \t]*)-[ \t]+name:[ \t]*" + _LITERAL)
+_SECRET_NAME = re.compile(r"^([ \t]*)secretName:[ \t]*" + _LITERAL)
+
+
+def _template_refs(path: str, text: str) -> Iterator[NamedRef]:
+    """Literal pull secrets and secret volumes in a chart template, read as text: the
+    template is not YAML until Helm renders it, but a line without `{{` renders as is."""
+    lines = text.splitlines()
+    pull_indent: int | None = None
+    for number, line in enumerate(lines, start=1):
+        if "{{" in line:
+            continue
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if pull_indent is not None:
+            entry = _PULL_ENTRY.match(line)
+            if entry is not None and indent >= pull_indent:
+                yield NamedRef("Secret", entry.group(2), path, number, "imagePullSecrets")
+                continue
+            if indent <= pull_indent and not stripped.startswith("-"):
+                pull_indent = None
+        found = _PULL_SECRETS.match(line)
+        if found is not None:
+            pull_indent = len(found.group(1))
+            continue
+        secret = _SECRET_NAME.match(line)
+        if secret is not None and not _optional_sibling(lines, number, len(secret.group(1))):
+            yield NamedRef("Secret", secret.group(2), path, number, "volumes.secret")
+
+
+def _optional_sibling(lines: list[str], number: int, indent: int) -> bool:
+    """Whether the mapping of line `number` (1-based) has `optional: true`."""
+    for step in (-1, 1):
+        i = number - 1 + step
+        while 0 <= i < len(lines):
+            line = lines[i]
+            current = len(line) - len(line.lstrip())
+            if line.strip() and current < indent:
+                break
+            if current == indent and re.match(r"\s*optional:\s*true\b", line):
+                return True
+            i += step
+    return False
+
+
+def still_defined(repo: Repository, path: str, name: str) -> bool:
+    """Whether `path` still exists and still names `name` although it no longer parses
+    (a Helm template action added to it, a syntax error): then it was not removed."""
+    if path not in repo.path_set or repo.documents(path):
+        return False
+    return re.search(rf"name:\s*['\"]?{re.escape(name)}['\"]?\s*$", repo.text(path) or "",
+                     re.M) is not None

@@ -41,13 +41,59 @@ PAYLOAD_KINDS = frozenset(
         "ApplicationSet",
         "GrafanaDashboard",
         "GrafanaAlertRuleGroup",
+        "GrafanaContactPoint",
+        "GrafanaNotificationTemplate",
         "Template",
         "VMRule",
         "VMAlertmanagerConfig",
         "ResourceSet",
+        "ImageUpdateAutomation",
+        "Composition",
+        # Argo Workflows, Events and Rollouts analysis: `{{inputs.parameters.x}}`,
+        # `{{=toJson(...)}}` expressions.
+        "Workflow",
+        "WorkflowTemplate",
+        "ClusterWorkflowTemplate",
+        "CronWorkflow",
+        "Sensor",
+        "EventSource",
+        "AnalysisTemplate",
+        "ClusterAnalysisTemplate",
     }
 )
-PAYLOAD_KEYS = frozenset({"annotations", "values", "valuesContent", "data", "stringData"})
+# API groups whose objects carry templates for their own controller: Kyverno policies
+# (`{{ request.object... }}`, JMESPath functions such as `lookup`), External Secrets,
+# the Grafana operator, Flux Operator, Flux image automation, Crossplane, Gatekeeper.
+PAYLOAD_GROUPS = (
+    "kyverno.io",
+    "external-secrets.io",
+    "grafana.integreatly.org",
+    "fluxcd.controlplane.io",
+    "image.toolkit.fluxcd.io",
+    "crossplane.io",
+    "gatekeeper.sh",
+)
+PAYLOAD_KEYS = frozenset(
+    {
+        "annotations",
+        "values",
+        "valuesContent",
+        "valuesInline",  # kustomize helmCharts
+        "valuesObject",  # Argo CD
+        "data",
+        "stringData",
+        "literals",  # kustomize configMapGenerator / secretGenerator
+    }
+)
+
+
+def is_payload(kind: str | None, api_version: str | None) -> bool:
+    """Whether a document's strings are payloads rendered or stored by someone else."""
+    if kind in PAYLOAD_KINDS:
+        return True
+    group = (api_version or "").partition("/")[0] if "/" in (api_version or "") else ""
+    return group.endswith(PAYLOAD_GROUPS)
+
 
 _BLOCK_START = re.compile(r"(?:^|[\s:-])[|>][0-9+-]*\s*$")
 _KEY = re.compile(r"""^(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s:#'"{}\[\],][^:#]*?)\s*:(?=\s|$)""")
@@ -62,6 +108,7 @@ class Action:
     key: str | None  # the mapping key of the line, when there is one
     key_path: tuple[str, ...]  # enclosing keys, outermost first
     kind: str | None  # kind of the enclosing document
+    api_version: str | None = None  # apiVersion of the enclosing document
 
     @property
     def helm_specific(self) -> bool:
@@ -122,7 +169,9 @@ def scan(text: str) -> Iterator[Action]:
     """Every `{{` template action outside comments and block scalars."""
     if "{{" not in text:
         return
-    kinds: list[tuple[int, str | None]] = [(d.start_line, d.kind) for d in ys.split_documents(text)]
+    kinds: list[tuple[int, str | None, str | None]] = [
+        (d.start_line, d.kind, d.api_version) for d in ys.split_documents(text)
+    ]
     block_indent: int | None = None
     keys: list[tuple[int, str]] = []
     doc_index = 0
@@ -166,6 +215,7 @@ def scan(text: str) -> Iterator[Action]:
         while doc_index + 1 < len(kinds) and kinds[doc_index + 1][0] <= number:
             doc_index += 1
         kind = kinds[doc_index][1] if kinds else None
+        api_version = kinds[doc_index][2] if kinds else None
         pos = line.find("{{")
         while pos != -1:
             if pos > 0 and line[pos - 1] == "$":
@@ -181,7 +231,9 @@ def scan(text: str) -> Iterator[Action]:
                     or body[key_match.end() :].lstrip().startswith("{{")
                 )
             )
-            yield Action(number, pos, expression.strip(), structural, key, path, kind)
+            yield Action(
+                number, pos, expression.strip(), structural, key, path, kind, api_version
+            )
             pos = line.find("{{", (end + 2) if end != -1 else len(line))
 
 

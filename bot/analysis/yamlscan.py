@@ -95,6 +95,47 @@ class YamlInfo:
     docs: list[DocInfo]
 
 
+_UNTERMINATED = frozenset(
+    {
+        "found unexpected end of stream",
+        "found unexpected document indicator",
+        "could not find expected ':'",
+        "did not find expected ',' or ']'",
+        "did not find expected ',' or '}'",
+    }
+)
+
+
+_MAPPING_INDICATOR = re.compile(r":(?:[ \t]|$)")
+
+
+def _key_without_colon(data: bytes | str, line: int) -> int | None:
+    """The line before `line` when it is a bare word where a key was meant (`replicas 2`,
+    `containers`): libyaml reads it and the next line as one multi-line scalar and only
+    complains at the next line's `:`. None when the previous line is not like that."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    lines = text.splitlines()
+    if not 1 < line <= len(lines):
+        return None
+    current = lines[line - 1]
+    indent = len(current) - len(current.lstrip(" "))
+    for number in range(line - 1, 0, -1):
+        previous = lines[number - 1]
+        stripped = previous.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        previous_indent = len(previous) - len(previous.lstrip(" "))
+        if (
+            previous_indent > indent
+            or stripped.startswith(("-", "---", "...", "'", '"', "{", "[", "|", ">", "&", "*", "!"))
+            or _MAPPING_INDICATOR.search(stripped)
+            or stripped.endswith(("|", ">", "|-", ">-", "|+", ">+"))
+        ):
+            return None
+        return number
+    return None
+
+
 def check(data: bytes | str) -> YamlProblem | None:
     """The first reason a Kubernetes YAML decoder would refuse this text, if any."""
     return scan(data).problem
@@ -120,10 +161,24 @@ def scan(data: bytes | str) -> YamlInfo:
         return YamlInfo(_walk_events(parser, anchored, docs), docs)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
         problem_text = exc.problem or "invalid YAML"
         if exc.context and exc.problem:
             problem_text = f"{exc.problem} ({exc.context})"
+        if exc.context_mark is not None and exc.problem in _UNTERMINATED:
+            # An unclosed quote or bracket (or a key without its `:`) is found where the
+            # parser gives up, often the end of the file; the mistake is where the quoted
+            # value, the flow collection or the key starts.
+            mark = exc.context_mark
+            problem_text = f"{exc.problem} ({exc.context} that starts on this line)"
+        line = mark.line + 1 if mark is not None else 1
+        if exc.problem == "mapping values are not allowed in this context":
+            missing = _key_without_colon(data, line)
+            if missing is not None:
+                line = missing
+                problem_text = (
+                    "this line has no `:`, so the next line's key is read as part of it "
+                    f"({problem_text})"
+                )
         return YamlInfo(YamlProblem(line, problem_text), docs)
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         mark = getattr(exc, "problem_mark", None)

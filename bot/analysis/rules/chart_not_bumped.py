@@ -7,7 +7,8 @@ the old version either never ships or overwrites a version that clusters already
 For a chart that a HelmRelease builds from a GitRepository or Bucket with the default
 `reconcileStrategy: ChartVersion`, source-controller builds a new artifact only when the
 version changes: nothing rolls out until it is bumped. (A GitRepository defined here with
-the URL of another repository is that repository's chart, not this one's.)
+the URL of another repository, or with this repository's URL but another branch, a tag
+or a commit, is that revision's chart, not this one's.)
 
 Only changes to files that Helm packages count (`.helmignore` is honoured). The finding
 sits on the `version` line of `Chart.yaml` and suggests the next patch version. Only

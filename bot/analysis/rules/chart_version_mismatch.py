@@ -13,7 +13,10 @@ Matched references:
 - an OCIRepository whose URL ends in the chart's name and that serves a Helm chart
   (referenced by a HelmRelease `chartRef`, or with the Helm chart `layerSelector`):
   `ref.tag` (`_` read as `+`) or `ref.semver`;
-- an umbrella chart's `dependencies` entry (`file://` paths, or the chart's name).
+- an umbrella chart's `dependencies` entry: a `file://` path, or the chart's name with a
+  repository alias or with the URL of a registry that the repository's own HelmReleases
+  or OCIRepositories deploy its charts from (a dependency on bitnami's `common` is not
+  the repository's library chart `common`).
 
 Versions compare exactly as Helm and Flux do (Masterminds/semver v3): an exact string
 match first, then the range (`1.1.x`, `~1.1.0`, `^1.1.0`, `>=1 <2`, `||`, hyphen ranges;

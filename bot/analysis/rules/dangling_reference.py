@@ -14,15 +14,21 @@ volumes, HelmRelease `valuesFrom`, Kustomization `substituteFrom`; `optional: tr
 references are skipped) usually come from outside git, so they are checked against the
 change only: a Secret, SealedSecret, ExternalSecret target or generator that the base
 defined and the head no longer does, while a manifest still refers to it by name (the
-renamed pull secret that breaks every new cluster).
+renamed pull secret that breaks every new cluster). References are read from raw
+manifests (HelmRelease `values` included), from a chart's `values.yaml`, and from the
+literal lines of chart templates (`imagePullSecrets: [{name: regcred}]`, `secretName`).
 
 To stay precise in repositories that hold only part of a platform, the rule only checks
 a kind that the repository defines at least once (a tenant repository whose
 HelmRepositories live elsewhere is not flagged), skips sources named `flux-system`
-(created by `flux bootstrap`), objects that a chart template creates, objects defined in
-a file that does not parse (reported by `yaml-syntax-error`), and namespaces that
-kustomize or Flux rewrite (`namespace` in a kustomization file on the way, or
-`targetNamespace`). When the object exists in another namespace, the message says which.
+(created by `flux bootstrap` or a Flux Operator `FluxInstance`), objects that a chart
+template or a Flux Operator `ResourceSet` creates, objects defined in a file that does
+not parse (reported by `yaml-syntax-error`), and namespaces that kustomize or Flux
+rewrite (`namespace` in a kustomization file on the way, or `targetNamespace`). An object
+renamed on the way (`namePrefix`, `nameSuffix`) is taken to match a reference that
+contains its name, and one named with Flux variables (`${APP}-dragonfly` in a shared
+component) any name the variables can make. When the object exists in another
+namespace, the message says which.
 """
 
 from __future__ import annotations
@@ -40,10 +46,15 @@ ID = "dangling-reference"
 SEVERITY = Severity.ERROR
 
 
-def _namespace(repo: Repository, obj: FluxObject) -> str | None:
-    """The namespace an object ends up in, or None when kustomize or Flux may rewrite it:
-    a kustomization file with `namespace` or a Flux Kustomization with `targetNamespace`
-    anywhere on the way from the object's file up to the cluster."""
+def _placement(
+    repo: Repository, obj: FluxObject, by_path: dict[str, list[FluxObject]]
+) -> tuple[str | None, bool]:
+    """Where an object ends up: its namespace, or None when kustomize or Flux may rewrite
+    it (a kustomization file with `namespace` or a Flux Kustomization with
+    `targetNamespace` anywhere on the way from the object's file up to the cluster); and
+    whether its name may be rewritten on the way (`namePrefix` / `nameSuffix`)."""
+    namespace: str | None = obj.namespace
+    renamed = False
     seen = {obj.path}
     stack = [obj.path]
     while stack:
@@ -52,19 +63,23 @@ def _namespace(repo: Repository, obj: FluxObject) -> str | None:
             if consumer.how is not ReadKind.RAW:
                 continue
             if consumer.description.startswith("Flux Kustomization"):
-                for k in repo.objects_of("Kustomization"):
-                    if k.path == consumer.source and ys.get(k.node, "spec", "targetNamespace"):
-                        return None
+                for k in by_path.get(consumer.source, ()):
+                    spec = ys.get(k.node, "spec")
+                    if ys.get(spec, "targetNamespace"):
+                        namespace = None
+                    if ys.get(spec, "namePrefix") or ys.get(spec, "nameSuffix"):
+                        renamed = True
                 continue
             kfile = repo.kustomizations.get(consumer.source)
             if kfile is None:
                 continue
             if kfile.namespace:
-                return None
+                namespace = None
+            renamed = renamed or kfile.renames
             if kfile.path not in seen:
                 seen.add(kfile.path)
                 stack.append(kfile.path)
-    return obj.namespace
+    return namespace, renamed
 
 
 _METADATA_NAME = re.compile(
@@ -91,6 +106,18 @@ def _unparsed(repo: Repository) -> set[tuple[str, str]]:
     return found
 
 
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
+def _substituted_match(pattern: str, name: str) -> bool:
+    """Whether `name` can be what `pattern` becomes after Flux's post-build substitution
+    (`${APP}-dragonfly` in a shared component is `immich-dragonfly` for one app)."""
+    if "${" not in pattern:
+        return False
+    regex = ".+".join(re.escape(part) for part in _VARIABLE.split(pattern))
+    return re.fullmatch(regex, name) is not None
+
+
 def _plural(kind: str) -> str:
     if kind.endswith("y") and kind[-2:-1] not in ("a", "e", "i", "o", "u"):
         return kind[:-1] + "ies"
@@ -102,15 +129,37 @@ def check(ctx: Context) -> Iterator[Finding]:
     by_kind: dict[str, list[FluxObject]] = {}
     for obj in repo.flux_objects:
         by_kind.setdefault(obj.kind, []).append(obj)
-    namespaces = {id(o): _namespace(repo, o) for o in repo.flux_objects}
+    flux_ks_by_path: dict[str, list[FluxObject]] = {}
+    for k in repo.objects_of("Kustomization"):
+        if k.group == "kustomize.toolkit.fluxcd.io":
+            flux_ks_by_path.setdefault(k.path, []).append(k)
+    placements = {id(o): _placement(repo, o, flux_ks_by_path) for o in repo.flux_objects}
+    namespaces = {key: namespace for key, (namespace, _) in placements.items()}
+    renamed = {key for key, (_, affixed) in placements.items() if affixed}
     unparsed = _unparsed(repo)
 
+    generated, generated_kinds = repo.generated_objects
+
+    # Candidates by (kind, name), and per kind those whose final name is not the one
+    # written (renamed on the way, or named with Flux variables): few, checked one by one.
+    by_name: dict[tuple[str, str], list[FluxObject]] = {}
+    fuzzy: dict[str, list[FluxObject]] = {}
+    for obj in repo.flux_objects:
+        by_name.setdefault((obj.kind, obj.name), []).append(obj)
+        if id(obj) in renamed or "${" in obj.name:
+            fuzzy.setdefault(obj.kind, []).append(obj)
+
     def exists(kind: str, name: str, namespace: str | None) -> bool:
-        for candidate in by_kind.get(kind, ()):
-            if candidate.name != name:
-                continue
+        if (kind, name) in generated:
+            return True
+        candidates = by_name.get((kind, name), []) + [
+            c
+            for c in fuzzy.get(kind, ())
+            if (id(c) in renamed and c.name in name) or _substituted_match(c.name, name)
+        ]
+        for candidate in candidates:
             ns = namespaces[id(candidate)]
-            if namespace is None or ns is None or ns == namespace:
+            if namespace is None or ns is None or ns == namespace or "${" in ns:
                 return True
         return False
 
@@ -151,7 +200,12 @@ def check(ctx: Context) -> Iterator[Finding]:
             namespace = explicit_ns or own_ns
             if name == BOOTSTRAP_NAME and kind != "HelmRelease":
                 continue
-            if kind not in by_kind or kind in repo.templated_kinds or kind == "ExternalArtifact":
+            if (
+                kind not in by_kind
+                or kind in repo.templated_kinds
+                or kind in generated_kinds
+                or kind == "ExternalArtifact"
+            ):
                 continue
             if exists(kind, name, namespace):
                 continue
@@ -195,6 +249,8 @@ def _removed_secrets(ctx: Context) -> Iterator[Finding]:
     now = secrets.providers(ctx.repo)
     for ref in secrets.references(ctx.repo):
         if ref.name not in before[ref.kind] or ref.name in now[ref.kind]:
+            continue
+        if secrets.still_defined(ctx.repo, before[ref.kind][ref.name], ref.name):
             continue
         yield ctx.finding(
             ID,

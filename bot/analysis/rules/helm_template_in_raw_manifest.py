@@ -17,8 +17,11 @@ The rule reports a template action when it
 
 Go templates meant for someone else are left alone: text in block scalars (`|`, `>`),
 annotations, ConfigMap and Secret data, ExternalSecret templates, Prometheus and
-Alertmanager rules, HelmRelease `values` (charts may `tpl` them), GitHub workflow
-`${{ }}` expressions. Unless they break the YAML: an unquoted
+Alertmanager rules, HelmRelease `values` and kustomize `helmCharts` `valuesInline`
+(charts may `tpl` them), generator `literals`, Kyverno policies (`{{ request.object }}`,
+JMESPath functions such as `lookup`), Argo Workflows and Rollouts analysis templates,
+Grafana operator and Flux image automation templates, GitHub workflow `${{ }}`
+expressions. Unless they break the YAML: an unquoted
 `summary: {{ $labels.pod }} is down` is a parse error whoever the template is for; the
 finding then suggests quoting the value.
 
@@ -98,7 +101,9 @@ def check(ctx: Context) -> Iterator[Finding]:
                     )
                     suggestion = _quoted(lines[action.line - 1], action)
             else:
-                if not action.helm_specific or action.kind in templating.PAYLOAD_KINDS:
+                if not action.helm_specific or templating.is_payload(
+                    action.kind, action.api_version
+                ):
                     continue
                 if templating.PAYLOAD_KEYS.intersection(action.key_path):
                     continue

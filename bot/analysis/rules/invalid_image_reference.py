@@ -16,7 +16,9 @@ kustomize `images` entry or a Flux Kustomization's `spec.images` replaces
 Images written with Helm template syntax are reported once, by
 `helm-template-in-raw-manifest`. Checked in every container list (`containers`,
 `initContainers`, `ephemeralContainers`) of the manifests that kustomize or Flux apply
-raw.
+raw. Policy engines (Kyverno, Gatekeeper, Kubewarden) write container lists that are
+patterns, not Pods (`image: "!*:latest"`, `image: "ghcr.io/org/*"`): their documents, and
+any image with a `*` or `?` wildcard, are not checked.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ REFERENCE = re.compile(
     rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$"
 )
 _VAR = re.compile(r"\$\{[^}]*\}")
+# API groups whose container lists are patterns matched against Pods, not Pods.
+_POLICY_GROUPS = ("kyverno.io", "gatekeeper.sh", "kubewarden.io")
+
+
+def _is_policy(api_version: str | None) -> bool:
+    group = (api_version or "").partition("/")[0]
+    return group.endswith(_POLICY_GROUPS)
 
 
 # go-digest: the algorithms the kubelet can verify, and their lower-case hex lengths.
@@ -152,10 +161,10 @@ def check(ctx: Context) -> Iterator[Finding]:
         if info.problem is not None:  # reported as yaml-syntax-error, the real cause
             continue
         for doc in info.docs:
-            if doc.kind in PAYLOAD_KINDS:
+            if not doc.images or doc.kind in PAYLOAD_KINDS or _is_policy(doc.api_version):
                 continue
             for line, value in doc.images:
-                if line in skip or "{{" in value:
+                if line in skip or "{{" in value or "*" in value or "?" in value:
                     continue
                 reason = problem(value)
                 if reason is None:

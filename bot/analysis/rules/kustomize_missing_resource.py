@@ -11,11 +11,16 @@ paths; Flux builds inside the source artifact and cannot read outside it) and en
 a `spec.path` that exist in git but are left out of the Flux artifact by `.sourceignore`,
 the `flux-system` GitRepository's `spec.ignore` or the default ignore rules (`.github/`,
 `*.tar.gz`...). Remote entries (`https://...`,
-`github.com/org/repo//path?ref=v1`) are external and never fetched.
+`github.com/org/repo//path?ref=v1`) are external and never fetched. A missing file that
+the repository's `.gitignore` keeps out of git on purpose (a local secret, a generated
+file) is not reported in a kustomization that no Flux Kustomization of the repository
+builds: people build it by hand, where the file exists.
 
 `spec.path` is only checked for Kustomizations whose source is this repository (the
-`flux-system` GitRepository that `flux bootstrap` creates), and not when it holds a
-`${var}` that a parent Kustomization's post-build substitution fills in.
+`flux-system` GitRepository that `flux bootstrap` creates, or a GitRepository with this
+repository's clone URL that follows the same branch: a tenant kept on another branch of
+the same repository is not this content), and not when it holds a `${var}` that a parent
+Kustomization's post-build substitution fills in.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import KUSTOMIZATION_FILES, Repository, secure_join
+from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, Repository, secure_join
 from bot.analysis.rules.base import Context
 
 ID = "kustomize-missing-resource"
@@ -34,15 +39,19 @@ SEVERITY = Severity.ERROR
 _DIR_FIELDS = ("resources", "bases", "components")
 
 
-def _kind_of_file_kept(repo: Repository, target: str) -> bool:
+def _kind_of_file_kept(repo: Repository, target: str, field: str) -> bool:
     """Whether the tree holds any file with the target's extension.
 
     Exports of GitOps repositories often keep only the YAML: a generator input like
     `dashboards/cluster.json` is then absent although the real repository has it. A
-    missing file is only reported when files of its kind are present at all.
+    missing file is only reported when files of its kind are present at all. A
+    `resources` entry is YAML or a directory (`../base/podinfo`, `../base/app.v2`):
+    always reported, unless it names a JSON file.
     """
     ext = posixpath.splitext(target)[1]
     if ext in (".yaml", ".yml") or posixpath.basename(target) in KUSTOMIZATION_FILES:
+        return True
+    if field in _DIR_FIELDS and ext != ".json":
         return True
     return ext in repo.extensions
 
@@ -69,7 +78,8 @@ def check(ctx: Context) -> Iterator[Finding]:
         # the artifact too is a consequence, not a problem of its own.
         in_artifact = not repo.source_ignore.ignored(kfile.path)
         for entry in kfile.entries:
-            if entry.remote:
+            if entry.remote or SCAFFOLD_SYNTAX.search(entry.value):
+                # A template placeholder (`{{ app }}.yaml`): rendered by someone else.
                 continue
             where = f"`{entry.value}` in `{entry.field}`"
             if entry.escapes or entry.target is None:
@@ -131,7 +141,13 @@ def check(ctx: Context) -> Iterator[Finding]:
                         f"{where} is a directory, but kustomize expects a file.",
                     )
                 continue
-            if not _kind_of_file_kept(repo, target):
+            if not _kind_of_file_kept(repo, target, entry.field):
+                continue
+            if repo.git_ignore.ignored(target) and not repo.flux_kustomizations_reaching(
+                kfile.path
+            ):
+                # Kept out of git on purpose (a local secret, a generated file) by a
+                # kustomization that people build by hand, not Flux.
                 continue
             yield ctx.finding(
                 ID,

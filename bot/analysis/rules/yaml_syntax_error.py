@@ -4,7 +4,9 @@ Checked for every file that is read as YAML by some controller: manifests that a
 Kustomization or a `kustomization.yaml` applies, `kustomization.yaml` files themselves,
 a chart's `Chart.yaml`, `values.yaml` and `crds/`. One bad file fails the whole Flux
 Kustomization (`failed to decode Kubernetes YAML from <path>`), so the finding points at
-the line the parser stopped at.
+the line the parser stopped at; for a quoted value, a flow collection (`[...`, `{...`) or
+a key that is never closed, at the line where it starts (the parser only gives up at the
+end of the file or on a later line).
 
 Beyond syntax errors the rule reports what Kubernetes' YAML decoder (go-yaml v3) refuses
 although plain YAML parsers accept it: duplicate mapping keys, alias bombs ("excessive
@@ -26,7 +28,7 @@ from collections.abc import Iterator
 from bot.analysis import templating
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import KUSTOMIZATION_FILES, ReadKind
+from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, ReadKind, Repository
 from bot.analysis.rules.base import Context
 
 ID = "yaml-syntax-error"
@@ -46,6 +48,10 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
                 # A chart template that happens to be named kustomization.yaml (see
                 # kustomization-in-chart-templates): only Helm reads it, rendered.
                 continue
+            if not consumers and _scaffold_template(repo, path):
+                # Nothing in the repository builds it, and it holds Jinja or Go template
+                # syntax: the input of a scaffolding tool, not a kustomization yet.
+                continue
             yield path, "kustomize", False
         elif (
             base in ("Chart.yaml", "values.yaml")
@@ -64,6 +70,11 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
                 for c in raw
             ) or any(_is_resource(ctx, path, c.source) for c in raw)
             yield path, repo.describe(raw), objects
+
+
+def _scaffold_template(repo: Repository, path: str) -> bool:
+    data = repo.data(path)
+    return bool(data) and SCAFFOLD_SYNTAX.search(repo.text(path) or "") is not None
 
 
 def _is_resource(ctx: Context, path: str, kfile: str) -> bool:
