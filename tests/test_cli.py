@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -259,3 +260,15 @@ spec:
     got = findings(check(repo.path, "--format", "json"))
     assert [(f["rule"], f["path"], f["line"]) for f in got] == [
         ("kustomize-missing-resource", "clusters/main/apps.yaml", 15)]
+
+
+def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:
+    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(image='"web:"')})
+    plain = json.loads(check(repo.path, "--format", "sarif").stdout)
+    assert all("helpUri" not in r for r in plain["runs"][0]["tool"]["driver"]["rules"])
+    env = {**os.environ, "DOCS_URL": "https://docs.example.com/rules.md"}
+    linked = json.loads(subprocess.run(
+        [sys.executable, "-m", "bot", "check", "--repo", str(repo.path), "--format", "sarif"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60).stdout)
+    rules = linked["runs"][0]["tool"]["driver"]["rules"]
+    assert rules[0]["helpUri"] == f"https://docs.example.com/rules.md#{rules[0]['id']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from typing import Any
 
@@ -10,12 +11,13 @@ from bot import __version__
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.rules import RULES
 
-DOCS_URL = "https://github.com/flux-review/flux-review/blob/main/docs/rules.md"
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "note"}
 
 
-def rule_url(rule: str) -> str:
-    return f"{DOCS_URL}#{rule}"
+def docs_url() -> str:
+    """Where docs/rules.md is published (`DOCS_URL`, as for the App); SARIF links to it
+    only when it is known, rather than to a guess."""
+    return os.environ.get("DOCS_URL", "").strip()
 
 
 def counts(findings: list[Finding]) -> str:
@@ -60,7 +62,7 @@ def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
                 "name": "".join(w.capitalize() for w in info.id.split("-")),
                 "shortDescription": {"text": info.summary},
                 "fullDescription": {"text": info.doc},
-                "helpUri": rule_url(info.id),
+                **({"helpUri": f"{docs_url()}#{info.id}"} if docs_url() else {}),
                 "help": {"text": info.doc, "markdown": info.doc},
                 "defaultConfiguration": {"level": _SARIF_LEVEL[info.default_severity]},
             }
@@ -115,12 +117,11 @@ def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
                     "driver": {
                         "name": "flux-review",
                         "version": __version__,
-                        "informationUri": DOCS_URL,
+                        **({"informationUri": docs_url()} if docs_url() else {}),
                         "rules": rules,
                     }
                 },
                 "versionControlProvenance": [{"revisionId": head}],
-                "originalUriBaseIds": {"%SRCROOT%": {"uri": "file:///"}},
                 "results": results,
             }
         ],
