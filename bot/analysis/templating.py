@@ -13,8 +13,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import yaml
-
 from bot.analysis import yamlscan as ys
 
 HELM_REF = re.compile(
@@ -235,28 +233,6 @@ def scan(text: str) -> Iterator[Action]:
                 number, pos, expression.strip(), structural, key, path, kind, api_version
             )
             pos = line.find("{{", (end + 2) if end != -1 else len(line))
-
-
-def complex_key_lines(docs: list[ys.Node]) -> set[int]:
-    """Lines where a mapping is used as a mapping key: `- {{ .x }}` parses that way,
-    and no Kubernetes decoder accepts it."""
-    lines: set[int] = set()
-    seen: set[int] = set()
-    stack: list[ys.Node] = list(docs)
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if not isinstance(k, yaml.ScalarNode):
-                    lines.add(k.start_mark.line + 1)
-                stack.append(k)
-                stack.append(v)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    return lines
 
 
 def mask(text: str, lines: set[int]) -> str:

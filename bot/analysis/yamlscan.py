@@ -346,14 +346,6 @@ def get(node: Node | None, *keys: str) -> Node | None:
     return node
 
 
-def key_node(node: Node | None, key: str) -> Node | None:
-    if isinstance(node, ynodes.MappingNode):
-        for k, _ in node.value:
-            if isinstance(k, ynodes.ScalarNode) and k.value == key:
-                return k
-    return None
-
-
 def scalar(node: Node | None) -> str | None:
     if isinstance(node, ynodes.ScalarNode):
         if node.tag == "tag:yaml.org,2002:null" or (

@@ -74,9 +74,6 @@ def check(ctx: Context) -> Iterator[Finding]:
         if not actions:
             continue
         problem = repo.problem(path)
-        complex_keys = (
-            templating.complex_key_lines(repo.documents(path)) if problem is None else set()
-        )
         helm = repo.template_consumers(path)
         raw_text = raw_description(repo, path, raw)
         reported: set[int] = set()
@@ -88,8 +85,8 @@ def check(ctx: Context) -> Iterator[Finding]:
             # A `{{` where YAML expects structure breaks parsing, unless the YAML is
             # valid after all: then it is a quoted key or a multi-line string, and only
             # its content matters (below). `- {{ .x }}` parses as a mapping used as a
-            # key, which no Kubernetes decoder accepts.
-            if action.structural and (problem is not None or action.line in complex_keys):
+            # key, which yamlscan already reports as a problem.
+            if action.structural and problem is not None:
                 effect = (
                     f"{_parser(raw)} cannot parse the file (it is not valid YAML until Helm "
                     f"renders it), so {_failure(raw)}"
