@@ -69,6 +69,17 @@ def _left_out(repo: Repository, directory: str) -> bool:
     return True
 
 
+def _excluded(ctx: Context, path: str, line: int, where: str) -> Finding:
+    return ctx.finding(
+        ID,
+        SEVERITY,
+        path,
+        line,
+        f"{where} is excluded from the Flux source artifact by `.sourceignore` or Flux's "
+        "default ignore rules, so the build will not find it.",
+    )
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     for kfile in repo.kustomizations.values():
@@ -95,15 +106,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             target = entry.target
             if target in repo.path_set:
                 if in_artifact and repo.source_ignore.ignored(target):
-                    yield ctx.finding(
-                        ID,
-                        SEVERITY,
-                        kfile.path,
-                        entry.line,
-                        f"{where} is excluded from the Flux source artifact by "
-                        "`.sourceignore` or Flux's default ignore rules, so "
-                        "the build will not find it.",
-                    )
+                    yield _excluded(ctx, kfile.path, entry.line, where)
                 continue
             if repo.is_dir(target):
                 sub = repo.kustomization_in(target)
@@ -113,15 +116,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     and in_artifact
                     and repo.source_ignore.ignored(sub)
                 ):
-                    yield ctx.finding(
-                        ID,
-                        SEVERITY,
-                        kfile.path,
-                        entry.line,
-                        f"{where} is excluded from the Flux source artifact by "
-                        "`.sourceignore` or Flux's default ignore rules, so "
-                        "the build will not find it.",
-                    )
+                    yield _excluded(ctx, kfile.path, entry.line, where)
                 elif entry.field in _DIR_FIELDS and sub is None:
                     yield ctx.finding(
                         ID,
