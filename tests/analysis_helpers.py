@@ -359,7 +359,7 @@ def rules_of(findings: Iterable[Finding]) -> list[str]:
 def line_of(text: str, needle: str, occurrence: int = 1) -> int:
     """1-based number of the line holding the `occurrence`-th `needle`."""
     seen = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if needle in line:
             seen += 1
             if seen == occurrence:

@@ -158,7 +158,9 @@ def tree(files: dict[str, str]) -> DictTree:
     return DictTree({p: t.encode("utf-8", "surrogatepass") for p, t in files.items()})
 
 
-PROPERTY = settings(max_examples=60, deadline=None,
+# 60 repositories per run keep the suite quick; the explore profile searches far wider.
+EXAMPLES = 60 if settings.get_current_profile_name() == "default" else settings().max_examples
+PROPERTY = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from bot.analysis.config import Config
 from bot.analysis.findings import Finding
+from bot.analysis.lines import split_lines
 from bot.analysis.model import Repository
 from bot.analysis.rules import RULES
 from bot.analysis.rules.base import Context
@@ -68,7 +69,7 @@ def _run_rules(
             raw = data.split(b"\n")[line - 1] if data else b""
             anchor = raw.decode("utf-8", "replace").strip()
         else:
-            lines = text.splitlines()
+            lines = split_lines(text)
             line = min(f.line, max(1, len(lines)))
             anchor = lines[line - 1].strip() if lines else ""
         anchored.append(replace(f, line=line, anchor=anchor))
@@ -78,7 +79,7 @@ def _run_rules(
 def _lines(repo: Repository, path: str) -> list[str]:
     text = repo.text(path)
     if text is not None:
-        return text.splitlines()
+        return split_lines(text)
     data = repo.data(path) or b""
     return data.decode("utf-8", "replace").split("\n")
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pathspec
 
+from bot.analysis.lines import split_lines
+
 # fluxcd/pkg sourceignore: what source-controller leaves out of every artifact.
 VCS_IGNORES = (".git/", ".gitignore", ".gitmodules", ".gitattributes")
 DEFAULT_IGNORES = (
@@ -80,7 +82,7 @@ class HelmIgnore:
         self.rules: list[_HelmRule] = []
         self.errors: list[str] = []
         # Helm always adds this rule: dotfiles in templates/ are never rendered.
-        for line in ["templates/.?*", *text.splitlines()]:
+        for line in ["templates/.?*", *split_lines(text)]:
             self._add(line)
 
     def _add(self, line: str) -> None:
@@ -148,7 +150,7 @@ class SourceIgnore:
         self.specs.append(("", pathspec.GitIgnoreSpec.from_lines(base)))
         for directory in sorted(files, key=lambda d: (d.count("/"), d)):
             self.specs.append(
-                (directory, pathspec.GitIgnoreSpec.from_lines(files[directory].splitlines()))
+                (directory, pathspec.GitIgnoreSpec.from_lines(split_lines(files[directory])))
             )
         if extra:
             self.specs.append(("", pathspec.GitIgnoreSpec.from_lines(extra)))

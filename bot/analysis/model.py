@@ -16,6 +16,7 @@ import yaml
 from bot.analysis import yamlscan as ys
 from bot.analysis.config import Config
 from bot.analysis.ignorefiles import HelmIgnore, SourceIgnore
+from bot.analysis.lines import split_lines
 from bot.analysis.tree import Tree
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -608,7 +609,7 @@ class Repository:
             ignore = ys.scalar(ys.get(obj.node, "spec", "ignore"))
             if obj.name == BOOTSTRAP_NAME:
                 if ignore:
-                    extra.extend(ignore.splitlines())
+                    extra.extend(split_lines(ignore))
             elif self.self_urls and self.same_revision(obj):
                 url = normalize_git_url(ys.scalar(ys.get(obj.node, "spec", "url")) or "")
                 if url in self.self_urls:
@@ -616,7 +617,7 @@ class Repository:
         if not extra and len(own) == 1:
             # No flux-system source: the one GitRepository that builds this repository
             # (`home-kubernetes`), when all that do agree on what they ignore.
-            extra = own.pop().splitlines()
+            extra = split_lines(own.pop())
         return SourceIgnore(files, extra)
 
     @cached_property

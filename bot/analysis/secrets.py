@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import yaml
 
 from bot.analysis import yamlscan as ys
+from bot.analysis.lines import split_lines
 from bot.analysis.model import Repository
 
 _PROVIDER_HINT = re.compile(rb"kind:\s*['\"]?(?:Secret|SealedSecret|ExternalSecret|"
@@ -153,7 +154,7 @@ _SECRET_NAME = re.compile(r"^([ \t]*)secretName:[ \t]*" + _LITERAL)
 def _template_refs(path: str, text: str) -> Iterator[NamedRef]:
     """Literal pull secrets and secret volumes in a chart template, read as text: the
     template is not YAML until Helm renders it, but a line without `{{` renders as is."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     pull_indent: int | None = None
     for number, line in enumerate(lines, start=1):
         if "{{" in line:

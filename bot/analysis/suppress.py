@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.analysis.lines import split_lines
 from bot.analysis.templating import comment_start
 
 _MARK = re.compile(r"#\s*flux-review:\s*(?P<rest>.*)$")  # matched where the comment starts
@@ -24,7 +25,7 @@ def suppressions(text: str) -> list[Suppression]:
     from bot.analysis.rules import RULES
 
     found = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         if "flux-review:" not in line:
             continue
         # Only a YAML comment counts: not `#` inside a quoted string.

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.analysis import yamlscan as ys
+from bot.analysis.lines import split_lines
 
 HELM_REF = re.compile(
     r"\.(?:Values|Release|Chart|Capabilities|Files|Template)\b"
@@ -173,7 +174,7 @@ def scan(text: str) -> Iterator[Action]:
     block_indent: int | None = None
     keys: list[tuple[int, str]] = []
     doc_index = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(split_lines(text), start=1):
         stripped = raw.strip()
         indent = len(raw) - len(raw.lstrip(" "))
         if block_indent is not None:
@@ -239,7 +240,7 @@ def mask(text: str, lines: set[int]) -> str:
     """The text with the template actions of `lines` neutralised, to see whether the
     file has a YAML problem of its own."""
     out = []
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+    for number, line in enumerate(split_lines(text, keepends=True), start=1):
         if number in lines:
             start, _ = _content_start(line)
             if line[start:].startswith("{{"):

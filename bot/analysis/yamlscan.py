@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from yaml import nodes as ynodes
 
+from bot.analysis.lines import mapped, split_lines, yaml_line_map
+
 _CParser: Any
 _Loader: Any
 try:
@@ -114,7 +116,7 @@ def _key_without_colon(data: bytes | str, line: int) -> int | None:
     `containers`): libyaml reads it and the next line as one multi-line scalar and only
     complains at the next line's `:`. None when the previous line is not like that."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not 1 < line <= len(lines):
         return None
     current = lines[line - 1]
@@ -156,9 +158,17 @@ def scan(data: bytes | str) -> YamlInfo:
         anchored = b"&" in data
     else:
         anchored = "&" in data
+    mapping = yaml_line_map(data)
     parser = _CParser(data)
     try:
-        return YamlInfo(_walk_events(parser, anchored, docs), docs)
+        problem = _walk_events(parser, anchored, docs)
+        if mapping is not None:
+            for doc in docs:
+                doc.line = mapped(mapping, doc.line - 1)
+                doc.images = [(mapped(mapping, line - 1), image) for line, image in doc.images]
+            if problem is not None:
+                problem = YamlProblem(mapped(mapping, problem.line - 1), problem.message)
+        return YamlInfo(problem, docs)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem_text = exc.problem or "invalid YAML"
@@ -170,7 +180,7 @@ def scan(data: bytes | str) -> YamlInfo:
             # value, the flow collection or the key starts.
             mark = exc.context_mark
             problem_text = f"{exc.problem} ({exc.context} that starts on this line)"
-        line = mark.line + 1 if mark is not None else 1
+        line = mapped(mapping, mark.line) if mark is not None else 1
         if exc.problem == "mapping values are not allowed in this context":
             missing = _key_without_colon(data, line)
             if missing is not None:
@@ -183,7 +193,8 @@ def scan(data: bytes | str) -> YamlInfo:
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         mark = getattr(exc, "problem_mark", None)
         return YamlInfo(
-            YamlProblem(mark.line + 1 if mark is not None else 1, str(exc).splitlines()[0]),
+            YamlProblem(mapped(mapping, mark.line) if mark is not None else 1,
+                        str(exc).splitlines()[0]),
             docs,
         )
     except RecursionError:
@@ -326,7 +337,32 @@ def compose_all(data: bytes | str) -> list[ynodes.Node]:
     Aliases stay shared nodes, so walking only the paths a rule needs never expands an
     alias bomb. Callers must have run `check` first or be ready for YAMLError.
     """
-    return [n for n in yaml.compose_all(data, Loader=_Loader) if n is not None]
+    docs = [n for n in yaml.compose_all(data, Loader=_Loader) if n is not None]
+    mapping = yaml_line_map(data)
+    if mapping is not None:
+        _remap_marks(docs, mapping)
+    return docs
+
+
+def _remap_marks(docs: list[ynodes.Node], mapping: list[int]) -> None:
+    seen: set[int] = set()
+    stack: list[ynodes.Node] = list(docs)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for attr in ("start_mark", "end_mark"):
+            mark = getattr(node, attr)
+            if mark is not None:
+                setattr(node, attr, yaml.Mark(mark.name, mark.index,
+                                              mapped(mapping, mark.line) - 1,
+                                              mark.column, None, 0))
+        if isinstance(node, ynodes.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+        elif isinstance(node, ynodes.SequenceNode):
+            stack.extend(node.value)
 
 
 # --- node helpers -----------------------------------------------------------------

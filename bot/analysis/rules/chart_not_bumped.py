@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from bot.analysis import semver
 from bot.analysis.charts import git_deployed_charts, rewrite_version_line, version_refs
 from bot.analysis.findings import Finding, Severity
+from bot.analysis.lines import split_lines
 from bot.analysis.rules.base import Context
 
 ID = "chart-not-bumped"
@@ -60,7 +61,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         suggestion = None
         bumped = _next_patch(chart.version)
         if bumped:
-            lines = (repo.text(chart.path) or "").splitlines()
+            lines = split_lines(repo.text(chart.path) or "")
             if 0 < chart.version_line <= len(lines):
                 suggestion = rewrite_version_line(lines[chart.version_line - 1], bumped)
         sample = ", ".join(f"`{chart.rel(p)}`" for p in sorted(changed)[:3])

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from bot.analysis import semver
 from bot.analysis.charts import rewrite_version_line, version_refs
 from bot.analysis.findings import Finding, Severity
+from bot.analysis.lines import split_lines
 from bot.analysis.rules.base import Context
 
 ID = "chart-version-mismatch"
@@ -60,7 +61,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         suggestion = None
         if ref.has_version_line:
             text = repo.text(ref.path) or ""
-            lines = text.splitlines()
+            lines = split_lines(text)
             if 0 < ref.line <= len(lines):
                 suggestion = rewrite_version_line(lines[ref.line - 1], target)
         have = ", ".join(sorted(set(versions)))

@@ -43,6 +43,7 @@ from collections.abc import Iterator
 
 from bot.analysis import templating
 from bot.analysis.findings import Finding, Severity
+from bot.analysis.lines import split_lines
 from bot.analysis.model import Consumer, Repository
 from bot.analysis.rules.base import Context
 
@@ -77,7 +78,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         helm = repo.template_consumers(path)
         raw_text = raw_description(repo, path, raw)
         reported: set[int] = set()
-        lines = text.splitlines()
+        lines = split_lines(text)
         for action in actions:
             if action.line in reported:
                 continue
