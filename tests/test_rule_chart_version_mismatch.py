@@ -22,7 +22,10 @@ RELEASE = "infrastructure/podinfo.yaml"
 
 
 def platform(chart_version: str = "1.1.13", **files: str) -> dict[str, str | bytes]:
-    """A cluster with an `infrastructure` layer and the in-repo chart `podinfo`."""
+    """A cluster with an `infrastructure` layer and the in-repo chart `podinfo`, published
+    with its sibling `web` to the repository's chart registries: `web`'s HelmRelease and
+    OCIRepository, in step with its `Chart.yaml`, show that those registries serve this
+    repository's charts."""
     return repo(
         {
             "clusters/prod/infrastructure.yaml": flux_kustomization(
@@ -35,6 +38,13 @@ def platform(chart_version: str = "1.1.13", **files: str) -> dict[str, str | byt
             + git_repository("platform-charts", "https://github.com/example/platform-gitops"),
             "charts/podinfo/Chart.yaml": chart_yaml("podinfo", chart_version),
             "charts/podinfo/values.yaml": "replicaCount: 1\n",
+            "charts/web/Chart.yaml": chart_yaml("web", "2.0.0"),
+            "infrastructure/web.yaml": helm_release("web", version="2.0.0",
+                                                    source="internal-charts")
+            + "---\n"
+            + oci_repository("web", "oci://ghcr.io/example/charts/web", tag="2.0.0")
+            + "---\n"
+            + helm_release("web-oci", chart_ref=("OCIRepository", "web")),
             **files,
         }
     )
@@ -252,3 +262,57 @@ def test_umbrella_dependency_by_name_from_another_registry_is_another_chart() ->
         },
     )
     assert run(files) == []
+
+
+# --- whose chart: the repository's own, or a copy of someone else's -------------------------
+
+
+def vendored(release_version: str, copy_version: str = "6.0.0") -> dict[str, str | bytes]:
+    """A copy of upstream's grafana chart kept in the repository (for reading, or patched
+    for a test cluster) beside a HelmRelease that installs upstream's grafana."""
+    return repo(
+        {
+            "clusters/prod/infrastructure.yaml": flux_kustomization(
+                "infrastructure", "./infrastructure"
+            ),
+            "infrastructure/grafana.yaml": helm_repository(
+                "grafana", "https://grafana.github.io/helm-charts"
+            )
+            + "---\n"
+            + helm_release("grafana", version=release_version, source="grafana"),
+            "vendor/grafana/Chart.yaml": chart_yaml("grafana", copy_version),
+        }
+    )
+
+
+def test_a_vendored_copy_of_an_upstream_chart_is_not_the_chart_a_release_installs() -> None:
+    assert run(vendored("7.3.0")) == []
+    # Renovate bumps the upstream version: still nothing to say about the copy.
+    assert run(vendored("7.3.1"), vendored("7.3.0")) == []
+
+
+def test_an_open_range_is_no_evidence_of_whose_chart_it_is() -> None:
+    files = vendored("*")
+    files["vendor/loki/Chart.yaml"] = chart_yaml("loki", "2.0.0")
+    files["infrastructure/loki.yaml"] = helm_release("loki", version="5.x", source="grafana")
+    assert run(files) == []
+
+
+def test_a_chart_that_was_in_step_with_its_release_is_held_to_it() -> None:
+    # No sibling shows the registry serving this repository's charts; the base does.
+    def lone(chart_version: str, release_version: str) -> dict[str, str | bytes]:
+        files = vendored(release_version, chart_version)
+        files["vendor/grafana/Chart.yaml"] = chart_yaml("grafana", chart_version)
+        return files
+
+    [finding] = run(lone("7.3.1", "7.3.0"), lone("7.3.0", "7.3.0"))
+    assert (finding.rule, finding.path, finding.introduced) == (
+        RULE, "infrastructure/grafana.yaml", True)
+    assert "asks for version `7.3.0`" in finding.message
+
+
+def test_a_new_release_of_a_new_chart_is_checked_through_a_registry_that_serves_ours() -> None:
+    base = platform("1.1.13")
+    head = platform("1.1.13", **{RELEASE: release("1.1.12")})
+    [finding] = run(head, base)
+    assert (finding.path, finding.introduced) == (RELEASE, True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bot.analysis import semver
 from bot.analysis import yamlscan as ys
 from bot.analysis.model import (
     BOOTSTRAP_NAME,
@@ -74,47 +76,58 @@ def _substituted(value: str | None) -> bool:
     return value is not None and "${" in value
 
 
-def version_refs(repo: Repository) -> list[VersionRef]:
-    names = _by_name(repo)
-    refs: list[VersionRef] = []
-    chartref_targets: set[str] = set()
-    # Registries this repository publishes its charts to: those its own references
-    # deploy an in-repository chart from.
-    registries: set[str] = set()
+def _pins(constraint: str) -> bool:
+    """Whether a version constraint says something about the version (`1.2.3`, `~1.2.0`,
+    `>=1.2.0-0`), unlike `*` or `>=0.0.0` that any chart satisfies."""
+    c = constraint.strip().lstrip("v")
+    return c not in ("", "*", "x", "X") and not re.fullmatch(r">=?\s*v?0(\.[0x*])*(-0)?", c)
+
+
+def _agrees(constraint: str, version: str, exact: bool) -> bool:
+    if constraint == version:
+        return True
+    return not exact and _pins(constraint) and semver.matches(constraint, version)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    obj: FluxObject
+    chart_name: str
+    source: str  # `url:<registry>` or `ref:<namespace>/<name>` when the source is not here
+    constraint: str | None
+    node: ys.Node | None  # the version (or tag/semver) node
+    line_node: ys.Node | None
+    exact: bool  # an OCI tag, compared as a string
+
+
+def _candidates(repo: Repository, names: dict[str, list[Chart]]) -> Iterator[_Candidate]:
+    """HelmReleases (HelmRepository source) and Helm OCIRepositories that name an
+    in-repository chart."""
+    chartref_targets = {
+        ys.scalar(ys.get(hr.node, "spec", "chartRef", "name")) or ""
+        for hr in repo.objects_of("HelmRelease")
+    }
     for hr in repo.objects_of("HelmRelease"):
-        chart_ref = ys.get(hr.node, "spec", "chartRef")
-        if chart_ref is not None:
-            chartref_targets.add(ys.scalar(ys.get(chart_ref, "name")) or "")
         spec = ys.get(hr.node, "spec", "chart", "spec")
         chart_name = ys.scalar(ys.get(spec, "chart"))
         if spec is None or not chart_name or chart_name not in names:
             continue
-        source_kind = ys.scalar(ys.get(spec, "sourceRef", "kind"))
         # Flux ignores `version` for charts from GitRepository and Bucket sources.
-        if source_kind != "HelmRepository":
+        if ys.scalar(ys.get(spec, "sourceRef", "kind")) != "HelmRepository":
             continue
+        ref = ys.get(spec, "sourceRef")
+        source = _source(repo, hr, ref)
+        if source is not None and _url(source):
+            key = "url:" + _registry(_url(source))
+        else:
+            namespace = ys.scalar(ys.get(ref, "namespace")) or hr.namespace or ""
+            key = f"ref:{namespace}/{ys.scalar(ys.get(ref, 'name'))}"
         vnode = ys.get(spec, "version")
-        constraint = ys.scalar(vnode)
-        if _substituted(constraint):
-            continue
-        source = _source(repo, hr, ys.get(spec, "sourceRef"))
-        if source is not None:
-            registries.add(_registry(ys.scalar(ys.get(source.node, "spec", "url")) or ""))
-        chart_node = ys.get(spec, "chart")
-        line = ys.line_of(vnode) if vnode is not None else ys.line_of(chart_node)  # type: ignore[arg-type]
-        refs.append(
-            VersionRef(
-                hr.path,
-                line,
-                constraint or "*",
-                tuple(names[chart_name]),
-                f"HelmRelease {hr.name}",
-                has_version_line=vnode is not None,
-            )
-        )
+        yield _Candidate(hr, chart_name, key, ys.scalar(vnode), vnode,
+                         vnode if vnode is not None else ys.get(spec, "chart"), False)
     for oci in repo.objects_of("OCIRepository"):
-        url = ys.scalar(ys.get(oci.node, "spec", "url")) or ""
-        name = url.rstrip("/").rsplit("/", 1)[-1]
+        url = _url(oci).rstrip("/")
+        registry, _, name = url.rpartition("/")
         if name not in names:
             continue
         media = ys.scalar(ys.get(oci.node, "spec", "layerSelector", "mediaType"))
@@ -123,38 +136,67 @@ def version_refs(repo: Repository) -> list[VersionRef]:
         ref = ys.get(oci.node, "spec", "ref")
         if ys.get(ref, "digest") is not None:
             continue
-        registries.add(_registry(url.rstrip("/").rsplit("/", 1)[0]))
+        key = "url:" + _registry(registry)
         semver_node = ys.get(ref, "semver")
         tag_node = ys.get(ref, "tag")
-        if _substituted(ys.scalar(semver_node)) or _substituted(ys.scalar(tag_node)):
-            continue
         if semver_node is not None and ys.scalar(semver_node):
-            refs.append(
-                VersionRef(
-                    oci.path,
-                    ys.line_of(semver_node),
-                    ys.scalar(semver_node) or "*",
-                    tuple(names[name]),
-                    f"OCIRepository {oci.name}",
-                )
-            )
+            yield _Candidate(oci, name, key, ys.scalar(semver_node), semver_node,
+                             semver_node, False)
         elif tag_node is not None and ys.scalar(tag_node):
             # Helm chart tags in OCI registries spell `+` as `_`.
-            written = ys.scalar(tag_node) or ""
-            tag = written.replace("_", "+")
-            if tag == "latest":
-                continue
-            refs.append(
-                VersionRef(
-                    oci.path,
-                    ys.line_of(tag_node),
-                    tag,
-                    tuple(names[name]),
-                    f"OCIRepository {oci.name}",
-                    exact_tag=True,
-                    written=written,
-                )
-            )
+            tag = (ys.scalar(tag_node) or "").replace("_", "+")
+            if tag != "latest":
+                yield _Candidate(oci, name, key, tag, tag_node, tag_node, True)
+
+
+def _serving(repo: Repository | None) -> set[str]:
+    """Sources, and chart names, seen serving this repository's own charts: a reference
+    through them pins a version that the in-repository chart of that name has.
+
+    A chart of the same name from elsewhere (a vendored copy of an upstream chart, kept
+    at another version than the HelmRelease that installs upstream's) gives no such
+    evidence, so its references are not compared with the copy."""
+    if repo is None:
+        return set()
+    names = _by_name(repo)
+    seen: set[str] = set()
+    for c in _candidates(repo, names):
+        if c.constraint and not _substituted(c.constraint) and any(
+            _agrees(c.constraint, ch.version or "", c.exact) for ch in names[c.chart_name]
+        ):
+            seen.update((c.source, "chart:" + c.chart_name))
+    return seen
+
+
+def version_refs(repo: Repository, base: Repository | None = None) -> list[VersionRef]:
+    """References that select a version of an in-repository chart. HelmRelease and
+    OCIRepository references count only through a source that this revision or the base
+    shows serving the repository's charts: the incident is a chart bumped while its
+    HelmRelease stays behind, from a state where they agreed."""
+    names = _by_name(repo)
+    serving = _serving(repo) | _serving(base)
+    refs: list[VersionRef] = []
+    # Registries this repository publishes its charts to: those its own references
+    # deploy an in-repository chart from.
+    registries: set[str] = set()
+    for cand in _candidates(repo, names):
+        if _substituted(cand.constraint) or (
+            cand.source not in serving and "chart:" + cand.chart_name not in serving
+        ):
+            continue
+        if cand.source in serving:
+            registries.add(cand.source.removeprefix("url:"))
+        if cand.exact:
+            written = ys.scalar(cand.node) or ""
+            refs.append(VersionRef(cand.obj.path, ys.line_of(cand.node),  # type: ignore[arg-type]
+                                   cand.constraint or "", tuple(names[cand.chart_name]),
+                                   f"{cand.obj.kind} {cand.obj.name}", exact_tag=True,
+                                   written=written))
+        else:
+            refs.append(VersionRef(cand.obj.path, ys.line_of(cand.line_node),  # type: ignore[arg-type]
+                                   cand.constraint or "*", tuple(names[cand.chart_name]),
+                                   f"{cand.obj.kind} {cand.obj.name}",
+                                   has_version_line=cand.node is not None))
     for chart in repo.charts:
         for dep in chart.dependencies:
             repository = dep.repository or ""

@@ -18,6 +18,13 @@ Matched references:
   or OCIRepositories deploy its charts from (a dependency on bitnami's `common` is not
   the repository's library chart `common`).
 
+A HelmRelease or OCIRepository is only held to an in-repository chart when something
+shows that its registry serves this repository's charts: in the change or in its base,
+a reference through the same source, or to the same chart, pins a version that the
+in-repository chart has (`*` and `>=0.0.0` pin nothing). A copy of an upstream chart
+kept in the repository at another version than the HelmRelease that installs upstream's
+is not the chart that release deploys.
+
 Versions compare exactly as Helm and Flux do (Masterminds/semver v3): an exact string
 match first, then the range (`1.1.x`, `~1.1.0`, `^1.1.0`, `>=1 <2`, `||`, hyphen ranges;
 prereleases only match ranges that name a prerelease). Charts from a GitRepository or
@@ -45,7 +52,7 @@ SEVERITY = Severity.ERROR
 
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    for ref in version_refs(repo):
+    for ref in version_refs(repo, ctx.base):
         versions = [c.version for c in ref.charts if c.version]
         if ref.exact_tag:
             ok = any(v == ref.constraint or _same(v, ref.constraint) for v in versions)
