@@ -222,3 +222,51 @@ def test_flux_spec_path_left_out_by_the_git_repository_ignore() -> None:
     # Under an included directory the same layout is fine.
     files["clusters/prod/flux-system/gotk-sync.yaml"] = sync.replace("!/apps/", "!/charts/")
     assert run(files) == []
+
+
+# --- git submodules ----------------------------------------------------------------------
+
+GITMODULES = '[submodule "vendor/addons"]\n\tpath = vendor/addons\n\turl = https://github.com/example/addons\n'
+
+
+def with_submodule(recurse: bool, known_source: bool = True) -> dict[str, str | bytes]:
+    """An overlay that lists files of a git submodule (its files are not in this tree)."""
+    text = kustomization(["../../vendor/addons/base", "../../vendor/addons/extra.yaml"])
+    files = overlay(text)
+    files[".gitmodules"] = GITMODULES
+    if not known_source:
+        files = {k: v for k, v in files.items() if "/flux-system/" not in k}
+    elif recurse:
+        sync = str(files["clusters/prod/flux-system/gotk-sync.yaml"])
+        files["clusters/prod/flux-system/gotk-sync.yaml"] = sync.replace(
+            "  interval: 1m0s\n", "  interval: 1m0s\n  recurseSubmodules: true\n", 1)
+    return files
+
+
+def test_entries_into_a_submodule_that_flux_does_not_fetch() -> None:
+    findings = run(with_submodule(recurse=False))
+    assert [(f.rule, f.path, f.line) for f in findings] == [
+        (RULE, KFILE, 4), (RULE, KFILE, 5)]
+    assert "git submodule `vendor/addons`" in findings[0].message
+    assert "spec.recurseSubmodules: true" in findings[0].message
+
+
+def test_entries_into_a_submodule_that_flux_fetches_are_silent() -> None:
+    assert run(with_submodule(recurse=True)) == []
+
+
+def test_entries_into_a_submodule_with_no_known_source_are_silent() -> None:
+    # Which GitRepository builds this repository is not known: neither is what it fetches.
+    assert run(with_submodule(recurse=False, known_source=False)) == []
+
+
+def test_flux_spec_path_into_a_submodule() -> None:
+    files = with_submodule(recurse=False)
+    files["clusters/prod/addons.yaml"] = flux_kustomization("addons", "./vendor/addons/base")
+    findings = [f for f in run(files) if f.path == "clusters/prod/addons.yaml"]
+    assert [f.line for f in findings] == [line_of(str(files["clusters/prod/addons.yaml"]),
+                                                  "path: ./vendor/addons/base")]
+    assert "submodule" in findings[0].message
+    files = with_submodule(recurse=True)
+    files["clusters/prod/addons.yaml"] = flux_kustomization("addons", "./vendor/addons/base")
+    assert run(files) == []

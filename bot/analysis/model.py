@@ -36,6 +36,9 @@ _REMOTE = re.compile(
 )
 
 
+# `path = deploy/vendored` in a `[submodule "..."]` section of `.gitmodules`.
+_GITMODULES_PATH = re.compile(r"^[ \t]*path[ \t]*=[ \t]*(.+?)[ \t]*$", re.M)
+
 _SCAFFOLD = re.compile(r"\{\{|\{%")
 # Template syntax of scaffolding tools (Jinja, cookiecutter, copier, makejinja): a file
 # holding it outside a Helm chart is a template for someone else, when nothing reads it.
@@ -568,6 +571,44 @@ class Repository:
                 if normalize_git_url(url) in self.self_urls and self.same_revision(source):
                     return True
         return False
+
+    @cached_property
+    def submodules(self) -> tuple[str, ...]:
+        """Paths of the git submodules that `.gitmodules` declares."""
+        text = self.text(".gitmodules") or ""
+        found = []
+        for match in _GITMODULES_PATH.finditer(text):
+            path = secure_join(match.group(1).strip().strip('"'))
+            if path:
+                found.append(path)
+        return tuple(found)
+
+    def submodule_of(self, path: str) -> str | None:
+        for sub in self.submodules:
+            if path == sub or path.startswith(sub + "/"):
+                return sub
+        return None
+
+    @cached_property
+    def fetches_submodules(self) -> bool | None:
+        """Whether source-controller checks out this repository's submodules: only with
+        `spec.recurseSubmodules: true` on its GitRepository. None when no GitRepository
+        here is known to be this repository."""
+        own = [
+            s for s in self.objects_of("GitRepository")
+            if s.name == BOOTSTRAP_NAME or (
+                self.self_urls
+                and normalize_git_url(ys.scalar(ys.get(s.node, "spec", "url")) or "")
+                in self.self_urls
+                and self.same_revision(s)
+            )
+        ]
+        if not own:
+            return None
+        return any(
+            ys.scalar(ys.get(s.node, "spec", "recurseSubmodules")) in ("true", "True")
+            for s in own
+        )
 
     @cached_property
     def _bootstrap_branches(self) -> set[str]:

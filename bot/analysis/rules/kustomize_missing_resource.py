@@ -16,6 +16,12 @@ the repository's `.gitignore` keeps out of git on purpose (a local secret, a gen
 file) is not reported in a kustomization that no Flux Kustomization of the repository
 builds: people build it by hand, where the file exists.
 
+Files of a git submodule (declared in `.gitmodules`) are not in the repository's tree:
+source-controller checks them out only when the GitRepository sets
+`spec.recurseSubmodules: true`. Entries into a submodule are reported when the
+repository's own GitRepository is known and does not fetch submodules, and are silent
+otherwise.
+
 `spec.path` is only checked for Kustomizations whose source is this repository (the
 `flux-system` GitRepository that `flux bootstrap` creates, or a GitRepository with this
 repository's clone URL that follows the same branch: a tenant kept on another branch of
@@ -80,6 +86,25 @@ def _excluded(ctx: Context, path: str, line: int, where: str) -> Finding:
     )
 
 
+def _in_submodule(
+    ctx: Context, path: str, line: int, where: str, submodule: str
+) -> Finding | None:
+    """An entry into a git submodule: its files exist in the artifact only when the
+    GitRepository fetches submodules; unknown (no GitRepository here for this
+    repository) or fetched means nothing to say."""
+    if ctx.repo.fetches_submodules is not False:
+        return None
+    return ctx.finding(
+        ID,
+        SEVERITY,
+        path,
+        line,
+        f"{where} is in the git submodule `{submodule}`, which source-controller leaves "
+        "empty unless the GitRepository sets `spec.recurseSubmodules: true`, so the "
+        "kustomize build fails.",
+    )
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     for kfile in repo.kustomizations.values():
@@ -107,6 +132,14 @@ def check(ctx: Context) -> Iterator[Finding]:
             if target in repo.path_set:
                 if in_artifact and repo.source_ignore.ignored(target):
                     yield _excluded(ctx, kfile.path, entry.line, where)
+                continue
+            submodule = repo.submodule_of(target)
+            if submodule is not None and not repo.is_dir(target):
+                # The submodule's files are not in this repository's tree: whether they
+                # exist depends on what the GitRepository fetches.
+                finding = _in_submodule(ctx, kfile.path, entry.line, where, submodule)
+                if finding is not None:
+                    yield finding
                 continue
             if repo.is_dir(target):
                 sub = repo.kustomization_in(target)
@@ -172,6 +205,18 @@ def check(ctx: Context) -> Iterator[Finding]:
                 "or Flux's default ignore rules: kustomize-controller fails with "
                 "`kustomization path not found`.",
             )
+        elif directory and repo.submodule_of(directory) is not None:
+            if repo.fetches_submodules is False:
+                yield ctx.finding(
+                    ID,
+                    SEVERITY,
+                    obj.path,
+                    ys.line_of(node),
+                    f"spec.path `{value}` of Flux Kustomization {obj.name} is in the git "
+                    f"submodule `{repo.submodule_of(directory)}`, which source-controller "
+                    "leaves empty unless the GitRepository sets `spec.recurseSubmodules: "
+                    "true`: kustomize-controller fails with `kustomization path not found`.",
+                )
         elif directory and not repo.is_dir(directory):
             yield ctx.finding(
                 ID,
