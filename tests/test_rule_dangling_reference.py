@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.analysis_helpers import (
     chart_yaml,
     dedent,
@@ -301,3 +303,29 @@ def test_external_secret_target_counts_as_the_secret() -> None:
     head = apps(**{"apps/env.yaml": external("web-environment")})
     [finding] = [f for f in run(head, base) if f.rule == RULE]
     assert finding.line == line_of(WORKLOAD, "web-env")
+
+
+def test_a_source_defined_in_a_listed_json_file_exists() -> None:
+    # kustomize reads a JSON resource like YAML; tab indentation and all.
+    source = json.dumps(
+        {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "HelmRepository",
+            "metadata": {"name": "charts", "namespace": "flux-system"},
+            "spec": {"interval": "1h", "url": "https://charts.example.com"},
+        },
+        indent="\t",
+    )
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": kustomization(["sources.json", "release.yaml"]),
+            "apps/sources.json": source,
+            "apps/release.yaml": helm_repository("other") + "---\n"
+            + helm_release("web", version="1.0.0", source="charts"),
+        }
+    )
+    assert run(files) == []
+    # Not listed, it is not applied: the reference dangles.
+    files["apps/kustomization.yaml"] = kustomization(["release.yaml"])
+    assert [(f.rule, f.path) for f in run(files)] == [("dangling-reference", "apps/release.yaml")]

@@ -455,8 +455,21 @@ class Repository:
 
     # --- Flux objects ------------------------------------------------------------
 
+    @cached_property
+    def _listed_json(self) -> frozenset[str]:
+        """JSON files that a kustomization lists as resources: kustomize reads them like
+        YAML, while Flux's generated kustomization.yaml never picks up a `.json` file."""
+        return frozenset(
+            e.target
+            for k in self.kustomizations.values()
+            for e in k.entries
+            if e.target and e.field == "resources" and e.target.endswith(".json")
+        )
+
     def _may_hold_objects(self, path: str) -> bool:
-        if not (path.endswith((".yaml", ".yml", ".YAML", ".YML"))):
+        if not (path.endswith((".yaml", ".yml", ".YAML", ".YML"))) and (
+            path not in self._listed_json
+        ):
             return False
         role = self.chart_role(path)
         return role is None or role[1] != "templates"
