@@ -8,7 +8,12 @@ Rules every implementation keeps:
 - bounded: a full queue refuses new work (the webhook answers 503, GitHub shows the failed
   delivery, and someone can redeliver it);
 - at most one pending job per key (per PR): a newer one replaces it; jobs with the same key
-  never run at once, and the running one always finishes;
+  never run at once, and a newer job never interrupts the running one;
+- accepted work is never dropped silently: once closing, the queue refuses new deliveries
+  (503 again, with its own message) but for the grace keeps running what it has, and what
+  running jobs add (`follow_up`); then it cancels what still runs (that job's own cleanup
+  concludes its check run) and `close()` hands back what never started, for the caller to
+  conclude: a required check must not wait for a review that will never come;
 - a non-forced job for a revision that is running or just finished is a duplicate (a push
   sends both `pull_request.synchronize` and `check_suite.requested`).
 """
@@ -20,7 +25,7 @@ import dataclasses
 import enum
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from cachetools import TTLCache
@@ -49,7 +54,6 @@ class Job(Protocol):
 
 
 J = TypeVar("J", bound=Job)
-J_contra = TypeVar("J_contra", bound=Job, contravariant=True)
 # Runs one job; returns True when it finished its work (False: it failed or was skipped).
 JobHandler = Callable[[J], Awaitable[bool]]
 
@@ -64,10 +68,18 @@ class QueueFull(Exception):
     """The queue is at its bound, or closing; the webhook answers 503."""
 
 
-class JobQueue(Protocol[J_contra]):
+class QueueClosed(QueueFull):
+    """The queue is shutting down and takes no new deliveries."""
+
+
+class JobQueue(Protocol[J]):
     async def start(self) -> None: ...
 
-    async def submit(self, job: J_contra) -> Submitted: ...
+    async def submit(self, job: J, *, follow_up: bool = False) -> Submitted:
+        """Queue `job`. `follow_up`: work a running job spawns (the reviews of a commit's
+        PRs, a recheck); it is still taken while the queue drains, since the delivery that
+        caused it was accepted."""
+        ...
 
     def depth(self) -> int:
         """Pending jobs (not counting running ones)."""
@@ -75,9 +87,11 @@ class JobQueue(Protocol[J_contra]):
 
     def running(self) -> int: ...
 
-    async def close(self, grace: float) -> None:
-        """Stop taking jobs; let running ones finish within `grace` seconds, then cancel
-        them (their own cleanup then concludes what they started)."""
+    async def close(self, grace: float) -> Sequence[J]:
+        """Refuse new deliveries; for `grace` seconds keep running pending jobs, then cancel
+        the running ones (their own cleanup concludes what they started). Returns the jobs
+        that never started, for the caller to conclude; a shared queue that keeps them for
+        another instance returns none."""
         ...
 
 
@@ -102,7 +116,9 @@ class InProcessQueue(Generic[J]):
         self._recent: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=10_000, ttl=recent_ttl)
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
+        self._closed = False  # refuses new deliveries, still runs what it has
+        self._stopped = False  # the grace is over: workers take nothing more
+        self._finished = False  # close() has handed back what never started
 
     async def start(self) -> None:
         for n in range(self._workers):
@@ -121,10 +137,10 @@ class InProcessQueue(Generic[J]):
     def running(self) -> int:
         return len(self._active)
 
-    async def submit(self, job: J) -> Submitted:
+    async def submit(self, job: J, *, follow_up: bool = False) -> Submitted:
         async with self._changed:
-            if self._closed:
-                raise QueueFull("the queue is shutting down")
+            if self._finished or (self._closed and not follow_up):
+                raise QueueClosed("the queue is shutting down")
             if not job.force and job.revision is not None:
                 active = self._active.get(job.key)
                 if (active is not None and active.revision == job.revision) or (
@@ -161,12 +177,14 @@ class InProcessQueue(Generic[J]):
     async def _work(self) -> None:
         while True:
             async with self._changed:
-                job = self._next()
+                job = None if self._stopped else self._next()
                 while job is None:
-                    if self._closed:
+                    if self._stopped or (self._closed and not self._pending and not self._active):
                         return
+                    # Closing, a pending job may still be waiting for its key's running job,
+                    # and a running job may still queue follow-up work.
                     await self._changed.wait()
-                    job = self._next()
+                    job = None if self._stopped else self._next()
                 self._active[job.key] = job
             done = False
             try:
@@ -183,22 +201,32 @@ class InProcessQueue(Generic[J]):
                     # A pending job for the same key may now run.
                     self._changed.notify_all()
 
-    async def close(self, grace: float) -> None:
+    async def close(self, grace: float) -> list[J]:
         async with self._changed:
             self._closed = True
-            for job in self._pending.values():
-                log.warning(
-                    "delivery %s: %s dropped at shutdown (never started)", job.delivery_id, job.key
-                )
-            self._pending.clear()
+            if self._pending:
+                log.info("shutdown: %d pending jobs get the grace to run", len(self._pending))
             self._changed.notify_all()
-        tasks = set(self._tasks)
-        if not tasks:
-            return
-        _done, still = await asyncio.wait(tasks, timeout=grace)
+        still: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _done, still = await asyncio.wait(set(self._tasks), timeout=grace)
+        async with self._changed:
+            self._stopped = True
+            running = len(self._active)
+            self._changed.notify_all()
         if still:
-            log.warning("shutdown: cancelling %d running jobs after %.0fs", len(still), grace)
+            if running:
+                log.warning("shutdown: cancelling %d running jobs after %gs", running, grace)
             for task in still:
                 task.cancel()
             # Cancelled reviews conclude their check runs in their `finally`.
             await asyncio.wait(still, timeout=self._cancel_grace)
+        async with self._changed:
+            self._finished = True
+            left = list(self._pending.values())
+            self._pending.clear()
+        for job in left:
+            log.warning(
+                "delivery %s: %s not started within the shutdown grace", job.delivery_id, job.key
+            )
+        return left

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.queue import InProcessQueue, QueueFull, Submitted
+from bot.queue import InProcessQueue, QueueClosed, QueueFull, Submitted
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,25 +159,80 @@ async def test_handler_exception_is_logged_and_worker_survives(
     await queue.close(1.0)
 
 
-async def test_shutdown_lets_running_jobs_finish_within_grace() -> None:
+async def test_shutdown_runs_pending_jobs_within_grace_and_refuses_new_ones() -> None:
+    rec = Recorder()
+    queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=2)
+    await queue.start()
+    await queue.submit(FakeJob(key="a", delivery_id="1"))
+    await queue.submit(FakeJob(key="b", delivery_id="2"))
+    await until(lambda: len(rec.started) == 2)
+    # Waiting: one for a free worker, one behind the running job of its own key.
+    await queue.submit(FakeJob(key="c", delivery_id="3"))
+    await queue.submit(FakeJob(key="a", delivery_id="4"))
+    closing = asyncio.create_task(queue.close(60.0))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueClosed):
+        await queue.submit(FakeJob(key="d", delivery_id="late"))
+    rec.release.set()
+    async with asyncio.timeout(10):
+        left = await closing
+    assert left == []
+    assert sorted(j.delivery_id for j in rec.finished) == ["1", "2", "3", "4"]
+    assert rec.cancelled == []
+    with pytest.raises(QueueClosed):
+        await queue.submit(FakeJob(key="e", delivery_id="later"))
+
+
+async def test_running_jobs_may_add_follow_up_work_while_closing() -> None:
+    ran: list[str] = []
+    queue: InProcessQueue[FakeJob]
+    closing_started = asyncio.Event()
+
+    async def handler(job: FakeJob) -> bool:
+        ran.append(job.delivery_id)
+        if job.delivery_id == "parent":
+            await closing_started.wait()
+            with pytest.raises(QueueClosed):
+                await queue.submit(FakeJob(key="delivery", delivery_id="refused"))
+            # What a commit's job does: queue the review of each of its PRs.
+            await queue.submit(FakeJob(key="child", delivery_id="child"), follow_up=True)
+        return True
+
+    queue = InProcessQueue(handler, workers=2)
+    await queue.start()
+    await queue.submit(FakeJob(key="parent", delivery_id="parent"))
+    await until(lambda: ran == ["parent"])
+    closing = asyncio.create_task(queue.close(60.0))
+    await asyncio.sleep(0)
+    closing_started.set()
+    async with asyncio.timeout(10):
+        assert await closing == []
+    assert ran == ["parent", "child"]
+
+
+async def test_shutdown_hands_back_the_jobs_that_never_started() -> None:
     rec = Recorder()
     queue: InProcessQueue[FakeJob] = InProcessQueue(rec, workers=1)
     await queue.start()
-    await queue.submit(FakeJob(key="a", delivery_id="1"))
-    await queue.submit(FakeJob(key="b", delivery_id="never"))
+    await queue.submit(FakeJob(key="a", delivery_id="running"))
     await until(lambda: len(rec.started) == 1)
-    asyncio.get_running_loop().call_later(0.05, rec.release.set)
-    await queue.close(5.0)
-    assert [j.delivery_id for j in rec.finished] == ["1"]
-    assert rec.cancelled == []
-    with pytest.raises(QueueFull):
-        await queue.submit(FakeJob(key="c", delivery_id="late"))
+    await queue.submit(FakeJob(key="b", delivery_id="2", revision="sha-b"))
+    await queue.submit(FakeJob(key="c", delivery_id="3"))
+    # The running job never finishes by itself: the grace runs out, whatever the speed.
+    async with asyncio.timeout(20):
+        left = await queue.close(0.05)
+    assert [j.delivery_id for j in rec.cancelled] == ["running"]
+    assert [j.delivery_id for j in left] == ["2", "3"]
+    assert left[0].revision == "sha-b"
+    assert [j.delivery_id for j in rec.started] == ["running"]
 
 
 async def test_shutdown_cancels_jobs_past_the_deadline_and_lets_them_clean_up() -> None:
     cleaned: list[str] = []
+    started: list[str] = []
 
     async def handler(job: FakeJob) -> bool:
+        started.append(job.delivery_id)
         try:
             await asyncio.sleep(60)
         finally:
@@ -190,7 +245,7 @@ async def test_shutdown_cancels_jobs_past_the_deadline_and_lets_them_clean_up() 
     await queue.start()
     await queue.submit(FakeJob(key="a", delivery_id="1"))
     await queue.submit(FakeJob(key="b", delivery_id="2"))
-    await asyncio.sleep(0.02)
-    async with asyncio.timeout(2):
-        await queue.close(0.05)
+    await until(lambda: len(started) == 2)
+    async with asyncio.timeout(20):
+        assert await queue.close(0.05) == []
     assert sorted(cleaned) == ["1", "2"]

@@ -14,7 +14,7 @@ from bot.github.client import RetryPolicy, Sleep, WriteThrottle
 from bot.github.gitdata import GitApiLimits
 from bot.github.repo import TreeStore
 from bot.github.tarball import TarballLimits
-from bot.queue import InProcessQueue, JobHandler, JobQueue
+from bot.queue import InProcessQueue, JobHandler, JobQueue, Submitted
 from bot.review import Analyzer, ReviewServices
 from bot.server.jobs import AnyJob, JobRunner
 from bot.server.metrics import Metrics
@@ -23,6 +23,10 @@ from bot.server.webhook import handle_webhook
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# At shutdown, the time to conclude the check runs of jobs that never started. Short: the
+# grace has been spent already, and the orchestrator kills the process soon after.
+NOT_STARTED_BUDGET = 5.0
 
 QueueFactory = Callable[[JobHandler[AnyJob], Settings], JobQueue[AnyJob]]
 
@@ -78,7 +82,11 @@ def create_app(
     )
     runner = JobRunner(review_services, metrics)
     queue = (queue_factory or _in_process_queue)(runner, settings)
-    runner.bind(queue.submit)
+
+    async def follow_up(job: AnyJob) -> Submitted:
+        return await queue.submit(job, follow_up=True)
+
+    runner.bind(follow_up)
     metrics.track_queue(queue.depth, queue.running)
 
     service = Service(
@@ -119,10 +127,21 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        log.info("shutting down: waiting up to %.0fs for running reviews", settings.shutdown_grace)
-        await service.queue.close(settings.shutdown_grace)
-        service.github.session = None
-        await session.close()
+        log.info(
+            "shutting down: up to %.0fs for running and pending reviews", settings.shutdown_grace
+        )
+        try:
+            left = await service.queue.close(settings.shutdown_grace)
+            if left:
+                concluded = await service.runner.conclude_not_started(left, NOT_STARTED_BUDGET)
+                log.warning(
+                    "shutdown: %d jobs never started; %d check runs concluded `cancelled`",
+                    len(left),
+                    concluded,
+                )
+        finally:
+            service.github.session = None
+            await session.close()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,13 +1,16 @@
 """The work the webhook hands to the queue, and the runner that does it.
 
 Webhook handlers only translate a payload into a job (no GitHub call: GitHub gives up on
-a delivery after 10 s); everything that talks to GitHub runs here, in a queue worker.
+a delivery after 10 s); everything that talks to GitHub runs here, in a queue worker, or at
+shutdown for the jobs that never got one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import gidgethub
@@ -16,12 +19,21 @@ from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient
 from bot.github.repo import RepoRef, open_pulls_for_commit
 from bot.queue import QueueFull, Submitted
+from bot.report.checkrun import CheckRun
 from bot.review import ReviewRequest, ReviewServices, context_log, review_pull_request
 from bot.server.commands import Command, handle_commands
 from bot.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Log = logging.LoggerAdapter[logging.Logger]
+
+# A job that never started because the service stopped. `cancelled` fails a required check,
+# as it must (`neutral` and `skipped` would pass it and let an unreviewed change merge), and
+# its Re-run button sends `check_run.rerequested`, which reviews the commit.
+NOT_STARTED_CONCLUSION = "cancelled"
+NOT_STARTED_TITLE = "flux-review restarted: not reviewed"
+NOT_STARTED_REASON = "flux-review was restarted before it could review this commit."
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +210,78 @@ class JobRunner:
             return False
         return True
 
+    async def conclude_not_started(self, jobs: Sequence[AnyJob], budget: float) -> int:
+        """At shutdown, give the head commit of each job that never started a completed
+        `cancelled` check run, so that no PR waits for a review that will not come. Takes
+        at most `budget` seconds in all (GitHub may be what hangs); logs what it could not
+        conclude. Returns how many check runs it completed."""
+        if not jobs:
+            return 0
+        tasks = {asyncio.create_task(self._not_started(job)): job for job in jobs}
+        done, late = await asyncio.wait(tasks, timeout=budget)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1.0)
+        concluded = 0
+        for task, job in tasks.items():
+            if task in done and not task.cancelled() and task.result():
+                concluded += 1
+            elif task in late:
+                log.error(
+                    "delivery %s: %s never started and its check run could not be concluded "
+                    "within %gs of shutdown; a push or `/flux-review recheck` reviews it",
+                    job.delivery_id,
+                    job.key,
+                    budget,
+                )
+        return concluded
+
+    async def _not_started(self, job: AnyJob) -> bool:
+        number = job.number if isinstance(job, ReviewJob | CommandJob) else None
+        jlog = context_log(log, delivery=job.delivery_id, repo=job.repo.full_name, number=number)
+        if isinstance(job, CommandJob):
+            # The author's permission was never checked, so the command must not change the
+            # PR's check; its earlier result stands. The author gets no reaction, which says
+            # the command was not taken.
+            jlog.warning(
+                "command %s by %s not answered: the service stopped first",
+                ",".join(c.value for c in job.commands),
+                job.login,
+            )
+            return False
+        gh = self.github(job.installation_id, jlog)
+        try:
+            if isinstance(job, CommitJob):
+                sha: str | None = job.sha
+                # Every push asks for a check suite; a commit that heads no open PR was
+                # never going to get a check run, and must not get a failing one now.
+                if not await open_pulls_for_commit(gh, job.repo, job.sha):
+                    jlog.info("%s is not the head of an open pull request", job.sha[:12])
+                    return False
+            else:
+                sha = job.revision or await _open_head(gh, job.repo, job.number)
+            if sha is None or not _SHA.fullmatch(sha):
+                jlog.info("no open head commit to conclude a check run on")
+                return False
+            await CheckRun.create_failed(
+                gh,
+                job.repo,
+                sha,
+                NOT_STARTED_REASON,
+                external_id=job.delivery_id,
+                log=jlog,
+                conclusion=NOT_STARTED_CONCLUSION,
+                title=NOT_STARTED_TITLE,
+            )
+        except InstallationGone as exc:
+            jlog.warning("not concluded: %s", exc)
+            return False
+        except Exception as exc:
+            jlog.error("%s never started; its check run could not be concluded: %s", job.key, exc)
+            return False
+        return True
+
     async def submit(self, job: ReviewJob, jlog: logging.LoggerAdapter[logging.Logger]) -> bool:
         if self._submit is None:
             raise RuntimeError("JobRunner.bind() was not called")
@@ -208,3 +292,20 @@ class JobRunner:
             return False
         jlog.info("review of #%d %s", job.number, outcome.value)
         return True
+
+
+async def _open_head(gh: GitHubClient, repo: RepoRef, number: int) -> str | None:
+    """The head SHA of an open PR; None when it is closed or gone."""
+    try:
+        pull = await gh.getitem(
+            "/repos/{owner}/{repo}/pulls/{pull_number}", repo.vars(pull_number=number)
+        )
+    except gidgethub.BadRequest as exc:
+        if int(exc.status_code) == 404:
+            return None
+        raise
+    if not isinstance(pull, dict) or pull.get("state") != "open":
+        return None
+    head = pull.get("head")
+    sha = head.get("sha") if isinstance(head, dict) else None
+    return sha if isinstance(sha, str) else None

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from gidgethub import sansio
 
-from bot.queue import QueueFull, Submitted
+from bot.queue import QueueClosed, QueueFull, Submitted
 from bot.review import context_log
 from bot.server.events import EventContext, router
 from bot.server.state import SERVICE, BodyBudget
@@ -198,6 +198,16 @@ async def handle_webhook(request: web.Request) -> web.Response:
     )
     try:
         await router.dispatch(event, ctx)
+    except QueueClosed:
+        # Accepting it now could not promise a review; a failed delivery can be redelivered
+        # from the App's settings once the service is back.
+        metrics.delivery(event_name, "shutting_down")
+        dlog.warning("%s: refused, shutting down", event_name)
+        response = _answer(
+            503, "flux-review is shutting down: redeliver this delivery once it is back"
+        )
+        response.headers["Retry-After"] = "60"
+        return response
     except QueueFull as exc:
         metrics.delivery(event_name, "queue_full")
         dlog.warning("%s: refused, queue full (%s)", event_name, exc)
