@@ -29,7 +29,13 @@ from bot.analysis import (
 )
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
-from bot.github.repo import RepoRef, TreeStore, fetch_config, list_pull_request_files
+from bot.github.repo import (
+    RepoRef,
+    TreeStore,
+    fetch_config,
+    github_problem,
+    list_pull_request_files,
+)
 from bot.github.tarball import SnapshotError, SnapshotTooLarge
 from bot.report.checkrun import (
     CheckOutput,
@@ -318,7 +324,6 @@ async def _review(
 ) -> ReviewResult:
     repo = request.repo
     head_sha = pr.head_sha
-    base_sha = pr.base_sha
     # The config comes from the default branch, not the PR: a PR must not be able to
     # switch off its own review.
     default_branch = pr.default_branch
@@ -355,9 +360,10 @@ async def _review(
     files = await list_pull_request_files(gh, repo, request.number)
     if not files.complete:
         log.info("GitHub listed the maximum of files; changes are taken from the trees")
+    compared_with, merge_note = await _merge_base(services, gh, repo, pr, log)
     head = await services.trees.fetch(gh, repo, head_sha)
-    base = await services.trees.fetch(gh, repo, base_sha)
-    notes = list(dict.fromkeys(head.notes + base.notes))
+    base = await services.trees.fetch(gh, repo, compared_with)
+    notes = list(dict.fromkeys(head.notes + base.notes + merge_note))
     # The analysis runs in a thread that a timeout cannot stop; the timeout cancels this
     # await, so whatever the thread returns later is dropped and never reported.
     analysis = await asyncio.to_thread(
@@ -395,6 +401,38 @@ async def _review(
     return ReviewResult(
         conclusion, findings=len(findings), comments=comments_posted, head_sha=head_sha
     )
+
+
+async def _merge_base(
+    services: ReviewServices, gh: GitHubClient, repo: RepoRef, pr: _Pull, log: Log
+) -> tuple[str, tuple[str, ...]]:
+    """The commit the head is compared with, and a note when it is not the merge base."""
+    try:
+        sha = await services.trees.merge_bases.find(gh, repo, pr.base_sha, pr.head_sha)
+    except (gidgethub.HTTPException, GitHubUnavailable, UnexpectedResponse) as exc:
+        # Unrelated histories (a force-push that rewrote the branch from scratch) are a 404
+        # "No common ancestor"; the base tip is the best comparison left, and reviewing
+        # against it beats failing the check.
+        problem = github_problem(exc)
+        log.warning(
+            "no merge base for %s...%s (%s); comparing with the base branch tip",
+            pr.base_sha[:12],
+            pr.head_sha[:12],
+            problem,
+        )
+        return pr.base_sha, (
+            f"GitHub could not give the commit this pull request branched from ({problem}), "
+            f"so findings were judged against the tip of the base branch (`{pr.base_sha[:12]}`) "
+            "instead: a problem that the base branch gained or fixed since this branch was "
+            "created may be reported as this pull request's, or missed.",
+        )
+    if sha != pr.base_sha:
+        log.info(
+            "comparing with the merge base %s, not the base branch tip %s",
+            sha[:12],
+            pr.base_sha[:12],
+        )
+    return sha, ()
 
 
 async def _comment(

@@ -26,6 +26,7 @@ ENDPOINT_PERMISSIONS = {
     r"/git/trees/\{tree_sha\}(\{\?recursive\})?$": ("contents", "read"),
     r"/git/blobs/\{file_sha\}$": ("contents", "read"),
     r"/contents/\{\+path\}\{\?ref\}$": ("contents", "read"),
+    r"/compare/\{basehead\}\{\?per_page\}$": ("contents", "read"),
     r"/collaborators/\{username\}/permission$": ("metadata", "read"),
     r"/issues/\{issue_number\}/comments(\{\?per_page\})?$": ("issues", "write"),
     r"/issues/comments/\{comment_id\}/reactions$": ("issues", "write"),

@@ -15,6 +15,7 @@ from bot.github.client import (
 from bot.github.gitdata import CommitNotFound, GitApiLimits, SparseTree, read_via_git_api
 from bot.github.repo import (
     FetchedTree,
+    MergeBases,
     PullRequestFile,
     PullRequestFiles,
     RepoRef,
@@ -33,6 +34,7 @@ __all__ = [
     "GitHubClient",
     "GitHubUnavailable",
     "InstallationGone",
+    "MergeBases",
     "PullRequestFile",
     "PullRequestFiles",
     "RepoRef",

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,43 @@ async def open_pulls_for_commit(gh: GitHubClient, repo: RepoRef, sha: str) -> li
     return numbers
 
 
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+class MergeBases:
+    """Where each pull request's head branched off its base, by (base, head) commit.
+
+    GitHub's "Files changed" and the PR files list compare the head with this commit, not
+    with the base branch's tip; a problem the base branch gained or fixed after the branch
+    point is none of the PR's doing. The merge base of two commits never changes, so it is cached.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._cache: LRUCache[tuple[str, str, str], str] = LRUCache(maxsize=maxsize)
+
+    async def find(self, gh: GitHubClient, repo: RepoRef, base: str, head: str) -> str:
+        # Keyed by repository too, like the trees: one installation must not learn another's.
+        key = (repo.full_name.lower(), base, head)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        # The comparison lists the commits between the two (250 without paging) and, on its
+        # first page only, up to 300 changed files. No parameter leaves the files out, so
+        # one commit per page is the smallest answer GitHub gives.
+        data = await gh.getitem(
+            "/repos/{owner}/{repo}/compare/{basehead}{?per_page}",
+            repo.vars(basehead=f"{base}...{head}", per_page=1),
+        )
+        commit = data.get("merge_base_commit") if isinstance(data, dict) else None
+        sha = commit.get("sha") if isinstance(commit, dict) else None
+        if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+            raise UnexpectedResponse(
+                f"GitHub's comparison of {base[:12]}...{head[:12]} names no merge base commit"
+            )
+        self._cache[key] = sha
+        return sha
+
+
 @dataclass(frozen=True)
 class FetchedTree:
     """A commit's files, and what the user should know about how they were read."""
@@ -178,8 +216,8 @@ class FetchedTree:
     notes: tuple[str, ...] = ()
 
 
-# Why a tarball could not be used, in words for the check run.
-def _tarball_problem(exc: BaseException) -> str:
+# Why a request to GitHub failed (a tarball could not be used, say), in words for the check run.
+def github_problem(exc: BaseException) -> str:
     if isinstance(exc, gidgethub.HTTPException):
         return f"GitHub answered {int(exc.status_code)}"
     if isinstance(exc, GitHubUnavailable):
@@ -204,7 +242,8 @@ def _falls_back(exc: BaseException) -> bool:
 
 class TreeStore:
     """Repository trees by commit, from one tarball each (or, when the tarball cannot be
-    used, from the Git database API), cached within a memory bound."""
+    used, from the Git database API), cached within a memory bound; and, in `merge_bases`,
+    which commit each pull request's tree is compared with."""
 
     def __init__(
         self,
@@ -228,6 +267,7 @@ class TreeStore:
         self._tarball_down: TTLCache[str, BaseException] = TTLCache(
             maxsize=1024, ttl=TARBALL_DOWN_TTL
         )
+        self.merge_bases = MergeBases()
 
     async def tree(self, gh: GitHubClient, repo: RepoRef, sha: str) -> Tree:
         return (await self.fetch(gh, repo, sha)).tree
@@ -283,7 +323,7 @@ class TreeStore:
     async def _from_git_api(
         self, gh: GitHubClient, repo: RepoRef, sha: str, cause: BaseException
     ) -> FetchedTree:
-        problem = _tarball_problem(cause)
+        problem = github_problem(cause)
         gh.log.warning(
             "the tarball of %s cannot be used (%s); reading it through the Git database API",
             sha[:12],
@@ -311,7 +351,7 @@ class TreeStore:
             # Say what happened to both ways of reading the commit, not only the last one.
             both = (
                 f"its tarball could not be used ({problem}), and reading it through the Git "
-                f"database API failed too ({_tarball_problem(exc)})"
+                f"database API failed too ({github_problem(exc)})"
             )
             if isinstance(cause, SnapshotTooLarge):
                 raise SnapshotTooLarge(both) from None

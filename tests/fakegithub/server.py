@@ -39,7 +39,7 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .diff import DiffLine, FileDiff, compute_files
-from .gitrepo import GitRepo
+from .gitrepo import GitError, GitRepo
 from .openapi import OpenAPIValidator, default_validator, lenient_validator
 from .payloads import deep_merge, event_of, load_payload
 
@@ -52,6 +52,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 MAX_ANNOTATIONS_PER_REQUEST = 50
 MAX_OUTPUT_CHARS = 65535
 MAX_PR_FILES = 3000
+MAX_COMPARE_COMMITS = 250
+MAX_COMPARE_FILES = 300
 MAX_CONTENTS_JSON_BYTES = 1024 * 1024
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
@@ -380,6 +382,8 @@ class FakeGitHub:
         self._ids = 1000
         self._codeload_tokens: dict[str, float] = {}
         self._diff_cache: dict[tuple[str, str], list[FileDiff]] = {}
+        # Every comparison answered, so tests can see how large the App let them get.
+        self.compare_answers: list[dict[str, Any]] = []
         self._archive_cache: dict[str, bytes] = {}
         self._server: TestServer | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
@@ -1208,6 +1212,7 @@ class FakeGitHub:
             ("GET", repo + r"/git/blobs/(?P<sha>[^/]+)$", self._git_blob, "token"),
             ("GET", repo + r"/contents(?:/(?P<path>.*))?$", self._contents, "token"),
             ("GET", repo + r"/commits/(?P<sha>[^/]+)/pulls$", self._commit_pulls, "token"),
+            ("GET", repo + r"/compare/(?P<basehead>.+)$", self._compare, "token"),
             ("POST", repo + r"/check-runs$", self._create_check_run, "token"),
             ("GET", repo + r"/check-runs/(?P<id>\d+)$", self._get_check_run, "token"),
             ("PATCH", repo + r"/check-runs/(?P<id>\d+)$", self._update_check_run, "token"),
@@ -1922,6 +1927,143 @@ class FakeGitHub:
             entry = self.pr_json(pr, full=False)
             out.append(entry)
         return Reply(200, out, headers)
+
+    def commit_json(self, sha: str) -> dict[str, Any]:
+        """GitHub's ``commit`` object for a commit of the repository."""
+        fields = self.git.git_bytes(
+            "show", "-s", "--format=%T%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x00%B", sha
+        ).decode("utf-8", errors="replace")
+        tree, parents, a_name, a_email, a_time, c_name, c_email, c_time, message = fields.split(
+            "\0", 8
+        )
+        api, html = self.api_repo_url, self.html_repo_url
+
+        def person(name: str, email: str, seconds: str) -> dict[str, str]:
+            return {
+                "name": name,
+                "email": email,
+                "date": iso(datetime.fromtimestamp(int(seconds), UTC)),
+            }
+
+        return {
+            "sha": sha,
+            "node_id": _node_id("C_", _stable_id(sha)),
+            "commit": {
+                "author": person(a_name, a_email, a_time),
+                "committer": person(c_name, c_email, c_time),
+                "message": message.rstrip("\n"),
+                "tree": {"sha": tree, "url": f"{api}/git/trees/{tree}"},
+                "url": f"{api}/git/commits/{sha}",
+                "comment_count": 0,
+                "verification": {
+                    "verified": False,
+                    "reason": "unsigned",
+                    "signature": None,
+                    "payload": None,
+                    "verified_at": None,
+                },
+            },
+            "url": f"{api}/commits/{sha}",
+            "html_url": f"{html}/commit/{sha}",
+            "comments_url": f"{api}/commits/{sha}/comments",
+            # The test identity's e-mail belongs to no GitHub account: GitHub says null.
+            "author": None,
+            "committer": None,
+            "parents": [
+                {"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{html}/commit/{p}"}
+                for p in parents.split()
+            ],
+        }
+
+    def _compare_side(self, spec: str) -> str:
+        # `USER:REF` names a ref in a repository of the same network (a fork).
+        owner, _, ref = spec.rpartition(":")
+        forks = {
+            pr.head_repo.split("/", 1)[0].lower() for pr in self.pulls.values() if pr.head_repo
+        }
+        if owner and owner.lower() != self.owner.lower() and owner.lower() not in forks:
+            raise ApiError(404, "Not Found")
+        sha = self.resolve_ref(ref)
+        if sha is None:
+            raise ApiError(404, "Not Found")
+        return sha
+
+    async def _compare(self, ctx: _Ctx) -> Reply:
+        basehead = ctx.params["basehead"]
+        base_spec, sep, head_spec = basehead.partition("...")
+        if not sep or not base_spec or not head_spec:
+            raise ApiError(404, "Not Found")
+        base, head = self._compare_side(base_spec), self._compare_side(head_spec)
+        try:
+            merge_base = self.git.merge_base(base, head)
+        except GitError:
+            # Verbatim GitHub's answer for unrelated histories (a rewritten branch).
+            raise ApiError(
+                404, f"No common ancestor between {base_spec} and {head_spec}."
+            ) from None
+        ahead = list(reversed(self.git.log(f"{base}..{head}")))  # oldest first, like GitHub
+        behind_by = len(self.git.log(f"{head}..{base}"))
+        if not ahead and not behind_by:
+            status = "identical"
+        elif not behind_by:
+            status = "ahead"
+        elif not ahead:
+            status = "behind"
+        else:
+            status = "diverged"
+        query = ctx.request.query
+        paged = "per_page" in query or "page" in query
+        if paged:
+            commits, headers = self._paginate(ctx, ahead)
+        else:
+            # Unpaged, GitHub lists at most 250 commits, ending with the newest.
+            commits, headers = ahead[-MAX_COMPARE_COMMITS:], {}
+        try:
+            first_page = int(query.get("page", 1)) <= 1
+        except ValueError:
+            first_page = True
+        api, html = self.api_repo_url, self.html_repo_url
+        out: dict[str, Any] = {
+            "url": f"{api}/compare/{basehead}",
+            "html_url": f"{html}/compare/{basehead}",
+            "permalink_url": f"{html}/compare/{self.owner}:{base}...{self.owner}:{head}",
+            "diff_url": f"{html}/compare/{basehead}.diff",
+            "patch_url": f"{html}/compare/{basehead}.patch",
+            "base_commit": self.commit_json(base),
+            "merge_base_commit": self.commit_json(merge_base),
+            "status": status,
+            "ahead_by": len(ahead),
+            "behind_by": behind_by,
+            "total_commits": len(ahead),
+            "commits": [self.commit_json(sha) for sha in commits],
+        }
+        if first_page:
+            # The changed files come with the first page only, at most 300 of them.
+            files = (await asyncio.to_thread(compute_files, self.git, base, head))[
+                :MAX_COMPARE_FILES
+            ]
+            out["files"] = [self._diff_entry(f, head) for f in files]
+        self.compare_answers.append(out)
+        return Reply(200, out, headers)
+
+    def _diff_entry(self, f: FileDiff, head: str) -> dict[str, Any]:
+        quoted = quote(f.filename)
+        entry: dict[str, Any] = {
+            "sha": f.sha,
+            "filename": f.filename,
+            "status": f.status,
+            "additions": f.additions,
+            "deletions": f.deletions,
+            "changes": f.changes,
+            "blob_url": f"{self.html_repo_url}/blob/{head}/{quoted}",
+            "raw_url": f"{self.html_repo_url}/raw/{head}/{quoted}",
+            "contents_url": f"{self.api_repo_url}/contents/{quoted}?ref={head}",
+        }
+        if f.patch is not None:
+            entry["patch"] = f.patch
+        if f.previous_filename is not None:
+            entry["previous_filename"] = f.previous_filename
+        return entry
 
     # check runs ---------------------------------------------------------------------------
 
