@@ -35,8 +35,10 @@ def serve(host: str | None = None, port: int | None = None) -> int:
             app,
             host=bind_host,
             port=bind_port,
-            # Reviews get `shutdown_grace` to finish, then time to conclude their checks.
-            shutdown_timeout=settings.shutdown_grace + 20,
+            # How long webhook requests already in flight may take once the listener has
+            # closed (they answer within a second, without calling GitHub). Queued and
+            # running reviews get their own `shutdown_grace` afterwards, in the app's cleanup.
+            shutdown_timeout=5,
             backlog=LISTEN_BACKLOG,
             print=lambda _text: log.info("listening on %s:%d", bind_host, bind_port),
         )
