@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class Analyzer(Protocol):
         changed: Sequence[ChangedFile] | None,
         config: Config | None,
         self_urls: Sequence[str],
+        cancel: threading.Event,
     ) -> AnalysisResult: ...
 
 
@@ -92,8 +94,9 @@ def _analyze(
     changed: Sequence[ChangedFile] | None,
     config: Config | None,
     self_urls: Sequence[str],
+    cancel: threading.Event,
 ) -> AnalysisResult:
-    return analyze(head, base, changed, config, self_urls=self_urls)
+    return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
 
 
 @dataclass(frozen=True)
@@ -364,11 +367,16 @@ async def _review(
     head = await services.trees.fetch(gh, repo, head_sha)
     base = await services.trees.fetch(gh, repo, compared_with)
     notes = list(dict.fromkeys(head.notes + base.notes + merge_note))
-    # The analysis runs in a thread that a timeout cannot stop; the timeout cancels this
-    # await, so whatever the thread returns later is dropped and never reported.
-    analysis = await asyncio.to_thread(
-        services.analyzer, head.tree, base.tree, files.changed(), config, pr.urls
-    )
+    # The analysis runs in a thread that a timeout or a shutdown cannot kill: they cancel
+    # this await, and `cancel` makes the thread stop at its next file or rule (whatever it
+    # would have returned is dropped, never reported).
+    cancel = threading.Event()
+    try:
+        analysis = await asyncio.to_thread(
+            services.analyzer, head.tree, base.tree, files.changed(), config, pr.urls, cancel
+        )
+    finally:
+        cancel.set()
     findings = sorted((f for f in analysis.findings if f.introduced), key=lambda f: f.sort_key())
     rule_errors = list(getattr(analysis, "errors", None) or ())
     for error in rule_errors:

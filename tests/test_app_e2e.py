@@ -659,9 +659,10 @@ async def test_review_timeout_completes_the_check(start_app: Starter, git_repo: 
         changed: Sequence[ChangedFile] | None,
         config: Config | None,
         self_urls: Sequence[str],
+        cancel: threading.Event,
     ) -> AnalysisResult:
         release.wait(5)
-        return analyze(head, base, changed, config, self_urls=self_urls)
+        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
 
     app = await start_app(analyzer=slow, review_timeout=0.3)
     incident_repo(git_repo)

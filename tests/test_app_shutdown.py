@@ -102,6 +102,7 @@ class Gate:
         changed: Sequence[ChangedFile] | None,
         config: Config | None,
         self_urls: Sequence[str],
+        cancel: threading.Event,
     ) -> AnalysisResult:
         with self._lock:
             self._calls += 1
@@ -109,7 +110,7 @@ class Gate:
         if first:
             self.entered.set()
             self.release.wait(60)
-        return analyze(head, base, changed, config, self_urls=self_urls)
+        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
 
     async def wait_entered(self) -> None:
         async with asyncio.timeout(30):

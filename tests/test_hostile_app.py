@@ -39,7 +39,16 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from bot.analysis import AnalysisResult, ChangedFile, Config, Finding, Severity, Tree, analyze
+from bot.analysis import (
+    AnalysisCancelled,
+    AnalysisResult,
+    ChangedFile,
+    Config,
+    Finding,
+    Severity,
+    Tree,
+    analyze,
+)
 from bot.server.metrics import KNOWN_EVENTS
 from tests.fakegithub import FakeGitHub, GitRepo
 
@@ -159,9 +168,10 @@ def analyzer_then(hook: Any) -> Any:
         changed: Sequence[ChangedFile] | None,
         config: Config | None,
         self_urls: Sequence[str],
+        cancel: threading.Event,
     ) -> AnalysisResult:
         hook()
-        return analyze(head, base, changed, config, self_urls=self_urls)
+        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
 
     return run
 
@@ -1165,6 +1175,65 @@ async def test_metrics_carry_no_repository_content(app: App, git_repo: GitRepo) 
             assert value.isdigit() or value == "error"
         elif label == "outcome":
             assert re.fullmatch(r"[a-z_]+", value)
+
+
+async def test_a_timed_out_review_stops_its_analysis(
+    start_app: Starter, git_repo: GitRepo
+) -> None:
+    # The real analysis, on a tree whose files take 0.2 s each to read: far longer than
+    # the review's limit. Python cannot kill the thread; the review tells it to stop.
+    stopped = threading.Event()
+    reads: list[str] = []
+
+    class SlowTree:
+        def __init__(self, inner: Tree) -> None:
+            self.inner = inner
+
+        def paths(self) -> Any:
+            return self.inner.paths()
+
+        def read(self, path: str) -> bytes | None:
+            reads.append(path)
+            time.sleep(0.2)
+            return self.inner.read(path)
+
+        def blob_id(self, path: str) -> str | None:
+            return self.inner.blob_id(path)
+
+    def slow(
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
+        cancel: threading.Event,
+    ) -> AnalysisResult:
+        try:
+            return analyze(SlowTree(head), base, changed, config, self_urls=self_urls,
+                           cancel=cancel)
+        except AnalysisCancelled:
+            stopped.set()
+            raise
+
+    app = await start_app(analyzer=slow, review_timeout=0.5)
+    incident_repo(git_repo)
+    git_repo.checkout("feature")
+    extra = {f"apps/podinfo/config-{i}.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+             f"  name: config-{i}\n" for i in range(40)}
+    git_repo.commit("more configuration", extra)
+    git_repo.checkout("main")
+    app.fake.add_pull("feature")
+    await app.deliver("pull_request.opened")
+    await app.idle()
+    assert only(app.runs()).conclusion == "timed_out"
+    # Reading every file would take over 8 s; it stops at the next file instead.
+    async with asyncio.timeout(5):
+        while not stopped.is_set():
+            await asyncio.sleep(0.05)
+    read_when_stopped = len(reads)
+    assert read_when_stopped < len(extra)
+    await asyncio.sleep(0.5)
+    assert len(reads) == read_when_stopped
 
 
 async def test_a_timed_out_review_never_writes_afterwards(

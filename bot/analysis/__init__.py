@@ -7,10 +7,12 @@ the GitHub App both call `analyze`.
 from bot.analysis.config import CONFIG_PATH, Config, ConfigError, parse_config
 from bot.analysis.engine import AnalysisResult, analyze
 from bot.analysis.findings import Finding, Severity
+from bot.analysis.model import AnalysisCancelled
 from bot.analysis.tree import ChangedFile, ChangeStatus, DictTree, Tree
 
 __all__ = [
     "CONFIG_PATH",
+    "AnalysisCancelled",
     "AnalysisResult",
     "ChangeStatus",
     "ChangedFile",

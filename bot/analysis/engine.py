@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from bot.analysis.config import Config
 from bot.analysis.findings import Finding
 from bot.analysis.lines import split_lines
-from bot.analysis.model import Repository
+from bot.analysis.model import AnalysisCancelled, Repository, StopSignal
 from bot.analysis.rules import RULES
 from bot.analysis.rules.base import Context
 from bot.analysis.suppress import suppressed_lines
@@ -55,8 +55,11 @@ def _run_rules(
     for info in RULES.values():
         if config.severity_for(info.id, info.default_severity) is None:
             continue
+        repo.checkpoint()
         try:
             findings.extend(info.check(ctx))
+        except AnalysisCancelled:
+            raise
         except Exception as exc:  # one broken rule must not hide the others' findings
             log.exception("rule %s failed", info.id)
             errors.append(f"rule {info.id} failed: {type(exc).__name__}: {exc}")
@@ -119,6 +122,7 @@ def _mark_introduced(
                 if change.status is ChangeStatus.RENAMED and change.previous_path:
                     base_path = change.previous_path
                 if f.path not in maps:
+                    repo.checkpoint()
                     maps[f.path] = _line_map(_lines(base_repo, base_path), _lines(repo, f.path))
                 line_map = maps[f.path]
                 base_line = line_map.get(f.line) if line_map is not None else None
@@ -138,6 +142,7 @@ def analyze(
     report_all: bool = False,
     workers: int = 1,
     self_urls: Sequence[str] = (),
+    cancel: StopSignal | None = None,
 ) -> AnalysisResult:
     """Findings at `head`, each marked `introduced` relative to `base`.
 
@@ -146,13 +151,14 @@ def analyze(
     base and head, with renames) is computed from the trees when not given. `workers` > 1
     forks processes for the YAML checks of large trees: only for a caller that owns its
     process. `self_urls` are this repository's clone URLs: a Flux GitRepository with one
-    of them is this repository too (besides the bootstrap `flux-system`).
+    of them is this repository too (besides the bootstrap `flux-system`). Once `cancel`
+    is set, the analysis raises `AnalysisCancelled` at its next file or rule.
     """
     config = config or Config()
     cache: dict[object, object] = {}
     errors: list[str] = []
-    repo = Repository(head, config, cache, self_urls)
-    base_repo = Repository(base, config, cache, self_urls) if base is not None else None
+    repo = Repository(head, config, cache, self_urls, cancel)
+    base_repo = Repository(base, config, cache, self_urls, cancel) if base is not None else None
     if workers > 1:
         repo.warm_yaml(workers)
         if base_repo is not None:

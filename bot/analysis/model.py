@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 import yaml
 
@@ -183,6 +184,16 @@ def secure_join(path: str) -> str:
     return "/".join(parts)
 
 
+class StopSignal(Protocol):
+    """Set when the caller no longer wants the result (a `threading.Event`)."""
+
+    def is_set(self) -> bool: ...
+
+
+class AnalysisCancelled(Exception):
+    """The caller stopped the analysis (a review that timed out or is shutting down)."""
+
+
 class Repository:
     """Everything the rules need to know about one commit, computed lazily."""
 
@@ -192,8 +203,10 @@ class Repository:
         config: Config | None = None,
         cache: dict[object, object] | None = None,
         self_urls: Iterable[str] = (),
+        cancel: StopSignal | None = None,
     ) -> None:
         self.tree = tree
+        self.cancel = cancel
         self.config = config or Config()
         self.self_urls = {normalize_git_url(u) for u in self_urls if u}
         self._cache: dict[object, object] = cache if cache is not None else {}
@@ -219,13 +232,14 @@ class Repository:
     # --- file access -------------------------------------------------------------
 
     def data(self, path: str) -> bytes | None:
+        self.checkpoint()
         return self.tree.read(path)
 
     def text(self, path: str) -> str | None:
         key = ("text", path, self.tree.blob_id(path))
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
-        data = self.tree.read(path)
+        data = self.data(path)
         text = ys.decode(data) if data is not None else None
         self._cache[key] = text
         return text
@@ -236,10 +250,16 @@ class Repository:
         key = ("yaml", blob) if blob else ("yaml-path", path, id(self))
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
-        data = self.tree.read(path)
+        data = self.data(path)
         result = ys.scan(data) if data is not None else ys.YamlInfo(None, [])
         self._cache[key] = result
         return result
+
+    def checkpoint(self) -> None:
+        """Stop here if the caller has given up: Python cannot kill the thread that runs
+        the analysis, so the analysis looks at the signal between files and rules."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise AnalysisCancelled("the analysis was stopped")
 
     def warm_yaml(self, workers: int) -> None:
         """Check every YAML file up front, on several processes (see parallel.py)."""
@@ -265,7 +285,7 @@ class Repository:
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
         docs: list[ys.Node] = []
-        data = self.tree.read(path)
+        data = self.data(path)
         if data is not None and self.problem(path) is None:
             try:
                 docs = ys.compose_all(data)
@@ -448,7 +468,7 @@ class Repository:
         )
 
     def _renames(self, path: str, root: ys.Node | None) -> bool:
-        data = self.tree.read(path) or b""
+        data = self.data(path) or b""
         if b"namePrefix" not in data and b"nameSuffix" not in data:
             return False
         return bool(ys.scalar(ys.get(root, "namePrefix")) or ys.scalar(ys.get(root, "nameSuffix")))
@@ -480,7 +500,7 @@ class Repository:
         for path in self.paths:
             if not self._may_hold_objects(path):
                 continue
-            data = self.tree.read(path)
+            data = self.data(path)
             if not data or b"toolkit.fluxcd.io" not in data:
                 continue
             for doc in self.documents(path):
@@ -525,7 +545,7 @@ class Repository:
             role = self.chart_role(path)
             if role is None or role[1] != "templates":
                 continue
-            data = self.tree.read(path)
+            data = self.data(path)
             if not data or b"toolkit.fluxcd.io" not in data:
                 continue
             text = ys.decode(data) or ""
@@ -543,7 +563,7 @@ class Repository:
         for path in self.paths:
             if not path.endswith((".yaml", ".yml")):
                 continue
-            data = self.tree.read(path)
+            data = self.data(path)
             if not data or b"ResourceSet" not in data:
                 continue
             for doc in self.documents(path):
