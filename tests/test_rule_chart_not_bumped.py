@@ -190,3 +190,21 @@ def test_second_git_repository_for_this_repository_counts() -> None:
     )
     head = changed(base, **{"charts__podinfo__values.yaml": "replicaCount: 2\n"})
     assert [f.rule for f in run(head, base)] == [RULE]
+
+
+def test_release_without_a_version_still_deploys_the_chart_by_version() -> None:
+    # No `version` means the newest: a change that keeps the version never ships.
+    for release in (
+        helm_release("podinfo", source="internal-charts"),
+        helm_release("podinfo", version="*", source="internal-charts"),
+    ):
+        base = base_files(release)
+        head = changed(base, **{"charts__podinfo__values.yaml": "replicaCount: 2\n"})
+        assert [(f.rule, f.path) for f in run(head, base)] == [(RULE, CHART)]
+
+
+def test_a_copy_of_an_upstream_chart_is_not_deployed_by_its_namesakes_release() -> None:
+    upstream = helm_repository("podinfo", "oci://ghcr.io/stefanprodan/charts")
+    base = base_files(upstream + "---\n" + helm_release("podinfo", version="6.x", source="podinfo"))
+    head = changed(base, **{"charts__podinfo__values.yaml": "replicaCount: 2\n"})
+    assert run(head, base) == []

@@ -22,10 +22,7 @@ RELEASE = "infrastructure/podinfo.yaml"
 
 
 def platform(chart_version: str = "1.1.13", **files: str) -> dict[str, str | bytes]:
-    """A cluster with an `infrastructure` layer and the in-repo chart `podinfo`, published
-    with its sibling `web` to the repository's chart registries: `web`'s HelmRelease and
-    OCIRepository, in step with its `Chart.yaml`, show that those registries serve this
-    repository's charts."""
+    """A cluster with an `infrastructure` layer and the in-repo chart `podinfo`."""
     return repo(
         {
             "clusters/prod/infrastructure.yaml": flux_kustomization(
@@ -38,13 +35,6 @@ def platform(chart_version: str = "1.1.13", **files: str) -> dict[str, str | byt
             + git_repository("platform-charts", "https://github.com/example/platform-gitops"),
             "charts/podinfo/Chart.yaml": chart_yaml("podinfo", chart_version),
             "charts/podinfo/values.yaml": "replicaCount: 1\n",
-            "charts/web/Chart.yaml": chart_yaml("web", "2.0.0"),
-            "infrastructure/web.yaml": helm_release("web", version="2.0.0",
-                                                    source="internal-charts")
-            + "---\n"
-            + oci_repository("web", "oci://ghcr.io/example/charts/web", tag="2.0.0")
-            + "---\n"
-            + helm_release("web-oci", chart_ref=("OCIRepository", "web")),
             **files,
         }
     )
@@ -267,52 +257,78 @@ def test_umbrella_dependency_by_name_from_another_registry_is_another_chart() ->
 # --- whose chart: the repository's own, or a copy of someone else's -------------------------
 
 
-def vendored(release_version: str, copy_version: str = "6.0.0") -> dict[str, str | bytes]:
+def upstream(release_version: str, copy_version: str, copy_dir: str = "charts/grafana",
+             url: str = "https://grafana.github.io/helm-charts") -> dict[str, str | bytes]:
     """A copy of upstream's grafana chart kept in the repository (for reading, or patched
     for a test cluster) beside a HelmRelease that installs upstream's grafana."""
-    return repo(
-        {
-            "clusters/prod/infrastructure.yaml": flux_kustomization(
-                "infrastructure", "./infrastructure"
-            ),
-            "infrastructure/grafana.yaml": helm_repository(
-                "grafana", "https://grafana.github.io/helm-charts"
-            )
+    return platform(
+        "1.1.13",
+        **{
+            "infrastructure/grafana.yaml": helm_repository("grafana", url)
             + "---\n"
             + helm_release("grafana", version=release_version, source="grafana"),
-            "vendor/grafana/Chart.yaml": chart_yaml("grafana", copy_version),
-        }
+            f"{copy_dir}/Chart.yaml": chart_yaml("grafana", copy_version),
+        },
     )
 
 
-def test_a_vendored_copy_of_an_upstream_chart_is_not_the_chart_a_release_installs() -> None:
-    assert run(vendored("7.3.0")) == []
-    # Renovate bumps the upstream version: still nothing to say about the copy.
-    assert run(vendored("7.3.1"), vendored("7.3.0")) == []
+def test_a_copy_of_an_upstream_chart_is_not_the_chart_its_release_installs() -> None:
+    assert run(upstream("7.3.0", "6.0.0")) == []
+    # The copy was in step; Renovate bumps upstream's version: nothing to say either.
+    assert run(upstream("7.3.1", "7.3.0"), upstream("7.3.0", "7.3.0")) == []
 
 
-def test_an_open_range_is_no_evidence_of_whose_chart_it_is() -> None:
-    files = vendored("*")
-    files["vendor/loki/Chart.yaml"] = chart_yaml("loki", "2.0.0")
-    files["infrastructure/loki.yaml"] = helm_release("loki", version="5.x", source="grafana")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://charts.bitnami.com/bitnami",
+        "oci://registry-1.docker.io/bitnamicharts",
+        "oci://ghcr.io/grafana/helm-charts",
+        "https://grafana.github.io/helm-charts",
+    ],
+)
+def test_releases_from_someone_elses_registry_are_not_compared(url: str) -> None:
+    assert run(upstream("7.3.1", "7.3.0", url=url)) == []
+
+
+def test_a_vendored_copy_is_a_copy_whatever_the_registry() -> None:
+    files = upstream("7.3.1", "7.3.0", "vendor/grafana", url="https://charts.example.com/mirror")
     assert run(files) == []
+    # The same chart under charts/ of this repository, served by its private registry,
+    # is this repository's chart.
+    files = upstream("7.3.1", "7.3.0", url="https://charts.example.com/platform")
+    assert [(f.rule, f.path) for f in run(files)] == [(RULE, "infrastructure/grafana.yaml")]
 
 
-def test_a_chart_that_was_in_step_with_its_release_is_held_to_it() -> None:
-    # No sibling shows the registry serving this repository's charts; the base does.
-    def lone(chart_version: str, release_version: str) -> dict[str, str | bytes]:
-        files = vendored(release_version, chart_version)
-        files["vendor/grafana/Chart.yaml"] = chart_yaml("grafana", chart_version)
-        return files
-
-    [finding] = run(lone("7.3.1", "7.3.0"), lone("7.3.0", "7.3.0"))
-    assert (finding.rule, finding.path, finding.introduced) == (
-        RULE, "infrastructure/grafana.yaml", True)
-    assert "asks for version `7.3.0`" in finding.message
+def test_the_repositorys_own_space_on_a_hosting_service_serves_its_charts() -> None:
+    # The repository is github.com/example/platform-gitops (its flux-system source).
+    files = upstream("7.3.1", "7.3.0", url="oci://ghcr.io/example/charts")
+    assert [(f.rule, f.path) for f in run(files)] == [(RULE, "infrastructure/grafana.yaml")]
+    files = upstream("7.3.1", "7.3.0", url="https://example.github.io/charts")
+    assert [(f.rule, f.path) for f in run(files)] == [(RULE, "infrastructure/grafana.yaml")]
 
 
-def test_a_new_release_of_a_new_chart_is_checked_through_a_registry_that_serves_ours() -> None:
-    base = platform("1.1.13")
-    head = platform("1.1.13", **{RELEASE: release("1.1.12")})
-    [finding] = run(head, base)
-    assert (finding.path, finding.introduced) == (RELEASE, True)
+def test_own_chart_and_an_upstream_chart_of_the_same_name() -> None:
+    files = platform(
+        "1.1.13",
+        **{
+            "charts/redis/Chart.yaml": chart_yaml("redis", "1.0.0"),
+            "infrastructure/redis.yaml": helm_repository("own", "oci://ghcr.io/example/charts")
+            + "---\n"
+            + helm_repository("bitnami", "oci://registry-1.docker.io/bitnamicharts")
+            + "---\n"
+            + helm_release("cache", "redis", version="1.0.0", source="own")
+            + "---\n"
+            + helm_release("sessions", "redis", version="18.1.0", source="bitnami"),
+        },
+    )
+    assert run(files) == []
+    files["charts/redis/Chart.yaml"] = chart_yaml("redis", "1.0.1")
+    [finding] = run(files)
+    assert "HelmRelease cache" in finding.message
+
+
+def test_the_incident_is_reported_in_a_whole_tree_check() -> None:
+    # No base to compare with: the repository as it stands deploys the wrong version.
+    [finding] = run(platform("1.1.13", **{RELEASE: release("1.1.12")}))
+    assert (finding.rule, finding.path, finding.introduced) == (RULE, RELEASE, True)

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bot.analysis import semver
 from bot.analysis import yamlscan as ys
 from bot.analysis.model import (
     BOOTSTRAP_NAME,
@@ -76,24 +75,11 @@ def _substituted(value: str | None) -> bool:
     return value is not None and "${" in value
 
 
-def _pins(constraint: str) -> bool:
-    """Whether a version constraint says something about the version (`1.2.3`, `~1.2.0`,
-    `>=1.2.0-0`), unlike `*` or `>=0.0.0` that any chart satisfies."""
-    c = constraint.strip().lstrip("v")
-    return c not in ("", "*", "x", "X") and not re.fullmatch(r">=?\s*v?0(\.[0x*])*(-0)?", c)
-
-
-def _agrees(constraint: str, version: str, exact: bool) -> bool:
-    if constraint == version:
-        return True
-    return not exact and _pins(constraint) and semver.matches(constraint, version)
-
-
 @dataclass(frozen=True)
 class _Candidate:
     obj: FluxObject
     chart_name: str
-    source: str  # `url:<registry>` or `ref:<namespace>/<name>` when the source is not here
+    registry: str | None  # the source's URL without its scheme; None when not defined here
     constraint: str | None
     node: ys.Node | None  # the version (or tag/semver) node
     line_node: ys.Node | None
@@ -115,13 +101,8 @@ def _candidates(repo: Repository, names: dict[str, list[Chart]]) -> Iterator[_Ca
         # Flux ignores `version` for charts from GitRepository and Bucket sources.
         if ys.scalar(ys.get(spec, "sourceRef", "kind")) != "HelmRepository":
             continue
-        ref = ys.get(spec, "sourceRef")
-        source = _source(repo, hr, ref)
-        if source is not None and _url(source):
-            key = "url:" + _registry(_url(source))
-        else:
-            namespace = ys.scalar(ys.get(ref, "namespace")) or hr.namespace or ""
-            key = f"ref:{namespace}/{ys.scalar(ys.get(ref, 'name'))}"
+        source = _source(repo, hr, ys.get(spec, "sourceRef"))
+        key = _registry(_url(source)) if source is not None and _url(source) else None
         vnode = ys.get(spec, "version")
         yield _Candidate(hr, chart_name, key, ys.scalar(vnode), vnode,
                          vnode if vnode is not None else ys.get(spec, "chart"), False)
@@ -136,7 +117,7 @@ def _candidates(repo: Repository, names: dict[str, list[Chart]]) -> Iterator[_Ca
         ref = ys.get(oci.node, "spec", "ref")
         if ys.get(ref, "digest") is not None:
             continue
-        key = "url:" + _registry(registry)
+        key = _registry(registry)
         semver_node = ys.get(ref, "semver")
         tag_node = ys.get(ref, "tag")
         if semver_node is not None and ys.scalar(semver_node):
@@ -149,53 +130,98 @@ def _candidates(repo: Repository, names: dict[str, list[Chart]]) -> Iterator[_Ca
                 yield _Candidate(oci, name, key, tag, tag_node, tag_node, True)
 
 
-def _serving(repo: Repository | None) -> set[str]:
-    """Sources, and chart names, seen serving this repository's own charts: a reference
-    through them pins a version that the in-repository chart of that name has.
+# Chart registries that host many owners' charts: the first path segment names the owner
+# (`ghcr.io/<owner>/...`, `registry-1.docker.io/bitnamicharts/...`).
+_HOSTING = frozenset({
+    "ghcr.io", "quay.io", "docker.io", "registry-1.docker.io", "index.docker.io",
+    "public.ecr.aws", "registry.gitlab.com", "raw.githubusercontent.com", "github.com",
+    "gitlab.com", "codeberg.org",
+})
+# Pages sites, where the subdomain names the owner (`grafana.github.io/helm-charts`).
+_PAGES = (".github.io", ".gitlab.io", ".codeberg.page")
+# Chart repositories of projects that publish their own charts: never this repository's.
+_VENDOR_HOSTS = frozenset({
+    "charts.bitnami.com", "charts.jetstack.io", "helm.cilium.io", "charts.longhorn.io",
+    "helm.traefik.io", "charts.external-secrets.io", "helm.releases.hashicorp.com",
+    "charts.crossplane.io", "helm.elastic.co", "helm.nginx.com", "charts.konghq.com",
+    "helm.goharbor.io", "charts.rook.io", "helm.linkerd.io",
+    "istio-release.storage.googleapis.com", "charts.min.io", "operator.min.io",
+    "helm.vector.dev", "charts.gitlab.io", "helm.datadoghq.com", "helm.influxdata.com",
+    "charts.appscode.com", "helm.mariadb.com", "charts.dexidp.io", "charts.loft.sh",
+    "kubernetes-charts.banzaicloud.com", "helm.sh", "charts.helm.sh",
+})
+# Directories where a repository keeps copies of other people's charts.
+_VENDOR_DIRS = frozenset({
+    "vendor", "vendored", "third_party", "third-party", "thirdparty", "upstream", "external",
+})
 
-    A chart of the same name from elsewhere (a vendored copy of an upstream chart, kept
-    at another version than the HelmRelease that installs upstream's) gives no such
-    evidence, so its references are not compared with the copy."""
-    if repo is None:
-        return set()
+
+def _owners(repo: Repository) -> set[str]:
+    """Who owns this repository (`example` for `github.com/example/platform-gitops`), from
+    its clone URLs and the `flux-system` GitRepository."""
+    urls = set(repo.self_urls) | {
+        normalize_git_url(_url(s))
+        for s in repo.objects_of("GitRepository")
+        if s.name == BOOTSTRAP_NAME and _url(s)
+    }
+    return {parts[1] for u in urls if len(parts := u.split("/")) >= 3}
+
+
+def _foreign(registry: str, owners: set[str]) -> bool:
+    """Whether a chart registry (`host/path`, lower case) is known to serve someone else's
+    charts: a vendor's chart repository, or another owner's space on a hosting service.
+    A private registry (`charts.example.com`, Harbor, ECR) is taken to serve this
+    repository's own charts."""
+    host, _, path = registry.partition("/")
+    host = host.split(":", 1)[0]
+    if host in _VENDOR_HOSTS:
+        return True
+    owner: str | None = None
+    for suffix in _PAGES:
+        if host.endswith(suffix):
+            owner = host.removesuffix(suffix)
+    if host in _HOSTING:
+        owner = path.split("/", 1)[0] or None
+    # Without knowing who owns this repository, a hosting service says nothing.
+    return owner is not None and bool(owners) and owner not in owners
+
+
+def _vendored(chart: Chart) -> bool:
+    return any(part.lower() in _VENDOR_DIRS for part in chart.directory.split("/"))
+
+
+def version_refs(repo: Repository) -> list[VersionRef]:
+    """References that select a version of an in-repository chart.
+
+    A HelmRelease or OCIRepository that names a chart of the repository is taken to deploy
+    it, unless its registry is known to serve someone else's charts (a vendor's chart
+    repository, another owner on ghcr.io or GitHub Pages) or the chart is a copy kept
+    under `vendor/`, `third_party/` or `upstream/`: a copy of grafana's chart is not the
+    chart that `grafana.github.io/helm-charts` serves, whatever its version."""
     names = _by_name(repo)
-    seen: set[str] = set()
-    for c in _candidates(repo, names):
-        if c.constraint and not _substituted(c.constraint) and any(
-            _agrees(c.constraint, ch.version or "", c.exact) for ch in names[c.chart_name]
-        ):
-            seen.update((c.source, "chart:" + c.chart_name))
-    return seen
-
-
-def version_refs(repo: Repository, base: Repository | None = None) -> list[VersionRef]:
-    """References that select a version of an in-repository chart. HelmRelease and
-    OCIRepository references count only through a source that this revision or the base
-    shows serving the repository's charts: the incident is a chart bumped while its
-    HelmRelease stays behind, from a state where they agreed."""
-    names = _by_name(repo)
-    serving = _serving(repo) | _serving(base)
+    owners = _owners(repo)
     refs: list[VersionRef] = []
     # Registries this repository publishes its charts to: those its own references
     # deploy an in-repository chart from.
     registries: set[str] = set()
     for cand in _candidates(repo, names):
-        if _substituted(cand.constraint) or (
-            cand.source not in serving and "chart:" + cand.chart_name not in serving
-        ):
+        if cand.registry is not None and _foreign(cand.registry, owners):
             continue
-        if cand.source in serving:
-            registries.add(cand.source.removeprefix("url:"))
+        charts = tuple(c for c in names[cand.chart_name] if not _vendored(c))
+        if not charts:
+            continue
+        if cand.registry is not None:
+            registries.add(cand.registry)
+        if _substituted(cand.constraint):
+            continue
+        what = f"{cand.obj.kind} {cand.obj.name}"
         if cand.exact:
-            written = ys.scalar(cand.node) or ""
             refs.append(VersionRef(cand.obj.path, ys.line_of(cand.node),  # type: ignore[arg-type]
-                                   cand.constraint or "", tuple(names[cand.chart_name]),
-                                   f"{cand.obj.kind} {cand.obj.name}", exact_tag=True,
-                                   written=written))
+                                   cand.constraint or "", charts, what, exact_tag=True,
+                                   written=ys.scalar(cand.node) or ""))
         else:
             refs.append(VersionRef(cand.obj.path, ys.line_of(cand.line_node),  # type: ignore[arg-type]
-                                   cand.constraint or "*", tuple(names[cand.chart_name]),
-                                   f"{cand.obj.kind} {cand.obj.name}",
+                                   cand.constraint or "*", charts, what,
                                    has_version_line=cand.node is not None))
     for chart in repo.charts:
         for dep in chart.dependencies:

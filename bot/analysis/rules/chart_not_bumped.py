@@ -34,7 +34,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     if base is None or not ctx.changed:
         return
     deployed: dict[str, str] = {}
-    for ref in version_refs(repo, ctx.base):
+    for ref in version_refs(repo):
         for chart in ref.charts:
             deployed.setdefault(chart.directory, ref.what)
     for directory, what in git_deployed_charts(repo).items():

@@ -18,12 +18,13 @@ Matched references:
   or OCIRepositories deploy its charts from (a dependency on bitnami's `common` is not
   the repository's library chart `common`).
 
-A HelmRelease or OCIRepository is only held to an in-repository chart when something
-shows that its registry serves this repository's charts: in the change or in its base,
-a reference through the same source, or to the same chart, pins a version that the
-in-repository chart has (`*` and `>=0.0.0` pin nothing). A copy of an upstream chart
-kept in the repository at another version than the HelmRelease that installs upstream's
-is not the chart that release deploys.
+A chart of the same name that is someone else's is not compared: a reference through a
+vendor's chart repository (`charts.jetstack.io`, `charts.bitnami.com`...) or another
+owner's space on a hosting service (`grafana.github.io`, `ghcr.io/<other owner>`,
+`registry-1.docker.io/bitnamicharts`) installs upstream's chart, and a copy kept under
+`vendor/`, `third_party/` or `upstream/` is a copy. The repository's owner comes from its
+clone URL or its `flux-system` GitRepository; a private registry is taken to serve the
+repository's own charts.
 
 Versions compare exactly as Helm and Flux do (Masterminds/semver v3): an exact string
 match first, then the range (`1.1.x`, `~1.1.0`, `^1.1.0`, `>=1 <2`, `||`, hyphen ranges;
@@ -52,7 +53,7 @@ SEVERITY = Severity.ERROR
 
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    for ref in version_refs(repo, ctx.base):
+    for ref in version_refs(repo):
         versions = [c.version for c in ref.charts if c.version]
         if ref.exact_tag:
             ok = any(v == ref.constraint or _same(v, ref.constraint) for v in versions)
