@@ -12,7 +12,9 @@ import pytest
 
 from bot.analysis.lines import split_lines, yaml_line_map
 from tests.analysis_helpers import (
+    configmap,
     dedent,
+    deployment,
     flux_kustomization,
     helm_release,
     helm_repository,
@@ -29,10 +31,10 @@ YAML_BREAKS = ["\x85", "\u2028", "\u2029", "\r"]
 CONTROL = ["\x0b", "\x0c", "\x1c"]
 
 
-def _files(odd: str) -> dict[str, str | bytes]:
+def _files(odd: str, kustomization_too: bool = True) -> dict[str, str | bytes]:
     deploy = dedent(
         f"""
-        # owner: team-web{odd}{odd} (pager{odd}rota)
+        # owner: team-web (pager rota){odd}{odd}
         apiVersion: apps/v1
         kind: Deployment
         metadata:
@@ -46,6 +48,7 @@ def _files(odd: str) -> dict[str, str | bytes]:
                   image: nginx:1.27
         """
     )
+    worker = f"# batch jobs{odd}{odd}\n" + deployment("worker", '"ghcr.io/example/Worker:1.0"')
     release = (
         f"# chart for web{odd}{odd}\n" + helm_repository("charts") + "---\n"
         + helm_release("web", source="missing-repo")
@@ -53,8 +56,10 @@ def _files(odd: str) -> dict[str, str | bytes]:
     return repo(
         {
             "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
-            "apps/kustomization.yaml": kustomization(["deploy.yaml", "release.yaml"]),
+            "apps/kustomization.yaml": (f"# layer{odd}{odd}\n" if kustomization_too else "")
+            + kustomization(["deploy.yaml", "release.yaml", "worker.yaml", "missing.yaml"]),
             "apps/deploy.yaml": deploy,
+            "apps/worker.yaml": worker,
             "apps/release.yaml": release,
         }
     )
@@ -75,20 +80,29 @@ def test_findings_keep_git_line_numbers(odd: str) -> None:
     assert [(f.path, f.line) for f in dangling] == [
         ("apps/release.yaml", line_of(release, "name: missing-repo"))
     ]
-    for f in findings:
-        text = str(files[f.path])
-        assert 1 <= f.line <= text.count("\n") + 1
+    images = of_rule(findings, "invalid-image-reference")
+    worker = str(files["apps/worker.yaml"])
+    assert [(f.path, f.line) for f in images] == [("apps/worker.yaml", line_of(worker, "Worker"))]
+    missing = of_rule(findings, "kustomize-missing-resource")
+    kfile = str(files["apps/kustomization.yaml"])
+    assert [(f.path, f.line) for f in missing] == [
+        ("apps/kustomization.yaml", line_of(kfile, "- missing.yaml"))
+    ]
+    assert len(findings) == 4
 
 
 @pytest.mark.parametrize("odd", CONTROL, ids=[f"U+{ord(c):04X}" for c in CONTROL])
 def test_control_characters_are_reported_where_they_are(odd: str) -> None:
-    files = _files(odd)
+    files = _files(odd, kustomization_too=False)
     findings = run(files, report_all=True)
     deploy = str(files["apps/deploy.yaml"])
+    kfile = str(files["apps/kustomization.yaml"])
     assert sorted((f.rule, f.path, f.line) for f in findings) == [
         ("helm-template-in-raw-manifest", "apps/deploy.yaml", line_of(deploy, "replicas:")),
+        ("kustomize-missing-resource", "apps/kustomization.yaml", line_of(kfile, "missing")),
         ("yaml-syntax-error", "apps/deploy.yaml", 1),
         ("yaml-syntax-error", "apps/release.yaml", 1),
+        ("yaml-syntax-error", "apps/worker.yaml", 1),
     ]
 
 
@@ -120,3 +134,18 @@ def test_yaml_line_map_only_when_counts_differ() -> None:
     # libyaml lines: "a", "b", "c\r\n" -> git lines 1, 1, 2, and "d" on git line 2 too.
     assert yaml_line_map("a\x85b\u2028c\r\nd\re") == [1, 1, 1, 2, 2]
     assert yaml_line_map("a\x85b".encode()) == [1, 1]
+
+
+def test_a_yaml_only_line_break_inside_a_comment_is_explained() -> None:
+    # go-yaml, like libyaml, ends the comment at the NEL: `(pager rota)` becomes content.
+    text = "# owner: team-web\x85(pager rota)\n" + configmap("a")
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": kustomization(["cm.yaml"]),
+            "apps/cm.yaml": text,
+        }
+    )
+    [error] = run(files)
+    assert (error.rule, error.line) == ("yaml-syntax-error", 2)
+    assert "a line break that only YAML sees" in error.message

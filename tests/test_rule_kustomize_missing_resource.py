@@ -270,3 +270,30 @@ def test_flux_spec_path_into_a_submodule() -> None:
     files = with_submodule(recurse=True)
     files["clusters/prod/addons.yaml"] = flux_kustomization("addons", "./vendor/addons/base")
     assert run(files) == []
+
+
+@pytest.mark.parametrize(
+    "gitmodules",
+    [
+        '[submodule "addons"]\n\tpath = vendor/addons # pinned by platform team\n',
+        '[submodule "addons"]\n\tPath=vendor/addons ; comment\n',
+        '[submodule "addons"]\n  path = "vendor/addons"\n',
+        "[submodule.addons]\npath = vendor/addons\n",
+    ],
+)
+def test_gitmodules_read_as_git_config(gitmodules: str) -> None:
+    files = with_submodule(recurse=True)
+    files[".gitmodules"] = gitmodules
+    assert run(files) == []
+
+
+def test_only_submodule_sections_declare_submodules() -> None:
+    files = with_submodule(recurse=True)
+    files[".gitmodules"] = "[lfs]\n\tpath = vendor/addons\n"
+    assert len(run(files)) == 2  # not a submodule: the entries point at nothing
+
+
+def test_a_directory_of_submodules_is_not_missing() -> None:
+    files = with_submodule(recurse=False)
+    files["clusters/prod/vendor.yaml"] = flux_kustomization("vendor", "./vendor")
+    assert [f.path for f in run(files)] == [KFILE, KFILE]

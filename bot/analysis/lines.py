@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 
 _YAML_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-_ODD_BYTES = (b"\r", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+# A break that libyaml counts and git does not: a CR not followed by LF, NEL, LS, PS.
+_ODD_BREAK_BYTES = re.compile(rb"\r(?!\n)|\xc2\x85|\xe2\x80[\xa8\xa9]")
+_ODD_BREAK = re.compile("\r(?!\n)|[\x85\u2028\u2029]")
 
 
 def split_lines(text: str, keepends: bool = False) -> list[str]:
@@ -40,24 +42,21 @@ def yaml_line_map(data: bytes | str) -> list[int] | None:
                 text = data.decode("utf-16")
             except UnicodeDecodeError:
                 return None
-        elif not any(b in data for b in _ODD_BYTES):
+        elif _ODD_BREAK_BYTES.search(data) is None:
             return None
         else:
             text = data.decode("utf-8", "replace")
     else:
         text = data
-    if not ("\r" in text or "\x85" in text or "\u2028" in text or "\u2029" in text):
+    if _ODD_BREAK.search(text) is None:
         return None
     mapping = [1]
     line = 1
-    odd = False
     for match in _YAML_BREAK.finditer(text):
         if match.group() in ("\n", "\r\n"):
             line += 1
-        else:
-            odd = True
         mapping.append(line)
-    return mapping if odd else None
+    return mapping
 
 
 def mapped(mapping: list[int] | None, yaml_line: int) -> int:

@@ -37,9 +37,6 @@ _REMOTE = re.compile(
 )
 
 
-# `path = deploy/vendored` in a `[submodule "..."]` section of `.gitmodules`.
-_GITMODULES_PATH = re.compile(r"^[ \t]*path[ \t]*=[ \t]*(.+?)[ \t]*$", re.M)
-
 _SCAFFOLD = re.compile(r"\{\{|\{%")
 # Template syntax of scaffolding tools (Jinja, cookiecutter, copier, makejinja): a file
 # holding it outside a Helm chart is a template for someone else, when nothing reads it.
@@ -182,6 +179,56 @@ def secure_join(path: str) -> str:
             continue
         parts.append(part)
     return "/".join(parts)
+
+
+# What sigs.k8s.io/yaml (go-yaml v2, YAML 1.1) reads as `true` for a boolean field.
+_YAML_TRUE = frozenset({"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"})
+
+
+def gitmodules_paths(text: str) -> list[str]:
+    """`submodule.<name>.path` values of a `.gitmodules` file, read with git-config syntax:
+    `[submodule "name"]` sections (or the old `[submodule.name]`), case-insensitive keys,
+    `#` and `;` comments, quoted values and backslash escapes."""
+    found = []
+    in_submodule = False
+    for raw in split_lines(text):
+        line = raw.strip()
+        if line.startswith("["):
+            header = line[1 : line.find("]")] if "]" in line else line[1:]
+            section = header.split('"', 1)[0].strip().split(".", 1)[0]
+            in_submodule = section.lower() == "submodule"
+            continue
+        key, sep, value = line.partition("=")
+        if in_submodule and sep and key.strip().lower() == "path":
+            found.append(_git_config_value(value))
+    return found
+
+
+def _git_config_value(value: str) -> str:
+    out: list[str] = []
+    quoted = False
+    escapes = {"n": "\n", "t": "\t", "b": "\b", "\\": "\\", '"': '"'}
+    i = 0
+    pending_space = ""
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            out.append(pending_space + escapes.get(value[i + 1], value[i + 1]))
+            pending_space = ""
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in "#;":
+            break
+        elif not quoted and ch in " \t":
+            # Whitespace outside quotes counts only between words.
+            pending_space += ch if out else ""
+        else:
+            out.append(pending_space + ch)
+            pending_space = ""
+        i += 1
+    return "".join(out)
 
 
 class StopSignal(Protocol):
@@ -608,17 +655,14 @@ class Repository:
     @cached_property
     def submodules(self) -> tuple[str, ...]:
         """Paths of the git submodules that `.gitmodules` declares."""
-        text = self.text(".gitmodules") or ""
-        found = []
-        for match in _GITMODULES_PATH.finditer(text):
-            path = secure_join(match.group(1).strip().strip('"'))
-            if path:
-                found.append(path)
-        return tuple(found)
+        paths = (secure_join(p) for p in gitmodules_paths(self.text(".gitmodules") or ""))
+        return tuple(p for p in paths if p)
 
     def submodule_of(self, path: str) -> str | None:
+        """The submodule that holds `path`, or that `path` holds (a directory of
+        submodules exists only through them)."""
         for sub in self.submodules:
-            if path == sub or path.startswith(sub + "/"):
+            if path == sub or path.startswith(sub + "/") or sub.startswith(path + "/"):
                 return sub
         return None
 
@@ -639,7 +683,7 @@ class Repository:
         if not own:
             return None
         return any(
-            ys.scalar(ys.get(s.node, "spec", "recurseSubmodules")) in ("true", "True")
+            ys.scalar(ys.get(s.node, "spec", "recurseSubmodules")) in _YAML_TRUE
             for s in own
         )
 

@@ -189,6 +189,11 @@ def scan(data: bytes | str) -> YamlInfo:
                     "this line has no `:`, so the next line's key is read as part of it "
                     f"({problem_text})"
                 )
+        if mapping is not None:
+            problem_text += (
+                "; the file holds a line break that only YAML sees (a lone CR, NEL, U+2028 "
+                "or U+2029), so what follows it on the line shown is read as a new line"
+            )
         return YamlInfo(YamlProblem(line, problem_text), docs)
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         mark = getattr(exc, "problem_mark", None)

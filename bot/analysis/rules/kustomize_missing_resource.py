@@ -86,21 +86,27 @@ def _excluded(ctx: Context, path: str, line: int, where: str) -> Finding:
     )
 
 
+def _inside(target: str, submodule: str) -> bool:
+    """Whether `target` is the submodule or in it (not a directory above submodules,
+    whose content depends on what they hold)."""
+    return target == submodule or target.startswith(submodule + "/")
+
+
 def _in_submodule(
-    ctx: Context, path: str, line: int, where: str, submodule: str
+    ctx: Context, path: str, line: int, where: str, target: str, submodule: str
 ) -> Finding | None:
     """An entry into a git submodule: its files exist in the artifact only when the
     GitRepository fetches submodules; unknown (no GitRepository here for this
     repository) or fetched means nothing to say."""
-    if ctx.repo.fetches_submodules is not False:
+    if ctx.repo.fetches_submodules is not False or not _inside(target, submodule):
         return None
     return ctx.finding(
         ID,
         SEVERITY,
         path,
         line,
-        f"{where} is in the git submodule `{submodule}`, which source-controller leaves "
-        "empty unless the GitRepository sets `spec.recurseSubmodules: true`, so the "
+        f"{where} is in the git submodule `{submodule}`, which source-controller does not "
+        "check out unless the GitRepository sets `spec.recurseSubmodules: true`, so the "
         "kustomize build fails.",
     )
 
@@ -137,7 +143,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             if submodule is not None and not repo.is_dir(target):
                 # The submodule's files are not in this repository's tree: whether they
                 # exist depends on what the GitRepository fetches.
-                finding = _in_submodule(ctx, kfile.path, entry.line, where, submodule)
+                finding = _in_submodule(ctx, kfile.path, entry.line, where, target, submodule)
                 if finding is not None:
                     yield finding
                 continue
@@ -205,17 +211,19 @@ def check(ctx: Context) -> Iterator[Finding]:
                 "or Flux's default ignore rules: kustomize-controller fails with "
                 "`kustomization path not found`.",
             )
-        elif directory and repo.submodule_of(directory) is not None:
-            if repo.fetches_submodules is False:
+        elif directory and not repo.is_dir(directory) and (
+            (submodule := repo.submodule_of(directory)) is not None
+        ):
+            if repo.fetches_submodules is False and _inside(directory, submodule):
                 yield ctx.finding(
                     ID,
                     SEVERITY,
                     obj.path,
                     ys.line_of(node),
                     f"spec.path `{value}` of Flux Kustomization {obj.name} is in the git "
-                    f"submodule `{repo.submodule_of(directory)}`, which source-controller "
-                    "leaves empty unless the GitRepository sets `spec.recurseSubmodules: "
-                    "true`: kustomize-controller fails with `kustomization path not found`.",
+                    f"submodule `{submodule}`, which source-controller does not check out "
+                    "unless the GitRepository sets `spec.recurseSubmodules: true`, so "
+                    "kustomize-controller will not find the manifests there.",
                 )
         elif directory and not repo.is_dir(directory):
             yield ctx.finding(
