@@ -10,10 +10,12 @@ Rules every implementation keeps:
 - at most one pending job per key (per PR): a newer one replaces it; jobs with the same key
   never run at once, and a newer job never interrupts the running one;
 - accepted work is never dropped silently: once closing, the queue refuses new deliveries
-  (503 again, with its own message) but for the grace keeps running what it has, and what
-  running jobs add (`follow_up`); then it cancels what still runs (that job's own cleanup
-  concludes its check run) and `close()` hands back what never started, for the caller to
-  conclude: a required check must not wait for a review that will never come;
+  (503 again, with its own message) but while it drains keeps running what it has, and
+  what running jobs add (`follow_up`); then it starts nothing more, cancels what still
+  runs (that job's own cleanup concludes its check run) and `close()` hands back what never
+  started, for the caller to conclude: a required check must not wait for a review that
+  will never come. The caller sizes the drain so that a job started at its last moment
+  can still be concluded before the platform kills the process;
 - a non-forced job for a revision that is running or just finished is a duplicate (a push
   sends both `pull_request.synchronize` and `check_suite.requested`).
 """
@@ -87,11 +89,12 @@ class JobQueue(Protocol[J]):
 
     def running(self) -> int: ...
 
-    async def close(self, grace: float) -> Sequence[J]:
-        """Refuse new deliveries; for `grace` seconds keep running pending jobs, then cancel
-        the running ones (their own cleanup concludes what they started). Returns the jobs
-        that never started, for the caller to conclude; a shared queue that keeps them for
-        another instance returns none."""
+    async def close(self, grace: float, *, cancel_wait: float | None = None) -> Sequence[J]:
+        """Refuse new deliveries; for `grace` seconds (the drain) keep starting and running
+        pending jobs, then start none and cancel the running ones, waiting up to
+        `cancel_wait` seconds (default: the queue's own) for their cleanup to conclude what
+        they started. Returns the jobs that never started, for the caller to conclude; a
+        shared queue that keeps them for another instance returns none."""
         ...
 
 
@@ -105,7 +108,7 @@ class InProcessQueue(Generic[J]):
         workers: int = 4,
         maxsize: int = 100,
         recent_ttl: float = 600.0,
-        cancel_grace: float = 15.0,
+        cancel_grace: float = 10.0,
     ) -> None:
         self._handler = handler
         self._workers = workers
@@ -201,11 +204,14 @@ class InProcessQueue(Generic[J]):
                     # A pending job for the same key may now run.
                     self._changed.notify_all()
 
-    async def close(self, grace: float) -> list[J]:
+    async def close(self, grace: float, *, cancel_wait: float | None = None) -> list[J]:
+        cancel_wait = self._cancel_grace if cancel_wait is None else cancel_wait
         async with self._changed:
             self._closed = True
             if self._pending:
-                log.info("shutdown: %d pending jobs get the grace to run", len(self._pending))
+                log.info(
+                    "shutdown: %d pending jobs may start within %.1fs", len(self._pending), grace
+                )
             self._changed.notify_all()
         still: set[asyncio.Task[None]] = set()
         if self._tasks:
@@ -216,11 +222,11 @@ class InProcessQueue(Generic[J]):
             self._changed.notify_all()
         if still:
             if running:
-                log.warning("shutdown: cancelling %d running jobs after %gs", running, grace)
+                log.warning("shutdown: cancelling %d running jobs after %.1fs", running, grace)
             for task in still:
                 task.cancel()
             # Cancelled reviews conclude their check runs in their `finally`.
-            await asyncio.wait(still, timeout=self._cancel_grace)
+            await asyncio.wait(still, timeout=cancel_wait)
         async with self._changed:
             self._finished = True
             left = list(self._pending.values())

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+# Below this a shutdown has no time left to conclude a check run.
+MIN_SHUTDOWN_GRACE = 2.0
 
 
 class SettingsError(ValueError):
@@ -40,8 +42,10 @@ class Settings:
     workers: int = 4
     # Seconds between two writes to GitHub for the same installation (GitHub asks for >= 1).
     write_interval: float = 1.0
-    # How long a shutdown waits for running reviews before cancelling them.
-    shutdown_grace: float = 30.0
+    # From SIGTERM to the end of the process, all of it (see bot/server/shutdown.py): under
+    # the 30 s after which Kubernetes (terminationGracePeriodSeconds) and Heroku kill it, so
+    # no check run is left `in_progress` by a SIGKILL.
+    shutdown_grace: float = 25.0
     max_webhook_bytes: int = 25 * MIB
     # Webhook bodies being read at once, all together: a burst of large deliveries (or
     # senders that trickle their bodies) must not take the memory of the process.
@@ -81,7 +85,7 @@ _INT_VARS: dict[str, tuple[str, int, int]] = {
 _FLOAT_VARS: dict[str, tuple[str, float, float]] = {
     "REVIEW_TIMEOUT": ("review_timeout", 1.0, 3600.0),
     "GITHUB_WRITE_INTERVAL": ("write_interval", 0.0, 60.0),
-    "SHUTDOWN_GRACE": ("shutdown_grace", 0.0, 3600.0),
+    "SHUTDOWN_GRACE": ("shutdown_grace", MIN_SHUTDOWN_GRACE, 3600.0),
     "WEBHOOK_READ_TIMEOUT": ("webhook_read_timeout", 0.1, 300.0),
 }
 

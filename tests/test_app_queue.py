@@ -249,3 +249,57 @@ async def test_shutdown_cancels_jobs_past_the_deadline_and_lets_them_clean_up() 
     async with asyncio.timeout(20):
         assert await queue.close(0.05) == []
     assert sorted(cleaned) == ["1", "2"]
+
+
+async def test_nothing_starts_once_the_drain_is_over() -> None:
+    """A job started then could not be concluded before the platform kills the process."""
+    cleaned = asyncio.Event()
+    started: list[str] = []
+
+    async def handler(job: FakeJob) -> bool:
+        started.append(job.delivery_id)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.set()
+        return True
+
+    # Two workers: one stays free for the pending job once its key's running job is gone.
+    queue: InProcessQueue[FakeJob] = InProcessQueue(handler, workers=2)
+    await queue.start()
+    await queue.submit(FakeJob(key="pr1", delivery_id="running", revision="a"))
+    await until(lambda: started == ["running"])
+    await queue.submit(FakeJob(key="pr1", delivery_id="pending", revision="b"))
+    async with asyncio.timeout(20):
+        left = await queue.close(0.0, cancel_wait=10.0)
+    assert cleaned.is_set()
+    assert started == ["running"]
+    assert [job.delivery_id for job in left] == ["pending"]
+
+
+async def test_the_wait_for_cancelled_jobs_is_bounded() -> None:
+    """GitHub hanging in a cancelled review's cleanup does not hold the shutdown."""
+    hung = asyncio.Event()
+    unblock = asyncio.Event()
+
+    async def handler(job: FakeJob) -> bool:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            hung.set()
+            await asyncio.shield(unblock.wait())
+        return True
+
+    queue: InProcessQueue[FakeJob] = InProcessQueue(handler, workers=1, cancel_grace=60.0)
+    await queue.start()
+    await queue.submit(FakeJob(key="a", delivery_id="1"))
+    await until(lambda: queue.running() == 1)
+    await queue.submit(FakeJob(key="b", delivery_id="2"))
+    try:
+        # The explicit wait, not the queue's default of a minute, bounds it.
+        async with asyncio.timeout(20):
+            left = await queue.close(0.0, cancel_wait=0.1)
+        assert hung.is_set()
+        assert [job.delivery_id for job in left] == ["2"]
+    finally:
+        unblock.set()

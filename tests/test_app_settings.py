@@ -32,6 +32,15 @@ def test_defaults(pem: str) -> None:
     assert settings.port == 3000
     assert settings.review_timeout == 120.0
     assert settings.write_interval == 1.0
+    # The whole shutdown, from SIGTERM: under the 30 s Kubernetes and Heroku give.
+    assert settings.shutdown_grace == 25.0
+
+
+def test_shutdown_grace_leaves_time_to_conclude(pem: str) -> None:
+    assert load_settings(env(pem, SHUTDOWN_GRACE="8")).shutdown_grace == 8.0
+    assert load_settings(env(pem, SHUTDOWN_GRACE="2")).shutdown_grace == 2.0
+    with pytest.raises(SettingsError, match="SHUTDOWN_GRACE must be between 2 and 3600"):
+        load_settings(env(pem, SHUTDOWN_GRACE="1"))
 
 
 def test_overrides_and_trailing_slash(pem: str) -> None:

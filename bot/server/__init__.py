@@ -6,6 +6,7 @@ import logging
 import sys
 
 from bot.server.app import create_app
+from bot.server.shutdown import ShutdownPlan
 from bot.settings import SettingsError, configure_logging, load_settings
 
 __all__ = ["LISTEN_BACKLOG", "create_app", "serve"]
@@ -35,10 +36,10 @@ def serve(host: str | None = None, port: int | None = None) -> int:
             app,
             host=bind_host,
             port=bind_port,
-            # How long webhook requests already in flight may take once the listener has
-            # closed (they answer within a second, without calling GitHub). Queued and
-            # running reviews get their own `shutdown_grace` afterwards, in the app's cleanup.
-            shutdown_timeout=5,
+            # How long webhook requests in flight when the listener closed may still take;
+            # the reviews are stopped in parallel, and both end within SHUTDOWN_GRACE
+            # (bot/server/shutdown.py).
+            shutdown_timeout=ShutdownPlan.of(settings).webhooks,
             backlog=LISTEN_BACKLOG,
             print=lambda _text: log.info("listening on %s:%d", bind_host, bind_port),
         )

@@ -18,15 +18,12 @@ from bot.queue import InProcessQueue, JobHandler, JobQueue, Submitted
 from bot.review import Analyzer, ReviewServices
 from bot.server.jobs import AnyJob, JobRunner
 from bot.server.metrics import Metrics
+from bot.server.shutdown import ShutdownPlan
 from bot.server.state import SERVICE, BodyBudget, GitHubFactory, Service
 from bot.server.webhook import handle_webhook
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# At shutdown, the time to conclude the check runs of jobs that never started. Short: the
-# grace has been spent already, and the orchestrator kills the process soon after.
-NOT_STARTED_BUDGET = 5.0
 
 QueueFactory = Callable[[JobHandler[AnyJob], Settings], JobQueue[AnyJob]]
 
@@ -103,6 +100,7 @@ def create_app(
     app.router.add_post("/api/github/webhooks", handle_webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    app.on_shutdown.append(_begin_shutdown)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -127,21 +125,58 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        log.info(
-            "shutting down: up to %.0fs for running and pending reviews", settings.shutdown_grace
-        )
         try:
-            left = await service.queue.close(settings.shutdown_grace)
-            if left:
-                concluded = await service.runner.conclude_not_started(left, NOT_STARTED_BUDGET)
-                log.warning(
-                    "shutdown: %d jobs never started; %d check runs concluded `cancelled`",
-                    len(left),
-                    concluded,
-                )
+            # Started by `_begin_shutdown`, unless the app stops without aiohttp's shutdown.
+            await _shut_down(service)
         finally:
             service.github.session = None
             await session.close()
+
+
+async def _begin_shutdown(app: web.Application) -> None:
+    # aiohttp calls this as soon as it has closed the listener, then waits for the requests
+    # in flight (up to `shutdown_timeout`) before it runs the cleanup: the grace starts
+    # here, and runs in parallel with that wait.
+    _start(app[SERVICE])
+
+
+def _start(service: Service) -> asyncio.Task[None]:
+    if service.stopping is None:
+        service.stopping = asyncio.create_task(_stop(service), name="flux-review-shutdown")
+    return service.stopping
+
+
+async def _shut_down(service: Service) -> None:
+    try:
+        await _start(service)
+    except Exception:
+        log.exception("shutdown failed")
+
+
+async def _stop(service: Service) -> None:
+    plan = ShutdownPlan.of(service.settings)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + plan.grace
+    # aiohttp reads nothing more from a connection once the listener has closed, so a body
+    # still arriving would only wait for its read timeout; it gets its 503 now. So does a
+    # request past its body: the queue takes no more.
+    service.body_reads.cut_off(loop.time())
+    log.info(
+        "shutting down within %.1fs: pending reviews may start for %.1fs, then running ones "
+        "get %.1fs to conclude their check runs",
+        plan.grace,
+        plan.drain,
+        plan.cancel_wait,
+    )
+    left = await service.queue.close(plan.drain, cancel_wait=plan.cancel_wait)
+    if left:
+        budget = deadline - plan.margin - loop.time()
+        concluded = await service.runner.conclude_not_started(left, budget)
+        log.warning(
+            "shutdown: %d jobs never started; %d check runs concluded `cancelled`",
+            len(left),
+            concluded,
+        )
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import gidgethub
 
@@ -34,6 +35,18 @@ NOT_STARTED_CONCLUSION = "cancelled"
 NOT_STARTED_TITLE = "flux-review restarted: not reviewed"
 NOT_STARTED_REASON = "flux-review was restarted before it could review this commit."
 _SHA = re.compile(r"[0-9a-f]{40}")
+# Of a shutdown's not-started budget: the longest wait for posts cancelled at its end.
+_SETTLE = 0.5
+
+
+@dataclass
+class _Target:
+    """A commit that gets one `cancelled` check run, and the jobs that were about it."""
+
+    repo: RepoRef
+    installation_id: int
+    sha: str
+    jobs: list[AnyJob] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,32 +225,53 @@ class JobRunner:
 
     async def conclude_not_started(self, jobs: Sequence[AnyJob], budget: float) -> int:
         """At shutdown, give the head commit of each job that never started a completed
-        `cancelled` check run, so that no PR waits for a review that will not come. Takes
-        at most `budget` seconds in all (GitHub may be what hangs); logs what it could not
-        conclude. Returns how many check runs it completed."""
+        `cancelled` check run, so that no PR waits for a review that will not come. One
+        check run per commit, however many jobs were about it: a push to a fork's PR
+        queues both a PR review and a commit job. Takes at most `budget` seconds in all
+        (GitHub may be what hangs); logs what it could not conclude. Returns how many
+        check runs it completed."""
         if not jobs:
             return 0
-        tasks = {asyncio.create_task(self._not_started(job)): job for job in jobs}
-        done, late = await asyncio.wait(tasks, timeout=budget)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=1.0)
-        concluded = 0
-        for task, job in tasks.items():
-            if task in done and not task.cancelled() and task.result():
-                concluded += 1
-            elif task in late:
-                log.error(
-                    "delivery %s: %s never started and its check run could not be concluded "
-                    "within %gs of shutdown; a push or `/flux-review recheck` reviews it",
-                    job.delivery_id,
-                    job.key,
-                    budget,
+        budget = max(budget, 0.0)
+        loop = asyncio.get_running_loop()
+        # Cancelled posts need a moment to stop; it comes out of the budget.
+        settle = min(_SETTLE, budget / 5)
+        deadline = loop.time() + budget - settle
+        late: list[AnyJob] = []
+        stopping: list[asyncio.Task[Any]] = []
+
+        heads = [(job, asyncio.create_task(self._head_of(job))) for job in jobs]
+        stopping += await _until({task for _job, task in heads}, deadline)
+        targets: dict[tuple[str, str], _Target] = {}
+        for job, head in heads:
+            if not head.done():
+                late.append(job)
+            elif (sha := head.result()) is not None:
+                target = targets.setdefault(
+                    (job.repo.full_name.lower(), sha), _Target(job.repo, job.installation_id, sha)
                 )
+                target.jobs.append(job)
+
+        posts = [
+            (target, asyncio.create_task(self._post_not_started(target)))
+            for target in targets.values()
+        ]
+        stopping += await _until({task for _target, task in posts}, deadline)
+        concluded = 0
+        for target, post in posts:
+            if not post.done():
+                late.extend(target.jobs)
+            elif post.result():
+                concluded += 1
+        if stopping:
+            await asyncio.wait(stopping, timeout=settle)
+        for job in late:
+            _log_unconcluded(job, budget)
         return concluded
 
-    async def _not_started(self, job: AnyJob) -> bool:
+    async def _head_of(self, job: AnyJob) -> str | None:
+        """The commit a job that never started would have reviewed; None when there is
+        none to conclude a check run on."""
         number = job.number if isinstance(job, ReviewJob | CommandJob) else None
         jlog = context_log(log, delivery=job.delivery_id, repo=job.repo.full_name, number=number)
         if isinstance(job, CommandJob):
@@ -249,27 +283,48 @@ class JobRunner:
                 ",".join(c.value for c in job.commands),
                 job.login,
             )
-            return False
-        gh = self.github(job.installation_id, jlog)
+            return None
+        if isinstance(job, CommitJob):
+            sha: str | None = job.sha
+        else:
+            try:
+                sha = job.revision or await _open_head(
+                    self.github(job.installation_id, jlog), job.repo, job.number
+                )
+            except InstallationGone as exc:
+                jlog.warning("not concluded: %s", exc)
+                return None
+            except Exception as exc:
+                jlog.error(
+                    "%s never started; its check run could not be concluded: %s", job.key, exc
+                )
+                return None
+        if sha is None or not _SHA.fullmatch(sha):
+            jlog.info("no open head commit to conclude a check run on")
+            return None
+        return sha
+
+    async def _post_not_started(self, target: _Target) -> bool:
+        first = target.jobs[0]
+        number = first.number if isinstance(first, ReviewJob) else None
+        jlog = context_log(
+            log, delivery=first.delivery_id, repo=target.repo.full_name, number=number
+        )
+        gh = self.github(target.installation_id, jlog)
         try:
-            if isinstance(job, CommitJob):
-                sha: str | None = job.sha
-                # Every push asks for a check suite; a commit that heads no open PR was
-                # never going to get a check run, and must not get a failing one now.
-                if not await open_pulls_for_commit(gh, job.repo, job.sha):
-                    jlog.info("%s is not the head of an open pull request", job.sha[:12])
-                    return False
-            else:
-                sha = job.revision or await _open_head(gh, job.repo, job.number)
-            if sha is None or not _SHA.fullmatch(sha):
-                jlog.info("no open head commit to conclude a check run on")
+            # Every push asks for a check suite; a commit that heads no open PR was never
+            # going to get a check run, and must not get a failing one now.
+            if all(isinstance(job, CommitJob) for job in target.jobs) and not (
+                await open_pulls_for_commit(gh, target.repo, target.sha)
+            ):
+                jlog.info("%s is not the head of an open pull request", target.sha[:12])
                 return False
             await CheckRun.create_failed(
                 gh,
-                job.repo,
-                sha,
+                target.repo,
+                target.sha,
                 NOT_STARTED_REASON,
-                external_id=job.delivery_id,
+                external_id=first.delivery_id,
                 log=jlog,
                 conclusion=NOT_STARTED_CONCLUSION,
                 title=NOT_STARTED_TITLE,
@@ -278,8 +333,18 @@ class JobRunner:
             jlog.warning("not concluded: %s", exc)
             return False
         except Exception as exc:
-            jlog.error("%s never started; its check run could not be concluded: %s", job.key, exc)
+            jlog.error(
+                "%s never started; its check run could not be concluded: %s",
+                ", ".join(job.key for job in target.jobs),
+                exc,
+            )
             return False
+        if len(target.jobs) > 1:
+            jlog.info(
+                "one check run on %s for %s",
+                target.sha[:12],
+                ", ".join(job.key for job in target.jobs),
+            )
         return True
 
     async def submit(self, job: ReviewJob, jlog: logging.LoggerAdapter[logging.Logger]) -> bool:
@@ -309,3 +374,29 @@ async def _open_head(gh: GitHubClient, repo: RepoRef, number: int) -> str | None
     head = pull.get("head")
     sha = head.get("sha") if isinstance(head, dict) else None
     return sha if isinstance(sha, str) else None
+
+
+async def _until(tasks: set[asyncio.Task[Any]], deadline: float) -> list[asyncio.Task[Any]]:
+    """Wait for `tasks` until `deadline` (loop time); cancels and returns those not done."""
+    if not tasks:
+        return []
+    timeout = max(deadline - asyncio.get_running_loop().time(), 0.0)
+    _done, late = await asyncio.wait(tasks, timeout=timeout)
+    for task in late:
+        task.cancel()
+    return list(late)
+
+
+def _log_unconcluded(job: AnyJob, budget: float) -> None:
+    if isinstance(job, CommandJob):
+        log.warning(
+            "delivery %s: %s not answered: the service stopped first", job.delivery_id, job.key
+        )
+        return
+    log.error(
+        "delivery %s: %s never started and its check run could not be concluded within %.1fs "
+        "of shutdown; a push or `/flux-review recheck` reviews it",
+        job.delivery_id,
+        job.key,
+        budget,
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -67,6 +69,41 @@ class BodyBudget:
         self.used -= nbytes
 
 
+class BodyReads:
+    """The deadlines of webhook bodies being received. aiohttp reads nothing more from a
+    connection once its listener has closed, so at shutdown a body still arriving can never
+    complete: the shutdown brings these deadlines forward and the request is answered."""
+
+    def __init__(self) -> None:
+        self._deadlines: set[asyncio.Timeout] = set()
+        self.cutoff: float | None = None  # loop time; set once shutting down
+
+    @contextlib.asynccontextmanager
+    async def watch(self, deadline: asyncio.Timeout) -> AsyncIterator[None]:
+        self._bring_forward(deadline)
+        self._deadlines.add(deadline)
+        try:
+            yield
+        finally:
+            self._deadlines.discard(deadline)
+
+    def cut_off(self, when: float) -> None:
+        self.cutoff = when
+        for deadline in self._deadlines:
+            self._bring_forward(deadline)
+
+    def cut(self) -> bool:
+        """Whether the shutdown's cut-off has passed."""
+        return self.cutoff is not None and asyncio.get_running_loop().time() >= self.cutoff
+
+    def _bring_forward(self, deadline: asyncio.Timeout) -> None:
+        if self.cutoff is None:
+            return
+        when = deadline.when()
+        if when is None or when > self.cutoff:
+            deadline.reschedule(self.cutoff)
+
+
 @dataclass
 class Service:
     settings: Settings
@@ -76,11 +113,14 @@ class Service:
     runner: JobRunner
     queue: JobQueue[AnyJob]
     body_budget: BodyBudget = field(default_factory=lambda: BodyBudget(100 * 1024 * 1024))
+    body_reads: BodyReads = field(default_factory=BodyReads)
     # Delivery ids already accepted; GitHub keeps the id when a delivery is redelivered,
     # and lets anyone redeliver for days.
     deliveries: TTLCache[str, bool] = field(
         default_factory=lambda: TTLCache(maxsize=20_000, ttl=3 * 24 * 3600.0)
     )
+    # The shutdown, from the moment the listener closed; see bot/server/shutdown.py.
+    stopping: asyncio.Task[None] | None = None
 
     @property
     def secret(self) -> bytes:

@@ -22,13 +22,14 @@ from gidgethub import sansio
 from bot.queue import QueueClosed, QueueFull, Submitted
 from bot.review import context_log
 from bot.server.events import EventContext, router
-from bot.server.state import SERVICE, BodyBudget
+from bot.server.state import SERVICE, BodyBudget, BodyReads
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
 _EVENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _DELIVERY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
+SHUTTING_DOWN = "flux-review is shutting down: redeliver this delivery once it is back"
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
@@ -49,7 +50,9 @@ class _Refused(Exception):
         self.outcome = outcome
 
 
-async def _read_body(request: web.Request, limit: int, budget: BodyBudget, timeout: float) -> bytes:
+async def _read_body(
+    request: web.Request, limit: int, budget: BodyBudget, timeout: float, reads: BodyReads
+) -> bytes:
     # Refuse by Content-Length before reading a byte, and count while reading, since the
     # header may be absent (chunked) or lie.
     length = request.content_length
@@ -62,7 +65,7 @@ async def _read_body(request: web.Request, limit: int, budget: BodyBudget, timeo
                 raise _Refused(503, "busy receiving other deliveries, redeliver later", "busy")
             reserved = length
         body = bytearray()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout) as deadline, reads.watch(deadline):
             async for chunk in request.content.iter_chunked(64 * 1024):
                 if len(body) + len(chunk) > limit:
                     raise _Refused(413, f"payload too large (over {limit} bytes)", "too_large")
@@ -75,6 +78,8 @@ async def _read_body(request: web.Request, limit: int, budget: BodyBudget, timeo
                     reserved = len(body)
         return bytes(body)
     except TimeoutError:
+        if reads.cut():
+            raise _Refused(503, SHUTTING_DOWN, "shutting_down") from None
         raise _Refused(408, "the body took too long to arrive", "timeout") from None
     except (aiohttp.ClientError, ConnectionError, EOFError):
         # The sender went away mid-body; nobody reads this answer, but it is no server error.
@@ -154,6 +159,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
             settings.max_webhook_bytes,
             service.body_budget,
             settings.webhook_read_timeout,
+            service.body_reads,
         )
         signature = _single_header(request, "X-Hub-Signature-256")
         if not verify_signature(service.secret, body, signature):
@@ -174,7 +180,10 @@ async def handle_webhook(request: web.Request) -> web.Response:
         data = _parse_payload(request, body)
     except _Refused as refused:
         metrics.delivery(event_name, refused.outcome)
-        return _answer(refused.status, refused.message)
+        response = _answer(refused.status, refused.message)
+        if refused.outcome == "shutting_down":
+            response.headers["Retry-After"] = "60"
+        return response
     del body
 
     repo, number = _where(data)
@@ -199,13 +208,12 @@ async def handle_webhook(request: web.Request) -> web.Response:
     try:
         await router.dispatch(event, ctx)
     except QueueClosed:
-        # Accepting it now could not promise a review; a failed delivery can be redelivered
-        # from the App's settings once the service is back.
+        # Only a request already being handled when the listener closed gets here; later
+        # ones are refused at the connection. Accepting it now could not promise a review;
+        # a failed delivery can be redelivered from the App's settings once it is back.
         metrics.delivery(event_name, "shutting_down")
         dlog.warning("%s: refused, shutting down", event_name)
-        response = _answer(
-            503, "flux-review is shutting down: redeliver this delivery once it is back"
-        )
+        response = _answer(503, SHUTTING_DOWN)
         response.headers["Retry-After"] = "60"
         return response
     except QueueFull as exc:
