@@ -35,45 +35,9 @@ from bot.server.state import SERVICE, Service
 from bot.settings import Settings
 from tests.fakegithub import FakeGitHub, GitRepo
 from tests.fakegithub.server import CheckRun, WebhookResponse
+from tests.test_app_e2e import DEPLOYMENT, deployment, flux_kustomization
 
 SECRET = "shutdown-webhook-secret"
-DEPLOYMENT = "apps/podinfo/deployment.yaml"
-
-SYNC = """\
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: apps
-  namespace: flux-system
-spec:
-  interval: 10m
-  path: ./apps/podinfo
-  prune: true
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-"""
-
-
-def deployment(image: str) -> str:
-    return f"""\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-spec:
-  selector:
-    matchLabels:
-      app: podinfo
-  template:
-    metadata:
-      labels:
-        app: podinfo
-    spec:
-      containers:
-        - name: podinfo
-          image: {image}
-"""
 
 
 def repo_with_branches(git: GitRepo, *names: str) -> None:
@@ -81,7 +45,10 @@ def repo_with_branches(git: GitRepo, *names: str) -> None:
     into a Helm expression (the incident: one error) and has a head commit of its own."""
     git.commit(
         "cluster",
-        {"clusters/prod/apps.yaml": SYNC, DEPLOYMENT: deployment("ghcr.io/example/app:1.0")},
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("./apps/podinfo"),
+            DEPLOYMENT: deployment("ghcr.io/example/app:1.0"),
+        },
     )
     for n, name in enumerate(names):
         git.branch(name, "main")
