@@ -227,9 +227,19 @@ async def review_pull_request(
                 log.info("not reviewed: the pull request is %s", pr.state)
                 result = ReviewResult("not_run")
             else:
-                check = await CheckRun.create(
-                    gh, request.repo, pr.head_sha, external_id=request.delivery_id, log=log
+                creating = asyncio.ensure_future(
+                    CheckRun.create(
+                        gh, request.repo, pr.head_sha, external_id=request.delivery_id, log=log
+                    )
                 )
+                try:
+                    check = await asyncio.shield(creating)
+                except asyncio.CancelledError:
+                    # Timed out or shut down while GitHub was creating the run: it may
+                    # exist all the same, and a run left in progress blocks the merge for
+                    # good. Wait for GitHub's answer so that the run gets concluded.
+                    check = await _created_anyway(creating, log)
+                    raise
                 result = await _review(services, gh, request, data, pr, check, log)
     except InstallationGone as exc:
         log.warning("not reviewed: %s", exc)
@@ -264,6 +274,16 @@ async def review_pull_request(
         if check is not None:
             result.head_sha = check.head_sha
     return result
+
+
+async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> CheckRun | None:
+    try:
+        async with asyncio.timeout(CONCLUDE_TIMEOUT):
+            return await creating
+    except Exception as exc:
+        log.warning("the check run being created when the review stopped is unknown: %s", exc)
+        creating.cancel()
+        return None
 
 
 async def _get_pull(gh: GitHubClient, request: ReviewRequest) -> Any:

@@ -1177,6 +1177,23 @@ async def test_metrics_carry_no_repository_content(app: App, git_repo: GitRepo) 
             assert re.fullmatch(r"[a-z_]+", value)
 
 
+async def test_a_check_run_created_as_the_review_times_out_is_concluded(
+    start_app: Starter, git_repo: GitRepo
+) -> None:
+    # GitHub answers the creation after the review's limit: the run exists all the same,
+    # and must not stay in progress, nor get a second run beside it.
+    app = await start_app(review_timeout=0.5)
+    incident_repo(git_repo)
+    pr = app.fake.add_pull("feature")
+    app.fake.slow("POST", r"/check-runs$", 1.5)
+    await app.deliver("pull_request.opened")
+    await app.idle()
+    await asyncio.sleep(2.0)  # past the fake's delay: GitHub has made the run by now
+    head = git_repo.rev_parse(pr.head_ref)
+    runs = [r for r in app.fake.check_runs_named() if r.head_sha == head]
+    assert [(r.status, r.conclusion) for r in runs] == [("completed", "timed_out")]
+
+
 async def test_a_timed_out_review_stops_its_analysis(
     start_app: Starter, git_repo: GitRepo
 ) -> None:

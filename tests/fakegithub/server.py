@@ -386,6 +386,7 @@ class FakeGitHub:
         self.compare_answers: list[dict[str, Any]] = []
         self._archive_cache: dict[str, bytes] = {}
         self._server: TestServer | None = None
+        self._handling: set[asyncio.Future[web.StreamResponse]] = set()
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = []
         self._add_routes()
 
@@ -403,6 +404,10 @@ class FakeGitHub:
         return self
 
     async def close(self) -> None:
+        for handling in list(self._handling):
+            handling.cancel()
+        if self._handling:
+            await asyncio.wait(self._handling)
         if self._server is not None:
             await self._server.close()
             self._server = None
@@ -1276,7 +1281,12 @@ class FakeGitHub:
             raw_body=raw_body,
         )
         self.requests.append(record)
-        response = await self._handle(request, record, path, internal)
+        # GitHub carries out a request it has received even when the client stops waiting
+        # for the answer (a timeout, a restart): so does the fake.
+        handling = asyncio.ensure_future(self._handle(request, record, path, internal))
+        self._handling.add(handling)
+        handling.add_done_callback(self._handling.discard)
+        response = await asyncio.shield(handling)
         record.status = response.status
         return response
 
