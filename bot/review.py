@@ -253,7 +253,13 @@ async def review_pull_request(
         log.warning("review timed out after %.0fs", services.timeout)
         result = ReviewResult("timeout")
     except asyncio.CancelledError:
-        reason = "flux-review was restarted before it finished reviewing this commit."
+        # `cancelled`, like a review that never started at shutdown: it keeps a required
+        # check from passing, and its Re-run button asks for the review again.
+        reason = (
+            "flux-review was restarted before it finished reviewing this commit. Press "
+            "**Re-run** on this check, or comment `/flux-review recheck`, to review it."
+        )
+        conclusion, title = "cancelled", "flux-review restarted: not reviewed"
         log.warning("review cancelled (shutdown)")
         result = ReviewResult("cancelled")
         raise

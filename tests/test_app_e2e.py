@@ -700,8 +700,9 @@ async def test_shutdown_concludes_in_flight_reviews(start_app: Starter, git_repo
     finally:
         release.set()
     run = only(app.runs())
-    assert (run.status, run.conclusion) == ("completed", "failure")
-    assert "restarted" in run.summary
+    assert (run.status, run.conclusion) == ("completed", "cancelled")
+    assert run.title == "flux-review restarted: not reviewed"
+    assert "restarted" in run.summary and "Re-run" in run.summary
 
 
 async def test_full_queue_answers_503(start_app: Starter, git_repo: GitRepo) -> None:

@@ -334,7 +334,7 @@ async def test_reviews_left_when_the_grace_ends_get_a_cancelled_check(
     assert app.queue.drains == [0.0]
     assert [job.key for job in app.queue.started] == [f"octo-org/gitops#{first.number}"]
     interrupted = app.run_on(app.fake.head_sha(first))
-    assert (interrupted.status, interrupted.conclusion) == ("completed", "failure")
+    assert (interrupted.status, interrupted.conclusion) == ("completed", "cancelled")
     assert_not_started(app.run_on(app.fake.head_sha(second)))
     assert_not_started(app.run_on(app.fake.head_sha(fork)))
     assert [r for r in app.fake.check_runs_named("flux-review") if r.head_sha == main_head] == []
@@ -367,7 +367,7 @@ async def test_a_review_started_during_the_drain_is_concluded_within_the_grace(
     assert took < grace + SLACK, took
     assert app.run_on(app.fake.head_sha(first)).title == "1 error"
     stopped = app.run_on(app.fake.head_sha(second))
-    assert (stopped.status, stopped.conclusion) == ("completed", "failure")
+    assert (stopped.status, stopped.conclusion) == ("completed", "cancelled")
     assert stopped.summary is not None and "restarted" in stopped.summary
     # Reviewed for real: created in progress, then stopped and concluded.
     assert stopped.history[0][0] == "POST" and stopped.history[0][1]["status"] != "completed"
