@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bot.analysis import DictTree, analyze
@@ -187,6 +187,18 @@ def test_introduced_is_stable_when_unrelated_files_change(
     second = analyze(tree(files_again), tree(REPO), report_all=True).findings
     assert [(f.rule, f.path, f.line, f.introduced) for f in first] == [
         (f.rule, f.path, f.line, f.introduced) for f in second]
+
+
+@PROPERTY
+@given(repos)
+def test_windows_line_endings_change_no_finding(files: dict[str, str]) -> None:
+    # A repository checked in with CRLF line endings breaks (or not) the same lines.
+    assume(not any(ch in text for text in files.values() for ch in "\r\x85\u2028\u2029"))
+    crlf = {p: t.replace("\n", "\r\n") for p, t in files.items()}
+    lf_findings = analyze(tree(files), report_all=True).findings
+    crlf_findings = analyze(tree(crlf), report_all=True).findings
+    assert [(f.rule, f.path, f.line, f.severity) for f in crlf_findings] == [
+        (f.rule, f.path, f.line, f.severity) for f in lf_findings]
 
 
 def test_the_unmutated_repository_is_clean() -> None:
