@@ -8,11 +8,12 @@ the check run this creates ends `completed`: a required status check must never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -269,13 +270,17 @@ async def review_pull_request(
         result = ReviewResult("error")
     finally:
         if check is not None and not check.completed:
-            await _conclude_failed(
-                check, reason or "The review stopped unexpectedly.", log, conclusion, title
+            await _to_the_end(
+                _conclude_failed(
+                    check, reason or "The review stopped unexpectedly.", log, conclusion, title
+                )
             )
         elif check is None and reason is not None and request.revision is not None:
             # The review failed before it had a check run (GitHub's answer for the PR was
             # unusable, say): the commit the event named still gets its result.
-            await _create_failed(gh, request, request.revision, reason, log, conclusion, title)
+            await _to_the_end(
+                _create_failed(gh, request, request.revision, reason, log, conclusion, title)
+            )
         result.duration = time.monotonic() - started
         if check is not None:
             result.head_sha = check.head_sha
@@ -283,13 +288,43 @@ async def review_pull_request(
 
 
 async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> CheckRun | None:
-    try:
-        async with asyncio.timeout(CONCLUDE_TIMEOUT):
-            return await creating
-    except Exception as exc:
-        log.warning("the check run being created when the review stopped is unknown: %s", exc)
+    """The check run being created when the review stopped, once GitHub has answered.
+
+    `asyncio.wait` never cancels what it waits for, and a second cancel (a shutdown after
+    a timeout) does not end the wait: the run would be created all the same, unconcluded."""
+    deadline = asyncio.get_running_loop().time() + CONCLUDE_TIMEOUT
+    while not creating.done():
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            break
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([creating], timeout=remaining)
+    if not creating.done():
         creating.cancel()
+        log.warning("no answer from GitHub for the check run being created when the review "
+                    "stopped; it may stay in progress")
         return None
+    if creating.cancelled() or creating.exception() is not None:
+        log.warning("the check run being created when the review stopped was not created: %s",
+                    None if creating.cancelled() else creating.exception())
+        return None
+    return creating.result()
+
+
+async def _to_the_end(concluding: Coroutine[Any, Any, None]) -> None:
+    """Conclude a check run even if the review is cancelled meanwhile (a shutdown while a
+    failure is being reported): a PATCH cut short leaves the run in progress for good.
+    A cancel received meanwhile is raised once the conclusion is done (each conclusion
+    has its own time limit)."""
+    task = asyncio.ensure_future(concluding)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 async def _get_pull(gh: GitHubClient, request: ReviewRequest) -> Any:

@@ -166,7 +166,7 @@ Starter = Callable[..., Awaitable[App]]
 async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterator[Starter]:
     apps: list[App] = []
 
-    async def start(holds: int = 1, **overrides: Any) -> App:
+    async def start(holds: int = 1, analyzer: Any = None, **overrides: Any) -> App:
         settings = Settings(
             app_id=fake_github.app_id,
             private_key=github_app_key,
@@ -181,7 +181,7 @@ async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterat
         app = create_app(
             settings,
             retry_policy=RetryPolicy(jitter=0.0),
-            analyzer=gate,
+            analyzer=analyzer or gate,
             queue_factory=watched,
         )
         # What `serve()` gives aiohttp.
@@ -606,3 +606,55 @@ async def test_recheck_and_commands_left_at_shutdown(start_app: Starter, git_rep
     assert run.external_id == "recheck"
     assert len(app.fake.check_runs_named("flux-review")) == 1
     assert app.fake.requests_to("*", r"/reactions$") == []
+
+
+async def settled(app: App) -> list[CheckRun]:
+    """The flux-review check runs once GitHub has carried out what it was sent."""
+    async with asyncio.timeout(20):
+        while any(r.status != "completed" for r in app.fake.check_runs_named("flux-review")):
+            await asyncio.sleep(0.05)
+    return app.fake.check_runs_named("flux-review")
+
+
+async def test_a_failure_being_reported_when_the_shutdown_comes_is_reported(
+    start_app: Starter, git_repo: GitRepo, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The analysis fails; the PATCH that reports it waits 3 s for the write spacing; the
+    # shutdown's cancel lands there. Cut short, the PATCH would leave the run in progress.
+    caplog.set_level(logging.INFO)
+
+    def crash(*_args: Any) -> AnalysisResult:
+        raise RuntimeError("engine bug")
+
+    app = await start_app(analyzer=crash, shutdown_grace=12.0, write_interval=3.0)
+    repo_with_branches(git_repo, "first")
+    first = app.fake.add_pull("first")
+    assert (await app.deliver("pull_request.opened", pr=first)).status == 202
+    async with asyncio.timeout(20):
+        while "review failed" not in caplog.text:
+            await asyncio.sleep(0.01)
+    await app.shut_down()
+    [run] = await settled(app)
+    assert (run.status, run.conclusion) == ("completed", "failure")
+    assert run.summary is not None and "RuntimeError" in run.summary
+
+
+async def test_a_run_being_created_at_a_timeout_then_a_shutdown_is_concluded(
+    start_app: Starter, git_repo: GitRepo
+) -> None:
+    # GitHub takes 5 s to create the run; the review's 2 s limit passes while it waits for
+    # that answer, then the shutdown cancels it again: one run, concluded.
+    app = await start_app(shutdown_grace=12.0, review_timeout=2.0)
+    repo_with_branches(git_repo, "first")
+    first = app.fake.add_pull("first")
+    app.fake.slow("POST", r"/check-runs$", 5.0)
+    assert (await app.deliver("pull_request.opened", pr=first)).status == 202
+    async with asyncio.timeout(20):
+        while not app.fake.requests_to("POST", r"/check-runs$"):
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(2.5)  # the review's limit has passed: it waits for GitHub's answer
+    await app.shut_down()
+    [run] = await settled(app)
+    # Stopped by the restart last: concluded as not reviewed.
+    assert (run.status, run.conclusion) == ("completed", "cancelled")
+    assert [h[0] for h in run.history] == ["POST", "PATCH"]

@@ -1182,16 +1182,18 @@ async def test_a_check_run_created_as_the_review_times_out_is_concluded(
 ) -> None:
     # GitHub answers the creation after the review's limit: the run exists all the same,
     # and must not stay in progress, nor get a second run beside it.
-    app = await start_app(review_timeout=0.5)
+    app = await start_app(review_timeout=2.0)
     incident_repo(git_repo)
     pr = app.fake.add_pull("feature")
-    app.fake.slow("POST", r"/check-runs$", 1.5)
+    app.fake.slow("POST", r"/check-runs$", 4.0)
     await app.deliver("pull_request.opened")
     await app.idle()
-    await asyncio.sleep(2.0)  # past the fake's delay: GitHub has made the run by now
+    await asyncio.sleep(1.0)  # anything GitHub was still doing is done
     head = git_repo.rev_parse(pr.head_ref)
     runs = [r for r in app.fake.check_runs_named() if r.head_sha == head]
     assert [(r.status, r.conclusion) for r in runs] == [("completed", "timed_out")]
+    # The run GitHub created late is the one concluded.
+    assert [h[0] for h in runs[0].history] == ["POST", "PATCH"]
 
 
 async def test_a_timed_out_review_stops_its_analysis(
@@ -1211,7 +1213,7 @@ async def test_a_timed_out_review_stops_its_analysis(
 
         def read(self, path: str) -> bytes | None:
             reads.append(path)
-            time.sleep(0.2)
+            time.sleep(0.3)
             return self.inner.read(path)
 
         def blob_id(self, path: str) -> str | None:
@@ -1232,18 +1234,21 @@ async def test_a_timed_out_review_stops_its_analysis(
             stopped.set()
             raise
 
-    app = await start_app(analyzer=slow, review_timeout=0.5)
+    # The limit leaves a slow machine time to reach the analysis; reading every file
+    # would take far longer (60 files at 0.3 s).
+    app = await start_app(analyzer=slow, review_timeout=4.0)
     incident_repo(git_repo)
     git_repo.checkout("feature")
     extra = {f"apps/podinfo/config-{i}.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-             f"  name: config-{i}\n" for i in range(40)}
+             f"  name: config-{i}\n" for i in range(60)}
     git_repo.commit("more configuration", extra)
     git_repo.checkout("main")
     app.fake.add_pull("feature")
     await app.deliver("pull_request.opened")
     await app.idle()
     assert only(app.runs()).conclusion == "timed_out"
-    # Reading every file would take over 8 s; it stops at the next file instead.
+    assert reads, "the review timed out before its analysis started"
+    # It stops at the next file instead.
     async with asyncio.timeout(5):
         while not stopped.is_set():
             await asyncio.sleep(0.05)
@@ -1259,8 +1264,11 @@ async def test_a_timed_out_review_never_writes_afterwards(
     release = threading.Event()
     finished = threading.Event()
 
+    entered = threading.Event()
+
     def slow(*_args: Any) -> AnalysisResult:
-        release.wait(5)
+        entered.set()
+        release.wait(30)
         finished.set()
         finding = Finding(
             rule=RULE,
@@ -1272,11 +1280,13 @@ async def test_a_timed_out_review_never_writes_afterwards(
         )
         return AnalysisResult(findings=[finding], consumers={})
 
-    app = await start_app(analyzer=slow, review_timeout=0.3)
+    # The limit leaves a slow machine time to reach the analysis, which then holds.
+    app = await start_app(analyzer=slow, review_timeout=3.0)
     incident_repo(git_repo)
     pr = app.fake.add_pull("feature")
     await app.deliver("pull_request.opened")
     await app.idle()
+    assert entered.is_set(), "the review timed out before its analysis started"
     run = only(app.runs())
     assert (run.status, run.conclusion, run.title) == (
         "completed",
@@ -1285,7 +1295,7 @@ async def test_a_timed_out_review_never_writes_afterwards(
     )
     assert "timed out" in run.summary and "/flux-review recheck" in run.summary
     calls = len(app.api_calls())
-    # The analysis thread could not be stopped; it finishes now, with a finding...
+    # This analysis ignores the stop signal; it finishes now, with a finding...
     release.set()
     async with asyncio.timeout(5):
         while not finished.is_set():

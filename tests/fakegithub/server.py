@@ -407,7 +407,9 @@ class FakeGitHub:
         for handling in list(self._handling):
             handling.cancel()
         if self._handling:
-            await asyncio.wait(self._handling)
+            _done, left = await asyncio.wait(self._handling, timeout=10)
+            if left:
+                raise RuntimeError(f"{len(left)} requests to the fake GitHub never ended")
         if self._server is not None:
             await self._server.close()
             self._server = None
