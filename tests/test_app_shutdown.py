@@ -658,3 +658,30 @@ async def test_a_run_being_created_at_a_timeout_then_a_shutdown_is_concluded(
     # Stopped by the restart last: concluded as not reviewed.
     assert (run.status, run.conclusion) == ("completed", "cancelled")
     assert [h[0] for h in run.history] == ["POST", "PATCH"]
+
+
+async def test_a_commit_already_reviewed_keeps_its_result(
+    start_app: Starter, git_repo: GitRepo
+) -> None:
+    # A push to a fork's PR: its review ran and concluded; the twin commit job was still
+    # waiting behind another review when the service stopped. The result stands.
+    app = await start_app(holds=2, shutdown_grace=8.0)
+    repo_with_branches(git_repo, "first", "fork")
+    first = app.fake.add_pull("first")
+    fork = app.fake.add_pull("fork", head_repo="contributor/gitops")
+
+    await app.deliver("pull_request.synchronize", pr=fork)
+    await app.gate.wait_entered(0)
+    app.gate.releases[0].set()
+    async with asyncio.timeout(30):
+        while not [r for r in app.fake.check_runs_named("flux-review") if r.status == "completed"]:
+            await asyncio.sleep(0.01)
+    await app.deliver("pull_request.opened", pr=first)
+    await app.gate.wait_entered(1)
+    assert (await app.send("check_suite", fork_suite(app, fork))).status == 202
+
+    await app.shut_down()
+    reviewed = app.run_on(app.fake.head_sha(fork))
+    assert (reviewed.status, reviewed.conclusion, reviewed.title) == (
+        "completed", "failure", "1 error")
+    assert_all_completed(app)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gidgethub
+from cachetools import TTLCache
 
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient
@@ -119,6 +120,10 @@ class JobRunner:
         self.services = services
         self.metrics = metrics
         self._submit: Submit | None = None
+        # Commits whose review concluded its check run: at shutdown, a job for one of them
+        # that never started (the commit job of a fork push, twin of the PR's review) must
+        # not put a `cancelled` run over that result.
+        self._reviewed: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=10_000, ttl=3600)
 
     def bind(self, submit: Submit) -> None:
         """Follow-up work (a recheck, the PRs of a commit) goes back through the queue."""
@@ -148,6 +153,8 @@ class JobRunner:
             revision=job.revision,
         )
         result = await review_pull_request(self.services, request, jlog)
+        if result.head_sha is not None:
+            self._reviewed[(job.repo.full_name.lower(), result.head_sha)] = True
         self.metrics.review(result.outcome, result.duration)
         jlog.info("review finished: %s in %.1fs", result.outcome, result.duration)
         return result.finished
@@ -247,6 +254,9 @@ class JobRunner:
             if not head.done():
                 late.append(job)
             elif (sha := head.result()) is not None:
+                if (job.repo.full_name.lower(), sha) in self._reviewed:
+                    log.info("%s of %s already has its review", sha[:12], job.repo.full_name)
+                    continue
                 target = targets.setdefault(
                     (job.repo.full_name.lower(), sha), _Target(job.repo, job.installation_id, sha)
                 )
