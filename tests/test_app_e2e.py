@@ -101,6 +101,26 @@ spec:
 """
 
 
+def analyzer_then(
+    hook: Callable[[], object] = lambda: None, head: Callable[[Tree], Tree] = lambda t: t
+) -> Any:
+    """The real analysis, with `hook()` run first in the analysis thread and the head tree
+    seen through `head`."""
+
+    def run(
+        tree: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
+        cancel: threading.Event,
+    ) -> AnalysisResult:
+        hook()
+        return analyze(head(tree), base, changed, config, self_urls=self_urls, cancel=cancel)
+
+    return run
+
+
 TEMPLATED = "{{ .Values.global.imageRegistry }}/app:1.0"
 
 
@@ -652,19 +672,7 @@ async def test_analysis_crash_completes_the_check(start_app: Starter, git_repo: 
 
 async def test_review_timeout_completes_the_check(start_app: Starter, git_repo: GitRepo) -> None:
     release = threading.Event()
-
-    def slow(
-        head: Tree,
-        base: Tree | None,
-        changed: Sequence[ChangedFile] | None,
-        config: Config | None,
-        self_urls: Sequence[str],
-        cancel: threading.Event,
-    ) -> AnalysisResult:
-        release.wait(5)
-        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
-
-    app = await start_app(analyzer=slow, review_timeout=0.3)
+    app = await start_app(analyzer=analyzer_then(lambda: release.wait(5)), review_timeout=0.3)
     incident_repo(git_repo)
     app.fake.add_pull("feature")
     try:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.analysis import AnalysisResult, ChangedFile, Config, Tree, analyze
+from bot.analysis import AnalysisResult
 from bot.github import RepoRef, RetryPolicy
 from bot.queue import InProcessQueue, JobHandler, JobQueue
 from bot.server import create_app
@@ -35,7 +35,7 @@ from bot.server.state import SERVICE, Service
 from bot.settings import Settings
 from tests.fakegithub import FakeGitHub, GitRepo
 from tests.fakegithub.server import CheckRun, WebhookResponse
-from tests.test_app_e2e import DEPLOYMENT, deployment, flux_kustomization
+from tests.test_app_e2e import DEPLOYMENT, analyzer_then, deployment, flux_kustomization
 
 SECRET = "shutdown-webhook-secret"
 
@@ -77,22 +77,17 @@ class Gate:
         for event in self.releases:
             event.set()
 
-    def __call__(
-        self,
-        head: Tree,
-        base: Tree | None,
-        changed: Sequence[ChangedFile] | None,
-        config: Config | None,
-        self_urls: Sequence[str],
-        cancel: threading.Event,
-    ) -> AnalysisResult:
+    def _hold(self) -> None:
         with self._lock:
             call = self._calls
             self._calls += 1
         if call < len(self.releases):
             self.entered[call].set()
             self.releases[call].wait(60)
-        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
+
+    def __call__(self, *args: Any) -> AnalysisResult:
+        result: AnalysisResult = analyzer_then(self._hold)(*args)
+        return result
 
     async def wait_entered(self, call: int = 0) -> None:
         async with asyncio.timeout(30):

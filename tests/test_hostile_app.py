@@ -42,12 +42,9 @@ from multidict import CIMultiDict
 from bot.analysis import (
     AnalysisCancelled,
     AnalysisResult,
-    ChangedFile,
-    Config,
     Finding,
     Severity,
     Tree,
-    analyze,
 )
 from bot.server.metrics import KNOWN_EVENTS
 from tests.fakegithub import FakeGitHub, GitRepo
@@ -63,6 +60,7 @@ from tests.test_app_e2e import (  # noqa: F401
     App,
     LogGuard,
     Starter,
+    analyzer_then,
     app,
     deployment,
     flux_kustomization,
@@ -158,22 +156,6 @@ def app_errors(guard: LogGuard) -> list[str]:
         if line.startswith(("ERROR", "CRITICAL")) and any(m in line for m in marks)
     ]
 
-
-def analyzer_then(hook: Any) -> Any:
-    """The real analysis, with `hook()` run first in the analysis thread."""
-
-    def run(
-        head: Tree,
-        base: Tree | None,
-        changed: Sequence[ChangedFile] | None,
-        config: Config | None,
-        self_urls: Sequence[str],
-        cancel: threading.Event,
-    ) -> AnalysisResult:
-        hook()
-        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
-
-    return run
 
 
 # -- nothing on disk -------------------------------------------------------------------------
@@ -1219,23 +1201,16 @@ async def test_a_timed_out_review_stops_its_analysis(
         def blob_id(self, path: str) -> str | None:
             return self.inner.blob_id(path)
 
-    def slow(
-        head: Tree,
-        base: Tree | None,
-        changed: Sequence[ChangedFile] | None,
-        config: Config | None,
-        self_urls: Sequence[str],
-        cancel: threading.Event,
-    ) -> AnalysisResult:
+    analysis = analyzer_then(head=SlowTree)
+
+    def slow(*args: Any) -> AnalysisResult:
         try:
-            return analyze(SlowTree(head), base, changed, config, self_urls=self_urls,
-                           cancel=cancel)
+            result: AnalysisResult = analysis(*args)
+            return result
         except AnalysisCancelled:
             stopped.set()
             raise
 
-    # The limit leaves a slow machine time to reach the analysis; reading every file
-    # would take far longer (60 files at 0.3 s).
     app = await start_app(analyzer=slow, review_timeout=4.0)
     incident_repo(git_repo)
     git_repo.checkout("feature")
