@@ -1575,23 +1575,10 @@ class FakeGitHub:
         head = self.head_sha(pr)
         out = []
         for f in page:
-            quoted = quote(f.filename)
-            entry: dict[str, Any] = {
-                "sha": f.sha,
-                "filename": f.filename,
-                "status": f.status,
-                "additions": f.additions,
-                "deletions": f.deletions,
-                "changes": f.changes,
-                "blob_url": f"{self.html_repo_url}/blob/{head}/{quoted}",
-                "raw_url": f"{self.html_repo_url}/raw/{head}/{quoted}",
-                "contents_url": f"{self.api_repo_url}/contents/{quoted}?ref={head}",
-            }
+            entry = self._diff_entry(f, head)
             # GitHub drops `patch` for binary files, pure renames and diffs too big to show.
-            if f.patch is not None and f.filename not in pr.omit_patch:
-                entry["patch"] = f.patch
-            if f.previous_filename is not None:
-                entry["previous_filename"] = f.previous_filename
+            if f.filename in pr.omit_patch:
+                entry.pop("patch", None)
             out.append(entry)
         return Reply(200, out, headers)
 
