@@ -1,11 +1,18 @@
 import os
 
 from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 pytest_plugins = ["tests.fakegithub.fixtures"]
 
 # The suite's runs are reproducible: the same examples every time, so a red CI run means
 # the change broke something. `HYPOTHESIS_PROFILE=explore` searches afresh, at length.
 settings.register_profile("default", derandomize=True, database=None)
-settings.register_profile("explore", max_examples=2000, derandomize=False)
+settings.register_profile(
+    "explore",
+    max_examples=2000,
+    derandomize=False,
+    # A failure found there is replayed first on the next explore run.
+    database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

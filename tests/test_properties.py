@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot.analysis import DictTree, analyze
@@ -191,6 +191,8 @@ def test_introduced_is_stable_when_unrelated_files_change(
 
 @PROPERTY
 @given(repos)
+# A `---` line ending in CR was not seen as a document separator by the text scans.
+@example(files=_apply([("apps/release.yaml", [("insert", 2, "---"), ("delete", 14, "")])]))
 def test_windows_line_endings_change_no_finding(files: dict[str, str]) -> None:
     # A repository checked in with CRLF line endings breaks (or not) the same lines.
     assume(not any(ch in text for text in files.values() for ch in "\r\x85\u2028\u2029"))

@@ -152,7 +152,7 @@ def _content_start(line: str) -> tuple[int, bool]:
 _MAY_BREAK = re.compile(
     rb"^[ \t-]*\{\{"  # a line that is a template action
     rb"|:[ \t]+\{\{"  # an unquoted value that starts with one
-    rb"|\}\}[^\n'\"]*:(?:[ \t]|$)"  # a templated key
+    rb"|\}\}[^\n'\"]*:(?:[ \t]|\r?$)"  # a templated key
     rb"|\.(?:Values|Release|Chart|Capabilities|Files|Template)\b"
     rb"|\b(?:include|tpl|toYaml|toJson|required|nindent|lookup)\b",
     re.M,

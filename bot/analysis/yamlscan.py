@@ -416,7 +416,8 @@ def line_of(node: Node) -> int:
 
 # --- text helpers -----------------------------------------------------------------
 
-_DOC_SEP = re.compile(r"^---(?:[ \t].*)?$|^\.\.\.\s*$", re.M)
+# `\r?`: a CRLF file's `---` line ends in a CR that `$` does not skip.
+_DOC_SEP = re.compile(r"^---(?:[ \t].*)?\r?$|^\.\.\.\s*$", re.M)
 _TOP_KIND = re.compile(r"^kind:[ \t]*['\"]?([A-Za-z0-9]+)", re.M)
 _TOP_API = re.compile(r"^apiVersion:[ \t]*['\"]?([A-Za-z0-9./-]+)", re.M)
 

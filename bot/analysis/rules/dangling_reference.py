@@ -83,7 +83,8 @@ def _placement(
 
 
 _METADATA_NAME = re.compile(
-    r"^metadata:[ \t]*\n(?:(?:[ \t]+.*|[ \t]*)\n)*?[ \t]+name:[ \t]*['\"]?([^'\"\s#]*)", re.M
+    r"^metadata:[ \t]*\r?\n(?:(?:[ \t]+.*|[ \t]*)\r?\n)*?[ \t]+name:[ \t]*['\"]?([^'\"\s#]*)",
+    re.M,
 )
 
 
