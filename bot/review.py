@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -32,9 +31,11 @@ from bot.analysis import (
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
 from bot.github.repo import (
+    SHA,
     RepoRef,
     TreeStore,
     fetch_config,
+    get_pull,
     github_problem,
     list_pull_request_files,
 )
@@ -180,9 +181,6 @@ class _Pull:
     urls: tuple[str, ...] = ()
 
 
-_SHA = re.compile(r"[0-9a-f]{40}")
-
-
 def _pull_of(pr: Any, number: int) -> _Pull:
     """The fields of GitHub's pull request object the review relies on, checked."""
     try:
@@ -194,7 +192,7 @@ def _pull_of(pr: Any, number: int) -> _Pull:
     except (LookupError, TypeError, AttributeError):
         raise UnexpectedResponse(f"pull request #{number} lacks its state, head or base") from None
     for value in (head_sha, base_sha):
-        if not isinstance(value, str) or not _SHA.fullmatch(value):
+        if not isinstance(value, str) or not SHA.fullmatch(value):
             raise UnexpectedResponse(f"pull request #{number} has no valid head or base SHA")
     if not isinstance(state, str) or not isinstance(branch, str) or not branch:
         raise UnexpectedResponse(f"pull request #{number} has no valid state or base branch")
@@ -217,7 +215,7 @@ async def review_pull_request(
     result = ReviewResult("error")
     try:
         async with asyncio.timeout(services.timeout):
-            data = await _get_pull(gh, request)
+            data = await get_pull(gh, request.repo, request.number)
             pr = _pull_of(data, request.number) if data is not None else None
             if pr is None or data is None:
                 # Deleted, or the repository was removed from the installation: nothing
@@ -327,19 +325,6 @@ async def _to_the_end(concluding: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
-async def _get_pull(gh: GitHubClient, request: ReviewRequest) -> Any:
-    """GitHub's pull request object, or None when GitHub answers 404."""
-    try:
-        return await gh.getitem(
-            "/repos/{owner}/{repo}/pulls/{pull_number}",
-            request.repo.vars(pull_number=request.number),
-        )
-    except gidgethub.BadRequest as exc:
-        if int(exc.status_code) == 404 and not isinstance(exc, gidgethub.RateLimitExceeded):
-            return None
-        raise
-
-
 async def _create_failed(
     gh: GitHubClient,
     request: ReviewRequest,
@@ -349,7 +334,7 @@ async def _create_failed(
     conclusion: str,
     title: str | None,
 ) -> None:
-    if not _SHA.fullmatch(sha):
+    if not SHA.fullmatch(sha):
         return
     try:
         async with asyncio.timeout(CONCLUDE_TIMEOUT):

@@ -149,6 +149,23 @@ async def fetch_config(gh: GitHubClient, repo: RepoRef, ref: str) -> Config:
     return parse_config(raw, source=CONFIG_PATH)
 
 
+# A full commit SHA as GitHub writes it.
+SHA = re.compile(r"[0-9a-f]{40}")
+
+
+async def get_pull(gh: GitHubClient, repo: RepoRef, number: int) -> Any:
+    """GitHub's pull request object, or None when GitHub answers 404 (deleted, or the
+    repository is no longer in the installation)."""
+    try:
+        return await gh.getitem(
+            "/repos/{owner}/{repo}/pulls/{pull_number}", repo.vars(pull_number=number)
+        )
+    except gidgethub.BadRequest as exc:
+        if int(exc.status_code) == 404 and not isinstance(exc, gidgethub.RateLimitExceeded):
+            return None
+        raise
+
+
 async def open_pulls_for_commit(gh: GitHubClient, repo: RepoRef, sha: str) -> list[int]:
     """Open PRs whose head is `sha`.
 
@@ -168,9 +185,6 @@ async def open_pulls_for_commit(gh: GitHubClient, repo: RepoRef, sha: str) -> li
         if pull.get("state") == "open" and isinstance(head, dict) and head.get("sha") == sha:
             numbers.append(int(pull["number"]))
     return numbers
-
-
-_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class MergeBases:
@@ -199,7 +213,7 @@ class MergeBases:
         )
         commit = data.get("merge_base_commit") if isinstance(data, dict) else None
         sha = commit.get("sha") if isinstance(commit, dict) else None
-        if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+        if not isinstance(sha, str) or not SHA.fullmatch(sha):
             raise UnexpectedResponse(
                 f"GitHub's comparison of {base[:12]}...{head[:12]} names no merge base commit"
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ from cachetools import TTLCache
 
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient
-from bot.github.repo import RepoRef, open_pulls_for_commit
+from bot.github.repo import SHA, RepoRef, get_pull, open_pulls_for_commit
 from bot.queue import QueueFull, Submitted
 from bot.report.checkrun import CheckRun
 from bot.review import ReviewRequest, ReviewServices, context_log, review_pull_request
@@ -35,7 +34,6 @@ Log = logging.LoggerAdapter[logging.Logger]
 NOT_STARTED_CONCLUSION = "cancelled"
 NOT_STARTED_TITLE = "flux-review restarted: not reviewed"
 NOT_STARTED_REASON = "flux-review was restarted before it could review this commit."
-_SHA = re.compile(r"[0-9a-f]{40}")
 # Of a shutdown's not-started budget: the longest wait for posts cancelled at its end.
 _SETTLE = 0.5
 
@@ -309,7 +307,7 @@ class JobRunner:
                     "%s never started; its check run could not be concluded: %s", job.key, exc
                 )
                 return None
-        if sha is None or not _SHA.fullmatch(sha):
+        if sha is None or not SHA.fullmatch(sha):
             jlog.info("no open head commit to conclude a check run on")
             return None
         return sha
@@ -371,14 +369,7 @@ class JobRunner:
 
 async def _open_head(gh: GitHubClient, repo: RepoRef, number: int) -> str | None:
     """The head SHA of an open PR; None when it is closed or gone."""
-    try:
-        pull = await gh.getitem(
-            "/repos/{owner}/{repo}/pulls/{pull_number}", repo.vars(pull_number=number)
-        )
-    except gidgethub.BadRequest as exc:
-        if int(exc.status_code) == 404:
-            return None
-        raise
+    pull = await get_pull(gh, repo, number)
     if not isinstance(pull, dict) or pull.get("state") != "open":
         return None
     head = pull.get("head")
