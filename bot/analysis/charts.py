@@ -159,12 +159,7 @@ _VENDOR_DIRS = frozenset({
 def _owners(repo: Repository) -> set[str]:
     """Who owns this repository (`example` for `github.com/example/platform-gitops`), from
     its clone URLs and the `flux-system` GitRepository."""
-    urls = set(repo.self_urls) | {
-        normalize_git_url(_url(s))
-        for s in repo.objects_of("GitRepository")
-        if s.name == BOOTSTRAP_NAME and _url(s)
-    }
-    return {parts[1] for u in urls if len(parts := u.split("/")) >= 3}
+    return {parts[1] for u in repo.own_urls if len(parts := u.split("/")) >= 3}
 
 
 def _foreign(registry: str, owners: set[str]) -> bool:
@@ -264,11 +259,8 @@ def _foreign_git_source(repo: Repository, hr: FluxObject, ref: ys.Node | None) -
     name = ys.scalar(ys.get(ref, "name"))
     if ys.scalar(ys.get(ref, "kind")) != "GitRepository" or name == BOOTSTRAP_NAME:
         return False
-    sources = repo.objects_of("GitRepository")
-    own = set(repo.self_urls) | {
-        normalize_git_url(_url(s)) for s in sources if s.name == BOOTSTRAP_NAME and _url(s)
-    }
-    named = [s for s in sources if s.name == name]
+    own = repo.own_urls
+    named = [s for s in repo.objects_of("GitRepository") if s.name == name]
     urls = [_url(s) for s in named]
     if not own or not urls or not all(urls):
         return False

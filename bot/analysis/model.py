@@ -667,6 +667,16 @@ class Repository:
         return None
 
     @cached_property
+    def own_urls(self) -> frozenset[str]:
+        """This repository's URLs, normalised: the clone URLs the caller knows and those
+        of the `flux-system` GitRepositories."""
+        return frozenset(self.self_urls) | {
+            normalize_git_url(url)
+            for s in self.objects_of("GitRepository")
+            if s.name == BOOTSTRAP_NAME and (url := ys.scalar(ys.get(s.node, "spec", "url")))
+        }
+
+    @cached_property
     def fetches_submodules(self) -> bool | None:
         """Whether source-controller checks out this repository's submodules: only with
         `spec.recurseSubmodules: true` on its GitRepository. None when no GitRepository
@@ -674,9 +684,8 @@ class Repository:
         own = [
             s for s in self.objects_of("GitRepository")
             if s.name == BOOTSTRAP_NAME or (
-                self.self_urls
-                and normalize_git_url(ys.scalar(ys.get(s.node, "spec", "url")) or "")
-                in self.self_urls
+                normalize_git_url(ys.scalar(ys.get(s.node, "spec", "url")) or "")
+                in self.own_urls
                 and self.same_revision(s)
             )
         ]
