@@ -209,15 +209,18 @@ def version_refs(repo: Repository) -> list[VersionRef]:
             registries.add(cand.registry)
         if _substituted(cand.constraint):
             continue
-        what = f"{cand.obj.kind} {cand.obj.name}"
-        if cand.exact:
-            refs.append(VersionRef(cand.obj.path, ys.line_of(cand.node),  # type: ignore[arg-type]
-                                   cand.constraint or "", charts, what, exact_tag=True,
-                                   written=ys.scalar(cand.node) or ""))
-        else:
-            refs.append(VersionRef(cand.obj.path, ys.line_of(cand.line_node),  # type: ignore[arg-type]
-                                   cand.constraint or "*", charts, what,
-                                   has_version_line=cand.node is not None))
+        refs.append(
+            VersionRef(
+                cand.obj.path,
+                ys.line_of(cand.line_node),  # type: ignore[arg-type]
+                cand.constraint or ("" if cand.exact else "*"),
+                charts,
+                f"{cand.obj.kind} {cand.obj.name}",
+                exact_tag=cand.exact,
+                has_version_line=cand.node is not None,
+                written=(ys.scalar(cand.node) or "") if cand.exact else "",
+            )
+        )
     for chart in repo.charts:
         for dep in chart.dependencies:
             repository = dep.repository or ""
