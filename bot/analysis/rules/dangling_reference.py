@@ -47,7 +47,7 @@ SEVERITY = Severity.ERROR
 
 
 def _placement(
-    repo: Repository, obj: FluxObject, by_path: dict[str, list[FluxObject]]
+    repo: Repository, obj: FluxObject
 ) -> tuple[str | None, bool]:
     """Where an object ends up: its namespace, or None when kustomize or Flux may rewrite
     it (a kustomization file with `namespace` or a Flux Kustomization with
@@ -62,9 +62,9 @@ def _placement(
         for consumer in repo.consumers.get(current, ()):
             if consumer.how is not ReadKind.RAW:
                 continue
-            if consumer.description.startswith("Flux Kustomization"):
-                for k in by_path.get(consumer.source, ()):
-                    spec = ys.get(k.node, "spec")
+            if consumer.reader.is_flux_root:
+                if consumer.owner is not None:
+                    spec = ys.get(consumer.owner.node, "spec")
                     if ys.get(spec, "targetNamespace"):
                         namespace = None
                     if ys.get(spec, "namePrefix") or ys.get(spec, "nameSuffix"):
@@ -130,11 +130,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     by_kind: dict[str, list[FluxObject]] = {}
     for obj in repo.flux_objects:
         by_kind.setdefault(obj.kind, []).append(obj)
-    flux_ks_by_path: dict[str, list[FluxObject]] = {}
-    for k in repo.objects_of("Kustomization"):
-        if k.group == "kustomize.toolkit.fluxcd.io":
-            flux_ks_by_path.setdefault(k.path, []).append(k)
-    placements = {id(o): _placement(repo, o, flux_ks_by_path) for o in repo.flux_objects}
+    placements = {id(o): _placement(repo, o) for o in repo.flux_objects}
     namespaces = {key: namespace for key, (namespace, _) in placements.items()}
     renamed = {key for key, (_, affixed) in placements.items() if affixed}
     unparsed = _unparsed(repo)

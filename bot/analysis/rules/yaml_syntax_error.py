@@ -65,10 +65,8 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
             # Also a chart's Chart.yaml or values.yaml under a Flux Kustomization's
             # spec.path: Flux applies them as manifests, which they are not.
             objects = any(
-                c.description.startswith("Flux Kustomization")
-                or c.description.startswith("raw_paths")
-                for c in raw
-            ) or any(_is_resource(ctx, path, c.source) for c in raw)
+                c.reader.is_flux_root or _is_resource(ctx, path, c.source) for c in raw
+            )
             yield path, repo.describe(raw), objects
 
 
