@@ -14,10 +14,11 @@ from typing import Protocol
 
 import yaml
 
+from bot.analysis import templating
 from bot.analysis import yamlscan as ys
-from bot.analysis.config import Config
 from bot.analysis.ignorefiles import HelmIgnore, SourceIgnore
 from bot.analysis.lines import split_lines
+from bot.analysis.options import Config
 from bot.analysis.tree import Tree
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -970,6 +971,48 @@ class Repository:
                 c.description for c in self.flux_consumers_reaching(path) if c.owner is not None
             )
         )
+
+    # --- facts several rules share ----------------------------------------------------
+
+    def raw_template_actions(self, path: str) -> list[templating.Action]:
+        """The template actions that break a file read raw (at most one per line): a
+        `{{` where YAML expects structure in a file that does not parse, or a Helm
+        expression in a value that reaches the API server as text. The root cause of
+        whatever else goes wrong on those lines, so every rule reads it from here."""
+        # Per snapshot, not per blob: whether a file is read raw depends on the tree.
+        cached = self._raw_actions.get(path)
+        if cached is not None:
+            return cached
+        found: list[templating.Action] = []
+        if self.raw_consumers(path):
+            data = self.data(path)
+            text = self.text(path) if data and templating.may_break(data) else None
+            if text is not None:
+                problem = self.problem(path)
+                lines: set[int] = set()
+                for action in templating.scan(text):
+                    if action.line in lines:
+                        continue
+                    # A `{{` where YAML expects structure breaks parsing, unless the YAML
+                    # is valid after all: then it is a quoted key or a multi-line string,
+                    # and only its content matters.
+                    if not (action.structural and problem is not None) and (
+                        not action.helm_specific
+                        or templating.is_payload(action.kind, action.api_version)
+                        or templating.PAYLOAD_KEYS.intersection(action.key_path)
+                    ):
+                        continue
+                    lines.add(action.line)
+                    found.append(action)
+        self._raw_actions[path] = found
+        return found
+
+    @cached_property
+    def _raw_actions(self) -> dict[str, list[templating.Action]]:
+        return {}
+
+    def raw_template_lines(self, path: str) -> frozenset[int]:
+        return frozenset(a.line for a in self.raw_template_actions(path))
 
     def describe(self, consumers: Iterable[Consumer]) -> str:
         return "; ".join(dict.fromkeys(c.description for c in consumers))

@@ -40,7 +40,7 @@ from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind, Repository
-from bot.analysis.rules.base import Context
+from bot.analysis.rules.base import ChangeContext, Context
 
 ID = "dangling-reference"
 SEVERITY = Severity.ERROR
@@ -234,20 +234,17 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which does not "
                 f"exist in the repository, so it never becomes ready.{hint}",
             )
-    yield from _removed_secrets(ctx)
 
 
-def _removed_secrets(ctx: Context) -> Iterator[Finding]:
+def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     """Secrets and ConfigMaps are mostly created outside git, so only a change proves a
     reference wrong: the object was defined in the repository at the base and is gone."""
-    if ctx.base is None:
-        return
     before = secrets.providers(ctx.base)
-    now = secrets.providers(ctx.repo)
-    for ref in secrets.references(ctx.repo):
+    now = secrets.providers(ctx.head)
+    for ref in secrets.references(ctx.head):
         if ref.name not in before[ref.kind] or ref.name in now[ref.kind]:
             continue
-        if secrets.still_defined(ctx.repo, before[ref.kind][ref.name], ref.name):
+        if secrets.still_defined(ctx.head, before[ref.kind][ref.name], ref.name):
             continue
         yield ctx.finding(
             ID,

@@ -87,7 +87,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     for path, reader, objects in parsed_paths(ctx):
         problem = repo.problem(path)
         if problem is not None:
-            template_lines = ctx.template_lines.get(path)
+            template_lines = repo.raw_template_lines(path)
             if template_lines:
                 text = repo.text(path)
                 if text is None:
