@@ -39,15 +39,16 @@ from collections.abc import Iterator
 from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind, Repository
+from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind
 from bot.analysis.rules.base import ChangeContext, Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "dangling-reference"
 SEVERITY = Severity.ERROR
 
 
 def _placement(
-    repo: Repository, obj: FluxObject
+    repo: Snapshot, obj: FluxObject
 ) -> tuple[str | None, bool]:
     """Where an object ends up: its namespace, or None when kustomize or Flux may rewrite
     it (a kustomization file with `namespace` or a Flux Kustomization with
@@ -88,7 +89,7 @@ _METADATA_NAME = re.compile(
 )
 
 
-def _unparsed(repo: Repository) -> set[tuple[str, str]]:
+def _unparsed(repo: Snapshot) -> set[tuple[str, str]]:
     """(kind, name) of Flux objects in files that do not parse, read from the text; the
     name is "" when it cannot be read. Such a file is reported by yaml-syntax-error; a
     reference to what it defines is not dangling on top of that."""
