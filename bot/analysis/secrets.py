@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import yaml
@@ -36,10 +36,13 @@ class NamedRef:
     field: str
 
 
-def providers(repo: Snapshot) -> dict[str, dict[str, str]]:
-    """kind -> name -> the file that defines it, for Secrets and ConfigMaps."""
+def providers(
+    repo: Snapshot, paths: Iterable[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """kind -> name -> the file that defines it, for Secrets and ConfigMaps (in `paths`
+    only, when given)."""
     found: dict[str, dict[str, str]] = {"Secret": {}, "ConfigMap": {}}
-    for path in repo.paths:
+    for path in repo.paths if paths is None else sorted(set(paths) & repo.path_set):
         if not path.endswith((".yaml", ".yml", "Kustomization")):
             continue
         data = repo.data(path)

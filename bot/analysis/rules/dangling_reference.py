@@ -240,10 +240,16 @@ def check(ctx: Context) -> Iterator[Finding]:
 def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     """Secrets and ConfigMaps are mostly created outside git, so only a change proves a
     reference wrong: the object was defined in the repository at the base and is gone."""
-    before = secrets.providers(ctx.base)
+    # Only a file the change touched can have taken a definition away.
+    before = secrets.providers(ctx.base, ctx.change.base_files)
+    if not any(before.values()):
+        return
     now = secrets.providers(ctx.head)
+    gone = {kind: {n for n in names if n not in now[kind]} for kind, names in before.items()}
+    if not any(gone.values()):
+        return
     for ref in secrets.references(ctx.head):
-        if ref.name not in before[ref.kind] or ref.name in now[ref.kind]:
+        if ref.name not in gone[ref.kind]:
             continue
         if secrets.still_defined(ctx.head, before[ref.kind][ref.name], ref.name):
             continue
