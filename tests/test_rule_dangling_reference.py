@@ -13,6 +13,7 @@ from tests.analysis_helpers import (
     kustomization,
     line_of,
     oci_repository,
+    of_rule,
     repo,
     run,
 )
@@ -54,7 +55,8 @@ def test_existing_source_is_silent() -> None:
 
 def test_missing_kustomization_dependency() -> None:
     text = flux_kustomization("apps", "./infrastructure", depends_on=["infra-controllers"])
-    [finding] = run(infra(**{"clusters/prod/apps.yaml": text}))
+    # (apps applies what infrastructure does: object-applied-twice says so)
+    [finding] = of_rule(run(infra(**{"clusters/prod/apps.yaml": text})), RULE)
     assert (finding.path, finding.line) == (
         "clusters/prod/apps.yaml",
         line_of(text, "name: infra-controllers"),
@@ -66,7 +68,7 @@ def test_missing_kustomization_dependency() -> None:
 
 def test_existing_kustomization_dependency_is_silent() -> None:
     text = flux_kustomization("apps", "./infrastructure", depends_on=["infrastructure"])
-    assert run(infra(**{"clusters/prod/apps.yaml": text})) == []
+    assert of_rule(run(infra(**{"clusters/prod/apps.yaml": text})), RULE) == []
 
 
 def test_missing_helmrelease_dependency() -> None:
@@ -153,6 +155,9 @@ def test_namespace_rewritten_by_target_namespace_is_not_compared() -> None:
         {
             "clusters/prod/apps.yaml": flux_kustomization(
                 "apps", "./apps", target_namespace="flux-system"
+            ),
+            "clusters/prod/infrastructure.yaml": flux_kustomization(
+                "infrastructure", "./infrastructure"
             ),
             "apps/redis.yaml": helm_release(
                 "redis", version="18.x", source="bitnami", namespace="default"

@@ -17,8 +17,12 @@ from bot.analysis.rules import (
     invalid_image_reference,
     invalid_suppression,
     kustomization_in_chart_templates,
+    kustomize_duplicate_resource,
+    kustomize_invalid_kustomization,
     kustomize_missing_resource,
     kustomize_unlisted_manifest,
+    missing_pull_secret,
+    object_applied_twice,
     yaml_syntax_error,
 )
 from bot.analysis.rules.base import Context
@@ -59,6 +63,10 @@ RULES: dict[str, RuleInfo] = {
             kustomization_in_chart_templates,
             yaml_syntax_error,
             invalid_suppression,
+            kustomize_duplicate_resource,
+            kustomize_invalid_kustomization,
+            object_applied_twice,
+            missing_pull_secret,
         ),
     )
 }
