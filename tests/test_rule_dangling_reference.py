@@ -334,3 +334,43 @@ def test_a_source_defined_in_a_listed_json_file_exists() -> None:
     # Not listed, it is not applied: the reference dangles.
     files["apps/kustomization.yaml"] = kustomization(["release.yaml"])
     assert [(f.rule, f.path) for f in run(files)] == [("dangling-reference", "apps/release.yaml")]
+
+
+# --- what each cluster applies -----------------------------------------------------------
+
+
+def test_a_file_no_cluster_applies_breaks_nothing() -> None:
+    # An archived app with its own ks.yaml that nothing applies any more.
+    files = infra(
+        **{
+            ".archive/old/ks.yaml": flux_kustomization(
+                "old", "./.archive/old/app", depends_on=["gone"]
+            ),
+            ".archive/old/app/release.yaml": helm_release("old", source="retired"),
+        }
+    )
+    assert of_rule(run(files), RULE) == []
+
+
+def test_an_object_only_another_cluster_applies_is_dangling_here() -> None:
+    release = helm_release("redis", version="18.x", source="bitnami")
+    files = repo(
+        {
+            "clusters/staging/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/redis.yaml": release,
+            "clusters/prod/infrastructure.yaml": flux_kustomization(
+                "infrastructure", "./infrastructure"
+            ),
+            "infrastructure/bitnami.yaml": helm_repository("bitnami"),
+        },
+        cluster="prod",
+    )
+    files.update(repo({}, cluster="staging"))
+    [finding] = of_rule(run(files), RULE)
+    assert (finding.path, finding.line) == ("apps/redis.yaml", line_of(release, "name: bitnami"))
+    assert "cluster clusters/staging does not apply" in finding.message
+
+
+def test_an_object_the_same_cluster_applies_is_found() -> None:
+    files = infra(**{"infrastructure/redis.yaml": helm_release("redis", source="bitnami")})
+    assert of_rule(run(files), RULE) == []

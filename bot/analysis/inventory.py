@@ -34,6 +34,7 @@ import posixpath
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import yaml
 
@@ -108,8 +109,7 @@ def _group_version(api_version: str) -> tuple[str, str]:
     return (group, version) if sep else ("", api_version)
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectId:
+class ObjectId(NamedTuple):
     """An object as it lands on the cluster: namespace None when cluster-scoped (or
     never set: Flux then refuses a namespaced object)."""
 
@@ -140,7 +140,7 @@ class ObjectId:
         return f"{self.kind} {where}{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Applied:
     """One object of a build, and where it comes from."""
 
@@ -284,16 +284,11 @@ def _scalar_str(node: ys.Node | None) -> str | None:
     return value if value else None
 
 
-def _key(root: ys.Node | None, name: str) -> ys.Node | None:
-    """A kustomization field, matched like Go's encoding/json: exact, else ignoring case."""
-    exact = ys.get(root, name)
-    if exact is not None:
-        return exact
-    lowered = name.lower()
-    for key, _, value in ys.pairs(root):
-        if key.lower() == lowered:
-            return value
-    return None
+def _fields(root: ys.Node | None) -> dict[str, ys.Node]:
+    """A kustomization's fields by lower-case name: Go's encoding/json matches a key to a
+    field ignoring case (`NamePrefix` is `namePrefix`), and a later key for the same
+    field overwrites an earlier one."""
+    return {key.lower(): value for key, _, value in ys.pairs(root)}
 
 
 class Inventory:
@@ -476,21 +471,23 @@ class Inventory:
 
         if root is None:
             return
-        self._generators(kfile, root, acc)
+        fields = _fields(root)
+        self._generators(kfile, fields, acc)
         for name in ("helmCharts", "helmChartInflationGenerator", "generators",
                      "transformers"):
-            if ys.items(_key(root, name)):
+            if ys.items(fields.get(name.lower())):
                 acc.unknown.append(f"{kfile} uses `{name}`")
-        replacements = _key(root, "replacements")
+        replacements = fields.get("replacements")
         if replacements is not None and _mentions_identity(replacements):
             acc.unknown.append(f"{kfile} replaces names or namespaces")
-        self._check_patches(kfile, root, acc)
+        if "patches" in fields or "patchesstrategicmerge" in fields:
+            self._check_patches(kfile, fields, acc)
 
-        namespace = overlay.namespace or _scalar_str(_key(root, "namespace"))
+        namespace = overlay.namespace or _scalar_str(fields.get("namespace"))
         prefix = overlay.prefix if overlay.prefix is not None else _scalar_str(
-            _key(root, "namePrefix"))
+            fields.get("nameprefix"))
         suffix = overlay.suffix if overlay.suffix is not None else _scalar_str(
-            _key(root, "nameSuffix"))
+            fields.get("namesuffix"))
         if namespace or prefix or suffix:
             self._transform(acc, kfile, namespace, prefix or "", suffix or "")
 
@@ -554,13 +551,16 @@ class Inventory:
         return found
 
     def _cluster_ns(self, group: str, kind: str, namespace: str | None) -> str | None:
-        if (group, kind) in CLUSTER_SCOPED:
+        if not namespace:
+            return None
+        key = (group, kind)
+        if key in CLUSTER_SCOPED:
             return None
         if self._crd_scope is None:
             self._crd_scope = self._crd_scopes()
-        if self._crd_scope.get((group, kind)) is False:
+        if self._crd_scope.get(key) is False:
             return None
-        return namespace or None
+        return namespace
 
     def _crd_scopes(self) -> dict[tuple[str, str], bool]:
         """(group, kind) -> namespaced, for the CRDs the repository holds."""
@@ -569,8 +569,8 @@ class Inventory:
         for path in repo.paths:
             if not path.endswith((".yaml", ".yml")):
                 continue
-            info = repo.yaml_info(path)
-            if not any(d.kind == "CustomResourceDefinition" for d in info.docs):
+            data = repo.data(path)
+            if not data or b"CustomResourceDefinition" not in data:
                 continue
             for doc in repo.documents(path):
                 if ys.scalar(ys.get(doc, "kind")) != "CustomResourceDefinition":
@@ -583,10 +583,10 @@ class Inventory:
                     scopes[(group, kind)] = scope != "Cluster"
         return scopes
 
-    def _generators(self, kfile: str, root: ys.Node, acc: _Acc) -> None:
+    def _generators(self, kfile: str, fields: dict[str, ys.Node], acc: _Acc) -> None:
         for fieldname, kind in (("configMapGenerator", "ConfigMap"),
                                 ("secretGenerator", "Secret")):
-            for item in ys.items(_key(root, fieldname)):
+            for item in ys.items(fields.get(fieldname.lower())):
                 name_node = ys.get(item, "name")
                 name = ys.scalar(name_node)
                 behavior = ys.scalar(ys.get(item, "behavior")) or "create"
@@ -608,14 +608,14 @@ class Inventory:
                     secret_type=ys.scalar(ys.get(item, "type")) if kind == "Secret" else None,
                 ), f"`{fieldname}` of {kfile}")
 
-    def _check_patches(self, kfile: str, root: ys.Node, acc: _Acc) -> None:
+    def _check_patches(self, kfile: str, fields: dict[str, ys.Node], acc: _Acc) -> None:
         """Strategic-merge patches without a target must each match an object (kustomize:
         `no matches for Id ...; failed to find unique target for patch`). Matched here by
         kind and any name the object has had, in any namespace, so that nothing is
         reported that kustomize would apply."""
         directory = posixpath.dirname(kfile)
         patches: list[tuple[int, str | None, str | None]] = []  # (line, file, inline)
-        for item in ys.items(_key(root, "patches")):
+        for item in ys.items(fields.get("patches")):
             if ys.get(item, "target") is not None:
                 continue
             path_node = ys.get(item, "path")
@@ -624,7 +624,7 @@ class Inventory:
                 patches.append((ys.line_of(path_node), ys.scalar(path_node), None))
             elif patch_node is not None and ys.scalar(patch_node):
                 patches.append((ys.line_of(patch_node), None, ys.scalar(patch_node)))
-        for item in ys.items(_key(root, "patchesStrategicMerge")):
+        for item in ys.items(fields.get("patchesstrategicmerge")):
             value = ys.scalar(item)
             if not value:
                 continue
@@ -696,8 +696,8 @@ class Inventory:
             if name == i.name and build_ns == obj.build_namespace:
                 out.append(obj)
                 continue
-            new_id = replace(i, name=name,
-                             namespace=self._cluster_ns(i.group, i.kind, build_ns))
+            new_id = i._replace(name=name,
+                                namespace=self._cluster_ns(i.group, i.kind, build_ns))
             previous = obj.previous_names + ((i.name,) if name != i.name else ())
             out.append(replace(obj, id=new_id, build_namespace=build_ns,
                                previous_names=previous))

@@ -132,7 +132,12 @@ def _collect(repo: Repository, cluster: Cluster, external: tuple[object, ...]) -
             secrets.add(ns, i.name, _pull_like(i.name, obj.secret_type))
             continue
         if i.kind == "Secret" and i.group == "":
-            node = obj.node(repo)
+            # The type and the copying annotations are all that is read of a Secret.
+            node = obj.node(repo) if (
+                _holds(repo, obj.path, b"kubernetes.io/docker")
+                or _holds(repo, obj.path, _REFLECTOR.encode())
+                or _holds(repo, obj.path, _REPLICATOR.encode())
+            ) else None
             stype = ys.scalar(ys.get(node, "type"))
             secrets.add(ns, i.name, _pull_like(i.name, stype))
             _copies(secrets, ys.get(node, "metadata"), i.name, _pull_like(i.name, stype))
@@ -233,12 +238,22 @@ def _values_pull_secrets(values: ys.Node | None) -> tuple[list[ys.Node], bool]:
     return found, credentials
 
 
+def _holds(repo: Repository, path: str, needle: bytes) -> bool:
+    """A cheap look at the bytes before composing a document: most files hold no
+    reference at all."""
+    return needle in (repo.data(path) or b"")
+
+
 def _references(repo: Repository, cluster: Cluster) -> Iterator[_Ref]:
     for _, obj in cluster.objects():
         i = obj.id
         if obj.doc_index < 0 or i.templated:
             continue
         spec_path = _POD_SPEC.get((i.group, i.kind))
+        needle = b"secretRef" if i.kind in _SOURCES else b"imagePullSecrets"
+        if (spec_path is not None or i.kind in _SOURCES or i.kind == "HelmRelease") and \
+                not _holds(repo, obj.path, needle):
+            continue
         if spec_path is not None:
             node = obj.node(repo)
             pod = ys.get(node, *spec_path) if spec_path else node
@@ -291,12 +306,15 @@ def check(ctx: Context) -> Iterator[Finding]:
     for cluster in inv.clusters:
         if not cluster.known:
             continue
+        refs = list(_references(repo, cluster))
+        if not refs:
+            continue
         secrets = _collect(repo, cluster, external)
         if secrets.all_unknown:
             continue
         helm_ns = _helm_namespaces(repo, cluster)
         has_pull = bool(secrets.pull_names(None))
-        for ref in _references(repo, cluster):
+        for ref in refs:
             if (ref.path, ref.line) in reported:
                 continue
             if ref.namespace in secrets.unknown_ns or secrets.defined(ref.namespace, ref.name):
