@@ -31,6 +31,7 @@ of its own. A file no cluster reads is not applied.
 from __future__ import annotations
 
 import posixpath
+import re
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,8 @@ from bot.analysis.model import (
 )
 
 FLUX_KS_GROUP = "kustomize.toolkit.fluxcd.io"
+# Flux's envsubst forms that names use: ${VAR}, ${VAR:=default}, ${VAR:-default}, ...
+_VARIABLE = re.compile(r"\$\{([_a-zA-Z][_a-zA-Z0-9]*)(?:(:?[=-])([^}]*))?\}")
 
 # What kustomize v5.5 knows to be cluster-scoped (kyaml/openapi
 # precomputedIsNamespaceScoped, from the Kubernetes 1.21 schema). Its namespace
@@ -304,17 +307,24 @@ class Inventory:
         self.roots: list[FluxBuild] = []
         self._applied_files: set[str] = set()
         self._clusters_of: dict[str, list[Cluster]] = {}
+        # A Flux Kustomization of another source (an OCI artifact pushed from this
+        # repository, an ExternalArtifact, another branch) or one whose content is not
+        # known may apply any file here: then no file is said not to be applied.
+        self._opaque = False
+        self._patched: set[str] = set()
         self._compute()
 
     # --- public -------------------------------------------------------------------
 
     @property
     def has_roots(self) -> bool:
-        return bool(self.clusters)
+        """Whether what the repository applies is known: it has clusters, and none of
+        them has a Flux Kustomization whose content is not known."""
+        return bool(self.clusters) and not self._opaque
 
     def applied(self, path: str) -> bool:
-        """Whether some cluster applies the file; True for every file when the
-        repository has no roots (then nothing is known about what is applied)."""
+        """Whether some cluster applies the file; True for every file when what the
+        repository applies is not known (`has_roots`)."""
         return not self.has_roots or path in self._applied_files
 
     def clusters_of(self, path: str) -> list[Cluster]:
@@ -411,6 +421,9 @@ class Inventory:
             return
         kf = repo.kustomizations.get(kfile)
         entries = kf.entries if kf is not None else []
+        for e in entries:
+            if e.target is not None and e.target in repo.path_set:
+                acc.files.add(e.target)  # patches, configurations, generator inputs...
 
         # resources (and the deprecated bases, which kustomize appends to them)
         for e in [e for e in entries if e.field == "resources"] + [
@@ -729,7 +742,52 @@ class Inventory:
             suffix=ys.scalar(ys.get(spec, "nameSuffix")),
             components=components,
         )
-        return FluxBuild(obj, label, directory, self._entry_build(directory, overlay), prune)
+        build = self._entry_build(directory, overlay)
+        post = ys.get(spec, "postBuild")
+        if post is not None:
+            build = self._substituted(build, post)
+        return FluxBuild(obj, label, directory, build, prune)
+
+    def _substituted(self, build: Build, post: ys.Node) -> Build:
+        """Flux's post-build substitution of names and namespaces, from the inline
+        `substitute` values (and `${VAR:=default}` defaults when no `substituteFrom`
+        may define the variable). What stays unresolved stays templated."""
+        values = {k: v for k, _, node in ys.pairs(ys.get(post, "substitute"))
+                  if (v := ys.scalar(node)) is not None}
+        more = bool(ys.items(ys.get(post, "substituteFrom"))) or "postBuild" in self._patched
+
+        def fill(text: str) -> str:
+            def one(m: re.Match[str]) -> str:
+                name, op, default = m.group(1), m.group(2), m.group(3)
+                if name in values:
+                    return values[name]
+                if op and not more:
+                    return default or ""
+                return m.group(0)
+
+            for _ in range(3):  # a default may hold a variable: `${A:-${B}}`
+                filled = _VARIABLE.sub(one, text)
+                if filled == text:
+                    break
+                text = filled
+            return text
+
+        objects = []
+        changed = False
+        for obj in build.objects:
+            i = obj.id
+            if not i.templated:
+                objects.append(obj)
+                continue
+            name = fill(i.name)
+            namespace = fill(i.namespace) if i.namespace else i.namespace
+            changed = True
+            objects.append(replace(obj, id=i._replace(name=name, namespace=namespace),
+                                   previous_names=(*obj.previous_names, i.name)))
+        if not changed:
+            return build
+        return Build(build.directory, build.kfile, objects, build.unknown, build.problems,
+                     build.files, build.kfiles)
 
     def _entry_build(self, directory: str, overlay: _Overlay) -> Build:
         repo = self.repo
@@ -763,6 +821,42 @@ class Inventory:
                             overlay.namespace, overlay.prefix or "", overlay.suffix or "")
         return acc.build(directory, None)
 
+    @staticmethod
+    def _kustomization_patches(flux_ks: list[FluxObject]) -> set[str]:
+        """Fields of Flux Kustomizations that some parent's `spec.patches` set on the
+        Kustomizations it applies (`postBuild` defaults, a `targetNamespace`)."""
+        patched: set[str] = set()
+        for o in flux_ks:
+            for item in ys.items(ys.get(o.node, "spec", "patches")):
+                target = ys.get(item, "target")
+                kind = ys.scalar(ys.get(target, "kind"))
+                text = ys.scalar(ys.get(item, "patch")) or ""
+                if target is not None and kind not in (None, "Kustomization"):
+                    continue
+                if "kustomize.toolkit.fluxcd.io" not in text and kind is None:
+                    continue
+                for name in ("postBuild", "targetNamespace", "namePrefix", "nameSuffix",
+                             "components", "path"):
+                    if re.search(rf"^\s*{name}:", text, re.M):
+                        patched.add(name)
+        return patched
+
+    def _bootstrap_dirs(self, taken: set[str | None]) -> list[str]:
+        """Directories that `flux bootstrap` syncs although the repository holds no
+        `flux-system` Kustomization for them (its gotk-sync.yaml left out or a
+        placeholder): `D` with a `D/flux-system/gotk-components.yaml` or gotk-sync.yaml."""
+        found = []
+        for path in self.repo.paths:
+            if posixpath.basename(path) not in ("gotk-components.yaml", "gotk-sync.yaml"):
+                continue
+            flux_dir = posixpath.dirname(path)
+            if posixpath.basename(flux_dir) != BOOTSTRAP_NAME:
+                continue
+            directory = posixpath.dirname(flux_dir)
+            if directory not in taken and directory not in found:
+                found.append(directory)
+        return found
+
     def _compute(self) -> None:
         repo = self.repo
         flux_ks = [
@@ -770,49 +864,62 @@ class Inventory:
             if o.group == FLUX_KS_GROUP and repo.is_self_source(o)
         ]
         by_node = {id(o.node): o for o in flux_ks}
+        self._patched = self._kustomization_patches(flux_ks)
         builds = {id(o): self._flux_build(o) for o in flux_ks}
-        self.flux_builds = list(builds.values())
-        children: dict[int, list[FluxObject]] = {}
+        bootstrap = [builds[id(o)] for o in flux_ks if o.name == BOOTSTRAP_NAME]
+        implicit = [
+            FluxBuild(None, f"the flux bootstrap of {d or '.'}", d,
+                      self._entry_build(d, _Overlay()), True)
+            for d in self._bootstrap_dirs({fb.directory for fb in bootstrap})
+        ]
+        self.flux_builds = list(builds.values()) + implicit
+        children: dict[int, list[FluxBuild]] = {}
         applied_by_other: set[int] = set()
-        for o in flux_ks:
+        # A parent that patches what its Kustomizations build changes what they apply.
+        self._opaque = bool(self._patched - {"postBuild"})
+        for fb in self.flux_builds:
             kids = []
-            for a in builds[id(o)].build.objects:
+            for a in fb.build.objects:
                 if a.id.kind != "Kustomization" or a.id.group != FLUX_KS_GROUP:
                     continue
-                docs = repo.documents(a.path) if a.doc_index >= 0 else []
-                node = docs[a.doc_index] if a.doc_index < len(docs) else None
+                node = a.node(repo)
                 child = by_node.get(id(node)) if node is not None else None
-                if child is not None and child is not o:
-                    kids.append(child)
+                if child is None:
+                    # Another source's content (or one this build cannot place).
+                    self._opaque = True
+                elif child is not fb.owner:
+                    kids.append(builds[id(child)])
                     applied_by_other.add(id(child))
-            children[id(o)] = kids
-        bootstrap = [o for o in flux_ks if o.name == BOOTSTRAP_NAME]
-        roots = bootstrap or [o for o in flux_ks if id(o) not in applied_by_other]
-        self.roots = [builds[id(o)] for o in roots]
+            children[id(fb)] = kids
+        roots = bootstrap + implicit or [
+            builds[id(o)] for o in flux_ks if id(o) not in applied_by_other
+        ]
+        self.roots = roots
         for root in roots:
-            fb = builds[id(root)]
-            cluster = Cluster(fb.directory or root.path)
+            cluster = Cluster(root.directory if root.directory is not None else (
+                root.owner.path if root.owner else "?"))
             seen: set[int] = set()
             stack = [root]
             while stack:
-                current = stack.pop()
-                if id(current) in seen:
+                cfb = stack.pop()
+                if id(cfb) in seen:
                     continue
-                seen.add(id(current))
-                cfb = builds[id(current)]
+                seen.add(id(cfb))
                 cluster.builds.append(cfb)
                 cluster.files |= cfb.build.files
-                cluster.files.add(current.path)
+                if cfb.owner is not None:
+                    cluster.files.add(cfb.owner.path)
                 if not cfb.known:
                     cluster.known = False
+                    self._opaque = True
                 for obj in cfb.build.objects:
                     if obj.id.templated:
                         cluster.known = False
                     elif obj.id.group == FLUX_KS_GROUP and obj.id.kind == "Kustomization":
                         node = obj.node(repo)
                         if node is None or id(node) not in by_node:
-                            cluster.known = False  # another source's content
-                stack.extend(children[id(current)])
+                            cluster.known = False
+                stack.extend(children[id(cfb)])
             self.clusters.append(cluster)
         for raw in repo.config.raw_paths:
             build = self._entry_build(raw, _Overlay())
