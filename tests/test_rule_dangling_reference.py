@@ -374,3 +374,29 @@ def test_an_object_only_another_cluster_applies_is_dangling_here() -> None:
 def test_an_object_the_same_cluster_applies_is_found() -> None:
     files = infra(**{"infrastructure/redis.yaml": helm_release("redis", source="bitnami")})
     assert of_rule(run(files), RULE) == []
+
+
+def test_an_object_a_resource_set_creates_is_not_looked_for_in_the_builds() -> None:
+    resource_set = dedent(
+        """
+        apiVersion: fluxcd.controlplane.io/v1
+        kind: ResourceSet
+        metadata:
+          name: sources
+          namespace: flux-system
+        spec:
+          resources:
+            - apiVersion: source.toolkit.fluxcd.io/v1
+              kind: HelmRepository
+              metadata:
+                name: generated
+                namespace: flux-system
+        """
+    )
+    files = infra(
+        **{
+            "infrastructure/set.yaml": resource_set,
+            "infrastructure/redis.yaml": helm_release("redis", source="generated"),
+        }
+    )
+    assert of_rule(run(files), RULE) == []

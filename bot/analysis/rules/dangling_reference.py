@@ -222,7 +222,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 continue
             if exists(kind, name, namespace):
                 missing = None
-                if not any(
+                if (kind, name) not in generated and not any(
                     (id(c) in renamed and c.name in name) or _substituted_match(c.name, name)
                     for c in fuzzy.get(kind, ())
                 ):
