@@ -385,7 +385,7 @@ class Inventory:
         if kfile is None:
             acc.unknown.append(f"{directory or '.'} has no kustomization file")
         else:
-            self._kustomize(kfile, acc, (*stack, directory), _Overlay(), entry=False)
+            self._kustomize(kfile, acc, (*stack, directory), _Overlay())
         build = acc.build(directory, kfile)
         self._dir_builds[directory] = build
         return build
@@ -395,7 +395,7 @@ class Inventory:
         return bool(docs) and ys.scalar(ys.get(docs[0], "kind")) == "Component"
 
     def _kustomize(
-        self, kfile: str, acc: _Acc, stack: tuple[str, ...], overlay: _Overlay, entry: bool
+        self, kfile: str, acc: _Acc, stack: tuple[str, ...], overlay: _Overlay
     ) -> None:
         repo = self.repo
         directory = posixpath.dirname(kfile)
@@ -405,7 +405,7 @@ class Inventory:
             name for name in KUSTOMIZATION_FILES
             if (f"{directory}/{name}" if directory else name) in repo.path_set
         ]
-        if len(others) > 1 and not entry:
+        if len(others) > 1:
             acc.problems.append(Problem(
                 "kustomize-invalid-kustomization", kfile, 1,
                 f"{directory or '.'} holds {' and '.join(others)}: kustomize fails with "
@@ -480,7 +480,7 @@ class Inventory:
                     "on the way here: kustomize fails with `cycle detected`.",
                 ))
                 continue
-            self._kustomize(ckfile, acc, (*stack, target), _Overlay(), entry=False)
+            self._kustomize(ckfile, acc, (*stack, target), _Overlay())
 
         if root is None:
             return
@@ -798,7 +798,7 @@ class Inventory:
             if overlay == _Overlay():
                 return self.build_dir(directory)
             acc = _Acc()
-            self._kustomize(kfile, acc, (directory,), overlay, entry=True)
+            self._kustomize(kfile, acc, (directory,), overlay)
             return acc.build(directory, kfile)
         # Flux's generated index: every manifest below, each directory with its own
         # kustomization as one resource.
@@ -815,7 +815,7 @@ class Inventory:
             if ckfile is None:
                 acc.unknown.append(f"component `{value}` has no kustomization file")
                 continue
-            self._kustomize(ckfile, acc, (directory, target), _Overlay(), entry=False)
+            self._kustomize(ckfile, acc, (directory, target), _Overlay())
         if overlay.namespace or overlay.prefix or overlay.suffix:
             self._transform(acc, f"the index Flux generates for {directory or '.'}",
                             overlay.namespace, overlay.prefix or "", overlay.suffix or "")
