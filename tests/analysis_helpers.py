@@ -260,7 +260,8 @@ def chart_yaml(
 def deployment(
     name: str, image: str = "ghcr.io/example/app:1.0.0", *, namespace: str | None = None
 ) -> str:
-    ns = f"\n  namespace: {namespace}" if namespace else ""
+    # indented like the template's metadata, which dedent() then strips
+    ns = f"\n          namespace: {namespace}" if namespace else ""
     return dedent(
         f"""
         apiVersion: apps/v1

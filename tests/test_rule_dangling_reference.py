@@ -13,6 +13,7 @@ from tests.analysis_helpers import (
     kustomization,
     line_of,
     oci_repository,
+    of_rule,
     repo,
     run,
 )
@@ -54,7 +55,8 @@ def test_existing_source_is_silent() -> None:
 
 def test_missing_kustomization_dependency() -> None:
     text = flux_kustomization("apps", "./infrastructure", depends_on=["infra-controllers"])
-    [finding] = run(infra(**{"clusters/prod/apps.yaml": text}))
+    # (apps applies what infrastructure does: object-applied-twice says so)
+    [finding] = of_rule(run(infra(**{"clusters/prod/apps.yaml": text})), RULE)
     assert (finding.path, finding.line) == (
         "clusters/prod/apps.yaml",
         line_of(text, "name: infra-controllers"),
@@ -66,7 +68,7 @@ def test_missing_kustomization_dependency() -> None:
 
 def test_existing_kustomization_dependency_is_silent() -> None:
     text = flux_kustomization("apps", "./infrastructure", depends_on=["infrastructure"])
-    assert run(infra(**{"clusters/prod/apps.yaml": text})) == []
+    assert of_rule(run(infra(**{"clusters/prod/apps.yaml": text})), RULE) == []
 
 
 def test_missing_helmrelease_dependency() -> None:
@@ -153,6 +155,9 @@ def test_namespace_rewritten_by_target_namespace_is_not_compared() -> None:
         {
             "clusters/prod/apps.yaml": flux_kustomization(
                 "apps", "./apps", target_namespace="flux-system"
+            ),
+            "clusters/prod/infrastructure.yaml": flux_kustomization(
+                "infrastructure", "./infrastructure"
             ),
             "apps/redis.yaml": helm_release(
                 "redis", version="18.x", source="bitnami", namespace="default"
@@ -329,3 +334,69 @@ def test_a_source_defined_in_a_listed_json_file_exists() -> None:
     # Not listed, it is not applied: the reference dangles.
     files["apps/kustomization.yaml"] = kustomization(["release.yaml"])
     assert [(f.rule, f.path) for f in run(files)] == [("dangling-reference", "apps/release.yaml")]
+
+
+# --- what each cluster applies -----------------------------------------------------------
+
+
+def test_a_file_no_cluster_applies_breaks_nothing() -> None:
+    # An archived app with its own ks.yaml that nothing applies any more.
+    files = infra(
+        **{
+            ".archive/old/ks.yaml": flux_kustomization(
+                "old", "./.archive/old/app", depends_on=["gone"]
+            ),
+            ".archive/old/app/release.yaml": helm_release("old", source="retired"),
+        }
+    )
+    assert of_rule(run(files), RULE) == []
+
+
+def test_an_object_only_another_cluster_applies_is_dangling_here() -> None:
+    release = helm_release("redis", version="18.x", source="bitnami")
+    files = repo(
+        {
+            "clusters/staging/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/redis.yaml": release,
+            "clusters/prod/infrastructure.yaml": flux_kustomization(
+                "infrastructure", "./infrastructure"
+            ),
+            "infrastructure/bitnami.yaml": helm_repository("bitnami"),
+        },
+        cluster="prod",
+    )
+    files.update(repo({}, cluster="staging"))
+    [finding] = of_rule(run(files), RULE)
+    assert (finding.path, finding.line) == ("apps/redis.yaml", line_of(release, "name: bitnami"))
+    assert "cluster clusters/staging does not apply" in finding.message
+
+
+def test_an_object_the_same_cluster_applies_is_found() -> None:
+    files = infra(**{"infrastructure/redis.yaml": helm_release("redis", source="bitnami")})
+    assert of_rule(run(files), RULE) == []
+
+
+def test_an_object_a_resource_set_creates_is_not_looked_for_in_the_builds() -> None:
+    resource_set = dedent(
+        """
+        apiVersion: fluxcd.controlplane.io/v1
+        kind: ResourceSet
+        metadata:
+          name: sources
+          namespace: flux-system
+        spec:
+          resources:
+            - apiVersion: source.toolkit.fluxcd.io/v1
+              kind: HelmRepository
+              metadata:
+                name: generated
+                namespace: flux-system
+        """
+    )
+    files = infra(
+        **{
+            "infrastructure/set.yaml": resource_set,
+            "infrastructure/redis.yaml": helm_release("redis", source="generated"),
+        }
+    )
+    assert of_rule(run(files), RULE) == []

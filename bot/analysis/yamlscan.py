@@ -89,6 +89,11 @@ class DocInfo:
     has_generate_name: bool = False
     has_items: bool = False
     images: list[tuple[int, str]] = field(default_factory=list)  # (line, image)
+    # metadata.name / metadata.namespace when written as plain scalars, and the line of
+    # the name: enough to know an object's identity without composing the document.
+    name: str | None = None
+    name_line: int = 0
+    namespace: str | None = None
 
 
 @dataclass(slots=True)
@@ -166,6 +171,8 @@ def scan(data: bytes | str) -> YamlInfo:
             for doc in docs:
                 doc.line = mapped(mapping, doc.line - 1)
                 doc.images = [(mapped(mapping, line - 1), image) for line, image in doc.images]
+                if doc.name_line:
+                    doc.name_line = mapped(mapping, doc.name_line - 1)
             if problem is not None:
                 problem = YamlProblem(mapped(mapping, problem.line - 1), problem.message)
         return YamlInfo(problem, docs)
@@ -281,6 +288,10 @@ def _walk_events(parser: Any, anchored: bool, docs: list[DocInfo]) -> YamlProble
                         elif depth == 2 and last_key[0] == "metadata":
                             if key == "name":
                                 doc.has_name = True
+                                doc.name = event.value
+                                doc.name_line = event.start_mark.line + 1
+                            elif key == "namespace":
+                                doc.namespace = event.value
                             elif key == "generateName":
                                 doc.has_generate_name = True
             if anchored:

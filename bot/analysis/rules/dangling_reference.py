@@ -29,6 +29,12 @@ renamed on the way (`namePrefix`, `nameSuffix`) is taken to match a reference th
 contains its name, and one named with Flux variables (`${APP}-dragonfly` in a shared
 component) any name the variables can make. When the object exists in another
 namespace, the message says which.
+
+When the repository has clusters (a `flux-system` Kustomization, or Flux Kustomizations
+that nothing else applies), a reference in a file that no cluster applies (an
+`.archive/` folder, an app directory its parent no longer lists) breaks nothing and is
+not reported; and when everything the referrer's cluster applies is known, the object
+must be among what that cluster applies, not merely somewhere in the repository.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from collections.abc import Iterator
 from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
+from bot.analysis.inventory import Applied, Cluster, Inventory, inventory_of
 from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind
 from bot.analysis.rules.base import ChangeContext, Context
 from bot.analysis.snapshot import Snapshot
@@ -161,7 +168,12 @@ def check(ctx: Context) -> Iterator[Finding]:
                 return True
         return False
 
+    inv = inventory_of(repo)
+    placed = _placed(repo, inv)
+
     for obj in repo.flux_objects:
+        if not inv.applied(obj.path):
+            continue  # no cluster applies this file: nothing breaks
         own_ns = namespaces[id(obj)]
         refs: list[tuple[str, ys.Node | None, str]] = []
         spec = ys.get(obj.node, "spec")
@@ -206,6 +218,27 @@ def check(ctx: Context) -> Iterator[Finding]:
             ):
                 continue
             if exists(kind, name, namespace):
+                missing = None
+                if (kind, name) not in generated and not any(
+                    (id(c) in renamed and c.name in name) or _substituted_match(c.name, name)
+                    for c in fuzzy.get(kind, ())
+                ):
+                    # Only an object written with its literal name is looked for in the
+                    # cluster: a renamed or substituted one may be any of its builds'.
+                    missing = _missing_in_cluster(placed.get(id(obj.node), []), kind, name,
+                                                  explicit_ns)
+                if missing is not None:
+                    cluster, where = missing
+                    yield ctx.finding(
+                        ID,
+                        SEVERITY,
+                        obj.path,
+                        ys.line_of(name_node),
+                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
+                        f"cluster {cluster.name} does not apply (it is in the repository, "
+                        "but none of that cluster's Kustomizations includes it), so it "
+                        "never becomes ready there.",
+                    )
                 continue
             if (kind, name) in unparsed or (kind, "") in unparsed:
                 continue
@@ -237,6 +270,46 @@ def check(ctx: Context) -> Iterator[Finding]:
             )
 
 
+def _placed(repo: Snapshot, inv: Inventory) -> dict[int, list[tuple[Cluster, Applied]]]:
+    """Flux objects (by node) -> the known clusters that apply them, and as what."""
+    placed: dict[int, list[tuple[Cluster, Applied]]] = {}
+    if not inv.has_roots:
+        return placed
+    for cluster in inv.clusters:
+        if not cluster.known:
+            continue
+        for _, applied in cluster.objects():
+            if "toolkit.fluxcd.io" not in applied.id.group:
+                continue
+            node = applied.node(repo)
+            if node is not None:
+                placed.setdefault(id(node), []).append((cluster, applied))
+    return placed
+
+
+def _missing_in_cluster(
+    placements: list[tuple[Cluster, Applied]], kind: str, name: str, explicit_ns: str | None
+) -> tuple[Cluster, str] | None:
+    """The first known cluster of the referrer that does not apply the referenced object
+    (in the namespace the reference resolves to there), with a " in namespace x"."""
+    for cluster, referrer in placements:
+        namespace = explicit_ns or referrer.id.namespace
+        found = False
+        for _, candidate in cluster.objects():
+            cid = candidate.id
+            if cid.kind != kind or "toolkit.fluxcd.io" not in cid.group:
+                continue
+            if cid.templated or (
+                (cid.name == name or name in candidate.previous_names)
+                and (namespace is None or cid.namespace in (None, namespace))
+            ):
+                found = True
+                break
+        if not found:
+            return cluster, f" in namespace {namespace}" if namespace else ""
+    return None
+
+
 def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     """Secrets and ConfigMaps are mostly created outside git, so only a change proves a
     reference wrong: the object was defined in the repository at the base and is gone."""
@@ -248,7 +321,10 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     gone = {kind: {n for n in names if n not in now[kind]} for kind, names in before.items()}
     if not any(gone.values()):
         return
+    inv = inventory_of(ctx.head)
     for ref in secrets.references(ctx.head):
+        if not inv.applied(ref.path) and ctx.head.chart_of(ref.path) is None:
+            continue  # a raw file no cluster applies
         if ref.name not in gone[ref.kind]:
             continue
         if secrets.still_defined(ctx.head, before[ref.kind][ref.name], ref.name):

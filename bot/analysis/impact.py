@@ -1,0 +1,140 @@
+"""What a change does to each cluster: per cluster, the Flux Kustomizations whose
+objects it adds, changes or removes.
+
+Computed from the inventories of both snapshots. An object is identified as on the
+cluster (group, kind, namespace, name); it is "changed" when the document that defines
+it (or the line of the generator entry that makes it) differs. A `namespace` or prefix
+change moves objects (removed, then added); what a patch changes inside an object is
+not followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.analysis.change import Change
+from bot.analysis.inventory import Applied, FluxBuild, inventory_of
+from bot.analysis.snapshot import Snapshot
+
+# How many object names a summary shows per list before it says "and N more".
+SHOWN = 5
+
+
+@dataclass
+class KustomizationImpact:
+    label: str  # "Flux Kustomization flux-system/apps" or "raw_paths entry deploy"
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kustomization": self.label,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+        }
+
+
+@dataclass
+class ClusterImpact:
+    cluster: str  # the root Flux Kustomization's path, e.g. "clusters/prod"
+    kustomizations: list[KustomizationImpact] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "kustomizations": [k.to_json() for k in self.kustomizations],
+        }
+
+
+ObjectKey = tuple[str, str, str | None, str]
+
+
+def _objects(builds: Iterable[FluxBuild]) -> dict[str, dict[ObjectKey, Applied]]:
+    return {fb.label: {a.id.key(): a for a in fb.build.objects} for fb in builds}
+
+
+def _text(repo: Snapshot, applied: Applied) -> str | None:
+    """The text of the document (or generator entry) that defines the object."""
+    node = applied.node(repo)
+    text = repo.text(applied.path)
+    if text is None:
+        return None
+    if node is None:
+        # A generated object: the line of its generator entry stands for it.
+        lines = text.split("\n")
+        return lines[applied.line - 1] if 0 < applied.line <= len(lines) else None
+    return text[node.start_mark.index : node.end_mark.index]
+
+
+def cluster_impact(change: Change) -> list[ClusterImpact]:
+    """Per cluster of either side, what the change adds, changes and removes."""
+    before = inventory_of(change.base)
+    after = inventory_of(change.head)
+    clusters: dict[str, tuple[list[FluxBuild], list[FluxBuild]]] = {}
+    for c in before.clusters:
+        clusters.setdefault(c.name, ([], []))[0].extend(c.builds)
+    for c in after.clusters:
+        clusters.setdefault(c.name, ([], []))[1].extend(c.builds)
+    touched = set(change.files) | set(change.base_files)
+    result = []
+    for name, (old_builds, new_builds) in sorted(clusters.items()):
+        old, new = _objects(old_builds), _objects(new_builds)
+        impacts = []
+        for label in sorted(set(old) | set(new)):
+            o, n = old.get(label, {}), new.get(label, {})
+            k = KustomizationImpact(label)
+            k.added = sorted(str(n[key].id) for key in n.keys() - o.keys())
+            k.removed = sorted(str(o[key].id) for key in o.keys() - n.keys())
+            for key in sorted(n.keys() & o.keys(), key=str):
+                a, b = o[key], n[key]
+                if (a.path in touched or b.path in touched) and _text(
+                    change.base, a
+                ) != _text(change.head, b):
+                    k.changed.append(str(b.id))
+            if k.added or k.changed or k.removed:
+                impacts.append(k)
+        if impacts:
+            result.append(ClusterImpact(name, impacts))
+    return result
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:SHOWN])
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return f"{shown}{more}"
+
+
+def _parts(k: KustomizationImpact) -> list[tuple[str, list[str]]]:
+    return [(what, items) for what, items in (
+        ("added", k.added), ("changed", k.changed), ("removed", k.removed)) if items]
+
+
+def render_text(impacts: list[ClusterImpact]) -> list[str]:
+    if not impacts:
+        return ["No cluster is affected: nothing that Flux applies changes."]
+    lines = []
+    for c in impacts:
+        lines.append(f"Cluster {c.cluster}:")
+        for k in c.kustomizations:
+            summary = "; ".join(f"{len(items)} {what} ({_names(items)})"
+                                for what, items in _parts(k))
+            lines.append(f"  {k.label}: {summary}")
+    return lines
+
+
+def render_markdown(impacts: list[ClusterImpact]) -> str:
+    if not impacts:
+        return "**No cluster is affected**: nothing that Flux applies changes."
+    rows = ["| cluster | Flux Kustomization | added | changed | removed |", "|---|---|---|---|---|"]
+    for c in impacts:
+        for k in c.kustomizations:
+            cells = [
+                f"{len(items)}: {_names(items)}" if items else "–"
+                for items in (k.added, k.changed, k.removed)
+            ]
+            rows.append(f"| `{c.cluster}` | {k.label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -1,0 +1,58 @@
+"""One object applied by two Flux Kustomizations of the same cluster.
+
+Both Kustomizations apply it with server-side apply and each takes it over on every
+reconciliation, so the object flips between their versions (labels, patches, a
+`targetNamespace`), and when one of them stops applying it (the file moves, the
+Kustomization is deleted) the one with `prune: true` deletes it although the other
+still wants it. The identity is what lands on the cluster: group, kind, namespace and
+name after every kustomize and Flux transformation (`namespace`, `namePrefix`,
+`targetNamespace`...); an object served in two API versions is one object.
+
+A cluster is a root Flux Kustomization (`flux-system`) and every Flux Kustomization it
+reaches through what it applies. Objects whose name or namespace holds a `${VAR}` are
+left out: Flux's post-build substitution decides them. The finding sits on the file
+that the later Kustomization applies and names the other one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.inventory import Applied, FluxBuild, inventory_of
+from bot.analysis.rules.base import Context
+
+ID = "object-applied-twice"
+SEVERITY = Severity.WARNING
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    inv = inventory_of(ctx.repo)
+    reported: set[tuple[str, int, str]] = set()
+    for cluster in inv.clusters:
+        first: dict[tuple[str, str, str | None, str], tuple[FluxBuild, Applied]] = {}
+        for fb, obj in cluster.objects():
+            if obj.id.templated:
+                continue
+            key = obj.id.key()
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (fb, obj)
+                continue
+            other_fb, other = seen
+            if other_fb is fb:
+                continue  # the same build twice is kustomize-duplicate-resource's
+            where = (
+                "from the same file" if (other.path, other.line) == (obj.path, obj.line)
+                else f"from {other.path}:{other.line}"
+            )
+            message = (
+                f"{obj.id} is applied by {fb.label} and by {other_fb.label} ({where}) in "
+                f"cluster {cluster.name}: they take it over from each other, and when one "
+                "stops applying it, pruning deletes it."
+            )
+            mark = (obj.path, obj.line, message)
+            if mark in reported:
+                continue
+            reported.add(mark)
+            yield ctx.finding(ID, SEVERITY, obj.path, obj.line, message)

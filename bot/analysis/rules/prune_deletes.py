@@ -1,0 +1,114 @@
+"""Objects that a change removes from a Flux Kustomization with `prune: true`: Flux
+deletes them from the cluster.
+
+kustomize-controller keeps an inventory of what each Kustomization applied. With
+`spec.prune: true`, an object that leaves the build (its file deleted, or no longer
+listed by a kustomization file; the kustomization file deleted; the whole Flux
+Kustomization deleted, whose finalizer then deletes everything it applied) is deleted
+from the cluster at the next reconciliation. For most objects that is the point of the
+change; for some it loses data:
+
+- `warning` for a Namespace (everything in it goes), a PersistentVolumeClaim or a
+  PersistentVolume (the volume's data, under the usual `Delete` reclaim policy), a
+  StatefulSet (and, with a `persistentVolumeClaimRetentionPolicy` of `Delete`, its
+  volumes), and a CustomResourceDefinition (every custom resource of that kind, on the
+  whole cluster);
+- `notice` for every other object.
+
+Nothing is reported for an object that moves to another Flux Kustomization of the same
+cluster (Flux hands it over instead of deleting it), for one annotated
+`kustomize.toolkit.fluxcd.io/prune: disabled` (Flux leaves it on the cluster), or for a
+Kustomization without `prune: true`. The finding sits on the object's line in the base
+(the left side of the diff) and names the Flux Kustomization and the cluster; the
+kustomization entry the change removed, when there is one, is a related location. Only
+reported when a change is reviewed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bot.analysis import yamlscan as ys
+from bot.analysis.findings import Finding, Location, Severity, Side
+from bot.analysis.inventory import Applied, ObjectId, inventory_of
+from bot.analysis.rules.base import ChangeContext
+from bot.analysis.snapshot import Snapshot
+
+ID = "prune-deletes"
+SEVERITY = Severity.NOTICE
+
+_PRUNE_ANNOTATION = "kustomize.toolkit.fluxcd.io/prune"
+# What goes with the object when Flux deletes it.
+_LOSES = {
+    ("", "Namespace"): "and every object in the namespace with it",
+    ("", "PersistentVolumeClaim"): "and the volume's data with it",
+    ("", "PersistentVolume"): "and, with the usual Delete reclaim policy, its data",
+    ("apps", "StatefulSet"): "with its Pods (and, with a Delete retention policy, its volumes)",
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): (
+        "and every custom resource of that kind on the cluster with it"
+    ),
+}
+
+
+def _prune_disabled(repo: Snapshot, applied: Applied) -> bool:
+    node = applied.node(repo)
+    value = ys.scalar(ys.get(node, "metadata", "annotations", _PRUNE_ANNOTATION))
+    return (value or "").lower() == "disabled"
+
+
+def _removed_entries(ctx: ChangeContext, path: str) -> list[Location]:
+    """The kustomization entries of the base that listed `path` and that the change
+    deleted: the line a reviewer sees go."""
+    found = []
+    for kfile, k in ctx.base.kustomizations.items():
+        if kfile not in ctx.change.base_files:
+            continue
+        for entry in k.entries:
+            t = entry.target
+            if t is not None and (path == t or path.startswith(t + "/")) and ctx.change.touched(
+                Location(kfile, entry.line, Side.BASE)
+            ):
+                found.append(
+                    Location(kfile, entry.line, Side.BASE, "the entry this change removes")
+                )
+    return found
+
+
+def check_change(ctx: ChangeContext) -> Iterator[Finding]:
+    before = inventory_of(ctx.base)
+    after = inventory_of(ctx.head)
+    head_clusters: dict[str, set[tuple[str, str, str | None, str]]] = {}
+    for c in after.clusters:
+        keys = head_clusters.setdefault(c.name, set())
+        keys.update(a.id.key() for _, a in c.objects())
+    for cluster in before.clusters:
+        still = head_clusters.get(cluster.name, set())
+        for fb in cluster.builds:
+            if not fb.prune or not fb.known:
+                continue
+            causes = []
+            if fb.owner is not None and ctx.change.touched(
+                Location(fb.owner.path, fb.owner.line, Side.BASE)
+            ):
+                causes.append(Location(fb.owner.path, fb.owner.line, Side.BASE,
+                                       "the Flux Kustomization this change edits or deletes"))
+            for applied in fb.build.objects:
+                i: ObjectId = applied.id
+                if i.templated or i.key() in still or _prune_disabled(ctx.base, applied):
+                    continue
+                loses = _LOSES.get((i.group, i.kind))
+                severity = Severity.WARNING if loses is not None else Severity.NOTICE
+                what = f"Flux deletes it from the cluster {loses}" if loses else (
+                    "Flux deletes it from the cluster"
+                )
+                yield ctx.finding(
+                    ID,
+                    severity,
+                    applied.path,
+                    applied.line,
+                    f"This change removes {i} from {fb.label} on cluster {cluster.name}, "
+                    f"which prunes: {what}.",
+                    side=Side.BASE,
+                    related=[*_removed_entries(ctx, applied.path), *causes],
+                    key=(cluster.name, fb.label, *map(str, i.key())),
+                )

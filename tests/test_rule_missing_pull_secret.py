@@ -1,0 +1,203 @@
+"""missing-pull-secret: a pull secret or source secretRef nothing on the cluster defines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.analysis.config import Config
+from bot.analysis.rules import missing_pull_secret
+from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
+from tests.analysis_helpers import (
+    dedent,
+    flux_kustomization,
+    helm_release,
+    kustomization,
+    line_of,
+    of_rule,
+    repo,
+    run,
+    tree,
+)
+
+RULE = "missing-pull-secret"
+
+
+def pull_secret(name: str, namespace: str = "media") -> str:
+    return dedent(
+        f"""
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: {name}
+          namespace: {namespace}
+        type: kubernetes.io/dockerconfigjson
+        stringData:
+          .dockerconfigjson: "{{}}"
+        """
+    )
+
+
+def workload(secret: str, namespace: str = "media") -> str:
+    return dedent(
+        f"""
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: plex
+          namespace: {namespace}
+        spec:
+          template:
+            spec:
+              imagePullSecrets:
+                - name: {secret}
+              containers:
+                - name: plex
+                  image: ghcr.io/example/plex:1.0.0
+        """
+    )
+
+
+def cluster(files: dict[str, str]) -> dict[str, str | bytes]:
+    return repo({"clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"), **files})
+
+
+def test_the_renamed_pull_secret_says_did_you_mean() -> None:
+    deploy = workload("ghcr-pull-secret")
+    files = cluster({"apps/secret.yaml": pull_secret("ghcr-pull"), "apps/plex.yaml": deploy})
+    [finding] = of_rule(run(files), RULE)
+    assert (finding.path, finding.line, finding.severity) == (
+        "apps/plex.yaml", line_of(deploy, "name: ghcr-pull-secret"), "warning")
+    assert "names Secret ghcr-pull-secret" in finding.message
+    assert "namespace media" in finding.message
+    assert "Did you mean ghcr-pull?" in finding.message
+
+
+def test_a_secret_in_another_namespace_does_not_count() -> None:
+    files = cluster({
+        "apps/secret.yaml": pull_secret("ghcr-pull", namespace="other"),
+        "apps/plex.yaml": workload("ghcr-pull"),
+    })
+    [finding] = of_rule(run(files), RULE)
+    assert "Did you mean ghcr-pull (defined in namespace other)?" in finding.message
+
+
+def test_defined_by_a_secret_a_sealed_secret_an_external_secret_or_a_generator() -> None:
+    sealed = dedent(
+        """
+        apiVersion: bitnami.com/v1alpha1
+        kind: SealedSecret
+        metadata:
+          name: sealed
+          namespace: media
+        spec:
+          template:
+            metadata:
+              name: sealed-pull
+            type: kubernetes.io/dockerconfigjson
+        """
+    )
+    external = dedent(
+        """
+        apiVersion: external-secrets.io/v1beta1
+        kind: ExternalSecret
+        metadata:
+          name: es
+          namespace: media
+        spec:
+          target:
+            name: es-pull
+        """
+    )
+    for name in ("ghcr-pull", "sealed-pull", "es-pull", "generated-pull"):
+        files = cluster({
+            "apps/kustomization.yaml": kustomization(
+                ["secret.yaml", "sealed.yaml", "external.yaml", "plex.yaml"],
+                extra="secretGenerator:\n  - name: generated-pull\n    namespace: media\n"
+                      "    type: kubernetes.io/dockerconfigjson\n    literals: [a=b]\n",
+            ),
+            "apps/secret.yaml": pull_secret("ghcr-pull"),
+            "apps/sealed.yaml": sealed,
+            "apps/external.yaml": external,
+            "apps/plex.yaml": workload(name),
+        })
+        assert of_rule(run(files), RULE) == [], name
+
+
+def test_copied_by_reflector_or_from_external_objects() -> None:
+    reflected = pull_secret("ghcr-pull", namespace="flux-system").replace(
+        "  namespace: flux-system\n",
+        "  namespace: flux-system\n  annotations:\n"
+        '    reflector.v1.k8s.emberstack.com/reflection-auto-enabled: "true"\n'
+        '    reflector.v1.k8s.emberstack.com/reflection-auto-namespaces: "media"\n',
+    )
+    files = cluster({"apps/secret.yaml": reflected, "apps/plex.yaml": workload("ghcr-pull")})
+    assert of_rule(run(files), RULE) == []
+    files = cluster({"apps/secret.yaml": pull_secret("other-pull"),
+                     "apps/plex.yaml": workload("ghcr-pull")})
+    assert len(of_rule(run(files), RULE)) == 1
+    # declared in the config as existing on the cluster
+    for declared, expected in (("Secret/media/ghcr-pull", 0), ("Secret/*/ghcr-pull", 0),
+                               ("Secret/other/ghcr-pull", 1)):
+        config = _External(external_objects=(declared,))
+        found = list(missing_pull_secret.check(Context(Snapshot(tree(files), config))))
+        assert len(found) == expected, declared
+
+
+@dataclass(frozen=True)
+class _External(Config):
+    """A config with `external_objects` (whatever Config itself has)."""
+
+    external_objects: tuple[str, ...] = ()
+
+
+def test_a_cluster_without_any_pull_secret_in_git_makes_them_by_hand() -> None:
+    files = cluster({"apps/plex.yaml": workload("ghcr-pull")})
+    assert of_rule(run(files), RULE) == []
+
+
+def test_an_unknown_inventory_says_nothing() -> None:
+    files = cluster({
+        "apps/kustomization.yaml": kustomization(
+            ["https://github.com/org/secrets//media?ref=v1", "secret.yaml", "plex.yaml"]),
+        "apps/secret.yaml": pull_secret("other-pull"),
+        "apps/plex.yaml": workload("ghcr-pull"),
+    })
+    assert of_rule(run(files), RULE) == []
+
+
+def test_helm_release_values_only_near_misses() -> None:
+    values = "imagePullSecrets:\n  - name: ghcr-pull-secret\n"
+    release = helm_release("plex", version="1.x", namespace="media", values=values)
+    files = cluster({"apps/secret.yaml": pull_secret("ghcr-pull"), "apps/plex.yaml": release})
+    [finding] = of_rule(run(files), RULE)
+    assert "the values of HelmRelease media/plex" in finding.message
+    assert "Did you mean ghcr-pull?" in finding.message
+    # a name far from any pull secret may be made by the chart itself
+    release = helm_release("plex", version="1.x", namespace="media",
+                           values="imagePullSecrets:\n  - name: quay-creds\n")
+    files = cluster({"apps/secret.yaml": pull_secret("ghcr-pull"), "apps/plex.yaml": release})
+    assert of_rule(run(files), RULE) == []
+
+
+def test_a_source_secret_ref() -> None:
+    source = dedent(
+        """
+        apiVersion: source.toolkit.fluxcd.io/v1
+        kind: HelmRepository
+        metadata:
+          name: private
+          namespace: flux-system
+        spec:
+          url: https://charts.example.com
+          secretRef:
+            name: chart-auth
+        """
+    )
+    auth = pull_secret("charts-auth", namespace="flux-system").replace(
+        "type: kubernetes.io/dockerconfigjson\n", "")
+    files = cluster({"apps/source.yaml": source, "apps/auth.yaml": auth})
+    [finding] = of_rule(run(files), RULE)
+    assert "`spec.secretRef` of HelmRepository flux-system/private" in finding.message
+    assert "never becomes ready" in finding.message
+    assert "Did you mean charts-auth?" in finding.message

@@ -1,0 +1,111 @@
+"""prune-deletes: what a change removes from a pruning Flux Kustomization."""
+
+from __future__ import annotations
+
+from bot.analysis import Severity, Side, analyze
+from tests.analysis_helpers import (
+    configmap,
+    dedent,
+    deployment,
+    flux_kustomization,
+    kustomization,
+    of_rule,
+    repo,
+    tree,
+)
+
+PVC = dedent(
+    """
+    apiVersion: v1
+    kind: PersistentVolumeClaim
+    metadata:
+      name: data
+      namespace: db
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+    """
+)
+
+
+def platform(**extra: str) -> dict[str, str | bytes]:
+    files: dict[str, str] = {
+        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+        "clusters/prod/db.yaml": flux_kustomization("db", "./db"),
+        "apps/kustomization.yaml": kustomization(["web.yaml", "settings.yaml"]),
+        "apps/web.yaml": deployment("web", "ghcr.io/example/web:1.0"),
+        "apps/settings.yaml": configmap("settings"),
+        "db/kustomization.yaml": kustomization(["pvc.yaml"]),
+        "db/pvc.yaml": PVC,
+    }
+    files.update(extra)
+    return repo(files)
+
+
+def without(files: dict[str, str | bytes], *paths: str) -> dict[str, str | bytes]:
+    return {p: c for p, c in files.items() if p not in paths}
+
+
+def prune_findings(head: dict[str, str | bytes], base: dict[str, str | bytes]) -> list:
+    return of_rule(analyze(tree(head), tree(base)).findings, "prune-deletes")
+
+
+def test_a_deleted_pvc_is_a_warning_on_its_deleted_line() -> None:
+    base = platform()
+    head = without(base, "db/pvc.yaml")
+    head["db/kustomization.yaml"] = kustomization([])
+    [finding] = prune_findings(head, base)
+    assert (finding.path, finding.side, finding.severity) == (
+        "db/pvc.yaml", Side.BASE, Severity.WARNING)
+    assert finding.line == 4  # metadata.name of the deleted PVC
+    assert "PersistentVolumeClaim db/data" in finding.message
+    assert "Flux Kustomization flux-system/db" in finding.message
+    assert "clusters/prod" in finding.message and "data" in finding.message
+    assert finding.introduced
+
+
+def test_an_unlisted_configmap_is_a_notice_pointing_at_the_removed_entry() -> None:
+    base = platform()
+    head = dict(base, **{"apps/kustomization.yaml": kustomization(["web.yaml"])})
+    [finding] = prune_findings(head, base)
+    assert finding.severity is Severity.NOTICE and finding.path == "apps/settings.yaml"
+    assert [(r.path, r.side) for r in finding.related] == [
+        ("apps/kustomization.yaml", Side.BASE)
+    ]
+
+
+def test_an_object_moved_to_another_kustomization_of_the_cluster_is_not_reported() -> None:
+    base = platform()
+    head = without(base, "db/pvc.yaml")
+    head["db/kustomization.yaml"] = kustomization([])
+    head["apps/pvc.yaml"] = PVC
+    head["apps/kustomization.yaml"] = kustomization(["web.yaml", "settings.yaml", "pvc.yaml"])
+    assert prune_findings(head, base) == []
+
+
+def test_prune_disabled_and_no_prune_are_not_reported() -> None:
+    guarded = PVC.replace(
+        "  namespace: db\n",
+        "  namespace: db\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled\n",
+    )
+    base = platform(**{"db/pvc.yaml": guarded})
+    head = dict(base, **{"db/kustomization.yaml": kustomization([])})
+    assert prune_findings(head, base) == []
+    no_prune = platform(**{"clusters/prod/db.yaml": flux_kustomization("db", "./db").replace(
+        "prune: true", "prune: false")})
+    head = dict(no_prune, **{"db/kustomization.yaml": kustomization([])})
+    assert prune_findings(head, no_prune) == []
+
+
+def test_deleting_the_flux_kustomization_prunes_all_it_applied() -> None:
+    base = platform()
+    head = without(base, "clusters/prod/db.yaml")
+    [finding] = prune_findings(head, base)
+    assert finding.severity is Severity.WARNING and finding.path == "db/pvc.yaml"
+    assert [r.path for r in finding.related] == ["clusters/prod/db.yaml"]
+
+
+def test_a_whole_tree_check_reports_nothing() -> None:
+    assert of_rule(analyze(tree(platform())).findings, "prune-deletes") == []
