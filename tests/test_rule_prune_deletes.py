@@ -102,9 +102,12 @@ def test_prune_disabled_and_no_prune_are_not_reported() -> None:
 def test_deleting_the_flux_kustomization_prunes_all_it_applied() -> None:
     base = platform()
     head = without(base, "clusters/prod/db.yaml")
-    [finding] = prune_findings(head, base)
-    assert finding.severity is Severity.WARNING and finding.path == "db/pvc.yaml"
-    assert [r.path for r in finding.related] == ["clusters/prod/db.yaml"]
+    ks, pvc = prune_findings(head, base)
+    # The Kustomization leaves flux-system's build; its finalizer deletes what it applied.
+    assert (ks.path, ks.severity) == ("clusters/prod/db.yaml", Severity.NOTICE)
+    assert "Kustomization flux-system/db" in ks.message
+    assert pvc.severity is Severity.WARNING and pvc.path == "db/pvc.yaml"
+    assert [r.path for r in pvc.related] == ["clusters/prod/db.yaml"]
 
 
 def test_a_whole_tree_check_reports_nothing() -> None:

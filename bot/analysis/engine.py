@@ -18,6 +18,7 @@ from functools import partial
 from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
 from bot.analysis.findings import Finding, Side
+from bot.analysis.impact import ClusterImpact, cluster_impact
 from bot.analysis.lines import split_lines
 from bot.analysis.model import AnalysisCancelled, StopSignal
 from bot.analysis.rules import RULES, RuleInfo
@@ -43,6 +44,9 @@ class AnalysisResult:
     # rules that failed on the base only: their untouched findings could not be compared
     # with the base, so only those on lines the change touched are reported
     base_errors: list[str] = field(default_factory=list)
+    # With a base: per cluster, what the change adds to, changes in and removes from
+    # each Flux Kustomization (empty when no cluster is affected)
+    impact: list[ClusterImpact] | None = None
 
 
 def _run(
@@ -182,6 +186,7 @@ def analyze(
     snapshot = _snapshot_findings(repo, list(rules.values()), errors)
 
     base_repo: Snapshot | None = None
+    impact: list[ClusterImpact] | None = None
     if base is None:
         findings = [f for fs in snapshot.values() for f in fs or ()]
     else:
@@ -199,6 +204,13 @@ def analyze(
             for f in result or ():
                 side_repo = base_repo if f.side is Side.BASE else repo
                 findings.append(replace(_anchor(side_repo, f), introduced=True))
+        try:
+            impact = cluster_impact(change)
+        except AnalysisCancelled:
+            raise
+        except Exception as exc:
+            log.exception("the change summary failed")
+            errors.append(f"the change summary failed: {type(exc).__name__}: {exc}")
 
     findings = _apply_config_and_suppressions(repo, base_repo, findings, config)
     findings.sort(key=Finding.sort_key)
@@ -210,7 +222,11 @@ def analyze(
         if f.side is Side.HEAD
     }
     return AnalysisResult(
-        findings=findings, consumers=consumers, errors=errors, base_errors=base_errors
+        findings=findings,
+        consumers=consumers,
+        errors=errors,
+        base_errors=base_errors,
+        impact=impact,
     )
 
 

@@ -1,0 +1,63 @@
+"""The change summary: per cluster, what a change does to each Flux Kustomization."""
+
+from __future__ import annotations
+
+from bot.analysis import analyze
+from bot.analysis.impact import render_markdown, render_text
+from tests.analysis_helpers import (
+    bootstrap,
+    configmap,
+    deployment,
+    flux_kustomization,
+    kustomization,
+    tree,
+)
+
+
+def two_clusters() -> dict[str, str | bytes]:
+    files: dict[str, str | bytes] = {}
+    for cluster in ("prod", "staging"):
+        files.update(bootstrap(cluster))
+        files[f"clusters/{cluster}/apps.yaml"] = flux_kustomization(
+            f"apps-{cluster}", f"./apps/{cluster}")
+        files[f"apps/{cluster}/kustomization.yaml"] = kustomization(["../base"])
+    files["apps/base/kustomization.yaml"] = kustomization(["web.yaml", "settings.yaml"])
+    files["apps/base/web.yaml"] = deployment("web", "ghcr.io/example/web:1.0")
+    files["apps/base/settings.yaml"] = configmap("settings")
+    files["apps/staging/kustomization.yaml"] = kustomization(["../base", "debug.yaml"])
+    files["apps/staging/debug.yaml"] = configmap("debug")
+    return files
+
+
+def test_a_change_lists_what_each_cluster_gets() -> None:
+    base = two_clusters()
+    head = dict(base)
+    head["apps/base/web.yaml"] = deployment("web", "ghcr.io/example/web:2.0")
+    head["apps/staging/kustomization.yaml"] = kustomization(["../base"])
+    result = analyze(tree(head), tree(base))
+    assert result.impact is not None
+    by_cluster = {c.cluster: c for c in result.impact}
+    assert set(by_cluster) == {"clusters/prod", "clusters/staging"}
+    [prod] = by_cluster["clusters/prod"].kustomizations
+    assert prod.label == "Flux Kustomization flux-system/apps-prod"
+    assert (prod.added, prod.changed, prod.removed) == ([], ["Deployment web"], [])
+    [staging] = by_cluster["clusters/staging"].kustomizations
+    assert staging.changed == ["Deployment web"] and staging.removed == ["ConfigMap debug"]
+    text = "\n".join(render_text(result.impact))
+    assert "Cluster clusters/staging:" in text and "1 removed (ConfigMap debug)" in text
+    assert "| `clusters/prod` | Flux Kustomization flux-system/apps-prod |" in render_markdown(
+        result.impact)
+
+
+def test_a_change_nothing_applies_affects_no_cluster() -> None:
+    base = two_clusters()
+    head = dict(base, **{"docs/README.md": "notes\n"})
+    result = analyze(tree(head), tree(base))
+    assert result.impact == []
+    assert render_text(result.impact) == [
+        "No cluster is affected: nothing that Flux applies changes."]
+    assert "No cluster is affected" in render_markdown(result.impact)
+
+
+def test_a_whole_tree_check_has_no_impact() -> None:
+    assert analyze(tree(two_clusters())).impact is None
