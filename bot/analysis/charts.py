@@ -156,10 +156,31 @@ _VENDOR_DIRS = frozenset({
 })
 
 
+# Git hosting services whose first path segment is the owner that also names the owner's
+# chart space (`github.com/<owner>/...` publishes to `ghcr.io/<owner>`, `<owner>.github.io`).
+_GIT_HOSTS = frozenset({
+    "github.com", "www.github.com", "gitlab.com", "www.gitlab.com", "codeberg.org",
+    "bitbucket.org",
+})
+
+
+def owner_of(url: str) -> str | None:
+    """The owner a normalised clone URL names (`example` for `github.com/example/app`).
+
+    Unknown for a local path (a clone of a mirror on disk, `/srv/mirrors/acme/app`) and
+    for a host that is not a known hosting service (`git.example.com/team/app`): its
+    first path segment is a directory, or whatever that server's layout makes it."""
+    host, _, path = url.partition("/")
+    owner = path.split("/", 1)[0]
+    if host not in _GIT_HOSTS or not owner or "/" not in path:
+        return None
+    return owner
+
+
 def _owners(repo: Repository) -> set[str]:
     """Who owns this repository (`example` for `github.com/example/platform-gitops`), from
-    its clone URLs and the `flux-system` GitRepository."""
-    return {parts[1] for u in repo.own_urls if len(parts := u.split("/")) >= 3}
+    its clone URLs and the `flux-system` GitRepository; empty when no URL tells."""
+    return {owner for u in repo.own_urls if (owner := owner_of(u)) is not None}
 
 
 def _foreign(registry: str, owners: set[str]) -> bool:
