@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +18,31 @@ from bot.analysis.findings import Severity
 
 CONFIG_PATH = ".github/flux-review.yml"
 _SEVERITIES = {"error", "warning", "notice"}
-_KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts")
+_KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts", "external_objects")
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_NAME_CHARS = re.compile(r"[^\s/]+")
 
 
 class ConfigError(ValueError):
     """An invalid repository config; the message names the key and the line."""
+
+
+@dataclass(frozen=True)
+class ExternalObject:
+    """An object that exists on the cluster but not in the repository (created by hand,
+    by another repository's Flux, by an operator). `namespace` is None for a cluster-scoped
+    entry (`Kind/name`) and for `*`: either matches a reference from any namespace."""
+
+    kind: str
+    namespace: str | None
+    name: str
+
+    def matches(self, kind: str, namespace: str | None, name: str) -> bool:
+        return (
+            self.kind == kind
+            and (self.name == "*" or self.name == name)
+            and (self.namespace is None or namespace is None or self.namespace == namespace)
+        )
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,12 @@ class Config:
     raw_paths: tuple[str, ...] = ()
     fail_on: Severity = Severity.ERROR
     review_drafts: bool = True
+    external_objects: tuple[ExternalObject, ...] = ()
+
+    def has_external(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Whether the config lists this object as existing outside the repository;
+        `namespace` None when the reference does not say which (any entry matches)."""
+        return any(e.matches(kind, namespace, name) for e in self.external_objects)
 
     def severity_for(self, rule: str, default: Severity) -> Severity | None:
         if rule in self.rules:
@@ -99,6 +126,7 @@ def parse_config(
     raw_paths: tuple[str, ...] = ()
     fail_on = Severity.ERROR
     review_drafts = True
+    external: tuple[ExternalObject, ...] = ()
     for key, value in data.items():
         line = _line(data, key)
         if key not in _KEYS:
@@ -154,13 +182,40 @@ def parse_config(
                     f"{source}: line {line}: 'review_drafts' must be true or false (got {value!r})"
                 )
             review_drafts = value
+        elif key == "external_objects":
+            external = _external_objects(value, source, line)
     return Config(
         rules=rules,
         ignore=ignore,
         raw_paths=raw_paths,
         fail_on=fail_on,
         review_drafts=review_drafts,
+        external_objects=external,
     )
+
+
+def _external_objects(value: Any, source: str, line: int) -> tuple[ExternalObject, ...]:
+    usage = "`Kind/namespace/name`, `Kind/*/name` or, for a cluster-scoped kind, `Kind/name`"
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: line {line}: 'external_objects' must be a list of {usage}")
+    entries = []
+    for index, item in enumerate(value):
+        where = f"{source}: line {_line(value, index)}: external_objects item {index + 1}"
+        if not isinstance(item, str):
+            raise ConfigError(f"{where} must be a string ({usage}), not {item!r}")
+        parts = item.strip().split("/")
+        if len(parts) not in (2, 3) or not all(_NAME_CHARS.fullmatch(p) for p in parts):
+            raise ConfigError(f"{where} is {item!r}; write {usage}")
+        if not _KIND.fullmatch(parts[0]):
+            raise ConfigError(
+                f"{where}: {parts[0]!r} is not a Kubernetes kind (like HelmRepository)"
+            )
+        kind, name = parts[0], parts[-1]
+        namespace = parts[1] if len(parts) == 3 and parts[1] != "*" else None
+        entries.append(ExternalObject(kind, namespace, name))
+    return tuple(entries)
 
 
 def _clean_dir(path: str) -> str:
