@@ -11,6 +11,7 @@ from types import ModuleType
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.rules import (
     chart_not_bumped,
+    chart_not_found,
     chart_version_mismatch,
     dangling_reference,
     helm_template_in_raw_manifest,
@@ -52,6 +53,7 @@ RULES: dict[str, RuleInfo] = {
             helm_template_in_raw_manifest,
             chart_version_mismatch,
             chart_not_bumped,
+            chart_not_found,
             kustomize_missing_resource,
             kustomize_unlisted_manifest,
             dangling_reference,

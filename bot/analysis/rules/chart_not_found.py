@@ -1,0 +1,69 @@
+"""A chart asked for from a registry this repository publishes its own charts to, when no
+chart in the repository has that name.
+
+When the repository's HelmReleases or OCIRepositories deploy its own charts from a
+registry (`oci://ghcr.io/<owner>/charts`, a private Harbor or ChartMuseum), that registry
+serves what the repository's `Chart.yaml` files name. A HelmRelease (`spec.chart.spec.chart`
+with a HelmRepository source), a Helm OCIRepository (the last segment of `spec.url`) or an
+umbrella chart's dependency that asks the same registry for a chart no `Chart.yaml` of
+the repository names asks for something that is never published: the HelmRelease fails
+with `chart "..." not found` (or `...: not found` from the OCI registry). The common cause
+is a renamed chart (its `name:` changed, or its directory was moved and renamed) while a
+reference still uses the old name, so the message names the closest in-repository chart
+names.
+
+A registry counts as the repository's own only when some reference of the repository
+deploys an in-repository chart from it (see `chart-version-mismatch` for how a chart of
+the same name that is someone else's is told apart); a registry it only pulls upstream
+charts from is never checked. Names filled in by Flux's post-build substitution
+(`${CHART}`) are not checked, and neither is anything while some `Chart.yaml` of the
+repository does not parse (its name is not known).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+
+from bot.analysis.charts import chart_requests, own_registries
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.rules.base import Context
+
+ID = "chart-not-found"
+SEVERITY = Severity.WARNING
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    if any(c.name is None for c in repo.charts):
+        return
+    names = sorted({c.name for c in repo.charts if c.name})
+    registries = own_registries(repo)
+    if not names or not registries:
+        return
+    for request in chart_requests(repo):
+        deployed = registries.get(request.registry)
+        if (
+            deployed is None
+            or request.chart in names
+            or "${" in request.chart + request.registry
+            or "{{" in request.chart
+        ):
+            continue
+        close = difflib.get_close_matches(request.chart, names, n=3, cutoff=0.6)
+        if close:
+            hint = f" The closest in-repository charts: {', '.join(close)}."
+        else:
+            hint = f" In-repository charts deployed from it: {', '.join(sorted(deployed))}."
+        example_chart, example_ref = next(iter(sorted(deployed.items())))
+        yield ctx.finding(
+            ID,
+            SEVERITY,
+            request.path,
+            request.line,
+            f"{request.what} asks {request.registry} for chart {request.chart}, but no chart "
+            f"in the repository is named {request.chart}, and this repository publishes its "
+            f"own charts there ({example_ref} deploys {example_chart} from it): the chart is "
+            f"never published, and Flux fails with `chart not found`. A renamed chart keeps "
+            f"only its new name.{hint}",
+        )
