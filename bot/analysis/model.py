@@ -341,6 +341,20 @@ class Repository:
         self._cache[key] = docs
         return docs
 
+    def _helm_documents(self, path: str) -> list[ys.Node]:
+        """Documents of a file that only duplicate keys keep from parsing, as Helm reads a
+        Chart.yaml: the last value wins (as `ys.get` picks it)."""
+        problem = self.problem(path)
+        data = self.data(path)
+        if problem is None or problem.duplicate_of is None or data is None:
+            return []
+        if ys.scan(data, duplicate_keys_allowed=True).problem is not None:
+            return []
+        try:
+            return ys.compose_all(data)
+        except (yaml.YAMLError, RecursionError):
+            return []
+
     def is_dir(self, path: str) -> bool:
         return path in self.dirs
 
@@ -363,7 +377,7 @@ class Repository:
             ignore_path = f"{directory}/.helmignore" if directory else ".helmignore"
             ignore_text = self.text(ignore_path) if ignore_path in self.path_set else None
             chart = Chart(directory, path, None, None, None, [], HelmIgnore(ignore_text or ""))
-            docs = self.documents(path)
+            docs = self.documents(path) or self._helm_documents(path)
             if docs:
                 root = docs[0]
                 chart.name = ys.scalar(ys.get(root, "name"))

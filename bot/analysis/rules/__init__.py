@@ -14,6 +14,7 @@ from bot.analysis.rules import (
     chart_not_found,
     chart_version_mismatch,
     dangling_reference,
+    duplicate_key,
     helm_template_in_raw_manifest,
     invalid_image_reference,
     invalid_suppression,
@@ -60,6 +61,7 @@ RULES: dict[str, RuleInfo] = {
             invalid_image_reference,
             kustomization_in_chart_templates,
             yaml_syntax_error,
+            duplicate_key,
             invalid_suppression,
         ),
     )
