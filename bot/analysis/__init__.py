@@ -8,6 +8,7 @@ from bot.analysis.config import CONFIG_PATH, Config, ConfigError, parse_config
 from bot.analysis.engine import AnalysisResult, analyze
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.model import AnalysisCancelled
+from bot.analysis.reads import is_read
 from bot.analysis.tree import ChangedFile, ChangeStatus, DictTree, Tree
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "Severity",
     "Tree",
     "analyze",
+    "is_read",
     "parse_config",
 ]
