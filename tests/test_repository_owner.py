@@ -126,6 +126,19 @@ def test_the_remotes_of_a_local_mirror_name_the_repository(tmp_path: Path) -> No
     assert _mismatches(clone.path) == []
 
 
+def test_a_bare_mirror_clone_is_read_through_its_remote(tmp_path: Path) -> None:
+    origin = GitRepo(tmp_path / "origin")
+    origin.commit("platform", PLATFORM)
+    origin.git("remote", "add", "origin", "https://github.com/acme/platform.git")
+    GitRepo(tmp_path, init=False).git("clone", "--quiet", "--mirror", str(origin.path),
+                                      "mirror.git")
+    bare = tmp_path / "mirror.git"
+    GitRepo(bare, init=False).git("remote", "set-url", "origin",
+                                  "ssh://git@github.com/acme/platform")
+    clone = _clone(f"file://{bare}", tmp_path / "work")
+    assert remote_urls(clone.path) == ["ssh://git@github.com/acme/platform"]
+
+
 def test_mirrors_that_point_at_each_other_end(tmp_path: Path) -> None:
     a = GitRepo(tmp_path / "a")
     a.commit("one", {"x.yaml": "a: 1\n"})
