@@ -8,16 +8,17 @@ import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Protocol
 
 import yaml
 
+from bot.analysis import templating
 from bot.analysis import yamlscan as ys
-from bot.analysis.config import Config
 from bot.analysis.ignorefiles import HelmIgnore, SourceIgnore
 from bot.analysis.lines import split_lines
+from bot.analysis.options import Config
 from bot.analysis.tree import Tree
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -54,12 +55,74 @@ class ReadKind(enum.StrEnum):
     DATA = "data"  # read as an opaque payload (configMapGenerator files)
 
 
+class Reader(enum.StrEnum):
+    """How one controller comes to read a file: the typed edge of the consumer graph."""
+
+    # The kustomization file at a Flux Kustomization's spec.path: Flux builds it.
+    FLUX_ENTRY = "flux-entry"
+    # A manifest (or a subdirectory's kustomization file) that Flux's generated index
+    # takes for a spec.path without a kustomization file.
+    FLUX_INDEX = "flux-index"
+    # The same two for a `raw_paths` entry of the config (applied by a Kustomization that
+    # lives outside this repository).
+    RAW_PATHS_ENTRY = "raw-paths-entry"
+    RAW_PATHS_INDEX = "raw-paths-index"
+    # Listed by a kustomization file (`resources`, `components`, `patches`, ...).
+    KUSTOMIZATION_ENTRY = "kustomization-entry"
+    # A file a configMapGenerator / secretGenerator reads as data.
+    GENERATOR_DATA = "generator-data"
+    HELM_TEMPLATE = "helm-template"
+    HELM_CRDS = "helm-crds"
+
+    @property
+    def how(self) -> ReadKind:
+        if self is Reader.HELM_TEMPLATE:
+            return ReadKind.TEMPLATE
+        if self is Reader.GENERATOR_DATA:
+            return ReadKind.DATA
+        return ReadKind.RAW
+
+    @property
+    def is_flux_root(self) -> bool:
+        """Read straight from a Flux Kustomization's (or raw_paths entry's) path, which
+        Flux applies as Kubernetes objects."""
+        return self in (
+            Reader.FLUX_ENTRY,
+            Reader.FLUX_INDEX,
+            Reader.RAW_PATHS_ENTRY,
+            Reader.RAW_PATHS_INDEX,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Consumer:
-    how: ReadKind
-    description: str  # e.g. "kustomize via apps/base/kustomization.yaml"
+    reader: Reader
     source: str  # the file that makes the consumer read it
     line: int  # line of that file where it does
+    # The Flux Kustomization for FLUX_ENTRY / FLUX_INDEX; the chart for Helm readers.
+    owner: FluxObject | None = field(default=None, compare=False)
+    chart: Chart | None = field(default=None, compare=False)
+    raw_path: str | None = None  # the raw_paths entry, for RAW_PATHS_*
+
+    @property
+    def how(self) -> ReadKind:
+        return self.reader.how
+
+    @property
+    def description(self) -> str:
+        """The consumer in a message, e.g. "kustomize via apps/base/kustomization.yaml"."""
+        r = self.reader
+        if r in (Reader.FLUX_ENTRY, Reader.FLUX_INDEX) and self.owner is not None:
+            return f"Flux Kustomization {self.owner.ref().split(' ', 1)[1]} ({self.owner.path})"
+        if r in (Reader.RAW_PATHS_ENTRY, Reader.RAW_PATHS_INDEX):
+            return f"raw_paths entry {self.raw_path or '.'} of the flux-review config"
+        if r is Reader.HELM_TEMPLATE:
+            label = self.chart.label if self.chart is not None else "a chart"
+            return f"Helm, which renders it as a template of {label}"
+        if r is Reader.HELM_CRDS:
+            label = self.chart.label if self.chart is not None else "a chart"
+            return f"Helm, which installs it unrendered from the crds/ of {label}"
+        return f"kustomize via {self.source}"
 
 
 @dataclass(slots=True)
@@ -809,7 +872,8 @@ class Repository:
     @cached_property
     def flux_roots(self) -> list[tuple[str, Consumer]]:
         """(directory, consumer) for each Flux Kustomization of this repository, and for
-        each `raw_paths` entry of the config."""
+        each `raw_paths` entry of the config. The consumer's reader is the entry kind;
+        `consumers` turns it into the index kind where Flux generates the index."""
         roots = []
         for obj in self.objects_of("Kustomization"):
             if obj.group != "kustomize.toolkit.fluxcd.io" or not self.is_self_source(obj):
@@ -817,27 +881,12 @@ class Repository:
             path_node = ys.get(obj.node, "spec", "path")
             directory = secure_join(ys.scalar(path_node) or "")
             line = ys.line_of(path_node) if path_node is not None else obj.line
-            roots.append(
-                (
-                    directory,
-                    Consumer(
-                        ReadKind.RAW,
-                        f"Flux Kustomization {obj.ref().split(' ', 1)[1]} ({obj.path})",
-                        obj.path,
-                        line,
-                    ),
-                )
-            )
+            roots.append((directory, Consumer(Reader.FLUX_ENTRY, obj.path, line, owner=obj)))
         for raw in self.config.raw_paths:
             roots.append(
                 (
                     raw,
-                    Consumer(
-                        ReadKind.RAW,
-                        f"raw_paths entry {raw or '.'} of the flux-review config",
-                        ".github/flux-review.yml",
-                        1,
-                    ),
+                    Consumer(Reader.RAW_PATHS_ENTRY, ".github/flux-review.yml", 1, raw_path=raw),
                 )
             )
         return roots
@@ -852,52 +901,47 @@ class Repository:
             if entry_point is not None:
                 graph[entry_point].append(consumer)
                 continue
+            index = replace(
+                consumer,
+                reader=Reader.FLUX_INDEX
+                if consumer.reader is Reader.FLUX_ENTRY
+                else Reader.RAW_PATHS_INDEX,
+            )
             manifests, kfiles = self.flux_raw_walk(directory)
             for path in manifests + kfiles:
-                graph[path].append(consumer)
+                graph[path].append(index)
         for kfile in self.kustomizations.values():
-            consumer_label = f"kustomize via {kfile.path}"
             # When Flux sees this kustomization but not what it lists, the build fails
             # (kustomize-missing-resource): the target is never read.
             in_artifact = not self.source_ignore.ignored(kfile.path)
             for entry in kfile.entries:
                 if entry.target is None:
                     continue
-                how = ReadKind.DATA if "Generator" in entry.field else ReadKind.RAW
+                reader = (
+                    Reader.GENERATOR_DATA
+                    if "Generator" in entry.field
+                    else Reader.KUSTOMIZATION_ENTRY
+                )
                 target = entry.target
                 if target in self.path_set:
                     if in_artifact and self.source_ignore.ignored(target):
                         continue
-                    graph[target].append(Consumer(how, consumer_label, kfile.path, entry.line))
+                    graph[target].append(Consumer(reader, kfile.path, entry.line))
                 elif self.is_dir(target):
                     sub = self.kustomization_in(target)
                     if sub is not None and sub != kfile.path:
                         if in_artifact and self.source_ignore.ignored(sub):
                             continue
-                        graph[sub].append(Consumer(how, consumer_label, kfile.path, entry.line))
+                        graph[sub].append(Consumer(reader, kfile.path, entry.line))
         for path in self.paths:
             role = self.chart_role(path)
             if role is None:
                 continue
             chart, part = role
             if part == "templates":
-                graph[path].append(
-                    Consumer(
-                        ReadKind.TEMPLATE,
-                        f"Helm, which renders it as a template of {chart.label}",
-                        chart.path,
-                        1,
-                    )
-                )
+                graph[path].append(Consumer(Reader.HELM_TEMPLATE, chart.path, 1, chart=chart))
             elif path.endswith((".yaml", ".yml", ".json")):
-                graph[path].append(
-                    Consumer(
-                        ReadKind.RAW,
-                        f"Helm, which installs it unrendered from the crds/ of {chart.label}",
-                        chart.path,
-                        1,
-                    )
-                )
+                graph[path].append(Consumer(Reader.HELM_CRDS, chart.path, 1, chart=chart))
         return dict(graph)
 
     def raw_consumers(self, path: str) -> list[Consumer]:
@@ -906,25 +950,83 @@ class Repository:
     def template_consumers(self, path: str) -> list[Consumer]:
         return [c for c in self.consumers.get(path, ()) if c.how is ReadKind.TEMPLATE]
 
-    def flux_kustomizations_reaching(self, path: str) -> list[str]:
-        """Names of the Flux Kustomizations whose build includes `path`, for messages."""
+    def flux_consumers_reaching(self, path: str) -> list[Consumer]:
+        """The Flux Kustomizations (and raw_paths entries) whose build includes `path`,
+        through any chain of kustomization files: their root consumer edges."""
         seen: set[str] = set()
-        found: list[str] = []
+        found: dict[Consumer, None] = {}
         stack = [path]
         while stack:
             current = stack.pop()
             for c in self.consumers.get(current, ()):
-                if c.description.startswith("Flux Kustomization"):
-                    if c.description not in found:
-                        found.append(c.description)
+                if c.reader.is_flux_root:
+                    found.setdefault(c, None)
                 elif (
-                    c.how is ReadKind.RAW
+                    c.reader is Reader.KUSTOMIZATION_ENTRY
                     and c.source not in seen
                     and posixpath.basename(c.source) in KUSTOMIZATION_FILES
                 ):
                     seen.add(c.source)
                     stack.append(c.source)
+        return list(found)
+
+    def flux_kustomizations_applying(self, path: str) -> list[FluxObject]:
+        """The Flux Kustomization objects whose build includes `path`."""
+        owners: dict[int, FluxObject] = {}
+        for c in self.flux_consumers_reaching(path):
+            if c.owner is not None:
+                owners.setdefault(id(c.owner), c.owner)
+        return list(owners.values())
+
+    def flux_kustomizations_reaching(self, path: str) -> list[str]:
+        """Names of the Flux Kustomizations whose build includes `path`, for messages."""
+        return list(
+            dict.fromkeys(
+                c.description for c in self.flux_consumers_reaching(path) if c.owner is not None
+            )
+        )
+
+    # --- facts several rules share ----------------------------------------------------
+
+    def raw_template_actions(self, path: str) -> list[templating.Action]:
+        """The template actions that break a file read raw (at most one per line): a
+        `{{` where YAML expects structure in a file that does not parse, or a Helm
+        expression in a value that reaches the API server as text. The root cause of
+        whatever else goes wrong on those lines, so every rule reads it from here."""
+        # Per snapshot, not per blob: whether a file is read raw depends on the tree.
+        cached = self._raw_actions.get(path)
+        if cached is not None:
+            return cached
+        found: list[templating.Action] = []
+        if self.raw_consumers(path):
+            data = self.data(path)
+            text = self.text(path) if data and templating.may_break(data) else None
+            if text is not None:
+                problem = self.problem(path)
+                lines: set[int] = set()
+                for action in templating.scan(text):
+                    if action.line in lines:
+                        continue
+                    # A `{{` where YAML expects structure breaks parsing, unless the YAML
+                    # is valid after all: then it is a quoted key or a multi-line string,
+                    # and only its content matters.
+                    if not (action.structural and problem is not None) and (
+                        not action.helm_specific
+                        or templating.is_payload(action.kind, action.api_version)
+                        or templating.PAYLOAD_KEYS.intersection(action.key_path)
+                    ):
+                        continue
+                    lines.add(action.line)
+                    found.append(action)
+        self._raw_actions[path] = found
         return found
+
+    @cached_property
+    def _raw_actions(self) -> dict[str, list[templating.Action]]:
+        return {}
+
+    def raw_template_lines(self, path: str) -> frozenset[int]:
+        return frozenset(a.line for a in self.raw_template_actions(path))
 
     def describe(self, consumers: Iterable[Consumer]) -> str:
         return "; ".join(dict.fromkeys(c.description for c in consumers))

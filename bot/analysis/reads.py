@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 
-from bot.analysis.config import CONFIG_PATH
+from bot.analysis.options import CONFIG_PATH
 
 _NAMES = frozenset({
     "Kustomization", ".helmignore", ".sourceignore", ".gitignore", ".gitmodules",

@@ -156,7 +156,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         data = repo.data(path)
         if not data or b"image" not in data:
             continue
-        skip = ctx.template_lines.get(path, set())
+        skip = repo.raw_template_lines(path)
         info = repo.yaml_info(path)
         if info.problem is not None:  # reported as yaml-syntax-error, the real cause
             continue

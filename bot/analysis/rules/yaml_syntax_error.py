@@ -69,10 +69,8 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
             # Also a chart's Chart.yaml or values.yaml under a Flux Kustomization's
             # spec.path: Flux applies them as manifests, which they are not.
             objects = any(
-                c.description.startswith("Flux Kustomization")
-                or c.description.startswith("raw_paths")
-                for c in raw
-            ) or any(_is_resource(ctx, path, c.source) for c in raw)
+                c.reader.is_flux_root or _is_resource(ctx, path, c.source) for c in raw
+            )
             yield path, repo.describe(raw), objects
 
 
@@ -99,7 +97,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             data = repo.data(path)
             problem = ys.scan(data, duplicate_keys_allowed=True).problem if data else None
         if problem is not None:
-            template_lines = ctx.template_lines.get(path)
+            template_lines = repo.raw_template_lines(path)
             if template_lines:
                 text = repo.text(path)
                 if text is None:
