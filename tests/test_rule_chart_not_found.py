@@ -121,3 +121,18 @@ def test_unknown_names_are_not_guessed(chart: str) -> None:
         # A Chart.yaml that does not parse: its name is not known, so nothing is missing.
         files["charts/broken/Chart.yaml"] = "name: [web-app\n"
     assert findings(files) == []
+
+
+def test_a_rename_in_the_change_is_the_related_cause_and_is_introduced() -> None:
+    release = helm_release("web", "webapp", version="2.0.0", source="own")
+    base = platform(**{"apps/web.yaml": release})
+    head = dict(base)
+    renamed = chart_yaml("web-app", "2.0.0")
+    head["charts/webapp/Chart.yaml"] = renamed
+    [finding] = of_rule(run(head, base), RULE)
+    assert finding.introduced
+    assert [(r.path, r.line) for r in finding.related] == [
+        ("charts/webapp/Chart.yaml", line_of(renamed, "name: web-app"))
+    ]
+    # Already wrong at the base: the same reference is not new.
+    assert of_rule(run(head, head), RULE) == []

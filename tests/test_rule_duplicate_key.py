@@ -118,3 +118,8 @@ def test_duplicate_keys_in_a_kustomization_are_an_error_naming_the_first_line() 
     )
     assert f"(first on line {line_of(text, 'namespace: apps')})" in finding.message
     assert "kustomize" in finding.message
+
+
+def test_the_first_definition_is_the_related_location() -> None:
+    [first, _] = run(chart())
+    assert [(r.path, r.line) for r in first.related] == [("charts/podinfo/values.yaml", 2)]

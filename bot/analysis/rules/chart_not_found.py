@@ -25,8 +25,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
+from bot.analysis import yamlscan as ys
 from bot.analysis.charts import chart_requests, own_registries
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
+from bot.analysis.model import Chart, Repository
 from bot.analysis.rules.base import Context
 
 ID = "chart-not-found"
@@ -56,6 +58,12 @@ def check(ctx: Context) -> Iterator[Finding]:
         else:
             hint = f" In-repository charts deployed from it: {', '.join(sorted(deployed))}."
         example_chart, example_ref = next(iter(sorted(deployed.items())))
+        # The likely cause: the `name:` line of a chart that was renamed.
+        related = [
+            Location(chart.path, line, message=f"{chart.label} is named {chart.name} here")
+            for chart in repo.charts
+            if chart.name in close and (line := _name_line(repo, chart)) is not None
+        ]
         yield ctx.finding(
             ID,
             SEVERITY,
@@ -66,4 +74,12 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"own charts there ({example_ref} deploys {example_chart} from it): the chart is "
             f"never published, and Flux fails with `chart not found`. A renamed chart keeps "
             f"only its new name.{hint}",
+            related=related,
+            key=(request.path, request.what, request.chart),
         )
+
+
+def _name_line(repo: Repository, chart: Chart) -> int | None:
+    docs = repo.documents(chart.path)
+    node = ys.get(docs[0], "name") if docs else None
+    return ys.line_of(node) if node is not None else None

@@ -21,7 +21,7 @@ import posixpath
 from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.rules.base import Context
 from bot.analysis.rules.yaml_syntax_error import HELM, parsed_paths
 
@@ -48,4 +48,6 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"`{dup.key}` is defined twice in this {name} (first on line "
                 f"{dup.first_line}): Helm keeps this value and silently drops the one on "
                 f"line {dup.first_line}. Remove the line that is not meant.",
+                related=[Location(path, dup.first_line, message=f"`{dup.key}` first defined")],
+                key=(path, dup.key),
             )
