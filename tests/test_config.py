@@ -171,6 +171,8 @@ def test_external_objects_are_parsed() -> None:
         ("ClusterIssuer", None, "letsencrypt"),
     ]
     assert parse_config("external_objects: []\n").external_objects == ()
+    lower = parse_config("external_objects: [helmrepository/flux-system/bitnami]\n")
+    assert lower.has_external("HelmRepository", "flux-system", "bitnami")
 
 
 @pytest.mark.parametrize(

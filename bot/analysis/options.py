@@ -31,7 +31,8 @@ class ExternalObject:
 
     def matches(self, kind: str, namespace: str | None, name: str) -> bool:
         return (
-            self.kind == kind
+            # Kinds are matched as kubectl matches them, whatever their case.
+            self.kind.lower() == kind.lower()
             and (self.name == "*" or self.name == name)
             and (self.namespace is None or namespace is None or self.namespace == namespace)
         )
