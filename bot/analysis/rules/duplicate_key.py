@@ -22,18 +22,27 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Location, Severity
+from bot.analysis.model import Repository
 from bot.analysis.rules.base import Context
-from bot.analysis.rules.yaml_syntax_error import HELM, parsed_paths
 
 ID = "duplicate-key"
 SEVERITY = Severity.WARNING
 
 
+def _helm_read(repo: Repository) -> Iterator[str]:
+    """Each chart's Chart.yaml and values.yaml that nothing but Helm reads."""
+    for chart in repo.charts:
+        for name in ("Chart.yaml", "values.yaml"):
+            path = posixpath.join(chart.directory, name)
+            if path in repo.path_set and not repo.raw_consumers(path):
+                yield path
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    for path, reader, _ in parsed_paths(ctx):
+    for path in _helm_read(repo):
         problem = repo.problem(path)
-        if reader != HELM or problem is None or problem.duplicate_of is None:
+        if problem is None or problem.duplicate_of is None:
             continue
         data = repo.data(path)
         if data is None or ys.scan(data, duplicate_keys_allowed=True).problem is not None:
