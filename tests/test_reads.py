@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.analysis import Config, Finding, analyze, is_read
+from bot.analysis import Config, DictTree, Finding, analyze, is_read
 from bot.github.gitdata import SparseTree
 from tests import analysis_helpers as helpers
 
@@ -69,6 +69,14 @@ def _cases(module: ModuleType, tmp: Path) -> list[Case]:
 
         return record
 
+    def record_analyze(head: Any, base: Any = None, *args: Any, **kwargs: Any) -> Any:
+        config = kwargs.get("config", args[1] if len(args) > 1 else None)
+        if isinstance(head, DictTree) and (base is None or isinstance(base, DictTree)):
+            cases.append((_files(head), _files(base) if base is not None else None, config))
+        return analyze(head, base, *args, **kwargs)
+
+    if getattr(module, "analyze", None) is analyze:
+        patched["analyze"] = record_analyze
     for name in ("run", "analyze_files"):
         if getattr(module, name, None) is getattr(helpers, name):
             patched[name] = recording(getattr(helpers, name))
@@ -113,6 +121,10 @@ def _scenario_recorder(module: ModuleType, cases: list[Case]) -> Callable[..., A
         raise _Recorded
 
     return scenario
+
+
+def _files(tree: DictTree) -> dict[str, bytes]:
+    return {p: tree.read(p) or b"" for p in tree.paths()}
 
 
 def _sparse(files: Files) -> SparseTree:

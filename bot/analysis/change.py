@@ -12,13 +12,8 @@ from typing import Generic, TypeVar
 
 from bot.analysis.findings import Location, Side
 from bot.analysis.lines import split_lines
-from bot.analysis.model import (
-    Chart,
-    Consumer,
-    FluxObject,
-    KustomizationFile,
-    Repository,
-)
+from bot.analysis.model import Chart, Consumer, FluxObject, KustomizationFile
+from bot.analysis.snapshot import Snapshot
 from bot.analysis.tree import ChangedFile, ChangeStatus, Tree
 
 K = TypeVar("K")
@@ -87,7 +82,7 @@ class Change:
     """The step from `base` to `head` (two snapshots sharing one parse cache)."""
 
     def __init__(
-        self, base: Repository, head: Repository, files: Iterable[ChangedFile]
+        self, base: Snapshot, head: Snapshot, files: Iterable[ChangedFile]
     ) -> None:
         self.base = base
         self.head = head
@@ -196,7 +191,7 @@ class Change:
         return Keyed(self.base.consumers, self.head.consumers)
 
 
-def _lines(repo: Repository, path: str) -> list[str]:
+def _lines(repo: Snapshot, path: str) -> list[str]:
     text = repo.text(path)
     if text is not None:
         return split_lines(text)

@@ -19,9 +19,10 @@ from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
 from bot.analysis.findings import Finding, Side
 from bot.analysis.lines import split_lines
-from bot.analysis.model import AnalysisCancelled, Repository, StopSignal
+from bot.analysis.model import AnalysisCancelled, StopSignal
 from bot.analysis.rules import RULES, RuleInfo
 from bot.analysis.rules.base import ChangeContext, Context
+from bot.analysis.snapshot import Snapshot
 from bot.analysis.suppress import suppressed_lines
 from bot.analysis.tree import ChangedFile, Tree
 
@@ -47,7 +48,7 @@ class AnalysisResult:
 def _run(
     info: RuleInfo,
     fn: Callable[[], Iterable[Finding]],
-    repo: Repository,
+    repo: Snapshot,
     errors: list[str],
 ) -> list[Finding] | None:
     """A rule's findings, or None when it failed (logged and recorded: one broken rule
@@ -63,7 +64,7 @@ def _run(
         return None
 
 
-def _anchor(repo: Repository, f: Finding) -> Finding:
+def _anchor(repo: Snapshot, f: Finding) -> Finding:
     """Clamp the finding's line into its file and record the line's text."""
     text = repo.text(f.path)
     if text is None:  # not text at all: count raw lines, anchor on the bytes
@@ -79,7 +80,7 @@ def _anchor(repo: Repository, f: Finding) -> Finding:
 
 
 def _snapshot_findings(
-    repo: Repository, rules: list[RuleInfo], errors: list[str]
+    repo: Snapshot, rules: list[RuleInfo], errors: list[str]
 ) -> dict[str, list[Finding] | None]:
     ctx = Context(repo=repo, rule_ids=_RULE_IDS)
     found: dict[str, list[Finding] | None] = {}
@@ -170,7 +171,7 @@ def analyze(
     cache: dict[object, object] = {}
     errors: list[str] = []
     base_errors: list[str] = []
-    repo = Repository(head, config, cache, self_urls, cancel)
+    repo = Snapshot(head, config, cache, self_urls, cancel)
     if workers > 1:
         repo.warm_yaml(workers)
     rules = {
@@ -180,11 +181,11 @@ def analyze(
     }
     snapshot = _snapshot_findings(repo, list(rules.values()), errors)
 
-    base_repo: Repository | None = None
+    base_repo: Snapshot | None = None
     if base is None:
         findings = [f for fs in snapshot.values() for f in fs or ()]
     else:
-        base_repo = Repository(base, config, cache, self_urls, cancel)
+        base_repo = Snapshot(base, config, cache, self_urls, cancel)
         change = Change(
             base_repo, repo, changed if changed is not None else changed_files(head, base)
         )
@@ -214,7 +215,7 @@ def analyze(
 
 
 def _apply_config_and_suppressions(
-    repo: Repository, base: Repository | None, findings: list[Finding], config: Config
+    repo: Snapshot, base: Snapshot | None, findings: list[Finding], config: Config
 ) -> list[Finding]:
     silenced: dict[tuple[Side, str], dict[int, frozenset[str]]] = {}
     kept = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from bot.analysis.change import Change
 from bot.analysis.findings import Finding, Location, Severity, Side
-from bot.analysis.model import Repository
+from bot.analysis.snapshot import Snapshot
 
 
 class Scope(enum.StrEnum):
@@ -55,12 +55,12 @@ def _finding(
 class Context:
     """What a SNAPSHOT rule sees: one commit."""
 
-    repo: Repository
+    repo: Snapshot
     # Every rule id the registry knows (a suppression may name any of them).
     rule_ids: frozenset[str] = field(default_factory=frozenset)
 
     @property
-    def snapshot(self) -> Repository:
+    def snapshot(self) -> Snapshot:
         return self.repo
 
     def finding(
@@ -88,11 +88,11 @@ class ChangeContext:
     rule_ids: frozenset[str] = field(default_factory=frozenset)
 
     @property
-    def head(self) -> Repository:
+    def head(self) -> Snapshot:
         return self.change.head
 
     @property
-    def base(self) -> Repository:
+    def base(self) -> Snapshot:
         return self.change.base
 
     def finding(

@@ -28,8 +28,9 @@ from collections.abc import Iterator
 from bot.analysis import yamlscan as ys
 from bot.analysis.charts import chart_requests, own_registries
 from bot.analysis.findings import Finding, Location, Severity
-from bot.analysis.model import Chart, Repository
+from bot.analysis.model import Chart
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "chart-not-found"
 SEVERITY = Severity.WARNING
@@ -79,7 +80,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         )
 
 
-def _name_line(repo: Repository, chart: Chart) -> int | None:
+def _name_line(repo: Snapshot, chart: Chart) -> int | None:
     docs = repo.documents(chart.path)
     node = ys.get(docs[0], "name") if docs else None
     return ys.line_of(node) if node is not None else None

@@ -45,15 +45,16 @@ from collections.abc import Iterator
 from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind, Repository
+from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind
 from bot.analysis.rules.base import ChangeContext, Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "dangling-reference"
 SEVERITY = Severity.ERROR
 
 
 def _placement(
-    repo: Repository, obj: FluxObject
+    repo: Snapshot, obj: FluxObject
 ) -> tuple[str | None, bool]:
     """Where an object ends up: its namespace, or None when kustomize or Flux may rewrite
     it (a kustomization file with `namespace` or a Flux Kustomization with
@@ -94,7 +95,7 @@ _METADATA_NAME = re.compile(
 )
 
 
-def _unparsed(repo: Repository) -> set[tuple[str, str]]:
+def _unparsed(repo: Snapshot) -> set[tuple[str, str]]:
     """(kind, name) of Flux objects in files that do not parse, read from the text; the
     name is "" when it cannot be read. Such a file is reported by yaml-syntax-error; a
     reference to what it defines is not dangling on top of that."""
@@ -245,10 +246,16 @@ def check(ctx: Context) -> Iterator[Finding]:
 def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     """Secrets and ConfigMaps are mostly created outside git, so only a change proves a
     reference wrong: the object was defined in the repository at the base and is gone."""
-    before = secrets.providers(ctx.base)
+    # Only a file the change touched can have taken a definition away.
+    before = secrets.providers(ctx.base, ctx.change.base_files)
+    if not any(before.values()):
+        return
     now = secrets.providers(ctx.head)
+    gone = {kind: {n for n in names if n not in now[kind]} for kind, names in before.items()}
+    if not any(gone.values()):
+        return
     for ref in secrets.references(ctx.head):
-        if ref.name not in before[ref.kind] or ref.name in now[ref.kind]:
+        if ref.name not in gone[ref.kind]:
             continue
         if secrets.still_defined(ctx.head, before[ref.kind][ref.name], ref.name):
             continue

@@ -22,14 +22,14 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Location, Severity
-from bot.analysis.model import Repository
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "duplicate-key"
 SEVERITY = Severity.WARNING
 
 
-def _helm_read(repo: Repository) -> Iterator[str]:
+def _helm_read(repo: Snapshot) -> Iterator[str]:
     """Each chart's Chart.yaml and values.yaml that nothing but Helm reads."""
     for chart in repo.charts:
         for name in ("Chart.yaml", "values.yaml"):

@@ -44,14 +44,15 @@ from collections.abc import Iterator
 from bot.analysis import templating
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.lines import split_lines
-from bot.analysis.model import Consumer, Repository
+from bot.analysis.model import Consumer
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "helm-template-in-raw-manifest"
 SEVERITY = Severity.ERROR
 
 
-def raw_description(repo: Repository, path: str, raw: list[Consumer]) -> str:
+def raw_description(repo: Snapshot, path: str, raw: list[Consumer]) -> str:
     text = repo.describe(raw)
     flux = [f for f in repo.flux_kustomizations_reaching(path) if f not in text]
     if flux:

@@ -31,8 +31,9 @@ from collections.abc import Iterator
 from bot.analysis import templating
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, ReadKind, Repository
+from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, ReadKind
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "yaml-syntax-error"
 SEVERITY = Severity.ERROR
@@ -74,7 +75,7 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
             yield path, repo.describe(raw), objects
 
 
-def _scaffold_template(repo: Repository, path: str) -> bool:
+def _scaffold_template(repo: Snapshot, path: str) -> bool:
     data = repo.data(path)
     return bool(data) and SCAFFOLD_SYNTAX.search(repo.text(path) or "") is not None
 
