@@ -136,3 +136,47 @@ def test_a_rename_in_the_change_is_the_related_cause_and_is_introduced() -> None
     ]
     # Already wrong at the base: the same reference is not new.
     assert of_rule(run(head, head), RULE) == []
+
+
+def single_chart(name: str, *, keep: bool = True) -> dict[str, str | bytes]:
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/sources.yaml": helm_repository("own", "https://charts.example.com/platform"),
+            "apps/podinfo.yaml": helm_release("podinfo", version="1.0.0", source="own"),
+            f"charts/{name}/Chart.yaml": chart_yaml(name, "1.0.0"),
+        }
+    )
+    if not keep:
+        del files[f"charts/{name}/Chart.yaml"]
+    return files
+
+
+def test_renaming_the_only_chart_deployed_from_the_registry() -> None:
+    base = single_chart("podinfo")
+    head = single_chart("podinfo")
+    head["charts/podinfo/Chart.yaml"] = chart_yaml("podinfo-app", "1.0.0")
+    [finding] = of_rule(run(head, base), RULE)
+    assert (finding.path, finding.line) == (
+        "apps/podinfo.yaml", line_of(str(head["apps/podinfo.yaml"]), "chart: podinfo")
+    )
+    assert "after this change no chart in the repository is named podinfo" in finding.message
+    assert "closest in-repository charts: podinfo-app" in finding.message
+    assert finding.introduced
+    assert [(r.path, r.side.value) for r in finding.related] == [
+        ("charts/podinfo/Chart.yaml", "head")
+    ]
+    # The head alone does not show that the registry is this repository's.
+    assert of_rule(run(head), RULE) == []
+
+
+def test_removing_the_only_chart_points_at_the_deleted_file() -> None:
+    base = single_chart("podinfo")
+    head = single_chart("podinfo", keep=False)
+    head["charts/other/Chart.yaml"] = chart_yaml("other", "1.0.0")
+    [finding] = of_rule(run(head, base), RULE)
+    assert [(r.path, r.line, r.side.value) for r in finding.related] == [
+        ("charts/podinfo/Chart.yaml", 2, "base")
+    ]
+    # Nothing changes for a registry that the head still shows is the repository's.
+    assert of_rule(run(base, base), RULE) == []

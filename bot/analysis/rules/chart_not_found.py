@@ -17,7 +17,9 @@ deploys an in-repository chart from it (see `chart-version-mismatch` for how a c
 the same name that is someone else's is told apart); a registry it only pulls upstream
 charts from is never checked. Names filled in by Flux's post-build substitution
 (`${CHART}`) are not checked, and neither is anything while some `Chart.yaml` of the
-repository does not parse (its name is not known).
+repository does not parse (its name is not known). When a change renames or removes the
+only in-repository chart deployed from a registry, the base still shows that the
+registry is the repository's own, and the reference left behind is reported too.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import difflib
 from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
-from bot.analysis.charts import chart_requests, own_registries
-from bot.analysis.findings import Finding, Location, Severity
+from bot.analysis.charts import ChartRequest, chart_requests, own_registries
+from bot.analysis.findings import Finding, Location, Severity, Side
 from bot.analysis.model import Chart
-from bot.analysis.rules.base import Context
+from bot.analysis.rules.base import ChangeContext, Context
 from bot.analysis.snapshot import Snapshot
 
 ID = "chart-not-found"
@@ -38,33 +40,13 @@ SEVERITY = Severity.WARNING
 
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    if any(c.name is None for c in repo.charts):
-        return
-    names = sorted({c.name for c in repo.charts if c.name})
     registries = own_registries(repo)
-    if not names or not registries:
-        return
-    for request in chart_requests(repo):
-        deployed = registries.get(request.registry)
-        if (
-            deployed is None
-            or request.chart in names
-            or "${" in request.chart + request.registry
-            or "{{" in request.chart
-        ):
-            continue
-        close = difflib.get_close_matches(request.chart, names, n=3, cutoff=0.6)
-        if close:
-            hint = f" The closest in-repository charts: {', '.join(close)}."
-        else:
-            hint = f" In-repository charts deployed from it: {', '.join(sorted(deployed))}."
+    for request, close, deployed in _missing(repo, registries):
         example_chart, example_ref = next(iter(sorted(deployed.items())))
-        # The likely cause: the `name:` line of a chart that was renamed.
-        related = [
-            Location(chart.path, line, message=f"{chart.label} is named {chart.name} here")
-            for chart in repo.charts
-            if chart.name in close and (line := _name_line(repo, chart)) is not None
-        ]
+        hint = (
+            f" The closest in-repository charts: {', '.join(close)}." if close
+            else f" In-repository charts deployed from it: {', '.join(sorted(deployed))}."
+        )
         yield ctx.finding(
             ID,
             SEVERITY,
@@ -75,9 +57,69 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"own charts there ({example_ref} deploys {example_chart} from it): the chart is "
             f"never published, and Flux fails with `chart not found`. A renamed chart keeps "
             f"only its new name.{hint}",
-            related=related,
+            related=_renamed(repo, close),
             key=(request.path, request.what, request.chart),
         )
+
+
+def check_change(ctx: ChangeContext) -> Iterator[Finding]:
+    """The change takes away the last in-repository chart deployed from a registry (the
+    one chart of the repository, renamed): the head alone no longer shows the registry is
+    the repository's own, the base does."""
+    head, base = ctx.head, ctx.base
+    now = own_registries(head)
+    before = {r: d for r, d in own_registries(base).items() if r not in now}
+    for request, close, deployed in _missing(head, before):
+        example_chart, example_ref = next(iter(sorted(deployed.items())))
+        hint = f" The closest in-repository charts: {', '.join(close)}." if close else ""
+        gone = [
+            Location(c.path, line, Side.BASE, f"{c.label} was named {c.name} here")
+            for c in base.charts
+            if c.name == request.chart and c.path not in head.path_set
+            and (line := _name_line(base, c)) is not None
+        ]
+        yield ctx.finding(
+            ID,
+            SEVERITY,
+            request.path,
+            request.line,
+            f"{request.what} asks {request.registry} for chart {request.chart}, but after "
+            f"this change no chart in the repository is named {request.chart}, and the "
+            f"repository publishes its own charts there ({example_ref} deployed "
+            f"{example_chart} from it before): the chart is no longer published, and Flux "
+            f"fails with `chart not found`. A renamed chart keeps only its new name.{hint}",
+            related=[*_renamed(head, close), *gone],
+            key=(request.path, request.what, request.chart),
+        )
+
+
+def _missing(
+    repo: Snapshot, registries: dict[str, dict[str, str]]
+) -> Iterator[tuple[ChartRequest, list[str], dict[str, str]]]:
+    """Requests to one of `registries` for a chart no in-repository chart is, with the
+    closest in-repository names and what the registry is known to deploy."""
+    if not registries or any(c.name is None for c in repo.charts):
+        return
+    names = sorted({c.name for c in repo.charts if c.name})
+    for request in chart_requests(repo):
+        deployed = registries.get(request.registry)
+        if (
+            deployed is None
+            or request.chart in names
+            or "${" in request.chart + request.registry
+            or "{{" in request.chart
+        ):
+            continue
+        yield request, difflib.get_close_matches(request.chart, names, n=3, cutoff=0.6), deployed
+
+
+def _renamed(repo: Snapshot, close: list[str]) -> list[Location]:
+    """The likely cause: the `name:` line of a chart that was renamed."""
+    return [
+        Location(chart.path, line, message=f"{chart.label} is named {chart.name} here")
+        for chart in repo.charts
+        if chart.name in close and (line := _name_line(repo, chart)) is not None
+    ]
 
 
 def _name_line(repo: Snapshot, chart: Chart) -> int | None:
