@@ -400,3 +400,36 @@ def test_an_object_a_resource_set_creates_is_not_looked_for_in_the_builds() -> N
         }
     )
     assert of_rule(run(files), RULE) == []
+
+EXTERNAL = """
+external_objects:
+  - HelmRepository/flux-system/bitnami-charts
+  - Kustomization/*/infra-controllers
+  - Secret/apps/registry-credentials
+"""
+
+
+def test_objects_listed_as_external_are_not_dangling() -> None:
+    release = helm_release("redis", version="18.x", source="bitnami-charts")
+    dependent = flux_kustomization("apps", "./infrastructure", depends_on=["infra-controllers"])
+    files = infra(**{"infrastructure/redis.yaml": release, "clusters/prod/apps.yaml": dependent})
+    assert sorted(f.message.split(" names ")[1].split(",")[0] for f in run(files)) == [
+        "HelmRepository bitnami-charts in namespace flux-system",
+        "Kustomization infra-controllers in namespace flux-system",
+    ]
+    assert run(files, config=EXTERNAL) == []
+
+
+def test_an_external_object_in_another_namespace_does_not_count() -> None:
+    release = helm_release("redis", version="18.x", source="bitnami-charts")
+    files = infra(**{"infrastructure/redis.yaml": release})
+    config = "external_objects: [HelmRepository/default/bitnami-charts, HelmRepository/x]\n"
+    [finding] = run(files, config=config)
+    assert "names HelmRepository bitnami-charts" in finding.message
+
+
+def test_a_removed_secret_listed_as_external_is_not_dangling() -> None:
+    base = apps(**{"apps/pull-secret.yaml": sealed_secret("registry-credentials")})
+    head = apps()
+    assert [f.rule for f in run(head, base)] == [RULE]
+    assert run(head, base, config=EXTERNAL) == []

@@ -35,6 +35,12 @@ that nothing else applies), a reference in a file that no cluster applies (an
 `.archive/` folder, an app directory its parent no longer lists) breaks nothing and is
 not reported; and when everything the referrer's cluster applies is known, the object
 must be among what that cluster applies, not merely somewhere in the repository.
+
+Objects that exist on the cluster but not in the repository (a GitRepository created by
+another repository's Flux, a HelmRepository applied by hand) are listed in the config's
+`external_objects` (`Kind/namespace/name`, `Kind/*/name`, `Kind/name` for cluster-scoped
+kinds); a reference to one of them is not dangling, and neither is a Secret or ConfigMap
+listed there that the change removes from the repository.
 """
 
 from __future__ import annotations
@@ -217,6 +223,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 or kind == "ExternalArtifact"
             ):
                 continue
+            if repo.config.has_external(kind, namespace, name):
+                continue
             if exists(kind, name, namespace):
                 missing = None
                 if (kind, name) not in generated and not any(
@@ -328,6 +336,8 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         if ref.name not in gone[ref.kind]:
             continue
         if secrets.still_defined(ctx.head, before[ref.kind][ref.name], ref.name):
+            continue
+        if ctx.head.config.has_external(ref.kind, None, ref.name):
             continue
         yield ctx.finding(
             ID,
