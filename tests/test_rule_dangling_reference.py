@@ -401,6 +401,7 @@ def test_an_object_a_resource_set_creates_is_not_looked_for_in_the_builds() -> N
     )
     assert of_rule(run(files), RULE) == []
 
+
 EXTERNAL = """
 external_objects:
   - HelmRepository/flux-system/bitnami-charts
@@ -413,11 +414,13 @@ def test_objects_listed_as_external_are_not_dangling() -> None:
     release = helm_release("redis", version="18.x", source="bitnami-charts")
     dependent = flux_kustomization("apps", "./infrastructure", depends_on=["infra-controllers"])
     files = infra(**{"infrastructure/redis.yaml": release, "clusters/prod/apps.yaml": dependent})
-    assert sorted(f.message.split(" names ")[1].split(",")[0] for f in run(files)) == [
+    assert sorted(
+        f.message.split(" names ")[1].split(",")[0] for f in of_rule(run(files), RULE)
+    ) == [
         "HelmRepository bitnami-charts in namespace flux-system",
         "Kustomization infra-controllers in namespace flux-system",
     ]
-    assert run(files, config=EXTERNAL) == []
+    assert of_rule(run(files, config=EXTERNAL), RULE) == []
 
 
 def test_an_external_object_in_another_namespace_does_not_count() -> None:
@@ -431,5 +434,5 @@ def test_an_external_object_in_another_namespace_does_not_count() -> None:
 def test_a_removed_secret_listed_as_external_is_not_dangling() -> None:
     base = apps(**{"apps/pull-secret.yaml": sealed_secret("registry-credentials")})
     head = apps()
-    assert [f.rule for f in run(head, base)] == [RULE]
-    assert run(head, base, config=EXTERNAL) == []
+    assert [f.rule for f in of_rule(run(head, base), RULE)] == [RULE]
+    assert of_rule(run(head, base, config=EXTERNAL), RULE) == []
