@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.analysis import CONFIG_PATH, Config, ConfigError, Severity, analyze, parse_config
 from bot.analysis.parallel import default_workers
-from bot.gitrepo import GitError, GitTree, changed_files, remote_urls, resolve
+from bot.gitrepo import GitError, GitTree, changed_files, remote_urls, repository_uri, resolve
 from bot.report import formats
 
 
@@ -50,7 +50,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(formats.to_json(findings, base, head))
     elif args.format == "sarif":
-        sys.stdout.write(formats.to_sarif(findings, base, head))
+        sys.stdout.write(formats.to_sarif(findings, base, head, repository_uri(repo)))
     else:
         sys.stdout.write(formats.to_text(findings, color=sys.stdout.isatty()))
     return 1 if any(f.severity is Severity.ERROR for f in findings) else 0

@@ -7,6 +7,7 @@ tree, so the result is exactly what a PR at that commit gets.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +153,58 @@ def remote_urls(repo: Path) -> list[str]:
         return []
     return [line.split(" ", 1)[1] for line in out.decode("utf-8", "replace").splitlines()
             if " " in line]
+
+
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^/:]+):(?!//)(?P<path>.+)$")
+
+
+def https_repository_url(url: str) -> str | None:
+    """A clone URL as `https://host/owner/repo`, the form code scanning and people open
+    (`http://` stays `http://`).
+
+    `git@host:owner/repo.git`, `ssh://git@host:22/owner/repo` and
+    `https://user:token@host/owner/repo.git` all become `https://host/owner/repo`; the
+    user part (which may hold a token) is always dropped. A local path or `file://` URL
+    names no hosted repository: None.
+    """
+    url = url.strip()
+    if not url:
+        return None
+    m = re.match(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", url)
+    if m:
+        scheme = m["scheme"].lower()
+        if scheme not in ("https", "http", "ssh", "git", "git+ssh", "ssh+git"):
+            return None
+        authority, _, path = m["rest"].partition("/")
+        host = authority.rpartition("@")[2]
+        if scheme not in ("https", "http"):
+            # ssh and git ports say nothing about where the web front end listens.
+            host = re.sub(r":\d*$", "", host)
+    else:
+        scp = _SCP_LIKE.match(url)
+        # `C:/repo` is a Windows path, not the scp-like `host:path`.
+        if scp is None or url.startswith(("/", ".")) or len(scp["host"]) == 1:
+            return None
+        scheme, host, path = "ssh", scp["host"], scp["path"]
+    path = path.strip("/").removesuffix(".git").strip("/")
+    if not host or not path or not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?", host):
+        return None
+    # A plain-http server has no https front end to point at.
+    return f"{'http' if scheme == 'http' else 'https'}://{host.lower()}/{path}"
+
+
+def repository_uri(repo: Path) -> str | None:
+    """Where the repository is hosted, from its `origin` remote (else its only remote)."""
+    remotes: dict[str, str] = {}
+    try:
+        out = _git(repo, "config", "--get-regexp", r"^remote\..*\.url$")
+    except GitError:  # no remotes: git exits 1
+        return None
+    for line in out.decode("utf-8", "replace").splitlines():
+        key, _, url = line.partition(" ")
+        remotes[key.removeprefix("remote.").removesuffix(".url")] = url
+    if "origin" in remotes:
+        return https_repository_url(remotes["origin"])
+    if len(remotes) == 1:
+        return https_repository_url(next(iter(remotes.values())))
+    return None

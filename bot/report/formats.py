@@ -51,7 +51,46 @@ def to_json(findings: list[Finding], base: str | None, head: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
+def related_locations(finding: Finding) -> list[dict[str, Any]]:
+    """The locations that caused a finding, as plain dicts (`path`, `line`, `side`,
+    `message`), whether the engine gives them as objects or as dicts."""
+    out = []
+    for loc in getattr(finding, "related", None) or ():
+        if not isinstance(loc, dict):
+            to_json = getattr(loc, "to_json", None)
+            loc = to_json() if callable(to_json) else {
+                k: getattr(loc, k, None) for k in ("path", "line", "side", "message")
+            }
+        if isinstance(loc, dict) and isinstance(loc.get("path"), str):
+            out.append(loc)
+    return out
+
+
+def _side(obj: object) -> str:
+    side = obj.get("side") if isinstance(obj, dict) else getattr(obj, "side", None)
+    return str(getattr(side, "value", side) or "head")
+
+
+def _sarif_location(path: str, line: int | None, end_line: int | None, side: str,
+                    **extra: Any) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}
+    if isinstance(line, int) and line >= 1:
+        physical["region"] = {"startLine": line}
+        if end_line and end_line >= line:
+            physical["region"]["endLine"] = end_line
+    location: dict[str, Any] = {**extra, "physicalLocation": physical}
+    if side == "base":
+        # The line is in the base revision (a deleted or changed-away line): %SRCROOT% holds
+        # the head, so say which revision the region belongs to.
+        location["properties"] = {"side": "base"}
+    return location
+
+
+def to_sarif(
+    findings: list[Finding], base: str | None, head: str, repository_uri: str | None = None
+) -> str:
+    """SARIF 2.1.0. `repository_uri` (where the repository is hosted) is what
+    `versionControlProvenance` requires; without it the provenance is left out."""
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     for info in RULES.values():
@@ -69,24 +108,23 @@ def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
         )
     results = []
     for f in findings:
-        region: dict[str, Any] = {"startLine": f.line}
-        if f.end_line:
-            region["endLine"] = f.end_line
         result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": index[f.rule],
             "level": _SARIF_LEVEL[f.severity],
             "message": {"text": f.message},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
-                        "region": region,
-                    }
-                }
-            ],
+            "locations": [_sarif_location(f.path, f.line, f.end_line, _side(f))],
             "partialFingerprints": {"fluxReview/v1": f.fingerprint},
         }
+        related = [
+            _sarif_location(
+                loc["path"], loc.get("line"), None, _side(loc), id=i,
+                **({"message": {"text": str(loc["message"])}} if loc.get("message") else {}),
+            )
+            for i, loc in enumerate(related_locations(f))
+        ]
+        if related:
+            result["relatedLocations"] = related
         if base is not None:
             result["baselineState"] = "new" if f.introduced else "unchanged"
         if f.suggestion is not None:
@@ -121,7 +159,12 @@ def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
                         "rules": rules,
                     }
                 },
-                "versionControlProvenance": [{"revisionId": head}],
+                **(
+                    {"versionControlProvenance": [
+                        {"repositoryUri": repository_uri, "revisionId": head}
+                    ]}
+                    if repository_uri else {}
+                ),
                 "results": results,
             }
         ],
