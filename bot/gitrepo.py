@@ -49,12 +49,16 @@ def _decode_path(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def resolve(repo: Path, rev: str) -> str:
+def _ensure_repository(repo: Path) -> None:
     if not (repo / ".git").exists() and not (repo / "HEAD").exists():
         try:
             _git(repo, "rev-parse", "--git-dir")
         except GitError:
             raise GitError(f"{repo} is not a git repository") from None
+
+
+def resolve(repo: Path, rev: str) -> str:
+    _ensure_repository(repo)
     try:
         return (
             _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
@@ -65,9 +69,30 @@ def resolve(repo: Path, rev: str) -> str:
         raise GitError(f"unknown revision {rev!r} in {repo}") from None
 
 
+def index_tree(repo: Path) -> str:
+    """The staged content as a tree object id: what `git commit` would record now.
+
+    `git write-tree` stores the index as a tree in the object database, so it is read
+    like any commit, never from the working tree. In a hook run by `git commit`, git points
+    `GIT_INDEX_FILE` at the index being committed, which the environment passes on."""
+    _ensure_repository(repo)
+    try:
+        return _git(repo, "write-tree").decode().strip()
+    except GitError as exc:
+        raise GitError(f"cannot read the staged changes of {repo}: {exc}") from None
+
+
+def has_commits(repo: Path) -> bool:
+    try:
+        _git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except GitError:
+        return False
+    return True
+
+
 class GitTree:
-    """Regular files of one commit. Symlinks and submodules are left out: Flux never
-    puts them in an artifact."""
+    """Regular files of one commit (or tree). Symlinks and submodules are left out: Flux
+    never puts them in an artifact."""
 
     def __init__(self, repo: Path, commit: str) -> None:
         self.repo = repo

@@ -170,3 +170,46 @@ def to_sarif(
         ],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# GitHub Actions workflow commands: `::error file=F,line=N::message` on stdout becomes an
+# annotation on that line of the PR's Files tab. GitHub decodes %25, %0D and %0A in the
+# message, and additionally %3A and %2C in property values, where a raw `:` or `,` would
+# end the value (actions/toolkit, `command.ts`).
+_GITHUB_COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(finding: Finding) -> str:
+    message = finding.message
+    if finding.suggestion is not None:
+        message += "\n\nSuggestion:\n" + finding.suggestion
+    title = finding.rule if finding.introduced else f"{finding.rule} (pre-existing)"
+    props = []
+    side = getattr(finding, "side", None)
+    if str(getattr(side, "value", side) or "head") == "base":
+        # The line is in the base revision (deleted or changed away): pinned to the head
+        # file it would land on the wrong line, so the annotation names it in the text.
+        message = f"{finding.path}:{finding.line} (before this change): {message}"
+    else:
+        props.append(f"file={escape_property(finding.path)}")
+        props.append(f"line={finding.line}")
+        if finding.end_line and finding.end_line > finding.line:
+            props.append(f"endLine={finding.end_line}")
+    props.append(f"title={escape_property(title)}")
+    return f"::{_GITHUB_COMMAND[finding.severity]} {','.join(props)}::{escape_data(message)}"
+
+
+def to_github(findings: list[Finding]) -> str:
+    """One workflow command per finding, introduced ones first: GitHub shows only the
+    first 10 annotations of each level of a step on the Files tab."""
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.NOTICE: 2}
+    ranked = sorted(findings, key=lambda f: (not f.introduced, order[f.severity], f.sort_key()))
+    return "".join(github_annotation(f) + "\n" for f in ranked)
