@@ -27,6 +27,10 @@ import yaml
 from tests.sarif import assert_valid_sarif
 from tests.test_github_formats import INCIDENT, parse_workflow_command
 
+# The action's install step builds a virtual environment with pip, dependencies from the
+# package index, once for the module (tens of seconds).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 INCIDENT_FILES = ROOT / "examples" / "incident"
 GIT_ENV = {
