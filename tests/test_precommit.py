@@ -128,3 +128,11 @@ def test_the_hook_runs_for_files_a_controller_reads(path: str, checked: bool) ->
     assert hook["entry"] == "flux-review check --staged"
     # pre-commit matches `files` with re.search on the repository-relative path.
     assert bool(re.search(hook["files"], path)) is checked
+
+
+def test_the_hook_manifest_and_the_contributors_config_are_valid() -> None:
+    for command, path in (("validate-manifest", ".pre-commit-hooks.yaml"),
+                          ("validate-config", ".pre-commit-config.yaml")):
+        proc = subprocess.run([_pre_commit(), command, path], cwd=ROOT, capture_output=True,
+                              text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
