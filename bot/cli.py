@@ -111,6 +111,7 @@ def render(outcome: CheckOutcome, fmt: str, *, color: bool = False,
         return markdown.job_summary(
             findings, base=outcome.base, head=outcome.head, impact=outcome.impact,
             fail_on=fail_on, docs_url=formats.docs_url(), rule_errors=outcome.result.errors,
+            consumers=outcome.result.consumers,
         )
     return formats.to_text(findings, color=color)
 

@@ -82,6 +82,10 @@ def test_the_job_summary_counts_and_tabulates_every_finding(incident: Path) -> N
                and "`chart-version-mismatch`" in r for r in rows)
     # Every row keeps the table's four columns, whatever the message holds.
     assert all(len(re.split(r"(?<!\\)\|", r)) == 6 for r in rows)
+    # As in the check run, the controllers that read each file, which name the cluster.
+    readers = text[text.index("### Who reads these files"):]
+    assert ("- `charts/platform/templates/api-deployment.yaml`: Flux Kustomization "
+            "flux-system/platform-services (clusters/prod/platform-services.yaml); Helm") in readers
 
 
 def test_a_clean_tree_says_so(incident: Path) -> None:

@@ -205,6 +205,21 @@ def impact_section(impact: Any, heading: str = "###") -> str:
     return out
 
 
+def readers_section(findings: Sequence[Finding], consumers: Mapping[str, Sequence[str]],
+                    heading: str = "###", limit: int = 100_000) -> str:
+    """Each file with findings and the controllers that read it, as the check run says."""
+    out = ""
+    for path in dict.fromkeys(f.path for f in findings):
+        readers = consumers.get(path) or ()
+        if not readers:
+            continue
+        item = f"- {code(path)}: " + "; ".join(clip(r, 300) for r in readers) + "\n"
+        if len(out) + len(item) > limit:
+            break
+        out += item
+    return f"{heading} Who reads these files\n\n{out}\n" if out else ""
+
+
 def job_summary(
     findings: Sequence[Finding],
     *,
@@ -214,9 +229,10 @@ def job_summary(
     fail_on: Severity | None = None,
     docs_url: str = "",
     rule_errors: Sequence[str] = (),
+    consumers: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The job summary of a workflow step: the counts and verdict, the clusters the change
-    reaches, then every finding in a table."""
+    reaches, every finding in a table, then who reads the files that have findings."""
     scope = (
         f"introduced by the change {code(base[:12])}…{code(head[:12])}"
         if base else f"in the tree at {code(head[:12])}"
@@ -242,8 +258,9 @@ def job_summary(
     out += impact_section(impact)
     if out and not out.endswith("\n\n"):
         out += "\n"
+    readers = readers_section(findings, consumers or {})
     if findings:
-        out += "### Findings\n\n" + findings_table(
-            findings, docs_url, limit_bytes=MAX_JOB_SUMMARY_BYTES - len(out.encode())
-        )
+        room = MAX_JOB_SUMMARY_BYTES - len(out.encode()) - len(readers.encode()) - 100
+        out += "### Findings\n\n" + findings_table(findings, docs_url, limit_bytes=room)
+        out += "\n" + readers
     return out
