@@ -24,12 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.action import ActionError, find_base, input_value
 from tests.sarif import assert_valid_sarif
 from tests.test_github_formats import INCIDENT, parse_workflow_command
-
-# The action's install step builds a virtual environment with pip, dependencies from the
-# package index, once for the module (tens of seconds).
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 INCIDENT_FILES = ROOT / "examples" / "incident"
@@ -95,7 +92,8 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Origin:
 @pytest.fixture(scope="module")
 def runner_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # One RUNNER_TEMP for the module, as for the steps of one job: the action installs
-    # flux-review there once.
+    # flux-review there once (a virtualenv built with pip, dependencies from the package
+    # index: tens of seconds, so the tests that run the action are marked slow).
     return tmp_path_factory.mktemp("runner-temp")
 
 
@@ -215,6 +213,7 @@ def incident_pr(origin: Origin) -> tuple[int, str]:
     return 1, origin.pull_request(1, "pr-1", incident_change())
 
 
+@pytest.mark.slow
 def test_the_incident_pull_request(origin: Origin, incident_pr: tuple[int, str],
                                    runner_temp: Path, tmp_path: Path) -> None:
     number, head = incident_pr
@@ -244,6 +243,7 @@ def test_the_incident_pull_request(origin: Origin, incident_pr: tuple[int, str],
 
 @pytest.mark.parametrize(("fail_on", "status"), [
     ("error", 1), ("warning", 1), ("notice", 1), ("never", 0)])
+@pytest.mark.slow
 def test_fail_on_sets_the_exit_status(origin: Origin, incident_pr: tuple[int, str],
                                       runner_temp: Path, tmp_path: Path, fail_on: str,
                                       status: int) -> None:
@@ -258,6 +258,7 @@ def test_fail_on_sets_the_exit_status(origin: Origin, incident_pr: tuple[int, st
     assert run.outputs["errors"] == "6"
 
 
+@pytest.mark.slow
 def test_a_warning_fails_only_from_fail_on_warning(origin: Origin, runner_temp: Path,
                                                    tmp_path: Path) -> None:
     unlisted = INCIDENT_FILES / "head" / "infrastructure" / "network-policy.yaml"
@@ -274,6 +275,7 @@ def test_a_warning_fails_only_from_fail_on_warning(origin: Origin, runner_temp: 
         assert run.outputs["errors"] == "0" and run.outputs["warnings"] == "1"
 
 
+@pytest.mark.slow
 def test_a_clean_pull_request_passes(origin: Origin, runner_temp: Path,
                                      tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
@@ -289,6 +291,7 @@ def test_a_clean_pull_request_passes(origin: Origin, runner_temp: Path,
     assert_valid_sarif(json.loads((workspace / "out" / "review.sarif").read_text()))
 
 
+@pytest.mark.slow
 def test_a_plain_shallow_clone_of_the_branch_and_an_explicit_base(
     origin: Origin, incident_pr: tuple[int, str], runner_temp: Path, tmp_path: Path,
 ) -> None:
@@ -303,6 +306,7 @@ def test_a_plain_shallow_clone_of_the_branch_and_an_explicit_base(
     assert head == git(workspace, "rev-parse", "HEAD")
 
 
+@pytest.mark.slow
 def test_outside_a_pull_request_the_whole_tree_is_checked(origin: Origin, runner_temp: Path,
                                                           tmp_path: Path) -> None:
     workspace = tmp_path / "main"
@@ -312,6 +316,7 @@ def test_outside_a_pull_request_the_whole_tree_is_checked(origin: Origin, runner
     assert "**No problems found** in the tree at" in run.summary
 
 
+@pytest.mark.slow
 def test_a_wrong_input_or_an_unreachable_base_fails_with_a_message(
     origin: Origin, incident_pr: tuple[int, str], runner_temp: Path, tmp_path: Path,
 ) -> None:
@@ -329,11 +334,21 @@ def test_a_wrong_input_or_an_unreachable_base_fails_with_a_message(
 
 
 def test_inputs_come_from_the_step_env_or_input_variables() -> None:
-    from bot.action import input_value
-
     assert input_value("fail-on", {"FLUX_REVIEW_FAIL_ON": "warning"}) == "warning"
     # Runners that set INPUT_* (with GitHub's spelling, `-` kept) and leave expressions alone.
     env = {"FLUX_REVIEW_FAIL_ON": "${{ inputs.fail-on }}", "INPUT_FAIL-ON": "never"}
     assert input_value("fail-on", env) == "never"
     assert input_value("fail-on", {"INPUT_FAIL_ON": "notice"}) == "notice"
     assert input_value("sarif", {}, "flux-review.sarif") == "flux-review.sarif"
+
+
+def test_a_base_that_looks_like_an_option_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ActionError, match="base must be a revision"):
+        find_base(tmp_path, "--upload-pack=touch /tmp/owned", {})
+
+
+def test_outside_a_pull_request_event_there_is_no_base(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"ref": "refs/heads/main", "before": "a" * 40}))
+    assert find_base(tmp_path, "", {"GITHUB_EVENT_PATH": str(event)}) is None
+    assert find_base(tmp_path, "", {}) is None
