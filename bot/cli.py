@@ -61,6 +61,8 @@ class CheckOutcome:
     head: str
     config: Config
     repository_uri: str | None
+    # `head` is a commit, not the tree of the index that --staged checks.
+    head_is_commit: bool = True
 
     @property
     def findings(self) -> list[Finding]:
@@ -95,7 +97,8 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
     changes = changed_files(repo, base, head) if base else None
     result = analyze(head_tree, base_tree, changes, config, report_all=args.all,
                      workers=default_workers(), self_urls=remote_urls(repo))
-    return CheckOutcome(result, base, head, config, repository_uri(repo))
+    return CheckOutcome(result, base, head, config, repository_uri(repo),
+                        head_is_commit=not getattr(args, "staged", False))
 
 
 def render(outcome: CheckOutcome, fmt: str, *, color: bool = False,
@@ -104,7 +107,8 @@ def render(outcome: CheckOutcome, fmt: str, *, color: bool = False,
     if fmt == "json":
         return formats.to_json(findings, outcome.base, outcome.head)
     if fmt == "sarif":
-        return formats.to_sarif(findings, outcome.base, outcome.head, outcome.repository_uri)
+        return formats.to_sarif(findings, outcome.base, outcome.head, outcome.repository_uri,
+                                revision=outcome.head_is_commit)
     if fmt == "github":
         return formats.to_github(findings)
     if fmt == "markdown":

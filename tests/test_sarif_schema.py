@@ -138,3 +138,11 @@ def test_a_finding_without_related_locations_has_none() -> None:
     doc = json.loads(formats.to_sarif([finding], None, "0" * 40))
     assert_valid_sarif(doc)
     assert "relatedLocations" not in doc["runs"][0]["results"][0]
+
+
+def test_staged_changes_name_the_repository_but_no_revision(repo: GitRepo) -> None:
+    repo.git("remote", "add", "origin", "https://github.com/Example/platform-gitops")
+    repo.write({"apps/new.yaml": "a: [\n"})
+    repo.git("add", "apps/new.yaml")
+    [provenance] = sarif(repo.path, "--staged")["runs"][0]["versionControlProvenance"]
+    assert provenance == {"repositoryUri": "https://github.com/Example/platform-gitops"}

@@ -87,10 +87,12 @@ def _sarif_location(path: str, line: int | None, end_line: int | None, side: str
 
 
 def to_sarif(
-    findings: list[Finding], base: str | None, head: str, repository_uri: str | None = None
+    findings: list[Finding], base: str | None, head: str, repository_uri: str | None = None,
+    *, revision: bool = True,
 ) -> str:
     """SARIF 2.1.0. `repository_uri` (where the repository is hosted) is what
-    `versionControlProvenance` requires; without it the provenance is left out."""
+    `versionControlProvenance` requires; without it the provenance is left out. With
+    `revision` false (`head` is the tree of uncommitted changes) it names no revision."""
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     for info in RULES.values():
@@ -161,7 +163,8 @@ def to_sarif(
                 },
                 **(
                     {"versionControlProvenance": [
-                        {"repositoryUri": repository_uri, "revisionId": head}
+                        {"repositoryUri": repository_uri,
+                         **({"revisionId": head} if revision else {})}
                     ]}
                     if repository_uri else {}
                 ),
