@@ -34,14 +34,15 @@ def input_value(name: str, env: Mapping[str, str], default: str = "") -> str:
     """An input of the action. GitHub sets no `INPUT_*` variables for the steps of a
     composite action (actions/runner#665), so action.yml passes each input as
     `FLUX_REVIEW_<NAME>`; `INPUT_<NAME>` (with `-` or `_`) is read too, for runners and
-    scripts that set those. A value still holding `${{` was never evaluated: ignored."""
+    scripts that set those. A value still holding `${{` was never evaluated, and an empty
+    one says nothing: the next spelling, then the default, applies."""
     upper = name.upper()
     keys = [f"FLUX_REVIEW_{upper.replace('-', '_')}", f"INPUT_{upper}",
             f"INPUT_{upper.replace('-', '_')}"]
     for key in keys:
-        value = env.get(key)
-        if value is not None and _EXPRESSION not in value:
-            return value.strip()
+        value = env.get(key, "").strip()
+        if value and _EXPRESSION not in value:
+            return value
     return default
 
 

@@ -340,6 +340,9 @@ def test_inputs_come_from_the_step_env_or_input_variables() -> None:
     assert input_value("fail-on", env) == "never"
     assert input_value("fail-on", {"INPUT_FAIL_ON": "notice"}) == "notice"
     assert input_value("sarif", {}, "flux-review.sarif") == "flux-review.sarif"
+    # A runner that evaluates an input it was not given to nothing: the default applies.
+    assert input_value("sarif", {"FLUX_REVIEW_SARIF": ""}, "flux-review.sarif") == (
+        "flux-review.sarif")
 
 
 def test_a_base_that_looks_like_an_option_is_refused(tmp_path: Path) -> None:
