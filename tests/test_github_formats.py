@@ -194,3 +194,20 @@ def test_no_cluster_affected_is_said_and_no_impact_is_silent() -> None:
     assert "No cluster is affected" in markdown.impact_section({})
     assert markdown.impact_section(None) == ""
     assert "Clusters" not in markdown.job_summary([], base=None, head="b" * 40)
+
+
+@dataclass(frozen=True)
+class _Related(Finding):
+    related: tuple[dict[str, Any], ...] = ()
+
+
+def test_related_locations_are_named_in_the_annotation() -> None:
+    f = _Related(rule="chart-version-mismatch", severity=Severity.ERROR,
+                 path="infrastructure/platform-release.yaml", line=12, message="pins 1.1.12",
+                 related=({"path": "charts/platform/Chart.yaml", "line": 3, "side": "head",
+                           "message": "the chart is 1.1.13"},
+                          {"path": "charts/platform/Chart.yaml", "line": 3, "side": "base"}))
+    _, props, message = parse_workflow_command(formats.github_annotation(f))
+    assert props["file"] == "infrastructure/platform-release.yaml"
+    assert message == ("pins 1.1.12\n\nRelated:\n- charts/platform/Chart.yaml:3: the chart is "
+                       "1.1.13\n- charts/platform/Chart.yaml:3 (before this change)")

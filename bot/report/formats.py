@@ -192,6 +192,14 @@ def escape_property(text: str) -> str:
 
 def github_annotation(finding: Finding) -> str:
     message = finding.message
+    related = related_locations(finding)
+    if related:
+        message += "\n\nRelated:" + "".join(
+            f"\n- {loc['path']}:{loc.get('line') or ''}"
+            f"{' (before this change)' if _side(loc) == 'base' else ''}"
+            f"{': ' + str(loc['message']) if loc.get('message') else ''}"
+            for loc in related
+        )
     if finding.suggestion is not None:
         message += "\n\nSuggestion:\n" + finding.suggestion
     title = finding.rule if finding.introduced else f"{finding.rule} (pre-existing)"
