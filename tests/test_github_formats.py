@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.analysis import Finding, Severity
+from bot.analysis import Finding, Location, Severity, Side
 from bot.report import formats, markdown
 from tests.test_cli import check
 
@@ -129,18 +128,18 @@ def test_introduced_findings_come_first_and_old_ones_say_so() -> None:
     assert parse_workflow_command(lines[1])[1]["title"] == "yaml-syntax-error (pre-existing)"
 
 
-@dataclass(frozen=True)
-class _Sided(Finding):
-    side: str = "head"
-
-
-def test_a_base_side_finding_is_not_pinned_to_a_head_line() -> None:
-    f = _Sided(rule="prune-deletes", severity=Severity.WARNING, path="apps/pvc.yaml", line=4,
-               message="the PVC data is deleted", side="base")
+def test_a_deleted_line_is_annotated_on_its_head_side_cause_or_on_no_file() -> None:
+    cause = Location("clusters/prod/apps.yaml", 7, Side.HEAD, "prunes what it applied")
+    f = finding(rule="prune-deletes", severity=Severity.WARNING, path="apps/pvc.yaml", line=4,
+                message="the PVC data is deleted", side=Side.BASE, related=(cause,))
     _, props, message = parse_workflow_command(formats.github_annotation(f))
+    assert (props["file"], props["line"]) == ("clusters/prod/apps.yaml", "7")
+    assert message.startswith("apps/pvc.yaml line 4 (deleted): the PVC data is deleted")
+    assert "(deleted)" in markdown.findings_table([f])
+    alone = finding(path="apps/pvc.yaml", line=4, side=Side.BASE)
+    _, props, message = parse_workflow_command(formats.github_annotation(alone))
     assert "file" not in props and "line" not in props
-    assert message.startswith("apps/pvc.yaml:4 (before this change): ")
-    assert "(before the change)" in markdown.findings_table([f])
+    assert message.startswith("apps/pvc.yaml line 4 (deleted): ")
 
 
 def test_table_cells_survive_pipes_newlines_and_angle_brackets() -> None:
@@ -196,18 +195,15 @@ def test_no_cluster_affected_is_said_and_no_impact_is_silent() -> None:
     assert "Clusters" not in markdown.job_summary([], base=None, head="b" * 40)
 
 
-@dataclass(frozen=True)
-class _Related(Finding):
-    related: tuple[dict[str, Any], ...] = ()
-
-
 def test_related_locations_are_named_in_the_annotation() -> None:
-    f = _Related(rule="chart-version-mismatch", severity=Severity.ERROR,
-                 path="infrastructure/platform-release.yaml", line=12, message="pins 1.1.12",
-                 related=({"path": "charts/platform/Chart.yaml", "line": 3, "side": "head",
-                           "message": "the chart is 1.1.13"},
-                          {"path": "charts/platform/Chart.yaml", "line": 3, "side": "base"}))
+    chart = "charts/platform/Chart.yaml"
+    f = finding(rule="chart-version-mismatch", path="infrastructure/platform-release.yaml",
+                line=12, message="pins 1.1.12",
+                related=(Location(chart, 3, Side.HEAD, "the chart is 1.1.13"),
+                         Location(chart, 3, Side.BASE)))
     _, props, message = parse_workflow_command(formats.github_annotation(f))
     assert props["file"] == "infrastructure/platform-release.yaml"
     assert message == ("pins 1.1.12\n\nRelated:\n- charts/platform/Chart.yaml:3: the chart is "
                        "1.1.13\n- charts/platform/Chart.yaml:3 (before this change)")
+    assert "Related:<br>- charts/platform/Chart.yaml:3: the chart is 1.1.13" in (
+        markdown.findings_table([f]))

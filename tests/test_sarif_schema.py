@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.analysis import Finding, Severity
+from bot.analysis import Finding, Location, Severity, Side
 from bot.gitrepo import https_repository_url
 from bot.report import formats
 from tests.fakegithub.gitrepo import GitRepo
@@ -99,21 +98,14 @@ def test_clone_urls_normalise_to_the_web_address(url: str, expected: str | None)
     assert https_repository_url(url) == expected
 
 
-@dataclass(frozen=True)
-class _WithRelated(Finding):
-    related: tuple[dict[str, Any], ...] = ()
-
-
 def test_related_locations_are_sarif_related_locations() -> None:
-    finding = _WithRelated(
+    finding = Finding(
         rule="chart-version-mismatch", severity=Severity.ERROR,
         path="infrastructure/platform-release.yaml", line=12,
         message="HelmRelease platform asks for chart version 1.1.12",
         related=(
-            {"path": "charts/platform/Chart.yaml", "line": 3, "side": "head",
-             "message": "the chart is now 1.1.13"},
-            {"path": "charts/platform/Chart.yaml", "line": 3, "side": "base",
-             "message": "it was 1.1.12"},
+            Location("charts/platform/Chart.yaml", 3, Side.HEAD, "the chart is now 1.1.13"),
+            Location("charts/platform/Chart.yaml", 3, Side.BASE, "it was 1.1.12"),
         ),
     )
     doc = json.loads(formats.to_sarif([finding], None, "0" * 40))

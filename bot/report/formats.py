@@ -8,8 +8,9 @@ from collections import Counter
 from typing import Any
 
 from bot import __version__
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.rules import RULES
+from bot.report import markdown
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "note"}
 
@@ -51,27 +52,7 @@ def to_json(findings: list[Finding], base: str | None, head: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def related_locations(finding: Finding) -> list[dict[str, Any]]:
-    """The locations that caused a finding, as plain dicts (`path`, `line`, `side`,
-    `message`), whether the engine gives them as objects or as dicts."""
-    out = []
-    for loc in getattr(finding, "related", None) or ():
-        if not isinstance(loc, dict):
-            to_json = getattr(loc, "to_json", None)
-            loc = to_json() if callable(to_json) else {
-                k: getattr(loc, k, None) for k in ("path", "line", "side", "message")
-            }
-        if isinstance(loc, dict) and isinstance(loc.get("path"), str):
-            out.append(loc)
-    return out
-
-
-def _side(obj: object) -> str:
-    side = obj.get("side") if isinstance(obj, dict) else getattr(obj, "side", None)
-    return str(getattr(side, "value", side) or "head")
-
-
-def _sarif_location(path: str, line: int | None, end_line: int | None, side: str,
+def _sarif_location(path: str, line: int | None, end_line: int | None, side: Side,
                     **extra: Any) -> dict[str, Any]:
     physical: dict[str, Any] = {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}
     if isinstance(line, int) and line >= 1:
@@ -79,7 +60,7 @@ def _sarif_location(path: str, line: int | None, end_line: int | None, side: str
         if end_line and end_line >= line:
             physical["region"]["endLine"] = end_line
     location: dict[str, Any] = {**extra, "physicalLocation": physical}
-    if side == "base":
+    if side is Side.BASE:
         # The line is in the base revision (a deleted or changed-away line): %SRCROOT% holds
         # the head, so say which revision the region belongs to.
         location["properties"] = {"side": "base"}
@@ -115,15 +96,15 @@ def to_sarif(
             "ruleIndex": index[f.rule],
             "level": _SARIF_LEVEL[f.severity],
             "message": {"text": f.message},
-            "locations": [_sarif_location(f.path, f.line, f.end_line, _side(f))],
+            "locations": [_sarif_location(f.path, f.line, f.end_line, f.side)],
             "partialFingerprints": {"fluxReview/v1": f.fingerprint},
         }
         related = [
             _sarif_location(
-                loc["path"], loc.get("line"), None, _side(loc), id=i,
-                **({"message": {"text": str(loc["message"])}} if loc.get("message") else {}),
+                loc.path, loc.line, None, loc.side, id=i,
+                **({"message": {"text": loc.message}} if loc.message else {}),
             )
-            for i, loc in enumerate(related_locations(f))
+            for i, loc in enumerate(f.related)
         ]
         if related:
             result["relatedLocations"] = related
@@ -191,29 +172,28 @@ def escape_property(text: str) -> str:
 
 
 def github_annotation(finding: Finding) -> str:
+    """One workflow command. A finding on a line the change deleted sits on its first
+    related line of the head, as in the check run (GitHub shows annotations on the head's
+    files only), or, without one, on no file: the annotation still lists it in the run."""
+    path: str | None = finding.path
+    line, end = finding.line, finding.end_line
     message = finding.message
-    related = related_locations(finding)
+    if finding.side is Side.BASE:
+        head_side = next((r for r in finding.related if r.side is Side.HEAD), None)
+        path, line, end = (head_side.path, head_side.line, None) if head_side else (None, 0, None)
+        message = f"{finding.path} line {finding.line} (deleted): {message}"
+    related = markdown.related_text(finding)
     if related:
-        message += "\n\nRelated:" + "".join(
-            f"\n- {loc['path']}:{loc.get('line') or ''}"
-            f"{' (before this change)' if _side(loc) == 'base' else ''}"
-            f"{': ' + str(loc['message']) if loc.get('message') else ''}"
-            for loc in related
-        )
+        message += "\n\n" + related
     if finding.suggestion is not None:
         message += "\n\nSuggestion:\n" + finding.suggestion
     title = finding.rule if finding.introduced else f"{finding.rule} (pre-existing)"
     props = []
-    side = getattr(finding, "side", None)
-    if str(getattr(side, "value", side) or "head") == "base":
-        # The line is in the base revision (deleted or changed away): pinned to the head
-        # file it would land on the wrong line, so the annotation names it in the text.
-        message = f"{finding.path}:{finding.line} (before this change): {message}"
-    else:
-        props.append(f"file={escape_property(finding.path)}")
-        props.append(f"line={finding.line}")
-        if finding.end_line and finding.end_line > finding.line:
-            props.append(f"endLine={finding.end_line}")
+    if path is not None:
+        props.append(f"file={escape_property(path)}")
+        props.append(f"line={line}")
+        if end and end > line:
+            props.append(f"endLine={end}")
     props.append(f"title={escape_property(title)}")
     return f"::{_GITHUB_COMMAND[finding.severity]} {','.join(props)}::{escape_data(message)}"
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Severity, Side
 
 ICON = {
     Severity.ERROR: ":x:",
@@ -52,9 +52,19 @@ def code(text: str) -> str:
 
 
 def lines(finding: Finding) -> str:
+    deleted = " (deleted)" if finding.side is Side.BASE else ""
     if finding.end_line and finding.end_line != finding.line:
-        return f"lines {finding.line}–{finding.end_line}"
-    return f"line {finding.line}"
+        return f"lines {finding.line}–{finding.end_line}{deleted}"
+    return f"line {finding.line}{deleted}"
+
+
+def related_text(finding: Finding) -> str:
+    """The finding's causes elsewhere, one line each, for texts that carry no links."""
+    lines = []
+    for r in finding.related:
+        where = f"{r.path}:{r.line}" + (" (before this change)" if r.side is Side.BASE else "")
+        lines.append(f"- {where}" + (f": {r.message}" if r.message else ""))
+    return "Related:\n" + "\n".join(lines) if lines else ""
 
 
 _CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
@@ -78,11 +88,6 @@ def cell(text: str, limit: int = 2000) -> str:
     return "".join(out).replace("|", "\\|").replace("\n", "<br>")
 
 
-def _side(finding: Finding) -> str:
-    side = getattr(finding, "side", None)
-    return str(getattr(side, "value", side) or "head")
-
-
 def findings_table(findings: Sequence[Finding], docs_url: str = "", *,
                    limit_bytes: int = MAX_JOB_SUMMARY_BYTES) -> str:
     """One row per finding, in report order; rows past `limit_bytes` are counted instead."""
@@ -93,13 +98,14 @@ def findings_table(findings: Sequence[Finding], docs_url: str = "", *,
     shown = 0
     for f in findings:
         where = f"{code(f.path)} {lines(f)}"
-        if _side(f) == "base":
-            where += " (before the change)"
         if not f.introduced:
             where += " (pre-existing)"
+        message = f.message
+        if f.related:
+            message += "\n" + related_text(f)
         row = (
             f"| {ICON[f.severity]} | {rule_link(f.rule, docs_url)} | {cell(where)} | "
-            f"{cell(f.message)} |\n"
+            f"{cell(message)} |\n"
         )
         if size + len(row.encode()) > limit_bytes - 200:
             break
