@@ -138,3 +138,12 @@ def test_staged_changes_name_the_repository_but_no_revision(repo: GitRepo) -> No
     repo.git("add", "apps/new.yaml")
     [provenance] = sarif(repo.path, "--staged")["runs"][0]["versionControlProvenance"]
     assert provenance == {"repositoryUri": "https://github.com/Example/platform-gitops"}
+
+
+def test_a_clone_of_a_mirror_on_disk_names_the_mirror_s_origin(repo: GitRepo,
+                                                              tmp_path: Path) -> None:
+    repo.git("remote", "add", "origin", "git@github.com:Example/platform-gitops.git")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
+    [provenance] = sarif(clone)["runs"][0]["versionControlProvenance"]
+    assert provenance["repositoryUri"] == "https://github.com/Example/platform-gitops"
