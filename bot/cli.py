@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.analysis import CONFIG_PATH, Config, ConfigError, Severity, analyze, parse_config
+from bot.analysis import (
+    CONFIG_PATH,
+    AnalysisResult,
+    Config,
+    ConfigError,
+    Finding,
+    Severity,
+    analyze,
+    parse_config,
+)
 from bot.analysis.parallel import default_workers
-from bot.gitrepo import GitError, GitTree, changed_files, remote_urls, resolve
-from bot.report import formats
+from bot.gitrepo import (
+    GitError,
+    GitTree,
+    changed_files,
+    has_commits,
+    index_tree,
+    remote_urls,
+    repository_uri,
+    resolve,
+)
+from bot.report import formats, markdown
+
+FORMATS = ("text", "json", "sarif", "github", "markdown")
 
 
 class UsageError(Exception):
@@ -31,12 +52,44 @@ def _load_config(args: argparse.Namespace, repo: Path, tree: GitTree) -> Config:
     return parse_config(committed, source=f"{CONFIG_PATH} at {tree.commit[:12]}")
 
 
-def run_check(args: argparse.Namespace) -> int:
+@dataclass
+class CheckOutcome:
+    """One analysis of a repository, ready to be rendered in any format."""
+
+    result: AnalysisResult
+    base: str | None
+    head: str
+    config: Config
+    repository_uri: str | None
+    # `head` is a commit, not the tree of the index that --staged checks.
+    head_is_commit: bool = True
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.result.findings
+
+    @property
+    def impact(self) -> Any:
+        # Per-cluster impact of the change, when the engine computes it.
+        return getattr(self.result, "impact", None)
+
+
+def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
     repo = Path(args.repo)
     if not repo.is_dir():
         raise UsageError(f"{repo} is not a directory")
-    head = resolve(repo, args.head)
-    base = resolve(repo, args.base) if args.base else None
+    if getattr(args, "staged", False):
+        if args.head is not None:
+            raise UsageError("--staged checks the index: it takes no --head")
+        head = index_tree(repo)
+        # The index of a repository without commits yet is checked as a whole tree.
+        if args.base:
+            base: str | None = resolve(repo, args.base)
+        else:
+            base = resolve(repo, "HEAD") if has_commits(repo) else None
+    else:
+        head = resolve(repo, args.head or "HEAD")
+        base = resolve(repo, args.base) if args.base else None
     head_tree = GitTree(repo, head)
     base_tree = GitTree(repo, base) if base else None
     # A PR must not switch off its own review: the config comes from the base.
@@ -44,16 +97,35 @@ def run_check(args: argparse.Namespace) -> int:
     changes = changed_files(repo, base, head) if base else None
     result = analyze(head_tree, base_tree, changes, config, report_all=args.all,
                      workers=default_workers(), self_urls=remote_urls(repo))
-    for error in result.errors:
+    return CheckOutcome(result, base, head, config, repository_uri(repo),
+                        head_is_commit=not getattr(args, "staged", False))
+
+
+def render(outcome: CheckOutcome, fmt: str, *, color: bool = False,
+           fail_on: Severity | None = None) -> str:
+    findings = outcome.findings
+    if fmt == "json":
+        return formats.to_json(findings, outcome.base, outcome.head)
+    if fmt == "sarif":
+        return formats.to_sarif(findings, outcome.base, outcome.head, outcome.repository_uri,
+                                revision=outcome.head_is_commit)
+    if fmt == "github":
+        return formats.to_github(findings)
+    if fmt == "markdown":
+        return markdown.job_summary(
+            findings, base=outcome.base, head=outcome.head, impact=outcome.impact,
+            fail_on=fail_on, docs_url=formats.docs_url(), rule_errors=outcome.result.errors,
+            consumers=outcome.result.consumers,
+        )
+    return formats.to_text(findings, color=color)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    outcome = analyze_repository(args)
+    for error in outcome.result.errors:
         print(f"flux-review: warning: {error}", file=sys.stderr)
-    findings = result.findings
-    if args.format == "json":
-        sys.stdout.write(formats.to_json(findings, base, head))
-    elif args.format == "sarif":
-        sys.stdout.write(formats.to_sarif(findings, base, head))
-    else:
-        sys.stdout.write(formats.to_text(findings, color=sys.stdout.isatty()))
-    return 1 if any(f.severity is Severity.ERROR for f in findings) else 0
+    sys.stdout.write(render(outcome, args.format, color=sys.stdout.isatty()))
+    return 1 if any(f.severity is Severity.ERROR for f in outcome.findings) else 0
 
 
 def add_check_parser(sub: Any) -> None:
@@ -65,8 +137,16 @@ def add_check_parser(sub: Any) -> None:
     )
     p.add_argument("--repo", default=".", help="repository directory (default: .)")
     p.add_argument("--base", help="base revision: report only what the change introduces")
-    p.add_argument("--head", default="HEAD", help="revision to check (default: HEAD)")
-    p.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    p.add_argument("--head", help="revision to check (default: HEAD)")
+    p.add_argument(
+        "--staged", action="store_true",
+        help="check the staged changes (the index) against --base, default HEAD",
+    )
+    p.add_argument(
+        "--format", choices=FORMATS, default="text",
+        help="text; json or sarif for tools; github: GitHub Actions annotations; "
+        "markdown: a job summary",
+    )
     p.add_argument(
         "--all", action="store_true", help="with --base, also report findings that already existed"
     )

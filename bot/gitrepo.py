@@ -49,12 +49,16 @@ def _decode_path(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def resolve(repo: Path, rev: str) -> str:
+def _ensure_repository(repo: Path) -> None:
     if not (repo / ".git").exists() and not (repo / "HEAD").exists():
         try:
             _git(repo, "rev-parse", "--git-dir")
         except GitError:
             raise GitError(f"{repo} is not a git repository") from None
+
+
+def resolve(repo: Path, rev: str) -> str:
+    _ensure_repository(repo)
     try:
         return (
             _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
@@ -65,9 +69,30 @@ def resolve(repo: Path, rev: str) -> str:
         raise GitError(f"unknown revision {rev!r} in {repo}") from None
 
 
+def index_tree(repo: Path) -> str:
+    """The staged content as a tree object id: what `git commit` would record now.
+
+    `git write-tree` stores the index as a tree in the object database, so it is read
+    like any commit, never from the working tree. In a hook run by `git commit`, git points
+    `GIT_INDEX_FILE` at the index being committed, which the environment passes on."""
+    _ensure_repository(repo)
+    try:
+        return _git(repo, "write-tree").decode().strip()
+    except GitError as exc:
+        raise GitError(f"cannot read the staged changes of {repo}: {exc}") from None
+
+
+def has_commits(repo: Path) -> bool:
+    try:
+        _git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except GitError:
+        return False
+    return True
+
+
 class GitTree:
-    """Regular files of one commit. Symlinks and submodules are left out: Flux never
-    puts them in an artifact."""
+    """Regular files of one commit (or tree). Symlinks and submodules are left out: Flux
+    never puts them in an artifact."""
 
     def __init__(self, repo: Path, commit: str) -> None:
         self.repo = repo
@@ -190,3 +215,71 @@ def local_path(url: str) -> str | None:
     if colon > 0 and (slash < 0 or colon < slash):
         return None
     return url or None
+
+
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?P<host>[^/:]+):(?!//)(?P<path>.+)$")
+
+
+def https_repository_url(url: str) -> str | None:
+    """A clone URL as `https://host/owner/repo`, the form code scanning and people open
+    (`http://` stays `http://`).
+
+    `git@host:owner/repo.git`, `ssh://git@host:22/owner/repo` and
+    `https://user:token@host/owner/repo.git` all become `https://host/owner/repo`; the
+    user part (which may hold a token) is always dropped. A local path or `file://` URL
+    names no hosted repository: None.
+    """
+    url = url.strip()
+    if not url:
+        return None
+    m = re.match(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", url)
+    if m:
+        scheme = m["scheme"].lower()
+        if scheme not in ("https", "http", "ssh", "git", "git+ssh", "ssh+git"):
+            return None
+        authority, _, path = m["rest"].partition("/")
+        host = authority.rpartition("@")[2]
+        if scheme not in ("https", "http"):
+            # ssh and git ports say nothing about where the web front end listens.
+            host = re.sub(r":\d*$", "", host)
+    else:
+        scp = _SCP_LIKE.match(url)
+        # `C:/repo` is a Windows path, not the scp-like `host:path`.
+        if scp is None or url.startswith(("/", ".")) or len(scp["host"]) == 1:
+            return None
+        scheme, host, path = "ssh", scp["host"], scp["path"]
+    path = path.strip("/").removesuffix(".git").strip("/")
+    if not host or not path or not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?", host):
+        return None
+    # A plain-http server has no https front end to point at.
+    return f"{'http' if scheme == 'http' else 'https'}://{host.lower()}/{path}"
+
+
+def repository_uri(repo: Path) -> str | None:
+    """Where the repository is hosted, from its `origin` remote (else its only remote).
+    A remote that is a local path (a clone of a mirror on disk) is followed to the
+    mirror's own, as `remote_urls` does."""
+    return _repository_uri(repo, {repo.resolve()}, 3)
+
+
+def _repository_uri(repo: Path, seen: set[Path], depth: int) -> str | None:
+    remotes: dict[str, str] = {}
+    try:
+        out = _git(repo, "config", "--get-regexp", r"^remote\..*\.url$")
+    except GitError:  # no remotes: git exits 1
+        return None
+    for line in out.decode("utf-8", "replace").splitlines():
+        key, _, url = line.partition(" ")
+        remotes[key.removeprefix("remote.").removesuffix(".url")] = url.strip()
+    chosen = remotes.get("origin") or (
+        next(iter(remotes.values())) if len(remotes) == 1 else None)
+    if chosen is None:
+        return None
+    local = local_path(chosen)
+    if local is None:
+        return https_repository_url(chosen)
+    target = (repo / local).resolve()
+    if depth > 0 and target not in seen and target.is_dir():
+        seen.add(target)
+        return _repository_uri(target, seen, depth - 1)
+    return None

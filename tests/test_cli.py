@@ -12,6 +12,7 @@ import pytest
 
 from tests.analysis_helpers import gotk_sync
 from tests.fakegithub.gitrepo import GitRepo
+from tests.sarif import assert_valid_sarif
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,6 +139,7 @@ def test_sarif_output(repo: GitRepo) -> None:
     proc = check(repo.path, "--base", base, "--format", "sarif")
     assert proc.returncode == 1
     sarif = json.loads(proc.stdout)
+    assert_valid_sarif(sarif)
     assert sarif["version"] == "2.1.0"
     run = sarif["runs"][0]
     rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
@@ -265,10 +267,12 @@ spec:
 def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:
     repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(image='"web:"')})
     plain = json.loads(check(repo.path, "--format", "sarif").stdout)
+    assert_valid_sarif(plain)
     assert all("helpUri" not in r for r in plain["runs"][0]["tool"]["driver"]["rules"])
     env = {**os.environ, "DOCS_URL": "https://docs.example.com/rules.md"}
     linked = json.loads(subprocess.run(
         [sys.executable, "-m", "bot", "check", "--repo", str(repo.path), "--format", "sarif"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=60).stdout)
+    assert_valid_sarif(linked)
     rules = linked["runs"][0]["tool"]["driver"]["rules"]
     assert rules[0]["helpUri"] == f"https://docs.example.com/rules.md#{rules[0]['id']}"

@@ -15,6 +15,13 @@ from typing import Any
 from bot.analysis import Finding, Severity, Side
 from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.repo import RepoRef
+from bot.report.markdown import ICON as _ICON
+from bot.report.markdown import clip as _clip
+from bot.report.markdown import code as _code
+from bot.report.markdown import count_title as count_title
+from bot.report.markdown import lines as _lines
+from bot.report.markdown import related_text as related_text
+from bot.report.markdown import rule_link as rule_link
 
 CHECK_NAME = "flux-review"
 # GitHub: at most 50 annotations per create/update call; further PATCH calls append more.
@@ -32,54 +39,15 @@ _LEVEL = {
     Severity.WARNING: "warning",
     Severity.NOTICE: "notice",
 }
-_ICON = {
-    Severity.ERROR: ":x:",
-    Severity.WARNING: ":warning:",
-    Severity.NOTICE: ":information_source:",
-}
-_ORDER = (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
 
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def count_title(findings: Sequence[Finding]) -> str:
-    """'2 errors, 1 warning' or 'No problems found'."""
-    parts = []
-    for severity in _ORDER:
-        n = sum(1 for f in findings if f.severity is severity)
-        if n:
-            parts.append(f"{n} {severity.value}{'' if n == 1 else 's'}")
-    return ", ".join(parts) if parts else "No problems found"
-
-
 def conclusion_for(findings: Iterable[Finding], fail_on: Severity) -> str:
     failing = any(f.introduced and f.severity.rank >= fail_on.rank for f in findings)
     return "failure" if failing else "success"
-
-
-def rule_link(rule: str, docs_url: str) -> str:
-    if docs_url:
-        return f"[`{rule}`]({docs_url}#{rule})"
-    return f"`{rule}`"
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _code(text: str) -> str:
-    """Inline code that survives backticks in a path."""
-    fence = "``" if "`" in text else "`"
-    return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
-
-
-def _lines(finding: Finding) -> str:
-    deleted = " (deleted)" if finding.side is Side.BASE else ""
-    if finding.end_line and finding.end_line != finding.line:
-        return f"lines {finding.line}–{finding.end_line}{deleted}"
-    return f"line {finding.line}{deleted}"
 
 
 def render_summary(
@@ -192,15 +160,6 @@ def render_rule_docs(rules: Iterable[str], limit: int = MAX_OUTPUT_CHARS) -> str
             break
         out += block
     return out
-
-
-def related_text(finding: Finding) -> str:
-    """The finding's causes elsewhere, one line each, for texts that carry no links."""
-    lines = []
-    for r in finding.related:
-        where = f"{r.path}:{r.line}" + (" (before this change)" if r.side is Side.BASE else "")
-        lines.append(f"- {where}" + (f": {r.message}" if r.message else ""))
-    return "Related:\n" + "\n".join(lines) if lines else ""
 
 
 def annotation(finding: Finding) -> dict[str, Any] | None:

@@ -8,8 +8,9 @@ from collections import Counter
 from typing import Any
 
 from bot import __version__
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.rules import RULES
+from bot.report import markdown
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "note"}
 
@@ -51,7 +52,28 @@ def to_json(findings: list[Finding], base: str | None, head: str) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
+def _sarif_location(path: str, line: int | None, end_line: int | None, side: Side,
+                    **extra: Any) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}
+    if isinstance(line, int) and line >= 1:
+        physical["region"] = {"startLine": line}
+        if end_line and end_line >= line:
+            physical["region"]["endLine"] = end_line
+    location: dict[str, Any] = {**extra, "physicalLocation": physical}
+    if side is Side.BASE:
+        # The line is in the base revision (a deleted or changed-away line): %SRCROOT% holds
+        # the head, so say which revision the region belongs to.
+        location["properties"] = {"side": "base"}
+    return location
+
+
+def to_sarif(
+    findings: list[Finding], base: str | None, head: str, repository_uri: str | None = None,
+    *, revision: bool = True,
+) -> str:
+    """SARIF 2.1.0. `repository_uri` (where the repository is hosted) is what
+    `versionControlProvenance` requires; without it the provenance is left out. With
+    `revision` false (`head` is the tree of uncommitted changes) it names no revision."""
     rules: list[dict[str, Any]] = []
     index: dict[str, int] = {}
     for info in RULES.values():
@@ -69,24 +91,23 @@ def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
         )
     results = []
     for f in findings:
-        region: dict[str, Any] = {"startLine": f.line}
-        if f.end_line:
-            region["endLine"] = f.end_line
         result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": index[f.rule],
             "level": _SARIF_LEVEL[f.severity],
             "message": {"text": f.message},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
-                        "region": region,
-                    }
-                }
-            ],
+            "locations": [_sarif_location(f.path, f.line, f.end_line, f.side)],
             "partialFingerprints": {"fluxReview/v1": f.fingerprint},
         }
+        related = [
+            _sarif_location(
+                loc.path, loc.line, None, loc.side, id=i,
+                **({"message": {"text": loc.message}} if loc.message else {}),
+            )
+            for i, loc in enumerate(f.related)
+        ]
+        if related:
+            result["relatedLocations"] = related
         if base is not None:
             result["baselineState"] = "new" if f.introduced else "unchanged"
         if f.suggestion is not None:
@@ -121,9 +142,65 @@ def to_sarif(findings: list[Finding], base: str | None, head: str) -> str:
                         "rules": rules,
                     }
                 },
-                "versionControlProvenance": [{"revisionId": head}],
+                **(
+                    {"versionControlProvenance": [
+                        {"repositoryUri": repository_uri,
+                         **({"revisionId": head} if revision else {})}
+                    ]}
+                    if repository_uri else {}
+                ),
                 "results": results,
             }
         ],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# GitHub Actions workflow commands: `::error file=F,line=N::message` on stdout becomes an
+# annotation on that line of the PR's Files tab. GitHub decodes %25, %0D and %0A in the
+# message, and additionally %3A and %2C in property values, where a raw `:` or `,` would
+# end the value (actions/toolkit, `command.ts`).
+_GITHUB_COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(finding: Finding) -> str:
+    """One workflow command. A finding on a line the change deleted sits on its first
+    related line of the head, as in the check run (GitHub shows annotations on the head's
+    files only), or, without one, on no file: the annotation still lists it in the run."""
+    path: str | None = finding.path
+    line, end = finding.line, finding.end_line
+    message = finding.message
+    if finding.side is Side.BASE:
+        head_side = next((r for r in finding.related if r.side is Side.HEAD), None)
+        path, line, end = (head_side.path, head_side.line, None) if head_side else (None, 0, None)
+        message = f"{finding.path} line {finding.line} (deleted): {message}"
+    related = markdown.related_text(finding)
+    if related:
+        message += "\n\n" + related
+    if finding.suggestion is not None:
+        message += "\n\nSuggestion:\n" + finding.suggestion
+    title = finding.rule if finding.introduced else f"{finding.rule} (pre-existing)"
+    props = []
+    if path is not None:
+        props.append(f"file={escape_property(path)}")
+        props.append(f"line={line}")
+        if end and end > line:
+            props.append(f"endLine={end}")
+    props.append(f"title={escape_property(title)}")
+    return f"::{_GITHUB_COMMAND[finding.severity]} {','.join(props)}::{escape_data(message)}"
+
+
+def to_github(findings: list[Finding]) -> str:
+    """One workflow command per finding, introduced ones first: GitHub shows only the
+    first 10 annotations of each level of a step on the Files tab."""
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.NOTICE: 2}
+    ranked = sorted(findings, key=lambda f: (not f.introduced, order[f.severity], f.sort_key()))
+    return "".join(github_annotation(f) + "\n" for f in ranked)

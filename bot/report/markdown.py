@@ -1,0 +1,272 @@
+"""Markdown shared by the check run's summary and the job summary of `check --format markdown`.
+
+GitHub renders both with the same flavour of Markdown (GFM), so the pieces are the same:
+the counts, rule links, the per-cluster impact of a change and the findings table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from bot.analysis.findings import Finding, Severity, Side
+
+ICON = {
+    Severity.ERROR: ":x:",
+    Severity.WARNING: ":warning:",
+    Severity.NOTICE: ":information_source:",
+}
+ORDER = (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
+# GitHub: a step's job summary is at most 1 MiB; a larger one is not shown at all.
+MAX_JOB_SUMMARY_BYTES = 1024 * 1024
+# How many object names an impact cell lists before it only counts.
+_NAMES_SHOWN = 5
+
+
+def count_title(findings: Sequence[Finding]) -> str:
+    """'2 errors, 1 warning' or 'No problems found'."""
+    parts = []
+    for severity in ORDER:
+        n = sum(1 for f in findings if f.severity is severity)
+        if n:
+            parts.append(f"{n} {severity.value}{'' if n == 1 else 's'}")
+    return ", ".join(parts) if parts else "No problems found"
+
+
+def rule_link(rule: str, docs_url: str) -> str:
+    if docs_url:
+        return f"[`{rule}`]({docs_url}#{rule})"
+    return f"`{rule}`"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def code(text: str) -> str:
+    """Inline code that survives backticks in a path."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
+
+
+def lines(finding: Finding) -> str:
+    deleted = " (deleted)" if finding.side is Side.BASE else ""
+    if finding.end_line and finding.end_line != finding.line:
+        return f"lines {finding.line}–{finding.end_line}{deleted}"
+    return f"line {finding.line}{deleted}"
+
+
+def related_text(finding: Finding) -> str:
+    """The finding's causes elsewhere, one line each, for texts that carry no links."""
+    lines = []
+    for r in finding.related:
+        where = f"{r.path}:{r.line}" + (" (before this change)" if r.side is Side.BASE else "")
+        lines.append(f"- {where}" + (f": {r.message}" if r.message else ""))
+    return "Related:\n" + "\n".join(lines) if lines else ""
+
+
+_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.DOTALL)
+
+
+def _escape_html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cell(text: str, limit: int = 2000) -> str:
+    """Text in a GFM table cell: a `|` (even inside code) ends the cell, a newline the row,
+    and `<...>` outside code would be taken for HTML and hidden (inside code GitHub shows
+    an entity as typed, so code spans keep their text)."""
+    text = clip(text, limit).replace("\r\n", "\n")
+    out, pos = [], 0
+    for m in _CODE_SPAN.finditer(text):
+        out.append(_escape_html(text[pos : m.start()]))
+        out.append(m.group(0).replace("\n", " "))
+        pos = m.end()
+    out.append(_escape_html(text[pos:]))
+    return "".join(out).replace("|", "\\|").replace("\n", "<br>")
+
+
+def findings_table(findings: Sequence[Finding], docs_url: str = "", *,
+                   limit_bytes: int = MAX_JOB_SUMMARY_BYTES) -> str:
+    """One row per finding, in report order; rows past `limit_bytes` are counted instead."""
+    if not findings:
+        return ""
+    out = "| | Rule | Where | Message |\n|---|---|---|---|\n"
+    size = len(out.encode())
+    shown = 0
+    for f in findings:
+        where = f"{code(f.path)} {lines(f)}"
+        if not f.introduced:
+            where += " (pre-existing)"
+        message = f.message
+        if f.related:
+            message += "\n" + related_text(f)
+        row = (
+            f"| {ICON[f.severity]} | {rule_link(f.rule, docs_url)} | {cell(where)} | "
+            f"{cell(message)} |\n"
+        )
+        if size + len(row.encode()) > limit_bytes - 200:
+            break
+        out += row
+        size += len(row.encode())
+        shown += 1
+    if shown < len(findings):
+        out += f"\n…and {len(findings) - shown} more not listed here.\n"
+    return out
+
+
+# -- impact ----------------------------------------------------------------------------------
+# The engine's impact is per cluster: the Flux Kustomizations a change affects, each with the
+# objects added, changed and removed. It is read here by key, whether it comes as the JSON
+# document's `impact` or as the engine's objects, so that either renders the same.
+
+
+def _plain(value: Any) -> Any:
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return _plain(to_json())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _name(value: Any) -> str:
+    if isinstance(value, Mapping):
+        if "kind" in value:  # an object: Kind/namespace/name
+            parts = [value.get(k) for k in ("kind", "namespace", "name")]
+            return "/".join(str(p) for p in parts if p)
+        for key in ("id", "name", "kustomization", "cluster"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return str(value)
+
+
+def _clusters(impact: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    impact = _plain(impact)
+    if isinstance(impact, Mapping):
+        if isinstance(impact.get("clusters"), (list, Mapping)):
+            return _clusters(impact["clusters"])
+        entries: Iterable[tuple[str, Any]] = impact.items()
+    elif isinstance(impact, list):
+        entries = [(_name(c), c) for c in impact]
+    else:
+        return []
+    clusters = []
+    for name, body in entries:
+        if isinstance(body, Mapping) and "kustomizations" in body:
+            body = body["kustomizations"]
+        if isinstance(body, Mapping):
+            body = [{"name": k, **v} if isinstance(v, Mapping) else {"name": k}
+                    for k, v in body.items()]
+        ks = [k if isinstance(k, dict) else {"name": str(k)} for k in body or ()]
+        clusters.append((name, ks))
+    return clusters
+
+
+def _objects(value: Any) -> str:
+    if value is None:
+        return "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Mapping):  # {"count": N, "names"/"first": [...]}
+        names = value.get("names") or value.get("first") or []
+        count = value.get("count", len(names))
+    else:
+        names = list(value)
+        count = len(names)
+    if not count:
+        return "0"
+    shown = ", ".join(code(_name(n)) for n in list(names)[:_NAMES_SHOWN])
+    more = count - min(len(names), _NAMES_SHOWN)
+    return f"{count}: {shown}{f' and {more} more' if more > 0 else ''}" if shown else str(count)
+
+
+def impact_section(impact: Any, heading: str = "###") -> str:
+    """Which clusters the change reaches: per cluster, its affected Flux Kustomizations
+    with the objects added, changed and removed. '' when no impact was computed."""
+    if impact is None:
+        return ""
+    clusters = [(c, ks) for c, ks in _clusters(impact) if ks]
+    out = f"{heading} Clusters this change reaches\n\n"
+    if not clusters:
+        return out + "No cluster is affected: nothing a Flux Kustomization applies changes.\n"
+    for cluster, kustomizations in clusters:
+        out += (
+            f"**{cell(cluster, 200)}**\n\n"
+            "| Flux Kustomization | added | changed | removed |\n|---|---|---|---|\n"
+        )
+        for k in kustomizations:
+            out += (
+                f"| {cell(code(_name(k)), 300)} | {cell(_objects(k.get('added')), 600)} | "
+                f"{cell(_objects(k.get('changed')), 600)} | "
+                f"{cell(_objects(k.get('removed')), 600)} |\n"
+            )
+        out += "\n"
+    return out
+
+
+def readers_section(findings: Sequence[Finding], consumers: Mapping[str, Sequence[str]],
+                    heading: str = "###", limit: int = 100_000) -> str:
+    """Each file with findings and the controllers that read it, as the check run says."""
+    out = ""
+    for path in dict.fromkeys(f.path for f in findings):
+        readers = consumers.get(path) or ()
+        if not readers:
+            continue
+        item = f"- {code(path)}: " + "; ".join(clip(r, 300) for r in readers) + "\n"
+        if len(out) + len(item) > limit:
+            break
+        out += item
+    return f"{heading} Who reads these files\n\n{out}\n" if out else ""
+
+
+def job_summary(
+    findings: Sequence[Finding],
+    *,
+    base: str | None,
+    head: str,
+    impact: Any = None,
+    fail_on: Severity | None = None,
+    docs_url: str = "",
+    rule_errors: Sequence[str] = (),
+    consumers: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """The job summary of a workflow step: the counts and verdict, the clusters the change
+    reaches, every finding in a table, then who reads the files that have findings."""
+    scope = (
+        f"introduced by the change {code(base[:12])}…{code(head[:12])}"
+        if base else f"in the tree at {code(head[:12])}"
+    )
+    out = f"## flux-review\n\n**{count_title(findings)}** {scope}."
+    if fail_on is not None and findings:
+        failing = any(f.introduced and f.severity.rank >= fail_on.rank for f in findings)
+        out += (
+            f" The step fails: findings of severity `{fail_on.value}` or higher fail it."
+            if failing
+            else f" The step passes: only findings of severity `{fail_on.value}` or higher "
+            "fail it."
+        )
+    out += "\n\n"
+    if rule_errors:
+        # A rule that crashed is flux-review's bug; say so rather than imply a clean bill.
+        out += (
+            f"> **Note:** {len(rule_errors)} check(s) could not run because of a flux-review "
+            "bug, so this review is incomplete.\n"
+            + "".join(f"> - {cell(e, 300)}\n" for e in rule_errors[:5])
+            + "\n"
+        )
+    out += impact_section(impact)
+    if out and not out.endswith("\n\n"):
+        out += "\n"
+    readers = readers_section(findings, consumers or {})
+    if findings:
+        room = MAX_JOB_SUMMARY_BYTES - len(out.encode()) - len(readers.encode()) - 100
+        out += "### Findings\n\n" + findings_table(findings, docs_url, limit_bytes=room)
+        out += "\n" + readers
+    return out
