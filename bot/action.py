@@ -137,8 +137,8 @@ def run(env: Mapping[str, str]) -> int:
         else Severity(fail_on_name) if fail_on_name
         else outcome.config.fail_on
     )
-    for error in outcome.result.errors:
-        print(f"::warning title=flux-review::{formats.escape_data(error)}")
+    for warning in outcome.warnings:
+        print(f"::warning title=flux-review::{formats.escape_data(warning)}")
     sys.stdout.write(render(outcome, "github"))
     findings = outcome.findings
     print(

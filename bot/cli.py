@@ -11,6 +11,7 @@ from typing import Any
 from bot.analysis import (
     CONFIG_PATH,
     AnalysisResult,
+    ClusterImpact,
     Config,
     ConfigError,
     Finding,
@@ -69,9 +70,19 @@ class CheckOutcome:
         return self.result.findings
 
     @property
-    def impact(self) -> Any:
-        # Per-cluster impact of the change, when the engine computes it.
-        return getattr(self.result, "impact", None)
+    def impact(self) -> list[ClusterImpact] | None:
+        return self.result.impact
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the user must know about how complete the result is."""
+        notes = list(self.result.errors)
+        notes += [
+            f"the base could not be compared ({error}); only findings on lines the change "
+            "touched are reported for that rule"
+            for error in self.result.base_errors
+        ]
+        return notes
 
 
 def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
@@ -105,7 +116,7 @@ def render(outcome: CheckOutcome, fmt: str, *, color: bool = False,
            fail_on: Severity | None = None) -> str:
     findings = outcome.findings
     if fmt == "json":
-        return formats.to_json(findings, outcome.base, outcome.head)
+        return formats.to_json(findings, outcome.base, outcome.head, outcome.impact)
     if fmt == "sarif":
         return formats.to_sarif(findings, outcome.base, outcome.head, outcome.repository_uri,
                                 revision=outcome.head_is_commit)
@@ -117,13 +128,13 @@ def render(outcome: CheckOutcome, fmt: str, *, color: bool = False,
             fail_on=fail_on, docs_url=formats.docs_url(), rule_errors=outcome.result.errors,
             consumers=outcome.result.consumers,
         )
-    return formats.to_text(findings, color=color)
+    return formats.to_text(findings, color=color, impact=outcome.impact)
 
 
 def run_check(args: argparse.Namespace) -> int:
     outcome = analyze_repository(args)
-    for error in outcome.result.errors:
-        print(f"flux-review: warning: {error}", file=sys.stderr)
+    for warning in outcome.warnings:
+        print(f"flux-review: warning: {warning}", file=sys.stderr)
     sys.stdout.write(render(outcome, args.format, color=sys.stdout.isatty()))
     return 1 if any(f.severity is Severity.ERROR for f in outcome.findings) else 0
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from bot.analysis import analyze
-from bot.analysis.impact import render_markdown, render_text
+from bot.report.formats import impact_lines, to_json
+from bot.report.markdown import impact_section
 from tests.analysis_helpers import (
     bootstrap,
     configmap,
@@ -43,10 +46,15 @@ def test_a_change_lists_what_each_cluster_gets() -> None:
     assert (prod.added, prod.changed, prod.removed) == ([], ["Deployment web"], [])
     [staging] = by_cluster["clusters/staging"].kustomizations
     assert staging.changed == ["Deployment web"] and staging.removed == ["ConfigMap debug"]
-    text = "\n".join(render_text(result.impact))
+    text = "\n".join(impact_lines(result.impact))
     assert "Cluster clusters/staging:" in text and "1 removed (ConfigMap debug)" in text
-    assert "| `clusters/prod` | Flux Kustomization flux-system/apps-prod |" in render_markdown(
-        result.impact)
+    assert "| Flux Kustomization flux-system/apps-prod | – | 1: `Deployment web` | – |" in (
+        impact_section(result.impact))
+    [_, doc_staging] = json.loads(to_json([], "a", "b", result.impact))["impact"]
+    assert doc_staging == {"cluster": "clusters/staging", "kustomizations": [{
+        "kustomization": "Flux Kustomization flux-system/apps-staging",
+        "added": [], "changed": ["Deployment web"], "removed": ["ConfigMap debug"],
+        "unknown": []}]}
 
 
 def test_a_change_nothing_applies_affects_no_cluster() -> None:
@@ -54,9 +62,9 @@ def test_a_change_nothing_applies_affects_no_cluster() -> None:
     head = dict(base, **{"docs/README.md": "notes\n"})
     result = analyze(tree(head), tree(base))
     assert result.impact == []
-    assert render_text(result.impact) == [
+    assert impact_lines(result.impact) == [
         "No cluster is affected: nothing that Flux applies changes."]
-    assert "No cluster is affected" in render_markdown(result.impact)
+    assert "No cluster is affected" in impact_section(result.impact)
 
 
 def test_a_whole_tree_check_has_no_impact() -> None:

@@ -7,6 +7,7 @@ the GitHub App both call `analyze`.
 from bot.analysis.config import CONFIG_PATH, Config, ConfigError, parse_config
 from bot.analysis.engine import AnalysisResult, analyze
 from bot.analysis.findings import Finding, Location, Severity, Side
+from bot.analysis.impact import ClusterImpact, KustomizationImpact
 from bot.analysis.model import AnalysisCancelled
 from bot.analysis.reads import is_read
 from bot.analysis.tree import ChangedFile, ChangeStatus, DictTree, Tree
@@ -17,10 +18,12 @@ __all__ = [
     "AnalysisResult",
     "ChangeStatus",
     "ChangedFile",
+    "ClusterImpact",
     "Config",
     "ConfigError",
     "DictTree",
     "Finding",
+    "KustomizationImpact",
     "Location",
     "Severity",
     "Side",

@@ -18,9 +18,6 @@ from bot.analysis.change import Change
 from bot.analysis.inventory import Applied, FluxBuild, inventory_of
 from bot.analysis.snapshot import Snapshot
 
-# How many object names a summary shows per list before it says "and N more".
-SHOWN = 5
-
 
 @dataclass
 class KustomizationImpact:
@@ -28,6 +25,8 @@ class KustomizationImpact:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # Why the head's build is not fully known (then nothing is said to be removed).
+    unknown: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +34,7 @@ class KustomizationImpact:
             "added": self.added,
             "changed": self.changed,
             "removed": self.removed,
+            "unknown": self.unknown,
         }
 
 
@@ -55,6 +55,10 @@ ObjectKey = tuple[str, str, str | None, str]
 
 def _objects(builds: Iterable[FluxBuild]) -> dict[str, dict[ObjectKey, Applied]]:
     return {fb.label: {a.id.key(): a for a in fb.build.objects} for fb in builds}
+
+
+def _unknown(builds: Iterable[FluxBuild]) -> dict[str, list[str]]:
+    return {fb.label: list(dict.fromkeys(fb.build.unknown)) for fb in builds if not fb.known}
 
 
 def _text(repo: Snapshot, applied: Applied) -> str | None:
@@ -83,58 +87,22 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
     result = []
     for name, (old_builds, new_builds) in sorted(clusters.items()):
         old, new = _objects(old_builds), _objects(new_builds)
+        unknown = _unknown(new_builds)
         impacts = []
         for label in sorted(set(old) | set(new)):
             o, n = old.get(label, {}), new.get(label, {})
-            k = KustomizationImpact(label)
+            k = KustomizationImpact(label, unknown=unknown.get(label, []))
             k.added = sorted(str(n[key].id) for key in n.keys() - o.keys())
-            k.removed = sorted(str(o[key].id) for key in o.keys() - n.keys())
+            if not k.unknown:
+                k.removed = sorted(str(o[key].id) for key in o.keys() - n.keys())
             for key in sorted(n.keys() & o.keys(), key=str):
                 a, b = o[key], n[key]
                 if (a.path in touched or b.path in touched) and _text(
                     change.base, a
                 ) != _text(change.head, b):
                     k.changed.append(str(b.id))
-            if k.added or k.changed or k.removed:
+            if k.added or k.changed or k.removed or (k.unknown and label in old):
                 impacts.append(k)
         if impacts:
             result.append(ClusterImpact(name, impacts))
     return result
-
-
-def _names(items: list[str]) -> str:
-    shown = ", ".join(items[:SHOWN])
-    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
-    return f"{shown}{more}"
-
-
-def _parts(k: KustomizationImpact) -> list[tuple[str, list[str]]]:
-    return [(what, items) for what, items in (
-        ("added", k.added), ("changed", k.changed), ("removed", k.removed)) if items]
-
-
-def render_text(impacts: list[ClusterImpact]) -> list[str]:
-    if not impacts:
-        return ["No cluster is affected: nothing that Flux applies changes."]
-    lines = []
-    for c in impacts:
-        lines.append(f"Cluster {c.cluster}:")
-        for k in c.kustomizations:
-            summary = "; ".join(f"{len(items)} {what} ({_names(items)})"
-                                for what, items in _parts(k))
-            lines.append(f"  {k.label}: {summary}")
-    return lines
-
-
-def render_markdown(impacts: list[ClusterImpact]) -> str:
-    if not impacts:
-        return "**No cluster is affected**: nothing that Flux applies changes."
-    rows = ["| cluster | Flux Kustomization | added | changed | removed |", "|---|---|---|---|---|"]
-    for c in impacts:
-        for k in c.kustomizations:
-            cells = [
-                f"{len(items)}: {_names(items)}" if items else "–"
-                for items in (k.added, k.changed, k.removed)
-            ]
-            rows.append(f"| `{c.cluster}` | {k.label} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)

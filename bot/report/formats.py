@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from bot import __version__
 from bot.analysis.findings import Finding, Severity, Side
+from bot.analysis.impact import ClusterImpact
 from bot.analysis.rules import RULES
 from bot.report import markdown
 
@@ -31,7 +33,11 @@ def counts(findings: list[Finding]) -> str:
     return ", ".join(parts) if parts else "no problems found"
 
 
-def to_text(findings: list[Finding], color: bool = False) -> str:
+def to_text(
+    findings: list[Finding],
+    color: bool = False,
+    impact: Sequence[ClusterImpact] | None = None,
+) -> str:
     colors = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.NOTICE: "\033[36m"}
     lines = []
     for f in findings:
@@ -39,17 +45,58 @@ def to_text(findings: list[Finding], color: bool = False) -> str:
         if color:
             sev = f"{colors[f.severity]}{sev}\033[0m"
         marker = "" if f.introduced else " (pre-existing)"
-        lines.append(f"{f.path}:{f.line}: {sev} [{f.rule}]{marker} {f.message}")
+        where = f"{f.path}:{f.line}" + (" (deleted)" if f.side is Side.BASE else "")
+        lines.append(f"{where}: {sev} [{f.rule}]{marker} {f.message}")
+        for r in f.related:
+            side = " (before this change)" if r.side is Side.BASE else ""
+            lines.append(f"    related: {r.path}:{r.line}{side}" + (f": {r.message}" if
+                                                                   r.message else ""))
         if f.suggestion is not None:
             for s in f.suggestion.splitlines() or [""]:
                 lines.append(f"    suggestion: {s}")
     lines.append(counts(findings))
+    if impact is not None:
+        lines += impact_lines(impact)
     return "\n".join(lines) + "\n"
 
 
-def to_json(findings: list[Finding], base: str | None, head: str) -> str:
-    doc = {"version": 1, "base": base, "head": head, "findings": [f.to_json() for f in findings]}
+def to_json(
+    findings: list[Finding],
+    base: str | None,
+    head: str,
+    impact: Sequence[ClusterImpact] | None = None,
+) -> str:
+    doc: dict[str, Any] = {
+        "version": 1, "base": base, "head": head, "findings": [f.to_json() for f in findings]
+    }
+    if impact is not None:
+        doc["impact"] = [c.to_json() for c in impact]
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def impact_lines(impact: Sequence[ClusterImpact]) -> list[str]:
+    """What a change does to each cluster, for the text output."""
+    if not impact:
+        return ["No cluster is affected: nothing that Flux applies changes."]
+    lines = []
+    for c in impact:
+        lines.append(f"Cluster {c.cluster}:")
+        for k in c.kustomizations:
+            parts = [
+                f"{len(items)} {what} ({_names(items)})"
+                for what, items in (("added", k.added), ("changed", k.changed),
+                                    ("removed", k.removed))
+                if items
+            ]
+            if k.unknown:
+                parts.append(f"not fully known ({'; '.join(k.unknown[:3])})")
+            lines.append(f"  {k.label}: {'; '.join(parts)}")
+    return lines
+
+
+def _names(items: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 def _sarif_location(path: str, line: int | None, end_line: int | None, side: Side,

@@ -6,12 +6,11 @@ the counts, rule links, the per-cluster impact of a change and the findings tabl
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from bot.analysis.findings import Finding, Severity, Side
+from bot.analysis.impact import ClusterImpact
 
 ICON = {
     Severity.ERROR: ":x:",
@@ -118,94 +117,37 @@ def findings_table(findings: Sequence[Finding], docs_url: str = "", *,
 
 
 # -- impact ----------------------------------------------------------------------------------
-# The engine's impact is per cluster: the Flux Kustomizations a change affects, each with the
-# objects added, changed and removed. It is read here by key, whether it comes as the JSON
-# document's `impact` or as the engine's objects, so that either renders the same.
 
 
-def _plain(value: Any) -> Any:
-    to_json = getattr(value, "to_json", None)
-    if callable(to_json):
-        return _plain(to_json())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    return value
+def _objects(items: Sequence[str]) -> str:
+    if not items:
+        return "–"
+    shown = ", ".join(code(n) for n in items[:_NAMES_SHOWN])
+    more = len(items) - _NAMES_SHOWN
+    return f"{len(items)}: {shown}{f' and {more} more' if more > 0 else ''}"
 
 
-def _name(value: Any) -> str:
-    if isinstance(value, Mapping):
-        if "kind" in value:  # an object: Kind/namespace/name
-            parts = [value.get(k) for k in ("kind", "namespace", "name")]
-            return "/".join(str(p) for p in parts if p)
-        for key in ("id", "name", "kustomization", "cluster"):
-            if isinstance(value.get(key), str):
-                return str(value[key])
-    return str(value)
-
-
-def _clusters(impact: Any) -> list[tuple[str, list[dict[str, Any]]]]:
-    impact = _plain(impact)
-    if isinstance(impact, Mapping):
-        if isinstance(impact.get("clusters"), (list, Mapping)):
-            return _clusters(impact["clusters"])
-        entries: Iterable[tuple[str, Any]] = impact.items()
-    elif isinstance(impact, list):
-        entries = [(_name(c), c) for c in impact]
-    else:
-        return []
-    clusters = []
-    for name, body in entries:
-        if isinstance(body, Mapping) and "kustomizations" in body:
-            body = body["kustomizations"]
-        if isinstance(body, Mapping):
-            body = [{"name": k, **v} if isinstance(v, Mapping) else {"name": k}
-                    for k, v in body.items()]
-        ks = [k if isinstance(k, dict) else {"name": str(k)} for k in body or ()]
-        clusters.append((name, ks))
-    return clusters
-
-
-def _objects(value: Any) -> str:
-    if value is None:
-        return "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Mapping):  # {"count": N, "names"/"first": [...]}
-        names = value.get("names") or value.get("first") or []
-        count = value.get("count", len(names))
-    else:
-        names = list(value)
-        count = len(names)
-    if not count:
-        return "0"
-    shown = ", ".join(code(_name(n)) for n in list(names)[:_NAMES_SHOWN])
-    more = count - min(len(names), _NAMES_SHOWN)
-    return f"{count}: {shown}{f' and {more} more' if more > 0 else ''}" if shown else str(count)
-
-
-def impact_section(impact: Any, heading: str = "###") -> str:
+def impact_section(impact: Sequence[ClusterImpact] | None, heading: str = "###") -> str:
     """Which clusters the change reaches: per cluster, its affected Flux Kustomizations
-    with the objects added, changed and removed. '' when no impact was computed."""
+    with the objects added, changed and removed. '' when no impact was computed (a
+    whole-tree check)."""
     if impact is None:
         return ""
-    clusters = [(c, ks) for c, ks in _clusters(impact) if ks]
     out = f"{heading} Clusters this change reaches\n\n"
-    if not clusters:
+    if not impact:
         return out + "No cluster is affected: nothing a Flux Kustomization applies changes.\n"
-    for cluster, kustomizations in clusters:
+    for cluster in impact:
         out += (
-            f"**{cell(cluster, 200)}**\n\n"
+            f"**{cell(cluster.cluster, 200)}**\n\n"
             "| Flux Kustomization | added | changed | removed |\n|---|---|---|---|\n"
         )
-        for k in kustomizations:
+        for k in cluster.kustomizations:
+            removed = _objects(k.removed)
+            if k.unknown:
+                removed = f"unknown: {'; '.join(k.unknown[:3])}"
             out += (
-                f"| {cell(code(_name(k)), 300)} | {cell(_objects(k.get('added')), 600)} | "
-                f"{cell(_objects(k.get('changed')), 600)} | "
-                f"{cell(_objects(k.get('removed')), 600)} |\n"
+                f"| {cell(k.label, 300)} | {cell(_objects(k.added), 600)} | "
+                f"{cell(_objects(k.changed), 600)} | {cell(removed, 600)} |\n"
             )
         out += "\n"
     return out
@@ -231,7 +173,7 @@ def job_summary(
     *,
     base: str | None,
     head: str,
-    impact: Any = None,
+    impact: Sequence[ClusterImpact] | None = None,
     fail_on: Severity | None = None,
     docs_url: str = "",
     rule_errors: Sequence[str] = (),

@@ -18,7 +18,9 @@ change; for some it loses data:
 Nothing is reported for an object that moves to another Flux Kustomization of the same
 cluster (Flux hands it over instead of deleting it), for one annotated
 `kustomize.toolkit.fluxcd.io/prune: disabled` (Flux leaves it on the cluster), or for a
-Kustomization without `prune: true`. The finding sits on the object's line in the base
+Kustomization without `prune: true`; nor when what the cluster applies after the change
+cannot be known from the repository (a file that does not parse, a remote base). The
+finding sits on the object's line in the base
 (the left side of the diff) and names the Flux Kustomization and the cluster; the
 kustomization entry the change removed, when there is one, is a related location. Only
 reported when a change is reviewed.
@@ -78,10 +80,17 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     before = inventory_of(ctx.base)
     after = inventory_of(ctx.head)
     head_clusters: dict[str, set[tuple[str, str, str | None, str]]] = {}
+    unknown: set[str] = set()
     for c in after.clusters:
         keys = head_clusters.setdefault(c.name, set())
         keys.update(a.id.key() for _, a in c.objects())
+        if not c.known:
+            unknown.add(c.name)
     for cluster in before.clusters:
+        if cluster.name in unknown:
+            # Part of what the cluster applies after the change cannot be known (a file
+            # that does not parse, a remote base): an object may well still be there.
+            continue
         still = head_clusters.get(cluster.name, set())
         for fb in cluster.builds:
             if not fb.prune or not fb.known:
