@@ -154,7 +154,8 @@ def test_sarif_output(repo: GitRepo) -> None:
 
 
 def test_checks_the_commit_not_the_working_tree(repo: GitRepo) -> None:
-    (repo.path / "apps" / "web.yaml").write_text(DEPLOYMENT.format(name="web", image="Broken Image"))
+    broken = DEPLOYMENT.format(name="web", image="Broken Image")
+    (repo.path / "apps" / "web.yaml").write_text(broken)
     (repo.path / "apps" / "untracked.yaml").write_text("a: [\n")
     assert check(repo.path).returncode == 0
 
