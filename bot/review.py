@@ -436,7 +436,11 @@ async def _review(
             fail_on=config.fail_on,
             docs_url=services.docs_url,
             rule_errors=rule_errors,
-            notes=notes,
+            notes=[*notes, *(
+                f"The base could not be compared for one check ({e}): only its findings on "
+                "lines this pull request touched are reported." for e in analysis.base_errors
+            )],
+            impact=analysis.impact,
         ),
         text=render_rule_docs(f.rule for f in findings),
     )

@@ -69,3 +69,16 @@ def test_a_change_nothing_applies_affects_no_cluster() -> None:
 
 def test_a_whole_tree_check_has_no_impact() -> None:
     assert analyze(tree(two_clusters())).impact is None
+
+
+def test_the_check_run_summary_names_the_clusters_first() -> None:
+    from bot.analysis import Severity
+    from bot.report.checkrun import render_summary
+
+    base = two_clusters()
+    head = dict(base, **{"apps/staging/kustomization.yaml": kustomization(["../base"])})
+    result = analyze(tree(head), tree(base))
+    summary = render_summary(result.findings, result.consumers, fail_on=Severity.ERROR,
+                             impact=result.impact)
+    assert summary.startswith("#### Clusters this change reaches")
+    assert "**clusters/staging**" in summary and "clusters/prod" not in summary

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.analysis import Finding, Severity, Side
+from bot.analysis import ClusterImpact, Finding, Severity, Side
 from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.repo import RepoRef
 from bot.report.markdown import ICON as _ICON
 from bot.report.markdown import clip as _clip
 from bot.report.markdown import code as _code
 from bot.report.markdown import count_title as count_title
+from bot.report.markdown import impact_section
 from bot.report.markdown import lines as _lines
 from bot.report.markdown import related_text as related_text
 from bot.report.markdown import rule_link as rule_link
@@ -58,13 +59,15 @@ def render_summary(
     docs_url: str = "",
     rule_errors: Sequence[str] = (),
     notes: Sequence[str] = (),
+    impact: Sequence[ClusterImpact] | None = None,
     limit: int = MAX_OUTPUT_CHARS,
 ) -> str:
     """Markdown: findings grouped by file, each file with the controllers that read it.
 
-    `notes` (how the commit had to be read, what was skipped) come first, so that a cut at
-    the size limit never drops them."""
+    `notes` (how the commit had to be read, what was skipped) come first, then which
+    clusters the change reaches, so that a cut at the size limit never drops them."""
     lead = "".join(f"> **Note:** {_clip(n, 1000)}\n\n" for n in notes[:5])
+    lead += _clip(impact_section(impact, heading="####"), 20_000)
     return (
         lead
         + _render_summary(findings, consumers, fail_on, docs_url, rule_errors, limit - len(lead))
