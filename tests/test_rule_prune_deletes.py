@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.analysis import Severity, Side, analyze
+from bot.analysis import Finding, Severity, Side, analyze
 from tests.analysis_helpers import (
     configmap,
     dedent,
@@ -48,7 +48,9 @@ def without(files: dict[str, str | bytes], *paths: str) -> dict[str, str | bytes
     return {p: c for p, c in files.items() if p not in paths}
 
 
-def prune_findings(head: dict[str, str | bytes], base: dict[str, str | bytes]) -> list:
+def prune_findings(
+    head: dict[str, str | bytes], base: dict[str, str | bytes]
+) -> list[Finding]:
     return of_rule(analyze(tree(head), tree(base)).findings, "prune-deletes")
 
 
