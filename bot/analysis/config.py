@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,9 @@ from bot.analysis.findings import Severity
 
 CONFIG_PATH = ".github/flux-review.yml"
 _SEVERITIES = {"error", "warning", "notice"}
-_KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts")
+_KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts", "flux_version")
+# `2.4.0`, `v2.4`, `2.4.x`: the Flux release the clusters run, to its minor at least.
+_FLUX_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(?:\d+|x|\*))?$")
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,7 @@ class Config:
     raw_paths: tuple[str, ...] = ()
     fail_on: Severity = Severity.ERROR
     review_drafts: bool = True
+    flux_version: tuple[int, int] | None = None  # (major, minor)
 
     def severity_for(self, rule: str, default: Severity) -> Severity | None:
         if rule in self.rules:
@@ -99,6 +103,7 @@ def parse_config(
     raw_paths: tuple[str, ...] = ()
     fail_on = Severity.ERROR
     review_drafts = True
+    flux_version: tuple[int, int] | None = None
     for key, value in data.items():
         line = _line(data, key)
         if key not in _KEYS:
@@ -154,13 +159,26 @@ def parse_config(
                     f"{source}: line {line}: 'review_drafts' must be true or false (got {value!r})"
                 )
             review_drafts = value
+        elif key == "flux_version":
+            flux_version = _parse_flux_version(value, f"{source}: line {line}")
     return Config(
         rules=rules,
         ignore=ignore,
         raw_paths=raw_paths,
         fail_on=fail_on,
         review_drafts=review_drafts,
+        flux_version=flux_version,
     )
+
+
+def _parse_flux_version(value: Any, where: str) -> tuple[int, int]:
+    match = _FLUX_VERSION.match(value.strip()) if isinstance(value, str) else None
+    if match is None or int(match[1]) != 2:
+        raise ConfigError(
+            f"{where}: 'flux_version' must be a Flux 2 release such as \"2.4.0\" or \"v2.4\" "
+            f"(quoted, so YAML keeps it a string; got {value!r})"
+        )
+    return int(match[1]), int(match[2])
 
 
 def _clean_dir(path: str) -> str:

@@ -13,6 +13,7 @@ from bot.analysis.rules import (
     chart_not_bumped,
     chart_version_mismatch,
     dangling_reference,
+    flux_schema,
     helm_template_in_raw_manifest,
     invalid_image_reference,
     invalid_suppression,
@@ -59,6 +60,7 @@ RULES: dict[str, RuleInfo] = {
             kustomization_in_chart_templates,
             yaml_syntax_error,
             invalid_suppression,
+            flux_schema,
         ),
     )
 }
