@@ -263,16 +263,18 @@ def generate(apps: int, charts: int = 50) -> dict[str, str]:
     return files
 
 
-def write_repo(dest: Path, files: dict[str, str]) -> None:
+def write_repo(dest: Path, files: dict[str, str], message: str = "synthetic") -> None:
+    """Write `files` and commit them (a new commit on top when `dest` is a repository)."""
     for path, text in files.items():
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     env = ["-c", "gc.auto=0", "-c", "user.name=bench", "-c", "user.email=bench@example.com",
            "-c", "commit.gpgsign=false"]
-    subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
+    if not (dest / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(dest), *env, "commit", "-q", "-m", "synthetic"],
+    subprocess.run(["git", "-C", str(dest), *env, "commit", "-q", "-m", message],
                    check=True)
     # A clone is packed; loose objects would measure the disk, not the check.
     subprocess.run(["git", "-C", str(dest), "repack", "-adq"], check=True)

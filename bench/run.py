@@ -1,10 +1,12 @@
-"""Throughput of a whole-tree check, against parsing every YAML file with ruamel.yaml's
-round-trip loader, measured in the same run (machines are shared: compare ratios).
+"""Throughput of a whole-tree check and of a pull request's check, against parsing every
+YAML file (libyaml's composer, the floor of any analysis that reads every document, and
+ruamel.yaml's round-trip loader), measured in the same run (machines are shared: compare
+ratios).
 
     python bench/run.py --apps 1600      # about 10,000 manifests
 
-Prints: the tree's size, the check's time and MB/s (in memory and end to end through
-git), the round-trip baseline's time, and the ratio between them.
+Prints: the tree's size, the whole-tree check's and the PR check's time (in memory and
+end to end through git), the parse baselines, and the ratios between them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,35 @@ def roundtrip_baseline(files: dict[str, bytes]) -> float:
     return time.perf_counter() - start
 
 
+def compose_floor(files: dict[str, bytes]) -> float:
+    """PyYAML's libyaml composer over every YAML file: what reading each file once costs."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    start = time.perf_counter()
+    for path, data in files.items():
+        if path.endswith((".yaml", ".yml")):
+            with contextlib.suppress(Exception):
+                list(yaml.compose_all(data, Loader=loader))
+    return time.perf_counter() - start
+
+
+def pull_request(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The head of a typical PR on the synthetic tree: three files changed, one of them a
+    chart bump that every HelmRelease pinning the chart has to follow."""
+    head = dict(files)
+    changed = 0
+    for path in sorted(files):
+        data = files[path]
+        if path.endswith("Chart.yaml") and changed == 0:
+            head[path] = data.replace(b"version: ", b"version: 9", 1)
+            changed += 1
+        elif path.endswith("deployment.yaml") and 0 < changed < 3:
+            head[path] = data + b"# reviewed\n"
+            changed += 1
+    return head
+
+
 def best_of(n: int, fn):  # type: ignore[no-untyped-def]
     best = float("inf")
     result = None
@@ -65,15 +96,26 @@ def main() -> None:
     errors = [f for f in result.findings if f.severity.value == "error"]
     print(f"check (in memory):  {t_mem:.2f} s  {mb / t_mem:.1f} MB/s  "
           f"({len(result.findings)} findings, {len(errors)} errors)")
+    head_files = pull_request(files)
+    head_tree = DictTree(head_files)
+    t_pr, pr = best_of(args.repeat, lambda: analyze(head_tree, tree))
+    print(f"PR check, 3 files changed (in memory): {t_pr:.2f} s  "
+          f"({len(pr.findings)} findings introduced)")
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         write_repo(repo, {p: d.decode() for p, d in files.items()})
         head = resolve(repo, "HEAD")
         t_git, _ = best_of(args.repeat, lambda: analyze(GitTree(repo, head)))
+        write_repo(repo, {p: d.decode() for p, d in head_files.items()}, message="change")
+        pr_head = resolve(repo, "HEAD")
+        t_git_pr, _ = best_of(
+            args.repeat, lambda: analyze(GitTree(repo, pr_head), GitTree(repo, head))
+        )
         workers = default_workers()
         t_cli, _ = best_of(args.repeat, lambda: analyze(GitTree(repo, head), workers=workers))
     print(f"check (through git): {t_git:.2f} s  {mb / t_git:.1f} MB/s")
+    print(f"PR check (through git): {t_git_pr:.2f} s")
     print(f"check (through git, {workers} processes, as `flux-review check` runs): "
           f"{t_cli:.2f} s  {mb / t_cli:.1f} MB/s")
 
@@ -82,6 +124,13 @@ def main() -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     print(f"peak Python memory of a check: {peak / 1e6:.0f} MB")
+
+    t_floor = compose_floor(files)
+    print(f"floor: libyaml compose of every YAML file: {t_floor:.2f} s  {mb / t_floor:.1f} MB/s")
+    print(f"PR check / whole-tree check: {t_pr / t_mem:.2f} in memory, "
+          f"{t_git_pr / t_git:.2f} through git (target <= 1.25)")
+    print(f"whole-tree check / floor: {t_mem / t_floor:.2f}; PR check / floor: "
+          f"{t_pr / t_floor:.2f} (target: both below 1)")
 
     t_rt = roundtrip_baseline(files)
     print(f"ruamel.yaml round-trip parse of every YAML file: {t_rt:.2f} s  "

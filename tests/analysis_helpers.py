@@ -369,17 +369,17 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
 
 def consumers_of(files: Files, path: str, config: Config | str | None = None) -> list[str]:
     """Descriptions of who reads `path`, from the repository model."""
-    from bot.analysis.model import Repository
+    from bot.analysis.snapshot import Snapshot
 
     cfg = config_from(config) if isinstance(config, str) else config
-    repository = Repository(tree(files), cfg)
+    repository = Snapshot(tree(files), cfg)
     return [c.description for c in repository.consumers.get(path, ())]
 
 
 def consumer_kinds(files: Files, path: str, config: Config | str | None = None) -> list[str]:
     """How each consumer reads `path` ("raw", "template", "data")."""
-    from bot.analysis.model import Repository
+    from bot.analysis.snapshot import Snapshot
 
     cfg = config_from(config) if isinstance(config, str) else config
-    repository = Repository(tree(files), cfg)
+    repository = Snapshot(tree(files), cfg)
     return [c.how.value for c in repository.consumers.get(path, ())]

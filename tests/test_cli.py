@@ -88,7 +88,7 @@ def test_json_output_follows_the_contract(repo: GitRepo) -> None:
     assert finding == {
         "rule": "invalid-image-reference", "severity": "error", "path": "apps/web.yaml",
         "line": 10, "end_line": None, "message": finding["message"], "introduced": True,
-        "suggestion": None,
+        "suggestion": None, "side": "head", "related": [],
     }
     assert "ghcr.io/Example/web:" in str(finding["message"])
 

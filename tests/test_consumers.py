@@ -280,11 +280,11 @@ def test_generator_inputs_are_data_not_manifests() -> None:
 
 
 def test_consumer_line_points_at_the_entry() -> None:
-    from bot.analysis.model import Repository
+    from bot.analysis.snapshot import Snapshot
     from tests.analysis_helpers import tree
 
     files = overlay_repo()
-    consumers = Repository(tree(files)).consumers["apps/prod/replicas-patch.yaml"]
+    consumers = Snapshot(tree(files)).consumers["apps/prod/replicas-patch.yaml"]
     text = str(files["apps/prod/kustomization.yaml"])
     assert [(c.source, c.line) for c in consumers] == [
         ("apps/prod/kustomization.yaml", line_of(text, "path: replicas-patch.yaml"))

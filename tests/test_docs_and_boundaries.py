@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bot.analysis.rules import RULES
-from bot.report.rules_doc import render
+from bot.report.rules_doc import render, sync_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_rules_doc_is_in_sync_with_the_rules() -> None:
     current = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
     assert current == render(), "run: python scripts/gen_rules_doc.py"
+
+
+def test_readme_rules_table_is_in_sync_with_the_rules() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme == sync_readme(readme), "run: python scripts/gen_rules_doc.py"
+    for rule_id in RULES:
+        assert f"| `{rule_id}` |" in readme
 
 
 def test_every_design_rule_id_has_one_module_and_documentation() -> None:
@@ -51,3 +58,64 @@ def test_analysis_imports_no_network_or_github_code() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+# Imports in the analysis run one way: the snapshot (parsing, indexes, the change) <-
+# the rules <- the registry <- the config <- the engine. A module may import its own
+# layer and those to its left, never one to its right, not even inside a function.
+_LAYERS = {"rules": 1, "registry": 2, "config": 3, "engine": 4}
+
+
+def _layer(module: str) -> int:
+    if module in ("bot.analysis", "bot.analysis.engine"):
+        return _LAYERS["engine"]
+    if module == "bot.analysis.config":
+        return _LAYERS["config"]
+    if module == "bot.analysis.rules":
+        return _LAYERS["registry"]
+    if module.startswith("bot.analysis.rules."):
+        return _LAYERS["rules"]
+    return 0
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                # `from bot.analysis import yamlscan` imports the module, not the package
+                is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() or (
+                    ROOT / Path(*sub.split(".")) / "__init__.py"
+                ).exists()
+                found.append(sub if is_module else node.module)
+    return [name for name in found if name.startswith("bot.analysis")]
+
+
+def test_analysis_imports_run_one_way() -> None:
+    wrong = []
+    for path in sorted((ROOT / "bot" / "analysis").rglob("*.py")):
+        importer = _module_name(path)
+        for imported in _imports(path):
+            if _layer(imported) > _layer(importer):
+                wrong.append(f"{importer} imports {imported}")
+    assert wrong == []
+
+
+def test_the_import_check_sees_an_upward_import() -> None:
+    assert _layer("bot.analysis.model") < _layer("bot.analysis.rules.dangling_reference")
+    assert _layer("bot.analysis.rules") > _layer("bot.analysis.rules.base")
+    assert _layer("bot.analysis.config") > _layer("bot.analysis.rules")
+    imports = _imports(ROOT / "bot" / "analysis" / "config.py")
+    assert "bot.analysis.rules" in imports

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.analysis import Finding, analyze
-from bot.analysis.model import Repository
+from bot.analysis.snapshot import Snapshot
 from bot.gitrepo import GitTree, remote_urls
 from tests.analysis_helpers import (
     Files,
@@ -1845,6 +1845,6 @@ def test_which_git_repositories_are_this_repository(ref: str, is_this_repository
         + "---\n"
         + flux_kustomization("platform", "./platform", source="platform"),
     }
-    repository = Repository(tree(files), self_urls=["git@github.com:example/platform-gitops"])
+    repository = Snapshot(tree(files), self_urls=["git@github.com:example/platform-gitops"])
     [kustomization_] = [o for o in repository.objects_of("Kustomization") if o.name == "platform"]
     assert repository.is_self_source(kustomization_) is is_this_repository

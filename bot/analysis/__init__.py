@@ -6,7 +6,7 @@ the GitHub App both call `analyze`.
 
 from bot.analysis.config import CONFIG_PATH, Config, ConfigError, parse_config
 from bot.analysis.engine import AnalysisResult, analyze
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity, Side
 from bot.analysis.model import AnalysisCancelled
 from bot.analysis.tree import ChangedFile, ChangeStatus, DictTree, Tree
 
@@ -20,7 +20,9 @@ __all__ = [
     "ConfigError",
     "DictTree",
     "Finding",
+    "Location",
     "Severity",
+    "Side",
     "Tree",
     "analyze",
     "parse_config",

@@ -8,14 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.analysis import yamlscan as ys
-from bot.analysis.model import (
-    BOOTSTRAP_NAME,
-    Chart,
-    FluxObject,
-    Repository,
-    normalize_git_url,
-    secure_join,
-)
+from bot.analysis.model import BOOTSTRAP_NAME, Chart, FluxObject, normalize_git_url, secure_join
+from bot.analysis.snapshot import Snapshot
 
 HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
@@ -38,7 +32,7 @@ class VersionRef:
         return self.written or self.constraint
 
 
-def _by_name(repo: Repository) -> dict[str, list[Chart]]:
+def _by_name(repo: Snapshot) -> dict[str, list[Chart]]:
     """In-repository charts that a reference by name (not by path) may mean.
 
     A wrapper chart that depends on the upstream chart of the same name (a local
@@ -56,7 +50,7 @@ def _by_name(repo: Repository) -> dict[str, list[Chart]]:
     return names
 
 
-def _source(repo: Repository, obj: FluxObject, ref: ys.Node | None) -> FluxObject | None:
+def _source(repo: Snapshot, obj: FluxObject, ref: ys.Node | None) -> FluxObject | None:
     name = ys.scalar(ys.get(ref, "name"))
     kind = ys.scalar(ys.get(ref, "kind"))
     for cand in repo.objects_of(kind or ""):
@@ -86,7 +80,7 @@ class _Candidate:
     exact: bool  # an OCI tag, compared as a string
 
 
-def _candidates(repo: Repository, names: dict[str, list[Chart]]) -> Iterator[_Candidate]:
+def _candidates(repo: Snapshot, names: dict[str, list[Chart]]) -> Iterator[_Candidate]:
     """HelmReleases (HelmRepository source) and Helm OCIRepositories that name an
     in-repository chart."""
     chartref_targets = {
@@ -156,7 +150,7 @@ _VENDOR_DIRS = frozenset({
 })
 
 
-def _owners(repo: Repository) -> set[str]:
+def _owners(repo: Snapshot) -> set[str]:
     """Who owns this repository (`example` for `github.com/example/platform-gitops`), from
     its clone URLs and the `flux-system` GitRepository."""
     return {parts[1] for u in repo.own_urls if len(parts := u.split("/")) >= 3}
@@ -185,7 +179,7 @@ def _vendored(chart: Chart) -> bool:
     return any(part.lower() in _VENDOR_DIRS for part in chart.directory.split("/"))
 
 
-def version_refs(repo: Repository) -> list[VersionRef]:
+def version_refs(repo: Snapshot) -> list[VersionRef]:
     """References that select a version of an in-repository chart.
 
     A HelmRelease or OCIRepository that names a chart of the repository is taken to deploy
@@ -254,7 +248,7 @@ def version_refs(repo: Repository) -> list[VersionRef]:
     return refs
 
 
-def _foreign_git_source(repo: Repository, hr: FluxObject, ref: ys.Node | None) -> bool:
+def _foreign_git_source(repo: Snapshot, hr: FluxObject, ref: ys.Node | None) -> bool:
     """Whether a HelmRelease's GitRepository source is known to be another repository:
     it is defined here with a URL that is neither this repository's (as the CLI or the
     App knows it) nor the URL of the `flux-system` GitRepository, or it follows another
@@ -277,7 +271,7 @@ def _url(source: FluxObject) -> str:
     return ys.scalar(ys.get(source.node, "spec", "url")) or ""
 
 
-def git_deployed_charts(repo: Repository) -> dict[str, str]:
+def git_deployed_charts(repo: Snapshot) -> dict[str, str]:
     """Chart directories that a HelmRelease builds from a Git/Bucket source with the
     default `ChartVersion` strategy -> the HelmRelease that does."""
     result: dict[str, str] = {}

@@ -7,55 +7,20 @@ leave a rule on or, worse, switch one off.
 
 from __future__ import annotations
 
-import fnmatch
 import io
 import posixpath
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.analysis.findings import Severity
+from bot.analysis.options import CONFIG_PATH, Config, ConfigError
+from bot.analysis.rules import RULES
 
-CONFIG_PATH = ".github/flux-review.yml"
+__all__ = ["CONFIG_PATH", "Config", "ConfigError", "parse_config"]
 _SEVERITIES = {"error", "warning", "notice"}
 _KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts", "flux_version")
 # `2.4.0`, `v2.4`, `2.4.x`: the Flux release the clusters run, to its minor at least.
 _FLUX_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(?:\d+|x|\*))?$")
-
-
-class ConfigError(ValueError):
-    """An invalid repository config; the message names the key and the line."""
-
-
-@dataclass(frozen=True)
-class Config:
-    # rule id -> severity, or None when the rule is off
-    rules: dict[str, Severity | None] = field(default_factory=dict)
-    ignore: tuple[str, ...] = ()
-    raw_paths: tuple[str, ...] = ()
-    fail_on: Severity = Severity.ERROR
-    review_drafts: bool = True
-    flux_version: tuple[int, int] | None = None  # (major, minor)
-
-    def severity_for(self, rule: str, default: Severity) -> Severity | None:
-        if rule in self.rules:
-            return self.rules[rule]
-        return default
-
-    def is_ignored(self, path: str) -> bool:
-        return any(_glob_match(path, pattern) for pattern in self.ignore)
-
-
-def _glob_match(path: str, pattern: str) -> bool:
-    pattern = pattern.lstrip("/")
-    if pattern.endswith("/"):
-        pattern += "**"
-    if fnmatch.fnmatchcase(path, pattern):
-        return True
-    # `dir/**` also matches everything below dir; a bare name matches at any depth.
-    if pattern.endswith("/**") and path.startswith(pattern[:-2]):
-        return True
-    return "/" not in pattern and fnmatch.fnmatchcase(posixpath.basename(path), pattern)
 
 
 def _line(node: Any, key: Any = None) -> int:
@@ -94,8 +59,6 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: line {_line(data)}: the config must be a mapping")
     if known_rules is None:
-        from bot.analysis.rules import RULES
-
         known_rules = set(RULES)
 
     rules: dict[str, Severity | None] = {}

@@ -1,23 +1,36 @@
-"""Runs every rule over the repository model and decides what is new."""
+"""Runs the rules over a snapshot, or over a change, and decides what is new.
+
+"Introduced" means: a CHANGE rule's finding; or a SNAPSHOT finding whose line, or one of
+whose related lines (its causes), the change wrote or deleted; or one whose key (chosen
+by the rule, else its line followed through the diff) the same rule did not report at
+the base. The base is analysed only for the rules that need a baseline: those with
+head findings the change did not touch.
+"""
 
 from __future__ import annotations
 
-import difflib
 import logging
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
+from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
-from bot.analysis.findings import Finding
+from bot.analysis.findings import Finding, Side
 from bot.analysis.lines import split_lines
-from bot.analysis.model import AnalysisCancelled, Repository, StopSignal
-from bot.analysis.rules import RULES
-from bot.analysis.rules.base import Context
+from bot.analysis.model import AnalysisCancelled, StopSignal
+from bot.analysis.rules import RULES, RuleInfo
+from bot.analysis.rules.base import ChangeContext, Context
+from bot.analysis.snapshot import Snapshot
 from bot.analysis.suppress import suppressed_lines
-from bot.analysis.tree import ChangedFile, ChangeStatus, Tree
+from bot.analysis.tree import ChangedFile, Tree
 
 log = logging.getLogger(__name__)
+
+__all__ = ["AnalysisResult", "analyze", "changed_files"]
+
+_RULE_IDS = frozenset(RULES)
 
 
 @dataclass
@@ -27,110 +40,108 @@ class AnalysisResult:
     consumers: dict[str, list[str]] = field(default_factory=dict)
     # rules that failed on this repository (a bug in flux-review, never the user's)
     errors: list[str] = field(default_factory=list)
+    # rules that failed on the base only: their untouched findings could not be compared
+    # with the base, so only those on lines the change touched are reported
+    base_errors: list[str] = field(default_factory=list)
 
 
-def changed_files(head: Tree, base: Tree) -> list[ChangedFile]:
-    """What changed between two trees, by content (no rename detection)."""
-    head_paths = set(head.paths())
-    base_paths = set(base.paths())
-    changes = [ChangedFile(p, ChangeStatus.ADDED) for p in head_paths - base_paths]
-    changes += [ChangedFile(p, ChangeStatus.REMOVED) for p in base_paths - head_paths]
-    changes += [
-        ChangedFile(p, ChangeStatus.MODIFIED)
-        for p in head_paths & base_paths
-        if head.blob_id(p) != base.blob_id(p)
-    ]
-    return sorted(changes, key=lambda c: c.path)
-
-
-def _run_rules(
-    repo: Repository,
-    base: Repository | None,
-    changed: dict[str, ChangedFile],
-    config: Config,
+def _run(
+    info: RuleInfo,
+    fn: Callable[[], Iterable[Finding]],
+    repo: Snapshot,
     errors: list[str],
-) -> list[Finding]:
-    ctx = Context(repo=repo, base=base, changed=changed)
-    findings: list[Finding] = []
-    for info in RULES.values():
-        if config.severity_for(info.id, info.default_severity) is None:
+) -> list[Finding] | None:
+    """A rule's findings, or None when it failed (logged and recorded: one broken rule
+    must not hide the others' findings)."""
+    repo.checkpoint()
+    try:
+        return list(fn())
+    except AnalysisCancelled:
+        raise
+    except Exception as exc:
+        log.exception("rule %s failed", info.id)
+        errors.append(f"rule {info.id} failed: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _anchor(repo: Snapshot, f: Finding) -> Finding:
+    """Clamp the finding's line into its file and record the line's text."""
+    text = repo.text(f.path)
+    if text is None:  # not text at all: count raw lines, anchor on the bytes
+        data = repo.data(f.path) or b""
+        line = min(f.line, data.count(b"\n") + 1)
+        raw = data.split(b"\n")[line - 1] if data else b""
+        anchor = raw.decode("utf-8", "replace").strip()
+    else:
+        lines = split_lines(text)
+        line = min(f.line, max(1, len(lines)))
+        anchor = lines[line - 1].strip() if lines else ""
+    return replace(f, line=line, anchor=anchor)
+
+
+def _snapshot_findings(
+    repo: Snapshot, rules: list[RuleInfo], errors: list[str]
+) -> dict[str, list[Finding] | None]:
+    ctx = Context(repo=repo, rule_ids=_RULE_IDS)
+    found: dict[str, list[Finding] | None] = {}
+    for info in rules:
+        check = info.check
+        if check is None:
             continue
-        repo.checkpoint()
-        try:
-            findings.extend(info.check(ctx))
-        except AnalysisCancelled:
-            raise
-        except Exception as exc:  # one broken rule must not hide the others' findings
-            log.exception("rule %s failed", info.id)
-            errors.append(f"rule {info.id} failed: {type(exc).__name__}: {exc}")
-    anchored = []
-    for f in findings:
-        text = repo.text(f.path)
-        if text is None:  # not text at all: count raw lines, anchor on the bytes
-            data = repo.data(f.path) or b""
-            line = min(f.line, data.count(b"\n") + 1)
-            raw = data.split(b"\n")[line - 1] if data else b""
-            anchor = raw.decode("utf-8", "replace").strip()
-        else:
-            lines = split_lines(text)
-            line = min(f.line, max(1, len(lines)))
-            anchor = lines[line - 1].strip() if lines else ""
-        anchored.append(replace(f, line=line, anchor=anchor))
-    return anchored
+        result = _run(info, partial(check, ctx), repo, errors)
+        found[info.id] = [_anchor(repo, f) for f in result] if result is not None else None
+    return found
 
 
-def _lines(repo: Repository, path: str) -> list[str]:
-    text = repo.text(path)
-    if text is not None:
-        return split_lines(text)
-    data = repo.data(path) or b""
-    return data.decode("utf-8", "replace").split("\n")
-
-
-def _line_map(old: list[str], new: list[str]) -> dict[int, int]:
-    """Head line -> base line, for the lines a change left as they were."""
-    mapping: dict[int, int] = {}
-    matcher = difflib.SequenceMatcher(None, old, new)
-    for tag, i1, i2, j1, _ in matcher.get_opcodes():
-        if tag == "equal":
-            for k in range(i2 - i1):
-                mapping[j1 + k + 1] = i1 + k + 1
-    return mapping
+def _baseline_key(f: Finding, change: Change | None) -> tuple[str, ...] | None:
+    """What a head finding is called at the base; None when it cannot have been there."""
+    if f.key is not None:
+        return f.key
+    if change is None:
+        return ("@", f.path, str(f.line))
+    base_path = change.base_path(f.path)
+    base_line = change.base_line(f.path, f.line)
+    if base_path is None or base_line is None:
+        return None
+    return ("@", base_path, str(base_line))
 
 
 def _mark_introduced(
-    repo: Repository,
-    base_repo: Repository,
-    findings: list[Finding],
-    base_findings: list[Finding],
-    changed: dict[str, ChangedFile],
+    change: Change,
+    head: dict[str, list[Finding] | None],
+    rules: dict[str, RuleInfo],
+    base_errors: list[str],
 ) -> list[Finding]:
-    """A finding is new when the change touched its line, or when its line is untouched
-    but the same rule said nothing there at the base (the change broke it from
-    elsewhere: a chart bump makes an untouched HelmRelease wrong)."""
-    before = Counter((f.rule, f.path, f.line) for f in base_findings)
-    maps: dict[str, dict[int, int] | None] = {}
-    marked = []
-    for f in findings:
-        change = changed.get(f.path)
-        base_path = f.path
-        base_line: int | None = f.line
-        if change is not None:
-            if change.status is ChangeStatus.ADDED:
-                base_line = None
+    marked: list[Finding] = []
+    untouched: dict[str, list[Finding]] = defaultdict(list)
+    for findings in head.values():
+        for f in findings or ():
+            if change.touched(f.location) or any(change.touched(r) for r in f.related):
+                marked.append(replace(f, introduced=True))
             else:
-                if change.status is ChangeStatus.RENAMED and change.previous_path:
-                    base_path = change.previous_path
-                if f.path not in maps:
-                    repo.checkpoint()
-                    maps[f.path] = _line_map(_lines(base_repo, base_path), _lines(repo, f.path))
-                line_map = maps[f.path]
-                base_line = line_map.get(f.line) if line_map is not None else None
-        if base_line is not None and before[(f.rule, base_path, base_line)] > 0:
-            before[(f.rule, base_path, base_line)] -= 1
-            marked.append(replace(f, introduced=False))
-        else:
-            marked.append(replace(f, introduced=True))
+                untouched[f.rule].append(f)
+    if not untouched:
+        return marked
+    failed: list[str] = []
+    base = _snapshot_findings(change.base, [rules[r] for r in untouched], failed)
+    for rule, findings in untouched.items():
+        base_findings = base.get(rule)
+        if base_findings is None:
+            # Without a baseline an untouched finding is taken as pre-existing: a rule
+            # that breaks on the base alone must not fail the check on lines nobody
+            # changed.
+            marked.extend(replace(f, introduced=False) for f in findings)
+            continue
+        before = Counter(f.key if f.key is not None else ("@", f.path, str(f.line))
+                         for f in base_findings)
+        for f in findings:
+            key = _baseline_key(f, change)
+            if key is not None and before[key] > 0:
+                before[key] -= 1
+                marked.append(replace(f, introduced=False))
+            else:
+                marked.append(replace(f, introduced=True))
+    base_errors.extend(failed)
     return marked
 
 
@@ -155,36 +166,58 @@ def analyze(
     is set, the analysis raises `AnalysisCancelled` at its next file or rule.
     """
     config = config or Config()
+    # Shared by both snapshots: every parse is keyed by blob id, so the base costs only
+    # what the change touched.
     cache: dict[object, object] = {}
     errors: list[str] = []
-    repo = Repository(head, config, cache, self_urls, cancel)
-    base_repo = Repository(base, config, cache, self_urls, cancel) if base is not None else None
+    base_errors: list[str] = []
+    repo = Snapshot(head, config, cache, self_urls, cancel)
     if workers > 1:
         repo.warm_yaml(workers)
-        if base_repo is not None:
-            base_repo.warm_yaml(workers)
-    if base is not None and changed is None:
-        changed = changed_files(head, base)
-    by_path = {c.path: c for c in changed or ()}
-    findings = sorted(_run_rules(repo, base_repo, by_path, config, errors), key=Finding.sort_key)
+    rules = {
+        info.id: info
+        for info in RULES.values()
+        if config.severity_for(info.id, info.default_severity) is not None
+    }
+    snapshot = _snapshot_findings(repo, list(rules.values()), errors)
 
-    if base_repo is not None:
-        base_findings = sorted(
-            _run_rules(base_repo, None, {}, config, errors), key=Finding.sort_key
+    base_repo: Snapshot | None = None
+    if base is None:
+        findings = [f for fs in snapshot.values() for f in fs or ()]
+    else:
+        base_repo = Snapshot(base, config, cache, self_urls, cancel)
+        change = Change(
+            base_repo, repo, changed if changed is not None else changed_files(head, base)
         )
-        findings = _mark_introduced(repo, base_repo, findings, base_findings, by_path)
+        findings = _mark_introduced(change, snapshot, rules, base_errors)
+        cctx = ChangeContext(change=change, rule_ids=_RULE_IDS)
+        for info in rules.values():
+            check_change = info.check_change
+            if check_change is None:
+                continue
+            result = _run(info, partial(check_change, cctx), repo, errors)
+            for f in result or ():
+                side_repo = base_repo if f.side is Side.BASE else repo
+                findings.append(replace(_anchor(side_repo, f), introduced=True))
 
-    findings = _apply_config_and_suppressions(repo, findings, config)
+    findings = _apply_config_and_suppressions(repo, base_repo, findings, config)
+    findings.sort(key=Finding.sort_key)
     if base_repo is not None and not report_all:
         findings = [f for f in findings if f.introduced]
-    consumers = {f.path: [c.description for c in repo.consumers.get(f.path, ())] for f in findings}
-    return AnalysisResult(findings=findings, consumers=consumers, errors=errors)
+    consumers = {
+        f.path: [c.description for c in repo.consumers.get(f.path, ())]
+        for f in findings
+        if f.side is Side.HEAD
+    }
+    return AnalysisResult(
+        findings=findings, consumers=consumers, errors=errors, base_errors=base_errors
+    )
 
 
 def _apply_config_and_suppressions(
-    repo: Repository, findings: list[Finding], config: Config
+    repo: Snapshot, base: Snapshot | None, findings: list[Finding], config: Config
 ) -> list[Finding]:
-    silenced: dict[str, dict[int, frozenset[str]]] = {}
+    silenced: dict[tuple[Side, str], dict[int, frozenset[str]]] = {}
     kept = []
     for f in findings:
         if config.is_ignored(f.path):
@@ -192,12 +225,16 @@ def _apply_config_and_suppressions(
         severity = config.severity_for(f.rule, RULES[f.rule].default_severity)
         if severity is None:
             continue
-        if f.path not in silenced:
-            data = repo.data(f.path) or b""
-            silenced[f.path] = (
-                suppressed_lines(repo.text(f.path) or "") if b"flux-review:" in data else {}
+        side_repo = base if f.side is Side.BASE and base is not None else repo
+        where = (f.side, f.path)
+        if where not in silenced:
+            data = side_repo.data(f.path) or b""
+            silenced[where] = (
+                suppressed_lines(side_repo.text(f.path) or "", _RULE_IDS)
+                if b"flux-review:" in data
+                else {}
             )
-        if f.rule in silenced[f.path].get(f.line, ()):
+        if f.rule in silenced[where].get(f.line, ()):
             continue
         kept.append(f if f.severity == severity else replace(f, severity=severity))
     return kept

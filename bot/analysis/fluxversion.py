@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from bot.analysis import fluxschemas, semver
 from bot.analysis import yamlscan as ys
 from bot.analysis.fluxschemas import FluxRelease
-from bot.analysis.model import BOOTSTRAP_NAME, KUSTOMIZATION_FILES, Repository, secure_join
+from bot.analysis.model import BOOTSTRAP_NAME, secure_join
+from bot.analysis.snapshot import Snapshot
 
 _HEADER = re.compile(rb"^#\s*Flux Version:\s*v?(\d+)\.(\d+)\.(\d+)", re.M)
 _LABEL = re.compile(rb"app\.kubernetes\.io/version:\s*['\"]?v?(\d+)\.(\d+)\.(\d+)")
@@ -57,7 +58,7 @@ def _minor_release(major: int, minor: int, version: str, reason: str) -> FluxVer
     return FluxVersion(release, version, reason, True)
 
 
-def _from_components(repo: Repository, path: str) -> FluxVersion | None:
+def _from_components(repo: Snapshot, path: str) -> FluxVersion | None:
     data = repo.data(path) or b""
     match = _HEADER.search(data[:4096])
     how = "its `# Flux Version:` header"
@@ -77,7 +78,7 @@ def _from_components(repo: Repository, path: str) -> FluxVersion | None:
     return _minor_release(found[0], found[1], text, f"{text}, from {path} ({how})")
 
 
-def _from_instance(repo: Repository, path: str) -> FluxVersion | None:
+def _from_instance(repo: Snapshot, path: str) -> FluxVersion | None:
     for doc in repo.documents(path):
         if ys.scalar(ys.get(doc, "kind")) != "FluxInstance":
             continue
@@ -98,7 +99,7 @@ def _from_instance(repo: Repository, path: str) -> FluxVersion | None:
     return None
 
 
-def _sync_paths(repo: Repository, directory: str) -> list[str]:
+def _sync_paths(repo: Snapshot, directory: str) -> list[str]:
     """spec.path of the `flux-system` Kustomizations defined in `directory`."""
     found = []
     for obj in repo.objects_of("Kustomization"):
@@ -107,7 +108,7 @@ def _sync_paths(repo: Repository, directory: str) -> list[str]:
     return found
 
 
-def _trees(repo: Repository) -> list[_Tree]:
+def _trees(repo: Snapshot) -> list[_Tree]:
     trees = []
     for path in repo.paths:
         if not path.endswith((".yaml", ".yml")):
@@ -129,12 +130,12 @@ def _trees(repo: Repository) -> list[_Tree]:
     return trees
 
 
-_CACHE: weakref.WeakKeyDictionary[Repository, tuple[list[_Tree], dict[str, FluxVersion]]] = (
+_CACHE: weakref.WeakKeyDictionary[Snapshot, tuple[list[_Tree], dict[str, FluxVersion]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _state(repo: Repository) -> tuple[list[_Tree], dict[str, FluxVersion]]:
+def _state(repo: Snapshot) -> tuple[list[_Tree], dict[str, FluxVersion]]:
     state = _CACHE.get(repo)
     if state is None:
         state = (_trees(repo), {})
@@ -146,24 +147,13 @@ def _under(path: str, directory: str) -> bool:
     return not directory or path.startswith(directory + "/")
 
 
-def _appliers(repo: Repository, path: str) -> set[str]:
+def _appliers(repo: Snapshot, path: str) -> set[str]:
     """Files defining the Flux Kustomizations whose build includes `path`."""
-    found: set[str] = set()
-    seen = {path}
-    stack = [path]
-    while stack:
-        current = stack.pop()
-        for c in repo.consumers.get(current, ()):
-            if c.description.startswith("Flux Kustomization"):
-                found.add(c.source)
-            elif posixpath.basename(c.source) in KUSTOMIZATION_FILES and c.source not in seen:
-                seen.add(c.source)
-                stack.append(c.source)
-    return found
+    return {obj.path for obj in repo.flux_kustomizations_applying(path)}
 
 
 def _tree_versions(
-    repo: Repository, trees: list[_Tree], path: str, depth: int = 0
+    repo: Snapshot, trees: list[_Tree], path: str, depth: int = 0
 ) -> list[FluxVersion]:
     direct = [t.version for t in trees if any(_under(path, d) for d in t.dirs)]
     if direct or depth > 8:
@@ -175,7 +165,7 @@ def _tree_versions(
     return found
 
 
-def flux_version(repo: Repository, path: str | None = None) -> FluxVersion:
+def flux_version(repo: Snapshot, path: str | None = None) -> FluxVersion:
     """The Flux release the cluster applying `path` runs (the oldest one when clusters
     of several releases apply it: that is where it breaks)."""
     trees, memo = _state(repo)
@@ -194,7 +184,8 @@ def flux_version(repo: Repository, path: str | None = None) -> FluxVersion:
         configured = repo.config.flux_version
         if configured is not None:
             result = _minor_release(
-                *configured,
+                configured[0],
+                configured[1],
                 "v{}.{}".format(*configured),
                 "from flux_version in the flux-review config",
             )

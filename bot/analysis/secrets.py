@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import yaml
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.lines import split_lines
-from bot.analysis.model import Repository
+from bot.analysis.snapshot import Snapshot
 
 _PROVIDER_HINT = re.compile(rb"kind:\s*['\"]?(?:Secret|SealedSecret|ExternalSecret|"
                             rb"ClusterExternalSecret|ConfigMap)\b|secretGenerator|"
@@ -36,10 +36,13 @@ class NamedRef:
     field: str
 
 
-def providers(repo: Repository) -> dict[str, dict[str, str]]:
-    """kind -> name -> the file that defines it, for Secrets and ConfigMaps."""
+def providers(
+    repo: Snapshot, paths: Iterable[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """kind -> name -> the file that defines it, for Secrets and ConfigMaps (in `paths`
+    only, when given)."""
     found: dict[str, dict[str, str]] = {"Secret": {}, "ConfigMap": {}}
-    for path in repo.paths:
+    for path in repo.paths if paths is None else sorted(set(paths) & repo.path_set):
         if not path.endswith((".yaml", ".yml", "Kustomization")):
             continue
         data = repo.data(path)
@@ -116,7 +119,7 @@ def _walk(path: str, doc: ys.Node) -> Iterator[NamedRef]:
                     yield NamedRef(kind, name, path, ys.line_of(name_node), field)
 
 
-def references(repo: Repository) -> Iterator[NamedRef]:
+def references(repo: Snapshot) -> Iterator[NamedRef]:
     """Non-optional references to Secrets and ConfigMaps with a literal name: in files
     that a controller applies raw, in a chart's `values.yaml`, and in the lines of chart
     templates that hold no template action (a literal `imagePullSecrets` entry)."""
@@ -138,7 +141,7 @@ def references(repo: Repository) -> Iterator[NamedRef]:
             yield from _walk(path, doc)
 
 
-def _chart_values(repo: Repository, path: str) -> bool:
+def _chart_values(repo: Snapshot, path: str) -> bool:
     if posixpath.basename(path) != "values.yaml":
         return False
     chart = repo.chart_of(path)
@@ -194,7 +197,7 @@ def _optional_sibling(lines: list[str], number: int, indent: int) -> bool:
     return False
 
 
-def still_defined(repo: Repository, path: str, name: str) -> bool:
+def still_defined(repo: Snapshot, path: str, name: str) -> bool:
     """Whether `path` still exists and still names `name` although it no longer parses
     (a Helm template action added to it, a syntax error): then it was not removed."""
     if path not in repo.path_set or repo.documents(path):

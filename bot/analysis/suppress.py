@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.analysis.lines import split_lines
@@ -21,9 +22,9 @@ class Suppression:
     error: str | None  # why it does not count, when it does not
 
 
-def suppressions(text: str) -> list[Suppression]:
-    from bot.analysis.rules import RULES
-
+def suppressions(text: str, known_rules: Collection[str]) -> list[Suppression]:
+    """The suppression comments of a file; one naming a rule not in `known_rules`
+    silences nothing."""
     found = []
     for number, line in enumerate(split_lines(text), start=1):
         if "flux-review:" not in line:
@@ -46,7 +47,7 @@ def suppressions(text: str) -> list[Suppression]:
             )
             continue
         rules = frozenset(r.strip() for r in im.group("rules").split(","))
-        unknown = sorted(r for r in rules if r not in RULES)
+        unknown = sorted(r for r in rules if r not in known_rules)
         reason = (im.group("reason") or "").strip()
         if unknown:
             found.append(
@@ -71,10 +72,10 @@ def suppressions(text: str) -> list[Suppression]:
     return found
 
 
-def suppressed_lines(text: str) -> dict[int, frozenset[str]]:
+def suppressed_lines(text: str, known_rules: Collection[str]) -> dict[int, frozenset[str]]:
     """line -> rules silenced there (the comment's line and the line below it)."""
     result: dict[int, set[str]] = {}
-    for s in suppressions(text):
+    for s in suppressions(text, known_rules):
         if s.error:
             continue
         for line in (s.line, s.line + 1):

@@ -10,7 +10,7 @@ takes literally.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from bot.analysis import yamlscan as ys
@@ -236,7 +236,7 @@ def scan(text: str) -> Iterator[Action]:
             pos = line.find("{{", (end + 2) if end != -1 else len(line))
 
 
-def mask(text: str, lines: set[int]) -> str:
+def mask(text: str, lines: Collection[int]) -> str:
     """The text with the template actions of `lines` neutralised, to see whether the
     file has a YAML problem of its own."""
     out = []

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.analysis import Finding, Severity
+from bot.analysis import Finding, Severity, Side
 from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.repo import RepoRef
 
@@ -76,9 +76,10 @@ def _code(text: str) -> str:
 
 
 def _lines(finding: Finding) -> str:
+    deleted = " (deleted)" if finding.side is Side.BASE else ""
     if finding.end_line and finding.end_line != finding.line:
-        return f"lines {finding.line}–{finding.end_line}"
-    return f"line {finding.line}"
+        return f"lines {finding.line}–{finding.end_line}{deleted}"
+    return f"line {finding.line}{deleted}"
 
 
 def render_summary(
@@ -150,7 +151,11 @@ def _render_summary(
             break
         out += block
         for finding in group:
-            message = _clip(finding.message, MAX_MESSAGE_CHARS).replace("\n", "\n  ")
+            message = _clip(finding.message, MAX_MESSAGE_CHARS)
+            causes = related_text(finding)
+            if causes:
+                message += "\n" + causes
+            message = message.replace("\n", "\n  ")
             item = (
                 f"- {_ICON[finding.severity]} **{_lines(finding)}** "
                 f"{rule_link(finding.rule, docs_url)}: {message}\n"
@@ -189,20 +194,45 @@ def render_rule_docs(rules: Iterable[str], limit: int = MAX_OUTPUT_CHARS) -> str
     return out
 
 
-def annotation(finding: Finding) -> dict[str, Any]:
+def related_text(finding: Finding) -> str:
+    """The finding's causes elsewhere, one line each, for texts that carry no links."""
+    lines = []
+    for r in finding.related:
+        where = f"{r.path}:{r.line}" + (" (before this change)" if r.side is Side.BASE else "")
+        lines.append(f"- {where}" + (f": {r.message}" if r.message else ""))
+    return "Related:\n" + "\n".join(lines) if lines else ""
+
+
+def annotation(finding: Finding) -> dict[str, Any] | None:
+    """The annotation of a finding, on its line; a finding on a line the change deleted
+    sits on its first related line of the head instead (GitHub shows annotations on the
+    head commit's files only), or gets none (the summary lists it)."""
+    path, line = finding.path, finding.line
     end = finding.end_line if finding.end_line and finding.end_line >= finding.line else None
+    message = finding.message
+    if finding.side is Side.BASE:
+        head_side = next((r for r in finding.related if r.side is Side.HEAD), None)
+        if head_side is None:
+            return None
+        path, line, end = head_side.path, head_side.line, None
+        message = f"{finding.path} line {finding.line} (deleted): {message}"
+    extra = related_text(finding)
+    if extra:
+        message = f"{message}\n\n{extra}"
     return {
-        "path": finding.path,
-        "start_line": finding.line,
-        "end_line": end or finding.line,
+        "path": path,
+        "start_line": line,
+        "end_line": end or line,
         "annotation_level": _LEVEL[finding.severity],
         "title": finding.rule[:255],
-        "message": _clip(finding.message, 60_000),
+        "message": _clip(message, 60_000),
     }
 
 
 def annotation_batches(findings: Sequence[Finding]) -> list[list[dict[str, Any]]]:
-    items = [annotation(f) for f in sorted(findings, key=lambda f: f.sort_key())]
+    items = [
+        a for f in sorted(findings, key=lambda f: f.sort_key()) if (a := annotation(f)) is not None
+    ]
     size = MAX_ANNOTATIONS_PER_REQUEST
     return [items[i : i + size] for i in range(0, len(items), size)]
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import gidgethub
 
-from bot.analysis import Finding, Severity
+from bot.analysis import Finding, Location, Severity, Side
 from bot.github.client import GitHubClient, GitHubUnavailable, no_blind_retry
 from bot.github.repo import RepoRef
 from bot.report.checkrun import rule_link
 
 MARKER_PREFIX = "<!-- flux-review:fingerprint="
 _MARKER_RE = re.compile(r"<!-- flux-review:fingerprint=([0-9a-f]{6,64}) -->")
-_HUNK_RE = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 # Reviews with very many comments have failed on GitHub's side; split them.
 MAX_COMMENTS_PER_REVIEW = 30
 
@@ -35,20 +35,23 @@ def marker(fingerprint: str) -> str:
     return f"{MARKER_PREFIX}{fingerprint} -->"
 
 
-def hunk_ranges(patch: str | None) -> list[range]:
-    """The new-file lines of each hunk: the lines a `side: RIGHT` comment may target.
+def hunk_ranges(patch: str | None, side: Side = Side.HEAD) -> list[range]:
+    """The lines of each hunk that a comment may target: new-file lines for `side:
+    RIGHT` (the head), old-file lines for `side: LEFT` (the base).
 
-    In a unified diff a hunk `@@ -a,b +c,d @@` covers new lines c..c+d-1 (context and
-    additions); `d` is 1 when left out and 0 for a hunk that only deletes.
+    In a unified diff a hunk `@@ -a,b +c,d @@` covers old lines a..a+b-1 and new lines
+    c..c+d-1 (context and changes); a count is 1 when left out and 0 for a hunk that
+    only adds (old side) or only deletes (new side).
     """
     if not patch:
         return []
+    group = 1 if side is Side.BASE else 3
     hunks = []
     for line in patch.splitlines():
         match = _HUNK_RE.match(line)
         if match:
-            start = int(match.group(1))
-            count = int(match.group(2)) if match.group(2) is not None else 1
+            start = int(match.group(group))
+            count = int(match.group(group + 1)) if match.group(group + 1) is not None else 1
             if count > 0:
                 hunks.append(range(start, start + count))
     return hunks
@@ -68,17 +71,19 @@ class InlineComment:
     body: str
     fingerprint: str
     start_line: int | None = None
+    side: Side = Side.HEAD
 
     def to_json(self) -> dict[str, Any]:
+        side = "LEFT" if self.side is Side.BASE else "RIGHT"
         data: dict[str, Any] = {
             "path": self.path,
             "line": self.line,
-            "side": "RIGHT",
+            "side": side,
             "body": self.body,
         }
         if self.start_line is not None and self.start_line < self.line:
             data["start_line"] = self.start_line
-            data["start_side"] = "RIGHT"
+            data["start_side"] = side
         return data
 
 
@@ -88,9 +93,24 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
-def comment_body(finding: Finding, docs_url: str = "", *, with_suggestion: bool = True) -> str:
+def comment_body(
+    finding: Finding,
+    docs_url: str = "",
+    *,
+    with_suggestion: bool = True,
+    elsewhere: Location | None = None,
+) -> str:
+    """The comment of a finding; `elsewhere` when it sits on one of the finding's causes
+    rather than on the finding's own line (which is not in the diff)."""
+    where = ""
+    if elsewhere is not None:
+        side = " (before this change)" if finding.side is Side.BASE else ""
+        where = f"This change breaks `{finding.path}` line {finding.line}{side}: "
+        if elsewhere.message:
+            where = f"{elsewhere.message}. {where}"
     parts = [
-        f"**{_LABEL[finding.severity]}** {rule_link(finding.rule, docs_url)}: {finding.message}"
+        f"**{_LABEL[finding.severity]}** {rule_link(finding.rule, docs_url)}: {where}"
+        f"{finding.message}"
     ]
     if with_suggestion and finding.suggestion is not None:
         suggestion = finding.suggestion
@@ -109,20 +129,40 @@ def plan_comments(
     docs_url: str = "",
 ) -> list[InlineComment]:
     """Comments for new findings whose line is in the diff, at most one per fingerprint."""
-    hunks_by_path: dict[str, list[range]] = {}
+    hunks_by_path: dict[tuple[str, Side], list[range]] = {}
+
+    def hunk(location: Location) -> range | None:
+        where = (location.path, location.side)
+        if where not in hunks_by_path:
+            hunks_by_path[where] = hunk_ranges(patches.get(location.path), location.side)
+        return _hunk_of(hunks_by_path[where], location.line)
+
     planned: list[InlineComment] = []
     seen = set(already_posted)
     for finding in sorted(findings, key=lambda f: f.sort_key()):
         if not finding.introduced or finding.fingerprint in seen:
             continue
-        if finding.path not in hunks_by_path:
-            hunks_by_path[finding.path] = hunk_ranges(patches.get(finding.path))
-        hunk = _hunk_of(hunks_by_path[finding.path], finding.line)
-        if hunk is None:
+        own = hunk(finding.location)
+        if own is None:
+            # The finding's line is not in the diff: comment on the first of its causes
+            # that is (the Chart.yaml `version:` line a bump changed, say).
+            cause = next((r for r in finding.related if hunk(r) is not None), None)
+            if cause is None:
+                continue
+            seen.add(finding.fingerprint)
+            planned.append(
+                InlineComment(
+                    cause.path,
+                    cause.line,
+                    comment_body(finding, docs_url, with_suggestion=False, elsewhere=cause),
+                    finding.fingerprint,
+                    side=cause.side,
+                )
+            )
             continue
         seen.add(finding.fingerprint)
         end = finding.end_line
-        if end is not None and end > finding.line and end in hunk:
+        if end is not None and end > finding.line and end in own:
             # A multi-line comment: both ends must be in the same hunk.
             planned.append(
                 InlineComment(
@@ -131,18 +171,21 @@ def plan_comments(
                     comment_body(finding, docs_url),
                     finding.fingerprint,
                     start_line=finding.line,
+                    side=finding.side,
                 )
             )
         else:
             # A suggestion replaces exactly the commented lines; one that spans lines this
-            # comment does not cover would be applied wrongly, so it is left out.
-            whole = end is None or end <= finding.line
+            # comment does not cover would be applied wrongly, so it is left out. Nor can
+            # a deleted line take one.
+            whole = (end is None or end <= finding.line) and finding.side is Side.HEAD
             planned.append(
                 InlineComment(
                     finding.path,
                     finding.line,
                     comment_body(finding, docs_url, with_suggestion=whole),
                     finding.fingerprint,
+                    side=finding.side,
                 )
             )
     return planned

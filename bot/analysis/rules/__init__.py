@@ -1,28 +1,20 @@
-"""The rules: one module each, named after its id. A module's docstring is its user
-documentation (rendered into docs/rules.md); `check` maps the repository to findings."""
+"""The rules, discovered: every module of this package that defines `ID` is one rule
+(see `base` for the contract). A module's docstring is its user documentation, rendered
+into docs/rules.md and the README's rule table."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.rules import (
-    chart_not_bumped,
-    chart_version_mismatch,
-    dangling_reference,
-    flux_schema,
-    helm_template_in_raw_manifest,
-    invalid_image_reference,
-    invalid_suppression,
-    kustomization_in_chart_templates,
-    kustomize_missing_resource,
-    kustomize_unlisted_manifest,
-    yaml_syntax_error,
-)
-from bot.analysis.rules.base import Context
+from bot.analysis.rules.base import ChangeContext, Context, Scope
+
+_NOT_RULES = {"base"}
 
 
 @dataclass(frozen=True)
@@ -31,36 +23,47 @@ class RuleInfo:
     default_severity: Severity
     summary: str
     doc: str
-    check: Callable[[Context], Iterable[Finding]]
+    check: Callable[[Context], Iterable[Finding]] | None
+    check_change: Callable[[ChangeContext], Iterable[Finding]] | None
+
+    @property
+    def scopes(self) -> frozenset[Scope]:
+        return frozenset(
+            scope
+            for scope, fn in ((Scope.SNAPSHOT, self.check), (Scope.CHANGE, self.check_change))
+            if fn is not None
+        )
 
 
 def _info(module: ModuleType) -> RuleInfo:
     doc = inspect.cleandoc(module.__doc__ or "")
-    return RuleInfo(
+    info = RuleInfo(
         id=module.ID,
         default_severity=module.SEVERITY,
         summary=" ".join(doc.split("\n\n", 1)[0].split()) if doc else module.ID,
         doc=doc,
-        check=module.check,
+        check=getattr(module, "check", None),
+        check_change=getattr(module, "check_change", None),
     )
+    expected = module.__name__.rsplit(".", 1)[1].replace("_", "-")
+    if info.id != expected or not info.scopes:
+        raise TypeError(
+            f"{module.__name__}: a rule module is named after its ID ({expected!r}) and "
+            "defines check() and/or check_change()"
+        )
+    return info
 
 
-RULES: dict[str, RuleInfo] = {
-    info.id: info
-    for info in map(
-        _info,
-        (
-            helm_template_in_raw_manifest,
-            chart_version_mismatch,
-            chart_not_bumped,
-            kustomize_missing_resource,
-            kustomize_unlisted_manifest,
-            dangling_reference,
-            invalid_image_reference,
-            kustomization_in_chart_templates,
-            yaml_syntax_error,
-            invalid_suppression,
-            flux_schema,
-        ),
-    )
-}
+def _discover() -> dict[str, RuleInfo]:
+    rules: dict[str, RuleInfo] = {}
+    for entry in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if entry.name in _NOT_RULES or entry.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{entry.name}")
+        if hasattr(module, "ID"):
+            info = _info(module)
+            rules[info.id] = info
+    return rules
+
+
+RULES: dict[str, RuleInfo] = _discover()

@@ -1,22 +1,67 @@
-"""What every rule receives."""
+"""The rule contract.
+
+A rule is one module named after its id, with a docstring (its documentation), `ID`,
+`SEVERITY` and one or both of:
+
+- `check(ctx: Context)`: a SNAPSHOT rule, an invariant of one tree. It runs on the
+  head; on the base only when a head finding has to be matched against the baseline.
+- `check_change(ctx: ChangeContext)`: a CHANGE rule, a predicate over a change. It runs
+  once per reviewed change, and every finding it yields is introduced by the change.
+"""
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import Repository
-from bot.analysis.tree import ChangedFile
+from bot.analysis.change import Change
+from bot.analysis.findings import Finding, Location, Severity, Side
+from bot.analysis.snapshot import Snapshot
+
+
+class Scope(enum.StrEnum):
+    SNAPSHOT = "snapshot"
+    CHANGE = "change"
+
+
+def _finding(
+    rule: str,
+    severity: Severity,
+    path: str,
+    line: int,
+    message: str,
+    end_line: int | None,
+    suggestion: str | None,
+    related: Iterable[Location],
+    key: Iterable[str] | None,
+    side: Side,
+) -> Finding:
+    return Finding(
+        rule=rule,
+        severity=severity,
+        path=path,
+        line=max(1, line),
+        message=message,
+        end_line=end_line,
+        suggestion=suggestion,
+        side=side,
+        related=tuple(related),
+        key=tuple(key) if key is not None else None,
+    )
 
 
 @dataclass
 class Context:
-    repo: Repository  # the repository at head
-    base: Repository | None = None  # at base, when a change is reviewed
-    changed: dict[str, ChangedFile] = field(default_factory=dict)  # by head path
-    # Shared between rules: (path, line) pairs already explained by a template action,
-    # so the same root cause is never reported twice.
-    template_lines: dict[str, set[int]] = field(default_factory=dict)
+    """What a SNAPSHOT rule sees: one commit."""
+
+    repo: Snapshot
+    # Every rule id the registry knows (a suppression may name any of them).
+    rule_ids: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.repo
 
     def finding(
         self,
@@ -27,13 +72,42 @@ class Context:
         message: str,
         end_line: int | None = None,
         suggestion: str | None = None,
+        related: Iterable[Location] = (),
+        key: Iterable[str] | None = None,
     ) -> Finding:
-        return Finding(
-            rule=rule,
-            severity=severity,
-            path=path,
-            line=max(1, line),
-            message=message,
-            end_line=end_line,
-            suggestion=suggestion,
+        return _finding(
+            rule, severity, path, line, message, end_line, suggestion, related, key, Side.HEAD
+        )
+
+
+@dataclass
+class ChangeContext:
+    """What a CHANGE rule sees: the change, with both snapshots."""
+
+    change: Change
+    rule_ids: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def head(self) -> Snapshot:
+        return self.change.head
+
+    @property
+    def base(self) -> Snapshot:
+        return self.change.base
+
+    def finding(
+        self,
+        rule: str,
+        severity: Severity,
+        path: str,
+        line: int,
+        message: str,
+        end_line: int | None = None,
+        suggestion: str | None = None,
+        related: Iterable[Location] = (),
+        key: Iterable[str] | None = None,
+        side: Side = Side.HEAD,
+    ) -> Finding:
+        return _finding(
+            rule, severity, path, line, message, end_line, suggestion, related, key, side
         )

@@ -23,27 +23,25 @@ from bot.analysis import semver
 from bot.analysis.charts import git_deployed_charts, rewrite_version_line, version_refs
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.lines import split_lines
-from bot.analysis.rules.base import Context
+from bot.analysis.rules.base import ChangeContext
 
 ID = "chart-not-bumped"
 SEVERITY = Severity.WARNING
 
 
-def check(ctx: Context) -> Iterator[Finding]:
-    repo, base = ctx.repo, ctx.base
-    if base is None or not ctx.changed:
+def check_change(ctx: ChangeContext) -> Iterator[Finding]:
+    repo, change = ctx.head, ctx.change
+    if not change.files:
         return
     deployed: dict[str, str] = {}
     for ref in version_refs(repo):
-        for chart in ref.charts:
-            deployed.setdefault(chart.directory, ref.what)
+        for c in ref.charts:
+            deployed.setdefault(c.directory, ref.what)
     for directory, what in git_deployed_charts(repo).items():
         deployed.setdefault(directory, what)
-    base_charts = {c.directory: c for c in base.charts}
-    for chart in repo.charts:
-        if chart.directory not in deployed or chart.version_line is None:
+    for directory, before, chart in change.charts.pairs():
+        if chart is None or directory not in deployed or chart.version_line is None:
             continue
-        before = base_charts.get(chart.directory)
         if before is None or before.version != chart.version or not chart.version:
             continue
         # Removed files count too (their path is the one they had), and a file renamed
@@ -51,7 +49,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         changed = sorted(
             {
                 p
-                for c in ctx.changed.values()
+                for c in change.files.values()
                 for p in (c.path, c.previous_path)
                 if p and chart.contains(p) and not chart.helmignore.ignored(chart.rel(p))
             }
@@ -76,6 +74,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"the change will not roll out. Bump the version"
             + (f" to {bumped}." if bumped else "."),
             suggestion=suggestion,
+            key=(chart.directory,),
         )
 
 

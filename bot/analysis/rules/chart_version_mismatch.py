@@ -43,7 +43,7 @@ from collections.abc import Iterator
 
 from bot.analysis import semver
 from bot.analysis.charts import rewrite_version_line, version_refs
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.lines import split_lines
 from bot.analysis.rules.base import Context
 
@@ -73,6 +73,12 @@ def check(ctx: Context) -> Iterator[Finding]:
             if 0 < ref.line <= len(lines):
                 suggestion = rewrite_version_line(lines[ref.line - 1], target)
         have = ", ".join(sorted(set(versions)))
+        # The cause may well be the chart's side: a bump of its `version:` line.
+        related = [
+            Location(c.path, c.version_line, message=f"{c.label} is version {c.version}")
+            for c in ref.charts
+            if c.version_line is not None
+        ]
         yield ctx.finding(
             ID,
             SEVERITY,
@@ -82,6 +88,8 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"{chart.path} is version {have}: the chart in this repository is not the one "
             f"that gets deployed. Use `{target}`.",
             suggestion=suggestion,
+            related=related,
+            key=(ref.path, ref.what),
         )
 
 

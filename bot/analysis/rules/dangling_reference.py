@@ -39,15 +39,16 @@ from collections.abc import Iterator
 from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind, Repository
-from bot.analysis.rules.base import Context
+from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind
+from bot.analysis.rules.base import ChangeContext, Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "dangling-reference"
 SEVERITY = Severity.ERROR
 
 
 def _placement(
-    repo: Repository, obj: FluxObject, by_path: dict[str, list[FluxObject]]
+    repo: Snapshot, obj: FluxObject
 ) -> tuple[str | None, bool]:
     """Where an object ends up: its namespace, or None when kustomize or Flux may rewrite
     it (a kustomization file with `namespace` or a Flux Kustomization with
@@ -62,9 +63,9 @@ def _placement(
         for consumer in repo.consumers.get(current, ()):
             if consumer.how is not ReadKind.RAW:
                 continue
-            if consumer.description.startswith("Flux Kustomization"):
-                for k in by_path.get(consumer.source, ()):
-                    spec = ys.get(k.node, "spec")
+            if consumer.reader.is_flux_root:
+                if consumer.owner is not None:
+                    spec = ys.get(consumer.owner.node, "spec")
                     if ys.get(spec, "targetNamespace"):
                         namespace = None
                     if ys.get(spec, "namePrefix") or ys.get(spec, "nameSuffix"):
@@ -88,7 +89,7 @@ _METADATA_NAME = re.compile(
 )
 
 
-def _unparsed(repo: Repository) -> set[tuple[str, str]]:
+def _unparsed(repo: Snapshot) -> set[tuple[str, str]]:
     """(kind, name) of Flux objects in files that do not parse, read from the text; the
     name is "" when it cannot be read. Such a file is reported by yaml-syntax-error; a
     reference to what it defines is not dangling on top of that."""
@@ -130,11 +131,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     by_kind: dict[str, list[FluxObject]] = {}
     for obj in repo.flux_objects:
         by_kind.setdefault(obj.kind, []).append(obj)
-    flux_ks_by_path: dict[str, list[FluxObject]] = {}
-    for k in repo.objects_of("Kustomization"):
-        if k.group == "kustomize.toolkit.fluxcd.io":
-            flux_ks_by_path.setdefault(k.path, []).append(k)
-    placements = {id(o): _placement(repo, o, flux_ks_by_path) for o in repo.flux_objects}
+    placements = {id(o): _placement(repo, o) for o in repo.flux_objects}
     namespaces = {key: namespace for key, (namespace, _) in placements.items()}
     renamed = {key for key, (_, affixed) in placements.items() if affixed}
     unparsed = _unparsed(repo)
@@ -238,20 +235,23 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which does not "
                 f"exist in the repository, so it never becomes ready.{hint}",
             )
-    yield from _removed_secrets(ctx)
 
 
-def _removed_secrets(ctx: Context) -> Iterator[Finding]:
+def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     """Secrets and ConfigMaps are mostly created outside git, so only a change proves a
     reference wrong: the object was defined in the repository at the base and is gone."""
-    if ctx.base is None:
+    # Only a file the change touched can have taken a definition away.
+    before = secrets.providers(ctx.base, ctx.change.base_files)
+    if not any(before.values()):
         return
-    before = secrets.providers(ctx.base)
-    now = secrets.providers(ctx.repo)
-    for ref in secrets.references(ctx.repo):
-        if ref.name not in before[ref.kind] or ref.name in now[ref.kind]:
+    now = secrets.providers(ctx.head)
+    gone = {kind: {n for n in names if n not in now[kind]} for kind, names in before.items()}
+    if not any(gone.values()):
+        return
+    for ref in secrets.references(ctx.head):
+        if ref.name not in gone[ref.kind]:
             continue
-        if secrets.still_defined(ctx.repo, before[ref.kind][ref.name], ref.name):
+        if secrets.still_defined(ctx.head, before[ref.kind][ref.name], ref.name):
             continue
         yield ctx.finding(
             ID,

@@ -41,8 +41,9 @@ from bot.analysis import fluxschemas
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.fluxversion import FluxVersion, flux_version
-from bot.analysis.model import ReadKind, Repository
+from bot.analysis.model import ReadKind
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "flux-schema"
 SEVERITY = Severity.ERROR
@@ -239,7 +240,7 @@ class _Target:
     patch: bool
 
 
-def _patch_files(repo: Repository) -> set[str]:
+def _patch_files(repo: Snapshot) -> set[str]:
     return {
         e.target
         for k in repo.kustomizations.values()
@@ -248,7 +249,7 @@ def _patch_files(repo: Repository) -> set[str]:
     }
 
 
-def _targets(repo: Repository) -> Iterator[_Target]:
+def _targets(repo: Snapshot) -> Iterator[_Target]:
     patches: set[str] | None = None
     for path in repo.paths:
         if not path.endswith((".yaml", ".yml", ".json")):
@@ -277,7 +278,7 @@ _PATCHING = re.compile(
 )
 
 
-def _may_be_patched(repo: Repository, path: str) -> bool:
+def _may_be_patched(repo: Snapshot, path: str) -> bool:
     """Whether a kustomization or the Flux Kustomization on the way from this file to the
     cluster patches what it builds: a field missing here may be added there (home-ops
     repositories set every HelmRelease's `interval` from the Flux Kustomization)."""
@@ -295,7 +296,7 @@ def _may_be_patched(repo: Repository, path: str) -> bool:
                 return True
             # A parent Flux Kustomization's patches apply to the Kustomization object,
             # not to what that one builds: stop at the first.
-            if not c.description.startswith("Flux Kustomization"):
+            if not c.reader.is_flux_root:
                 stack.append(c.source)
     return False
 

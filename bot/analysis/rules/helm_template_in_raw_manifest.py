@@ -44,14 +44,15 @@ from collections.abc import Iterator
 from bot.analysis import templating
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.lines import split_lines
-from bot.analysis.model import Consumer, Repository
+from bot.analysis.model import Consumer
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "helm-template-in-raw-manifest"
 SEVERITY = Severity.ERROR
 
 
-def raw_description(repo: Repository, path: str, raw: list[Consumer]) -> str:
+def raw_description(repo: Snapshot, path: str, raw: list[Consumer]) -> str:
     text = repo.describe(raw)
     flux = [f for f in repo.flux_kustomizations_reaching(path) if f not in text]
     if flux:
@@ -62,31 +63,16 @@ def raw_description(repo: Repository, path: str, raw: list[Consumer]) -> str:
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     for path in repo.paths:
-        raw = repo.raw_consumers(path)
-        if not raw:
-            continue
-        data = repo.data(path)
-        if not data or not templating.may_break(data):
-            continue
-        text = repo.text(path)
-        if text is None:
-            continue
-        actions = list(templating.scan(text))
+        actions = repo.raw_template_actions(path)
         if not actions:
             continue
-        problem = repo.problem(path)
+        raw = repo.raw_consumers(path)
         helm = repo.template_consumers(path)
         raw_text = raw_description(repo, path, raw)
-        reported: set[int] = set()
-        lines = split_lines(text)
+        problem = repo.problem(path)
+        lines = split_lines(repo.text(path) or "")
         for action in actions:
-            if action.line in reported:
-                continue
             suggestion = None
-            # A `{{` where YAML expects structure breaks parsing, unless the YAML is
-            # valid after all: then it is a quoted key or a multi-line string, and only
-            # its content matters (below). `- {{ .x }}` parses as a mapping used as a
-            # key, which yamlscan already reports as a problem.
             if action.structural and problem is not None:
                 effect = (
                     f"{_parser(raw)} cannot parse the file (it is not valid YAML until Helm "
@@ -99,18 +85,11 @@ def check(ctx: Context) -> Iterator[Finding]:
                     )
                     suggestion = _quoted(lines[action.line - 1], action)
             else:
-                if not action.helm_specific or templating.is_payload(
-                    action.kind, action.api_version
-                ):
-                    continue
-                if templating.PAYLOAD_KEYS.intersection(action.key_path):
-                    continue
                 field = f"`{action.key}`" if action.key else "this field"
                 effect = (
                     f"the API server receives the literal text in {field}, which "
                     "Helm was meant to fill in"
                 )
-            reported.add(action.line)
             what = "Helm template" if action.helm_specific else "Template action"
             message = (
                 f"{what} `{_short(action.expression)}` in a file applied without "
@@ -121,7 +100,6 @@ def check(ctx: Context) -> Iterator[Finding]:
                     f" The file is also read by {repo.describe(helm)}; Helm renders "
                     "that copy, but the raw copy breaks."
                 )
-            ctx.template_lines.setdefault(path, set()).add(action.line)
             yield ctx.finding(ID, SEVERITY, path, action.line, message, suggestion=suggestion)
 
 

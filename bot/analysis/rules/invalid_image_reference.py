@@ -28,8 +28,9 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import ReadKind, Repository
+from bot.analysis.model import ReadKind
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 from bot.analysis.templating import PAYLOAD_KINDS
 
 ID = "invalid-image-reference"
@@ -119,7 +120,7 @@ def image_name(image: str) -> str:
     return name[:colon] if colon > slash else name
 
 
-def overridden_names(repo: Repository) -> set[str]:
+def overridden_names(repo: Snapshot) -> set[str]:
     """Image names that a kustomize `images` entry or a Flux Kustomization's
     `spec.images` rewrites before anything is applied (`image: APP_IMAGE` placeholders)."""
     names: set[str] = set()
@@ -156,7 +157,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         data = repo.data(path)
         if not data or b"image" not in data:
             continue
-        skip = ctx.template_lines.get(path, set())
+        skip = repo.raw_template_lines(path)
         info = repo.yaml_info(path)
         if info.problem is not None:  # reported as yaml-syntax-error, the real cause
             continue

@@ -27,6 +27,6 @@ def check(ctx: Context) -> Iterator[Finding]:
         data = repo.data(path) if path.endswith((".yaml", ".yml", "Kustomization")) else None
         if not data or b"flux-review:" not in data:
             continue
-        for s in suppressions(repo.text(path) or ""):
+        for s in suppressions(repo.text(path) or "", ctx.rule_ids):
             if s.error:
                 yield ctx.finding(ID, SEVERITY, path, s.line, s.error)

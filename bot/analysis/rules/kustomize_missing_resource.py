@@ -37,15 +37,16 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, Repository, secure_join
+from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, secure_join
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "kustomize-missing-resource"
 SEVERITY = Severity.ERROR
 _DIR_FIELDS = ("resources", "bases", "components")
 
 
-def _kind_of_file_kept(repo: Repository, target: str, field: str) -> bool:
+def _kind_of_file_kept(repo: Snapshot, target: str, field: str) -> bool:
     """Whether the tree holds any file with the target's extension.
 
     Exports of GitOps repositories often keep only the YAML: a generator input like
@@ -62,7 +63,7 @@ def _kind_of_file_kept(repo: Repository, target: str, field: str) -> bool:
     return ext in repo.extensions
 
 
-def _left_out(repo: Repository, directory: str) -> bool:
+def _left_out(repo: Snapshot, directory: str) -> bool:
     """Whether no file below `directory` makes it into the Flux artifact."""
     prefix = directory + "/"
     ignore = repo.source_ignore

@@ -28,8 +28,9 @@ from collections.abc import Iterator
 from bot.analysis import templating
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, ReadKind, Repository
+from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, ReadKind
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "yaml-syntax-error"
 SEVERITY = Severity.ERROR
@@ -65,14 +66,12 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
             # Also a chart's Chart.yaml or values.yaml under a Flux Kustomization's
             # spec.path: Flux applies them as manifests, which they are not.
             objects = any(
-                c.description.startswith("Flux Kustomization")
-                or c.description.startswith("raw_paths")
-                for c in raw
-            ) or any(_is_resource(ctx, path, c.source) for c in raw)
+                c.reader.is_flux_root or _is_resource(ctx, path, c.source) for c in raw
+            )
             yield path, repo.describe(raw), objects
 
 
-def _scaffold_template(repo: Repository, path: str) -> bool:
+def _scaffold_template(repo: Snapshot, path: str) -> bool:
     data = repo.data(path)
     return bool(data) and SCAFFOLD_SYNTAX.search(repo.text(path) or "") is not None
 
@@ -89,7 +88,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     for path, reader, objects in parsed_paths(ctx):
         problem = repo.problem(path)
         if problem is not None:
-            template_lines = ctx.template_lines.get(path)
+            template_lines = repo.raw_template_lines(path)
             if template_lines:
                 text = repo.text(path)
                 if text is None:

@@ -1,0 +1,52 @@
+"""The settings a repository's config gives the analysis, as data.
+
+Kept apart from `config` (which parses the file and checks rule ids against the
+registry) so that the snapshot, which needs `raw_paths`, sits below the rules.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from dataclasses import dataclass, field
+
+from bot.analysis.findings import Severity
+
+CONFIG_PATH = ".github/flux-review.yml"
+
+
+class ConfigError(ValueError):
+    """An invalid repository config; the message names the key and the line."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # rule id -> severity, or None when the rule is off
+    rules: dict[str, Severity | None] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    raw_paths: tuple[str, ...] = ()
+    fail_on: Severity = Severity.ERROR
+    review_drafts: bool = True
+    flux_version: tuple[int, int] | None = None  # (major, minor) the clusters run
+
+    def severity_for(self, rule: str, default: Severity) -> Severity | None:
+        if rule in self.rules:
+            return self.rules[rule]
+        return default
+
+    def is_ignored(self, path: str) -> bool:
+        return any(_glob_match(path, pattern) for pattern in self.ignore)
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    pattern = pattern.lstrip("/")
+    if pattern.endswith("/"):
+        pattern += "**"
+    if fnmatch.fnmatchcase(path, pattern):
+        return True
+    # `dir/**` also matches everything below dir; a bare name matches at any depth.
+    if pattern.endswith("/**") and path.startswith(pattern[:-2]):
+        return True
+    return "/" not in pattern and fnmatch.fnmatchcase(posixpath.basename(path), pattern)
+
+

@@ -1,0 +1,134 @@
+"""The files of one commit: paths, directories, contents and their parses, cached by blob id."""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cached_property
+
+import yaml
+
+from bot.analysis import yamlscan as ys
+from bot.analysis.model import (
+    _SCAFFOLD,
+    KUSTOMIZATION_FILES,
+    AnalysisCancelled,
+    StopSignal,
+    normalize_git_url,
+)
+from bot.analysis.options import Config
+from bot.analysis.tree import Tree
+
+
+class FilesIndex:
+    """Paths and file contents. Every parse is cached by blob id in a cache that the
+    snapshots of one analysis share: a blob unchanged between base and head is parsed
+    once."""
+
+    def __init__(
+        self,
+        tree: Tree,
+        config: Config | None = None,
+        cache: dict[object, object] | None = None,
+        self_urls: Iterable[str] = (),
+        cancel: StopSignal | None = None,
+    ) -> None:
+        self.tree = tree
+        self.cancel = cancel
+        self.config = config or Config()
+        self.self_urls = {normalize_git_url(u) for u in self_urls if u}
+        self._cache: dict[object, object] = cache if cache is not None else {}
+        # Files under a directory named after a template variable (cookiecutter's
+        # `{{cookiecutter.app}}/`) are the input of a scaffolding tool, never applied.
+        self.paths: list[str] = sorted(
+            p for p in tree.paths() if "{" not in p or not _SCAFFOLD.search(p)
+        )
+        self.path_set = set(self.paths)
+        self.dirs: set[str] = {""}
+        self.children: dict[str, list[str]] = defaultdict(list)
+        for p in self.paths:
+            d = posixpath.dirname(p)
+            self.children[d].append(p)
+            while d and d not in self.dirs:
+                self.dirs.add(d)
+                d = posixpath.dirname(d)
+
+    @cached_property
+    def extensions(self) -> set[str]:
+        return {posixpath.splitext(p)[1] for p in self.paths}
+
+    # --- file access -------------------------------------------------------------
+
+    def data(self, path: str) -> bytes | None:
+        self.checkpoint()
+        return self.tree.read(path)
+
+    def text(self, path: str) -> str | None:
+        key = ("text", path, self.tree.blob_id(path))
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        data = self.data(path)
+        text = ys.decode(data) if data is not None else None
+        self._cache[key] = text
+        return text
+
+    def yaml_info(self, path: str) -> ys.YamlInfo:
+        """The YAML check and document summary of a file, cached by content."""
+        blob = self.tree.blob_id(path)
+        key = ("yaml", blob) if blob else ("yaml-path", path, id(self))
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        data = self.data(path)
+        result = ys.scan(data) if data is not None else ys.YamlInfo(None, [])
+        self._cache[key] = result
+        return result
+
+    def checkpoint(self) -> None:
+        """Stop here if the caller has given up: Python cannot kill the thread that runs
+        the analysis, so the analysis looks at the signal between files and rules."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise AnalysisCancelled("the analysis was stopped")
+
+    def warm_yaml(self, workers: int) -> None:
+        """Check every YAML file up front, on several processes (see parallel.py)."""
+        from bot.analysis.parallel import scan_all
+
+        todo = [
+            p
+            for p in self.paths
+            if p.endswith((".yaml", ".yml")) and ("yaml", self.tree.blob_id(p)) not in self._cache
+        ]
+        for path, info in scan_all(self.tree, todo, workers).items():
+            blob = self.tree.blob_id(path)
+            self._cache[("yaml", blob) if blob else ("yaml-path", path, id(self))] = info
+
+    def problem(self, path: str) -> ys.YamlProblem | None:
+        """Why a Kubernetes YAML decoder refuses this file."""
+        return self.yaml_info(path).problem
+
+    def documents(self, path: str) -> list[ys.Node]:
+        """Parsed documents of a valid YAML file; [] when it does not parse."""
+        blob = self.tree.blob_id(path)
+        key = ("docs", blob) if blob else ("docs-path", path, id(self))
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        docs: list[ys.Node] = []
+        data = self.data(path)
+        if data is not None and self.problem(path) is None:
+            try:
+                docs = ys.compose_all(data)
+            except (yaml.YAMLError, RecursionError):
+                docs = []
+        self._cache[key] = docs
+        return docs
+
+    def is_dir(self, path: str) -> bool:
+        return path in self.dirs
+
+    def kustomization_in(self, directory: str) -> str | None:
+        for name in KUSTOMIZATION_FILES:
+            candidate = f"{directory}/{name}" if directory else name
+            if candidate in self.path_set:
+                return candidate
+        return None
