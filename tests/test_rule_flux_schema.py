@@ -172,6 +172,7 @@ def test_valid_objects_and_placeholders_pass() -> None:
         values="""
             anything:
               goes: here
+            fullnameOverride: "{{ .Release.Name }}"
             replicaCount: 2
         """,
     ).replace("  interval: 30m\n", "  interval: ${INTERVAL}\n  maxHistory: ${HISTORY}\n")
@@ -198,6 +199,12 @@ def test_valid_objects_and_placeholders_pass() -> None:
         """
     )
     assert findings(files) == []
+
+
+def test_an_object_with_tpl_values_is_still_checked() -> None:
+    text = helm_release("podinfo", version="6.5.4", values='name: "{{ .Release.Name }}"')
+    [finding] = findings(applied(text.replace("  interval: 30m\n", "  intervall: 30m\n")))
+    assert "Did you mean `interval`?" in finding.message
 
 
 def test_templates_and_patches_are_not_checked_as_whole_objects() -> None:

@@ -18,7 +18,8 @@ enums, required fields, patterns and bounds, and an `apiVersion` that release no
 allowed. `metadata` is checked against the fields of ObjectMeta only.
 
 A value holding `${VAR}` matches any type: Flux's post-build substitution replaces it
-before the API server sees it. Files with Helm template syntax, chart templates and files
+before the API server sees it. A `{{ }}` value is left to helm-template-in-raw-manifest.
+Files that Helm template syntax breaks, chart templates and files
 a kustomization uses as a patch (partial objects: their required fields are not checked)
 are not checked as whole objects. The CEL rules of the CRDs (`x-kubernetes-validations`)
 are not evaluated: there is no maintained Python evaluator of Kubernetes' CEL dialect.
@@ -136,7 +137,7 @@ def _convert(node: ynodes.Node, path: Path, lines: dict[Path, int], depth: int =
         return items
     assert isinstance(node, ynodes.ScalarNode)
     value = node.value
-    if "${" in value:
+    if "${" in value or "{{" in value:
         return _Any(value)
     tag = node.tag
     if tag == "tag:yaml.org,2002:null":
@@ -258,10 +259,15 @@ def _targets(repo: Snapshot) -> Iterator[_Target]:
         if role is not None and role[1] == "templates":
             continue
         data = repo.data(path)
-        if not data or b"toolkit.fluxcd.io" not in data or b"{{" in data:
+        if not data or b"toolkit.fluxcd.io" not in data:
             continue
         consumers = repo.consumers.get(path, ())
         if consumers and not any(c.how is ReadKind.RAW for c in consumers):
+            continue
+        # Template syntax that breaks the file is reported, once, by
+        # helm-template-in-raw-manifest; a file nothing here applies that holds it is
+        # likely a template for another tool. `{{ }}` in a HelmRelease's values is fine.
+        if b"{{" in data and (not consumers or repo.raw_template_actions(path)):
             continue
         if patches is None:
             patches = _patch_files(repo)
@@ -345,7 +351,18 @@ def _error_findings(
     validator = _validator(schema_id)
     seen: set[tuple[int, str]] = set()
     where = f"{target.kind} in {version.describe()}"
-    for error in validator.iter_errors(converted.value):
+    errors = list(validator.iter_errors(converted.value))
+    # A typo'd field is also a missing one: `intervall` is reported once, as the typo.
+    meant: set[tuple[Path, str]] = set()
+    for error in errors:
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = list(error.schema.get("properties", {})) if isinstance(
+                error.schema, dict) else []
+            for key in error.instance:
+                guess = _guess(key, known) if key not in known else None
+                if guess:
+                    meant.add((tuple(error.absolute_path), guess))
+    for error in errors:
         path: Path = tuple(error.absolute_path)
         if any(isinstance(p, str) and "${" in p for p in path):
             continue
@@ -388,6 +405,9 @@ def _error_findings(
             continue
         if kind == "required":
             if target.patch or _may_be_patched(ctx.repo, target.path):
+                continue
+            missing = error.message.split("'")[1] if error.message.count("'") >= 2 else ""
+            if (path, missing) in meant:
                 continue
             message = f"`{_dotted(path)}` lacks a required field of {where}: {error.message}."
         elif kind == "type":
