@@ -679,6 +679,9 @@ def test_post_build_substitution_everywhere() -> None:
             ),
         }
     )
+    files["clusters/prod/apps.yaml"] = flux_kustomization(
+        "apps", "./kubernetes/apps", substitute={"SECRET_DOMAIN": "example.com"}
+    )
     assert describe(run(files)) == []
 
 

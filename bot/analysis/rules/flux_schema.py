@@ -284,7 +284,7 @@ _PATCHING = re.compile(
 )
 
 
-def _may_be_patched(repo: Snapshot, path: str) -> bool:
+def may_be_patched(repo: Snapshot, path: str) -> bool:
     """Whether a kustomization or the Flux Kustomization on the way from this file to the
     cluster patches what it builds: a field missing here may be added there (home-ops
     repositories set every HelmRelease's `interval` from the Flux Kustomization)."""
@@ -404,7 +404,7 @@ def _error_findings(
                     yield ctx.finding(ID, SEVERITY, target.path, kline, message)
             continue
         if kind == "required":
-            if target.patch or _may_be_patched(ctx.repo, target.path):
+            if target.patch or may_be_patched(ctx.repo, target.path):
                 continue
             missing = error.message.split("'")[1] if error.message.count("'") >= 2 else ""
             if (path, missing) in meant:
