@@ -280,3 +280,33 @@ def test_each_cluster_tree_has_its_own_version() -> None:
     [finding] = findings(files)
     assert finding.path == "apps/prod/release.yaml"
     assert "this cluster runs v2.4" in finding.message
+
+
+def test_without_a_version_a_removed_api_version_needs_proof() -> None:
+    old = helm_release("podinfo", version="6.5.4").replace(
+        "helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1"
+    )
+    # An older Flux may serve it: nothing says which the cluster runs.
+    assert findings(applied(old, version=None)) == []
+    # Beside it, an apiVersion that only Flux v2.7 and later serve: the cluster runs one
+    # of those, which no longer serve helm.toolkit.fluxcd.io/v2beta1.
+    policy = dedent(
+        """
+        ---
+        apiVersion: image.toolkit.fluxcd.io/v1
+        kind: ImagePolicy
+        metadata:
+          name: podinfo
+          namespace: flux-system
+        spec:
+          imageRepositoryRef:
+            name: podinfo
+          policy:
+            semver:
+              range: 6.x
+        """
+    )
+    [finding] = findings(applied(old + policy, version=None))
+    assert finding.line == 1
+    assert "at least v2.7" in finding.message
+    assert "removed in Flux v2.7" in finding.message

@@ -61,7 +61,7 @@ def _minor_release(major: int, minor: int, version: str, reason: str) -> FluxVer
 def _from_components(repo: Snapshot, path: str) -> FluxVersion | None:
     data = repo.data(path) or b""
     match = _HEADER.search(data[:4096])
-    how = "its `# Flux Version:` header"
+    how = "the `# Flux Version:` header of"
     if match is None:
         versions = {(int(a), int(b), int(c)) for a, b, c in _LABEL.findall(data)}
         # Controllers carry their own version in the same label on older installs; the
@@ -71,11 +71,11 @@ def _from_components(repo: Snapshot, path: str) -> FluxVersion | None:
         if len(versions) != 1:
             return None
         found = versions.pop()
-        how = "its app.kubernetes.io/version labels"
+        how = "the app.kubernetes.io/version labels of"
     else:
         found = (int(match[1]), int(match[2]), int(match[3]))
     text = "v{}.{}.{}".format(*found)
-    return _minor_release(found[0], found[1], text, f"{text}, from {path} ({how})")
+    return _minor_release(found[0], found[1], text, f"{text}, from {how} {path}")
 
 
 def _from_instance(repo: Snapshot, path: str) -> FluxVersion | None:

@@ -338,7 +338,7 @@ def _api_problem(target: _Target, version: FluxVersion) -> str | None:
         when = "no Flux release serves it"
     hint = f"; use {group}/{served[-1]}" if served else ""
     if served and "removed" in when:
-        hint += " (`flux migrate` rewrites the objects in the cluster's storage)"
+        hint += " (see `flux migrate`)"
     return (
         f"`{target.api}` {target.kind} is not served by {version.describe()}: {when}{hint}. "
         "Flux cannot apply this object."
@@ -454,12 +454,37 @@ def _guess(key: str, known: list[str]) -> str | None:
     return close[0] if close else None
 
 
+def _first_serving(target: _Target) -> fluxschemas.FluxRelease | None:
+    for release in fluxschemas.releases():
+        if target.kind in release.kinds.get(target.api, {}):
+            return release
+    return None
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    for target in _targets(repo):
-        group = target.api.partition("/")[0]
-        if not _known_kind(group, target.kind):
-            continue
+    targets = [
+        t for t in _targets(repo) if _known_kind(t.api.partition("/")[0], t.kind)
+    ]
+    # A working repository only uses apiVersions its clusters serve: when nothing says
+    # which Flux a cluster runs, the newest release that first served an apiVersion used
+    # beside this object (same file, or applied by the same Flux Kustomization, so on
+    # the same cluster) is a floor for it.
+    appliers: dict[str, frozenset[str]] = {}
+    for t in targets:
+        if t.path not in appliers:
+            appliers[t.path] = frozenset(
+                {t.path} | {o.path + "#" + o.name for o in repo.flux_kustomizations_applying(
+                    t.path)}
+            )
+    firsts = [(appliers[t.path], _first_serving(t)) for t in targets if not t.patch]
+
+    def floor_of(target: _Target) -> fluxschemas.FluxRelease | None:
+        mine = appliers[target.path]
+        candidates = [r for group, r in firsts if r is not None and group & mine]
+        return max(candidates, key=lambda r: r.minor, default=None)
+
+    for target in targets:
         version = flux_version(repo, target.path)
         api_problem = _api_problem(target, version)
         if api_problem is not None:
@@ -468,8 +493,23 @@ def check(ctx: Context) -> Iterator[Finding]:
             serving = [
                 r for r in fluxschemas.releases() if target.kind in r.kinds.get(target.api, {})
             ]
+            floor = floor_of(target) if serving and not version.detected else None
+            removed_by_floor = floor is not None and floor.minor > serving[-1].minor
             if version.detected or not serving:
                 yield ctx.finding(ID, SEVERITY, target.path, line, api_problem)
+                continue
+            if removed_by_floor and floor is not None:
+                yield ctx.finding(
+                    ID,
+                    SEVERITY,
+                    target.path,
+                    line,
+                    api_problem.replace(
+                        version.describe(),
+                        f"the Flux the cluster runs (at least {floor.label}, the first release "
+                        "that serves an apiVersion applied beside it)",
+                    ),
+                )
                 continue
             # Nothing says which Flux the cluster runs, and an older one may well serve
             # this apiVersion: no finding (set `flux_version` to get one). The object is
@@ -487,4 +527,3 @@ def check(ctx: Context) -> Iterator[Finding]:
         value.pop("status", None)
         schema_id = version.release.kinds[target.api][target.kind]
         yield from _error_findings(ctx, target, version, _Doc(value, lines), schema_id)
-
