@@ -218,6 +218,27 @@ def _opted_out(doc: ys.Node) -> bool:
     )
 
 
+_IMAGE_OR_NAME = re.compile(r"^\s*(?:-\s*)?(?:image|name|namespace)\s*:", re.M)
+
+
+def _may_report(text: str, owners: list[_Vars]) -> bool:
+    """Whether the text holds a `${VAR}` one of these Kustomizations could be reported
+    for (a superset: comments count here)."""
+    refs = references(text)
+    if not refs:
+        return False
+    for found in owners:
+        if not found.has_post_build or (found.complete and not found.values):
+            # Left as written: only in an image or a name does it break.
+            if any(_IMAGE_OR_NAME.search(line) and "${" in line for line in text.splitlines()):
+                return True
+        elif found.complete and any(
+            r.default is None and r.name not in found.values for r in refs
+        ):
+            return True
+    return False
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     cache: dict[int, _Vars] = {}
@@ -230,11 +251,18 @@ def check(ctx: Context) -> Iterator[Finding]:
         data = repo.data(path)
         if not data or b"${" not in data or not repo.raw_consumers(path):
             continue
-        if repo.problem(path) is not None or repo.raw_template_actions(path):
-            continue  # reported as a YAML or template problem, the real cause
         owners = repo.flux_kustomizations_applying(path)
         if not owners:
             continue
+        for ks in owners:
+            if id(ks) not in cache:
+                cache[id(ks)] = _vars_of(repo, ks)
+        # Most files that hold `${VAR}` use only variables that are defined or have a
+        # default: read the text before parsing anything.
+        if not _may_report(repo.text(path) or "", [cache[id(ks)] for ks in owners]):
+            continue
+        if repo.problem(path) is not None or repo.raw_template_actions(path):
+            continue  # reported as a YAML or template problem, the real cause
         version = flux_version(repo, path)
         controller = version.release.controller("kustomize-controller")
         strict = version.detected and controller is not None and controller >= _STRICT_FROM
@@ -251,8 +279,6 @@ def check(ctx: Context) -> Iterator[Finding]:
             if not uses:
                 continue
             for ks in owners:
-                if id(ks) not in cache:
-                    cache[id(ks)] = _vars_of(repo, ks)
                 found = cache[id(ks)]
                 label = f"Flux Kustomization {ks.ref().split(' ', 1)[1]} ({ks.path})"
                 # With nothing to substitute, Flux leaves the text as it is; unless a
