@@ -7,6 +7,7 @@ tree, so the result is exactly what a PR at that commit gets.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,10 +146,47 @@ def changed_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
 
 
 def remote_urls(repo: Path) -> list[str]:
-    """The repository's remote URLs: a Flux GitRepository pointing at one is this repo."""
+    """The repository's remote URLs: a Flux GitRepository pointing at one is this repo.
+
+    A remote that is a local path (a clone of a mirror on disk) names no repository a
+    cluster can fetch; the mirror's own remotes do, so they are read in its place."""
+    return _remote_urls(repo, {repo.resolve()}, 3)
+
+
+def _remote_urls(repo: Path, seen: set[Path], depth: int) -> list[str]:
     try:
         out = _git(repo, "config", "--get-regexp", r"^remote\..*\.url$")
     except GitError:  # no remotes: git exits 1
         return []
-    return [line.split(" ", 1)[1] for line in out.decode("utf-8", "replace").splitlines()
-            if " " in line]
+    urls: list[str] = []
+    for line in out.decode("utf-8", "replace").splitlines():
+        if " " not in line:
+            continue
+        url = line.split(" ", 1)[1].strip()
+        local = local_path(url)
+        if local is None:
+            urls.append(url)
+            continue
+        # git resolves a relative remote path against the repository's directory.
+        target = (repo / local).resolve()
+        if depth > 0 and target not in seen and target.is_dir():
+            seen.add(target)
+            urls.extend(u for u in _remote_urls(target, seen, depth - 1) if u not in urls)
+    return urls
+
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+
+
+def local_path(url: str) -> str | None:
+    """The path of a remote URL that names a repository on this machine, as git reads
+    it: `file://` URLs, and anything that is neither `scheme://` nor scp-like
+    `[user@]host:path` (a colon before the first slash)."""
+    if url.startswith("file://"):
+        return url.removeprefix("file://") or "/"
+    if _SCHEME.match(url):
+        return None
+    colon, slash = url.find(":"), url.find("/")
+    if colon > 0 and (slash < 0 or colon < slash):
+        return None
+    return url or None

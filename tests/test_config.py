@@ -153,3 +153,49 @@ def test_flux_version_is_a_quoted_flux_2_release() -> None:
     for bad in ("flux_version: 2.4\n", "flux_version: latest\n", 'flux_version: "0.41.2"\n'):
         with pytest.raises(ConfigError, match="line 1: 'flux_version' must be a Flux 2 release"):
             parse_config(bad)
+def test_external_objects_are_parsed() -> None:
+    config = parse_config(
+        dedent(
+            """
+            external_objects:
+              - GitRepository/flux-system/platform
+              - HelmRepository/*/bitnami
+              - ClusterIssuer/letsencrypt
+            """
+        )
+    )
+    assert config.has_external("GitRepository", "flux-system", "platform")
+    assert config.has_external("GitRepository", None, "platform")
+    assert not config.has_external("GitRepository", "apps", "platform")
+    assert not config.has_external("HelmRepository", "flux-system", "platform")
+    assert config.has_external("HelmRepository", "apps", "bitnami")
+    assert config.has_external("ClusterIssuer", None, "letsencrypt")
+    assert config.has_external("ClusterIssuer", "default", "letsencrypt")
+    assert not config.has_external("ClusterIssuer", None, "letsencrypt-staging")
+    assert [(e.kind, e.namespace, e.name) for e in config.external_objects] == [
+        ("GitRepository", "flux-system", "platform"),
+        ("HelmRepository", None, "bitnami"),
+        ("ClusterIssuer", None, "letsencrypt"),
+    ]
+    assert parse_config("external_objects: []\n").external_objects == ()
+    lower = parse_config("external_objects: [helmrepository/flux-system/bitnami]\n")
+    assert lower.has_external("HelmRepository", "flux-system", "bitnami")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ("external_objects: HelmRepository/a/b\n", 1, "must be a list"),
+        ("external_objects:\n  - HelmRepository/a/b\n  - 42\n", 3, "item 2 must be a string"),
+        ("external_objects:\n  - HelmRepository\n", 2, "write `Kind/namespace/name`"),
+        ("external_objects:\n  - HelmRepository/a/b/c\n", 2, "write `Kind/namespace/name`"),
+        ("external_objects:\n  - HelmRepository//b\n", 2, "write `Kind/namespace/name`"),
+        ("external_objects:\n  - helm-repository/a/b\n", 2, "is not a Kubernetes kind"),
+        ("external_objects:\n  - HelmRepository/a/my repo\n", 2, "write"),
+        ("rules: {}\nexternal_object:\n  - HelmRepository/a/b\n", 2, "unknown key"),
+    ],
+)
+def test_invalid_external_objects_name_the_line(text: str, line: int, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert f"line {line}:" in str(info.value) and says in str(info.value)

@@ -1046,8 +1046,9 @@ async def test_tarball_404_for_an_existing_commit_falls_back_end_to_end(
     assert only(run.annotations)["start_line"] == IMAGE_LINE
     assert "GitHub answered 404" in run.summary
     assert only(app.fake.comments_on(pr.number)).path == DEPLOYMENT
-    # One recursive listing per commit, then only the blobs the analysis reads: no README,
-    # no binary, no JSON; identical files across the two commits fetched once.
+    # One recursive listing per commit, then only the blobs the analysis reads (JSON too:
+    # kustomize takes JSON resources), no README, no binary; identical files across the
+    # two commits fetched once.
     trees = app.fake.requests_to("GET", r"/git/trees/")
     assert len(trees) == 2 and all(t.query == {"recursive": "1"} for t in trees)
     fetched = {r.path.rsplit("/", 1)[1] for r in app.fake.requests_to("GET", r"/git/blobs/")}
@@ -1055,7 +1056,7 @@ async def test_tarball_404_for_an_existing_commit_falls_back_end_to_end(
     for sha in (app.fake.head_sha(pr), app.fake.base_sha(pr)):
         for line in git_repo.git("ls-tree", "-r", sha).splitlines():
             meta, path = line.split("\t")
-            if path.endswith(".yaml"):
+            if path.endswith((".yaml", ".json")):
                 wanted.add(meta.split()[2])
     assert fetched == wanted
     assert len(app.fake.requests_to("GET", r"/git/blobs/")) == len(wanted)

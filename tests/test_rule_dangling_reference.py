@@ -329,3 +329,37 @@ def test_a_source_defined_in_a_listed_json_file_exists() -> None:
     # Not listed, it is not applied: the reference dangles.
     files["apps/kustomization.yaml"] = kustomization(["release.yaml"])
     assert [(f.rule, f.path) for f in run(files)] == [("dangling-reference", "apps/release.yaml")]
+
+
+EXTERNAL = """
+external_objects:
+  - HelmRepository/flux-system/bitnami-charts
+  - Kustomization/*/infra-controllers
+  - Secret/apps/registry-credentials
+"""
+
+
+def test_objects_listed_as_external_are_not_dangling() -> None:
+    release = helm_release("redis", version="18.x", source="bitnami-charts")
+    dependent = flux_kustomization("apps", "./infrastructure", depends_on=["infra-controllers"])
+    files = infra(**{"infrastructure/redis.yaml": release, "clusters/prod/apps.yaml": dependent})
+    assert sorted(f.message.split(" names ")[1].split(",")[0] for f in run(files)) == [
+        "HelmRepository bitnami-charts in namespace flux-system",
+        "Kustomization infra-controllers in namespace flux-system",
+    ]
+    assert run(files, config=EXTERNAL) == []
+
+
+def test_an_external_object_in_another_namespace_does_not_count() -> None:
+    release = helm_release("redis", version="18.x", source="bitnami-charts")
+    files = infra(**{"infrastructure/redis.yaml": release})
+    config = "external_objects: [HelmRepository/default/bitnami-charts, HelmRepository/x]\n"
+    [finding] = run(files, config=config)
+    assert "names HelmRepository bitnami-charts" in finding.message
+
+
+def test_a_removed_secret_listed_as_external_is_not_dangling() -> None:
+    base = apps(**{"apps/pull-secret.yaml": sealed_secret("registry-credentials")})
+    head = apps()
+    assert [f.rule for f in run(head, base)] == [RULE]
+    assert run(head, base, config=EXTERNAL) == []

@@ -8,6 +8,7 @@ from bot.analysis.config import CONFIG_PATH, Config, ConfigError, parse_config
 from bot.analysis.engine import AnalysisResult, analyze
 from bot.analysis.findings import Finding, Location, Severity, Side
 from bot.analysis.model import AnalysisCancelled
+from bot.analysis.reads import is_read
 from bot.analysis.tree import ChangedFile, ChangeStatus, DictTree, Tree
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "Side",
     "Tree",
     "analyze",
+    "is_read",
     "parse_config",
 ]

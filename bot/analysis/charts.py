@@ -150,10 +150,31 @@ _VENDOR_DIRS = frozenset({
 })
 
 
+# Git hosting services whose first path segment is the owner that also names the owner's
+# chart space (`github.com/<owner>/...` publishes to `ghcr.io/<owner>`, `<owner>.github.io`).
+_GIT_HOSTS = frozenset({
+    "github.com", "www.github.com", "gitlab.com", "www.gitlab.com", "codeberg.org",
+    "bitbucket.org",
+})
+
+
+def owner_of(url: str) -> str | None:
+    """The owner a normalised clone URL names (`example` for `github.com/example/app`).
+
+    Unknown for a local path (a clone of a mirror on disk, `/srv/mirrors/acme/app`) and
+    for a host that is not a known hosting service (`git.example.com/team/app`): its
+    first path segment is a directory, or whatever that server's layout makes it."""
+    host, _, path = url.partition("/")
+    owner = path.split("/", 1)[0]
+    if host not in _GIT_HOSTS or not owner or "/" not in path:
+        return None
+    return owner
+
+
 def _owners(repo: Snapshot) -> set[str]:
     """Who owns this repository (`example` for `github.com/example/platform-gitops`), from
-    its clone URLs and the `flux-system` GitRepository."""
-    return {parts[1] for u in repo.own_urls if len(parts := u.split("/")) >= 3}
+    its clone URLs and the `flux-system` GitRepository; empty when no URL tells."""
+    return {owner for u in repo.own_urls if (owner := owner_of(u)) is not None}
 
 
 def _foreign(registry: str, owners: set[str]) -> bool:
@@ -179,6 +200,75 @@ def _vendored(chart: Chart) -> bool:
     return any(part.lower() in _VENDOR_DIRS for part in chart.directory.split("/"))
 
 
+def _deployed(
+    repo: Snapshot, names: dict[str, list[Chart]]
+) -> Iterator[tuple[_Candidate, tuple[Chart, ...]]]:
+    """References that deploy an in-repository chart, with the charts they may mean."""
+    owners = _owners(repo)
+    for cand in _candidates(repo, names):
+        if cand.registry is not None and _foreign(cand.registry, owners):
+            continue
+        charts = tuple(c for c in names[cand.chart_name] if not _vendored(c))
+        if charts:
+            yield cand, charts
+
+
+def own_registries(repo: Snapshot) -> dict[str, dict[str, str]]:
+    """Registries this repository publishes its own charts to (`host/path`, lower case,
+    no scheme): those from which a HelmRelease or OCIRepository of the repository deploys
+    an in-repository chart -> chart name -> the reference that does."""
+    registries: dict[str, dict[str, str]] = {}
+    for cand, _ in _deployed(repo, _by_name(repo)):
+        if cand.registry is not None:
+            registries.setdefault(cand.registry, {}).setdefault(
+                cand.chart_name, f"{cand.obj.kind} {cand.obj.name} ({cand.obj.path})"
+            )
+    return registries
+
+
+@dataclass(frozen=True)
+class ChartRequest:
+    """A reference that asks a chart registry for a chart by name."""
+
+    path: str
+    line: int
+    chart: str
+    registry: str  # `host/path`, lower case, no scheme
+    what: str  # "HelmRelease podinfo", "dependency podinfo of chart umbrella (charts/x)"
+
+
+def chart_requests(repo: Snapshot) -> Iterator[ChartRequest]:
+    """HelmReleases with a HelmRepository source, OCIRepositories that serve a Helm chart
+    and umbrella dependencies with a registry URL: the chart each asks a registry for."""
+    chartref_targets = {
+        ys.scalar(ys.get(hr.node, "spec", "chartRef", "name")) or ""
+        for hr in repo.objects_of("HelmRelease")
+    }
+    for hr in repo.objects_of("HelmRelease"):
+        spec = ys.get(hr.node, "spec", "chart", "spec")
+        chart_node = ys.get(spec, "chart")
+        name = ys.scalar(chart_node)
+        if not name or ys.scalar(ys.get(spec, "sourceRef", "kind")) != "HelmRepository":
+            continue
+        source = _source(repo, hr, ys.get(spec, "sourceRef"))
+        if source is not None and _url(source):
+            yield ChartRequest(hr.path, ys.line_of(chart_node), name,  # type: ignore[arg-type]
+                               _registry(_url(source)), f"HelmRelease {hr.name}")
+    for oci in repo.objects_of("OCIRepository"):
+        url_node = ys.get(oci.node, "spec", "url")
+        registry, _, name = _url(oci).strip().rstrip("/").rpartition("/")
+        media = ys.scalar(ys.get(oci.node, "spec", "layerSelector", "mediaType"))
+        if name and registry and (oci.name in chartref_targets or media == HELM_CHART_MEDIA_TYPE):
+            yield ChartRequest(oci.path, ys.line_of(url_node),  # type: ignore[arg-type]
+                               name, _registry(registry), f"OCIRepository {oci.name}")
+    for chart in repo.charts:
+        for dep in chart.dependencies:
+            repository = dep.repository or ""
+            if repository.startswith(("http://", "https://", "oci://")):
+                yield ChartRequest(chart.path, dep.line, dep.name, _registry(repository),
+                                   f"dependency {dep.name} of {chart.label}")
+
+
 def version_refs(repo: Snapshot) -> list[VersionRef]:
     """References that select a version of an in-repository chart.
 
@@ -188,17 +278,11 @@ def version_refs(repo: Snapshot) -> list[VersionRef]:
     under `vendor/`, `third_party/` or `upstream/`: a copy of grafana's chart is not the
     chart that `grafana.github.io/helm-charts` serves, whatever its version."""
     names = _by_name(repo)
-    owners = _owners(repo)
     refs: list[VersionRef] = []
     # Registries this repository publishes its charts to: those its own references
     # deploy an in-repository chart from.
     registries: set[str] = set()
-    for cand in _candidates(repo, names):
-        if cand.registry is not None and _foreign(cand.registry, owners):
-            continue
-        charts = tuple(c for c in names[cand.chart_name] if not _vendored(c))
-        if not charts:
-            continue
+    for cand, charts in _deployed(repo, names):
         if cand.registry is not None:
             registries.add(cand.registry)
         if _substituted(cand.constraint):

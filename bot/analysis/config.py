@@ -13,14 +13,19 @@ import re
 from typing import Any
 
 from bot.analysis.findings import Severity
-from bot.analysis.options import CONFIG_PATH, Config, ConfigError
+from bot.analysis.options import CONFIG_PATH, Config, ConfigError, ExternalObject
 from bot.analysis.rules import RULES
 
 __all__ = ["CONFIG_PATH", "Config", "ConfigError", "parse_config"]
 _SEVERITIES = {"error", "warning", "notice"}
-_KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts", "flux_version")
+_KEYS = (
+    "rules", "ignore", "raw_paths", "fail_on", "review_drafts", "external_objects",
+    "flux_version",
+)
 # `2.4.0`, `v2.4`, `2.4.x`: the Flux release the clusters run, to its minor at least.
 _FLUX_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(?:\d+|x|\*))?$")
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_NAME_CHARS = re.compile(r"[^\s/]+")
 
 
 def _line(node: Any, key: Any = None) -> int:
@@ -67,6 +72,7 @@ def parse_config(
     fail_on = Severity.ERROR
     review_drafts = True
     flux_version: tuple[int, int] | None = None
+    external: tuple[ExternalObject, ...] = ()
     for key, value in data.items():
         line = _line(data, key)
         if key not in _KEYS:
@@ -124,12 +130,15 @@ def parse_config(
             review_drafts = value
         elif key == "flux_version":
             flux_version = _parse_flux_version(value, f"{source}: line {line}")
+        elif key == "external_objects":
+            external = _external_objects(value, source, line)
     return Config(
         rules=rules,
         ignore=ignore,
         raw_paths=raw_paths,
         fail_on=fail_on,
         review_drafts=review_drafts,
+        external_objects=external,
         flux_version=flux_version,
     )
 
@@ -142,6 +151,30 @@ def _parse_flux_version(value: Any, where: str) -> tuple[int, int]:
             f"(quoted, so YAML keeps it a string; got {value!r})"
         )
     return int(match[1]), int(match[2])
+
+
+def _external_objects(value: Any, source: str, line: int) -> tuple[ExternalObject, ...]:
+    usage = "`Kind/namespace/name`, `Kind/*/name` or, for a cluster-scoped kind, `Kind/name`"
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: line {line}: 'external_objects' must be a list of {usage}")
+    entries = []
+    for index, item in enumerate(value):
+        where = f"{source}: line {_line(value, index)}: external_objects item {index + 1}"
+        if not isinstance(item, str):
+            raise ConfigError(f"{where} must be a string ({usage}), not {item!r}")
+        parts = item.strip().split("/")
+        if len(parts) not in (2, 3) or not all(_NAME_CHARS.fullmatch(p) for p in parts):
+            raise ConfigError(f"{where} is {item!r}; write {usage}")
+        if not _KIND.fullmatch(parts[0]):
+            raise ConfigError(
+                f"{where}: {parts[0]!r} is not a Kubernetes kind (like HelmRepository)"
+            )
+        kind, name = parts[0], parts[-1]
+        namespace = parts[1] if len(parts) == 3 and parts[1] != "*" else None
+        entries.append(ExternalObject(kind, namespace, name))
+    return tuple(entries)
 
 
 def _clean_dir(path: str) -> str:

@@ -222,7 +222,9 @@ def _apply_config_and_suppressions(
     for f in findings:
         if config.is_ignored(f.path):
             continue
-        severity = config.severity_for(f.rule, RULES[f.rule].default_severity)
+        # A rule may give a finding another severity than its default (prune-deletes
+        # warns for a PVC); the config, when it names the rule, decides for all of them.
+        severity = config.severity_for(f.rule, f.severity)
         if severity is None:
             continue
         side_repo = base if f.side is Side.BASE and base is not None else repo

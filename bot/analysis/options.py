@@ -20,6 +20,25 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ExternalObject:
+    """An object that exists on the cluster but not in the repository (created by hand,
+    by another repository's Flux, by an operator). `namespace` is None for a cluster-scoped
+    entry (`Kind/name`) and for `*`: either matches a reference from any namespace."""
+
+    kind: str
+    namespace: str | None
+    name: str
+
+    def matches(self, kind: str, namespace: str | None, name: str) -> bool:
+        return (
+            # Kinds are matched as kubectl matches them, whatever their case.
+            self.kind.lower() == kind.lower()
+            and (self.name == "*" or self.name == name)
+            and (self.namespace is None or namespace is None or self.namespace == namespace)
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     # rule id -> severity, or None when the rule is off
     rules: dict[str, Severity | None] = field(default_factory=dict)
@@ -28,6 +47,12 @@ class Config:
     fail_on: Severity = Severity.ERROR
     review_drafts: bool = True
     flux_version: tuple[int, int] | None = None  # (major, minor) the clusters run
+    external_objects: tuple[ExternalObject, ...] = ()
+
+    def has_external(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Whether the config lists this object as existing outside the repository;
+        `namespace` None when the reference does not say which (any entry matches)."""
+        return any(e.matches(kind, namespace, name) for e in self.external_objects)
 
     def severity_for(self, rule: str, default: Severity) -> Severity | None:
         if rule in self.rules:

@@ -36,6 +36,7 @@ MAX_DEPTH = 10_000
 class YamlProblem:
     line: int  # 1-based
     message: str
+    duplicate_of: int | None = None  # a key defined twice: the line of its first definition
 
 
 def decode(data: bytes) -> str | None:
@@ -143,12 +144,14 @@ def check(data: bytes | str) -> YamlProblem | None:
     return scan(data).problem
 
 
-def scan(data: bytes | str) -> YamlInfo:
+def scan(data: bytes | str, duplicate_keys_allowed: bool = False) -> YamlInfo:
     """Check a file the way Kubernetes' YAML decoder would, and summarise its documents.
 
     Beyond libyaml's syntax errors this catches what go-yaml v3 rejects and libyaml
     accepts: duplicate mapping keys, alias bombs and absurd nesting. One pass over
     libyaml's events, no node tree: this runs on every manifest of the repository.
+    `duplicate_keys_allowed` reads as Helm reads `values.yaml` and `Chart.yaml`
+    (non-strict sigs.k8s.io/yaml: the last value wins).
     """
     docs: list[DocInfo] = []
     if isinstance(data, bytes):
@@ -161,7 +164,16 @@ def scan(data: bytes | str) -> YamlInfo:
     mapping = yaml_line_map(data)
     parser = _CParser(data)
     try:
-        problem = _walk_events(parser, anchored, docs)
+        problem = _walk_events(parser, anchored, docs, duplicate_keys_allowed)
+        if problem is not None and problem.duplicate_of is not None:
+            line = mapped(mapping, problem.line - 1)
+            first = next((d.first_line for d in duplicate_keys(data) if d.line == line), 0)
+            where = f" (first on line {first})" if first else ""
+            problem = YamlProblem(
+                problem.line,
+                problem.message.replace("is defined twice", f"is defined twice{where}"),
+                first,
+            )
         if mapping is not None:
             for doc in docs:
                 doc.line = mapped(mapping, doc.line - 1)
@@ -208,7 +220,9 @@ def scan(data: bytes | str) -> YamlInfo:
         parser.dispose()
 
 
-def _walk_events(parser: Any, anchored: bool, docs: list[DocInfo]) -> YamlProblem | None:
+def _walk_events(
+    parser: Any, anchored: bool, docs: list[DocInfo], duplicates_allowed: bool = False
+) -> YamlProblem | None:
     get_event = parser.get_event
     scalar_t, alias_t = yaml.ScalarEvent, yaml.AliasEvent
     map_t, seq_t = yaml.MappingStartEvent, yaml.SequenceStartEvent
@@ -253,11 +267,14 @@ def _walk_events(parser: Any, anchored: bool, docs: list[DocInfo]) -> YamlProble
                 if expect_key[-1]:
                     if cls is scalar_t:
                         value = event.value
-                        if value in keys and value != "<<":
+                        if value in keys and value != "<<" and not duplicates_allowed:
+                            # The first definition's line is looked up by the caller:
+                            # remembering every key's line would slow every file down.
                             return YamlProblem(
                                 event.start_mark.line + 1,
                                 f"mapping key {value!r} is defined twice; Kubernetes' "
                                 "YAML decoder rejects duplicate keys",
+                                0,
                             )
                         keys.add(value)
                         last_key[-1] = value
@@ -334,6 +351,70 @@ def _walk_events(parser: Any, anchored: bool, docs: list[DocInfo]) -> YamlProble
             anchors.clear()
             doc = DocInfo(line=event.start_mark.line + 1)
             docs.append(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    key: str  # the key's path, `resources.limits.cpu`, `env[2].name`
+    line: int  # 1-based line of the second definition
+    first_line: int
+
+
+def duplicate_keys(data: bytes | str) -> list[DuplicateKey]:
+    """Every key defined twice in one mapping, in file order; those before the first
+    syntax error when the text is not valid YAML."""
+    mapping = yaml_line_map(data)
+    parser = _CParser(data)
+    found: list[DuplicateKey] = []
+    # Per open collection: its keys -> line (None for a sequence), whether the next node
+    # is a key, and the name of the entry being read (a key, or a sequence index).
+    keysets: list[dict[str, int] | None] = []
+    expect_key: list[bool] = []
+    names: list[str] = []
+    try:
+        while (event := parser.get_event()) is not None:
+            cls = type(event)
+            is_node = cls in (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent,
+                              yaml.SequenceStartEvent)
+            if is_node and keysets and keysets[-1] is None:
+                names[-1] = str(int(names[-1]) + 1) if names[-1] else "0"
+            if cls is yaml.ScalarEvent or cls is yaml.AliasEvent:
+                keys = keysets[-1] if keysets else None
+                if keys is None:
+                    continue
+                if expect_key[-1] and cls is yaml.ScalarEvent:
+                    line = mapped(mapping, event.start_mark.line)
+                    if event.value in keys and event.value != "<<":
+                        found.append(DuplicateKey(_key_path(keysets, names, event.value),
+                                                  line, keys[event.value]))
+                    else:
+                        keys[event.value] = line
+                    names[-1] = event.value
+                expect_key[-1] = not expect_key[-1]
+            elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+                keysets.append({} if cls is yaml.MappingStartEvent else None)
+                expect_key.append(True)
+                names.append("")
+            elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
+                keysets.pop()
+                expect_key.pop()
+                names.pop()
+                if keysets and keysets[-1] is not None:
+                    expect_key[-1] = not expect_key[-1]
+            elif cls is yaml.DocumentStartEvent:
+                keysets, expect_key, names = [], [], []
+    except (yaml.YAMLError, RecursionError):
+        pass
+    finally:
+        parser.dispose()
+    return found
+
+
+def _key_path(keysets: list[dict[str, int] | None], names: list[str], key: str) -> str:
+    path = ""
+    for keys, name in zip(keysets[:-1], names[:-1], strict=True):
+        path += f"[{name}]" if keys is None else (f".{name}" if path else name)
+    return f"{path}.{key}" if path else key
 
 
 def compose_all(data: bytes | str) -> list[ynodes.Node]:

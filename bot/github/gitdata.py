@@ -14,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import posixpath
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import gidgethub
 
-from bot.analysis import CONFIG_PATH
+from bot.analysis import is_read
 from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.tarball import SnapshotError, SnapshotTooLarge
 
@@ -32,14 +31,10 @@ BLOB_URL = "/repos/{owner}/{repo}/git/blobs/{file_sha}"
 SYMLINK_MODE = "120000"
 SUBMODULE_MODE = "160000"
 
-# Files the analysis reads; anything else is only listed.
-READ_NAMES = frozenset({"Kustomization", ".helmignore", ".sourceignore", "Chart.yaml"})
-READ_SUFFIXES = (".yaml", ".yml")
-
 
 def is_read_by_analysis(path: str) -> bool:
-    name = posixpath.basename(path)
-    return name in READ_NAMES or name.lower().endswith(READ_SUFFIXES) or path == CONFIG_PATH
+    """Whether the file is downloaded: exactly those the analysis says it may read."""
+    return is_read(path)
 
 
 class CommitNotFound(SnapshotError):

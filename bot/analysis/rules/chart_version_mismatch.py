@@ -23,8 +23,11 @@ vendor's chart repository (`charts.jetstack.io`, `charts.bitnami.com`...) or ano
 owner's space on a hosting service (`grafana.github.io`, `ghcr.io/<other owner>`,
 `registry-1.docker.io/bitnamicharts`) installs upstream's chart, and a copy kept under
 `vendor/`, `third_party/` or `upstream/` is a copy. The repository's owner comes from its
-clone URL or its `flux-system` GitRepository; a private registry is taken to serve the
-repository's own charts.
+clone URL (on GitHub, GitLab, Codeberg or Bitbucket) or its `flux-system` GitRepository;
+a private registry is taken to serve the repository's own charts. A clone of a local
+mirror (`/srv/mirrors/acme/platform`, `file://...`) is read through the mirror's own
+remotes; when no URL names the owner, no space on a hosting service is taken to be
+someone else's, and references are compared as they would be for a private registry.
 
 Versions compare exactly as Helm and Flux do (Masterminds/semver v3): an exact string
 match first, then the range (`1.1.x`, `~1.1.0`, `^1.1.0`, `>=1 <2`, `||`, hyphen ranges;

@@ -29,6 +29,12 @@ renamed on the way (`namePrefix`, `nameSuffix`) is taken to match a reference th
 contains its name, and one named with Flux variables (`${APP}-dragonfly` in a shared
 component) any name the variables can make. When the object exists in another
 namespace, the message says which.
+
+Objects that exist on the cluster but not in the repository (a GitRepository created by
+another repository's Flux, a HelmRepository applied by hand) are listed in the config's
+`external_objects` (`Kind/namespace/name`, `Kind/*/name`, `Kind/name` for cluster-scoped
+kinds); a reference to one of them is not dangling, and neither is a Secret or ConfigMap
+listed there that the change removes from the repository.
 """
 
 from __future__ import annotations
@@ -205,7 +211,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 or kind == "ExternalArtifact"
             ):
                 continue
-            if exists(kind, name, namespace):
+            if exists(kind, name, namespace) or repo.config.has_external(kind, namespace, name):
                 continue
             if (kind, name) in unparsed or (kind, "") in unparsed:
                 continue
@@ -252,6 +258,8 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         if ref.name not in gone[ref.kind]:
             continue
         if secrets.still_defined(ctx.head, before[ref.kind][ref.name], ref.name):
+            continue
+        if ctx.head.config.has_external(ref.kind, None, ref.name):
             continue
         yield ctx.finding(
             ID,

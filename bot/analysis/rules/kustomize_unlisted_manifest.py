@@ -8,7 +8,8 @@ own, that nothing reads: no kustomization file lists them (as a resource, patch,
 component or generator input), no Flux Kustomization applies them, and they are not
 part of a Helm chart.
 
-Files left out of the Flux artifact by `.sourceignore` are not reported.
+Files left out of the Flux artifact by `.sourceignore` are not reported, and neither are
+the files beside a kustomization file that does not parse (`yaml-syntax-error`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def check(ctx: Context) -> Iterator[Finding]:
                 break
             d = posixpath.dirname(d)
         if owner is None or repo.chart_of(path) is not None:
+            continue
+        if repo.problem(owner.path) is not None:
+            # What a kustomization file that does not parse lists is unknown; the build
+            # fails on it, and yaml-syntax-error reports why.
             continue
         if repo.source_ignore.ignored(path):
             continue

@@ -9,10 +9,13 @@ a key that is never closed, at the line where it starts (the parser only gives u
 end of the file or on a later line).
 
 Beyond syntax errors the rule reports what Kubernetes' YAML decoder (go-yaml v3) refuses
-although plain YAML parsers accept it: duplicate mapping keys, alias bombs ("excessive
-aliasing"), nesting deeper than 10,000 levels, and text that is not UTF-8 (or UTF-16
-with a byte-order mark). A manifest applied raw whose documents lack `apiVersion`,
-`kind` or `metadata.name` is reported too: kustomize-controller fails with
+although plain YAML parsers accept it: duplicate mapping keys (the message names the
+line of the first definition), alias bombs ("excessive aliasing"), nesting deeper than
+10,000 levels, and text that is not UTF-8 (or UTF-16 with a byte-order mark). A chart's
+`values.yaml` or `Chart.yaml` that only Helm reads may hold a key twice: Helm keeps the
+last value without failing, which `duplicate-key` reports as a warning. A manifest
+applied raw whose documents lack `apiVersion`, `kind` or `metadata.name` is reported
+too: kustomize-controller fails with
 `failed to decode Kubernetes apiVersion, kind and name`.
 
 Chart `templates/` are not checked: they are not YAML until Helm renders them. When the
@@ -34,6 +37,7 @@ from bot.analysis.snapshot import Snapshot
 
 ID = "yaml-syntax-error"
 SEVERITY = Severity.ERROR
+HELM = "Helm"
 
 
 def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
@@ -61,7 +65,7 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
                 c.path == posixpath.join(posixpath.dirname(path), "Chart.yaml") for c in repo.charts
             )
         ):
-            yield path, "Helm", False
+            yield path, HELM, False
         elif raw:
             # Also a chart's Chart.yaml or values.yaml under a Flux Kustomization's
             # spec.path: Flux applies them as manifests, which they are not.
@@ -87,6 +91,12 @@ def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     for path, reader, objects in parsed_paths(ctx):
         problem = repo.problem(path)
+        if problem is not None and problem.duplicate_of is not None and reader == HELM:
+            # Helm reads values.yaml and Chart.yaml with non-strict sigs.k8s.io/yaml: the
+            # last value wins and nothing fails (duplicate-key warns). What else the file
+            # may hold still fails the release.
+            data = repo.data(path)
+            problem = ys.scan(data, duplicate_keys_allowed=True).problem if data else None
         if problem is not None:
             template_lines = repo.raw_template_lines(path)
             if template_lines:

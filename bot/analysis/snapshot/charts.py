@@ -29,7 +29,7 @@ class ChartsIndex(FilesIndex):
             ignore_path = f"{directory}/.helmignore" if directory else ".helmignore"
             ignore_text = self.text(ignore_path) if ignore_path in self.path_set else None
             chart = Chart(directory, path, None, None, None, [], HelmIgnore(ignore_text or ""))
-            docs = self.documents(path)
+            docs = self.helm_documents(path)
             if docs:
                 root = docs[0]
                 chart.name = ys.scalar(ys.get(root, "name"))

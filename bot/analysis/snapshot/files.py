@@ -123,6 +123,27 @@ class FilesIndex:
         self._cache[key] = docs
         return docs
 
+    def helm_documents(self, path: str) -> list[ys.Node]:
+        """Documents as Helm reads a `Chart.yaml` or `values.yaml` (non-strict
+        sigs.k8s.io/yaml): a key defined twice keeps its last value, which `ys.get`
+        picks. [] when the file does not parse for another reason."""
+        docs = self.documents(path)
+        problem = self.problem(path)
+        if docs or problem is None or problem.duplicate_of is None:
+            return docs
+        blob = self.tree.blob_id(path)
+        key = ("helm-docs", blob) if blob else ("helm-docs-path", path, id(self))
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[return-value]
+        data = self.data(path)
+        if data is not None and ys.scan(data, duplicate_keys_allowed=True).problem is None:
+            try:
+                docs = ys.compose_all(data)
+            except (yaml.YAMLError, RecursionError):
+                docs = []
+        self._cache[key] = docs
+        return docs
+
     def is_dir(self, path: str) -> bool:
         return path in self.dirs
 
