@@ -199,7 +199,7 @@ spec:
 
 def test_image_update_automation_message_template_is_silent() -> None:
     automation = """
-apiVersion: image.toolkit.fluxcd.io/v1beta2
+apiVersion: image.toolkit.fluxcd.io/v1
 kind: ImageUpdateAutomation
 metadata:
   name: flux-system
@@ -680,7 +680,15 @@ def test_post_build_substitution_everywhere() -> None:
         }
     )
     files["clusters/prod/apps.yaml"] = flux_kustomization(
-        "apps", "./kubernetes/apps", substitute={"SECRET_DOMAIN": "example.com"}
+        "apps",
+        "./kubernetes/apps",
+        substitute={
+            "SECRET_DOMAIN": "example.com",
+            "NAMESPACE": "default",
+            "CLUSTER": "main",
+            "PARENT": "cluster-apps",
+            "ECHO_CHART_VERSION": "1.0.0",
+        },
     )
     assert describe(run(files)) == []
 

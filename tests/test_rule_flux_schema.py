@@ -131,7 +131,7 @@ def test_a_removed_api_version_is_reported_on_the_api_version_line() -> None:
         finding.message
     )
     assert "removed in Flux v2.7" in finding.message
-    assert "use helm.toolkit.fluxcd.io/v2" in finding.message
+    assert "use helm.toolkit.fluxcd.io/v2 (see `flux migrate`)" in finding.message
     # Flux v2.4 still serves v2beta1.
     assert findings(applied(text, "v2.4.0")) == []
 
@@ -287,7 +287,10 @@ def test_without_a_version_a_removed_api_version_needs_proof() -> None:
         "helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1"
     )
     # An older Flux may serve it: nothing says which the cluster runs.
-    assert findings(applied(old, version=None)) == []
+    [warning] = findings(applied(old, version=None))
+    assert warning.severity == "warning"
+    assert "served up to Flux v2.6 only: Flux v2.7 and later cannot apply" in warning.message
+    assert "set `flux_version`" in warning.message
     # Beside it, an apiVersion that only Flux v2.7 and later serve: the cluster runs one
     # of those, which no longer serve helm.toolkit.fluxcd.io/v2beta1.
     policy = dedent(

@@ -67,11 +67,16 @@ def test_before_strict_substitution_an_image_left_invalid_is_reported() -> None:
     assert "InvalidImageName" in finding.message
 
 
-def test_before_strict_substitution_an_empty_value_elsewhere_is_not_an_error() -> None:
+def test_before_strict_substitution_an_empty_value_elsewhere_is_a_warning() -> None:
     manifest = configmap("settings", "greeting: hello ${NAME}")
-    assert findings(applied(manifest, substitute={"CLUSTER": "prod"}, version="v2.4.0")) == []
-    [finding] = findings(applied(manifest, substitute={"CLUSTER": "prod"}))
-    assert finding.line == line_of(manifest, "greeting")
+    [warning] = findings(applied(manifest, substitute={"CLUSTER": "prod"}, version="v2.4.0"))
+    assert warning.severity == "warning"
+    assert warning.line == line_of(manifest, "greeting")
+    assert "Flux replaces it with an empty string, so this becomes `hello `" in (
+        warning.message
+    )
+    [error] = findings(applied(manifest, substitute={"CLUSTER": "prod"}))
+    assert (error.severity, error.line) == ("error", line_of(manifest, "greeting"))
 
 
 @pytest.mark.parametrize(
@@ -141,11 +146,16 @@ def test_without_post_build_a_variable_stays_in_the_image() -> None:
     assert findings(applied(configmap("settings", "greeting: ${NAME}"))) == []
 
 
-def test_an_unknown_flux_version_reports_only_what_breaks_on_every_version() -> None:
+def test_an_unknown_flux_version_is_an_error_only_where_every_version_breaks() -> None:
     manifest = configmap("settings", "greeting: hello ${NAME}")
-    assert findings(applied(manifest, substitute={"CLUSTER": "prod"}, version=None)) == []
+    [warning] = findings(applied(manifest, substitute={"CLUSTER": "prod"}, version=None))
+    assert warning.severity == "warning"
+    assert "On Flux v2.9 and later (kustomize-controller v1.9.0) the Kustomization fails" in (
+        warning.message
+    )
     files = applied(deployment("podinfo", IMAGE), substitute={"CLUSTER": "prod"}, version=None)
     [finding] = findings(files)
+    assert finding.severity == "error"
     assert "the image becomes" in finding.message
 
 

@@ -17,6 +17,10 @@ enums, required fields, patterns and bounds, and an `apiVersion` that release no
 `x-kubernetes-preserve-unknown-fields` (HelmRelease `values`, for example) any field is
 allowed. `metadata` is checked against the fields of ObjectMeta only.
 
+When nothing says which Flux the cluster runs, an apiVersion that newer releases no
+longer serve is a warning (set `flux_version`), unless an object applied beside it
+uses an apiVersion that only those releases serve: then the cluster cannot be older.
+
 A value holding `${VAR}` matches any type: Flux's post-build substitution replaces it
 before the API server sees it. A `{{ }}` value is left to helm-template-in-raw-manifest.
 Files that Helm template syntax breaks, chart templates and files
@@ -316,15 +320,43 @@ def _known_kind(group: str, kind: str) -> bool:
     )
 
 
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def _version_priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes API version order: v2 > v2beta2 > v2beta1 > v1 > v1beta1 > v1alpha1."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (0, 0, 0)
+    stage = {"alpha": 0, "beta": 1, None: 2}[m[2]]
+    return (int(m[1]), stage, int(m[3] or 0))
+
+
+def _served_hint(target: _Target, version: FluxVersion) -> str:
+    group = target.api.partition("/")[0]
+    served = sorted(
+        (
+            api.partition("/")[2]
+            for api, kinds in version.release.kinds.items()
+            if api.partition("/")[0] == group and target.kind in kinds
+        ),
+        key=_version_priority,
+    )
+    return f"; use {group}/{served[-1]} (see `flux migrate`)" if served else ""
+
+
 def _api_problem(target: _Target, version: FluxVersion) -> str | None:
     release = version.release
     if target.kind in release.kinds.get(target.api, {}):
         return None
     group = target.api.partition("/")[0]
     served = sorted(
-        api.partition("/")[2]
-        for api, kinds in release.kinds.items()
-        if api.partition("/")[0] == group and target.kind in kinds
+        (
+            api.partition("/")[2]
+            for api, kinds in release.kinds.items()
+            if api.partition("/")[0] == group and target.kind in kinds
+        ),
+        key=_version_priority,
     )
     history = [r for r in fluxschemas.releases() if target.kind in r.kinds.get(target.api, {})]
     if history and history[0].minor > release.minor:
@@ -336,9 +368,9 @@ def _api_problem(target: _Target, version: FluxVersion) -> str | None:
         when = f"it was removed in Flux {removed.label}" if removed else "it is not served"
     else:
         when = "no Flux release serves it"
-    hint = f"; use {group}/{served[-1]}" if served else ""
-    if served and "removed" in when:
-        hint += " (see `flux migrate`)"
+    hint = _served_hint(target, version) if "removed" in when else (
+        f"; use {group}/{served[-1]}" if served else ""
+    )
     return (
         f"`{target.api}` {target.kind} is not served by {version.describe()}: {when}{hint}. "
         "Flux cannot apply this object."
@@ -512,8 +544,21 @@ def check(ctx: Context) -> Iterator[Finding]:
                 )
                 continue
             # Nothing says which Flux the cluster runs, and an older one may well serve
-            # this apiVersion: no finding (set `flux_version` to get one). The object is
-            # checked against the newest release that serves its apiVersion.
+            # this apiVersion: a warning. The object is checked against the newest
+            # release that serves its apiVersion.
+            removed = next(r for r in fluxschemas.releases() if r.minor > serving[-1].minor)
+            yield ctx.finding(
+                ID,
+                Severity.WARNING,
+                target.path,
+                line,
+                f"`{target.api}` {target.kind} is served up to Flux {serving[-1].label} "
+                f"only: Flux {removed.label} and later cannot apply this object"
+                + _served_hint(target, version)
+                + ". Nothing here says which Flux the clusters run (no gotk-components.yaml "
+                "or FluxInstance); set `flux_version` in the flux-review config to check "
+                "against it.",
+            )
             version = FluxVersion(
                 serving[-1],
                 serving[-1].release,

@@ -8,10 +8,10 @@ no value and no default fails the whole Kustomization (`StrictPostBuildSubstitut
 on by default); before, it became an empty string. Reported:
 
 - on a cluster whose Flux is v2.9 or later (see the README for how the version is
-  found), any such variable: the Kustomization fails;
-- on an older or unknown one, a variable in a container image that the empty string
-  leaves invalid (the message shows what the image becomes): Pods fail with
-  InvalidImageName;
+  found), any such variable, as an error: the Kustomization fails;
+- on an older or unknown one, as an error where the empty string leaves a container
+  image invalid (the message shows what the image becomes: Pods fail with
+  InvalidImageName), else as a warning that says what the value becomes;
 - a `${VAR}` in an image, or in `metadata.name` / `metadata.namespace`, of a file applied
   by a Flux Kustomization without `postBuild` (and that no patch on the way to the
   cluster gives one): Flux leaves it as is and the object is invalid.
@@ -265,7 +265,10 @@ def check(ctx: Context) -> Iterator[Finding]:
             continue  # reported as a YAML or template problem, the real cause
         version = flux_version(repo, path)
         controller = version.release.controller("kustomize-controller")
-        strict = version.detected and controller is not None and controller >= _STRICT_FROM
+        # None: which kustomize-controller the cluster runs is not known.
+        strict: bool | None = None
+        if version.detected and controller is not None:
+            strict = controller >= _STRICT_FROM
         if strict:
             if gate_off is None:
                 gate_off = any(_GATE_OFF.search(repo.data(p) or b"") for p in repo.paths
@@ -291,49 +294,65 @@ def check(ctx: Context) -> Iterator[Finding]:
                     key = (use.line, use.ref.name)
                     if key in reported:
                         continue
-                    message = _message(use, found, literal, strict, version.describe(), label)
-                    if message is not None:
+                    result = _message(use, found, literal, strict, version.describe(), label)
+                    if result is not None:
+                        severity, message = result
                         reported.add(key)
-                        yield ctx.finding(ID, SEVERITY, path, use.line, message)
+                        yield ctx.finding(ID, severity, path, use.line, message)
 
 
 def _message(
-    use: _Use, found: _Vars, literal: bool, strict: bool, version: str, label: str
-) -> str | None:
+    use: _Use, found: _Vars, literal: bool, strict: bool | None, version: str, label: str
+) -> tuple[Severity, str] | None:
     ref = use.ref
     if literal:
         if not use.where:
             return None
         why = "has no postBuild" if not found.has_post_build else "defines no variable"
         if use.where == "image":
-            return (
+            return SEVERITY, (
                 f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, "
                 f"and the image `{use.value}` is not a valid reference: Pods using it fail "
                 "with InvalidImageName."
             )
-        return (
+        return SEVERITY, (
             f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, and "
             f"`{use.value}` is not a valid Kubernetes name: the apply fails."
         )
     if ref.default is not None or ref.name in found.values or not found.complete:
         return None
+    undefined = (
+        f"`${{{ref.name}}}` has no default and neither postBuild.substitute nor a "
+        f"substituteFrom source of {label} defines it"
+    )
+    fix = (
+        f"Define it, give it a default (`${{{ref.name}:=value}}`) or escape it as "
+        f"`$${{{ref.name}}}`."
+    )
     if strict:
-        return (
-            f"`${{{ref.name}}}` has no default and neither postBuild.substitute nor a "
-            f"substituteFrom source of {label} defines it: kustomize-controller v1.9.0 and "
-            f"later fail the whole Kustomization on it (strict substitution; {version}). "
-            f"Define it, give it a default (`${{{ref.name}:=value}}`) or escape it as "
-            f"`$${{{ref.name}}}`."
+        return SEVERITY, (
+            f"{undefined}: kustomize-controller v1.9.0 and later fail the whole "
+            f"Kustomization on it (strict substitution; {version}). {fix}"
         )
+    becomes = substituted(use.value, found.values)
+    later = (
+        "On Flux v2.9 and later (kustomize-controller v1.9.0) the Kustomization fails on "
+        f"it instead ({version})."
+        if strict is None
+        else f"({version}, before strict substitution)"
+    )
     if use.where == "image":
-        becomes = substituted(use.value, found.values)
         reason = image_problem(becomes)
-        if reason is None:
-            return None
-        return (
-            f"`${{{ref.name}}}` has no default and no postBuild source of {label} defines "
-            f"it: Flux replaces it with an empty string, so the image becomes `{becomes}`, "
-            f"which is not a valid reference ({reason}): Pods fail with InvalidImageName. "
-            f"On Flux v2.9 and later the Kustomization fails instead ({version})."
-        )
-    return None
+        if reason is not None:
+            return SEVERITY, (
+                f"{undefined}: Flux replaces it with an empty string, so the image becomes "
+                f"`{becomes}`, which is not a valid reference ({reason}): Pods fail with "
+                f"InvalidImageName. {later}"
+            )
+    shown = becomes if "\n" not in becomes else becomes.splitlines()[
+        use.value[: use.ref.start].count("\n")
+    ]
+    return Severity.WARNING, (
+        f"{undefined}: Flux replaces it with an empty string, so this becomes `{shown}`. "
+        f"{later} {fix}"
+    )
