@@ -244,6 +244,7 @@ metadata:
   name: home-ops
   namespace: flux-system
 spec:
+  interval: 1h
   url: https://github.com/example/home-ops
 ---
 apiVersion: kustomize.toolkit.fluxcd.io/v1
@@ -256,13 +257,15 @@ spec:
   sourceRef:
     kind: GitRepository
     name: home-ops
+  interval: 1h
+  prune: true
 """})
     # Without knowing where the repository lives, the source may be another repository.
     assert findings(check(repo.path, "--format", "json")) == []
     repo.git("remote", "add", "origin", "git@github.com:Example/home-ops.git")
     got = findings(check(repo.path, "--format", "json"))
     assert [(f["rule"], f["path"], f["line"]) for f in got] == [
-        ("kustomize-missing-resource", "clusters/main/apps.yaml", 15)]
+        ("kustomize-missing-resource", "clusters/main/apps.yaml", 16)]
 
 
 def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:

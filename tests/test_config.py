@@ -146,6 +146,13 @@ def test_config_that_is_not_utf8() -> None:
         parse_config(b"ignore:\n  - caf\xe9\n")
 
 
+def test_flux_version_is_a_quoted_flux_2_release() -> None:
+    assert parse_config('flux_version: "2.4.0"\n').flux_version == (2, 4)
+    assert parse_config("flux_version: v2.10\n").flux_version == (2, 10)
+    assert parse_config("flux_version: 2.4.x\n").flux_version == (2, 4)
+    for bad in ("flux_version: 2.4\n", "flux_version: latest\n", 'flux_version: "0.41.2"\n'):
+        with pytest.raises(ConfigError, match="line 1: 'flux_version' must be a Flux 2 release"):
+            parse_config(bad)
 def test_external_objects_are_parsed() -> None:
     config = parse_config(
         dedent(

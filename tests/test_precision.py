@@ -199,7 +199,7 @@ spec:
 
 def test_image_update_automation_message_template_is_silent() -> None:
     automation = """
-apiVersion: image.toolkit.fluxcd.io/v1beta2
+apiVersion: image.toolkit.fluxcd.io/v1
 kind: ImageUpdateAutomation
 metadata:
   name: flux-system
@@ -467,6 +467,7 @@ metadata:
   name: frontend
   namespace: flux-system
 spec:
+  interval: 1h
   dependsOn:
     - name: redis
   chartRef:
@@ -486,6 +487,7 @@ spec:
                   name: other
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   url: oci://ghcr.io/example/charts/other
                 ---
                 apiVersion: helm.toolkit.fluxcd.io/v2
@@ -494,6 +496,7 @@ spec:
                   name: other
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   chartRef:
                     kind: OCIRepository
                     name: other
@@ -570,6 +573,7 @@ def test_flux_instance_and_artifact_generator() -> None:
                   name: podinfo
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   chartRef:
                     kind: ExternalArtifact
                     name: podinfo-chart
@@ -613,6 +617,7 @@ def test_flux_operator_sources_named_flux_system() -> None:
                 - name: cluster-apps
               interval: 1h
               path: ./kubernetes/apps/default/echo/app
+              prune: true
               sourceRef:
                 kind: OCIRepository
                 name: flux-system
@@ -651,6 +656,7 @@ def test_post_build_substitution_everywhere() -> None:
                   name: echo
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   url: oci://ghcr.io/example/charts/echo
                   ref:
                     tag: ${ECHO_CHART_VERSION}
@@ -661,6 +667,8 @@ def test_post_build_substitution_everywhere() -> None:
                   name: echo-${CLUSTER}
                   namespace: flux-system
                 spec:
+                  interval: 1h
+                  prune: true
                   path: ./kubernetes/clusters/${CLUSTER}/echo
                   dependsOn:
                     - name: ${PARENT}
@@ -670,6 +678,17 @@ def test_post_build_substitution_everywhere() -> None:
                 """
             ),
         }
+    )
+    files["clusters/prod/apps.yaml"] = flux_kustomization(
+        "apps",
+        "./kubernetes/apps",
+        substitute={
+            "SECRET_DOMAIN": "example.com",
+            "NAMESPACE": "default",
+            "CLUSTER": "main",
+            "PARENT": "cluster-apps",
+            "ECHO_CHART_VERSION": "1.0.0",
+        },
     )
     assert describe(run(files)) == []
 
@@ -942,6 +961,7 @@ def test_name_prefix_and_suffix_rename_flux_objects() -> None:
                   name: database
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   chart:
                     spec:
                       chart: postgresql
@@ -955,6 +975,7 @@ def test_name_prefix_and_suffix_rename_flux_objects() -> None:
                   name: api
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   dependsOn:
                     - name: prod-database-v2
                   chart:
@@ -970,6 +991,7 @@ def test_name_prefix_and_suffix_rename_flux_objects() -> None:
                   name: bitnami
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   type: oci
                   url: oci://registry-1.docker.io/bitnamicharts
                 """
@@ -998,6 +1020,7 @@ def test_namespaces_set_by_kustomize_and_flux() -> None:
                 metadata:
                   name: bjw-s
                 spec:
+                  interval: 1h
                   type: oci
                   url: oci://ghcr.io/bjw-s/helm
                 """
@@ -1009,6 +1032,7 @@ def test_namespaces_set_by_kustomize_and_flux() -> None:
                 metadata:
                   name: echo
                 spec:
+                  interval: 1h
                   chart:
                     spec:
                       chart: app-template
@@ -1128,6 +1152,7 @@ def test_wrapper_chart_named_like_its_upstream_chart() -> None:
                   name: jetstack
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   url: https://charts.jetstack.io
                 ---
                 apiVersion: helm.toolkit.fluxcd.io/v2
@@ -1136,6 +1161,7 @@ def test_wrapper_chart_named_like_its_upstream_chart() -> None:
                   name: cert-manager
                   namespace: flux-system
                 spec:
+                  interval: 1h
                   chart:
                     spec:
                       chart: cert-manager
@@ -1519,6 +1545,7 @@ def test_shared_components_named_with_flux_variables() -> None:
                   name: ${APP}-dragonfly
                   namespace: ${NAMESPACE:=default}
                 spec:
+                  interval: 1h
                   chartRef:
                     kind: OCIRepository
                     name: ${APP}-dragonfly
@@ -1531,6 +1558,7 @@ def test_shared_components_named_with_flux_variables() -> None:
                 metadata:
                   name: ${APP}-dragonfly
                 spec:
+                  interval: 1h
                   url: oci://ghcr.io/dragonflydb/dragonfly/helm/dragonfly
                   ref:
                     tag: v1.25.2
@@ -1544,6 +1572,7 @@ def test_shared_components_named_with_flux_variables() -> None:
                   name: immich
                   namespace: default
                 spec:
+                  interval: 1h
                   dependsOn:
                     - name: immich-dragonfly
                   chartRef:

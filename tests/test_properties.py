@@ -55,6 +55,7 @@ spec:
         name: internal
   values:
     fullnameOverride: "{{ .Release.Name }}"
+  interval: 30m
 """,
     "apps/sources.yaml": """\
 apiVersion: source.toolkit.fluxcd.io/v1

@@ -255,8 +255,8 @@ def _git_release(name: str, strategy: str = "") -> str:
               sourceRef:
                 kind: GitRepository
                 name: flux-system
-          valuesFiles:
-            - ./charts/{name}/values.yaml
+              valuesFiles:
+                - ./charts/{name}/values.yaml
         """
     )
     if strategy:

@@ -18,7 +18,12 @@ from bot.analysis.rules import RULES
 
 __all__ = ["CONFIG_PATH", "Config", "ConfigError", "parse_config"]
 _SEVERITIES = {"error", "warning", "notice"}
-_KEYS = ("rules", "ignore", "raw_paths", "fail_on", "review_drafts", "external_objects")
+_KEYS = (
+    "rules", "ignore", "raw_paths", "fail_on", "review_drafts", "external_objects",
+    "flux_version",
+)
+# `2.4.0`, `v2.4`, `2.4.x`: the Flux release the clusters run, to its minor at least.
+_FLUX_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(?:\d+|x|\*))?$")
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _NAME_CHARS = re.compile(r"[^\s/]+")
 
@@ -66,6 +71,7 @@ def parse_config(
     raw_paths: tuple[str, ...] = ()
     fail_on = Severity.ERROR
     review_drafts = True
+    flux_version: tuple[int, int] | None = None
     external: tuple[ExternalObject, ...] = ()
     for key, value in data.items():
         line = _line(data, key)
@@ -122,6 +128,8 @@ def parse_config(
                     f"{source}: line {line}: 'review_drafts' must be true or false (got {value!r})"
                 )
             review_drafts = value
+        elif key == "flux_version":
+            flux_version = _parse_flux_version(value, f"{source}: line {line}")
         elif key == "external_objects":
             external = _external_objects(value, source, line)
     return Config(
@@ -131,7 +139,18 @@ def parse_config(
         fail_on=fail_on,
         review_drafts=review_drafts,
         external_objects=external,
+        flux_version=flux_version,
     )
+
+
+def _parse_flux_version(value: Any, where: str) -> tuple[int, int]:
+    match = _FLUX_VERSION.match(value.strip()) if isinstance(value, str) else None
+    if match is None or int(match[1]) != 2:
+        raise ConfigError(
+            f"{where}: 'flux_version' must be a Flux 2 release such as \"2.4.0\" or \"v2.4\" "
+            f"(quoted, so YAML keeps it a string; got {value!r})"
+        )
+    return int(match[1]), int(match[2])
 
 
 def _external_objects(value: Any, source: str, line: int) -> tuple[ExternalObject, ...]:

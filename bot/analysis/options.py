@@ -46,6 +46,7 @@ class Config:
     raw_paths: tuple[str, ...] = ()
     fail_on: Severity = Severity.ERROR
     review_drafts: bool = True
+    flux_version: tuple[int, int] | None = None  # (major, minor) the clusters run
     external_objects: tuple[ExternalObject, ...] = ()
 
     def has_external(self, kind: str, namespace: str | None, name: str) -> bool:

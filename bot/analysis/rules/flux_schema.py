@@ -1,0 +1,574 @@
+"""A Flux object that the CRD schema of the cluster's Flux version rejects.
+
+kustomize-controller applies what it builds with server-side apply, and the API server
+types every applied object against its CRD schema first: a field the schema does not
+declare fails the whole Kustomization with `failed to create typed patch object ...:
+.spec.install.disableTakeOwnership: field not declared in schema`, and a wrong type, a
+value outside an enum, a missing required field or a violated pattern or bound fails it
+with `Invalid value`. So one typo in one HelmRelease stops every object of that
+Kustomization from being updated.
+
+Checked against the schemas of the Flux release the cluster runs (vendored for every Flux
+minor release from v2.0; the check names the version and where it was read, see the
+README): unknown fields (with the nearest field name, `dependson` -> `dependsOn`), fields
+that only a newer Flux has ("added in Flux v2.5; this cluster runs v2.4"), wrong types,
+enums, required fields, patterns and bounds, and an `apiVersion` that release no longer
+(or not yet) serves, such as `helm.toolkit.fluxcd.io/v2beta1` from Flux v2.7. Under
+`x-kubernetes-preserve-unknown-fields` (HelmRelease `values`, for example) any field is
+allowed. `metadata` is checked against the fields of ObjectMeta only.
+
+When nothing says which Flux the cluster runs, an apiVersion that newer releases no
+longer serve is a warning (set `flux_version`), unless an object applied beside it
+uses an apiVersion that only those releases serve: then the cluster cannot be older.
+
+A value holding `${VAR}` matches any type: Flux's post-build substitution replaces it
+before the API server sees it. A `{{ }}` value is left to helm-template-in-raw-manifest.
+Files that Helm template syntax breaks, chart templates and files
+a kustomization uses as a patch (partial objects: their required fields are not checked)
+are not checked as whole objects. The CEL rules of the CRDs (`x-kubernetes-validations`)
+are not evaluated: there is no maintained Python evaluator of Kubernetes' CEL dialect.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jsonschema
+import yaml
+from yaml import nodes as ynodes
+
+from bot.analysis import fluxschemas
+from bot.analysis import yamlscan as ys
+from bot.analysis.findings import Finding, Severity
+from bot.analysis.fluxversion import FluxVersion, flux_version
+from bot.analysis.model import ReadKind
+from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
+
+ID = "flux-schema"
+SEVERITY = Severity.ERROR
+
+GROUPS = frozenset(
+    {
+        "kustomize.toolkit.fluxcd.io",
+        "helm.toolkit.fluxcd.io",
+        "source.toolkit.fluxcd.io",
+        "notification.toolkit.fluxcd.io",
+        "image.toolkit.fluxcd.io",
+    }
+)
+_PATCH_FIELDS = frozenset({"patches", "patchesStrategicMerge", "patchesJson6902"})
+# ObjectMeta, as the API server types `metadata` of every object.
+_METADATA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "generateName": {"type": "string"},
+        "namespace": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "finalizers": {"type": "array", "items": {"type": "string"}},
+        "ownerReferences": {"type": "array"},
+        "uid": {"type": "string"},
+        "resourceVersion": {"type": "string"},
+        "generation": {"type": "integer"},
+        "creationTimestamp": {},
+        "deletionTimestamp": {},
+        "deletionGracePeriodSeconds": {"type": "integer"},
+        "managedFields": {"type": "array"},
+        "selfLink": {"type": "string"},
+    },
+}
+# YAML 1.1 booleans that go-yaml v3 (kustomize) reads as strings: their type is unsure.
+_YAML11_BOOLS = frozenset(
+    {"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y",
+     "n", "N"}
+)
+
+
+_SCALARS = yaml.SafeLoader("")
+
+
+class _Any(str):
+    """A value whose final type this check cannot know (`${VAR}`); it matches any schema."""
+
+    __slots__ = ()
+
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class _Doc:
+    value: Any
+    lines: dict[Path, int]  # JSON path -> line of its key (or list item)
+
+
+def _convert(node: ynodes.Node, path: Path, lines: dict[Path, int], depth: int = 0) -> Any:
+    if depth > 200:
+        return _Any("")
+    if isinstance(node, ynodes.MappingNode):
+        out: dict[str, Any] = {}
+        for key, value in node.value:
+            if not isinstance(key, ynodes.ScalarNode):
+                continue
+            if key.value == "<<" and key.tag == "tag:yaml.org,2002:merge":
+                merged = _convert(value, path, lines, depth + 1)
+                if isinstance(merged, dict):
+                    for k, v in merged.items():
+                        out.setdefault(k, v)
+                continue
+            converted = _convert(value, (*path, key.value), lines, depth + 1)
+            # The API server drops a null of a field that is not nullable before it
+            # validates, and no Flux field is nullable.
+            if converted is None:
+                out.pop(key.value, None)
+                continue
+            out[key.value] = converted
+            lines[(*path, key.value)] = ys.line_of(key)
+        return out
+    if isinstance(node, ynodes.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = ys.line_of(item)
+            items.append(_convert(item, (*path, index), lines, depth + 1))
+        return items
+    assert isinstance(node, ynodes.ScalarNode)
+    value = node.value
+    if "${" in value or "{{" in value:
+        return _Any(value)
+    tag = node.tag
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        if node.style is None and value in _YAML11_BOOLS:
+            return _Any(value)
+        return value.lower() == "true"
+    if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        try:
+            return _SCALARS.construct_object(node)
+        except (ValueError, yaml.YAMLError):
+            return value
+    return value
+
+
+def _close(schema: Any) -> Any:
+    """The schema as the API server's typed apply reads it: an object with `properties`
+    accepts no other field unless `x-kubernetes-preserve-unknown-fields` is set."""
+    if isinstance(schema, list):
+        return [_close(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _close(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def _validator(schema_id: str) -> jsonschema.protocols.Validator:
+    schema = _close(fluxschemas.load(schema_id))
+    schema["properties"]["metadata"] = _METADATA
+    schema["properties"].pop("status", None)
+    # OpenAPI v3.0 schemas are JSON Schema draft 4 in what Kubernetes uses of them.
+    validator: jsonschema.protocols.Validator = jsonschema.Draft4Validator(schema)
+    return validator
+
+
+def _subschema(schema: Any, path: Path) -> Any:
+    """The schema of the field at `path`, or None when it does not declare it."""
+    for part in path:
+        if not isinstance(schema, dict):
+            return None
+        if isinstance(part, int):
+            schema = schema.get("items")
+        elif part in schema.get("properties", {}):
+            schema = schema["properties"][part]
+        elif isinstance(schema.get("additionalProperties"), dict):
+            schema = schema["additionalProperties"]
+        elif schema.get("x-kubernetes-preserve-unknown-fields"):
+            return {}
+        else:
+            return None
+    return schema
+
+
+def _dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "the object"
+
+
+def _pretty_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _newer_release_with(
+    api: str, kind: str, path: Path, after: tuple[int, int]
+) -> fluxschemas.FluxRelease | None:
+    for release in fluxschemas.releases():
+        if release.minor <= after:
+            continue
+        sid = release.kinds.get(api, {}).get(kind)
+        if sid is not None and _subschema(fluxschemas.load(sid), path) is not None:
+            return release
+    return None
+
+
+@dataclass
+class _Target:
+    path: str
+    doc: ys.Node
+    api: str
+    kind: str
+    patch: bool
+
+
+def _patch_files(repo: Snapshot) -> set[str]:
+    return {
+        e.target
+        for k in repo.kustomizations.values()
+        for e in k.entries
+        if e.target and e.field in _PATCH_FIELDS
+    }
+
+
+def _targets(repo: Snapshot) -> Iterator[_Target]:
+    patches: set[str] | None = None
+    for path in repo.paths:
+        if not path.endswith((".yaml", ".yml", ".json")):
+            continue
+        role = repo.chart_role(path)
+        if role is not None and role[1] == "templates":
+            continue
+        data = repo.data(path)
+        if not data or b"toolkit.fluxcd.io" not in data:
+            continue
+        consumers = repo.consumers.get(path, ())
+        if consumers and not any(c.how is ReadKind.RAW for c in consumers):
+            continue
+        # Template syntax that breaks the file is reported, once, by
+        # helm-template-in-raw-manifest; a file nothing here applies that holds it is
+        # likely a template for another tool. `{{ }}` in a HelmRelease's values is fine.
+        if b"{{" in data and (not consumers or repo.raw_template_actions(path)):
+            continue
+        if patches is None:
+            patches = _patch_files(repo)
+        for doc in repo.documents(path):
+            api = ys.scalar(ys.get(doc, "apiVersion")) or ""
+            kind = ys.scalar(ys.get(doc, "kind"))
+            if api.partition("/")[0] in GROUPS and kind:
+                yield _Target(path, doc, api, kind, path in patches)
+
+
+_PATCHING = re.compile(
+    rb"^[ \t]*(?:patches|patchesStrategicMerge|patchesJson6902|components|replacements)[ \t]*:",
+    re.M,
+)
+
+
+def may_be_patched(repo: Snapshot, path: str) -> bool:
+    """Whether a kustomization or the Flux Kustomization on the way from this file to the
+    cluster patches what it builds: a field missing here may be added there (home-ops
+    repositories set every HelmRelease's `interval` from the Flux Kustomization)."""
+    if not repo.consumers.get(path):
+        return True  # applied from outside the repository, by who knows what
+    seen = {path}
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        for c in repo.consumers.get(current, ()):
+            if c.source in seen:
+                continue
+            seen.add(c.source)
+            if _PATCHING.search(repo.data(c.source) or b""):
+                return True
+            # A parent Flux Kustomization's patches apply to the Kustomization object,
+            # not to what that one builds: stop at the first.
+            if not c.reader.is_flux_root:
+                stack.append(c.source)
+    return False
+
+
+def _known_kind(group: str, kind: str) -> bool:
+    return any(
+        kind in kinds
+        for release in fluxschemas.releases()
+        for api, kinds in release.kinds.items()
+        if api.partition("/")[0] == group
+    )
+
+
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def _version_priority(version: str) -> tuple[int, int, int]:
+    """Kubernetes API version order: v2 > v2beta2 > v2beta1 > v1 > v1beta1 > v1alpha1."""
+    m = _KUBE_VERSION.match(version)
+    if m is None:
+        return (0, 0, 0)
+    stage = {"alpha": 0, "beta": 1, None: 2}[m[2]]
+    return (int(m[1]), stage, int(m[3] or 0))
+
+
+def _served_hint(target: _Target, version: FluxVersion) -> str:
+    group = target.api.partition("/")[0]
+    served = sorted(
+        (
+            api.partition("/")[2]
+            for api, kinds in version.release.kinds.items()
+            if api.partition("/")[0] == group and target.kind in kinds
+        ),
+        key=_version_priority,
+    )
+    return f"; use {group}/{served[-1]} (see `flux migrate`)" if served else ""
+
+
+def _api_problem(target: _Target, version: FluxVersion) -> str | None:
+    release = version.release
+    if target.kind in release.kinds.get(target.api, {}):
+        return None
+    group = target.api.partition("/")[0]
+    served = sorted(
+        (
+            api.partition("/")[2]
+            for api, kinds in release.kinds.items()
+            if api.partition("/")[0] == group and target.kind in kinds
+        ),
+        key=_version_priority,
+    )
+    history = [r for r in fluxschemas.releases() if target.kind in r.kinds.get(target.api, {})]
+    if history and history[0].minor > release.minor:
+        when = f"it was added in Flux {history[0].label}; this cluster runs {release.label}"
+    elif history:
+        removed = next(
+            (r for r in fluxschemas.releases() if r.minor > history[-1].minor), None
+        )
+        when = f"it was removed in Flux {removed.label}" if removed else "it is not served"
+    else:
+        when = "no Flux release serves it"
+    hint = _served_hint(target, version) if "removed" in when else (
+        f"; use {group}/{served[-1]}" if served else ""
+    )
+    return (
+        f"`{target.api}` {target.kind} is not served by {version.describe()}: {when}{hint}. "
+        "Flux cannot apply this object."
+    )
+
+
+def _error_findings(
+    ctx: Context, target: _Target, version: FluxVersion, converted: _Doc, schema_id: str
+) -> Iterator[Finding]:
+    validator = _validator(schema_id)
+    seen: set[tuple[int, str]] = set()
+    where = f"{target.kind} in {version.describe()}"
+    errors = list(validator.iter_errors(converted.value))
+    # A typo'd field is also a missing one: `intervall` is reported once, as the typo.
+    meant: set[tuple[Path, str]] = set()
+    for error in errors:
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = list(error.schema.get("properties", {})) if isinstance(
+                error.schema, dict) else []
+            for key in error.instance:
+                guess = _guess(key, known) if key not in known else None
+                if guess:
+                    meant.add((tuple(error.absolute_path), guess))
+    for error in errors:
+        path: Path = tuple(error.absolute_path)
+        if any(isinstance(p, str) and "${" in p for p in path):
+            continue
+        if isinstance(error.instance, _Any):
+            continue
+        if kind_enum_is_extended(target, path, error.validator):
+            continue
+        line = converted.lines.get(path, ys.line_of(target.doc))
+        kind = error.validator
+        if kind == "additionalProperties":
+            schema = error.schema if isinstance(error.schema, dict) else {}
+            known = list(schema.get("properties", {}))
+            instance = error.instance if isinstance(error.instance, dict) else {}
+            for key in instance:
+                if key in known or "${" in key or (target.patch and key.startswith("$")):
+                    continue
+                full = (*path, key)
+                kline = converted.lines.get(full, line)
+                newer = _newer_release_with(target.api, target.kind, full, version.minor)
+                if newer is not None:
+                    message = (
+                        f"`{_dotted(full)}` was added in Flux {newer.label}; this cluster runs "
+                        f"{version.release.label} ({version.reason}), whose {target.kind} "
+                        "schema does not declare it: the API server refuses the object "
+                        "(field not declared in schema) and the Kustomization applying it "
+                        "fails."
+                    )
+                else:
+                    message = (
+                        f"`{_dotted(full)}` is not a field of {where}: the API server refuses "
+                        "the object (field not declared in schema) and the Kustomization "
+                        "applying it fails."
+                    )
+                    guess = _guess(key, known)
+                    if guess:
+                        message += f" Did you mean `{guess}`?"
+                if (kline, message) not in seen:
+                    seen.add((kline, message))
+                    yield ctx.finding(ID, SEVERITY, target.path, kline, message)
+            continue
+        if kind == "required":
+            if target.patch or may_be_patched(ctx.repo, target.path):
+                continue
+            missing = error.message.split("'")[1] if error.message.count("'") >= 2 else ""
+            if (path, missing) in meant:
+                continue
+            message = f"`{_dotted(path)}` lacks a required field of {where}: {error.message}."
+        elif kind == "type":
+            message = (
+                f"`{_dotted(path)}` must be {error.validator_value}, not "
+                f"{_pretty_type(error.instance)}, in {where}."
+            )
+        elif kind == "enum":
+            allowed = ", ".join(str(v) for v in list(error.validator_value))  # type: ignore[arg-type]
+            message = (
+                f"`{_dotted(path)}` is {error.instance!r}; {where} accepts one of: {allowed}."
+            )
+        elif kind == "pattern":
+            message = (
+                f"`{_dotted(path)}` {error.instance!r} does not match the pattern "
+                f"`{error.validator_value}` of {where}."
+            )
+        else:
+            message = f"`{_dotted(path)}`: {error.message} ({kind} in {where})."
+        message += " Flux cannot apply this object."
+        if (line, message) not in seen:
+            seen.add((line, message))
+            yield ctx.finding(ID, SEVERITY, target.path, line, message)
+
+
+def kind_enum_is_extended(target: _Target, path: Path, validator: object) -> bool:
+    """The enums of the kinds an Alert or Receiver may name are there to be extended:
+    the Flux Operator adds FluxInstance and ResourceSet to the installed CRDs, and
+    third-party controllers document a patch that adds theirs."""
+    return (
+        validator == "enum"
+        and target.api.startswith("notification.toolkit.fluxcd.io/")
+        and len(path) == 4
+        and path[1] in ("eventSources", "resources")
+        and path[3] == "kind"
+    )
+
+
+def _guess(key: str, known: list[str]) -> str | None:
+    lowered = {k.lower(): k for k in known}
+    if key.lower() in lowered:
+        return lowered[key.lower()]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _first_serving(target: _Target) -> fluxschemas.FluxRelease | None:
+    for release in fluxschemas.releases():
+        if target.kind in release.kinds.get(target.api, {}):
+            return release
+    return None
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    targets = [
+        t for t in _targets(repo) if _known_kind(t.api.partition("/")[0], t.kind)
+    ]
+    # A working repository only uses apiVersions its clusters serve: when nothing says
+    # which Flux a cluster runs, the newest release that first served an apiVersion used
+    # beside this object (same file, or applied by the same Flux Kustomization, so on
+    # the same cluster) is a floor for it.
+    appliers: dict[str, frozenset[str]] = {}
+    for t in targets:
+        if t.path not in appliers:
+            appliers[t.path] = frozenset(
+                {t.path} | {o.path + "#" + o.name for o in repo.flux_kustomizations_applying(
+                    t.path)}
+            )
+    firsts = [(appliers[t.path], _first_serving(t)) for t in targets if not t.patch]
+
+    def floor_of(target: _Target) -> fluxschemas.FluxRelease | None:
+        mine = appliers[target.path]
+        candidates = [r for group, r in firsts if r is not None and group & mine]
+        return max(candidates, key=lambda r: r.minor, default=None)
+
+    for target in targets:
+        version = flux_version(repo, target.path)
+        api_problem = _api_problem(target, version)
+        if api_problem is not None:
+            node = ys.get(target.doc, "apiVersion")
+            line = ys.line_of(node) if node is not None else ys.line_of(target.doc)
+            serving = [
+                r for r in fluxschemas.releases() if target.kind in r.kinds.get(target.api, {})
+            ]
+            floor = floor_of(target) if serving and not version.detected else None
+            removed_by_floor = floor is not None and floor.minor > serving[-1].minor
+            if version.detected or not serving:
+                yield ctx.finding(ID, SEVERITY, target.path, line, api_problem)
+                continue
+            if removed_by_floor and floor is not None:
+                yield ctx.finding(
+                    ID,
+                    SEVERITY,
+                    target.path,
+                    line,
+                    api_problem.replace(
+                        version.describe(),
+                        f"the Flux the cluster runs (at least {floor.label}, the first release "
+                        "that serves an apiVersion applied beside it)",
+                    ),
+                )
+                continue
+            # Nothing says which Flux the cluster runs, and an older one may well serve
+            # this apiVersion: a warning. The object is checked against the newest
+            # release that serves its apiVersion.
+            removed = next(r for r in fluxschemas.releases() if r.minor > serving[-1].minor)
+            yield ctx.finding(
+                ID,
+                Severity.WARNING,
+                target.path,
+                line,
+                f"`{target.api}` {target.kind} is served up to Flux {serving[-1].label} "
+                f"only: Flux {removed.label} and later cannot apply this object"
+                + _served_hint(target, version)
+                + ". Nothing here says which Flux the clusters run (no gotk-components.yaml "
+                "or FluxInstance); set `flux_version` in the flux-review config to check "
+                "against it.",
+            )
+            version = FluxVersion(
+                serving[-1],
+                serving[-1].release,
+                f"the newest release that serves {target.api}",
+                False,
+            )
+        lines: dict[Path, int] = {}
+        value = _convert(target.doc, (), lines)
+        if not isinstance(value, dict):
+            continue
+        value.pop("status", None)
+        schema_id = version.release.kinds[target.api][target.kind]
+        yield from _error_findings(ctx, target, version, _Doc(value, lines), schema_id)
