@@ -82,3 +82,15 @@ def test_the_check_run_summary_names_the_clusters_first() -> None:
                              impact=result.impact)
     assert summary.startswith("#### Clusters this change reaches")
     assert "**clusters/staging**" in summary and "clusters/prod" not in summary
+
+
+def test_a_build_the_change_makes_unreadable_removes_nothing_it_says_why() -> None:
+    base = two_clusters()
+    head = dict(base, **{"apps/base/settings.yaml": "data: [unclosed\n"})
+    result = analyze(tree(head), tree(base))
+    assert result.impact is not None
+    for cluster in result.impact:
+        [k] = cluster.kustomizations
+        assert k.removed == [] and k.unknown == ["apps/base/settings.yaml does not parse"]
+    assert "not fully known (apps/base/settings.yaml does not parse)" in "\n".join(
+        impact_lines(result.impact))

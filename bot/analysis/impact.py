@@ -61,6 +61,11 @@ def _unknown(builds: Iterable[FluxBuild]) -> dict[str, list[str]]:
     return {fb.label: list(dict.fromkeys(fb.build.unknown)) for fb in builds if not fb.known}
 
 
+def _about(reason: str, paths: set[str]) -> bool:
+    """Whether an inventory's reason ("apps/x.yaml does not parse") names one of `paths`."""
+    return reason.split(" ", 1)[0] in paths
+
+
 def _text(repo: Snapshot, applied: Applied) -> str | None:
     """The text of the document (or generator entry) that defines the object."""
     node = applied.node(repo)
@@ -91,9 +96,12 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
         impacts = []
         for label in sorted(set(old) | set(new)):
             o, n = old.get(label, {}), new.get(label, {})
-            k = KustomizationImpact(label, unknown=unknown.get(label, []))
+            # What cannot be known is said only where the change is the reason.
+            k = KustomizationImpact(
+                label, unknown=[r for r in unknown.get(label, []) if _about(r, touched)]
+            )
             k.added = sorted(str(n[key].id) for key in n.keys() - o.keys())
-            if not k.unknown:
+            if label not in unknown:
                 k.removed = sorted(str(o[key].id) for key in o.keys() - n.keys())
             for key in sorted(n.keys() & o.keys(), key=str):
                 a, b = o[key], n[key]
