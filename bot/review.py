@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,7 +49,12 @@ from bot.report.checkrun import (
     render_rule_docs,
     render_summary,
 )
-from bot.report.review import plan_comments, posted_fingerprints, publish_review
+from bot.report.review import (
+    InlineComment,
+    plan_comments,
+    posted_fingerprints,
+    publish_review,
+)
 
 Log = logging.LoggerAdapter[logging.Logger]
 # Completing a failed check run gets its own time, outside the review's limit.
@@ -58,7 +63,11 @@ CONCLUDE_TIMEOUT = 30.0
 
 class _ContextAdapter(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"{self.extra['prefix'] if self.extra else ''} {msg}", kwargs
+        extra = dict(self.extra or {})
+        prefix = extra.pop("prefix", "")
+        # The fields also go on the record, for LOG_FORMAT=json.
+        kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
+        return f"{prefix} {msg}", kwargs
 
 
 def context_log(
@@ -71,7 +80,15 @@ def context_log(
         if number is not None:
             prefix += f"#{number}"
     # The prefix becomes part of the format string: a `%` in it must stay a `%`.
-    return _ContextAdapter(logger, {"prefix": (prefix + "]").replace("%", "%%")})
+    return _ContextAdapter(
+        logger,
+        {
+            "prefix": (prefix + "]").replace("%", "%%"),
+            "delivery": delivery,
+            "repository": repo,
+            "pr": number,
+        },
+    )
 
 
 class ClientFactory(Protocol):
@@ -101,6 +118,19 @@ def _analyze(
     return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
 
 
+class Claims(Protocol):
+    """Names claimed once across every process of the App (Redis when it is shared)."""
+
+    async def claim_once(self, name: str, ttl: float) -> bool: ...
+
+    async def release(self, name: str) -> None: ...
+
+
+# How long a posted comment's claim is kept; the comments' hidden fingerprints on GitHub
+# keep them from being posted again after that.
+COMMENT_CLAIM_TTL = 7 * 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class ReviewServices:
     github: ClientFactory
@@ -108,6 +138,7 @@ class ReviewServices:
     timeout: float = 120.0
     docs_url: str = ""
     analyzer: Analyzer = field(default=_analyze)
+    claims: Claims | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +151,11 @@ class ReviewRequest:
     # The head SHA the triggering event named, when it named one: if the review fails before
     # it has read the PR, its failure is reported on this commit.
     revision: str | None = None
+    # Check runs (head SHA, id) an earlier attempt created and never completed (its worker
+    # was killed): the one on the head is taken over, the others are concluded.
+    adopt: tuple[tuple[str, int], ...] = ()
+    # Told of each check run as soon as GitHub created it, for whoever retries the job.
+    on_check_run: Callable[[str, int], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -225,6 +261,13 @@ async def review_pull_request(
             elif pr.state != "open":
                 log.info("not reviewed: the pull request is %s", pr.state)
                 result = ReviewResult("not_run")
+            elif (adopted := _adoptable(request, pr.head_sha)) is not None:
+                # The run a killed worker left in progress on this head: this review
+                # completes it, instead of adding a second run beside it.
+                check = CheckRun(gh, request.repo, adopted, pr.head_sha, log)
+                log.info("taking over check run %d left in progress on %s", adopted,
+                         pr.head_sha[:12])
+                result = await _review(services, gh, request, data, pr, check, log)
             else:
                 creating = asyncio.ensure_future(
                     CheckRun.create(
@@ -239,6 +282,8 @@ async def review_pull_request(
                     # good. Wait for GitHub's answer so that the run gets concluded.
                     check = await _created_anyway(creating, log)
                     raise
+                if request.on_check_run is not None:
+                    await request.on_check_run(check.head_sha, check.id)
                 result = await _review(services, gh, request, data, pr, check, log)
     except InstallationGone as exc:
         log.warning("not reviewed: %s", exc)
@@ -279,10 +324,40 @@ async def review_pull_request(
             await _to_the_end(
                 _create_failed(gh, request, request.revision, reason, log, conclusion, title)
             )
+        orphans = [
+            (sha, run_id) for sha, run_id in request.adopt if check is None or run_id != check.id
+        ]
+        if orphans:
+            await _to_the_end(_conclude_orphans(gh, request, orphans, log))
         result.duration = time.monotonic() - started
         if check is not None:
             result.head_sha = check.head_sha
     return result
+
+
+ORPHAN_REASON = (
+    "flux-review was restarted while it reviewed this commit, and the pull request has moved "
+    "on (a newer commit, or it was closed) since."
+)
+
+
+def _adoptable(request: ReviewRequest, head_sha: str) -> int | None:
+    for sha, run_id in reversed(request.adopt):
+        if sha == head_sha:
+            return run_id
+    return None
+
+
+async def _conclude_orphans(
+    gh: GitHubClient, request: ReviewRequest, orphans: Sequence[tuple[str, int]], log: Log
+) -> None:
+    """Complete the runs an earlier attempt left in progress that this review did not take
+    over: a run left in progress blocks a required check for good."""
+    for sha, run_id in dict.fromkeys(orphans):
+        run = CheckRun(gh, request.repo, run_id, sha, log)
+        await _conclude_failed(
+            run, ORPHAN_REASON, log, "cancelled", "flux-review restarted: not reviewed"
+        )
 
 
 async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> CheckRun | None:
@@ -500,6 +575,40 @@ async def _comment(
 ) -> int:
     posted = await posted_fingerprints(gh, request.repo, request.number)
     comments = plan_comments(findings, patches, posted, services.docs_url)
+    claimed: list[str] = []
+    if comments and services.claims is not None:
+        # Two replicas reviewing the same head both find none of these posted yet; the
+        # claim, atomic in Redis, lets exactly one of them post each comment.
+        kept = []
+        pull = f"{request.repo.full_name.lower()}#{request.number}"
+        for comment in comments:
+            name = f"comment:{pull}:{comment.fingerprint}"
+            if await services.claims.claim_once(name, COMMENT_CLAIM_TTL):
+                kept.append(comment)
+                claimed.append(name)
+        if len(kept) < len(comments):
+            log.info("%d comments are being posted by another review", len(comments) - len(kept))
+        comments = kept
+    try:
+        return await _post_comments(services, gh, request, head_sha, findings, comments, log)
+    except BaseException:
+        # Not posted: the next review may post them.
+        if services.claims is not None:
+            for name in claimed:
+                with contextlib.suppress(Exception):
+                    await services.claims.release(name)
+        raise
+
+
+async def _post_comments(
+    services: ReviewServices,
+    gh: GitHubClient,
+    request: ReviewRequest,
+    head_sha: str,
+    findings: Sequence[Finding],
+    comments: Sequence[InlineComment],
+    log: Log,
+) -> int:
     if not comments:
         log.info("no new inline comments (all posted before, or outside the diff)")
         return 0

@@ -12,14 +12,16 @@ import hmac
 import json
 import logging
 import re
+import time
 import urllib.parse
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from gidgethub import sansio
+from redis.exceptions import RedisError
 
-from bot.queue import QueueClosed, QueueFull, Submitted
+from bot.queue import QueueClosed, QueueFull, QueueUnavailable, Submitted
 from bot.review import context_log
 from bot.server.events import EventContext, router
 from bot.server.state import SERVICE, BodyBudget, BodyReads
@@ -148,7 +150,24 @@ def _answer(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
+def _unavailable(message: str) -> web.Response:
+    response = _answer(503, message)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 async def handle_webhook(request: web.Request) -> web.Response:
+    started = time.monotonic()
+    try:
+        return await _handle_webhook(request)
+    finally:
+        request.app[SERVICE].metrics.ack(time.monotonic() - started)
+
+
+REDIS_DOWN = "flux-review cannot reach its queue (Redis): redeliver this delivery once it is back"
+
+
+async def _handle_webhook(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     metrics = service.metrics
     settings = service.settings
@@ -196,10 +215,24 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
     # GitHub keeps the delivery id on a redelivery; one that was accepted already is a
     # duplicate. A delivery refused with 503 is not remembered, so its redelivery runs.
+    shared = service.shared
     if delivery in service.deliveries:
         metrics.delivery(event_name, "duplicate")
         dlog.info("%s: duplicate delivery ignored", event_name)
         return _answer(202, "duplicate delivery")
+    if shared is not None:
+        # Claimed in Redis before anything is queued: a delivery given to two replicas
+        # (or redelivered while the first is being handled) is queued once.
+        try:
+            fresh = await shared.claim_delivery(delivery)
+        except (RedisError, OSError) as exc:
+            metrics.delivery(event_name, "unavailable")
+            dlog.error("%s: refused, Redis unreachable (%s)", event_name, type(exc).__name__)
+            return _unavailable(REDIS_DOWN)
+        if not fresh:
+            metrics.delivery(event_name, "duplicate")
+            dlog.info("%s: duplicate delivery ignored", event_name)
+            return _answer(202, "duplicate delivery")
 
     event = sansio.Event(data, event=event_name, delivery_id=delivery)
     ctx = EventContext(
@@ -207,30 +240,48 @@ async def handle_webhook(request: web.Request) -> web.Response:
     )
     try:
         await router.dispatch(event, ctx)
-    except QueueClosed:
-        # Only a request already being handled when the listener closed gets here; later
-        # ones are refused at the connection. Accepting it now could not promise a review;
-        # a failed delivery can be redelivered from the App's settings once it is back.
-        metrics.delivery(event_name, "shutting_down")
-        dlog.warning("%s: refused, shutting down", event_name)
-        response = _answer(503, SHUTTING_DOWN)
-        response.headers["Retry-After"] = "60"
-        return response
-    except QueueFull as exc:
-        metrics.delivery(event_name, "queue_full")
-        dlog.warning("%s: refused, queue full (%s)", event_name, exc)
-        response = _answer(
-            503, "the review queue is full: redeliver this delivery once it has drained"
-        )
-        response.headers["Retry-After"] = "60"
-        return response
-    except (LookupError, TypeError, ValueError, AttributeError) as exc:
-        # A payload without the fields its event always has, or with the wrong types.
-        metrics.delivery(event_name, "bad_request")
-        dlog.warning("%s: malformed payload (%s: %s)", event_name, type(exc).__name__, exc)
-        return _answer(400, "malformed payload")
+    except BaseException:
+        if shared is not None:
+            # Refused (or cut short): its redelivery must be taken.
+            await shared.forget_delivery(delivery)
+        try:
+            raise
+        except QueueUnavailable as exc:
+            metrics.delivery(event_name, "unavailable")
+            dlog.error("%s: refused, %s", event_name, exc)
+            return _unavailable(REDIS_DOWN)
+        except QueueClosed:
+            # Only a request already being handled when the listener closed gets here; later
+            # ones are refused at the connection. Accepting it now could not promise a review;
+            # a failed delivery can be redelivered from the App's settings once it is back.
+            metrics.delivery(event_name, "shutting_down")
+            dlog.warning("%s: refused, shutting down", event_name)
+            response = _answer(503, SHUTTING_DOWN)
+            response.headers["Retry-After"] = "60"
+            return response
+        except QueueFull as exc:
+            metrics.delivery(event_name, "queue_full")
+            dlog.warning("%s: refused, queue full (%s)", event_name, exc)
+            response = _answer(
+                503, "the review queue is full: redeliver this delivery once it has drained"
+            )
+            response.headers["Retry-After"] = "60"
+            return response
+        except (LookupError, TypeError, ValueError, AttributeError) as exc:
+            # A payload without the fields its event always has, or with the wrong types.
+            metrics.delivery(event_name, "bad_request")
+            dlog.warning("%s: malformed payload (%s: %s)", event_name, type(exc).__name__, exc)
+            return _answer(400, "malformed payload")
 
-    service.deliveries[delivery] = True
+    if shared is not None:
+        try:
+            await shared.confirm_delivery(delivery)
+        except (RedisError, OSError) as exc:
+            # The jobs are queued; only the dedupe claim stays short-lived.
+            dlog.warning("could not keep delivery %s for dedupe (%s)", delivery,
+                         type(exc).__name__)
+    else:
+        service.deliveries[delivery] = True
     if not ctx.outcomes:
         outcome = "ignored"
     elif any(o is Submitted.QUEUED for o in ctx.outcomes):
