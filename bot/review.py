@@ -27,11 +27,13 @@ from bot.analysis import (
     Finding,
     Tree,
     analyze,
+    parse_config,
 )
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
 from bot.github.repo import (
     SHA,
+    FetchedTree,
     RepoRef,
     TreeStore,
     fetch_config,
@@ -212,6 +214,7 @@ class _Pull:
     base_sha: str
     default_branch: str
     draft: bool
+    base_ref: str = ""
     # Where this repository is cloned from: a Flux GitRepository with one of these URLs is
     # this repository, even when it is not the bootstrap `flux-system` one.
     urls: tuple[str, ...] = ()
@@ -236,7 +239,16 @@ def _pull_of(pr: Any, number: int) -> _Pull:
         u for key in ("clone_url", "ssh_url", "html_url")
         if isinstance(base_repo, dict) and isinstance(u := base_repo.get(key), str)
     )
-    return _Pull(state, head_sha, base_sha, branch, bool(pr.get("draft")), urls)
+    base_ref = pr["base"].get("ref")
+    return _Pull(
+        state,
+        head_sha,
+        base_sha,
+        branch,
+        bool(pr.get("draft")),
+        base_ref if isinstance(base_ref, str) else "",
+        urls,
+    )
 
 
 async def review_pull_request(
@@ -451,24 +463,15 @@ async def _review(
     # The config comes from the default branch, not the PR: a PR must not be able to
     # switch off its own review.
     default_branch = pr.default_branch
+    config: Config | None = None
     try:
-        config = await fetch_config(gh, repo, default_branch)
+        if pr.draft:
+            # Whether a draft is reviewed at all is the config's to say: read it first.
+            config = await fetch_config(gh, repo, default_branch)
     except ConfigError as exc:
-        log.info("invalid config on %s: %s", default_branch, exc)
-        await check.complete(
-            "failure",
-            CheckOutput(
-                title=f"Invalid {CONFIG_PATH}",
-                summary=(
-                    f"The repository config on `{default_branch}` could not be used, so nothing "
-                    f"was reviewed:\n\n```\n{exc}\n```\n\nFix `{CONFIG_PATH}` on `{default_branch}`"
-                    ", then comment `/flux-review recheck` on this pull request."
-                ),
-            ),
-        )
-        return ReviewResult("config_error", head_sha=head_sha)
+        return await _config_error(check, default_branch, exc, head_sha, log)
 
-    if pr.draft and not config.review_drafts:
+    if config is not None and pr.draft and not config.review_drafts:
         await check.complete(
             "skipped",
             CheckOutput(
@@ -487,6 +490,13 @@ async def _review(
     compared_with, merge_note = await _merge_base(services, gh, repo, pr, log)
     head = await services.trees.fetch(gh, repo, head_sha)
     base = await services.trees.fetch(gh, repo, compared_with)
+    try:
+        if config is None:
+            config = _config_in(base, pr, compared_with)
+        if config is None:
+            config = await fetch_config(gh, repo, default_branch)
+    except ConfigError as exc:
+        return await _config_error(check, default_branch, exc, head_sha, log)
     notes = list(dict.fromkeys(head.notes + base.notes + merge_note))
     # The analysis runs in a thread that a timeout or a shutdown cannot kill: they cancel
     # this await, and `cancel` makes the thread stop at its next file or rule (whatever it
@@ -530,6 +540,45 @@ async def _review(
     return ReviewResult(
         conclusion, findings=len(findings), comments=comments_posted, head_sha=head_sha
     )
+
+
+def _config_in(base: FetchedTree, pr: _Pull, compared_with: str) -> Config | None:
+    """The config from the base tree when that tree is the default branch's tip (a PR into
+    the default branch, up to date with it: most of them), saving a call; None when the
+    contents API has to be asked. Raises ConfigError like `fetch_config`."""
+    if not (
+        base.complete and pr.base_ref == pr.default_branch and compared_with == pr.base_sha
+    ):
+        return None
+    raw = base.tree.read(CONFIG_PATH)
+    if raw is None:
+        return Config()
+    if len(raw) > CONFIG_API_LIMIT:
+        # What the contents API would refuse to hand over is refused here too.
+        raise ConfigError(f"{CONFIG_PATH}: too large to read (over 1 MB)")
+    return parse_config(raw, source=CONFIG_PATH)
+
+
+# The contents API leaves out the content of files over 1 MB.
+CONFIG_API_LIMIT = 1024 * 1024
+
+
+async def _config_error(
+    check: CheckRun, default_branch: str, exc: ConfigError, head_sha: str, log: Log
+) -> ReviewResult:
+    log.info("invalid config on %s: %s", default_branch, exc)
+    await check.complete(
+        "failure",
+        CheckOutput(
+            title=f"Invalid {CONFIG_PATH}",
+            summary=(
+                f"The repository config on `{default_branch}` could not be used, so nothing "
+                f"was reviewed:\n\n```\n{exc}\n```\n\nFix `{CONFIG_PATH}` on `{default_branch}`"
+                ", then comment `/flux-review recheck` on this pull request."
+            ),
+        ),
+    )
+    return ReviewResult("config_error", head_sha=head_sha)
 
 
 async def _merge_base(
@@ -612,23 +661,11 @@ async def _post_comments(
     if not comments:
         log.info("no new inline comments (all posted before, or outside the diff)")
         return 0
-    # A push during the review (a force-push, most often) makes these line numbers wrong
-    # for the new head; that head has its own event and gets its own review.
-    now = _pull_of(
-        await gh.getitem(
-            "/repos/{owner}/{repo}/pulls/{pull_number}",
-            request.repo.vars(pull_number=request.number),
-        ),
-        request.number,
-    )
-    if now.state != "open" or now.head_sha != head_sha:
-        log.info(
-            "no inline comments: the pull request moved from %s to %s (%s) during the review",
-            head_sha[:12],
-            now.head_sha[:12],
-            now.state,
-        )
-        return 0
+    # The review is posted on the commit reviewed (`commit_id`), not on whatever the head is
+    # now, without reading the PR again: after a push during the review GitHub shows the
+    # comments on that earlier commit (outdated where the lines changed), and after a
+    # force-push it refuses them (422: not part of the pull request) and none is posted.
+    # The new head has its own event and its own review.
     outcome = await publish_review(
         gh,
         request.repo,
