@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+# The default bound of the queue in Redis (REVIEW_QUEUE_SIZE unset).
+SHARED_QUEUE_SIZE = 10_000
 # Below this a shutdown has no time left to conclude a check run.
 MIN_SHUTDOWN_GRACE = 2.0
 
@@ -149,6 +151,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             # Never echo the URL: it may carry a password.
             raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         values["redis_url"] = redis_url
+        if not get("REVIEW_QUEUE_SIZE"):
+            # Redis holds far more than a process's memory should: one job per PR.
+            values["queue_size"] = SHARED_QUEUE_SIZE
     if get("REDIS_PREFIX"):
         values["redis_prefix"] = get("REDIS_PREFIX")
 
