@@ -59,6 +59,8 @@ WEBHOOKS_FILE = "package/api.github.com/index.json"
 # means adding it here and re-running this script, otherwise the fake rejects it as unknown.
 OPERATIONS: list[tuple[str, str]] = [
     ("post", "/app/installations/{installation_id}/access_tokens"),
+    # `python -m bot register`: the manifest flow's code, exchanged for the credentials.
+    ("post", "/app-manifests/{code}/conversions"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/files"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/comments"),

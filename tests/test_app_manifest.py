@@ -94,5 +94,8 @@ def test_manifest_shape() -> None:
     assert isinstance(MANIFEST["public"], bool)
 
 
-def test_procfile_runs_the_server() -> None:
-    assert (ROOT / "Procfile").read_text().strip() == "web: python -m bot serve"
+def test_procfile_runs_the_server_and_the_workers() -> None:
+    assert (ROOT / "Procfile").read_text().splitlines() == [
+        "web: python -m bot serve",
+        "worker: python -m bot worker",
+    ]

@@ -66,6 +66,8 @@ def write_env(path: Path, app: dict[str, Any]) -> None:
                 keep.append(line)
     text = "".join(line + "\n" for line in keep) + env_lines(app)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # An existing file keeps its mode on open: narrow it before the key is written.
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
 
