@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,9 +23,13 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
 
+from bot.review import context_log
+from bot.server import create_app
 from bot.server.jobs import ReviewJob, encode_job
 from bot.server.redisqueue import Claimed, RedisQueue
+from bot.settings import JsonFormatter, Settings
 from tests.fakegithub import FakeGitHub, GitRepo
 from tests.fakegithub.server import CheckRun
 from tests.redis_server import RedisServer
@@ -399,3 +406,107 @@ def _repo(fake: FakeGitHub) -> Any:
 
     owner, name = fake.full_name.split("/")
     return RepoRef(owner, name)
+
+
+# -- operations --------------------------------------------------------------------------
+
+
+async def get_json(url: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status, await resp.json()
+
+
+async def get_text(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return await resp.text()
+
+
+def metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    assert found is not None, f"{name} not in\n{text}"
+    return float(found.group(1))
+
+
+async def test_readyz_and_metrics_of_a_web_and_a_worker_process(
+    fake_github: FakeGitHub, git_repo: GitRepo, github_app_key: str, redis_server: RedisServer
+) -> None:
+    incident_repo(git_repo)
+    fake_github.add_pull("feature")
+    settings = Settings(
+        app_id=fake_github.app_id,
+        private_key=github_app_key,
+        webhook_secret=SECRET,
+        github_api_url=fake_github.url,
+        write_interval=0.0,
+        shutdown_grace=2.0,
+        redis_url=redis_server.url,
+        redis_prefix=redis_server.prefix,
+        job_lease=1.0,
+    )
+    web = TestServer(create_app(settings, role="web"), host="127.0.0.1")
+    worker = TestServer(create_app(settings, role="worker"), host="127.0.0.1")
+    await web.start_server()
+    try:
+        web_url = str(web.make_url("")).rstrip("/")
+        status, body = await get_json(web_url + "/readyz")
+        assert status == 503 and body["checks"]["redis"] == "ok"
+        assert any("no worker" in p for p in body["problems"])
+        await worker.start_server()
+        worker_url = str(worker.make_url("")).rstrip("/")
+        # The worker answers no webhooks.
+        refused = await fake_github.deliver(worker_url, "pull_request.opened", SECRET)
+        assert refused.status in (404, 405)
+
+        async def ready() -> bool:
+            return (await get_json(web_url + "/readyz"))[0] == 200
+
+        await until(ready, 10, "the web process to see the worker")
+        answer = await fake_github.deliver(web_url, "pull_request.opened", SECRET)
+        assert answer.status == 202
+        await until(
+            lambda: [r for r in fake_github.check_runs_named() if r.status == "completed"], 30
+        )
+        status, body = await get_json(worker_url + "/readyz")
+        assert status == 200 and body["checks"]["github"] == "ok", body
+        status, body = await get_json(web_url + "/readyz")
+        assert status == 200 and body["checks"]["workers_alive"] == 1
+
+        web_metrics = await get_text(web_url + "/metrics")
+        assert metric(web_metrics, "flux_review_webhook_ack_seconds_count") == 1
+        assert metric(web_metrics, "flux_review_shared_queue_depth") == 0
+        assert metric(web_metrics, "flux_review_workers_alive") == 1
+        assert 'flux_review_shared_reviews_total{conclusion="failure"} 1.0' in web_metrics
+        # The web process made no GitHub call: the worker did the review.
+        assert "flux_review_github_request_seconds_count" not in web_metrics
+        worker_metrics = await get_text(worker_url + "/metrics")
+        assert metric(worker_metrics, 'flux_review_github_request_seconds_count{method="GET"}') > 0
+        assert 'flux_review_reviews_total{conclusion="failure"} 1.0' in worker_metrics
+    finally:
+        await worker.close()
+        await web.close()
+
+
+def test_json_logs_are_one_object_per_line_with_the_review_context() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.jsonlog")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        jlog = context_log(logger, delivery="d-1", repo="octo-org/gitops", number=7)
+        jlog.info("review finished: %s", "failure", extra={"head": "a" * 40, "duration": 1.5})
+        try:
+            raise ValueError("boom\nsecond line")
+        except ValueError:
+            jlog.exception("it broke")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["message"].endswith("review finished: failure")
+    assert (first["delivery"], first["repository"], first["pr"]) == ("d-1", "octo-org/gitops", 7)
+    assert (first["head"], first["duration"], first["level"]) == ("a" * 40, 1.5, "INFO")
+    assert second["level"] == "ERROR" and "ValueError: boom" in second["exception"]
