@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ from bot.github.repo import (
 )
 from bot.github.tarball import SnapshotError, SnapshotTooLarge
 from bot.report.checkrun import (
+    CHECK_NAME,
     CheckOutput,
     CheckRun,
     annotation_batches,
@@ -158,6 +160,9 @@ class ReviewRequest:
     adopt: tuple[tuple[str, int], ...] = ()
     # Told of each check run as soon as GitHub created it, for whoever retries the job.
     on_check_run: Callable[[str, int], Awaitable[None]] | None = None
+    # An earlier attempt's worker died: it may have created a check run it had no time to
+    # note, which GitHub is asked for.
+    retried: bool = False
 
 
 @dataclass
@@ -273,29 +278,37 @@ async def review_pull_request(
             elif pr.state != "open":
                 log.info("not reviewed: the pull request is %s", pr.state)
                 result = ReviewResult("not_run")
-            elif (adopted := _adoptable(request, pr.head_sha)) is not None:
-                # The run a killed worker left in progress on this head: this review
-                # completes it, instead of adding a second run beside it.
-                check = CheckRun(gh, request.repo, adopted, pr.head_sha, log)
-                log.info("taking over check run %d left in progress on %s", adopted,
-                         pr.head_sha[:12])
-                result = await _review(services, gh, request, data, pr, check, log)
             else:
-                creating = asyncio.ensure_future(
-                    CheckRun.create(
-                        gh, request.repo, pr.head_sha, external_id=request.delivery_id, log=log
+                if request.retried:
+                    found = await _left_in_progress(gh, request, pr.head_sha, log)
+                    request = dataclasses.replace(request, adopt=(*request.adopt, *found))
+                adopted = _adoptable(request, pr.head_sha)
+                if adopted is not None:
+                    # The run a killed worker left in progress on this head: this review
+                    # completes it, instead of adding a second run beside it.
+                    check = CheckRun(gh, request.repo, adopted, pr.head_sha, log)
+                    log.info(
+                        "taking over check run %d left in progress on %s",
+                        adopted,
+                        pr.head_sha[:12],
                     )
-                )
-                try:
-                    check = await asyncio.shield(creating)
-                except asyncio.CancelledError:
-                    # Timed out or shut down while GitHub was creating the run: it may
-                    # exist all the same, and a run left in progress blocks the merge for
-                    # good. Wait for GitHub's answer so that the run gets concluded.
-                    check = await _created_anyway(creating, log)
-                    raise
-                if request.on_check_run is not None:
-                    await request.on_check_run(check.head_sha, check.id)
+                else:
+                    creating = asyncio.ensure_future(
+                        CheckRun.create(
+                            gh, request.repo, pr.head_sha, external_id=request.delivery_id,
+                            log=log,
+                        )
+                    )
+                    try:
+                        check = await asyncio.shield(creating)
+                    except asyncio.CancelledError:
+                        # Timed out or shut down while GitHub was creating the run: it may
+                        # exist all the same, and a run left in progress blocks the merge
+                        # for good. Wait for GitHub's answer so that the run gets concluded.
+                        check = await _created_anyway(creating, log)
+                        raise
+                    if request.on_check_run is not None:
+                        await request.on_check_run(check.head_sha, check.id)
                 result = await _review(services, gh, request, data, pr, check, log)
     except InstallationGone as exc:
         log.warning("not reviewed: %s", exc)
@@ -351,6 +364,33 @@ ORPHAN_REASON = (
     "flux-review was restarted while it reviewed this commit, and the pull request has moved "
     "on (a newer commit, or it was closed) since."
 )
+
+
+async def _left_in_progress(
+    gh: GitHubClient, request: ReviewRequest, head_sha: str, log: Log
+) -> tuple[tuple[str, int], ...]:
+    """This delivery's `flux-review` runs still in progress on the head (their external id
+    is the delivery's): what a worker killed between creating a run and noting it left."""
+    try:
+        answer = await gh.getitem(
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,status,per_page}",
+            request.repo.vars(ref=head_sha, check_name=CHECK_NAME, status="in_progress",
+                              per_page=100),
+        )
+    except (gidgethub.GitHubException, GitHubUnavailable) as exc:
+        log.warning("could not list the check runs left in progress: %s", exc)
+        return ()
+    runs = answer.get("check_runs") if isinstance(answer, dict) else None
+    found = []
+    for run in runs if isinstance(runs, list) else ():
+        if (
+            isinstance(run, dict)
+            and run.get("external_id") == request.delivery_id[:200]
+            and isinstance(run.get("id"), int)
+            and run["id"] not in {run_id for _sha, run_id in request.adopt}
+        ):
+            found.append((head_sha, int(run["id"])))
+    return tuple(sorted(found, key=lambda r: r[1]))
 
 
 def _adoptable(request: ReviewRequest, head_sha: str) -> int | None:

@@ -5,6 +5,7 @@ Each test gets its own key prefix, so tests never see each other's queues."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -39,16 +40,10 @@ def _ping(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        reason = "no redis-server binary and no REDIS_URL: the shared-queue tests cannot run"
-        print(f"\nSKIPPED: {reason}")
-        pytest.skip(reason)
+@contextlib.contextmanager
+def own_redis_server(binary: str) -> Iterator[str]:
+    """A redis-server on a free loopback port, without persistence, until the block ends;
+    yields its URL."""
     with tempfile.TemporaryDirectory(prefix="flux-review-redis-") as workdir:
         port = _free_port()
         proc = subprocess.Popen(
@@ -61,7 +56,7 @@ def redis_url() -> Iterator[str]:
             deadline = time.monotonic() + 10
             while not _ping(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start on port {port}")
+                    raise RuntimeError(f"redis-server did not start on port {port}")
                 time.sleep(0.02)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
@@ -71,6 +66,20 @@ def redis_url() -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        reason = "no redis-server binary and no REDIS_URL: the shared-queue tests cannot run"
+        print(f"\nSKIPPED: {reason}")
+        pytest.skip(reason)
+    with own_redis_server(binary) as url:
+        yield url
 
 
 @pytest.fixture

@@ -38,7 +38,9 @@ from tests.test_app_e2e import DEPLOYMENT, SECRET, incident_repo
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> None:
+async def until(
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str | Callable[[], str] = ""
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -47,7 +49,8 @@ async def until(predicate: Callable[[], Any], timeout: float = 30.0, what: str =
         if value:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or predicate}")
+            said = what() if callable(what) else what
+            pytest.fail(f"timed out waiting for {said or predicate}")
         await asyncio.sleep(0.05)
 
 
@@ -299,7 +302,9 @@ async def test_worker_killed_mid_review_then_restarted_completes_the_review(
     fake.clear_failures()
 
     procs.start("worker")
-    await until(lambda: not in_progress(fake), 60, "the review to complete")
+    await until(
+        lambda: not in_progress(fake), 60, lambda: "the review to complete\n" + procs.logs()
+    )
     await until(lambda: queue_empty(rds, redis_server.prefix), 10)
     runs = fake.check_runs_named("flux-review")
     # The run the killed worker left is the one completed: no second run beside it.

@@ -101,7 +101,8 @@ def create_app(
         from bot.server.redisqueue import RedisQueue, connect
 
         shared = RedisQueue(
-            connect(settings.redis_url),
+            # Each worker holds a connection while it waits for work (BLPOP).
+            connect(settings.redis_url, connections=32 + 2 * settings.workers),
             None,
             encode=encode_job,
             decode=decode_job,

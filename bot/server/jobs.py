@@ -262,7 +262,7 @@ class JobRunner:
                 self.max_attempts,
             )
         if isinstance(job, ReviewJob):
-            return await self._review(job, adopt=claimed.runs)
+            return await self._review(job, adopt=claimed.runs, retried=claimed.attempts > 1)
         if claimed.runs:
             # Only reviews create check runs; a commit job's runs are its reviews'.
             log.warning("delivery %s: %s had check runs noted", job.delivery_id, job.key)
@@ -311,7 +311,9 @@ class JobRunner:
                     title=DEAD_TITLE,
                 )
 
-    async def _review(self, job: ReviewJob, adopt: tuple[tuple[str, int], ...] = ()) -> bool:
+    async def _review(
+        self, job: ReviewJob, adopt: tuple[tuple[str, int], ...] = (), retried: bool = False
+    ) -> bool:
         jlog = context_log(
             log, delivery=job.delivery_id, repo=job.repo.full_name, number=job.number
         )
@@ -331,6 +333,7 @@ class JobRunner:
             revision=job.revision,
             adopt=adopt,
             on_check_run=noted if shared is not None else None,
+            retried=retried,
         )
         services = self.services
         if services.claims is None:

@@ -53,33 +53,59 @@ log = logging.getLogger(__name__)
 
 J = TypeVar("J", bound=Job)
 
-_SUBMIT = """
+# One job into the queue (a Lua function, shared by the two scripts below).
+_SUBMIT_ONE = """
+local function submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
+  if not force and rev ~= '' then
+    local a = redis.call('HGET', active, key)
+    if a and cjson.decode(a).rev == rev then return 'duplicate' end
+    if redis.call('EXISTS', recent) == 1 then return 'duplicate' end
+  end
+  local older = redis.call('HGET', jobs, key)
+  if older then
+    local od, nd = cjson.decode(older), cjson.decode(env)
+    -- keep a user's explicit re-run when the same commit arrives again
+    if od.force and od.rev == rev and not force then nd.force = true end
+    nd.enqueued = od.enqueued
+    nd.runs = od.runs
+    redis.call('HSET', jobs, key, cjson.encode(nd))
+    return 'replaced'
+  end
+  redis.call('HSET', jobs, key, env)
+  if redis.call('HEXISTS', active, key) == 0 then
+    redis.call('ZADD', ready, 'NX', now, key)
+    redis.call('LPUSH', wake, '1')
+    redis.call('LTRIM', wake, 0, 255)
+  end
+  return 'queued'
+end
+"""
+
+_SUBMIT = _SUBMIT_ONE + """
 local jobs, ready, active, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local key, env, rev, force = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local maxsize, now, recent = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-if not force and rev ~= '' then
-  local a = redis.call('HGET', active, key)
-  if a and cjson.decode(a).rev == rev then return 'duplicate' end
-  if redis.call('EXISTS', recent) == 1 then return 'duplicate' end
+if redis.call('HLEN', jobs) >= maxsize and redis.call('HEXISTS', jobs, key) == 0 then
+  return 'full'
 end
-local older = redis.call('HGET', jobs, key)
-if older then
-  local od, nd = cjson.decode(older), cjson.decode(env)
-  -- keep a user's explicit re-run when the same commit arrives again
-  if od.force and od.rev == rev and not force then nd.force = true end
-  nd.enqueued = od.enqueued
-  nd.runs = od.runs
-  redis.call('HSET', jobs, key, cjson.encode(nd))
-  return 'replaced'
+return submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
+"""
+
+# A webhook delivery: its id claimed and all its jobs queued, or nothing at all.
+_ACCEPT = _SUBMIT_ONE + """
+local jobs, ready, active, wake, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local maxsize, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('EXISTS', seen) == 1 then return {'seen'} end
+local n = (#ARGV - 3) / 5
+if n > 0 and redis.call('HLEN', jobs) + n > maxsize then return {'full'} end
+local out = {}
+for i = 0, n - 1 do
+  local b = 4 + i * 5
+  out[#out + 1] = submit_one(jobs, ready, active, wake, ARGV[b], ARGV[b + 1], ARGV[b + 2],
+    ARGV[b + 3] == '1', now, ARGV[b + 4])
 end
-if redis.call('HLEN', jobs) >= maxsize then return 'full' end
-redis.call('HSET', jobs, key, env)
-if redis.call('HEXISTS', active, key) == 0 then
-  redis.call('ZADD', ready, 'NX', now, key)
-  redis.call('LPUSH', wake, '1')
-  redis.call('LTRIM', wake, 0, 255)
-end
-return 'queued'
+redis.call('SET', seen, 'accepted', 'EX', ttl)
+return out
 """
 
 _CLAIM = """
@@ -271,6 +297,7 @@ class RedisQueue(Generic[J]):
         self.stats = QueueStats()
         self.heartbeat_at = 0.0  # monotonic time of the last heartbeat Redis took
         self._submit = client.register_script(_SUBMIT)
+        self._accept = client.register_script(_ACCEPT)
         self._claim = client.register_script(_CLAIM)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._note = client.register_script(_NOTE_RUN)
@@ -312,28 +339,35 @@ class RedisQueue(Generic[J]):
     def running(self) -> int:
         return len(self._active) if self._workers else self.stats.running
 
+    def _envelope(self, job: J) -> str:
+        return json.dumps(
+            {
+                "key": job.key,
+                "rev": job.revision or "",
+                "force": bool(job.force),
+                "job": self._encode(job),
+                "attempts": 0,
+                "enqueued": self._now_ms(),
+            }
+        )
+
+    def _recent_key(self, job: J) -> str:
+        return self.k(f"recent:{job.key}@{job.revision or ''}")
+
     async def submit(self, job: J, *, follow_up: bool = False) -> Submitted:
         if self._stopped or (self._closed and not follow_up):
             raise QueueClosed("the queue is shutting down")
-        envelope = {
-            "key": job.key,
-            "rev": job.revision or "",
-            "force": bool(job.force),
-            "job": self._encode(job),
-            "attempts": 0,
-            "enqueued": self._now_ms(),
-        }
         try:
             answer = await self._submit(
                 keys=[self.k("jobs"), self.k("ready"), self.k("active"), self.k("wake")],
                 args=[
                     job.key,
-                    json.dumps(envelope),
+                    self._envelope(job),
                     job.revision or "",
                     "1" if job.force else "0",
                     self._maxsize,
                     self._now_ms(),
-                    self.k(f"recent:{job.key}@{job.revision or ''}"),
+                    self._recent_key(job),
                 ],
             )
         except (RedisError, OSError) as exc:
@@ -344,6 +378,43 @@ class RedisQueue(Generic[J]):
         if answer == "replaced":
             log.info("delivery %s: %s replaces the pending job", job.delivery_id, job.key)
         return Submitted(answer)
+
+    async def accept(
+        self, delivery: str, jobs: list[J], *, ttl: float = 3 * 24 * 3600.0
+    ) -> list[Submitted] | None:
+        """A webhook delivery, in one step: None when its id was accepted before (GitHub's
+        Redeliver keeps it; one delivery may reach two replicas), else its jobs queued, all
+        or none, and the id kept for `ttl` seconds. One round trip to Redis."""
+        if self._closed:
+            raise QueueClosed("the queue is shutting down")
+        args: list[Any] = [self._maxsize, self._now_ms(), int(ttl)]
+        for job in jobs:
+            args += [
+                job.key,
+                self._envelope(job),
+                job.revision or "",
+                "1" if job.force else "0",
+                self._recent_key(job),
+            ]
+        try:
+            answer = await self._accept(
+                keys=[
+                    self.k("jobs"),
+                    self.k("ready"),
+                    self.k("active"),
+                    self.k("wake"),
+                    self.k(f"delivery:{delivery}"),
+                ],
+                args=args,
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
+        outcomes = [a.decode() if isinstance(a, bytes) else str(a) for a in answer]
+        if outcomes == ["seen"]:
+            return None
+        if outcomes == ["full"]:
+            raise QueueFull(f"{self._maxsize} jobs pending")
+        return [Submitted(o) for o in outcomes]
 
     async def close(self, grace: float, *, cancel_wait: float | None = None) -> list[J]:
         """Take no more work; give running jobs `grace` seconds, then cancel them (each
@@ -508,23 +579,6 @@ class RedisQueue(Generic[J]):
     async def release(self, name: str) -> None:
         await self.redis.delete(self.k(f"claim:{name}"))
 
-    # -- webhook deliveries ----------------------------------------------------------------
-    # GitHub keeps the delivery id when a delivery is redelivered, and allows redelivering
-    # for days. A delivery is claimed before its jobs are queued (two replicas given the
-    # same delivery queue it once) with a short TTL, then kept for days once queued: if the
-    # process dies between the two, the claim runs out and a redelivery is taken.
-
-    async def claim_delivery(self, delivery: str, ttl: float = 60.0) -> bool:
-        got = await self.redis.set(self.k(f"delivery:{delivery}"), "pending", nx=True, ex=int(ttl))
-        return bool(got)
-
-    async def confirm_delivery(self, delivery: str, ttl: float = 3 * 24 * 3600.0) -> None:
-        await self.redis.set(self.k(f"delivery:{delivery}"), "accepted", ex=int(ttl))
-
-    async def forget_delivery(self, delivery: str) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(self.k(f"delivery:{delivery}"))
-
     async def count_review(self, outcome: str) -> None:
         with contextlib.suppress(RedisError, OSError):
             await self.redis.hincrby(self.k("reviews"), outcome, 1)
@@ -585,14 +639,21 @@ async def _shielded(coro: Awaitable[None]) -> None:
         raise asyncio.CancelledError
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A client for `REDIS_URL`; short timeouts, so an unreachable Redis is a quick 503."""
-    return aioredis.Redis.from_url(
+def connect(url: str, *, connections: int = 64) -> aioredis.Redis:
+    """A client for `REDIS_URL`; short timeouts, so an unreachable Redis is a quick 503.
+
+    A blocking pool: under a burst of deliveries, requests wait a moment for one of
+    `connections` connections instead of failing (redis-py's default pool raises once it
+    has handed out all of its connections)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=connections,
+        timeout=5.0,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         health_check_interval=30,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 __all__ = ["Claimed", "QueueStats", "RedisQueue", "connect"]

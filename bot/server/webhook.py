@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from gidgethub import sansio
-from redis.exceptions import RedisError
 
 from bot.queue import QueueClosed, QueueFull, QueueUnavailable, Submitted
 from bot.review import context_log
 from bot.server.events import EventContext, router
+from bot.server.jobs import AnyJob
 from bot.server.state import SERVICE, BodyBudget, BodyReads
 
 log = logging.getLogger(__name__)
@@ -220,67 +220,57 @@ async def _handle_webhook(request: web.Request) -> web.Response:
         metrics.delivery(event_name, "duplicate")
         dlog.info("%s: duplicate delivery ignored", event_name)
         return _answer(202, "duplicate delivery")
-    if shared is not None:
-        # Claimed in Redis before anything is queued: a delivery given to two replicas
-        # (or redelivered while the first is being handled) is queued once.
-        try:
-            fresh = await shared.claim_delivery(delivery)
-        except (RedisError, OSError) as exc:
-            metrics.delivery(event_name, "unavailable")
-            dlog.error("%s: refused, Redis unreachable (%s)", event_name, type(exc).__name__)
-            return _unavailable(REDIS_DOWN)
-        if not fresh:
-            metrics.delivery(event_name, "duplicate")
-            dlog.info("%s: duplicate delivery ignored", event_name)
-            return _answer(202, "duplicate delivery")
-
     event = sansio.Event(data, event=event_name, delivery_id=delivery)
+    collected: list[AnyJob] = []
+
+    async def collect(job: AnyJob) -> Submitted:
+        # With Redis, the delivery's jobs are queued together with its id, below.
+        collected.append(job)
+        return Submitted.QUEUED
+
     ctx = EventContext(
-        delivery_id=delivery, submit=service.queue.submit, log=dlog, app_id=settings.app_id
+        delivery_id=delivery,
+        submit=collect if shared is not None else service.queue.submit,
+        log=dlog,
+        app_id=settings.app_id,
     )
     try:
         await router.dispatch(event, ctx)
-    except BaseException:
         if shared is not None:
-            # Refused (or cut short): its redelivery must be taken.
-            await shared.forget_delivery(delivery)
-        try:
-            raise
-        except QueueUnavailable as exc:
-            metrics.delivery(event_name, "unavailable")
-            dlog.error("%s: refused, %s", event_name, exc)
-            return _unavailable(REDIS_DOWN)
-        except QueueClosed:
-            # Only a request already being handled when the listener closed gets here; later
-            # ones are refused at the connection. Accepting it now could not promise a review;
-            # a failed delivery can be redelivered from the App's settings once it is back.
-            metrics.delivery(event_name, "shutting_down")
-            dlog.warning("%s: refused, shutting down", event_name)
-            response = _answer(503, SHUTTING_DOWN)
-            response.headers["Retry-After"] = "60"
-            return response
-        except QueueFull as exc:
-            metrics.delivery(event_name, "queue_full")
-            dlog.warning("%s: refused, queue full (%s)", event_name, exc)
-            response = _answer(
-                503, "the review queue is full: redeliver this delivery once it has drained"
-            )
-            response.headers["Retry-After"] = "60"
-            return response
-        except (LookupError, TypeError, ValueError, AttributeError) as exc:
-            # A payload without the fields its event always has, or with the wrong types.
-            metrics.delivery(event_name, "bad_request")
-            dlog.warning("%s: malformed payload (%s: %s)", event_name, type(exc).__name__, exc)
-            return _answer(400, "malformed payload")
+            accepted = await shared.accept(delivery, collected)
+            if accepted is None:
+                metrics.delivery(event_name, "duplicate")
+                dlog.info("%s: duplicate delivery ignored", event_name)
+                return _answer(202, "duplicate delivery")
+            ctx.outcomes[:] = accepted
+    except QueueUnavailable as exc:
+        metrics.delivery(event_name, "unavailable")
+        dlog.error("%s: refused, %s", event_name, exc)
+        return _unavailable(REDIS_DOWN)
+    except QueueClosed:
+        # Only a request already being handled when the listener closed gets here; later
+        # ones are refused at the connection. Accepting it now could not promise a review;
+        # a failed delivery can be redelivered from the App's settings once it is back.
+        metrics.delivery(event_name, "shutting_down")
+        dlog.warning("%s: refused, shutting down", event_name)
+        response = _answer(503, SHUTTING_DOWN)
+        response.headers["Retry-After"] = "60"
+        return response
+    except QueueFull as exc:
+        metrics.delivery(event_name, "queue_full")
+        dlog.warning("%s: refused, queue full (%s)", event_name, exc)
+        response = _answer(
+            503, "the review queue is full: redeliver this delivery once it has drained"
+        )
+        response.headers["Retry-After"] = "60"
+        return response
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:
+        # A payload without the fields its event always has, or with the wrong types.
+        metrics.delivery(event_name, "bad_request")
+        dlog.warning("%s: malformed payload (%s: %s)", event_name, type(exc).__name__, exc)
+        return _answer(400, "malformed payload")
 
-    if shared is not None:
-        try:
-            await shared.confirm_delivery(delivery)
-        except (RedisError, OSError) as exc:
-            # The jobs are queued; only the dedupe claim stays short-lived.
-            dlog.warning("could not keep delivery %s for dedupe (%s)", delivery,
-                         type(exc).__name__)
-    else:
+    if shared is None:
         service.deliveries[delivery] = True
     if not ctx.outcomes:
         outcome = "ignored"

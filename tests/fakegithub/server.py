@@ -1228,6 +1228,7 @@ class FakeGitHub:
             ("GET", repo + r"/git/blobs/(?P<sha>[^/]+)$", self._git_blob, "token"),
             ("GET", repo + r"/contents(?:/(?P<path>.*))?$", self._contents, "token"),
             ("GET", repo + r"/commits/(?P<sha>[^/]+)/pulls$", self._commit_pulls, "token"),
+            ("GET", repo + r"/commits/(?P<ref>[^/]+)/check-runs$", self._ref_check_runs, "token"),
             ("GET", repo + r"/compare/(?P<basehead>.+)$", self._compare, "token"),
             ("POST", repo + r"/check-runs$", self._create_check_run, "token"),
             ("GET", repo + r"/check-runs/(?P<id>\d+)$", self._get_check_run, "token"),
@@ -2201,6 +2202,28 @@ class FakeGitHub:
         self._apply_check_run(run, "POST", body)
         self.check_runs[run.id] = run
         return Reply(201, self.check_run_json(run))
+
+    async def _ref_check_runs(self, ctx: _Ctx) -> Reply:
+        sha = self.git.resolve(ctx.params["ref"])
+        if sha is None:
+            raise _unprocessable(f"No commit found for SHA: {ctx.params['ref']}")
+        query = ctx.record.query
+        runs = [
+            run
+            for run in self.check_runs.values()
+            if run.head_sha == sha
+            and (not query.get("check_name") or run.name == query["check_name"])
+            and (not query.get("status") or run.status == query["status"])
+        ]
+        runs.sort(key=lambda run: run.id, reverse=True)
+        per_page = int(query.get("per_page") or 30)
+        return Reply(
+            200,
+            {
+                "total_count": len(runs),
+                "check_runs": [self.check_run_json(run) for run in runs[:per_page]],
+            },
+        )
 
     def _run_or_404(self, ctx: _Ctx) -> CheckRun:
         run = self.check_runs.get(int(ctx.params["id"]))
