@@ -11,8 +11,9 @@ redis-server of its own (or REDIS_URL):
 
     python bench/service.py [--burst 500] [--reviews 60] [--apps 1600]
 
-The fake GitHub runs in this process, so the review figures include its own time; machines
-are shared, so compare figures of one run.
+The fake GitHub runs in this process and answers from git subprocesses, so the review
+figures (reviews per second above all) include its own time; machines are shared, so
+compare figures of one run.
 """
 
 from __future__ import annotations
@@ -299,6 +300,10 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
                                "pull_request")
         await burst(web_url, [(body, headers)])
         await completed(fake, done_before + 1, 60)
+        # The inline comments follow the completed check run.
+        deadline = time.monotonic() + 60
+        while not fake.reviews_on(one.number) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         review_calls = [r for r in fake.requests[mark:] if not r.path.startswith("/_")]
         named = ", ".join(f"{r.method} {r.path.split(fake.full_name)[-1]}" for r in review_calls)
