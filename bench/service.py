@@ -291,7 +291,7 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
                                if r.status == "completed"])
         # API calls of one review with findings: the rest of the burst is dropped, one
         # worker is started (it mints its installation token on the way) and one PR queued.
-        await rds.delete(f"{prefix}:jobs", f"{prefix}:ready")
+        await rds.delete(*(f"{prefix}:{k}" for k in ("jobs", "ready", "active", "leases")))
         one = fake.add_pull("feature")
         worker = procs.start("-m", "bot", "worker")
         await asyncio.sleep(3.0)
