@@ -1,8 +1,8 @@
 """The job queue between the webhook and the reviews.
 
 `JobQueue` is the interface; `InProcessQueue` the default, in this process's event loop.
-A shared queue on an existing engine (Redis, say) can replace it when one instance is not
-enough: jobs are plain frozen dataclasses, easy to serialise.
+`bot.server.redisqueue.RedisQueue` replaces it when `REDIS_URL` is set, for any number of
+web and worker processes: jobs are plain frozen dataclasses, serialised as JSON.
 
 Rules every implementation keeps:
 - bounded: a full queue refuses new work (the webhook answers 503, GitHub shows the failed
@@ -72,6 +72,10 @@ class QueueFull(Exception):
 
 class QueueClosed(QueueFull):
     """The queue is shutting down and takes no new deliveries."""
+
+
+class QueueUnavailable(QueueFull):
+    """The shared queue (Redis) cannot be reached; nothing was queued."""
 
 
 class JobQueue(Protocol[J]):

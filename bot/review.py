@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,11 +28,13 @@ from bot.analysis import (
     Finding,
     Tree,
     analyze,
+    parse_config,
 )
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
 from bot.github.repo import (
     SHA,
+    FetchedTree,
     RepoRef,
     TreeStore,
     fetch_config,
@@ -41,6 +44,7 @@ from bot.github.repo import (
 )
 from bot.github.tarball import SnapshotError, SnapshotTooLarge
 from bot.report.checkrun import (
+    CHECK_NAME,
     CheckOutput,
     CheckRun,
     annotation_batches,
@@ -49,7 +53,12 @@ from bot.report.checkrun import (
     render_rule_docs,
     render_summary,
 )
-from bot.report.review import plan_comments, posted_fingerprints, publish_review
+from bot.report.review import (
+    InlineComment,
+    plan_comments,
+    posted_fingerprints,
+    publish_review,
+)
 
 Log = logging.LoggerAdapter[logging.Logger]
 # Completing a failed check run gets its own time, outside the review's limit.
@@ -58,7 +67,11 @@ CONCLUDE_TIMEOUT = 30.0
 
 class _ContextAdapter(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"{self.extra['prefix'] if self.extra else ''} {msg}", kwargs
+        extra = dict(self.extra or {})
+        prefix = extra.pop("prefix", "")
+        # The fields also go on the record, for LOG_FORMAT=json.
+        kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
+        return f"{prefix} {msg}", kwargs
 
 
 def context_log(
@@ -71,7 +84,15 @@ def context_log(
         if number is not None:
             prefix += f"#{number}"
     # The prefix becomes part of the format string: a `%` in it must stay a `%`.
-    return _ContextAdapter(logger, {"prefix": (prefix + "]").replace("%", "%%")})
+    return _ContextAdapter(
+        logger,
+        {
+            "prefix": (prefix + "]").replace("%", "%%"),
+            "delivery": delivery,
+            "repository": repo,
+            "pr": number,
+        },
+    )
 
 
 class ClientFactory(Protocol):
@@ -101,6 +122,19 @@ def _analyze(
     return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
 
 
+class Claims(Protocol):
+    """Names claimed once across every process of the App (Redis when it is shared)."""
+
+    async def claim_once(self, name: str, ttl: float) -> bool: ...
+
+    async def release(self, name: str) -> None: ...
+
+
+# How long a posted comment's claim is kept; the comments' hidden fingerprints on GitHub
+# keep them from being posted again after that.
+COMMENT_CLAIM_TTL = 7 * 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class ReviewServices:
     github: ClientFactory
@@ -108,6 +142,7 @@ class ReviewServices:
     timeout: float = 120.0
     docs_url: str = ""
     analyzer: Analyzer = field(default=_analyze)
+    claims: Claims | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +155,14 @@ class ReviewRequest:
     # The head SHA the triggering event named, when it named one: if the review fails before
     # it has read the PR, its failure is reported on this commit.
     revision: str | None = None
+    # Check runs (head SHA, id) an earlier attempt created and never completed (its worker
+    # was killed): the one on the head is taken over, the others are concluded.
+    adopt: tuple[tuple[str, int], ...] = ()
+    # Told of each check run as soon as GitHub created it, for whoever retries the job.
+    on_check_run: Callable[[str, int], Awaitable[None]] | None = None
+    # An earlier attempt's worker died: it may have created a check run it had no time to
+    # note, which GitHub is asked for.
+    retried: bool = False
 
 
 @dataclass
@@ -176,6 +219,7 @@ class _Pull:
     base_sha: str
     default_branch: str
     draft: bool
+    base_ref: str = ""
     # Where this repository is cloned from: a Flux GitRepository with one of these URLs is
     # this repository, even when it is not the bootstrap `flux-system` one.
     urls: tuple[str, ...] = ()
@@ -200,7 +244,16 @@ def _pull_of(pr: Any, number: int) -> _Pull:
         u for key in ("clone_url", "ssh_url", "html_url")
         if isinstance(base_repo, dict) and isinstance(u := base_repo.get(key), str)
     )
-    return _Pull(state, head_sha, base_sha, branch, bool(pr.get("draft")), urls)
+    base_ref = pr["base"].get("ref")
+    return _Pull(
+        state,
+        head_sha,
+        base_sha,
+        branch,
+        bool(pr.get("draft")),
+        base_ref if isinstance(base_ref, str) else "",
+        urls,
+    )
 
 
 async def review_pull_request(
@@ -226,19 +279,36 @@ async def review_pull_request(
                 log.info("not reviewed: the pull request is %s", pr.state)
                 result = ReviewResult("not_run")
             else:
-                creating = asyncio.ensure_future(
-                    CheckRun.create(
-                        gh, request.repo, pr.head_sha, external_id=request.delivery_id, log=log
+                if request.retried:
+                    found = await _left_in_progress(gh, request, pr.head_sha, log)
+                    request = dataclasses.replace(request, adopt=(*request.adopt, *found))
+                adopted = _adoptable(request, pr.head_sha)
+                if adopted is not None:
+                    # The run a killed worker left in progress on this head: this review
+                    # completes it, instead of adding a second run beside it.
+                    check = CheckRun(gh, request.repo, adopted, pr.head_sha, log)
+                    log.info(
+                        "taking over check run %d left in progress on %s",
+                        adopted,
+                        pr.head_sha[:12],
                     )
-                )
-                try:
-                    check = await asyncio.shield(creating)
-                except asyncio.CancelledError:
-                    # Timed out or shut down while GitHub was creating the run: it may
-                    # exist all the same, and a run left in progress blocks the merge for
-                    # good. Wait for GitHub's answer so that the run gets concluded.
-                    check = await _created_anyway(creating, log)
-                    raise
+                else:
+                    creating = asyncio.ensure_future(
+                        CheckRun.create(
+                            gh, request.repo, pr.head_sha, external_id=request.delivery_id,
+                            log=log,
+                        )
+                    )
+                    try:
+                        check = await asyncio.shield(creating)
+                    except asyncio.CancelledError:
+                        # Timed out or shut down while GitHub was creating the run: it may
+                        # exist all the same, and a run left in progress blocks the merge
+                        # for good. Wait for GitHub's answer so that the run gets concluded.
+                        check = await _created_anyway(creating, log)
+                        raise
+                    if request.on_check_run is not None:
+                        await request.on_check_run(check.head_sha, check.id)
                 result = await _review(services, gh, request, data, pr, check, log)
     except InstallationGone as exc:
         log.warning("not reviewed: %s", exc)
@@ -279,10 +349,67 @@ async def review_pull_request(
             await _to_the_end(
                 _create_failed(gh, request, request.revision, reason, log, conclusion, title)
             )
+        orphans = [
+            (sha, run_id) for sha, run_id in request.adopt if check is None or run_id != check.id
+        ]
+        if orphans:
+            await _to_the_end(_conclude_orphans(gh, request, orphans, log))
         result.duration = time.monotonic() - started
         if check is not None:
             result.head_sha = check.head_sha
     return result
+
+
+ORPHAN_REASON = (
+    "flux-review was restarted while it reviewed this commit, and the pull request has moved "
+    "on (a newer commit, or it was closed) since."
+)
+
+
+async def _left_in_progress(
+    gh: GitHubClient, request: ReviewRequest, head_sha: str, log: Log
+) -> tuple[tuple[str, int], ...]:
+    """This delivery's `flux-review` runs still in progress on the head (their external id
+    is the delivery's): what a worker killed between creating a run and noting it left."""
+    try:
+        answer = await gh.getitem(
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,status,per_page}",
+            request.repo.vars(ref=head_sha, check_name=CHECK_NAME, status="in_progress",
+                              per_page=100),
+        )
+    except (gidgethub.GitHubException, GitHubUnavailable) as exc:
+        log.warning("could not list the check runs left in progress: %s", exc)
+        return ()
+    runs = answer.get("check_runs") if isinstance(answer, dict) else None
+    found = []
+    for run in runs if isinstance(runs, list) else ():
+        if (
+            isinstance(run, dict)
+            and run.get("external_id") == request.delivery_id[:200]
+            and isinstance(run.get("id"), int)
+            and run["id"] not in {run_id for _sha, run_id in request.adopt}
+        ):
+            found.append((head_sha, int(run["id"])))
+    return tuple(sorted(found, key=lambda r: r[1]))
+
+
+def _adoptable(request: ReviewRequest, head_sha: str) -> int | None:
+    for sha, run_id in reversed(request.adopt):
+        if sha == head_sha:
+            return run_id
+    return None
+
+
+async def _conclude_orphans(
+    gh: GitHubClient, request: ReviewRequest, orphans: Sequence[tuple[str, int]], log: Log
+) -> None:
+    """Complete the runs an earlier attempt left in progress that this review did not take
+    over: a run left in progress blocks a required check for good."""
+    for sha, run_id in dict.fromkeys(orphans):
+        run = CheckRun(gh, request.repo, run_id, sha, log)
+        await _conclude_failed(
+            run, ORPHAN_REASON, log, "cancelled", "flux-review restarted: not reviewed"
+        )
 
 
 async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> CheckRun | None:
@@ -376,24 +503,15 @@ async def _review(
     # The config comes from the default branch, not the PR: a PR must not be able to
     # switch off its own review.
     default_branch = pr.default_branch
+    config: Config | None = None
     try:
-        config = await fetch_config(gh, repo, default_branch)
+        if pr.draft:
+            # Whether a draft is reviewed at all is the config's to say: read it first.
+            config = await fetch_config(gh, repo, default_branch)
     except ConfigError as exc:
-        log.info("invalid config on %s: %s", default_branch, exc)
-        await check.complete(
-            "failure",
-            CheckOutput(
-                title=f"Invalid {CONFIG_PATH}",
-                summary=(
-                    f"The repository config on `{default_branch}` could not be used, so nothing "
-                    f"was reviewed:\n\n```\n{exc}\n```\n\nFix `{CONFIG_PATH}` on `{default_branch}`"
-                    ", then comment `/flux-review recheck` on this pull request."
-                ),
-            ),
-        )
-        return ReviewResult("config_error", head_sha=head_sha)
+        return await _config_error(check, default_branch, exc, head_sha, log)
 
-    if pr.draft and not config.review_drafts:
+    if config is not None and pr.draft and not config.review_drafts:
         await check.complete(
             "skipped",
             CheckOutput(
@@ -412,6 +530,13 @@ async def _review(
     compared_with, merge_note = await _merge_base(services, gh, repo, pr, log)
     head = await services.trees.fetch(gh, repo, head_sha)
     base = await services.trees.fetch(gh, repo, compared_with)
+    try:
+        if config is None:
+            config = _config_in(base, pr, compared_with)
+        if config is None:
+            config = await fetch_config(gh, repo, default_branch)
+    except ConfigError as exc:
+        return await _config_error(check, default_branch, exc, head_sha, log)
     notes = list(dict.fromkeys(head.notes + base.notes + merge_note))
     # The analysis runs in a thread that a timeout or a shutdown cannot kill: they cancel
     # this await, and `cancel` makes the thread stop at its next file or rule (whatever it
@@ -461,6 +586,45 @@ async def _review(
     )
 
 
+def _config_in(base: FetchedTree, pr: _Pull, compared_with: str) -> Config | None:
+    """The config from the base tree when that tree is the default branch's tip (a PR into
+    the default branch, up to date with it: most of them), saving a call; None when the
+    contents API has to be asked. Raises ConfigError like `fetch_config`."""
+    if not (
+        base.complete and pr.base_ref == pr.default_branch and compared_with == pr.base_sha
+    ):
+        return None
+    raw = base.tree.read(CONFIG_PATH)
+    if raw is None:
+        return Config()
+    if len(raw) > CONFIG_API_LIMIT:
+        # What the contents API would refuse to hand over is refused here too.
+        raise ConfigError(f"{CONFIG_PATH}: too large to read (over 1 MB)")
+    return parse_config(raw, source=CONFIG_PATH)
+
+
+# The contents API leaves out the content of files over 1 MB.
+CONFIG_API_LIMIT = 1024 * 1024
+
+
+async def _config_error(
+    check: CheckRun, default_branch: str, exc: ConfigError, head_sha: str, log: Log
+) -> ReviewResult:
+    log.info("invalid config on %s: %s", default_branch, exc)
+    await check.complete(
+        "failure",
+        CheckOutput(
+            title=f"Invalid {CONFIG_PATH}",
+            summary=(
+                f"The repository config on `{default_branch}` could not be used, so nothing "
+                f"was reviewed:\n\n```\n{exc}\n```\n\nFix `{CONFIG_PATH}` on `{default_branch}`"
+                ", then comment `/flux-review recheck` on this pull request."
+            ),
+        ),
+    )
+    return ReviewResult("config_error", head_sha=head_sha)
+
+
 async def _merge_base(
     services: ReviewServices, gh: GitHubClient, repo: RepoRef, pr: _Pull, log: Log
 ) -> tuple[str, tuple[str, ...]]:
@@ -504,26 +668,48 @@ async def _comment(
 ) -> int:
     posted = await posted_fingerprints(gh, request.repo, request.number)
     comments = plan_comments(findings, patches, posted, services.docs_url)
+    claimed: list[str] = []
+    if comments and services.claims is not None:
+        # Two replicas reviewing the same head both find none of these posted yet; the
+        # claim, atomic in Redis, lets exactly one of them post each comment.
+        kept = []
+        pull = f"{request.repo.full_name.lower()}#{request.number}"
+        for comment in comments:
+            name = f"comment:{pull}:{comment.fingerprint}"
+            if await services.claims.claim_once(name, COMMENT_CLAIM_TTL):
+                kept.append(comment)
+                claimed.append(name)
+        if len(kept) < len(comments):
+            log.info("%d comments are being posted by another review", len(comments) - len(kept))
+        comments = kept
+    try:
+        return await _post_comments(services, gh, request, head_sha, findings, comments, log)
+    except BaseException:
+        # Not posted: the next review may post them.
+        if services.claims is not None:
+            for name in claimed:
+                with contextlib.suppress(Exception):
+                    await services.claims.release(name)
+        raise
+
+
+async def _post_comments(
+    services: ReviewServices,
+    gh: GitHubClient,
+    request: ReviewRequest,
+    head_sha: str,
+    findings: Sequence[Finding],
+    comments: Sequence[InlineComment],
+    log: Log,
+) -> int:
     if not comments:
         log.info("no new inline comments (all posted before, or outside the diff)")
         return 0
-    # A push during the review (a force-push, most often) makes these line numbers wrong
-    # for the new head; that head has its own event and gets its own review.
-    now = _pull_of(
-        await gh.getitem(
-            "/repos/{owner}/{repo}/pulls/{pull_number}",
-            request.repo.vars(pull_number=request.number),
-        ),
-        request.number,
-    )
-    if now.state != "open" or now.head_sha != head_sha:
-        log.info(
-            "no inline comments: the pull request moved from %s to %s (%s) during the review",
-            head_sha[:12],
-            now.head_sha[:12],
-            now.state,
-        )
-        return 0
+    # The review is posted on the commit reviewed (`commit_id`), not on whatever the head is
+    # now, without reading the PR again: after a push during the review GitHub shows the
+    # comments on that earlier commit (outdated where the lines changed), and after a
+    # force-push it refuses them (422: not part of the pull request) and none is posted.
+    # The new head has its own event and its own review.
     outcome = await publish_review(
         gh,
         request.repo,

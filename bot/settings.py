@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+# The default bound of the queue in Redis (REVIEW_QUEUE_SIZE unset).
+SHARED_QUEUE_SIZE = 10_000
 # Below this a shutdown has no time left to conclude a check run.
 MIN_SHUTDOWN_GRACE = 2.0
 
@@ -65,6 +67,17 @@ class Settings:
     git_api_max_bytes: int = 64 * MIB
     # Where docs/rules.md is published; rule ids in reports link to `DOCS_URL#rule-id`.
     docs_url: str = ""
+    # The shared queue: set, any number of `serve --no-worker` and `worker` processes share
+    # the work; unset, one process queues in memory (see docs/deployment.md).
+    redis_url: str = ""
+    redis_prefix: str = "flux-review"
+    # A worker's hold on a job, renewed by its heartbeat (a quarter of this): a killed
+    # worker's job is taken up again this long after its last heartbeat.
+    job_lease: float = 10.0
+    # Workers killed by the same job before it is dead-lettered.
+    max_attempts: int = 3
+    # `text` or `json` (one object per line, for log collectors).
+    log_format: str = "text"
 
 
 _INT_VARS: dict[str, tuple[str, int, int]] = {
@@ -81,12 +94,14 @@ _INT_VARS: dict[str, tuple[str, int, int]] = {
     "TREE_CACHE_BYTES": ("tree_cache_bytes", 0, 1 << 40),
     "GIT_API_MAX_BLOBS": ("git_api_max_blobs", 0, 1_000_000),
     "GIT_API_MAX_BYTES": ("git_api_max_bytes", 0, 1 << 40),
+    "REVIEW_MAX_ATTEMPTS": ("max_attempts", 1, 100),
 }
 _FLOAT_VARS: dict[str, tuple[str, float, float]] = {
     "REVIEW_TIMEOUT": ("review_timeout", 1.0, 3600.0),
     "GITHUB_WRITE_INTERVAL": ("write_interval", 0.0, 60.0),
     "SHUTDOWN_GRACE": ("shutdown_grace", MIN_SHUTDOWN_GRACE, 3600.0),
     "WEBHOOK_READ_TIMEOUT": ("webhook_read_timeout", 0.1, 300.0),
+    "JOB_LEASE": ("job_lease", 0.5, 600.0),
 }
 
 
@@ -124,6 +139,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL (got {level!r})"
         )
     values["log_level"] = level
+
+    log_format = get("LOG_FORMAT").lower() or Settings.log_format
+    if log_format not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT must be text or json (got {log_format!r})")
+    values["log_format"] = log_format
+    redis_url = get("REDIS_URL")
+    if redis_url:
+        scheme = urllib.parse.urlsplit(redis_url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            # Never echo the URL: it may carry a password.
+            raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        values["redis_url"] = redis_url
+        if not get("REVIEW_QUEUE_SIZE"):
+            # Redis holds far more than a process's memory should: one job per PR.
+            values["queue_size"] = SHARED_QUEUE_SIZE
+    if get("REDIS_PREFIX"):
+        values["redis_prefix"] = get("REDIS_PREFIX")
 
     if get("HOST"):
         values["host"] = get("HOST")
@@ -192,7 +224,41 @@ def _private_key(env: Mapping[str, str]) -> str:
     return text + "\n"
 
 
+# Attributes of a log record that `context_log` and the review set, in JSON logs.
+JSON_FIELDS = ("delivery", "repository", "pr", "head", "duration")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: what log collectors index without a parser."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in JSON_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
 def configure_logging(settings: Settings) -> None:
+    if settings.log_format == "json":
+        import time
+
+        handler = logging.StreamHandler()
+        formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+        logging.basicConfig(level=settings.log_level, handlers=[handler])
+        return
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

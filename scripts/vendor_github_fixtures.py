@@ -59,6 +59,8 @@ WEBHOOKS_FILE = "package/api.github.com/index.json"
 # means adding it here and re-running this script, otherwise the fake rejects it as unknown.
 OPERATIONS: list[tuple[str, str]] = [
     ("post", "/app/installations/{installation_id}/access_tokens"),
+    # `python -m bot register`: the manifest flow's code, exchanged for the credentials.
+    ("post", "/app-manifests/{code}/conversions"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/files"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/comments"),
@@ -74,6 +76,8 @@ OPERATIONS: list[tuple[str, str]] = [
     ("post", "/repos/{owner}/{repo}/check-runs"),
     ("get", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),
     ("patch", "/repos/{owner}/{repo}/check-runs/{check_run_id}"),
+    # A retried review finds the run a killed worker left in progress on the commit.
+    ("get", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
     ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission"),
     ("post", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"),
     ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),

@@ -3,7 +3,7 @@ import os
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-pytest_plugins = ["tests.fakegithub.fixtures"]
+pytest_plugins = ["tests.fakegithub.fixtures", "tests.redis_server"]
 
 # The suite's runs are reproducible: the same examples every time, so a red CI run means
 # the change broke something. `HYPOTHESIS_PROFILE=explore` searches afresh, at length.

@@ -19,6 +19,7 @@ MANIFEST = yaml.safe_load((ROOT / "app.yml").read_text())
 ENDPOINT_PERMISSIONS = {
     r"^/app/installations/\{installation_id\}/access_tokens$": None,  # the App's JWT
     r"/check-runs(/\{check_run_id\})?$": ("checks", "write"),
+    r"/commits/\{ref\}/check-runs\{\?check_name,status,per_page\}$": ("checks", "read"),
     r"/pulls/\{pull_number\}(/files|/comments)?(\{\?per_page\})?$": ("pull_requests", "read"),
     r"/pulls/\{pull_number\}/reviews$": ("pull_requests", "write"),
     r"/commits/\{commit_sha\}/pulls\{\?per_page\}$": ("pull_requests", "read"),
@@ -94,5 +95,8 @@ def test_manifest_shape() -> None:
     assert isinstance(MANIFEST["public"], bool)
 
 
-def test_procfile_runs_the_server() -> None:
-    assert (ROOT / "Procfile").read_text().strip() == "web: python -m bot serve"
+def test_procfile_runs_the_server_and_the_workers() -> None:
+    assert (ROOT / "Procfile").read_text().splitlines() == [
+        "web: python -m bot serve",
+        "worker: python -m bot worker",
+    ]

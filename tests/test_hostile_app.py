@@ -682,8 +682,10 @@ async def test_force_push_during_the_review_posts_nothing_on_the_new_head(
         "failure",
     )
     assert [a["path"] for a in old_run.annotations] == [DEPLOYMENT]
-    # ...but its line numbers are not posted on the new head.
-    assert app.fake.reviews == [] and app.fake.requests_to("POST", r"/reviews$") == []
+    # ...but its line numbers are not posted on the new head: the review names the commit
+    # reviewed, which GitHub refuses once it is no longer part of the pull request.
+    assert app.fake.reviews == [] and app.fake.comments_on(pr.number) == []
+    assert all(r.status == 422 for r in app.fake.requests_to("POST", r"/reviews$"))
 
     await app.deliver("pull_request.synchronize")
     await app.idle()

@@ -40,6 +40,8 @@ Sleep = Callable[[float], Awaitable[None]]
 AnyLog = logging.Logger | logging.LoggerAdapter[logging.Logger]
 # (HTTP method, status code or "error") -> None; counts GitHub calls for the metrics.
 ResponseHook = Callable[[str, str], None]
+# (method, seconds) of each HTTP exchange with GitHub, failed ones included.
+LatencyHook = Callable[[str, float], None]
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -209,8 +211,10 @@ class GitHubClient(gidgethub.aiohttp.GitHubAPI):
         on_response: ResponseHook | None = None,
         clock: Callable[[], float] = time.time,
         log: AnyLog | None = None,
+        on_latency: LatencyHook | None = None,
     ) -> None:
         super().__init__(session, USER_AGENT, base_url=base_url)
+        self._on_latency = on_latency
         self.log: AnyLog = log or logging.getLogger(__name__)
         self._auth = auth
         self.installation_id = installation_id
@@ -274,10 +278,15 @@ class GitHubClient(gidgethub.aiohttp.GitHubAPI):
             attempt += 1
             request_headers = dict(headers)
             injected = await self._authorize(request_headers, url)
+            started = time.monotonic()
             try:
-                status, response_headers, data = await super()._request(
-                    method, url, request_headers, body
-                )
+                try:
+                    status, response_headers, data = await super()._request(
+                        method, url, request_headers, body
+                    )
+                finally:
+                    if self._on_latency is not None:
+                        self._on_latency(method, time.monotonic() - started)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._count(method, "error")
                 if attempt >= self.policy.attempts or not _repeatable(method):
@@ -356,6 +365,13 @@ class GitHubClient(gidgethub.aiohttp.GitHubAPI):
         headers["authorization"] = f"token {token}"
         return True
 
+    async def mint_token(self) -> None:
+        """Mint a new installation token (and cache it): proves the App can act."""
+        if self.installation_id is None:
+            raise ValueError("no installation")
+        self._auth.invalidate(self.installation_id)
+        await self._auth.installation_token(self.installation_id, self._mint_token)
+
     async def _mint_token(self, installation_id: int, app_jwt: str) -> dict[str, object]:
         app_client = GitHubClient(
             self._session,
@@ -367,6 +383,7 @@ class GitHubClient(gidgethub.aiohttp.GitHubAPI):
             on_response=self._on_response,
             clock=self._clock,
             log=self.log,
+            on_latency=self._on_latency,
         )
         # Minting a token twice is harmless, so this write is retried even when the request
         # that needed the token may not be.

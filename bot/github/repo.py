@@ -228,6 +228,8 @@ class FetchedTree:
     tree: Tree
     nbytes: int
     notes: tuple[str, ...] = ()
+    # False when only the files the review reads were fetched (the Git database API).
+    complete: bool = True
 
 
 # Why a request to GitHub failed (a tarball could not be used, say), in words for the check run.
@@ -374,7 +376,7 @@ class TreeStore:
             f"The tarball of `{sha[:12]}` could not be used ({problem}), so flux-review read "
             "the files it reviews through GitHub's Git database API instead."
         )
-        return FetchedTree(tree, tree.nbytes, (note,))
+        return FetchedTree(tree, tree.nbytes, (note,), complete=False)
 
     def cached(self, repo: RepoRef, sha: str) -> bool:
         return (repo.full_name.lower(), sha) in self._cache

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -16,12 +19,15 @@ from bot.github.repo import TreeStore
 from bot.github.tarball import TarballLimits
 from bot.queue import InProcessQueue, JobHandler, JobQueue, Submitted
 from bot.review import Analyzer, ReviewServices
-from bot.server.jobs import AnyJob, JobRunner
+from bot.server.jobs import AnyJob, JobRunner, decode_job, encode_job
 from bot.server.metrics import Metrics
 from bot.server.shutdown import ShutdownPlan
 from bot.server.state import SERVICE, BodyBudget, GitHubFactory, Service
 from bot.server.webhook import handle_webhook
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.server.redisqueue import RedisQueue
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,9 @@ def _in_process_queue(handler: JobHandler[AnyJob], settings: Settings) -> JobQue
     return InProcessQueue(handler, workers=settings.workers, maxsize=settings.queue_size)
 
 
+ROLES = ("all", "web", "worker")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -39,9 +48,18 @@ def create_app(
     retry_policy: RetryPolicy | None = None,
     analyzer: Analyzer | None = None,
     queue_factory: QueueFactory | None = None,
+    role: str = "all",
 ) -> web.Application:
     """The App. `sleep`, `retry_policy` and `analyzer` are for tests (scaled-down waits, a
-    stand-in engine); `queue_factory` swaps the in-process queue for a shared one."""
+    stand-in engine); `queue_factory` swaps the in-process queue for another one.
+
+    With `settings.redis_url` the queue is the shared one on Redis, and `role` says what
+    this process does: `web` answers webhooks and queues, `worker` runs reviews (and
+    serves only /healthz, /readyz and /metrics), `all` both."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    if role != "all" and not settings.redis_url:
+        raise ValueError("separate web and worker processes need REDIS_URL")
     sleep = sleep or asyncio.sleep
     metrics = Metrics()
     auth = AppAuth(settings.app_id, settings.private_key)
@@ -75,16 +93,41 @@ def create_app(
         trees=trees,
         timeout=settings.review_timeout,
         docs_url=settings.docs_url,
-        **({"analyzer": analyzer} if analyzer is not None else {}),
     )
-    runner = JobRunner(review_services, metrics)
-    queue = (queue_factory or _in_process_queue)(runner, settings)
+    if analyzer is not None:
+        review_services = dataclasses.replace(review_services, analyzer=analyzer)
+    shared: RedisQueue[AnyJob] | None = None
+    if settings.redis_url and queue_factory is None:
+        from bot.server.redisqueue import RedisQueue, connect
+
+        shared = RedisQueue(
+            # Each worker holds a connection while it waits for work (BLPOP).
+            connect(settings.redis_url, connections=32 + 2 * settings.workers),
+            None,
+            encode=encode_job,
+            decode=decode_job,
+            workers=settings.workers if role != "web" else 0,
+            maxsize=settings.queue_size,
+            prefix=settings.redis_prefix,
+            lease=settings.job_lease,
+        )
+        runner = JobRunner(
+            review_services, metrics, shared=shared, max_attempts=settings.max_attempts
+        )
+        if role != "web":
+            shared.set_handler(runner.run_claimed)
+        queue: JobQueue[AnyJob] = shared
+    else:
+        runner = JobRunner(review_services, metrics)
+        queue = (queue_factory or _in_process_queue)(runner, settings)
 
     async def follow_up(job: AnyJob) -> Submitted:
         return await queue.submit(job, follow_up=True)
 
     runner.bind(follow_up)
     metrics.track_queue(queue.depth, queue.running)
+    if shared is not None:
+        metrics.track_shared(shared)
 
     service = Service(
         settings=settings,
@@ -94,11 +137,15 @@ def create_app(
         runner=runner,
         queue=queue,
         body_budget=BodyBudget(settings.max_webhook_inflight_bytes),
+        shared=shared,
+        role=role,
     )
     app = web.Application()
     app[SERVICE] = service
-    app.router.add_post("/api/github/webhooks", handle_webhook)
+    if role != "worker":
+        app.router.add_post("/api/github/webhooks", handle_webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.on_shutdown.append(_begin_shutdown)
     app.cleanup_ctx.append(_lifecycle)
@@ -117,10 +164,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     service.github.session = session
     await service.queue.start()
     log.info(
-        "flux-review ready: app %d, GitHub API %s, %d workers",
+        "flux-review ready (%s): app %d, GitHub API %s, %s",
+        service.role,
         settings.app_id,
         settings.github_api_url,
-        settings.workers,
+        "no workers"
+        if service.role == "web"
+        else f"{settings.workers} workers"
+        + (" on the shared queue" if service.shared is not None else ""),
     )
     try:
         yield
@@ -131,6 +182,31 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         finally:
             service.github.session = None
             await session.close()
+            if service.shared is not None:
+                await service.shared.redis.aclose()
+
+
+# /readyz wants GitHub to have accepted the App's credentials within this long.
+GITHUB_FRESH = 60.0
+
+
+async def check_github(service: Service) -> tuple[bool, str]:
+    """Whether GitHub accepted the App's credentials in the last minute; if not, mint an
+    installation token now to find out. A process that has seen no installation yet (a
+    fresh deployment, a web process) has nothing to mint a token for and is not held back."""
+    github = service.github
+    if github.ok_at is not None and time.monotonic() - github.ok_at <= GITHUB_FRESH:
+        return True, "ok"
+    if github.last_installation is None:
+        return True, "no installation seen yet"
+    try:
+        async with asyncio.timeout(10.0):
+            await github.client(github.last_installation).mint_token()
+    except Exception as exc:
+        service.github_error = f"no token could be minted: {type(exc).__name__}"
+        return False, service.github_error
+    github.ok_at = time.monotonic()
+    return True, "ok"
 
 
 async def _begin_shutdown(app: web.Application) -> None:
@@ -180,14 +256,52 @@ async def _stop(service: Service) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers. What it depends on is /readyz's."""
     service = request.app[SERVICE]
     return web.json_response(
         {
             "status": "ok",
+            "role": service.role,
             "queue_depth": service.queue.depth(),
             "running": service.queue.running(),
         }
     )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when this process can do its part, else 503 with the reasons."""
+    service = request.app[SERVICE]
+    problems: list[str] = []
+    checks: dict[str, object] = {}
+    if service.stopping is not None:
+        problems.append("shutting down")
+    shared = service.shared
+    if shared is not None:
+        try:
+            async with asyncio.timeout(2.0):
+                await shared.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = "unreachable"
+            problems.append(f"Redis unreachable ({type(exc).__name__})")
+        else:
+            stats = await shared.read_stats()
+            checks["workers_alive"] = stats.workers_alive
+            checks["queue_depth"] = stats.depth
+            checks["oldest_job_age_seconds"] = round(stats.oldest_age, 3)
+            if stats.workers_alive == 0:
+                problems.append("no worker has sent a heartbeat to Redis lately")
+    github_ok, github_note = await check_github(service)
+    checks["github"] = github_note
+    if not github_ok:
+        problems.append(f"GitHub did not accept the App in the last minute: {github_note}")
+    body: dict[str, object] = {
+        "status": "ok" if not problems else "unavailable",
+        "checks": checks,
+    }
+    if problems:
+        body["problems"] = problems
+    return web.json_response(body, status=200 if not problems else 503)
 
 
 async def metrics_view(request: web.Request) -> web.Response:

@@ -137,8 +137,15 @@ async def handle_commands(
     *,
     recheck: Callable[[], Awaitable[bool]],
     log: Log,
+    once: Callable[[str], Awaitable[bool]] | None = None,
 ) -> None:
+    """`once(name)`: False when this command's answer was given already (the job runs again
+    after its worker died, or on another replica)."""
     for command in commands:
+        answered = f"answer:{repo.full_name.lower()}:{comment_id}:{command.value}"
+        if once is not None and not await once(answered):
+            log.info("%s of comment %d was answered already", command.value, comment_id)
+            continue
         if command is Command.HELP:
             await _reply(gh, repo, number, HELP_TEXT)
             log.info("help requested by %s", login)

@@ -8,10 +8,12 @@ shutdown for the jobs that never got one.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import gidgethub
 from cachetools import TTLCache
@@ -21,7 +23,14 @@ from bot.github.client import GitHubClient
 from bot.github.repo import SHA, RepoRef, get_pull, open_pulls_for_commit
 from bot.queue import QueueFull, Submitted
 from bot.report.checkrun import CheckRun
-from bot.review import ReviewRequest, ReviewServices, context_log, review_pull_request
+from bot.review import (
+    Claims,
+    ReviewRequest,
+    ReviewServices,
+    context_log,
+    describe_failure,
+    review_pull_request,
+)
 from bot.server.commands import Command, handle_commands
 from bot.server.metrics import Metrics
 
@@ -110,13 +119,113 @@ class CommandJob:
 AnyJob = ReviewJob | CommitJob | CommandJob
 Submit = Callable[[AnyJob], Awaitable[Submitted]]
 
+# A job whose worker died this many times is not tried again: it is the job that kills it
+# (a repository that takes all the memory, say).
+MAX_ATTEMPTS = 3
+DEAD_TITLE = "flux-review could not review this commit"
+
+
+def encode_job(job: AnyJob) -> str:
+    """The job as JSON, for the shared queue."""
+    base: dict[str, Any] = {
+        "repo": [job.repo.owner, job.repo.name],
+        "installation_id": job.installation_id,
+        "delivery_id": job.delivery_id,
+        "force": job.force,
+    }
+    if isinstance(job, ReviewJob):
+        base |= {"type": "review", "number": job.number, "trigger": job.trigger,
+                 "revision": job.revision}
+    elif isinstance(job, CommitJob):
+        base |= {"type": "commit", "sha": job.sha, "trigger": job.trigger}
+    else:
+        base |= {"type": "command", "number": job.number, "comment_id": job.comment_id,
+                 "login": job.login, "commands": [c.value for c in job.commands]}
+    return json.dumps(base, separators=(",", ":"))
+
+
+def decode_job(text: str) -> AnyJob:
+    data = json.loads(text)
+    common: dict[str, Any] = {
+        "repo": RepoRef(str(data["repo"][0]), str(data["repo"][1])),
+        "installation_id": int(data["installation_id"]),
+        "delivery_id": str(data["delivery_id"]),
+        "force": bool(data["force"]),
+    }
+    kind = data["type"]
+    if kind == "review":
+        return ReviewJob(number=int(data["number"]), trigger=str(data["trigger"]),
+                         revision=data.get("revision"), **common)
+    if kind == "commit":
+        return CommitJob(sha=str(data["sha"]), trigger=str(data["trigger"]), **common)
+    if kind == "command":
+        return CommandJob(
+            number=int(data["number"]),
+            comment_id=int(data["comment_id"]),
+            login=str(data["login"]),
+            commands=tuple(Command(c) for c in data["commands"]),
+            **common,
+        )
+    raise ValueError(f"unknown job type {kind!r}")
+
+
+class ClaimedJob(Protocol):
+    """What a worker of the shared queue holds (bot.server.redisqueue.Claimed)."""
+
+    @property
+    def job(self) -> AnyJob: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def runs(self) -> tuple[tuple[str, int], ...]: ...
+
+
+class SharedState(Claims, Protocol):
+    """Across processes: the check runs a job created, review counts, the dead letters."""
+
+    async def note_run(self, key: str, sha: str, run_id: int) -> None: ...
+
+    async def count_review(self, outcome: str) -> None: ...
+
+    async def dead_letter(self, claimed: Any, reason: str) -> None: ...
+
+
+class LocalClaims:
+    """Claims within one process (the in-process queue's)."""
+
+    def __init__(self) -> None:
+        self._names: TTLCache[str, float] = TTLCache(maxsize=100_000, ttl=7 * 24 * 3600.0)
+
+    async def claim_once(self, name: str, ttl: float) -> bool:
+        now = time.monotonic()
+        until = self._names.get(name)
+        if until is not None and until > now:
+            return False
+        self._names[name] = now + ttl
+        return True
+
+    async def release(self, name: str) -> None:
+        self._names.pop(name, None)
+
 
 class JobRunner:
     """Runs one job of any kind; the queue calls it from its workers."""
 
-    def __init__(self, services: ReviewServices, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        services: ReviewServices,
+        metrics: Metrics,
+        *,
+        shared: SharedState | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
         self.services = services
         self.metrics = metrics
+        self.shared = shared
+        self.claims: Claims = shared if shared is not None else LocalClaims()
+        self.max_attempts = max_attempts
         self._submit: Submit | None = None
         # Commits whose review concluded its check run: at shutdown, a job for one of them
         # that never started (the commit job of a fork push, twin of the PR's review) must
@@ -137,11 +246,84 @@ class JobRunner:
             return await self._commit(job)
         return await self._command(job)
 
-    async def _review(self, job: ReviewJob) -> bool:
+    async def run_claimed(self, claimed: ClaimedJob) -> bool:
+        """A job of the shared queue: its `attempts` count the workers that took it; past
+        `max_attempts` it is dead-lettered instead of run."""
+        job = claimed.job
+        if claimed.attempts > self.max_attempts:
+            await self._dead_letter(claimed)
+            return True
+        if claimed.attempts > 1:
+            log.warning(
+                "delivery %s: %s again, attempt %d of %d (its worker stopped)",
+                job.delivery_id,
+                job.key,
+                claimed.attempts,
+                self.max_attempts,
+            )
+        if isinstance(job, ReviewJob):
+            return await self._review(job, adopt=claimed.runs, retried=claimed.attempts > 1)
+        if claimed.runs:
+            # Only reviews create check runs; a commit job's runs are its reviews'.
+            log.warning("delivery %s: %s had check runs noted", job.delivery_id, job.key)
+        return await self(job)
+
+    async def _dead_letter(self, claimed: ClaimedJob) -> None:
+        job = claimed.job
+        number = job.number if isinstance(job, ReviewJob | CommandJob) else None
+        jlog = context_log(log, delivery=job.delivery_id, repo=job.repo.full_name, number=number)
+        reason = (
+            f"flux-review gave up on this commit: its review stopped the worker running it "
+            f"{claimed.attempts - 1} times in a row (the repository may be too large for "
+            "the worker's memory, or hit a bug). The job was put aside for the operators."
+        )
+        jlog.error("%s dead-lettered after %d attempts", job.key, claimed.attempts - 1)
+        self.metrics.review("dead_letter", 0.0)
+        if self.shared is not None:
+            await self.shared.count_review("dead_letter")
+            await self.shared.dead_letter(claimed, reason)
+        if not isinstance(job, ReviewJob):
+            return
+        gh = self.github(job.installation_id, jlog)
+        concluded: set[str] = set()
+        for run_sha, run_id in dict.fromkeys(claimed.runs):
+            try:
+                await CheckRun(gh, job.repo, run_id, run_sha, jlog).fail(
+                    reason, conclusion="failure", title=DEAD_TITLE
+                )
+                concluded.add(run_sha)
+            except Exception as exc:
+                jlog.error("could not complete check run %d: %s", run_id, describe_failure(exc))
+        sha: str | None = job.revision
+        if sha is None:
+            with _suppress_logged(jlog):
+                sha = await _open_head(gh, job.repo, job.number)
+        if sha is not None and sha not in concluded and SHA.fullmatch(sha):
+            with _suppress_logged(jlog):
+                await CheckRun.create_failed(
+                    gh,
+                    job.repo,
+                    sha,
+                    reason,
+                    external_id=job.delivery_id,
+                    log=jlog,
+                    conclusion="failure",
+                    title=DEAD_TITLE,
+                )
+
+    async def _review(
+        self, job: ReviewJob, adopt: tuple[tuple[str, int], ...] = (), retried: bool = False
+    ) -> bool:
         jlog = context_log(
             log, delivery=job.delivery_id, repo=job.repo.full_name, number=job.number
         )
         jlog.info("review started (%s)", job.trigger)
+        shared = self.shared
+
+        async def noted(sha: str, run_id: int) -> None:
+            if shared is not None:
+                await shared.note_run(job.key, sha, run_id)
+
         request = ReviewRequest(
             job.repo,
             job.number,
@@ -149,12 +331,25 @@ class JobRunner:
             job.delivery_id,
             job.trigger,
             revision=job.revision,
+            adopt=adopt,
+            on_check_run=noted if shared is not None else None,
+            retried=retried,
         )
-        result = await review_pull_request(self.services, request, jlog)
+        services = self.services
+        if services.claims is None:
+            services = replace(services, claims=self.claims)
+        result = await review_pull_request(services, request, jlog)
         if result.head_sha is not None:
             self._reviewed[(job.repo.full_name.lower(), result.head_sha)] = True
         self.metrics.review(result.outcome, result.duration)
-        jlog.info("review finished: %s in %.1fs", result.outcome, result.duration)
+        if shared is not None:
+            await shared.count_review(result.outcome)
+        jlog.info(
+            "review finished: %s in %.1fs",
+            result.outcome,
+            result.duration,
+            extra={"head": result.head_sha, "duration": round(result.duration, 3)},
+        )
         return result.finished
 
     async def _commit(self, job: CommitJob) -> bool:
@@ -214,6 +409,7 @@ class JobRunner:
                 job.commands,
                 recheck=recheck,
                 log=jlog,
+                once=self._once,
             )
         except InstallationGone as exc:
             jlog.warning("command not answered: %s", exc)
@@ -227,6 +423,10 @@ class JobRunner:
             )
             return False
         return True
+
+    async def _once(self, name: str) -> bool:
+        # A command job run again after its worker died must not react twice.
+        return await self.claims.claim_once(name, 7 * 24 * 3600.0)
 
     async def conclude_not_started(self, jobs: Sequence[AnyJob], budget: float) -> int:
         """At shutdown, give the head commit of each job that never started a completed
@@ -375,6 +575,22 @@ async def _open_head(gh: GitHubClient, repo: RepoRef, number: int) -> str | None
     head = pull.get("head")
     sha = head.get("sha") if isinstance(head, dict) else None
     return sha if isinstance(sha, str) else None
+
+
+class _suppress_logged:
+    """Log and swallow what a best-effort GitHub call raises."""
+
+    def __init__(self, jlog: Log) -> None:
+        self._log = jlog
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        self._log.error("could not report the dead letter: %s", describe_failure(exc))
+        return True
 
 
 async def _until(tasks: set[asyncio.Task[Any]], deadline: float) -> list[asyncio.Task[Any]]:

@@ -5,10 +5,59 @@ Labels are bounded and never carry repository content, names or paths.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Fast enough to tell a 5 ms acknowledgement from a 50 ms one: GitHub waits 10 s at most.
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+GITHUB_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _SharedCollector:
+    """What all processes share in Redis, read from the queue's last snapshot."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def collect(self) -> Iterator[Any]:
+        stats = self._queue.stats
+        yield GaugeMetricFamily(
+            "flux_review_shared_queue_depth",
+            "Jobs waiting in the shared queue (Redis), over all processes.",
+            value=stats.depth,
+        )
+        yield GaugeMetricFamily(
+            "flux_review_shared_jobs_running",
+            "Jobs being worked on by any worker of the shared queue.",
+            value=stats.running,
+        )
+        yield GaugeMetricFamily(
+            "flux_review_queue_oldest_job_age_seconds",
+            "How long the oldest waiting job of the shared queue has waited.",
+            value=stats.oldest_age,
+        )
+        yield GaugeMetricFamily(
+            "flux_review_workers_alive",
+            "Worker processes whose heartbeat Redis has within one job lease.",
+            value=stats.workers_alive,
+        )
+        yield GaugeMetricFamily(
+            "flux_review_dead_letters",
+            "Jobs given up after their worker died too many times.",
+            value=stats.dead,
+        )
+        reviews = CounterMetricFamily(
+            "flux_review_shared_reviews",
+            "Reviews run by all workers of the shared queue, by outcome.",
+            labels=["conclusion"],
+        )
+        for outcome, count in sorted(stats.reviews.items()):
+            reviews.add_metric([outcome[:40]], count)
+        yield reviews
 
 # Events with a label of their own; anything else counts as "other".
 KNOWN_EVENTS = frozenset(
@@ -62,6 +111,29 @@ class Metrics:
             "Jobs being worked on.",
             registry=self.registry,
         )
+        self.webhook_ack = Histogram(
+            "flux_review_webhook_ack_seconds",
+            "From the webhook request's arrival to its answer.",
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.github_seconds = Histogram(
+            "flux_review_github_request_seconds",
+            "Time of one HTTP exchange with GitHub's API, by method.",
+            ["method"],
+            buckets=GITHUB_BUCKETS,
+            registry=self.registry,
+        )
+
+    def track_shared(self, queue: Any) -> None:
+        self.registry.register(_SharedCollector(queue))
+
+    def github_latency(self, method: str, seconds: float) -> None:
+        label = method if method in ("GET", "POST", "PATCH", "PUT", "DELETE") else "other"
+        self.github_seconds.labels(method=label).observe(seconds)
+
+    def ack(self, seconds: float) -> None:
+        self.webhook_ack.observe(seconds)
 
     def track_queue(self, depth: Callable[[], int], running: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +18,9 @@ from bot.github.client import AnyLog, GitHubClient, RetryPolicy, Sleep, WriteThr
 from bot.github.repo import TreeStore
 from bot.queue import JobQueue
 from bot.server.jobs import AnyJob, JobRunner
+
+if TYPE_CHECKING:
+    from bot.server.redisqueue import RedisQueue
 from bot.server.metrics import Metrics
 from bot.settings import Settings
 
@@ -31,10 +36,20 @@ class GitHubFactory:
     sleep: Sleep = asyncio.sleep
     throttle: WriteThrottle = field(default_factory=lambda: WriteThrottle(1.0))
     session: aiohttp.ClientSession | None = None
+    # The last installation a job was for, and when GitHub last answered the App as one
+    # that can act (monotonic): what /readyz reports.
+    last_installation: int | None = None
+    ok_at: float | None = None
+
+    def _response(self, method: str, status: str) -> None:
+        self.metrics.github_response(method, status)
+        if status.isdigit() and int(status) < 500 and int(status) != 401:
+            self.ok_at = time.monotonic()
 
     def client(self, installation_id: int, log: AnyLog | None = None) -> GitHubClient:
         if self.session is None:
             raise RuntimeError("the App is not running (no HTTP session)")
+        self.last_installation = installation_id
         return GitHubClient(
             self.session,
             base_url=self.settings.github_api_url,
@@ -43,7 +58,8 @@ class GitHubFactory:
             policy=self.policy,
             throttle=self.throttle,
             sleep=self.sleep,
-            on_response=self.metrics.github_response,
+            on_response=self._response,
+            on_latency=self.metrics.github_latency,
             log=log,
         )
 
@@ -121,6 +137,11 @@ class Service:
     )
     # The shutdown, from the moment the listener closed; see bot/server/shutdown.py.
     stopping: asyncio.Task[None] | None = None
+    # The shared queue, when REDIS_URL is set (then `queue` is it too).
+    shared: RedisQueue[AnyJob] | None = None
+    # "all": webhooks and reviews; "web": webhooks only; "worker": reviews only.
+    role: str = "all"
+    github_error: str | None = None
 
     @property
     def secret(self) -> bytes:

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import re
+import time
 import urllib.parse
 from typing import Any
 
@@ -19,9 +20,10 @@ import aiohttp
 from aiohttp import web
 from gidgethub import sansio
 
-from bot.queue import QueueClosed, QueueFull, Submitted
+from bot.queue import QueueClosed, QueueFull, QueueUnavailable, Submitted
 from bot.review import context_log
 from bot.server.events import EventContext, router
+from bot.server.jobs import AnyJob
 from bot.server.state import SERVICE, BodyBudget, BodyReads
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,24 @@ def _answer(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
+def _unavailable(message: str) -> web.Response:
+    response = _answer(503, message)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 async def handle_webhook(request: web.Request) -> web.Response:
+    started = time.monotonic()
+    try:
+        return await _handle_webhook(request)
+    finally:
+        request.app[SERVICE].metrics.ack(time.monotonic() - started)
+
+
+REDIS_DOWN = "flux-review cannot reach its queue (Redis): redeliver this delivery once it is back"
+
+
+async def _handle_webhook(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     metrics = service.metrics
     settings = service.settings
@@ -196,17 +215,38 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
     # GitHub keeps the delivery id on a redelivery; one that was accepted already is a
     # duplicate. A delivery refused with 503 is not remembered, so its redelivery runs.
+    shared = service.shared
     if delivery in service.deliveries:
         metrics.delivery(event_name, "duplicate")
         dlog.info("%s: duplicate delivery ignored", event_name)
         return _answer(202, "duplicate delivery")
-
     event = sansio.Event(data, event=event_name, delivery_id=delivery)
+    collected: list[AnyJob] = []
+
+    async def collect(job: AnyJob) -> Submitted:
+        # With Redis, the delivery's jobs are queued together with its id, below.
+        collected.append(job)
+        return Submitted.QUEUED
+
     ctx = EventContext(
-        delivery_id=delivery, submit=service.queue.submit, log=dlog, app_id=settings.app_id
+        delivery_id=delivery,
+        submit=collect if shared is not None else service.queue.submit,
+        log=dlog,
+        app_id=settings.app_id,
     )
     try:
         await router.dispatch(event, ctx)
+        if shared is not None:
+            accepted = await shared.accept(delivery, collected)
+            if accepted is None:
+                metrics.delivery(event_name, "duplicate")
+                dlog.info("%s: duplicate delivery ignored", event_name)
+                return _answer(202, "duplicate delivery")
+            ctx.outcomes[:] = accepted
+    except QueueUnavailable as exc:
+        metrics.delivery(event_name, "unavailable")
+        dlog.error("%s: refused, %s", event_name, exc)
+        return _unavailable(REDIS_DOWN)
     except QueueClosed:
         # Only a request already being handled when the listener closed gets here; later
         # ones are refused at the connection. Accepting it now could not promise a review;
@@ -230,7 +270,8 @@ async def handle_webhook(request: web.Request) -> web.Response:
         dlog.warning("%s: malformed payload (%s: %s)", event_name, type(exc).__name__, exc)
         return _answer(400, "malformed payload")
 
-    service.deliveries[delivery] = True
+    if shared is None:
+        service.deliveries[delivery] = True
     if not ctx.outcomes:
         outcome = "ignored"
     elif any(o is Submitted.QUEUED for o in ctx.outcomes):

@@ -365,6 +365,9 @@ class FakeGitHub:
         self.reviews: list[Review] = []
         self.review_comments: list[ReviewComment] = []
         self.issue_comments: list[IssueComment] = []
+        # `confirm_manifest` codes not exchanged yet, and the manifests exchanged.
+        self.manifest_codes: dict[str, tuple[dict[str, Any], str]] = {}
+        self.manifest_conversions: list[dict[str, Any]] = []
         self.permissions: dict[str, str] = {}
         self.default_permission = "read"
         self.tarball_overrides: dict[str, bytes] = {}
@@ -1205,6 +1208,12 @@ class FakeGitHub:
         repo = r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
         table: list[tuple[str, str, Handler, str]] = [
             ("POST", r"^/app/installations/(?P<iid>\d+)/access_tokens$", self._access_token, "jwt"),
+            (
+                "POST",
+                r"^/app-manifests/(?P<code>[^/]+)/conversions$",
+                self._manifest_conversion,
+                "none",
+            ),
             ("GET", repo + r"/pulls/(?P<number>\d+)$", self._get_pull, "token"),
             ("GET", repo + r"/pulls/(?P<number>\d+)/files$", self._list_files, "token"),
             (
@@ -1219,6 +1228,7 @@ class FakeGitHub:
             ("GET", repo + r"/git/blobs/(?P<sha>[^/]+)$", self._git_blob, "token"),
             ("GET", repo + r"/contents(?:/(?P<path>.*))?$", self._contents, "token"),
             ("GET", repo + r"/commits/(?P<sha>[^/]+)/pulls$", self._commit_pulls, "token"),
+            ("GET", repo + r"/commits/(?P<ref>[^/]+)/check-runs$", self._ref_check_runs, "token"),
             ("GET", repo + r"/compare/(?P<basehead>.+)$", self._compare, "token"),
             ("POST", repo + r"/check-runs$", self._create_check_run, "token"),
             ("GET", repo + r"/check-runs/(?P<id>\d+)$", self._get_check_run, "token"),
@@ -1542,6 +1552,34 @@ class FakeGitHub:
         if pr is None:
             raise ApiError(404, "Not Found")
         return pr
+
+    def confirm_manifest(self, manifest: Mapping[str, Any], private_key: str) -> str:
+        """What GitHub's "Create GitHub App" page does with a posted manifest: creates the
+        App and hands back a one-time code (for `POST /app-manifests/{code}/conversions`)."""
+        code = secrets.token_hex(10)
+        self.manifest_codes[code] = (dict(manifest), private_key)
+        return code
+
+    async def _manifest_conversion(self, ctx: _Ctx) -> Reply:
+        # The code is good once (GitHub: within an hour), and is all the authentication.
+        found = self.manifest_codes.pop(ctx.params["code"], None)
+        if found is None:
+            raise ApiError(404, "Not Found")
+        manifest, private_key = found
+        self.manifest_conversions.append(manifest)
+        body = self.app_json()
+        body.update(
+            name=str(manifest.get("name") or self.app_slug),
+            description=manifest.get("description"),
+            external_url=str(manifest.get("url") or body["external_url"]),
+            permissions=dict(manifest.get("default_permissions") or {}),
+            events=list(manifest.get("default_events") or []),
+            client_secret=secrets.token_hex(20),
+            webhook_secret=(manifest.get("hook_attributes") or {}).get("secret")
+            or secrets.token_hex(20),
+            pem=private_key,
+        )
+        return Reply(201, body)
 
     async def _access_token(self, ctx: _Ctx) -> Reply:
         installation_id = int(ctx.params["iid"])
@@ -2164,6 +2202,28 @@ class FakeGitHub:
         self._apply_check_run(run, "POST", body)
         self.check_runs[run.id] = run
         return Reply(201, self.check_run_json(run))
+
+    async def _ref_check_runs(self, ctx: _Ctx) -> Reply:
+        sha = self.git.resolve(ctx.params["ref"])
+        if sha is None:
+            raise _unprocessable(f"No commit found for SHA: {ctx.params['ref']}")
+        query = ctx.record.query
+        runs = [
+            run
+            for run in self.check_runs.values()
+            if run.head_sha == sha
+            and (not query.get("check_name") or run.name == query["check_name"])
+            and (not query.get("status") or run.status == query["status"])
+        ]
+        runs.sort(key=lambda run: run.id, reverse=True)
+        per_page = int(query.get("per_page") or 30)
+        return Reply(
+            200,
+            {
+                "total_count": len(runs),
+                "check_runs": [self.check_run_json(run) for run in runs[:per_page]],
+            },
+        )
 
     def _run_or_404(self, ctx: _Ctx) -> CheckRun:
         run = self.check_runs.get(int(ctx.params["id"]))

@@ -1,0 +1,659 @@
+"""The shared job queue on Redis, used when `REDIS_URL` is set.
+
+Any number of web processes submit to it and any number of worker processes take from it;
+the rules of `bot.queue.JobQueue` hold across all of them, each step one Lua script (Redis
+runs a script atomically, so two processes never see a half-done step).
+
+Why plain keys and scripts, not a job library or a stream: the queue's semantics are per
+PR, not per message. A newer head *replaces* the PR's pending job (a burst of pushes is one
+running review plus one trailing review of the newest head) and a job never runs beside
+another of its PR. saq's jobs are independent messages (its `key` only refuses a second
+one; it cannot replace the waiting job nor hold it back while its PR's job runs), and a
+Redis stream is an append-only log: an entry cannot be replaced, so both would need this
+per-PR state next to them anyway, plus their own sweeps. What remains of a library here is
+small: a lease per running job, renewed by the worker's heartbeat, and a sweep that gives a
+job whose lease ran out (its worker was killed) back to the queue.
+
+Keys (under `prefix`):
+- `jobs`    hash  PR key -> the pending job (at most one per key: the newest)
+- `ready`   zset  keys with a pending job and none running, scored by enqueue time
+- `active`  hash  key -> the running job, its worker, its attempts, its check runs
+- `leases`  zset  key -> when its worker's lease runs out (ms)
+- `workers` zset  worker id -> last heartbeat (ms)
+- `recent:<key>@<revision>`  a revision reviewed a moment ago (duplicate events)
+- `dead`    list  jobs given up after `max_attempts` (their check run says so)
+- `wake`    list  one entry per submit, so idle workers block instead of polling
+
+A job is acknowledged (`complete`) only after its handler returned, i.e. after its check
+run was completed: a worker killed at any point leaves the job in `active` until its lease
+runs out, and the next sweep queues it again, with the check runs it had created, so the
+review that runs next completes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.queue import Job, QueueClosed, QueueFull, QueueUnavailable, Submitted
+
+log = logging.getLogger(__name__)
+
+J = TypeVar("J", bound=Job)
+
+# One job into the queue (a Lua function, shared by the two scripts below).
+_SUBMIT_ONE = """
+local function submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
+  if not force and rev ~= '' then
+    local a = redis.call('HGET', active, key)
+    if a and cjson.decode(a).rev == rev then return 'duplicate' end
+    if redis.call('EXISTS', recent) == 1 then return 'duplicate' end
+  end
+  local older = redis.call('HGET', jobs, key)
+  if older then
+    local od, nd = cjson.decode(older), cjson.decode(env)
+    -- keep a user's explicit re-run when the same commit arrives again
+    if od.force and od.rev == rev and not force then nd.force = true end
+    nd.enqueued = od.enqueued
+    nd.runs = od.runs
+    redis.call('HSET', jobs, key, cjson.encode(nd))
+    return 'replaced'
+  end
+  redis.call('HSET', jobs, key, env)
+  if redis.call('HEXISTS', active, key) == 0 then
+    redis.call('ZADD', ready, 'NX', now, key)
+    redis.call('LPUSH', wake, '1')
+    redis.call('LTRIM', wake, 0, 255)
+  end
+  return 'queued'
+end
+"""
+
+_SUBMIT = _SUBMIT_ONE + """
+local jobs, ready, active, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local key, env, rev, force = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local maxsize, now, recent = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+if redis.call('HLEN', jobs) >= maxsize and redis.call('HEXISTS', jobs, key) == 0 then
+  return 'full'
+end
+return submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
+"""
+
+# A webhook delivery: its id claimed and all its jobs queued, or nothing at all.
+_ACCEPT = _SUBMIT_ONE + """
+local jobs, ready, active, wake, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local maxsize, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('EXISTS', seen) == 1 then return {'seen'} end
+local n = (#ARGV - 3) / 5
+if n > 0 and redis.call('HLEN', jobs) + n > maxsize then return {'full'} end
+local out = {}
+for i = 0, n - 1 do
+  local b = 4 + i * 5
+  out[#out + 1] = submit_one(jobs, ready, active, wake, ARGV[b], ARGV[b + 1], ARGV[b + 2],
+    ARGV[b + 3] == '1', now, ARGV[b + 4])
+end
+redis.call('SET', seen, 'accepted', 'EX', ttl)
+return out
+"""
+
+_CLAIM = """
+local jobs, ready, active, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local worker, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+while true do
+  local popped = redis.call('ZPOPMIN', ready)
+  if #popped == 0 then return false end
+  local key = popped[1]
+  local env = redis.call('HGET', jobs, key)
+  if env and redis.call('HEXISTS', active, key) == 0 then
+    redis.call('HDEL', jobs, key)
+    local d = cjson.decode(env)
+    d.worker = worker
+    d.attempts = (d.attempts or 0) + 1
+    d.claimed = now
+    local s = cjson.encode(d)
+    redis.call('HSET', active, key, s)
+    redis.call('ZADD', leases, now + lease, key)
+    return {key, s}
+  end
+end
+"""
+
+_HEARTBEAT = """
+local active, leases, workers = KEYS[1], KEYS[2], KEYS[3]
+local worker, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', workers, now, worker)
+-- workers silent for a day are gone for good
+redis.call('ZREMRANGEBYSCORE', workers, '-inf', now - 86400000)
+local renewed = 0
+for i = 4, #ARGV do
+  local a = redis.call('HGET', active, ARGV[i])
+  if a and cjson.decode(a).worker == worker then
+    redis.call('ZADD', leases, 'XX', now + lease, ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+_NOTE_RUN = """
+local active = KEYS[1]
+local worker, key, sha, id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local a = redis.call('HGET', active, key)
+if not a then return 0 end
+local d = cjson.decode(a)
+if d.worker ~= worker then return 0 end
+local runs = d.runs or {}
+if type(runs) ~= 'table' then runs = {} end
+table.insert(runs, {sha, id})
+d.runs = runs
+redis.call('HSET', active, key, cjson.encode(d))
+return 1
+"""
+
+_COMPLETE = """
+local jobs, ready, active, leases, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local worker, key, done, ttl, now, requeue, prefix =
+  ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1', ARGV[7]
+local a = redis.call('HGET', active, key)
+if not a then return 0 end
+local d = cjson.decode(a)
+-- the lease ran out and the job is someone else's now: theirs to acknowledge
+if d.worker ~= worker then return 0 end
+redis.call('HDEL', active, key)
+redis.call('ZREM', leases, key)
+if done and d.rev and d.rev ~= '' then
+  redis.call('SET', prefix .. 'recent:' .. key .. '@' .. d.rev, '1', 'EX', ttl)
+end
+if requeue and redis.call('HEXISTS', jobs, key) == 0 then
+  d.worker = nil
+  d.force = true
+  redis.call('HSET', jobs, key, cjson.encode(d))
+end
+if redis.call('HEXISTS', jobs, key) == 1 then
+  redis.call('ZADD', ready, 'NX', now, key)
+  redis.call('LPUSH', wake, '1')
+  redis.call('LTRIM', wake, 0, 255)
+end
+return 1
+"""
+
+_SWEEP = """
+local jobs, ready, active, leases, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now = tonumber(ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 100)
+for _, key in ipairs(expired) do
+  redis.call('ZREM', leases, key)
+  local a = redis.call('HGET', active, key)
+  if a then
+    redis.call('HDEL', active, key)
+    local d = cjson.decode(a)
+    d.worker = nil
+    local p = redis.call('HGET', jobs, key)
+    if p then
+      -- a newer job waits for this PR: it goes ahead, and completes the check runs the
+      -- dead worker left
+      local pd = cjson.decode(p)
+      local runs = pd.runs
+      if type(runs) ~= 'table' then runs = {} end
+      if type(d.runs) == 'table' then
+        for _, r in ipairs(d.runs) do table.insert(runs, r) end
+      end
+      pd.runs = runs
+      redis.call('HSET', jobs, key, cjson.encode(pd))
+    else
+      -- the same job again: its review has to happen, and its attempts count
+      redis.call('HSET', jobs, key, cjson.encode(d))
+    end
+    redis.call('ZADD', ready, 'NX', now, key)
+    redis.call('LPUSH', wake, '1')
+  end
+end
+return #expired
+"""
+
+_CLAIM_ONCE = """
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2]))
+"""
+
+
+@dataclass(frozen=True)
+class Claimed(Generic[J]):
+    """A job a worker holds: its attempts, and the check runs earlier attempts created."""
+
+    job: J
+    attempts: int
+    runs: tuple[tuple[str, int], ...] = ()
+
+
+# Runs one claimed job; True when it finished its work. It may raise.
+ClaimedHandler = Callable[[Claimed[J]], Awaitable[bool]]
+
+
+@dataclass
+class QueueStats:
+    """Read from Redis every few seconds, for /metrics and /readyz."""
+
+    depth: int = 0
+    running: int = 0
+    oldest_age: float = 0.0
+    workers_alive: int = 0
+    dead: int = 0
+    reviews: dict[str, int] = field(default_factory=dict)
+    read_at: float = 0.0  # monotonic; 0: never
+    error: str | None = None
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class RedisQueue(Generic[J]):
+    """A JobQueue on Redis; `workers=0` only submits (a web process)."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        handler: ClaimedHandler[J] | None,
+        *,
+        encode: Callable[[J], str],
+        decode: Callable[[str], J],
+        workers: int = 4,
+        maxsize: int = 100,
+        prefix: str = "flux-review",
+        lease: float = 10.0,
+        recent_ttl: float = 600.0,
+        poll: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = client
+        self._handler = handler
+        self._encode = encode
+        self._decode = decode
+        self._workers = workers
+        self._maxsize = maxsize
+        self.prefix = prefix.rstrip(":") + ":"
+        self.lease = lease
+        self._recent_ttl = recent_ttl
+        self._poll = poll
+        self._clock = clock
+        self.worker = worker_id()
+        self._active: dict[str, Claimed[J]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+        self._stopped = False
+        self.stats = QueueStats()
+        self.heartbeat_at = 0.0  # monotonic time of the last heartbeat Redis took
+        self._submit = client.register_script(_SUBMIT)
+        self._accept = client.register_script(_ACCEPT)
+        self._claim = client.register_script(_CLAIM)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._note = client.register_script(_NOTE_RUN)
+        self._complete = client.register_script(_COMPLETE)
+        self._sweep = client.register_script(_SWEEP)
+        self._claim_once = client.register_script(_CLAIM_ONCE)
+
+    def set_handler(self, handler: ClaimedHandler[J]) -> None:
+        self._handler = handler
+
+    def k(self, name: str) -> str:
+        return self.prefix + name
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- JobQueue ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._spawn(self._stats_loop(), "flux-review-queue-stats")
+        if self._workers and self._handler is not None:
+            self._spawn(self._heartbeat_loop(), "flux-review-heartbeat")
+            for n in range(self._workers):
+                self._spawn(self._work(), f"flux-review-worker-{n}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("queue task %s died", task.get_name(), exc_info=task.exception())
+
+    def depth(self) -> int:
+        return self.stats.depth
+
+    def running(self) -> int:
+        return len(self._active) if self._workers else self.stats.running
+
+    def _envelope(self, job: J) -> str:
+        return json.dumps(
+            {
+                "key": job.key,
+                "rev": job.revision or "",
+                "force": bool(job.force),
+                "job": self._encode(job),
+                "attempts": 0,
+                "enqueued": self._now_ms(),
+            }
+        )
+
+    def _recent_key(self, job: J) -> str:
+        return self.k(f"recent:{job.key}@{job.revision or ''}")
+
+    async def submit(self, job: J, *, follow_up: bool = False) -> Submitted:
+        if self._stopped or (self._closed and not follow_up):
+            raise QueueClosed("the queue is shutting down")
+        try:
+            answer = await self._submit(
+                keys=[self.k("jobs"), self.k("ready"), self.k("active"), self.k("wake")],
+                args=[
+                    job.key,
+                    self._envelope(job),
+                    job.revision or "",
+                    "1" if job.force else "0",
+                    self._maxsize,
+                    self._now_ms(),
+                    self._recent_key(job),
+                ],
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
+        answer = answer.decode() if isinstance(answer, bytes) else str(answer)
+        if answer == "full":
+            raise QueueFull(f"{self._maxsize} jobs pending")
+        if answer == "replaced":
+            log.info("delivery %s: %s replaces the pending job", job.delivery_id, job.key)
+        return Submitted(answer)
+
+    async def accept(
+        self, delivery: str, jobs: list[J], *, ttl: float = 3 * 24 * 3600.0
+    ) -> list[Submitted] | None:
+        """A webhook delivery, in one step: None when its id was accepted before (GitHub's
+        Redeliver keeps it; one delivery may reach two replicas), else its jobs queued, all
+        or none, and the id kept for `ttl` seconds. One round trip to Redis."""
+        if self._closed:
+            raise QueueClosed("the queue is shutting down")
+        args: list[Any] = [self._maxsize, self._now_ms(), int(ttl)]
+        for job in jobs:
+            args += [
+                job.key,
+                self._envelope(job),
+                job.revision or "",
+                "1" if job.force else "0",
+                self._recent_key(job),
+            ]
+        try:
+            answer = await self._accept(
+                keys=[
+                    self.k("jobs"),
+                    self.k("ready"),
+                    self.k("active"),
+                    self.k("wake"),
+                    self.k(f"delivery:{delivery}"),
+                ],
+                args=args,
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
+        outcomes = [a.decode() if isinstance(a, bytes) else str(a) for a in answer]
+        if outcomes == ["seen"]:
+            return None
+        if outcomes == ["full"]:
+            raise QueueFull(f"{self._maxsize} jobs pending")
+        return [Submitted(o) for o in outcomes]
+
+    async def close(self, grace: float, *, cancel_wait: float | None = None) -> list[J]:
+        """Take no more work; give running jobs `grace` seconds, then cancel them (each
+        concludes its check run) and give them back to the queue for another worker.
+        Pending jobs stay in Redis: nothing is handed back."""
+        self._closed = True
+        self._stopped = True  # other workers take what is pending
+        cancel_wait = 10.0 if cancel_wait is None else cancel_wait
+        running = set(self._jobs.values())
+        if running:
+            _done, still = await asyncio.wait(running, timeout=grace)
+            if still:
+                log.warning("shutdown: cancelling %d running jobs after %.1fs", len(still), grace)
+                for task in still:
+                    task.cancel()
+                await asyncio.wait(still, timeout=cancel_wait)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=1.0)
+        if self._workers:
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.zrem(self.k("workers"), self.worker)
+        return []
+
+    # -- the workers ---------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while not self._stopped:
+            try:
+                claimed = await self._take()
+            except (RedisError, OSError) as exc:
+                log.warning("queue: Redis unreachable (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(self._poll)
+                continue
+            if claimed is None:
+                continue
+            task = asyncio.current_task()
+            assert task is not None
+            self._jobs[claimed.job.key] = task
+            try:
+                await self._run(claimed)
+            finally:
+                self._jobs.pop(claimed.job.key, None)
+
+    async def _take(self) -> Claimed[J] | None:
+        """The next job, or None after waiting a while for one."""
+        await self._sweep(
+            keys=[self.k(n) for n in ("jobs", "ready", "active", "leases", "wake")],
+            args=[self._now_ms()],
+        )
+        got = await self._claim(
+            keys=[self.k(n) for n in ("jobs", "ready", "active", "leases")],
+            args=[self.worker, self._now_ms(), int(self.lease * 1000)],
+        )
+        if not got:
+            # One wake token per submit; the timeout also paces the sweeps of an idle worker.
+            await self.redis.blpop([self.k("wake")], timeout=self._poll)
+            return None
+        key, text = (x.decode() if isinstance(x, bytes) else x for x in got)
+        if self._stopped:
+            # Claimed as the shutdown began: give it straight back.
+            await self._ack(key, done=False, requeue=True)
+            return None
+        data = json.loads(text)
+        job = self._decode(data["job"])
+        if data.get("force") and not job.force:
+            job = _forced(job)
+        runs = tuple(
+            (str(r[0]), int(r[1])) for r in (data.get("runs") or []) if isinstance(r, list)
+        )
+        claimed = Claimed(job, int(data.get("attempts") or 1), runs)
+        self._active[key] = claimed
+        return claimed
+
+    async def _run(self, claimed: Claimed[J]) -> None:
+        assert self._handler is not None
+        key = claimed.job.key
+        done = False
+        requeue = False
+        try:
+            done = await self._handler(claimed)
+        except asyncio.CancelledError:
+            # Stopped by a shutdown: its check run was concluded `cancelled`; another worker
+            # (or this one after its restart) reviews it again.
+            requeue = True
+            raise
+        except Exception:
+            log.exception("delivery %s: job %s failed", claimed.job.delivery_id, key)
+        finally:
+            self._active.pop(key, None)
+            await _shielded(self._ack(key, done=done, requeue=requeue))
+
+    async def _ack(self, key: str, *, done: bool, requeue: bool) -> None:
+        for attempt in range(5):
+            try:
+                await self._complete(
+                    keys=[self.k(n) for n in ("jobs", "ready", "active", "leases", "wake")],
+                    args=[
+                        self.worker,
+                        key,
+                        "1" if done else "0",
+                        int(self._recent_ttl),
+                        self._now_ms(),
+                        "1" if requeue else "0",
+                        self.prefix,
+                    ],
+                )
+                return
+            except (RedisError, OSError) as exc:
+                # Unacknowledged, the job runs again once its lease runs out: at least once.
+                log.warning("queue: could not acknowledge %s (%s)", key, type(exc).__name__)
+                await asyncio.sleep(0.2 * (attempt + 1))
+
+    async def note_run(self, key: str, sha: str, run_id: int) -> None:
+        """Remember a check run the job created, for whoever runs it after a crash."""
+        try:
+            await self._note(
+                keys=[self.k("active")], args=[self.worker, key, sha, str(run_id)]
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("queue: could not note check run %d (%s)", run_id, type(exc).__name__)
+
+    async def dead_letter(self, claimed: Claimed[J], reason: str) -> None:
+        entry = json.dumps(
+            {
+                "key": claimed.job.key,
+                "delivery": claimed.job.delivery_id,
+                "attempts": claimed.attempts,
+                "reason": reason,
+                "at": self._clock(),
+                "job": self._encode(claimed.job),
+            }
+        )
+        pipe = self.redis.pipeline()
+        pipe.lpush(self.k("dead"), entry)
+        pipe.ltrim(self.k("dead"), 0, 999)
+        await pipe.execute()
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(self.lease / 4, 0.05)
+        while True:
+            try:
+                await self._heartbeat(
+                    keys=[self.k("active"), self.k("leases"), self.k("workers")],
+                    args=[self.worker, self._now_ms(), int(self.lease * 1000), *self._active],
+                )
+                self.heartbeat_at = time.monotonic()
+            except (RedisError, OSError) as exc:
+                log.warning("queue: heartbeat failed (%s)", type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    # -- shared state --------------------------------------------------------------------
+
+    async def claim_once(self, name: str, ttl: float) -> bool:
+        """True for the first process to claim `name` within `ttl` seconds."""
+        got = await self._claim_once(
+            keys=[self.k(f"claim:{name}")], args=[self.worker, max(int(ttl), 1)]
+        )
+        return bool(got)
+
+    async def release(self, name: str) -> None:
+        await self.redis.delete(self.k(f"claim:{name}"))
+
+    async def count_review(self, outcome: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.hincrby(self.k("reviews"), outcome, 1)
+
+    async def read_stats(self) -> QueueStats:
+        now = self._now_ms()
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hlen(self.k("jobs"))
+            pipe.hlen(self.k("active"))
+            pipe.zrange(self.k("ready"), 0, 0, withscores=True)
+            pipe.zcount(self.k("workers"), now - int(self.lease * 1000), "+inf")
+            pipe.llen(self.k("dead"))
+            pipe.hgetall(self.k("reviews"))
+            depth, running, oldest, alive, dead, reviews = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.stats.error = f"Redis is unreachable ({type(exc).__name__}: {exc})"
+            return self.stats
+        self.stats = QueueStats(
+            depth=int(depth),
+            running=int(running),
+            oldest_age=max(now - oldest[0][1], 0) / 1000 if oldest else 0.0,
+            workers_alive=int(alive),
+            dead=int(dead),
+            reviews={
+                (k.decode() if isinstance(k, bytes) else str(k)): int(v)
+                for k, v in reviews.items()
+            },
+            read_at=time.monotonic(),
+        )
+        return self.stats
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await self.read_stats()
+            await asyncio.sleep(2.0)
+
+    async def dead_jobs(self) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in await self.redis.lrange(self.k("dead"), 0, -1)]
+
+
+def _forced(job: J) -> J:
+    import dataclasses
+
+    return dataclasses.replace(job, force=True)  # type: ignore[type-var]
+
+
+async def _shielded(coro: Awaitable[None]) -> None:
+    """Run `coro` to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def connect(url: str, *, connections: int = 64) -> aioredis.Redis:
+    """A client for `REDIS_URL`; short timeouts, so an unreachable Redis is a quick 503.
+
+    A blocking pool: under a burst of deliveries, requests wait a moment for one of
+    `connections` connections instead of failing (redis-py's default pool raises once it
+    has handed out all of its connections)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=connections,
+        timeout=5.0,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+        health_check_interval=30,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+__all__ = ["Claimed", "QueueStats", "RedisQueue", "connect"]
