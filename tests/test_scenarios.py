@@ -1,8 +1,9 @@
-"""Scenarios: one change each to a realistic platform monorepo, through the real CLI.
+"""Scenarios: one change each to a realistic platform monorepo, through the command line.
 
 Every scenario commits the same monorepo (`platform()`, below) as its base, applies one
-change as its head, runs `python -m bot check --base B --head H --format json` in a
-subprocess and asserts the EXACT set of (rule, path, line, severity, introduced) of all
+change as its head, runs `flux-review check --base B --head H --format json` (in this
+process, through the same entry point; one scenario runs it as a subprocess, as a user
+does) and asserts the EXACT set of (rule, path, line, severity, introduced) of all
 findings: what must be reported is, and nothing else is.
 
 The monorepo is shaped like the ones the product is judged on:
@@ -34,6 +35,8 @@ The monorepo is shaped like the ones the product is judged on:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -44,12 +47,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.__main__ import main as bot_main
 from tests.analysis_helpers import dedent, line_of
 from tests.fakegithub.gitrepo import GitRepo
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ERROR, WARNING = "error", "warning"
+ERROR, WARNING, NOTICE = "error", "warning", "notice"
 TEMPLATE = "helm-template-in-raw-manifest"
 MISMATCH = "chart-version-mismatch"
 NOT_BUMPED = "chart-not-bumped"
@@ -58,6 +62,7 @@ UNLISTED = "kustomize-unlisted-manifest"
 DANGLING = "dangling-reference"
 IMAGE = "invalid-image-reference"
 SYNTAX = "yaml-syntax-error"
+PRUNE = "prune-deletes"
 
 # --------------------------------------------------------------------------------------
 # The monorepo
@@ -1052,14 +1057,23 @@ class Result:
             rule, path))
 
 
-def _cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot", "check", "--repo", str(repo), "--format", "json", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+def _cli(
+    repo: Path, *args: str, subprocess_run: bool = False
+) -> subprocess.CompletedProcess[str]:
+    argv = ["check", "--repo", str(repo), "--format", "json", *args]
+    if subprocess_run:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bot", *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+    else:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = bot_main(argv)
+        proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
     assert proc.returncode in (0, 1), proc.stderr
     assert "warning:" not in proc.stderr, proc.stderr  # no rule crashed
     return proc
@@ -1087,6 +1101,7 @@ def scenario(
     renames: Sequence[tuple[str, str]] = (),
     before: Mapping[str, Edit] | None = None,
     extra_args: Sequence[str] = (),
+    subprocess_run: bool = False,
 ) -> Result:
     """Commit the monorepo (with `before` applied) as base, then `renames` (git mv) and
     `change` as head, and run the check on the pair."""
@@ -1100,13 +1115,20 @@ def scenario(
             files[new + path[len(old):]] = files.pop(path)
     repo.write(_apply(files, change or {}))
     head = repo.commit("the change")
-    proc = _cli(repo.path, "--base", base, "--head", head, *extra_args)
+    proc = _cli(repo.path, "--base", base, "--head", head, *extra_args,
+                subprocess_run=subprocess_run)
     doc = json.loads(proc.stdout)
     assert (doc["base"], doc["head"]) == (base, head)
     result = Result(repo, base, head, proc.returncode, doc["findings"], files)
     has_error = any(f["severity"] == ERROR for f in result.findings)
     assert proc.returncode == (1 if has_error else 0), proc.stdout
     return result
+
+
+def pruned(path: str, line: int) -> Key:
+    """The prune-deletes notice of an object the change renames or removes (on its line
+    at the base): Flux deletes the old object from the cluster."""
+    return (PRUNE, path, line, NOTICE, True)
 
 
 def not_bumped(r: Result, chart: str) -> Key:
@@ -1149,6 +1171,7 @@ def test_incident_registry_template_in_templates_a_flux_kustomization_applies_ra
             api: sub("ghcr.io/example/api:1.4.0", REGISTRY_IMAGE % "api"),
             worker: sub("ghcr.io/example/worker:1.4.0", REGISTRY_IMAGE % "worker"),
         },
+        subprocess_run=True,  # the incident goes through the real command, as a user runs it
     )
     assert r.keys() == {
         (TEMPLATE, api, r.line(api, "imageRegistry"), ERROR, True),
@@ -1335,7 +1358,7 @@ def test_bootstrap_kit_helmrepository_renamed_under_its_helmrelease(tmp_path: Pa
             )
         },
     )
-    assert r.keys() == {(DANGLING, release, r.line(release, "name: jetstack"), ERROR, True)}
+    assert r.keys() == {(DANGLING, release, r.line(release, "name: jetstack"), ERROR, True)} | {pruned("clusters/prod/bootstrap-kit/repositories.yaml", 4)}
     assert "jetstack-charts" in r.message(DANGLING, release)
 
 
@@ -1344,7 +1367,7 @@ def test_bootstrap_kit_depends_on_a_removed_helmrelease(tmp_path: Path) -> None:
     r = scenario(tmp_path, {"clusters/prod/bootstrap-kit/ingress-nginx.yaml": None})
     assert r.keys() == {
         (DANGLING, release, r.line(release, "- name: ingress-nginx"), ERROR, True)
-    }
+    } | {pruned("clusters/prod/bootstrap-kit/ingress-nginx.yaml", 4)}
 
 
 def test_flux_kustomization_depends_on_a_renamed_kustomization(tmp_path: Path) -> None:
@@ -1355,7 +1378,7 @@ def test_flux_kustomization_depends_on_a_renamed_kustomization(tmp_path: Path) -
     ]
     assert r.keys() == {
         (DANGLING, p, r.line(p, "- name: infrastructure"), ERROR, True) for p in referrers
-    }
+    } | {pruned("clusters/prod/infrastructure.yaml", 4)}
 
 
 # --------------------------------------------------------------------------------------
@@ -1450,7 +1473,7 @@ def test_helmrelease_pinned_to_a_version_the_chart_does_not_have(tmp_path: Path)
 def test_oci_repository_removed_under_its_helmrelease_chart_ref(tmp_path: Path) -> None:
     path = "deploy/charts/edge-gateway.yaml"
     r = scenario(tmp_path, {path: lambda t: t[t.index("---\n") + 4 :]})
-    assert r.keys() == {(DANGLING, path, r.line(path, "  name: edge-gateway", 2), ERROR, True)}
+    assert r.keys() == {(DANGLING, path, r.line(path, "  name: edge-gateway", 2), ERROR, True)} | {pruned("deploy/charts/edge-gateway.yaml", 4)}
     assert "spec.chartRef" in r.message(DANGLING, path)
 
 
@@ -1551,7 +1574,7 @@ def test_post_build_variables_in_images_names_and_versions_are_silent(tmp_path: 
 def test_substitute_from_config_map_removed(tmp_path: Path) -> None:
     apps = "clusters/prod/apps.yaml"
     r = scenario(tmp_path, {"clusters/prod/cluster-vars.yaml": None})
-    assert r.keys() == {(DANGLING, apps, r.line(apps, "name: cluster-vars"), ERROR, True)}
+    assert r.keys() == {(DANGLING, apps, r.line(apps, "name: cluster-vars"), ERROR, True)} | {pruned("clusters/prod/cluster-vars.yaml", 4)}
 
 
 # --------------------------------------------------------------------------------------
@@ -1650,7 +1673,7 @@ def api_pull_secret(r: Result) -> Key:
 
 def test_sealed_pull_secret_renamed_while_still_referenced(tmp_path: Path) -> None:
     r = scenario(tmp_path, RENAME_SEALED_SECRET)
-    assert r.keys() == {api_pull_secret(r)}
+    assert r.keys() == {api_pull_secret(r)} | {pruned("infrastructure/base/registry-credentials.yaml", 4)}
 
 
 def test_external_secret_pull_secret_renamed_while_still_referenced(tmp_path: Path) -> None:
@@ -1665,7 +1688,7 @@ def test_external_secret_pull_secret_renamed_while_still_referenced(tmp_path: Pa
     )
     assert r.keys() == {
         (DANGLING, deployment, r.line(deployment, "- name: ghcr-pull"), ERROR, True)
-    }
+    } | {pruned("infrastructure/base/ghcr-pull.yaml", 4)}
 
 
 def test_renamed_pull_secret_still_in_a_bootstrap_kit_helmrelease_values(
@@ -1682,7 +1705,7 @@ def test_renamed_pull_secret_still_in_a_bootstrap_kit_helmrelease_values(
     assert r.keys() == {
         (DANGLING, release, r.line(release, "- name: registry-credentials"), ERROR, True),
         api_pull_secret(r),
-    }
+    } | {pruned("infrastructure/base/registry-credentials.yaml", 4)}
 
 
 def test_renamed_pull_secret_still_in_a_chart_values_file(tmp_path: Path) -> None:
@@ -1699,7 +1722,7 @@ def test_renamed_pull_secret_still_in_a_chart_values_file(tmp_path: Path) -> Non
     assert r.keys() == {
         (DANGLING, values, r.line(values, "- name: registry-credentials"), ERROR, True),
         api_pull_secret(r),
-    }
+    } | {pruned("infrastructure/base/registry-credentials.yaml", 4)}
 
 
 def test_renamed_pull_secret_still_in_a_chart_template(tmp_path: Path) -> None:
@@ -1719,7 +1742,7 @@ def test_renamed_pull_secret_still_in_a_chart_template(tmp_path: Path) -> None:
     assert r.keys() == {
         (DANGLING, cronjob, r.line(cronjob, "- name: registry-credentials"), ERROR, True),
         api_pull_secret(r),
-    }
+    } | {pruned("infrastructure/base/registry-credentials.yaml", 4)}
 
 
 def test_pull_secret_renamed_together_with_its_references(tmp_path: Path) -> None:
@@ -1734,7 +1757,7 @@ def test_pull_secret_renamed_together_with_its_references(tmp_path: Path) -> Non
             ),
         },
     )
-    assert r.keys() == set()
+    assert r.keys() == {pruned("infrastructure/base/ghcr-pull.yaml", 4)}
 
 
 # --------------------------------------------------------------------------------------
