@@ -269,8 +269,9 @@ def _references(repo: Repository, cluster: Cluster) -> Iterator[_Ref]:
                 continue
             assert name is not None
             yield _Ref(i.namespace, name, obj.path, ys.line_of(name_node),
-                       f"`spec.secretRef` of {i}", i.kind == "HelmRepository" and (
-                           ys.scalar(ys.get(node, "spec", "type")) == "oci"), False)
+                       f"`spec.secretRef` of {i}", i.kind == "OCIRepository" or (
+                           i.kind == "HelmRepository"
+                           and ys.scalar(ys.get(node, "spec", "type")) == "oci"), False)
         elif i.group == "helm.toolkit.fluxcd.io" and i.kind == "HelmRelease":
             node = obj.node(repo)
             lists, credentials = _values_pull_secrets(ys.get(node, "spec", "values"))
@@ -340,7 +341,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             hint = f" Did you mean {close[0]}{elsewhere}?" if close else ""
             effect = (
                 "Pods that pull from a private registry fail with `ImagePullBackOff`"
-                if ref.pull or "imagePullSecrets" in ref.what
+                if "imagePullSecrets" in ref.what
                 else "the source never becomes ready"
             )
             reported.add((ref.path, ref.line))
