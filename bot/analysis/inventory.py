@@ -34,7 +34,7 @@ import posixpath
 import re
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import yaml
@@ -143,9 +143,9 @@ class ObjectId(NamedTuple):
         return f"{self.kind} {where}{self.name}"
 
 
-@dataclass(slots=True)
-class Applied:
-    """One object of a build, and where it comes from."""
+class Applied(NamedTuple):
+    """One object of a build, and where it comes from. (A tuple: builds hold many, and
+    the garbage collector stops tracking tuples of plain values.)"""
 
     id: ObjectId
     path: str  # the manifest, or the kustomization file of a generator
@@ -298,21 +298,27 @@ class Inventory:
     """Builds, clusters and reachability of one repository; use `inventory_of`."""
 
     def __init__(self, repo: Repository) -> None:
-        self.repo = repo
+        # The repository keeps its inventory (`inventory_of`); a weak reference back
+        # makes no cycle, so both go as soon as the analysis drops the repository.
+        self._repo = weakref.ref(repo)
         self._dir_builds: dict[str, Build] = {}
-        self._file_objects: dict[str, tuple[list[Applied], list[str]]] = {}
         self._crd_scope: dict[tuple[str, str], bool] | None = None
         self.flux_builds: list[FluxBuild] = []
         self.clusters: list[Cluster] = []
         self.roots: list[FluxBuild] = []
         self._applied_files: set[str] = set()
-        self._clusters_of: dict[str, list[Cluster]] = {}
         # A Flux Kustomization of another source (an OCI artifact pushed from this
         # repository, an ExternalArtifact, another branch) or one whose content is not
         # known may apply any file here: then no file is said not to be applied.
         self._opaque = False
         self._patched: set[str] = set()
         self._compute()
+
+    @property
+    def repo(self) -> Repository:
+        repo = self._repo()
+        assert repo is not None, "the repository of this inventory is gone"
+        return repo
 
     # --- public -------------------------------------------------------------------
 
@@ -328,7 +334,7 @@ class Inventory:
         return not self.has_roots or path in self._applied_files
 
     def clusters_of(self, path: str) -> list[Cluster]:
-        return self._clusters_of.get(path, [])
+        return [c for c in self.clusters if path in c.files]
 
     def builds(self) -> list[Build]:
         """Every distinct build: Flux builds and the directory builds they include, or
@@ -512,9 +518,6 @@ class Inventory:
             acc.add(obj, where)
 
     def _objects_in(self, path: str) -> tuple[list[Applied], list[str]]:
-        cached = self._file_objects.get(path)
-        if cached is not None:
-            return cached
         repo = self.repo
         info = repo.yaml_info(path)
         objects: list[Applied] = []
@@ -539,7 +542,6 @@ class Inventory:
                              doc.name),
                     path, doc.name_line or doc.line, index, build_namespace=ns,
                 ))
-        self._file_objects[path] = (objects, unknown)
         return objects, unknown
 
     def _list_items(self, path: str, index: int, unknown: list[str]) -> list[Applied]:
@@ -712,7 +714,7 @@ class Inventory:
             new_id = i._replace(name=name,
                                 namespace=self._cluster_ns(i.group, i.kind, build_ns))
             previous = obj.previous_names + ((i.name,) if name != i.name else ())
-            out.append(replace(obj, id=new_id, build_namespace=build_ns,
+            out.append(obj._replace(id=new_id, build_namespace=build_ns,
                                previous_names=previous))
         acc.objects = []
         acc.index = {}
@@ -782,7 +784,7 @@ class Inventory:
             name = fill(i.name)
             namespace = fill(i.namespace) if i.namespace else i.namespace
             changed = True
-            objects.append(replace(obj, id=i._replace(name=name, namespace=namespace),
+            objects.append(obj._replace(id=i._replace(name=name, namespace=namespace),
                                    previous_names=(*obj.previous_names, i.name)))
         if not changed:
             return build
@@ -928,8 +930,6 @@ class Inventory:
             cluster = Cluster(raw or ".", [fb], build.known, set(build.files))
             self.clusters.append(cluster)
         for cluster in self.clusters:
-            for path in cluster.files:
-                self._clusters_of.setdefault(path, []).append(cluster)
             self._applied_files |= cluster.files
 
 
@@ -947,13 +947,11 @@ def _mentions_identity(node: ys.Node) -> bool:
     return False
 
 
-_INVENTORIES: weakref.WeakKeyDictionary[Repository, Inventory] = weakref.WeakKeyDictionary()
-
-
 def inventory_of(repo: Repository) -> Inventory:
-    """The inventory of a repository, computed once and shared by every rule."""
-    found = _INVENTORIES.get(repo)
-    if found is None:
+    """The inventory of a repository, computed once and shared by every rule. It is
+    kept on the repository itself, so that it goes when the repository goes."""
+    found = vars(repo).get("_inventory")
+    if not isinstance(found, Inventory):
         found = Inventory(repo)
-        _INVENTORIES[repo] = found
+        vars(repo)["_inventory"] = found
     return found
