@@ -94,9 +94,12 @@ def test_json_output_follows_the_contract(repo: GitRepo) -> None:
 
 
 def test_only_introduced_findings_unless_all(repo: GitRepo) -> None:
-    repo.commit("old breakage", {"apps/old.yaml": DEPLOYMENT.format(image="Bad Image")})
+    # (named apart: three Deployments `web` in one build are a duplicate on their own)
+    repo.commit("old breakage", {"apps/old.yaml": DEPLOYMENT.format(image="Bad Image")
+                                 .replace("name: web", "name: old", 1)})
     base = repo.head()
-    repo.commit("new breakage", {"apps/new.yaml": DEPLOYMENT.format(image="also bad")})
+    repo.commit("new breakage", {"apps/new.yaml": DEPLOYMENT.format(image="also bad")
+                                 .replace("name: web", "name: new", 1)})
     only_new = findings(check(repo.path, "--base", base, "--format", "json"))
     assert [(f["path"], f["introduced"]) for f in only_new] == [("apps/new.yaml", True)]
     everything = findings(check(repo.path, "--base", base, "--all", "--format", "json"))
@@ -108,9 +111,10 @@ def test_only_introduced_findings_unless_all(repo: GitRepo) -> None:
 
 def test_findings_are_sorted_by_path_line_rule(repo: GitRepo) -> None:
     repo.commit("several", {
-        "apps/b.yaml": DEPLOYMENT.format(image="B"),
+        "apps/b.yaml": DEPLOYMENT.format(image="B").replace("name: web", "name: b", 1),
         "apps/a.yaml": "key: [unclosed\n",
-        "apps/c.yaml": DEPLOYMENT.format(image="{{ .Values.image }}"),
+        "apps/c.yaml": DEPLOYMENT.format(image="{{ .Values.image }}").replace(
+            "name: web", "name: c", 1),
     })
     got = findings(check(repo.path, "--format", "json"))
     keys = [(f["path"], f["line"], f["rule"]) for f in got]

@@ -242,7 +242,11 @@ class _Acc:
         key = obj.kustomize_id()
         other = self.index.get(key)
         if other is not None:
+            # On both definitions, each naming the other: whichever the change added,
+            # its file gets the finding.
             self.problems.append(_duplicate(obj, other, where))
+            if (other.path, other.line) != (obj.path, obj.line):
+                self.problems.append(_duplicate(other, obj, where, first=False))
             return
         self.index[key] = obj
         self.objects.append(obj)
@@ -259,15 +263,15 @@ class _Acc:
                      self.files, self.kfiles)
 
 
-def _duplicate(obj: Applied, first: Applied, where: str | None) -> Problem:
+def _duplicate(obj: Applied, other: Applied, where: str | None, first: bool = True) -> Problem:
     via = f" (added through {where})" if where else ""
+    relation = "is already in this build from" if first else "is added again from"
     return Problem(
         "kustomize-duplicate-resource",
         obj.path,
         obj.line,
-        f"{obj.id.gvk} {obj.id.name} is already in this build from {first.path}:{first.line}"
-        f"{via}: kustomize fails with `may not add resource with an already registered "
-        "id`.",
+        f"{obj.id.gvk} {obj.id.name} {relation} {other.path}:{other.line}{via}: kustomize "
+        "fails with `may not add resource with an already registered id`.",
     )
 
 
