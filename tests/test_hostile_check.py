@@ -131,8 +131,10 @@ def test_kustomization_cycles_and_escapes(tmp_path: Path) -> None:
     assert got == [
         ("apps/kustomization.yaml", 3, "kustomize-missing-resource"),
         ("apps/kustomization.yaml", 4, "kustomize-missing-resource"),
+        ("base/kustomization.yaml", 2, "kustomize-invalid-kustomization"),
     ]
-    assert all("outside the repository" in str(f["message"]) for f in found)
+    assert all("outside the repository" in str(f["message"]) for f in found[:2])
+    assert "cycle detected" in str(found[2]["message"])
 
 
 def test_symlinks_submodules_and_odd_file_names(tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def test_symlinks_submodules_and_odd_file_names(tmp_path: Path) -> None:
         "apps/ünïcødé-☸.yaml": CONFIGMAP.replace("name: x", "name: u"),
         "apps/new\nline.yaml": CONFIGMAP.replace("name: x", "name: n"),
         "apps/broken name.yaml": "a: [\n",
-        "apps/kustomization-less/x.yaml": CONFIGMAP,
+        "apps/kustomization-less/x.yaml": CONFIGMAP.replace("name: x", "name: k"),
     })
     repo.symlink("apps/link.yaml", "/etc/passwd")
     repo.symlink("apps/loop", "loop")

@@ -12,7 +12,8 @@ Namespace objects renamed to one `namespace`.
 
 Objects from generators (`configMapGenerator`, `secretGenerator`) count by the name
 written, before the hash suffix. Both definitions get a finding, each naming the other,
-so that the one a change adds is marked as introduced whatever the build order. Only builds that something applies are checked (a Flux Kustomization of this
+so that the one a change adds is marked as introduced whatever the build order. Only
+builds that something applies are checked (a Flux Kustomization of this
 repository, a `raw_paths` entry, and, in a repository without any, every kustomization
 directory).
 """
