@@ -21,18 +21,28 @@ def applied(files: dict[str, str], path: str = "./apps") -> dict[str, str | byte
     return repo({"clusters/prod/apps.yaml": flux_kustomization("apps", path), **files})
 
 
-def test_a_copied_helm_repository_is_reported_on_the_copy_naming_both() -> None:
+def test_a_copied_helm_repository_is_reported_on_both_each_naming_the_other() -> None:
     copy = helm_repository("bitnami")
     files = applied({
         "apps/kustomization.yaml": kustomization(["sources.yaml", "redis/source.yaml"]),
         "apps/sources.yaml": helm_repository("bitnami"),
         "apps/redis/source.yaml": copy,
     })
-    [finding] = of_rule(run(files), RULE)
-    assert (finding.path, finding.line, finding.severity) == (
+    first, second = sorted(of_rule(run(files), RULE), key=lambda f: f.path != "apps/sources.yaml")
+    assert (second.path, second.line, second.severity) == (
         "apps/redis/source.yaml", line_of(copy, "name: bitnami"), "error")
-    assert "apps/sources.yaml:4" in finding.message
-    assert "may not add resource with an already registered id" in finding.message
+    assert "is already in this build from apps/sources.yaml:4" in second.message
+    assert "may not add resource with an already registered id" in second.message
+    assert first.path == "apps/sources.yaml"
+    assert "is added again from apps/redis/source.yaml:4" in first.message
+
+
+def test_the_file_a_change_adds_gets_a_finding_of_its_own() -> None:
+    # b and c were already duplicates; a third copy, walked first, is what is new
+    base = applied({"apps/b.yaml": configmap("shared"), "apps/c.yaml": configmap("shared")})
+    head = {**base, "apps/a.yaml": configmap("shared")}
+    introduced = of_rule(run(head, base), RULE)
+    assert introduced and {f.path for f in introduced} == {"apps/a.yaml"}
 
 
 def test_a_copied_ks_yaml_still_named_after_its_origin() -> None:
@@ -45,9 +55,8 @@ def test_a_copied_ks_yaml_still_named_after_its_origin() -> None:
         "apps/grafana/app/cm.yaml": configmap("grafana"),
         "apps/loki/app/cm.yaml": configmap("loki"),
     })
-    [finding] = of_rule(run(files), RULE)
-    assert finding.path == "apps/loki/ks.yaml"
-    assert "apps/grafana/ks.yaml" in finding.message
+    paths = sorted(f.path for f in of_rule(run(files), RULE))
+    assert paths == ["apps/grafana/ks.yaml", "apps/loki/ks.yaml"]
 
 
 def test_the_flux_generated_index_counts_every_file() -> None:
@@ -56,9 +65,10 @@ def test_the_flux_generated_index_counts_every_file() -> None:
         "apps/nested/secret-b.yaml": configmap("shared"),
     })
     # Flux walks the directory in lexical order: nested/ comes before secret-a.yaml.
-    [finding] = of_rule(run(files), RULE)
-    assert finding.path == "apps/secret-a.yaml"
-    assert "apps/nested/secret-b.yaml" in finding.message
+    found = {f.path: f.message for f in of_rule(run(files), RULE)}
+    assert "is already in this build from apps/nested/secret-b.yaml" in found[
+        "apps/secret-a.yaml"]
+    assert "is added again from apps/secret-a.yaml" in found["apps/nested/secret-b.yaml"]
 
 
 def test_default_namespace_and_no_namespace_are_one() -> None:
@@ -67,7 +77,7 @@ def test_default_namespace_and_no_namespace_are_one() -> None:
         "apps/a.yaml": deployment("web", namespace="default"),
         "apps/b.yaml": deployment("web"),
     })
-    assert len(of_rule(run(files), RULE)) == 1
+    assert len(of_rule(run(files), RULE)) == 2
 
 
 def test_a_namespace_set_on_both_makes_them_collide() -> None:
@@ -76,9 +86,9 @@ def test_a_namespace_set_on_both_makes_them_collide() -> None:
         "apps/a.yaml": deployment("web", namespace="one"),
         "apps/b.yaml": deployment("web", namespace="two"),
     })
-    [finding] = of_rule(run(files), RULE)
-    assert finding.path == "apps/b.yaml"
-    assert "the namespace or name transformer of apps/kustomization.yaml" in finding.message
+    found = {f.path: f.message for f in of_rule(run(files), RULE)}
+    assert set(found) == {"apps/a.yaml", "apps/b.yaml"}
+    assert "the namespace or name transformer of apps/kustomization.yaml" in found["apps/b.yaml"]
 
 
 def test_different_namespaces_versions_or_prefixes_are_different_objects() -> None:
@@ -109,8 +119,8 @@ def test_a_generator_and_a_manifest_of_one_name_collide() -> None:
             "configMapGenerator:\n  - name: settings\n    literals: [A=1]\n")),
         "apps/settings.yaml": configmap("settings"),
     })
-    [finding] = of_rule(run(files), RULE)
-    assert finding.path == "apps/kustomization.yaml"
+    assert sorted(f.path for f in of_rule(run(files), RULE)) == [
+        "apps/kustomization.yaml", "apps/settings.yaml"]
 
 
 def test_a_kustomization_nothing_applies_is_not_checked() -> None:

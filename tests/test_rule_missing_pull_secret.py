@@ -201,3 +201,39 @@ def test_a_source_secret_ref() -> None:
     assert "`spec.secretRef` of HelmRepository flux-system/private" in finding.message
     assert "never becomes ready" in finding.message
     assert "Did you mean charts-auth?" in finding.message
+
+
+def test_the_pull_secret_of_an_in_repo_chart() -> None:
+    """The incident: every chart's values named ghcr-pull-secret, the cluster had ghcr-pull."""
+    values = "imagePullSecrets:\n  - name: ghcr-pull-secret\nreplicas: 1\n"
+    release = dedent(
+        """
+        apiVersion: helm.toolkit.fluxcd.io/v2
+        kind: HelmRelease
+        metadata:
+          name: api
+          namespace: media
+        spec:
+          chart:
+            spec:
+              chart: ./charts/api
+              sourceRef:
+                kind: GitRepository
+                name: flux-system
+                namespace: flux-system
+        """
+    )
+    files = cluster({
+        "apps/secret.yaml": pull_secret("ghcr-pull"),
+        "apps/api.yaml": release,
+        "charts/api/Chart.yaml": "apiVersion: v2\nname: api\nversion: 1.0.0\n",
+        "charts/api/values.yaml": values,
+        "charts/api/templates/deployment.yaml": "kind: Deployment\n{{ .Values.x }}\n",
+    })
+    [finding] = of_rule(run(files), RULE)
+    assert (finding.path, finding.line) == ("charts/api/values.yaml",
+                                           line_of(values, "ghcr-pull-secret"))
+    assert "Did you mean ghcr-pull?" in finding.message
+    # the release's own values replace the chart's
+    files["apps/api.yaml"] = release + "  values:\n    imagePullSecrets:\n      - name: ghcr-pull\n"
+    assert of_rule(run(files), RULE) == []

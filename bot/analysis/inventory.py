@@ -34,7 +34,7 @@ import posixpath
 import re
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import yaml
@@ -138,9 +138,9 @@ class ObjectId(NamedTuple):
         return f"{self.kind} {where}{self.name}"
 
 
-@dataclass(slots=True)
-class Applied:
-    """One object of a build, and where it comes from."""
+class Applied(NamedTuple):
+    """One object of a build, and where it comes from. (A tuple: builds hold many, and
+    the garbage collector stops tracking tuples of plain values.)"""
 
     id: ObjectId
     path: str  # the manifest, or the kustomization file of a generator
@@ -237,7 +237,11 @@ class _Acc:
         key = obj.kustomize_id()
         other = self.index.get(key)
         if other is not None:
+            # On both definitions, each naming the other: whichever the change added,
+            # its file gets the finding.
             self.problems.append(_duplicate(obj, other, where))
+            if (other.path, other.line) != (obj.path, obj.line):
+                self.problems.append(_duplicate(other, obj, where, first=False))
             return
         self.index[key] = obj
         self.objects.append(obj)
@@ -254,15 +258,15 @@ class _Acc:
                      self.files, self.kfiles)
 
 
-def _duplicate(obj: Applied, first: Applied, where: str | None) -> Problem:
+def _duplicate(obj: Applied, other: Applied, where: str | None, first: bool = True) -> Problem:
     via = f" (added through {where})" if where else ""
+    relation = "is already in this build from" if first else "is added again from"
     return Problem(
         "kustomize-duplicate-resource",
         obj.path,
         obj.line,
-        f"{obj.id.gvk} {obj.id.name} is already in this build from {first.path}:{first.line}"
-        f"{via}: kustomize fails with `may not add resource with an already registered "
-        "id`.",
+        f"{obj.id.gvk} {obj.id.name} {relation} {other.path}:{other.line}{via}: kustomize "
+        "fails with `may not add resource with an already registered id`.",
     )
 
 
@@ -293,21 +297,27 @@ class Inventory:
     """Builds, clusters and reachability of one repository; use `inventory_of`."""
 
     def __init__(self, repo: Snapshot) -> None:
-        self.repo = repo
+        # The repository keeps its inventory (`inventory_of`); a weak reference back
+        # makes no cycle, so both go as soon as the analysis drops the repository.
+        self._repo = weakref.ref(repo)
         self._dir_builds: dict[str, Build] = {}
-        self._file_objects: dict[str, tuple[list[Applied], list[str]]] = {}
         self._crd_scope: dict[tuple[str, str], bool] | None = None
         self.flux_builds: list[FluxBuild] = []
         self.clusters: list[Cluster] = []
         self.roots: list[FluxBuild] = []
         self._applied_files: set[str] = set()
-        self._clusters_of: dict[str, list[Cluster]] = {}
         # A Flux Kustomization of another source (an OCI artifact pushed from this
         # repository, an ExternalArtifact, another branch) or one whose content is not
         # known may apply any file here: then no file is said not to be applied.
         self._opaque = False
         self._patched: set[str] = set()
         self._compute()
+
+    @property
+    def repo(self) -> Snapshot:
+        repo = self._repo()
+        assert repo is not None, "the repository of this inventory is gone"
+        return repo
 
     # --- public -------------------------------------------------------------------
 
@@ -323,7 +333,7 @@ class Inventory:
         return not self.has_roots or path in self._applied_files
 
     def clusters_of(self, path: str) -> list[Cluster]:
-        return self._clusters_of.get(path, [])
+        return [c for c in self.clusters if path in c.files]
 
     def builds(self) -> list[Build]:
         """Every distinct build: Flux builds and the directory builds they include, or
@@ -507,9 +517,6 @@ class Inventory:
             acc.add(obj, where)
 
     def _objects_in(self, path: str) -> tuple[list[Applied], list[str]]:
-        cached = self._file_objects.get(path)
-        if cached is not None:
-            return cached
         repo = self.repo
         info = repo.yaml_info(path)
         objects: list[Applied] = []
@@ -534,7 +541,6 @@ class Inventory:
                              doc.name),
                     path, doc.name_line or doc.line, index, build_namespace=ns,
                 ))
-        self._file_objects[path] = (objects, unknown)
         return objects, unknown
 
     def _list_items(self, path: str, index: int, unknown: list[str]) -> list[Applied]:
@@ -707,7 +713,7 @@ class Inventory:
             new_id = i._replace(name=name,
                                 namespace=self._cluster_ns(i.group, i.kind, build_ns))
             previous = obj.previous_names + ((i.name,) if name != i.name else ())
-            out.append(replace(obj, id=new_id, build_namespace=build_ns,
+            out.append(obj._replace(id=new_id, build_namespace=build_ns,
                                previous_names=previous))
         acc.objects = []
         acc.index = {}
@@ -777,7 +783,7 @@ class Inventory:
             name = fill(i.name)
             namespace = fill(i.namespace) if i.namespace else i.namespace
             changed = True
-            objects.append(replace(obj, id=i._replace(name=name, namespace=namespace),
+            objects.append(obj._replace(id=i._replace(name=name, namespace=namespace),
                                    previous_names=(*obj.previous_names, i.name)))
         if not changed:
             return build
@@ -923,8 +929,6 @@ class Inventory:
             cluster = Cluster(raw or ".", [fb], build.known, set(build.files))
             self.clusters.append(cluster)
         for cluster in self.clusters:
-            for path in cluster.files:
-                self._clusters_of.setdefault(path, []).append(cluster)
             self._applied_files |= cluster.files
 
 
@@ -942,13 +946,11 @@ def _mentions_identity(node: ys.Node) -> bool:
     return False
 
 
-_INVENTORIES: weakref.WeakKeyDictionary[Snapshot, Inventory] = weakref.WeakKeyDictionary()
-
-
 def inventory_of(repo: Snapshot) -> Inventory:
-    """The inventory of a repository, computed once and shared by every rule."""
-    found = _INVENTORIES.get(repo)
-    if found is None:
+    """The inventory of a repository, computed once and shared by every rule. It is
+    kept on the repository itself, so that it goes when the repository goes."""
+    found = vars(repo).get("_inventory")
+    if not isinstance(found, Inventory):
         found = Inventory(repo)
-        _INVENTORIES[repo] = found
+        vars(repo)["_inventory"] = found
     return found

@@ -154,6 +154,11 @@ _PULL_ENTRY = re.compile(r"^([ \t]*)-[ \t]+name:[ \t]*" + _LITERAL)
 _SECRET_NAME = re.compile(r"^([ \t]*)secretName:[ \t]*" + _LITERAL)
 
 
+def references_in_template(path: str, text: str) -> Iterator[NamedRef]:
+    """Literal pull secrets and secret volumes of one chart template."""
+    return _template_refs(path, text)
+
+
 def _template_refs(path: str, text: str) -> Iterator[NamedRef]:
     """Literal pull secrets and secret volumes in a chart template, read as text: the
     template is not YAML until Helm renders it, but a line without `{{` renders as is."""

@@ -11,8 +11,9 @@ named after the app it was copied from, two directories listing the same file, t
 Namespace objects renamed to one `namespace`.
 
 Objects from generators (`configMapGenerator`, `secretGenerator`) count by the name
-written, before the hash suffix. The finding sits on the second definition and names the
-first. Only builds that something applies are checked (a Flux Kustomization of this
+written, before the hash suffix. Both definitions get a finding, each naming the other,
+so that the one a change adds is marked as introduced whatever the build order. Only
+builds that something applies are checked (a Flux Kustomization of this
 repository, a `raw_paths` entry, and, in a repository without any, every kustomization
 directory).
 """

@@ -27,6 +27,7 @@ a similar name, the message says "did you mean".
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections.abc import Iterator
@@ -34,10 +35,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from bot.analysis import secrets as secrets_mod
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.inventory import Applied, Cluster, ObjectId, inventory_of
-from bot.analysis.model import BOOTSTRAP_NAME
+from bot.analysis.model import BOOTSTRAP_NAME, Chart, secure_join
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
 
@@ -246,13 +248,14 @@ def _holds(repo: Snapshot, path: str, needle: bytes) -> bool:
 
 
 def _references(repo: Snapshot, cluster: Cluster) -> Iterator[_Ref]:
+    charts: dict[str, tuple[list[str], bool]] = {}
     for _, obj in cluster.objects():
         i = obj.id
         if obj.doc_index < 0 or i.templated:
             continue
         spec_path = _POD_SPEC.get((i.group, i.kind))
         needle = b"secretRef" if i.kind in _SOURCES else b"imagePullSecrets"
-        if (spec_path is not None or i.kind in _SOURCES or i.kind == "HelmRelease") and \
+        if (spec_path is not None or i.kind in _SOURCES) and \
                 not _holds(repo, obj.path, needle):
             continue
         if spec_path is not None:
@@ -270,22 +273,89 @@ def _references(repo: Snapshot, cluster: Cluster) -> Iterator[_Ref]:
                 continue
             assert name is not None
             yield _Ref(i.namespace, name, obj.path, ys.line_of(name_node),
-                       f"`spec.secretRef` of {i}", i.kind == "HelmRepository" and (
-                           ys.scalar(ys.get(node, "spec", "type")) == "oci"), False)
+                       f"`spec.secretRef` of {i}", i.kind == "OCIRepository" or (
+                           i.kind == "HelmRepository"
+                           and ys.scalar(ys.get(node, "spec", "type")) == "oci"), False)
         elif i.group == "helm.toolkit.fluxcd.io" and i.kind == "HelmRelease":
-            node = obj.node(repo)
-            lists, credentials = _values_pull_secrets(ys.get(node, "spec", "values"))
-            if credentials:
-                continue
-            target = ys.scalar(ys.get(node, "spec", "targetNamespace")) or i.namespace
-            if not target or "${" in target:
-                continue
-            placed = Applied(ObjectId(i.group, i.version, i.kind, target, i.name),
-                             obj.path, obj.line, obj.doc_index)
-            for node_list in lists:
-                yield from _pull_refs(node_list, placed,
-                                      f"`imagePullSecrets` in the values of HelmRelease "
-                                      f"{i.namespace}/{i.name}", True)
+            yield from _release_refs(repo, obj, charts)
+
+
+def _release_refs(
+    repo: Snapshot, obj: Applied, charts: dict[str, tuple[list[str], bool]]
+) -> Iterator[_Ref]:
+    """Pull secrets a HelmRelease's pods get: from its `spec.values`, else from the
+    `values.yaml` and the literal template lines of the in-repo chart it installs."""
+    i = obj.id
+    node = obj.node(repo)
+    spec = ys.get(node, "spec")
+    target = ys.scalar(ys.get(spec, "targetNamespace")) or i.namespace
+    if not target or "${" in target:
+        return
+    release = f"HelmRelease {i.namespace}/{i.name}"
+    placed = Applied(ObjectId(i.group, i.version, i.kind, target, i.name),
+                     obj.path, obj.line, obj.doc_index)
+    lists, credentials = _values_pull_secrets(ys.get(spec, "values"))
+    if credentials:
+        return
+    for node_list in lists:
+        yield from _pull_refs(node_list, placed,
+                              f"`imagePullSecrets` in the values of {release}", True)
+    chart = _in_repo_chart(repo, spec)
+    if chart is None:
+        return
+    if chart.directory not in charts:
+        templates = _templates(repo, chart)
+        # A chart that makes Secrets itself may make this one.
+        charts[chart.directory] = templates, any(
+            re.search(rb"^kind:\s*Secret\b", repo.data(p) or b"", re.M) for p in templates
+        )
+    templates, makes_secrets = charts[chart.directory]
+    if not lists:
+        values = f"{chart.directory}/values.yaml" if chart.directory else "values.yaml"
+        docs = repo.documents(values) if values in repo.path_set else []
+        found, chart_credentials = _values_pull_secrets(docs[0] if docs else None)
+        if chart_credentials:
+            return
+        for node_list in found:
+            for ref in _pull_refs(node_list, Applied(placed.id, values, 1, -1),
+                                  f"`imagePullSecrets` in {values} of the chart {release} "
+                                  "installs", True):
+                yield _Ref(ref.namespace, ref.name, ref.path, ref.line, ref.what, True,
+                           makes_secrets)
+    for path in templates:
+        if not _holds(repo, path, b"imagePullSecrets"):
+            continue
+        for named in secrets_mod.references_in_template(path, repo.text(path) or ""):
+            if named.field == "imagePullSecrets":
+                yield _Ref(target, named.name, path, named.line,
+                           f"`imagePullSecrets` in the template {path} of the chart "
+                           f"{release} installs", True, makes_secrets)
+
+
+def _templates(repo: Snapshot, chart: Chart) -> list[str]:
+    """The files Helm renders as templates of `chart` (its paths are one sorted slice)."""
+    prefix = f"{chart.directory}/" if chart.directory else ""
+    start = bisect.bisect_left(repo.paths, prefix)
+    found = []
+    for path in repo.paths[start:]:
+        if not path.startswith(prefix):
+            break
+        role = repo.chart_role(path)
+        if role is not None and role[0] is chart and role[1] == "templates":
+            found.append(path)
+    return found
+
+
+def _in_repo_chart(repo: Snapshot, spec: ys.Node | None) -> Chart | None:
+    """The chart of this repository a HelmRelease installs from a GitRepository
+    (`spec.chart.spec.chart: ./charts/app`)."""
+    chart_spec = ys.get(spec, "chart", "spec")
+    kind = ys.scalar(ys.get(chart_spec, "sourceRef", "kind"))
+    path = ys.scalar(ys.get(chart_spec, "chart"))
+    if kind != "GitRepository" or not path or "${" in path:
+        return None
+    directory = secure_join(path)
+    return next((c for c in repo.charts if c.directory == directory), None)
 
 
 def _helm_namespaces(repo: Snapshot, cluster: Cluster) -> set[str]:
@@ -341,7 +411,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             hint = f" Did you mean {close[0]}{elsewhere}?" if close else ""
             effect = (
                 "Pods that pull from a private registry fail with `ImagePullBackOff`"
-                if ref.pull or "imagePullSecrets" in ref.what
+                if "imagePullSecrets" in ref.what
                 else "the source never becomes ready"
             )
             reported.add((ref.path, ref.line))
