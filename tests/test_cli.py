@@ -22,7 +22,7 @@ DEPLOYMENT = """\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {name}
+  name: web
 spec:
   template:
     spec:
@@ -30,6 +30,11 @@ spec:
         - name: web
           image: {image}
 """
+
+
+def named(name: str, image: str) -> str:
+    """DEPLOYMENT under another name: two Deployments `web` in one build are a duplicate."""
+    return DEPLOYMENT.format(image=image).replace("name: web\n", f"name: {name}\n", 1)
 
 
 def check(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,7 +54,7 @@ def repo(tmp_path: Path) -> GitRepo:
     r = GitRepo(tmp_path / "gitops")
     r.commit("bootstrap", {
         "clusters/prod/flux-system.yaml": FLUX_SYSTEM,
-        "apps/web.yaml": DEPLOYMENT.format(name="web", image="ghcr.io/example/web:1.0"),
+        "apps/web.yaml": DEPLOYMENT.format(image="ghcr.io/example/web:1.0"),
     })
     return r
 
@@ -79,7 +84,7 @@ def test_the_built_in_example_reports_the_incident(tmp_path: Path) -> None:
 
 def test_json_output_follows_the_contract(repo: GitRepo) -> None:
     base = repo.head()
-    broken = DEPLOYMENT.format(name="web", image='"ghcr.io/Example/web:"')
+    broken = DEPLOYMENT.format(image='"ghcr.io/Example/web:"')
     head = repo.commit("break", {"apps/web.yaml": broken})
     proc = check(repo.path, "--base", base, "--head", head, "--format", "json")
     assert proc.returncode == 1
@@ -95,9 +100,9 @@ def test_json_output_follows_the_contract(repo: GitRepo) -> None:
 
 
 def test_only_introduced_findings_unless_all(repo: GitRepo) -> None:
-    repo.commit("old breakage", {"apps/old.yaml": DEPLOYMENT.format(name="old", image="Bad Image")})
+    repo.commit("old breakage", {"apps/old.yaml": named("old", "Bad Image")})
     base = repo.head()
-    repo.commit("new breakage", {"apps/new.yaml": DEPLOYMENT.format(name="new", image="also bad")})
+    repo.commit("new breakage", {"apps/new.yaml": named("new", "also bad")})
     only_new = findings(check(repo.path, "--base", base, "--format", "json"))
     assert [(f["path"], f["introduced"]) for f in only_new] == [("apps/new.yaml", True)]
     everything = findings(check(repo.path, "--base", base, "--all", "--format", "json"))
@@ -109,9 +114,9 @@ def test_only_introduced_findings_unless_all(repo: GitRepo) -> None:
 
 def test_findings_are_sorted_by_path_line_rule(repo: GitRepo) -> None:
     repo.commit("several", {
-        "apps/b.yaml": DEPLOYMENT.format(name="b", image="B"),
+        "apps/b.yaml": named("b", "B"),
         "apps/a.yaml": "key: [unclosed\n",
-        "apps/c.yaml": DEPLOYMENT.format(name="c", image="{{ .Values.image }}"),
+        "apps/c.yaml": named("c", "{{ .Values.image }}"),
     })
     got = findings(check(repo.path, "--format", "json"))
     keys = [(f["path"], f["line"], f["rule"]) for f in got]
@@ -120,7 +125,7 @@ def test_findings_are_sorted_by_path_line_rule(repo: GitRepo) -> None:
 
 
 def test_text_output_names_file_line_and_rule(repo: GitRepo) -> None:
-    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(name="web", image='"web:"')})
+    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(image='"web:"')})
     proc = check(repo.path)
     assert proc.returncode == 1
     assert "apps/web.yaml:10: error [invalid-image-reference]" in proc.stdout
@@ -135,7 +140,7 @@ def test_clean_repository_exits_zero(repo: GitRepo) -> None:
 
 def test_sarif_output(repo: GitRepo) -> None:
     base = repo.head()
-    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(name="web", image='"web:"')})
+    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(image='"web:"')})
     proc = check(repo.path, "--base", base, "--format", "sarif")
     assert proc.returncode == 1
     sarif = json.loads(proc.stdout)
@@ -154,7 +159,7 @@ def test_sarif_output(repo: GitRepo) -> None:
 
 
 def test_checks_the_commit_not_the_working_tree(repo: GitRepo) -> None:
-    broken = DEPLOYMENT.format(name="web", image="Broken Image")
+    broken = DEPLOYMENT.format(image="Broken Image")
     (repo.path / "apps" / "web.yaml").write_text(broken)
     (repo.path / "apps" / "untracked.yaml").write_text("a: [\n")
     assert check(repo.path).returncode == 0
@@ -178,7 +183,7 @@ def test_config_is_read_from_the_base_revision(repo: GitRepo) -> None:
     base = repo.head()
     repo.commit("turn the rule off and break", {
         ".github/flux-review.yml": "rules:\n  invalid-image-reference: off\n",
-        "apps/web.yaml": DEPLOYMENT.format(name="web", image='"web:"'),
+        "apps/web.yaml": DEPLOYMENT.format(image='"web:"'),
     })
     # The PR cannot switch off its own review...
     assert check(repo.path, "--base", base).returncode == 1
@@ -187,7 +192,7 @@ def test_config_is_read_from_the_base_revision(repo: GitRepo) -> None:
 
 
 def test_config_file_option_and_severity_override(repo: GitRepo, tmp_path: Path) -> None:
-    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(name="web", image='"web:"')})
+    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(image='"web:"')})
     config = tmp_path / "review.yml"
     config.write_text("rules:\n  invalid-image-reference: warning\n")
     proc = check(repo.path, "--config", str(config), "--format", "json")
@@ -269,7 +274,7 @@ spec:
 
 
 def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:
-    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(name="web", image='"web:"')})
+    repo.commit("break", {"apps/web.yaml": DEPLOYMENT.format(image='"web:"')})
     plain = json.loads(check(repo.path, "--format", "sarif").stdout)
     assert_valid_sarif(plain)
     assert all("helpUri" not in r for r in plain["runs"][0]["tool"]["driver"]["rules"])

@@ -113,8 +113,12 @@ def test_bumping_the_chart_makes_the_unchanged_helmrelease_wrong() -> None:
 
 def test_renaming_the_helm_repository_makes_the_unchanged_helmrelease_dangle() -> None:
     files = head(**{"infrastructure__sources.yaml": helm_repository("platform-charts")})
-    [finding] = run(files, base())
-    assert (finding.rule, finding.path) == ("dangling-reference", "infrastructure/platform.yaml")
+    found = run(files, base())
+    assert [(f.rule, f.path) for f in found] == [
+        ("dangling-reference", "infrastructure/platform.yaml"),
+        # the old HelmRepository leaves the cluster
+        ("prune-deletes", "infrastructure/sources.yaml"),
+    ]
 
 
 def test_pointing_flux_at_chart_templates_makes_unchanged_templates_break() -> None:
@@ -146,11 +150,14 @@ def test_unlisting_a_manifest_reports_it() -> None:
     after["infrastructure/kustomization.yaml"] = kustomization(
         ["sources.yaml", "platform.yaml", "legacy.yaml"]
     )
-    [finding] = run(after, before)
-    assert (finding.rule, finding.path) == (
+    unlisted, pruned = run(after, before)
+    assert (unlisted.rule, unlisted.path) == (
         "kustomize-unlisted-manifest",
         "infrastructure/service.yaml",
     )
+    # ... and the Service it applied is deleted from the cluster
+    assert (pruned.rule, pruned.path, pruned.side.value) == (
+        "prune-deletes", "infrastructure/service.yaml", "base")
 
 
 def test_fixing_a_finding_reports_nothing() -> None:

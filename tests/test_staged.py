@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakegithub.gitrepo import GitRepo
-from tests.test_cli import DEPLOYMENT, FLUX_SYSTEM, ROOT, check, findings
+from tests.test_cli import DEPLOYMENT, FLUX_SYSTEM, ROOT, check, findings, named
 
 
 @pytest.fixture
@@ -44,16 +44,16 @@ def test_a_staged_breakage_is_reported_and_the_working_tree_ignored(repo: GitRep
 
 
 def test_a_clean_staged_change_passes_even_with_a_broken_working_tree(repo: GitRepo) -> None:
-    repo.write({"apps/api.yaml": DEPLOYMENT.format(image="ghcr.io/example/api:2.0")})
+    repo.write({"apps/api.yaml": named("api", "ghcr.io/example/api:2.0")})
     repo.git("add", "apps/api.yaml")
-    repo.write({"apps/api.yaml": DEPLOYMENT.format(image="{{ .Values.image }}")})
+    repo.write({"apps/api.yaml": named("api", "{{ .Values.image }}")})
     proc = staged(repo)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert findings(proc) == []
 
 
 def test_only_what_the_staged_change_introduces(repo: GitRepo) -> None:
-    repo.commit("old breakage", {"apps/old.yaml": DEPLOYMENT.format(image="Bad Image")})
+    repo.commit("old breakage", {"apps/old.yaml": named("old", "Bad Image")})
     repo.write({"apps/new.yaml": "a: [\n"})
     repo.git("add", "apps/new.yaml")
     assert [f["path"] for f in findings(staged(repo))] == ["apps/new.yaml"]
