@@ -17,8 +17,9 @@ from functools import partial
 
 from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
-from bot.analysis.findings import Finding, Side
+from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact, cluster_impact
+from bot.analysis.inventory import inventory_of
 from bot.analysis.lines import split_lines
 from bot.analysis.model import AnalysisCancelled, StopSignal
 from bot.analysis.rules import RULES, RuleInfo
@@ -213,6 +214,7 @@ def analyze(
             errors.append(f"the change summary failed: {type(exc).__name__}: {exc}")
 
     findings = _apply_config_and_suppressions(repo, base_repo, findings, config)
+    findings = _outside_clusters(repo, findings)
     findings.sort(key=Finding.sort_key)
     if base_repo is not None and not report_all:
         findings = [f for f in findings if f.introduced]
@@ -228,6 +230,33 @@ def analyze(
         base_errors=base_errors,
         impact=impact,
     )
+
+
+_NOT_APPLIED = (
+    " Nothing in this repository applies this file (no cluster's Flux Kustomizations "
+    "reach it), so it breaks nothing yet; it would once something applies it."
+)
+
+
+def _outside_clusters(repo: Snapshot, findings: list[Finding]) -> list[Finding]:
+    """A file that no cluster reaches (an `.archive/` of old apps, a directory its parent
+    no longer lists) breaks nothing on a cluster: its errors are notices. Only when the
+    repository's clusters are known; Helm's files are read through HelmReleases, which
+    the inventory does not follow, and keep their severity."""
+    inventory = inventory_of(repo)
+    if not inventory.has_roots:
+        return findings
+    out = []
+    for f in findings:
+        if (
+            f.severity is Severity.ERROR
+            and f.side is Side.HEAD
+            and not inventory.applied(f.path)
+            and repo.chart_of(f.path) is None
+        ):
+            f = replace(f, severity=Severity.NOTICE, message=f.message + _NOT_APPLIED)
+        out.append(f)
+    return out
 
 
 def _apply_config_and_suppressions(
