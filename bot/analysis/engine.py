@@ -251,6 +251,7 @@ def _outside_clusters(repo: Snapshot, findings: list[Finding]) -> list[Finding]:
         if (
             f.severity is Severity.ERROR
             and f.side is Side.HEAD
+            and not RULES[f.rule].about_unapplied_files
             and not inventory.applied(f.path)
             and repo.chart_of(f.path) is None
         ):

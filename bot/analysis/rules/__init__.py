@@ -25,6 +25,9 @@ class RuleInfo:
     doc: str
     check: Callable[[Context], Iterable[Finding]] | None
     check_change: Callable[[ChangeContext], Iterable[Finding]] | None
+    # Its findings are about files nothing applies (an unlisted manifest): they keep
+    # their severity where the engine makes other errors in such files notices.
+    about_unapplied_files: bool = False
 
     @property
     def scopes(self) -> frozenset[Scope]:
@@ -44,6 +47,7 @@ def _info(module: ModuleType) -> RuleInfo:
         doc=doc,
         check=getattr(module, "check", None),
         check_change=getattr(module, "check_change", None),
+        about_unapplied_files=bool(getattr(module, "ABOUT_UNAPPLIED_FILES", False)),
     )
     expected = module.__name__.rsplit(".", 1)[1].replace("_", "-")
     if info.id != expected or not info.scopes:

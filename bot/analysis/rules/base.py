@@ -7,6 +7,10 @@ A rule is one module named after its id, with a docstring (its documentation), `
   head; on the base only when a head finding has to be matched against the baseline.
 - `check_change(ctx: ChangeContext)`: a CHANGE rule, a predicate over a change. It runs
   once per reviewed change, and every finding it yields is introduced by the change.
+
+An error in a file that no cluster applies is made a notice by the engine (it breaks
+nothing yet), unless the module sets `ABOUT_UNAPPLIED_FILES = True`: a rule whose very
+subject is that a file is not applied.
 """
 
 from __future__ import annotations

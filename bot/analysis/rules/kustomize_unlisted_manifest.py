@@ -24,6 +24,7 @@ from bot.analysis.rules.base import Context
 
 ID = "kustomize-unlisted-manifest"
 SEVERITY = Severity.WARNING
+ABOUT_UNAPPLIED_FILES = True
 _MANIFEST = re.compile(r"^apiVersion:.*$[\s\S]*?^kind:|^kind:.*$[\s\S]*?^apiVersion:", re.M)
 
 
