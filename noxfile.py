@@ -23,8 +23,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and `mypy --strict`, as tests/test_lint.py runs them."""
+    """ruff (format and check) and `mypy --strict`, as tests/test_lint.py runs them."""
     session.install("-e", ".[test]")
+    session.run("ruff", "format", "--check", *LINTED)
     session.run("ruff", "check", *LINTED)
     session.run("mypy", "--strict", "bot")
 

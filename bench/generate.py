@@ -229,16 +229,22 @@ def generate(apps: int, charts: int = 50) -> dict[str, str]:
         files[f"charts/{chart}/values.yaml"] = "replicaCount: 1\nimage:\n  tag: latest\n"
         files[f"charts/{chart}/templates/deployment.yaml"] = CHART_TEMPLATE.format(chart=chart)
     for team in teams:
-        files[f"clusters/prod/{team}.yaml"] = FLUX_KS.format(name=team, path=f"apps/{team}",
-                                                            env="prod")
+        files[f"clusters/prod/{team}.yaml"] = FLUX_KS.format(
+            name=team, path=f"apps/{team}", env="prod"
+        )
     per_team: dict[str, list[str]] = {t: [] for t in teams}
     for n in range(apps):
         team = teams[n % len(teams)]
         app = f"app-{n:05d}"
         base = f"apps/{team}/{app}"
         per_team[team].append(app)
-        resources = ["deployment.yaml", "service.yaml", "configmap.yaml", "hpa.yaml",
-                     "serviceaccount.yaml"]
+        resources = [
+            "deployment.yaml",
+            "service.yaml",
+            "configmap.yaml",
+            "hpa.yaml",
+            "serviceaccount.yaml",
+        ]
         files[f"{base}/deployment.yaml"] = DEPLOYMENT.format(app=app, team=team, n=n % 50)
         files[f"{base}/service.yaml"] = SERVICE.format(app=app, team=team)
         files[f"{base}/configmap.yaml"] = CONFIGMAP.format(app=app, team=team)
@@ -253,13 +259,16 @@ def generate(apps: int, charts: int = 50) -> dict[str, str]:
         if n % 10 == 0:
             c = n % charts
             files[f"{base}/helmrelease.yaml"] = HELMRELEASE.format(
-                app=app, team=team, chart=f"chart-{c:03d}", version=f"1.{c}.x")
+                app=app, team=team, chart=f"chart-{c:03d}", version=f"1.{c}.x"
+            )
             resources.append("helmrelease.yaml")
         files[f"{base}/kustomization.yaml"] = KUSTOMIZATION.format(
-            resources="\n".join(f"  - {r}" for r in resources))
+            resources="\n".join(f"  - {r}" for r in resources)
+        )
     for team, team_apps in per_team.items():
         files[f"apps/{team}/kustomization.yaml"] = KUSTOMIZATION.format(
-            resources="\n".join(f"  - {a}" for a in team_apps))
+            resources="\n".join(f"  - {a}" for a in team_apps)
+        )
     return files
 
 
@@ -269,13 +278,20 @@ def write_repo(dest: Path, files: dict[str, str], message: str = "synthetic") ->
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-    env = ["-c", "gc.auto=0", "-c", "user.name=bench", "-c", "user.email=bench@example.com",
-           "-c", "commit.gpgsign=false"]
+    env = [
+        "-c",
+        "gc.auto=0",
+        "-c",
+        "user.name=bench",
+        "-c",
+        "user.email=bench@example.com",
+        "-c",
+        "commit.gpgsign=false",
+    ]
     if not (dest / ".git").exists():
         subprocess.run(["git", "init", "-q", "-b", "main", str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(dest), *env, "commit", "-q", "-m", message],
-                   check=True)
+    subprocess.run(["git", "-C", str(dest), *env, "commit", "-q", "-m", message], check=True)
     # A clone is packed; loose objects would measure the disk, not the check.
     subprocess.run(["git", "-C", str(dest), "repack", "-adq"], check=True)
 

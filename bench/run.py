@@ -94,13 +94,17 @@ def main() -> None:
     tree = DictTree(files)
     t_mem, result = best_of(args.repeat, lambda: analyze(tree))
     errors = [f for f in result.findings if f.severity.value == "error"]
-    print(f"check (in memory):  {t_mem:.2f} s  {mb / t_mem:.1f} MB/s  "
-          f"({len(result.findings)} findings, {len(errors)} errors)")
+    print(
+        f"check (in memory):  {t_mem:.2f} s  {mb / t_mem:.1f} MB/s  "
+        f"({len(result.findings)} findings, {len(errors)} errors)"
+    )
     head_files = pull_request(files)
     head_tree = DictTree(head_files)
     t_pr, pr = best_of(args.repeat, lambda: analyze(head_tree, tree))
-    print(f"PR check, 3 files changed (in memory): {t_pr:.2f} s  "
-          f"({len(pr.findings)} findings introduced)")
+    print(
+        f"PR check, 3 files changed (in memory): {t_pr:.2f} s  "
+        f"({len(pr.findings)} findings introduced)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
@@ -116,8 +120,10 @@ def main() -> None:
         t_cli, _ = best_of(args.repeat, lambda: analyze(GitTree(repo, head), workers=workers))
     print(f"check (through git): {t_git:.2f} s  {mb / t_git:.1f} MB/s")
     print(f"PR check (through git): {t_git_pr:.2f} s")
-    print(f"check (through git, {workers} processes, as `flux-review check` runs): "
-          f"{t_cli:.2f} s  {mb / t_cli:.1f} MB/s")
+    print(
+        f"check (through git, {workers} processes, as `flux-review check` runs): "
+        f"{t_cli:.2f} s  {mb / t_cli:.1f} MB/s"
+    )
 
     tracemalloc.start()
     analyze(tree)
@@ -127,16 +133,21 @@ def main() -> None:
 
     t_floor = compose_floor(files)
     print(f"floor: libyaml compose of every YAML file: {t_floor:.2f} s  {mb / t_floor:.1f} MB/s")
-    print(f"PR check / whole-tree check: {t_pr / t_mem:.2f} in memory, "
-          f"{t_git_pr / t_git:.2f} through git (target <= 1.25)")
-    print(f"whole-tree check / floor: {t_mem / t_floor:.2f}; PR check / floor: "
-          f"{t_pr / t_floor:.2f} (target: both below 1)")
+    print(
+        f"PR check / whole-tree check: {t_pr / t_mem:.2f} in memory, "
+        f"{t_git_pr / t_git:.2f} through git (target <= 1.25)"
+    )
+    print(
+        f"whole-tree check / floor: {t_mem / t_floor:.2f}; PR check / floor: "
+        f"{t_pr / t_floor:.2f} (target: both below 1)"
+    )
 
     t_rt = roundtrip_baseline(files)
-    print(f"ruamel.yaml round-trip parse of every YAML file: {t_rt:.2f} s  "
-          f"{mb / t_rt:.2f} MB/s")
-    print(f"ratio: the check is {t_rt / t_mem:.1f}x faster than the round-trip baseline "
-          f"({t_rt / t_git:.1f}x through git, {t_rt / t_cli:.1f}x as the CLI runs it)")
+    print(f"ruamel.yaml round-trip parse of every YAML file: {t_rt:.2f} s  {mb / t_rt:.2f} MB/s")
+    print(
+        f"ratio: the check is {t_rt / t_mem:.1f}x faster than the round-trip baseline "
+        f"({t_rt / t_git:.1f}x through git, {t_rt / t_cli:.1f}x as the CLI runs it)"
+    )
 
 
 if __name__ == "__main__":

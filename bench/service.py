@@ -91,8 +91,12 @@ class Procs:
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         log = open(self.logdir / f"proc-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, *args], env={**self.env, **env}, cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, *args],
+            env={**self.env, **env},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs.append(proc)
         return proc
@@ -147,8 +151,9 @@ async def burst(url: str, deliveries: list[tuple[bytes, dict[str, str]]]) -> lis
 
         async def one(body: bytes, headers: dict[str, str]) -> None:
             start = time.perf_counter()
-            async with session.post(url + "/api/github/webhooks", data=body,
-                                    headers=headers) as resp:
+            async with session.post(
+                url + "/api/github/webhooks", data=body, headers=headers
+            ) as resp:
                 await resp.read()
                 if resp.status != 202:
                     raise RuntimeError(f"delivery answered {resp.status}")
@@ -180,11 +185,14 @@ def small_repo(git: GitRepo) -> None:
     files["clusters/prod/apps.yaml"] = flux_kustomization("./apps/podinfo")
     git.commit("cluster", files)
     git.branch("feature")
-    git.commit("change", {
-        "apps/podinfo/podinfo.yaml": deployment(TEMPLATED, "podinfo"),
-        "apps/podinfo/worker.yaml": deployment(TEMPLATED, "worker"),
-        "apps/podinfo/api.yaml": deployment("ghcr.io/example/api:2.0", "api"),
-    })
+    git.commit(
+        "change",
+        {
+            "apps/podinfo/podinfo.yaml": deployment(TEMPLATED, "podinfo"),
+            "apps/podinfo/worker.yaml": deployment(TEMPLATED, "worker"),
+            "apps/podinfo/api.yaml": deployment("ghcr.io/example/api:2.0", "api"),
+        },
+    )
     git.checkout("main")
 
 
@@ -200,12 +208,15 @@ def big_repo(git: GitRepo, apps: int) -> None:
 def key_pem() -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -221,9 +232,14 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("REDIS_")},
-        "APP_ID": str(fake.app_id), "PRIVATE_KEY": private, "WEBHOOK_SECRET": SECRET,
-        "GITHUB_API_URL": fake.url, "REDIS_URL": redis_url, "REDIS_PREFIX": prefix,
-        "GITHUB_WRITE_INTERVAL": "0", "HOST": "127.0.0.1",
+        "APP_ID": str(fake.app_id),
+        "PRIVATE_KEY": private,
+        "WEBHOOK_SECRET": SECRET,
+        "GITHUB_API_URL": fake.url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": prefix,
+        "GITHUB_WRITE_INTERVAL": "0",
+        "HOST": "127.0.0.1",
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         "PYTHONPATH": str(ROOT),
     }
@@ -240,8 +256,7 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
 
         prs = [fake.add_pull("feature") for _ in range(args.burst)]
         deliveries = [
-            signed(fake.webhook_payload("pull_request.opened", pr=pr), "pull_request")
-            for pr in prs
+            signed(fake.webhook_payload("pull_request.opened", pr=pr), "pull_request") for pr in prs
         ]
         # Warm both up (imports, first connections), then the burst.
         await burst(f"http://127.0.0.1:{nothing_port}", deliveries[:5])
@@ -272,8 +287,9 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
             for proc in started:
                 os.killpg(proc.pid, signal.SIGSTOP)  # freeze: the count stays exact
             await asyncio.sleep(0.2)
-            finished = len([r for r in fake.check_runs_named("flux-review")
-                            if r.status == "completed"])
+            finished = len(
+                [r for r in fake.check_runs_named("flux-review") if r.status == "completed"]
+            )
             rates[workers] = (finished - done_before) / elapsed
             calls = len(fake.requests) - calls_before
             print(
@@ -287,8 +303,9 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
             for proc in started:
                 os.killpg(proc.pid, signal.SIGCONT)
                 procs.stop(proc)
-            done_before = len([r for r in fake.check_runs_named("flux-review")
-                               if r.status == "completed"])
+            done_before = len(
+                [r for r in fake.check_runs_named("flux-review") if r.status == "completed"]
+            )
         # API calls of one review with findings: the rest of the burst is dropped, one
         # worker is started (it mints its installation token on the way) and one PR queued.
         await rds.delete(*(f"{prefix}:{k}" for k in ("jobs", "ready", "active", "leases")))
@@ -296,8 +313,7 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
         worker = procs.start("-m", "bot", "worker")
         await asyncio.sleep(3.0)
         mark = len(fake.requests)
-        body, headers = signed(fake.webhook_payload("pull_request.opened", pr=one),
-                               "pull_request")
+        body, headers = signed(fake.webhook_payload("pull_request.opened", pr=one), "pull_request")
         await burst(web_url, [(body, headers)])
         await completed(fake, done_before + 1, 60)
         # The inline comments follow the completed check run.
@@ -334,8 +350,7 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
         await wait_http(web_url + "/healthz", 30)
         await asyncio.sleep(2.0)  # the worker's imports
         pr = fake.add_pull("feature")
-        body, headers = signed(fake.webhook_payload("pull_request.opened", pr=pr),
-                               "pull_request")
+        body, headers = signed(fake.webhook_payload("pull_request.opened", pr=pr), "pull_request")
         start = time.perf_counter()
         await burst(web_url, [(body, headers)])
         await completed(fake, 1, 300)

@@ -37,8 +37,11 @@ def input_value(name: str, env: Mapping[str, str], default: str = "") -> str:
     scripts that set those. A value still holding `${{` was never evaluated, and an empty
     one says nothing: the next spelling, then the default, applies."""
     upper = name.upper()
-    keys = [f"FLUX_REVIEW_{upper.replace('-', '_')}", f"INPUT_{upper}",
-            f"INPUT_{upper.replace('-', '_')}"]
+    keys = [
+        f"FLUX_REVIEW_{upper.replace('-', '_')}",
+        f"INPUT_{upper}",
+        f"INPUT_{upper.replace('-', '_')}",
+    ]
     for key in keys:
         value = env.get(key, "").strip()
         if value and _EXPRESSION not in value:
@@ -47,8 +50,13 @@ def input_value(name: str, env: Mapping[str, str], default: str = "") -> str:
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=False, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
 
 
 def _has_commit(repo: Path, rev: str) -> bool:
@@ -90,8 +98,16 @@ def find_base(repo: Path, wanted: str, env: Mapping[str, str]) -> str | None:
         wanted = base_sha
     if _has_commit(repo, wanted):
         return wanted
-    fetch = _git(repo, "fetch", "--quiet", "--no-tags", "--no-recurse-submodules",
-                 "--depth=1", "origin", wanted)
+    fetch = _git(
+        repo,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-recurse-submodules",
+        "--depth=1",
+        "origin",
+        wanted,
+    )
     if fetch.returncode != 0:
         reason = (fetch.stderr.strip().splitlines() or ["git fetch failed"])[-1]
         raise ActionError(f"cannot fetch the base {wanted} from origin: {reason}")
@@ -128,13 +144,16 @@ def run(env: Mapping[str, str]) -> int:
     sarif_path = input_value("sarif", env, "flux-review.sarif")
     config = input_value("config", env)
     base = find_base(repo, input_value("base", env), env)
-    args = argparse.Namespace(repo=str(repo), base=base, head=None, staged=False, all=False,
-                              config=config or None)
+    args = argparse.Namespace(
+        repo=str(repo), base=base, head=None, staged=False, all=False, config=config or None
+    )
     outcome = analyze_repository(args)
     # Without the input, the repository's own `fail_on` decides, as for the App.
     fail_on = (
-        None if fail_on_name == "never"
-        else Severity(fail_on_name) if fail_on_name
+        None
+        if fail_on_name == "never"
+        else Severity(fail_on_name)
+        if fail_on_name
         else outcome.config.fail_on
     )
     for warning in outcome.warnings:
@@ -149,11 +168,14 @@ def run(env: Mapping[str, str]) -> int:
     if sarif_path:
         Path(sarif_path).parent.mkdir(parents=True, exist_ok=True)
         Path(sarif_path).write_text(render(outcome, "sarif"), encoding="utf-8")
-    _output(env, {
-        "errors": str(sum(f.severity is Severity.ERROR for f in findings)),
-        "warnings": str(sum(f.severity is Severity.WARNING for f in findings)),
-        "sarif": sarif_path,
-    })
+    _output(
+        env,
+        {
+            "errors": str(sum(f.severity is Severity.ERROR for f in findings)),
+            "warnings": str(sum(f.severity is Severity.WARNING for f in findings)),
+            "sarif": sarif_path,
+        },
+    )
     return 1 if failing(outcome, fail_on) else 0
 
 

@@ -106,26 +106,50 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
     # A PR must not switch off its own review: the config comes from the base.
     config = _load_config(args, repo, base_tree or head_tree)
     changes = changed_files(repo, base, head) if base else None
-    result = analyze(head_tree, base_tree, changes, config, report_all=args.all,
-                     workers=default_workers(), self_urls=remote_urls(repo))
-    return CheckOutcome(result, base, head, config, repository_uri(repo),
-                        head_is_commit=not getattr(args, "staged", False))
+    result = analyze(
+        head_tree,
+        base_tree,
+        changes,
+        config,
+        report_all=args.all,
+        workers=default_workers(),
+        self_urls=remote_urls(repo),
+    )
+    return CheckOutcome(
+        result,
+        base,
+        head,
+        config,
+        repository_uri(repo),
+        head_is_commit=not getattr(args, "staged", False),
+    )
 
 
-def render(outcome: CheckOutcome, fmt: str, *, color: bool = False,
-           fail_on: Severity | None = None) -> str:
+def render(
+    outcome: CheckOutcome, fmt: str, *, color: bool = False, fail_on: Severity | None = None
+) -> str:
     findings = outcome.findings
     if fmt == "json":
         return formats.to_json(findings, outcome.base, outcome.head, outcome.impact)
     if fmt == "sarif":
-        return formats.to_sarif(findings, outcome.base, outcome.head, outcome.repository_uri,
-                                revision=outcome.head_is_commit)
+        return formats.to_sarif(
+            findings,
+            outcome.base,
+            outcome.head,
+            outcome.repository_uri,
+            revision=outcome.head_is_commit,
+        )
     if fmt == "github":
         return formats.to_github(findings)
     if fmt == "markdown":
         return markdown.job_summary(
-            findings, base=outcome.base, head=outcome.head, impact=outcome.impact,
-            fail_on=fail_on, docs_url=formats.docs_url(), rule_errors=outcome.result.errors,
+            findings,
+            base=outcome.base,
+            head=outcome.head,
+            impact=outcome.impact,
+            fail_on=fail_on,
+            docs_url=formats.docs_url(),
+            rule_errors=outcome.result.errors,
             consumers=outcome.result.consumers,
         )
     return formats.to_text(findings, color=color, impact=outcome.impact)
@@ -150,11 +174,14 @@ def add_check_parser(sub: Any) -> None:
     p.add_argument("--base", help="base revision: report only what the change introduces")
     p.add_argument("--head", help="revision to check (default: HEAD)")
     p.add_argument(
-        "--staged", action="store_true",
+        "--staged",
+        action="store_true",
         help="check the staged changes (the index) against --base, default HEAD",
     )
     p.add_argument(
-        "--format", choices=FORMATS, default="text",
+        "--format",
+        choices=FORMATS,
+        default="text",
         help="text; json or sarif for tools; github: GitHub Actions annotations; "
         "markdown: a job summary",
     )

@@ -271,8 +271,7 @@ def _repository_uri(repo: Path, seen: set[Path], depth: int) -> str | None:
     for line in out.decode("utf-8", "replace").splitlines():
         key, _, url = line.partition(" ")
         remotes[key.removeprefix("remote.").removesuffix(".url")] = url.strip()
-    chosen = remotes.get("origin") or (
-        next(iter(remotes.values())) if len(remotes) == 1 else None)
+    chosen = remotes.get("origin") or (next(iter(remotes.values())) if len(remotes) == 1 else None)
     if chosen is None:
         return None
     local = local_path(chosen)

@@ -241,7 +241,8 @@ def _pull_of(pr: Any, number: int) -> _Pull:
     if not isinstance(state, str) or not isinstance(branch, str) or not branch:
         raise UnexpectedResponse(f"pull request #{number} has no valid state or base branch")
     urls = tuple(
-        u for key in ("clone_url", "ssh_url", "html_url")
+        u
+        for key in ("clone_url", "ssh_url", "html_url")
         if isinstance(base_repo, dict) and isinstance(u := base_repo.get(key), str)
     )
     base_ref = pr["base"].get("ref")
@@ -295,7 +296,10 @@ async def review_pull_request(
                 else:
                     creating = asyncio.ensure_future(
                         CheckRun.create(
-                            gh, request.repo, pr.head_sha, external_id=request.delivery_id,
+                            gh,
+                            request.repo,
+                            pr.head_sha,
+                            external_id=request.delivery_id,
                             log=log,
                         )
                     )
@@ -374,8 +378,9 @@ async def _left_in_progress(
     try:
         answer = await gh.getitem(
             "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,status,per_page}",
-            request.repo.vars(ref=head_sha, check_name=CHECK_NAME, status="in_progress",
-                              per_page=100),
+            request.repo.vars(
+                ref=head_sha, check_name=CHECK_NAME, status="in_progress", per_page=100
+            ),
         )
     except (gidgethub.GitHubException, GitHubUnavailable) as exc:
         log.warning("could not list the check runs left in progress: %s", exc)
@@ -426,12 +431,16 @@ async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> Check
             await asyncio.wait([creating], timeout=remaining)
     if not creating.done():
         creating.cancel()
-        log.warning("no answer from GitHub for the check run being created when the review "
-                    "stopped; it may stay in progress")
+        log.warning(
+            "no answer from GitHub for the check run being created when the review "
+            "stopped; it may stay in progress"
+        )
         return None
     if creating.cancelled() or creating.exception() is not None:
-        log.warning("the check run being created when the review stopped was not created: %s",
-                    None if creating.cancelled() else creating.exception())
+        log.warning(
+            "the check run being created when the review stopped was not created: %s",
+            None if creating.cancelled() else creating.exception(),
+        )
         return None
     return creating.result()
 
@@ -561,10 +570,14 @@ async def _review(
             fail_on=config.fail_on,
             docs_url=services.docs_url,
             rule_errors=rule_errors,
-            notes=[*notes, *(
-                f"The base could not be compared for one check ({e}): only its findings on "
-                "lines this pull request touched are reported." for e in analysis.base_errors
-            )],
+            notes=[
+                *notes,
+                *(
+                    f"The base could not be compared for one check ({e}): only its findings on "
+                    "lines this pull request touched are reported."
+                    for e in analysis.base_errors
+                ),
+            ],
             impact=analysis.impact,
         ),
         text=render_rule_docs(f.rule for f in findings),
@@ -590,9 +603,7 @@ def _config_in(base: FetchedTree, pr: _Pull, compared_with: str) -> Config | Non
     """The config from the base tree when that tree is the default branch's tip (a PR into
     the default branch, up to date with it: most of them), saving a call; None when the
     contents API has to be asked. Raises ConfigError like `fetch_config`."""
-    if not (
-        base.complete and pr.base_ref == pr.default_branch and compared_with == pr.base_sha
-    ):
+    if not (base.complete and pr.base_ref == pr.default_branch and compared_with == pr.base_sha):
         return None
     raw = base.tree.read(CONFIG_PATH)
     if raw is None:

@@ -36,10 +36,14 @@ SECRET = "local-webhook-secret"
 
 def app_key() -> tuple[str, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -50,8 +54,13 @@ def incident(path: Path) -> GitRepo:
     shutil.copytree(files / "base", path, dirs_exist_ok=True)
     repo.commit("Platform chart 1.1.12")
     repo.branch("feature")
-    repo.write({str(p.relative_to(files / "head")): p.read_bytes()
-                for p in (files / "head").rglob("*") if p.is_file()})
+    repo.write(
+        {
+            str(p.relative_to(files / "head")): p.read_bytes()
+            for p in (files / "head").rglob("*")
+            if p.is_file()
+        }
+    )
     repo.commit("Use the global image registry; bump platform to 1.1.13")
     repo.checkout("main")
     return repo
@@ -88,12 +97,19 @@ async def run(keep: bool, timeout: float) -> int:
         pr = fake.add_pull("feature", title="Use the global image registry")
         port = free_port()
         app_url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "APP_ID": str(fake.app_id), "PRIVATE_KEY": private_key,
-               "WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": fake.url, "PORT": str(port),
-               "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
+        env = {
+            **os.environ,
+            "APP_ID": str(fake.app_id),
+            "PRIVATE_KEY": private_key,
+            "WEBHOOK_SECRET": SECRET,
+            "GITHUB_API_URL": fake.url,
+            "PORT": str(port),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        }
         env.pop("REDIS_URL", None)
         app = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", cwd=ROOT, env=env)
+            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", cwd=ROOT, env=env
+        )
         status = 1
         try:
             await wait_healthy(app_url, app, timeout)
@@ -107,11 +123,15 @@ async def run(keep: bool, timeout: float) -> int:
                     break
                 await asyncio.sleep(0.2)
             for check in fake.check_runs_named("flux-review"):
-                print(f"\ncheck run {check.id}: {check.status} / {check.conclusion}: "
-                      f"{check.title}\n\n{check.summary}\n")
+                print(
+                    f"\ncheck run {check.id}: {check.status} / {check.conclusion}: "
+                    f"{check.title}\n\n{check.summary}\n"
+                )
                 for a in check.annotations:
-                    print(f"  annotation {a['path']}:{a['start_line']} "
-                          f"{a['annotation_level']} {a['title']}")
+                    print(
+                        f"  annotation {a['path']}:{a['start_line']} "
+                        f"{a['annotation_level']} {a['title']}"
+                    )
             for comment in fake.comments_on(pr.number):
                 first = comment.body.strip().splitlines()[0] if comment.body.strip() else ""
                 print(f"  review comment {comment.path}:{comment.line}: {first[:100]}")
@@ -120,8 +140,10 @@ async def run(keep: bool, timeout: float) -> int:
             done = [r for r in fake.check_runs_named("flux-review") if r.status == "completed"]
             status = 0 if done and not fake.openapi_errors else 1
             if keep:
-                print(f"\nrunning until Ctrl-C: GITHUB_API_URL={fake.url} "
-                      f"WEBHOOK_SECRET={SECRET}; the App at {app_url}")
+                print(
+                    f"\nrunning until Ctrl-C: GITHUB_API_URL={fake.url} "
+                    f"WEBHOOK_SECRET={SECRET}; the App at {app_url}"
+                )
                 await asyncio.Event().wait()
         finally:
             if app.returncode is None:

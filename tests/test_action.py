@@ -31,15 +31,24 @@ from tests.test_github_formats import INCIDENT, parse_workflow_command
 ROOT = Path(__file__).resolve().parent.parent
 INCIDENT_FILES = ROOT / "examples" / "incident"
 GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Example", "GIT_AUTHOR_EMAIL": "ex@example.com",
-    "GIT_COMMITTER_NAME": "Example", "GIT_COMMITTER_EMAIL": "ex@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Example",
+    "GIT_AUTHOR_EMAIL": "ex@example.com",
+    "GIT_COMMITTER_NAME": "Example",
+    "GIT_COMMITTER_EMAIL": "ex@example.com",
 }
 
 
 def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}, check=False)
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        check=False,
+    )
     assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
     return proc.stdout.strip()
 
@@ -102,8 +111,15 @@ def checkout_merge(origin: Origin, number: int, workspace: Path) -> None:
     workspace.mkdir(parents=True)
     git(workspace, "init", "-q")
     git(workspace, "remote", "add", "origin", f"file://{origin.path}")
-    git(workspace, "fetch", "-q", "--no-tags", "--depth=1", "origin",
-        f"+refs/pull/{number}/merge:refs/remotes/pull/{number}/merge")
+    git(
+        workspace,
+        "fetch",
+        "-q",
+        "--no-tags",
+        "--depth=1",
+        "origin",
+        f"+refs/pull/{number}/merge:refs/remotes/pull/{number}/merge",
+    )
     git(workspace, "checkout", "-q", "--detach", f"refs/remotes/pull/{number}/merge")
 
 
@@ -117,8 +133,11 @@ class ActionRun:
     workspace: Path
 
     def annotations(self) -> list[tuple[str, dict[str, str], str]]:
-        return [parse_workflow_command(line) for line in self.stdout.splitlines()
-                if line.startswith("::")]
+        return [
+            parse_workflow_command(line)
+            for line in self.stdout.splitlines()
+            if line.startswith("::")
+        ]
 
 
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -129,7 +148,7 @@ def _evaluate(text: str, inputs: Mapping[str, str], steps: Mapping[str, dict[str
         expr = m[1]
         if expr.startswith("inputs."):
             return inputs[expr.removeprefix("inputs.")]
-        if (s := re.fullmatch(r"steps\.([\w-]+)\.outputs\.([\w-]+)", expr)):
+        if s := re.fullmatch(r"steps\.([\w-]+)\.outputs\.([\w-]+)", expr):
             return steps.get(s[1], {}).get(s[2], "")
         raise AssertionError(f"expression the test runner does not know: {expr}")
 
@@ -149,8 +168,9 @@ def _read_outputs(path: Path) -> dict[str, str]:
     return outputs
 
 
-def run_action(workspace: Path, runner_temp: Path, event: dict[str, Any] | None,
-               **given: str) -> ActionRun:
+def run_action(
+    workspace: Path, runner_temp: Path, event: dict[str, Any] | None, **given: str
+) -> ActionRun:
     spec = yaml.safe_load((ROOT / "action.yml").read_text())
     assert spec["runs"]["using"] == "composite"
     inputs = {name: str(i.get("default", "")) for name, i in spec["inputs"].items()}
@@ -164,10 +184,13 @@ def run_action(workspace: Path, runner_temp: Path, event: dict[str, Any] | None,
         **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_"))},
         **GIT_ENV,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "CI": "true", "GITHUB_ACTIONS": "true",
-        "GITHUB_WORKSPACE": str(workspace), "GITHUB_ACTION_PATH": str(ROOT),
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_ACTION_PATH": str(ROOT),
         "GITHUB_EVENT_NAME": "pull_request" if event else "push",
-        "GITHUB_EVENT_PATH": str(event_path), "RUNNER_TEMP": str(runner_temp),
+        "GITHUB_EVENT_PATH": str(event_path),
+        "RUNNER_TEMP": str(runner_temp),
     }
     steps: dict[str, dict[str, str]] = {}
     stdout = stderr = summary = ""
@@ -185,9 +208,16 @@ def run_action(workspace: Path, runner_temp: Path, event: dict[str, Any] | None,
         proc = subprocess.run(
             # GitHub's invocation for `shell: bash`.
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-            cwd=workspace, capture_output=True, text=True, timeout=600,
-            env={**env, **step_env, "GITHUB_OUTPUT": str(output),
-                 "GITHUB_STEP_SUMMARY": str(step_summary)},
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={
+                **env,
+                **step_env,
+                "GITHUB_OUTPUT": str(output),
+                "GITHUB_STEP_SUMMARY": str(step_summary),
+            },
         )
         stdout += proc.stdout
         stderr += proc.stderr
@@ -197,15 +227,22 @@ def run_action(workspace: Path, runner_temp: Path, event: dict[str, Any] | None,
         if proc.returncode != 0:
             returncode = proc.returncode
             break
-    outputs = {name: _evaluate(o["value"], inputs, steps)
-               for name, o in spec.get("outputs", {}).items()}
+    outputs = {
+        name: _evaluate(o["value"], inputs, steps) for name, o in spec.get("outputs", {}).items()
+    }
     return ActionRun(returncode, stdout, stderr, summary, outputs, workspace)
 
 
 def pr_event(origin: Origin, number: int, head: str) -> dict[str, Any]:
-    return {"action": "opened", "number": number, "pull_request": {
-        "number": number, "base": {"ref": "main", "sha": origin.main},
-        "head": {"ref": f"pr-{number}", "sha": head}}}
+    return {
+        "action": "opened",
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "base": {"ref": "main", "sha": origin.main},
+            "head": {"ref": f"pr-{number}", "sha": head},
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -214,14 +251,16 @@ def incident_pr(origin: Origin) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_the_incident_pull_request(origin: Origin, incident_pr: tuple[int, str],
-                                   runner_temp: Path, tmp_path: Path) -> None:
+def test_the_incident_pull_request(
+    origin: Origin, incident_pr: tuple[int, str], runner_temp: Path, tmp_path: Path
+) -> None:
     number, head = incident_pr
     workspace = tmp_path / "workspace"
     checkout_merge(origin, number, workspace)
     assert git(workspace, "rev-parse", "--is-shallow-repository") == "true"
-    absent = subprocess.run(["git", "cat-file", "-e", origin.main], cwd=workspace,
-                            capture_output=True, check=False)
+    absent = subprocess.run(
+        ["git", "cat-file", "-e", origin.main], cwd=workspace, capture_output=True, check=False
+    )
     assert absent.returncode != 0  # the base is not in a one-commit checkout
 
     run = run_action(workspace, runner_temp, pr_event(origin, number, head))
@@ -241,17 +280,22 @@ def test_the_incident_pull_request(origin: Origin, incident_pr: tuple[int, str],
     assert git(workspace, "cat-file", "-t", origin.main) == "commit"
 
 
-@pytest.mark.parametrize(("fail_on", "status"), [
-    ("error", 1), ("warning", 1), ("notice", 1), ("never", 0)])
+@pytest.mark.parametrize(
+    ("fail_on", "status"), [("error", 1), ("warning", 1), ("notice", 1), ("never", 0)]
+)
 @pytest.mark.slow
-def test_fail_on_sets_the_exit_status(origin: Origin, incident_pr: tuple[int, str],
-                                      runner_temp: Path, tmp_path: Path, fail_on: str,
-                                      status: int) -> None:
+def test_fail_on_sets_the_exit_status(
+    origin: Origin,
+    incident_pr: tuple[int, str],
+    runner_temp: Path,
+    tmp_path: Path,
+    fail_on: str,
+    status: int,
+) -> None:
     number, head = incident_pr
     workspace = tmp_path / "workspace"
     checkout_merge(origin, number, workspace)
-    run = run_action(workspace, runner_temp, pr_event(origin, number, head), **{
-        "fail-on": fail_on})
+    run = run_action(workspace, runner_temp, pr_event(origin, number, head), **{"fail-on": fail_on})
     assert run.returncode == status, run.stdout + run.stderr
     # Whatever the threshold, every finding is annotated and counted.
     assert len(run.annotations()) == 7
@@ -259,25 +303,27 @@ def test_fail_on_sets_the_exit_status(origin: Origin, incident_pr: tuple[int, st
 
 
 @pytest.mark.slow
-def test_a_warning_fails_only_from_fail_on_warning(origin: Origin, runner_temp: Path,
-                                                   tmp_path: Path) -> None:
+def test_a_warning_fails_only_from_fail_on_warning(
+    origin: Origin, runner_temp: Path, tmp_path: Path
+) -> None:
     unlisted = INCIDENT_FILES / "head" / "infrastructure" / "network-policy.yaml"
     head = origin.pull_request(2, "pr-2", {"infrastructure/network-policy.yaml": unlisted})
     for fail_on, status in (("", 0), ("error", 0), ("warning", 1)):
         workspace = tmp_path / f"workspace-{fail_on or 'default'}"
         checkout_merge(origin, 2, workspace)
-        run = run_action(workspace, runner_temp, pr_event(origin, 2, head), **{
-            "fail-on": fail_on})
+        run = run_action(workspace, runner_temp, pr_event(origin, 2, head), **{"fail-on": fail_on})
         assert run.returncode == status, (fail_on, run.stdout + run.stderr)
         [(command, props, _)] = run.annotations()
         assert (command, props["file"], props["line"]) == (
-            "warning", "infrastructure/network-policy.yaml", "1")
+            "warning",
+            "infrastructure/network-policy.yaml",
+            "1",
+        )
         assert run.outputs["errors"] == "0" and run.outputs["warnings"] == "1"
 
 
 @pytest.mark.slow
-def test_a_clean_pull_request_passes(origin: Origin, runner_temp: Path,
-                                     tmp_path: Path) -> None:
+def test_a_clean_pull_request_passes(origin: Origin, runner_temp: Path, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# platform\n")
     head = origin.pull_request(3, "pr-3", {"README.md": readme})
@@ -293,22 +339,36 @@ def test_a_clean_pull_request_passes(origin: Origin, runner_temp: Path,
 
 @pytest.mark.slow
 def test_a_plain_shallow_clone_of_the_branch_and_an_explicit_base(
-    origin: Origin, incident_pr: tuple[int, str], runner_temp: Path, tmp_path: Path,
+    origin: Origin,
+    incident_pr: tuple[int, str],
+    runner_temp: Path,
+    tmp_path: Path,
 ) -> None:
     number, head = incident_pr
     workspace = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", "--depth", "1", "--branch", f"pr-{number}",
-        f"file://{origin.path}", str(workspace))
+    git(
+        tmp_path,
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        "--branch",
+        f"pr-{number}",
+        f"file://{origin.path}",
+        str(workspace),
+    )
     run = run_action(workspace, runner_temp, None, base="main")
     assert run.returncode == 1, run.stdout + run.stderr
     assert {(c, p["file"], int(p["line"])) for c, p, _ in run.annotations()} == {
-        (c, path, line) for c, _, path, line in INCIDENT}
+        (c, path, line) for c, _, path, line in INCIDENT
+    }
     assert head == git(workspace, "rev-parse", "HEAD")
 
 
 @pytest.mark.slow
-def test_outside_a_pull_request_the_whole_tree_is_checked(origin: Origin, runner_temp: Path,
-                                                          tmp_path: Path) -> None:
+def test_outside_a_pull_request_the_whole_tree_is_checked(
+    origin: Origin, runner_temp: Path, tmp_path: Path
+) -> None:
     workspace = tmp_path / "main"
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{origin.path}", str(workspace))
     run = run_action(workspace, runner_temp, None)
@@ -318,7 +378,10 @@ def test_outside_a_pull_request_the_whole_tree_is_checked(origin: Origin, runner
 
 @pytest.mark.slow
 def test_a_wrong_input_or_an_unreachable_base_fails_with_a_message(
-    origin: Origin, incident_pr: tuple[int, str], runner_temp: Path, tmp_path: Path,
+    origin: Origin,
+    incident_pr: tuple[int, str],
+    runner_temp: Path,
+    tmp_path: Path,
 ) -> None:
     number, head = incident_pr
     workspace = tmp_path / "workspace"
@@ -342,7 +405,8 @@ def test_inputs_come_from_the_step_env_or_input_variables() -> None:
     assert input_value("sarif", {}, "flux-review.sarif") == "flux-review.sarif"
     # A runner that evaluates an input it was not given to nothing: the default applies.
     assert input_value("sarif", {"FLUX_REVIEW_SARIF": ""}, "flux-review.sarif") == (
-        "flux-review.sarif")
+        "flux-review.sarif"
+    )
 
 
 def test_a_base_that_looks_like_an_option_is_refused(tmp_path: Path) -> None:

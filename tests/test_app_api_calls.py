@@ -19,7 +19,8 @@ def calls(app: App) -> list[str]:
 def counted(app: App) -> list[str]:
     """The calls the budget counts: not the file list's pages nor the archives."""
     return [
-        c for c in calls(app)
+        c
+        for c in calls(app)
         if "/tarball" not in c and not c.endswith("/files") and "/_codeload" not in c
     ]
 

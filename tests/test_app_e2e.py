@@ -837,14 +837,23 @@ async def test_a_source_named_after_the_repository_itself_is_this_repository(
 ) -> None:
     # Not the bootstrap `flux-system` source: a GitRepository whose URL is this repository's
     # own (the App knows it from the pull request), so its Kustomization applies our files.
-    source = SYNC.replace("name: flux-system\n  namespace: flux-system\nspec:\n  interval",
-                          "name: gitops\n  namespace: flux-system\nspec:\n  interval", 1)
-    source = source.replace("ssh://git@github.com/example/gitops",
-                            f"https://github.com/{app.fake.full_name}")
+    source = SYNC.replace(
+        "name: flux-system\n  namespace: flux-system\nspec:\n  interval",
+        "name: gitops\n  namespace: flux-system\nspec:\n  interval",
+        1,
+    )
+    source = source.replace(
+        "ssh://git@github.com/example/gitops", f"https://github.com/{app.fake.full_name}"
+    )
     apps = flux_kustomization("./apps/podinfo").replace("name: flux-system", "name: gitops")
-    git_repo.commit("cluster", {"clusters/prod/sources.yaml": source.split("---")[0],
-                                "clusters/prod/apps.yaml": apps,
-                                DEPLOYMENT: deployment("ghcr.io/stefanprodan/podinfo:6.5.0")})
+    git_repo.commit(
+        "cluster",
+        {
+            "clusters/prod/sources.yaml": source.split("---")[0],
+            "clusters/prod/apps.yaml": apps,
+            DEPLOYMENT: deployment("ghcr.io/stefanprodan/podinfo:6.5.0"),
+        },
+    )
     git_repo.branch("feature")
     git_repo.commit("templated", {DEPLOYMENT: deployment(TEMPLATED)})
     git_repo.checkout("main")

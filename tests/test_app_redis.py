@@ -191,8 +191,9 @@ def job_queue(
         client,
         handler,
         encode=lambda j: json.dumps([j.key, j.delivery_id, j.revision, j.force]),
-        decode=lambda t: Job(**dict(zip(("key", "delivery_id", "revision", "force"),
-                                        json.loads(t), strict=True))),
+        decode=lambda t: Job(
+            **dict(zip(("key", "delivery_id", "revision", "force"), json.loads(t), strict=True))
+        ),
         workers=workers,
         prefix=prefix,
         lease=1.0,
@@ -258,9 +259,7 @@ async def test_a_killed_workers_job_runs_again_with_its_check_runs(
     claimed = await dying._take()
     assert claimed is not None and claimed.attempts == 1
     await dying.note_run("pr1", "a" * 40, 77)
-    assert (await web.submit(Job(key="pr1", delivery_id="d2", revision="a"))).value == (
-        "duplicate"
-    )
+    assert (await web.submit(Job(key="pr1", delivery_id="d2", revision="a"))).value == ("duplicate")
     worker = job_queue(rds, redis_server.prefix, handler)
     await worker.start()
     try:
@@ -371,8 +370,13 @@ async def test_a_job_that_kills_its_workers_is_dead_lettered_with_a_completed_ru
     incident_repo(git_repo)
     pr = fake.add_pull("feature")
     # The check run the first of them created, left in progress.
-    run = CheckRun(id=fake._next_id(), name="flux-review", head_sha=fake.head_sha(pr),
-                   status="in_progress", check_suite_id=1)
+    run = CheckRun(
+        id=fake._next_id(),
+        name="flux-review",
+        head_sha=fake.head_sha(pr),
+        status="in_progress",
+        check_suite_id=1,
+    )
     fake.check_runs[run.id] = run
     job = ReviewJob(
         repo=_repo(fake),
@@ -388,9 +392,16 @@ async def test_a_job_that_kills_its_workers_is_dead_lettered_with_a_completed_ru
         f"{prefix}:active",
         job.key,
         json.dumps(
-            {"key": job.key, "rev": fake.head_sha(pr), "force": False, "job": encode_job(job),
-             "attempts": 3, "enqueued": 0, "worker": "gone:1:x",
-             "runs": [[fake.head_sha(pr), str(run.id)]]}
+            {
+                "key": job.key,
+                "rev": fake.head_sha(pr),
+                "force": False,
+                "job": encode_job(job),
+                "attempts": 3,
+                "enqueued": 0,
+                "worker": "gone:1:x",
+                "runs": [[fake.head_sha(pr), str(run.id)]],
+            }
         ),
     )
     await rds.zadd(f"{prefix}:leases", {job.key: 0})

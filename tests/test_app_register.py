@@ -76,9 +76,7 @@ async def test_the_manifest_flow_writes_settings_the_app_starts_with(
     assert registration.done.is_set()
     assert fake_github.manifest_conversions == [posted]
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
-    values = dict(
-        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-    )
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
     assert values["LOG_LEVEL"] == "DEBUG"  # other lines are kept
     env = {k: v.strip('"') for k, v in values.items()}
     settings = load_settings(env)

@@ -678,5 +678,8 @@ async def test_a_commit_already_reviewed_keeps_its_result(
     await app.shut_down()
     reviewed = app.run_on(app.fake.head_sha(fork))
     assert (reviewed.status, reviewed.conclusion, reviewed.title) == (
-        "completed", "failure", "1 error")
+        "completed",
+        "failure",
+        "1 error",
+    )
     assert_all_completed(app)

@@ -72,8 +72,9 @@ def test_a_bump_that_leaves_an_already_stale_pin_behind_is_introduced() -> None:
 
 def test_an_untouched_stale_pin_without_a_bump_stays_pre_existing() -> None:
     base = three_clusters("1.1.2", {"eu": "1.1.2", "ap": "1.1.1"})
-    head = dict(base, **{"infrastructure/sources.yaml": helm_repository("internal-charts")
-                         + "# moved\n"})
+    head = dict(
+        base, **{"infrastructure/sources.yaml": helm_repository("internal-charts") + "# moved\n"}
+    )
     assert [f.rule for f in analyze(tree(head), tree(base)).findings] == []
     every = analyze(tree(head), tree(base), report_all=True).findings
     [stale] = [f for f in every if f.rule == "chart-version-mismatch"]
@@ -115,8 +116,7 @@ def test_a_keyed_finding_keeps_its_fingerprint_when_its_message_changes() -> Non
 
 
 def test_a_comment_on_a_deleted_line_goes_on_the_left_side() -> None:
-    finding = Finding("prune-deletes", Severity.WARNING, "apps/pvc.yaml", 3, "gone",
-                      side=Side.BASE)
+    finding = Finding("prune-deletes", Severity.WARNING, "apps/pvc.yaml", 3, "gone", side=Side.BASE)
     patch = "@@ -1,5 +0,0 @@\n-a\n-b\n-c\n-d\n-e\n"
     [comment] = plan_comments([finding], {"apps/pvc.yaml": patch}, set())
     assert comment.to_json()["side"] == "LEFT" and comment.line == 3
@@ -135,19 +135,24 @@ def _broken_on(target_tree: object, rule: str, monkeypatch: pytest.MonkeyPatch) 
         return original(ctx)
 
     # The registry is one dict: the engine's name for it is the registry's own.
-    monkeypatch.setitem(RULES, rule, RuleInfo(
-        info.id, info.default_severity, info.summary, info.doc, check, info.check_change))
+    monkeypatch.setitem(
+        RULES,
+        rule,
+        RuleInfo(info.id, info.default_severity, info.summary, info.doc, check, info.check_change),
+    )
 
 
 def test_a_rule_that_fails_on_the_base_only_keeps_findings_on_touched_lines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     old_bad = deployment("legacy", "ghcr.io/Example/legacy:1.0")
-    base_files = repo({
-        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
-        "apps/legacy.yaml": old_bad,
-        "apps/web.yaml": deployment("web", "ghcr.io/example/web:1.0"),
-    })
+    base_files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/legacy.yaml": old_bad,
+            "apps/web.yaml": deployment("web", "ghcr.io/example/web:1.0"),
+        }
+    )
     head_files = dict(base_files, **{"apps/web.yaml": deployment("web", "ghcr.io/Example/web:2")})
     base_tree = tree(base_files)
     _broken_on(base_tree, "invalid-image-reference", monkeypatch)
@@ -180,16 +185,19 @@ def _scenarios() -> list[tuple[str, dict[str, str | bytes], dict[str, str | byte
     base_files = _incident("base")
     head_files = dict(base_files)
     head_files.update(_incident("head"))
-    mixed = repo({
-        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps", depends_on=["nope"]),
-        "apps/kustomization.yaml": kustomization(["web.yaml", "bad.yaml", "missing.yaml"]),
-        "apps/web.yaml": deployment("web", '"{{ .Values.image }}"').replace(
-            "  replicas", "  replicas: {{ .Values.n }}\n  x"),
-        "apps/bad.yaml": "a: [\n",
-        "charts/c/Chart.yaml": chart_yaml("c", "1.0.0"),
-        "charts/c/templates/kustomization.yaml": kustomization(["x.yaml"]),
-        "apps/rel.yaml": helm_release("c", version="2.0.0", source="nowhere"),
-    })
+    mixed = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps", depends_on=["nope"]),
+            "apps/kustomization.yaml": kustomization(["web.yaml", "bad.yaml", "missing.yaml"]),
+            "apps/web.yaml": deployment("web", '"{{ .Values.image }}"').replace(
+                "  replicas", "  replicas: {{ .Values.n }}\n  x"
+            ),
+            "apps/bad.yaml": "a: [\n",
+            "charts/c/Chart.yaml": chart_yaml("c", "1.0.0"),
+            "charts/c/templates/kustomization.yaml": kustomization(["x.yaml"]),
+            "apps/rel.yaml": helm_release("c", version="2.0.0", source="nowhere"),
+        }
+    )
     return [("incident", head_files, base_files), ("mixed", mixed, None)]
 
 
@@ -201,8 +209,9 @@ def test_a_rules_findings_do_not_depend_on_which_other_rules_run(rule: str) -> N
         alone = analyze(
             tree(head_files),
             base,
-            config=Config(rules={r: (None if r != rule else RULES[r].default_severity)
-                                 for r in RULES}),
+            config=Config(
+                rules={r: (None if r != rule else RULES[r].default_severity) for r in RULES}
+            ),
         )
         assert [f for f in everything.findings if f.rule == rule] == alone.findings
 
@@ -212,5 +221,10 @@ def test_the_scenarios_exercise_several_rules() -> None:
     for _, head_files, base_files in _scenarios():
         base = tree(base_files) if base_files is not None else None
         seen |= {f.rule for f in analyze(tree(head_files), base).findings}
-    assert {"helm-template-in-raw-manifest", "yaml-syntax-error", "chart-version-mismatch",
-            "kustomize-missing-resource", "dangling-reference"} <= seen
+    assert {
+        "helm-template-in-raw-manifest",
+        "yaml-syntax-error",
+        "chart-version-mismatch",
+        "kustomize-missing-resource",
+        "dangling-reference",
+    } <= seen

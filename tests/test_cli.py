@@ -40,7 +40,10 @@ def named(name: str, image: str) -> str:
 def check(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "check", "--repo", str(repo), *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
 
 
@@ -52,17 +55,21 @@ def findings(proc: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
 @pytest.fixture
 def repo(tmp_path: Path) -> GitRepo:
     r = GitRepo(tmp_path / "gitops")
-    r.commit("bootstrap", {
-        "clusters/prod/flux-system.yaml": FLUX_SYSTEM,
-        "apps/web.yaml": DEPLOYMENT.format(image="ghcr.io/example/web:1.0"),
-    })
+    r.commit(
+        "bootstrap",
+        {
+            "clusters/prod/flux-system.yaml": FLUX_SYSTEM,
+            "apps/web.yaml": DEPLOYMENT.format(image="ghcr.io/example/web:1.0"),
+        },
+    )
     return r
 
 
 def test_the_built_in_example_reports_the_incident(tmp_path: Path) -> None:
     dest = tmp_path / "example"
-    subprocess.run([sys.executable, "examples/build.py", str(dest)], check=True, cwd=ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "examples/build.py", str(dest)], check=True, cwd=ROOT, capture_output=True
+    )
     proc = check(dest, "--base", "HEAD~1", "--format", "json")
     assert proc.returncode == 1, proc.stderr
     got = {(f["rule"], f["path"], f["line"]) for f in findings(proc)}
@@ -70,8 +77,7 @@ def test_the_built_in_example_reports_the_incident(tmp_path: Path) -> None:
         ("helm-template-in-raw-manifest", "charts/platform/templates/api-deployment.yaml", 9),
         ("helm-template-in-raw-manifest", "charts/platform/templates/api-deployment.yaml", 22),
         ("helm-template-in-raw-manifest", "charts/platform/templates/worker-deployment.yaml", 9),
-        ("helm-template-in-raw-manifest", "charts/platform/templates/worker-deployment.yaml",
-         22),
+        ("helm-template-in-raw-manifest", "charts/platform/templates/worker-deployment.yaml", 22),
         ("chart-version-mismatch", "infrastructure/platform-release.yaml", 12),
         ("dangling-reference", "infrastructure/platform-release.yaml", 15),
         ("kustomize-unlisted-manifest", "infrastructure/network-policy.yaml", 1),
@@ -92,9 +98,16 @@ def test_json_output_follows_the_contract(repo: GitRepo) -> None:
     assert doc["version"] == 1 and doc["base"] == base and doc["head"] == head
     [finding] = doc["findings"]
     assert finding == {
-        "rule": "invalid-image-reference", "severity": "error", "path": "apps/web.yaml",
-        "line": 10, "end_line": None, "message": finding["message"], "introduced": True,
-        "suggestion": None, "side": "head", "related": [],
+        "rule": "invalid-image-reference",
+        "severity": "error",
+        "path": "apps/web.yaml",
+        "line": 10,
+        "end_line": None,
+        "message": finding["message"],
+        "introduced": True,
+        "suggestion": None,
+        "side": "head",
+        "related": [],
     }
     assert "ghcr.io/Example/web:" in str(finding["message"])
 
@@ -107,17 +120,22 @@ def test_only_introduced_findings_unless_all(repo: GitRepo) -> None:
     assert [(f["path"], f["introduced"]) for f in only_new] == [("apps/new.yaml", True)]
     everything = findings(check(repo.path, "--base", base, "--all", "--format", "json"))
     assert [(f["path"], f["introduced"]) for f in everything] == [
-        ("apps/new.yaml", True), ("apps/old.yaml", False)]
+        ("apps/new.yaml", True),
+        ("apps/old.yaml", False),
+    ]
     whole_tree = findings(check(repo.path, "--format", "json"))
     assert [f["path"] for f in whole_tree] == ["apps/new.yaml", "apps/old.yaml"]
 
 
 def test_findings_are_sorted_by_path_line_rule(repo: GitRepo) -> None:
-    repo.commit("several", {
-        "apps/b.yaml": named("b", "B"),
-        "apps/a.yaml": "key: [unclosed\n",
-        "apps/c.yaml": named("c", "{{ .Values.image }}"),
-    })
+    repo.commit(
+        "several",
+        {
+            "apps/b.yaml": named("b", "B"),
+            "apps/a.yaml": "key: [unclosed\n",
+            "apps/c.yaml": named("c", "{{ .Values.image }}"),
+        },
+    )
     got = findings(check(repo.path, "--format", "json"))
     keys = [(f["path"], f["line"], f["rule"]) for f in got]
     assert keys == sorted(keys)
@@ -165,14 +183,16 @@ def test_checks_the_commit_not_the_working_tree(repo: GitRepo) -> None:
     assert check(repo.path).returncode == 0
 
 
-def test_symlinks_submodules_and_binary_files_do_not_break_it(repo: GitRepo,
-                                                              tmp_path: Path) -> None:
+def test_symlinks_submodules_and_binary_files_do_not_break_it(
+    repo: GitRepo, tmp_path: Path
+) -> None:
     repo.symlink("apps/link.yaml", "/etc/passwd")
     repo.write({"apps/binary.yml.bin": b"\x00\x01\x02", "docs/logo.yaml": b"\x89PNG\x00\xff"})
     sub = GitRepo(tmp_path / "sub")
     sub.commit("x", {"a.yaml": "a: 1\n"})
-    repo.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path),
-             "vendor/sub")
+    repo.git(
+        "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path), "vendor/sub"
+    )
     repo.commit("odd entries")
     proc = check(repo.path, "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -181,10 +201,13 @@ def test_symlinks_submodules_and_binary_files_do_not_break_it(repo: GitRepo,
 
 def test_config_is_read_from_the_base_revision(repo: GitRepo) -> None:
     base = repo.head()
-    repo.commit("turn the rule off and break", {
-        ".github/flux-review.yml": "rules:\n  invalid-image-reference: off\n",
-        "apps/web.yaml": DEPLOYMENT.format(image='"web:"'),
-    })
+    repo.commit(
+        "turn the rule off and break",
+        {
+            ".github/flux-review.yml": "rules:\n  invalid-image-reference: off\n",
+            "apps/web.yaml": DEPLOYMENT.format(image='"web:"'),
+        },
+    )
     # The PR cannot switch off its own review...
     assert check(repo.path, "--base", base).returncode == 1
     # ...but once merged, the config applies.
@@ -235,14 +258,18 @@ def test_invalid_config_names_key_and_line(repo: GitRepo) -> None:
 def test_console_script_is_declared() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert 'flux-review = "bot.__main__:main"' in text
-    proc = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0 and "check" in proc.stdout and "serve" in proc.stdout
 
 
 def test_a_gitrepository_pointing_at_the_origin_is_this_repository(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "home-ops")
-    repo.commit("custom source name", {"clusters/main/apps.yaml": """\
+    repo.commit(
+        "custom source name",
+        {
+            "clusters/main/apps.yaml": """\
 apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
 metadata:
@@ -264,13 +291,16 @@ spec:
     name: home-ops
   interval: 1h
   prune: true
-"""})
+"""
+        },
+    )
     # Without knowing where the repository lives, the source may be another repository.
     assert findings(check(repo.path, "--format", "json")) == []
     repo.git("remote", "add", "origin", "git@github.com:Example/home-ops.git")
     got = findings(check(repo.path, "--format", "json"))
     assert [(f["rule"], f["path"], f["line"]) for f in got] == [
-        ("kustomize-missing-resource", "clusters/main/apps.yaml", 16)]
+        ("kustomize-missing-resource", "clusters/main/apps.yaml", 16)
+    ]
 
 
 def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:
@@ -279,9 +309,16 @@ def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:
     assert_valid_sarif(plain)
     assert all("helpUri" not in r for r in plain["runs"][0]["tool"]["driver"]["rules"])
     env = {**os.environ, "DOCS_URL": "https://docs.example.com/rules.md"}
-    linked = json.loads(subprocess.run(
-        [sys.executable, "-m", "bot", "check", "--repo", str(repo.path), "--format", "sarif"],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60).stdout)
+    linked = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "bot", "check", "--repo", str(repo.path), "--format", "sarif"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=60,
+        ).stdout
+    )
     assert_valid_sarif(linked)
     rules = linked["runs"][0]["tool"]["driver"]["rules"]
     assert rules[0]["helpUri"] == f"https://docs.example.com/rules.md#{rules[0]['id']}"

@@ -153,6 +153,8 @@ def test_flux_version_is_a_quoted_flux_2_release() -> None:
     for bad in ("flux_version: 2.4\n", "flux_version: latest\n", 'flux_version: "0.41.2"\n'):
         with pytest.raises(ConfigError, match="line 1: 'flux_version' must be a Flux 2 release"):
             parse_config(bad)
+
+
 def test_external_objects_are_parsed() -> None:
     config = parse_config(
         dedent(

@@ -27,9 +27,15 @@ def test_readme_rules_table_is_in_sync_with_the_rules() -> None:
 
 def test_every_design_rule_id_has_one_module_and_documentation() -> None:
     design_ids = {
-        "helm-template-in-raw-manifest", "chart-version-mismatch", "chart-not-bumped",
-        "kustomize-missing-resource", "kustomize-unlisted-manifest", "dangling-reference",
-        "invalid-image-reference", "kustomization-in-chart-templates", "yaml-syntax-error",
+        "helm-template-in-raw-manifest",
+        "chart-version-mismatch",
+        "chart-not-bumped",
+        "kustomize-missing-resource",
+        "kustomize-unlisted-manifest",
+        "dangling-reference",
+        "invalid-image-reference",
+        "kustomization-in-chart-templates",
+        "yaml-syntax-error",
     }
     assert design_ids <= set(RULES)
     for rule_id, info in RULES.items():
@@ -39,8 +45,18 @@ def test_every_design_rule_id_has_one_module_and_documentation() -> None:
 
 
 def test_analysis_imports_no_network_or_github_code() -> None:
-    forbidden = {"aiohttp", "gidgethub", "requests", "urllib.request", "http.client", "socket",
-                 "bot.github", "bot.server", "bot.review", "bot.queue"}
+    forbidden = {
+        "aiohttp",
+        "gidgethub",
+        "requests",
+        "urllib.request",
+        "http.client",
+        "socket",
+        "bot.github",
+        "bot.server",
+        "bot.review",
+        "bot.queue",
+    }
     for path in (ROOT / "bot" / "analysis").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -51,12 +67,16 @@ def test_analysis_imports_no_network_or_github_code() -> None:
                 names = [node.module]
             for name in names:
                 assert not any(name == f or name.startswith(f + ".") for f in forbidden), (
-                    f"{path.relative_to(ROOT)} imports {name}")
-    code = ("import sys, bot.analysis, bot.analysis.rules; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "{'aiohttp', 'gidgethub'} or m.startswith(('bot.github', 'bot.server'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
+                    f"{path.relative_to(ROOT)} imports {name}"
+                )
+    code = (
+        "import sys, bot.analysis, bot.analysis.rules; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'aiohttp', 'gidgethub'} or m.startswith(('bot.github', 'bot.server'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert out.stdout.strip() == "[]"
 
 

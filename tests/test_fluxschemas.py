@@ -14,7 +14,11 @@ KINDS = {
     "kustomize.toolkit.fluxcd.io": {"Kustomization"},
     "helm.toolkit.fluxcd.io": {"HelmRelease"},
     "source.toolkit.fluxcd.io": {
-        "GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket",
+        "GitRepository",
+        "OCIRepository",
+        "HelmRepository",
+        "HelmChart",
+        "Bucket",
     },
     "notification.toolkit.fluxcd.io": {"Alert", "Provider", "Receiver"},
     "image.toolkit.fluxcd.io": {"ImageRepository", "ImagePolicy", "ImageUpdateAutomation"},
@@ -36,8 +40,11 @@ def test_every_release_serves_every_flux_kind() -> None:
         for group, kinds in KINDS.items():
             assert kinds <= served.get(group, set()), (release.label, group)
         assert set(release.controllers) == {
-            "source-controller", "kustomize-controller", "helm-controller",
-            "notification-controller", "image-reflector-controller",
+            "source-controller",
+            "kustomize-controller",
+            "helm-controller",
+            "notification-controller",
+            "image-reflector-controller",
             "image-automation-controller",
         }
 

@@ -19,12 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 INCIDENT = {
     ("error", "helm-template-in-raw-manifest", "charts/platform/templates/api-deployment.yaml", 9),
-    ("error", "helm-template-in-raw-manifest", "charts/platform/templates/api-deployment.yaml",
-     22),
-    ("error", "helm-template-in-raw-manifest",
-     "charts/platform/templates/worker-deployment.yaml", 9),
-    ("error", "helm-template-in-raw-manifest",
-     "charts/platform/templates/worker-deployment.yaml", 22),
+    ("error", "helm-template-in-raw-manifest", "charts/platform/templates/api-deployment.yaml", 22),
+    (
+        "error",
+        "helm-template-in-raw-manifest",
+        "charts/platform/templates/worker-deployment.yaml",
+        9,
+    ),
+    (
+        "error",
+        "helm-template-in-raw-manifest",
+        "charts/platform/templates/worker-deployment.yaml",
+        22,
+    ),
     ("error", "chart-version-mismatch", "infrastructure/platform-release.yaml", 12),
     ("error", "dangling-reference", "infrastructure/platform-release.yaml", 15),
     ("warning", "kustomize-unlisted-manifest", "infrastructure/network-policy.yaml", 1),
@@ -54,8 +61,9 @@ def parse_workflow_command(line: str) -> tuple[str, dict[str, str], str]:
 @pytest.fixture(scope="module")
 def incident(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("incident") / "repo"
-    subprocess.run([sys.executable, "examples/build.py", str(dest)], check=True, cwd=ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "examples/build.py", str(dest)], check=True, cwd=ROOT, capture_output=True
+    )
     return dest
 
 
@@ -77,14 +85,18 @@ def test_the_job_summary_counts_and_tabulates_every_finding(incident: Path) -> N
     assert "**6 errors, 1 warning** introduced by the change" in text
     rows = [line for line in text.splitlines() if line.startswith("| :")]
     assert len(rows) == 7
-    assert any("`infrastructure/platform-release.yaml` line 12" in r
-               and "`chart-version-mismatch`" in r for r in rows)
+    assert any(
+        "`infrastructure/platform-release.yaml` line 12" in r and "`chart-version-mismatch`" in r
+        for r in rows
+    )
     # Every row keeps the table's four columns, whatever the message holds.
     assert all(len(re.split(r"(?<!\\)\|", r)) == 6 for r in rows)
     # As in the check run, the controllers that read each file, which name the cluster.
-    readers = text[text.index("### Who reads these files"):]
-    assert ("- `charts/platform/templates/api-deployment.yaml`: Flux Kustomization "
-            "flux-system/platform-services (clusters/prod/platform-services.yaml); Helm") in readers
+    readers = text[text.index("### Who reads these files") :]
+    assert (
+        "- `charts/platform/templates/api-deployment.yaml`: Flux Kustomization "
+        "flux-system/platform-services (clusters/prod/platform-services.yaml); Helm"
+    ) in readers
 
 
 def test_a_clean_tree_says_so(incident: Path) -> None:
@@ -97,25 +109,39 @@ def test_a_clean_tree_says_so(incident: Path) -> None:
 
 def finding(**kw: Any) -> Finding:
     base: dict[str, Any] = {
-        "rule": "yaml-syntax-error", "severity": Severity.ERROR, "path": "apps/web.yaml",
-        "line": 3, "message": "not YAML"}
+        "rule": "yaml-syntax-error",
+        "severity": Severity.ERROR,
+        "path": "apps/web.yaml",
+        "line": 3,
+        "message": "not YAML",
+    }
     return Finding(**{**base, **kw})
 
 
 def test_workflow_command_escaping_round_trips() -> None:
-    f = finding(path="apps/a,b:c%d.yaml", message="100% broken:\r\nline two, really",
-                end_line=5, severity=Severity.WARNING)
+    f = finding(
+        path="apps/a,b:c%d.yaml",
+        message="100% broken:\r\nline two, really",
+        end_line=5,
+        severity=Severity.WARNING,
+    )
     line = formats.github_annotation(f)
     assert line.count("::") == 2 and "\n" not in line and "\r" not in line
     command, props, message = parse_workflow_command(line)
     assert command == "warning"
-    assert props == {"file": "apps/a,b:c%d.yaml", "line": "3", "endLine": "5",
-                     "title": "yaml-syntax-error"}
+    assert props == {
+        "file": "apps/a,b:c%d.yaml",
+        "line": "3",
+        "endLine": "5",
+        "title": "yaml-syntax-error",
+    }
     assert message == "100% broken:\r\nline two, really"
 
 
-@pytest.mark.parametrize(("severity", "command"), [
-    (Severity.ERROR, "error"), (Severity.WARNING, "warning"), (Severity.NOTICE, "notice")])
+@pytest.mark.parametrize(
+    ("severity", "command"),
+    [(Severity.ERROR, "error"), (Severity.WARNING, "warning"), (Severity.NOTICE, "notice")],
+)
 def test_each_severity_is_its_own_level(severity: Severity, command: str) -> None:
     assert formats.github_annotation(finding(severity=severity)).startswith(f"::{command} ")
 
@@ -130,8 +156,15 @@ def test_introduced_findings_come_first_and_old_ones_say_so() -> None:
 
 def test_a_deleted_line_is_annotated_on_its_head_side_cause_or_on_no_file() -> None:
     cause = Location("clusters/prod/apps.yaml", 7, Side.HEAD, "prunes what it applied")
-    f = finding(rule="prune-deletes", severity=Severity.WARNING, path="apps/pvc.yaml", line=4,
-                message="the PVC data is deleted", side=Side.BASE, related=(cause,))
+    f = finding(
+        rule="prune-deletes",
+        severity=Severity.WARNING,
+        path="apps/pvc.yaml",
+        line=4,
+        message="the PVC data is deleted",
+        side=Side.BASE,
+        related=(cause,),
+    )
     _, props, message = parse_workflow_command(formats.github_annotation(f))
     assert (props["file"], props["line"]) == ("clusters/prod/apps.yaml", "7")
     assert message.startswith("apps/pvc.yaml line 4 (deleted): the PVC data is deleted")
@@ -158,6 +191,7 @@ def test_the_table_stops_before_the_summary_limit() -> None:
 
 def test_the_verdict_follows_fail_on() -> None:
     warning = [finding(severity=Severity.WARNING)]
+
     def summary(fail_on: Severity) -> str:
         return markdown.job_summary(warning, base="a" * 40, head="b" * 40, fail_on=fail_on)
 
@@ -166,11 +200,18 @@ def test_the_verdict_follows_fail_on() -> None:
 
 
 def test_the_impact_section_names_each_cluster() -> None:
-    impact = [ClusterImpact("clusters/prod", [KustomizationImpact(
-        "Flux Kustomization flux-system/platform-services",
-        added=["NetworkPolicy platform/deny-all"],
-        changed=["Deployment platform/api", "Deployment platform/worker"],
-    )])]
+    impact = [
+        ClusterImpact(
+            "clusters/prod",
+            [
+                KustomizationImpact(
+                    "Flux Kustomization flux-system/platform-services",
+                    added=["NetworkPolicy platform/deny-all"],
+                    changed=["Deployment platform/api", "Deployment platform/worker"],
+                )
+            ],
+        )
+    ]
     text = markdown.job_summary([], base="a" * 40, head="b" * 40, impact=impact)
     assert "### Clusters this change reaches" in text
     assert "**clusters/prod**" in text
@@ -188,13 +229,22 @@ def test_no_cluster_affected_is_said_and_no_impact_is_silent() -> None:
 
 def test_related_locations_are_named_in_the_annotation() -> None:
     chart = "charts/platform/Chart.yaml"
-    f = finding(rule="chart-version-mismatch", path="infrastructure/platform-release.yaml",
-                line=12, message="pins 1.1.12",
-                related=(Location(chart, 3, Side.HEAD, "the chart is 1.1.13"),
-                         Location(chart, 3, Side.BASE)))
+    f = finding(
+        rule="chart-version-mismatch",
+        path="infrastructure/platform-release.yaml",
+        line=12,
+        message="pins 1.1.12",
+        related=(
+            Location(chart, 3, Side.HEAD, "the chart is 1.1.13"),
+            Location(chart, 3, Side.BASE),
+        ),
+    )
     _, props, message = parse_workflow_command(formats.github_annotation(f))
     assert props["file"] == "infrastructure/platform-release.yaml"
-    assert message == ("pins 1.1.12\n\nRelated:\n- charts/platform/Chart.yaml:3: the chart is "
-                       "1.1.13\n- charts/platform/Chart.yaml:3 (before this change)")
+    assert message == (
+        "pins 1.1.12\n\nRelated:\n- charts/platform/Chart.yaml:3: the chart is "
+        "1.1.13\n- charts/platform/Chart.yaml:3 (before this change)"
+    )
     assert "Related:<br>- charts/platform/Chart.yaml:3: the chart is 1.1.13" in (
-        markdown.findings_table([f]))
+        markdown.findings_table([f])
+    )

@@ -157,7 +157,6 @@ def app_errors(guard: LogGuard) -> list[str]:
     ]
 
 
-
 # -- nothing on disk -------------------------------------------------------------------------
 
 _WATCHING: list[list[str]] = []
@@ -1181,9 +1180,7 @@ async def test_a_check_run_created_as_the_review_times_out_is_concluded(
     assert [h[0] for h in runs[0].history] == ["POST", "PATCH"]
 
 
-async def test_a_timed_out_review_stops_its_analysis(
-    start_app: Starter, git_repo: GitRepo
-) -> None:
+async def test_a_timed_out_review_stops_its_analysis(start_app: Starter, git_repo: GitRepo) -> None:
     # The real analysis, on a tree whose files take 0.2 s each to read: far longer than
     # the review's limit. Python cannot kill the thread; the review tells it to stop.
     stopped = threading.Event()
@@ -1217,8 +1214,11 @@ async def test_a_timed_out_review_stops_its_analysis(
     app = await start_app(analyzer=slow, review_timeout=4.0)
     incident_repo(git_repo)
     git_repo.checkout("feature")
-    extra = {f"apps/podinfo/config-{i}.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-             f"  name: config-{i}\n" for i in range(60)}
+    extra = {
+        f"apps/podinfo/config-{i}.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+        f"  name: config-{i}\n"
+        for i in range(60)
+    }
     git_repo.commit("more configuration", extra)
     git_repo.checkout("main")
     app.fake.add_pull("feature")

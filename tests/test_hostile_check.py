@@ -74,9 +74,26 @@ _MEASURE = (
 
 
 def run_check(repo: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float, int]:
-    proc = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "bot", "check",
-                           "--repo", str(repo), "--format", "json", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MEASURE,
+            sys.executable,
+            "-m",
+            "bot",
+            "check",
+            "--repo",
+            str(repo),
+            "--format",
+            "json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     stderr, _, measured = proc.stderr.rstrip("\n").rpartition("\n")
     if not measured.startswith("RUSAGE"):
         stderr, measured = "", proc.stderr.strip()
@@ -85,8 +102,9 @@ def run_check(repo: Path, *args: str) -> tuple[subprocess.CompletedProcess[str],
     return proc, float(cpu), int(peak_kb)
 
 
-def assert_clean_run(proc: subprocess.CompletedProcess[str], cpu_seconds: float,
-                     peak_kb: int) -> list[dict[str, object]]:
+def assert_clean_run(
+    proc: subprocess.CompletedProcess[str], cpu_seconds: float, peak_kb: int
+) -> list[dict[str, object]]:
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr
     # CPU time, not wall-clock: the machines running the tests are shared.
@@ -110,22 +128,30 @@ def test_hostile_yaml(tmp_path: Path, name: str) -> None:
 
 def test_the_same_files_unconsumed_are_not_reported(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "r")
-    repo.commit("junk nobody reads", {
-        f"notes/{name}.yaml": content for name, (content, _) in CASES.items()
-        if name != "twenty-mb"})
+    repo.commit(
+        "junk nobody reads",
+        {
+            f"notes/{name}.yaml": content
+            for name, (content, _) in CASES.items()
+            if name != "twenty-mb"
+        },
+    )
     assert assert_clean_run(*run_check(repo.path)) == []
 
 
 def test_kustomization_cycles_and_escapes(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "r")
-    repo.commit("cycle", {
-        "clusters/flux.yaml": FLUX,
-        "apps/kustomization.yaml": "resources:\n  - ../base\n  - /etc/passwd\n"
-                                   "  - ../../../../etc\n"
-                                   "  - https://github.com/org/repo//deploy?ref=v1\n"
-                                   "  - github.com/org/repo/deploy?ref=main\n",
-        "base/kustomization.yaml": "resources:\n  - ../apps\n",
-    })
+    repo.commit(
+        "cycle",
+        {
+            "clusters/flux.yaml": FLUX,
+            "apps/kustomization.yaml": "resources:\n  - ../base\n  - /etc/passwd\n"
+            "  - ../../../../etc\n"
+            "  - https://github.com/org/repo//deploy?ref=v1\n"
+            "  - github.com/org/repo/deploy?ref=main\n",
+            "base/kustomization.yaml": "resources:\n  - ../apps\n",
+        },
+    )
     found = assert_clean_run(*run_check(repo.path))
     got = [(f["path"], f["line"], f["rule"]) for f in found]
     assert got == [
@@ -142,31 +168,39 @@ def test_symlinks_submodules_and_odd_file_names(tmp_path: Path) -> None:
     sub = GitRepo(tmp_path / "sub")
     sub.commit("x", {"deploy.yaml": "a: [\n"})
     repo = GitRepo(tmp_path / "r")
-    repo.write({
-        "clusters/flux.yaml": FLUX,
-        "apps/with space.yaml": CONFIGMAP,
-        "apps/ünïcødé-☸.yaml": CONFIGMAP.replace("name: x", "name: u"),
-        "apps/new\nline.yaml": CONFIGMAP.replace("name: x", "name: n"),
-        "apps/broken name.yaml": "a: [\n",
-        "apps/kustomization-less/x.yaml": CONFIGMAP.replace("name: x", "name: k"),
-    })
+    repo.write(
+        {
+            "clusters/flux.yaml": FLUX,
+            "apps/with space.yaml": CONFIGMAP,
+            "apps/ünïcødé-☸.yaml": CONFIGMAP.replace("name: x", "name: u"),
+            "apps/new\nline.yaml": CONFIGMAP.replace("name: x", "name: n"),
+            "apps/broken name.yaml": "a: [\n",
+            "apps/kustomization-less/x.yaml": CONFIGMAP.replace("name: x", "name: k"),
+        }
+    )
     repo.symlink("apps/link.yaml", "/etc/passwd")
     repo.symlink("apps/loop", "loop")
-    repo.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path),
-             "apps/vendored")
+    repo.git(
+        "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub.path), "apps/vendored"
+    )
     repo.commit("odd")
     found = assert_clean_run(*run_check(repo.path))
     assert [(f["path"], f["rule"]) for f in found] == [
-        ("apps/broken name.yaml", "yaml-syntax-error")]
+        ("apps/broken name.yaml", "yaml-syntax-error")
+    ]
 
 
 def test_remote_resources_are_never_fetched(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "r")
-    repo.commit("remote", {
-        "clusters/flux.yaml": FLUX,
-        "apps/kustomization.yaml":
-            "resources:\n  - https://10.255.255.1/never.yaml\n  - git@example.invalid:x/y\n",
-    })
+    repo.commit(
+        "remote",
+        {
+            "clusters/flux.yaml": FLUX,
+            "apps/kustomization.yaml": (
+                "resources:\n  - https://10.255.255.1/never.yaml\n  - git@example.invalid:x/y\n"
+            ),
+        },
+    )
     start = time.monotonic()
     proc, cpu, peak = run_check(repo.path)
     assert assert_clean_run(proc, cpu, peak) == []

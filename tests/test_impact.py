@@ -22,7 +22,8 @@ def two_clusters() -> dict[str, str | bytes]:
     for cluster in ("prod", "staging"):
         files.update(bootstrap(cluster))
         files[f"clusters/{cluster}/apps.yaml"] = flux_kustomization(
-            f"apps-{cluster}", f"./apps/{cluster}")
+            f"apps-{cluster}", f"./apps/{cluster}"
+        )
         files[f"apps/{cluster}/kustomization.yaml"] = kustomization(["../base"])
     files["apps/base/kustomization.yaml"] = kustomization(["web.yaml", "settings.yaml"])
     files["apps/base/web.yaml"] = deployment("web", "ghcr.io/example/web:1.0")
@@ -49,12 +50,21 @@ def test_a_change_lists_what_each_cluster_gets() -> None:
     text = "\n".join(impact_lines(result.impact))
     assert "Cluster clusters/staging:" in text and "1 removed (ConfigMap debug)" in text
     assert "| Flux Kustomization flux-system/apps-prod | – | 1: `Deployment web` | – |" in (
-        impact_section(result.impact))
+        impact_section(result.impact)
+    )
     [_, doc_staging] = json.loads(to_json([], "a", "b", result.impact))["impact"]
-    assert doc_staging == {"cluster": "clusters/staging", "kustomizations": [{
-        "kustomization": "Flux Kustomization flux-system/apps-staging",
-        "added": [], "changed": ["Deployment web"], "removed": ["ConfigMap debug"],
-        "unknown": []}]}
+    assert doc_staging == {
+        "cluster": "clusters/staging",
+        "kustomizations": [
+            {
+                "kustomization": "Flux Kustomization flux-system/apps-staging",
+                "added": [],
+                "changed": ["Deployment web"],
+                "removed": ["ConfigMap debug"],
+                "unknown": [],
+            }
+        ],
+    }
 
 
 def test_a_change_nothing_applies_affects_no_cluster() -> None:
@@ -63,7 +73,8 @@ def test_a_change_nothing_applies_affects_no_cluster() -> None:
     result = analyze(tree(head), tree(base))
     assert result.impact == []
     assert impact_lines(result.impact) == [
-        "No cluster is affected: nothing that Flux applies changes."]
+        "No cluster is affected: nothing that Flux applies changes."
+    ]
     assert "No cluster is affected" in impact_section(result.impact)
 
 
@@ -78,8 +89,9 @@ def test_the_check_run_summary_names_the_clusters_first() -> None:
     base = two_clusters()
     head = dict(base, **{"apps/staging/kustomization.yaml": kustomization(["../base"])})
     result = analyze(tree(head), tree(base))
-    summary = render_summary(result.findings, result.consumers, fail_on=Severity.ERROR,
-                             impact=result.impact)
+    summary = render_summary(
+        result.findings, result.consumers, fail_on=Severity.ERROR, impact=result.impact
+    )
     assert summary.startswith("#### Clusters this change reaches")
     assert "**clusters/staging**" in summary and "clusters/prod" not in summary
 
@@ -93,4 +105,5 @@ def test_a_build_the_change_makes_unreadable_removes_nothing_it_says_why() -> No
         [k] = cluster.kustomizations
         assert k.removed == [] and k.unknown == ["apps/base/settings.yaml does not parse"]
     assert "not fully known (apps/base/settings.yaml does not parse)" in "\n".join(
-        impact_lines(result.impact))
+        impact_lines(result.impact)
+    )

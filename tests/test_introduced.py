@@ -157,7 +157,10 @@ def test_unlisting_a_manifest_reports_it() -> None:
     )
     # ... and the Service it applied is deleted from the cluster
     assert (pruned.rule, pruned.path, pruned.side.value) == (
-        "prune-deletes", "infrastructure/service.yaml", "base")
+        "prune-deletes",
+        "infrastructure/service.yaml",
+        "base",
+    )
 
 
 def test_fixing_a_finding_reports_nothing() -> None:
@@ -204,11 +207,15 @@ def test_consumers_of_reported_files_are_returned() -> None:
 
 def test_an_identical_new_finding_above_an_old_one_is_the_new_one() -> None:
     old = deployment("legacy", OLD_BAD)
-    twin = old.replace("      containers:\n",
-                       f"      containers:\n        - name: sidecar\n          image: {OLD_BAD}\n")
+    twin = old.replace(
+        "      containers:\n",
+        f"      containers:\n        - name: sidecar\n          image: {OLD_BAD}\n",
+    )
     head = {**base(), "infrastructure/legacy.yaml": twin}
-    found = [(f.line, f.introduced) for f in run(head, base(), report_all=True)
-             if f.path == "infrastructure/legacy.yaml"]
+    found = [
+        (f.line, f.introduced)
+        for f in run(head, base(), report_all=True)
+        if f.path == "infrastructure/legacy.yaml"
+    ]
     first = line_of(twin, OLD_BAD)
     assert found == [(first, True), (line_of(twin, OLD_BAD, occurrence=2), False)]
-

@@ -28,8 +28,9 @@ def ids(inv: Inventory, label: str) -> set[str]:
 
 APPS = repo(
     {
-        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps/prod",
-                                                      target_namespace="shop"),
+        "clusters/prod/apps.yaml": flux_kustomization(
+            "apps", "./apps/prod", target_namespace="shop"
+        ),
         "apps/prod/kustomization.yaml": kustomization(
             ["../base", "namespace.yaml"],
             extra="""
@@ -79,8 +80,10 @@ def test_each_object_knows_its_file_and_line() -> None:
     by_name = {o.id.name: o for o in fb.build.objects}
     assert (by_name["prod-web"].path, by_name["prod-web"].line) == ("apps/base/deployment.yaml", 4)
     settings = by_name["prod-settings"]
-    assert (settings.path, settings.generator) == ("apps/prod/kustomization.yaml",
-                                                  "configMapGenerator")
+    assert (settings.path, settings.generator) == (
+        "apps/prod/kustomization.yaml",
+        "configMapGenerator",
+    )
     assert by_name["prod-web"].id == ObjectId("apps", "v1", "Deployment", "shop", "prod-web")
 
 
@@ -88,7 +91,9 @@ def test_directory_builds_are_shared_by_parents() -> None:
     inv = inventory(APPS)
     assert inv.build_dir("apps/base") is inv.build_dir("apps/base")
     assert {str(o.id) for o in inv.build_dir("apps/base").objects} == {
-        "Deployment base/web", "ClusterRole reader", "ConfigMap base/web-config",
+        "Deployment base/web",
+        "ClusterRole reader",
+        "ConfigMap base/web-config",
     }
 
 
@@ -110,7 +115,10 @@ def test_generated_index_and_flux_components() -> None:
         }
     )
     assert ids(inventory(files), "Flux Kustomization flux-system/apps") == {
-        "ConfigMap one", "ConfigMap two", "ConfigMap three", "ConfigMap extra",
+        "ConfigMap one",
+        "ConfigMap two",
+        "ConfigMap three",
+        "ConfigMap extra",
     }
 
 
@@ -187,8 +195,9 @@ def test_a_repository_without_roots_applies_everything() -> None:
 def test_crds_in_the_repository_declare_their_scope() -> None:
     files = repo(
         {
-            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps",
-                                                          target_namespace="shop"),
+            "clusters/prod/apps.yaml": flux_kustomization(
+                "apps", "./apps", target_namespace="shop"
+            ),
             "apps/crd.yaml": dedent(
                 """
                 apiVersion: apiextensions.k8s.io/v1
@@ -226,22 +235,24 @@ def test_post_build_substitution_names_objects() -> None:
     files = repo(
         {
             "clusters/prod/apps.yaml": flux_kustomization(
-                "apps", "./apps", substitute={"APP": "plex"}),
+                "apps", "./apps", substitute={"APP": "plex"}
+            ),
             "apps/cm.yaml": configmap("${APP}-settings"),
             "apps/pvc.yaml": configmap("${CLAIM:-${APP}}"),
         }
     )
     assert ids(inventory(files), "Flux Kustomization flux-system/apps") == {
-        "ConfigMap plex-settings", "ConfigMap plex",
+        "ConfigMap plex-settings",
+        "ConfigMap plex",
     }
 
 
 def test_another_source_makes_what_is_applied_unknown() -> None:
     files = repo(
         {
-            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps",
-                                                          source_kind="OCIRepository",
-                                                          source="apps"),
+            "clusters/prod/apps.yaml": flux_kustomization(
+                "apps", "./apps", source_kind="OCIRepository", source="apps"
+            ),
             "apps/web.yaml": deployment("web"),
         }
     )

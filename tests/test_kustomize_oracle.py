@@ -40,10 +40,13 @@ from tests.analysis_helpers import (
 KUBECTL = shutil.which("kubectl")
 REQUIRED = bool(os.environ.get("FLUX_REVIEW_REQUIRE_KUBECTL"))
 if KUBECTL is None:
-    print("test_kustomize_oracle: kubectl is not on the PATH"
-          + (", which FLUX_REVIEW_REQUIRE_KUBECTL requires" if REQUIRED else ": skipped"))
-pytestmark = pytest.mark.skipif(KUBECTL is None and not REQUIRED,
-                                reason="kubectl is not on the PATH")
+    print(
+        "test_kustomize_oracle: kubectl is not on the PATH"
+        + (", which FLUX_REVIEW_REQUIRE_KUBECTL requires" if REQUIRED else ": skipped")
+    )
+pytestmark = pytest.mark.skipif(
+    KUBECTL is None and not REQUIRED, reason="kubectl is not on the PATH"
+)
 
 BUILD_RULES = {
     "kustomize-duplicate-resource",
@@ -111,15 +114,17 @@ CRD = dedent(
               type: object
     """
 )
-REPLICAS_PATCH = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-v1\nspec:\n" \
-    "  replicas: 3\n"
+REPLICAS_PATCH = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-v1\nspec:\n  replicas: 3\n"
+)
 
 LAYERS: Files = repo(
     {
         "clusters/prod/apps.yaml": _ks("apps", "./apps/prod"),
         "clusters/prod/infra.yaml": _ks("infra", "./infra", "  targetNamespace: infra-system\n"),
         "clusters/prod/extras.yaml": _ks(
-            "extras", "./extras",
+            "extras",
+            "./extras",
             "  namePrefix: x-\n  components:\n    - ../apps/components/team\n",
         ),
         "apps/base/kustomization.yaml": kustomization(
@@ -297,8 +302,11 @@ def _flux_index(directory: Path) -> list[str]:
             if _has_kustomization(here / d):
                 found.append(str((here / d).relative_to(directory)))
         dirs[:] = sorted(d for d in dirs if not _has_kustomization(here / d))
-        found += [str((here / n).relative_to(directory)) for n in sorted(names)
-                  if n.endswith((".yaml", ".yml"))]
+        found += [
+            str((here / n).relative_to(directory))
+            for n in sorted(names)
+            if n.endswith((".yaml", ".yml"))
+        ]
     return found
 
 
@@ -319,8 +327,11 @@ def _prepare(files: Files, fb: FluxBuild, root: Path) -> Path:
         kfile = next(directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file())
         content = yaml.safe_load(kfile.read_text()) or {}
     else:
-        content = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                   "resources": _flux_index(directory)}
+        content = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": _flux_index(directory),
+        }
         kfile = directory / "kustomization.yaml"
     content.update({k: v for k, v in overlay.items() if v})
     if spec.get("components"):
@@ -336,7 +347,10 @@ def _kubectl(directory: Path) -> tuple[bool, set[tuple[str, str, str | None, str
     assert KUBECTL is not None, "kubectl is not on the PATH"
     done = subprocess.run(
         [KUBECTL, "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(directory)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     ids = set()
     if done.returncode == 0:
@@ -362,7 +376,8 @@ def test_inventory_and_verdict_agree_with_kubectl_kustomize(name: str, tmp_path:
         builds, ids, stderr = _kubectl(_prepare(files, fb, root))
         checked += 1
         errors = [
-            f for f in findings
+            f
+            for f in findings
             if f.severity == "error" and f.rule in BUILD_RULES and f.path in fb.build.files
         ]
         assert builds == (not errors), (fb.label, stderr, errors)
@@ -370,8 +385,12 @@ def test_inventory_and_verdict_agree_with_kubectl_kustomize(name: str, tmp_path:
             # Generated names are compared without kustomize's hash suffix.
             generated = {o.id.name for o in fb.build.objects if o.generator}
             kubectl_ids = {
-                (api, kind, ns, m.group(1) if (m := _HASH.match(n)) and m.group(1) in generated
-                 else n)
+                (
+                    api,
+                    kind,
+                    ns,
+                    m.group(1) if (m := _HASH.match(n)) and m.group(1) in generated else n,
+                )
                 for api, kind, ns, n in ids
             }
             ours = {

@@ -50,7 +50,9 @@ def _files(odd: str, kustomization_too: bool = True) -> dict[str, str | bytes]:
     )
     worker = f"# batch jobs{odd}{odd}\n" + deployment("worker", '"ghcr.io/example/Worker:1.0"')
     release = (
-        f"# chart for web{odd}{odd}\n" + helm_repository("charts") + "---\n"
+        f"# chart for web{odd}{odd}\n"
+        + helm_repository("charts")
+        + "---\n"
         + helm_release("web", source="missing-repo")
     )
     return repo(

@@ -24,12 +24,37 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_is_clean() -> None:
-    proc = subprocess.run([_tool("ruff"), "check", "bot", "tests", "bench", "examples",
-                           "scripts"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [_tool("ruff"), "check", "bot", "tests", "bench", "examples", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format_leaves_the_tree_as_it_is() -> None:
+    proc = subprocess.run(
+        [
+            _tool("ruff"),
+            "format",
+            "--check",
+            "bot",
+            "tests",
+            "bench",
+            "examples",
+            "scripts",
+            "noxfile.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_strict_is_clean() -> None:
-    proc = subprocess.run([_tool("mypy"), "--strict", "bot"], cwd=ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [_tool("mypy"), "--strict", "bot"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -25,10 +25,12 @@ def platform(**extra: str) -> dict[str, str | bytes]:
 
 
 def test_an_archived_app_gets_notices_not_errors() -> None:
-    files = platform(**{
-        ".archive/old/kustomization.yaml": kustomization(["deployment.yaml", "gone.yaml"]),
-        ".archive/old/deployment.yaml": deployment("old", "ghcr.io/Example/Old:1"),
-    })
+    files = platform(
+        **{
+            ".archive/old/kustomization.yaml": kustomization(["deployment.yaml", "gone.yaml"]),
+            ".archive/old/deployment.yaml": deployment("old", "ghcr.io/Example/Old:1"),
+        }
+    )
     found = {(f.rule, f.path): f for f in run(files)}
     image = found[("invalid-image-reference", ".archive/old/deployment.yaml")]
     missing = found[("kustomize-missing-resource", ".archive/old/kustomization.yaml")]
@@ -38,10 +40,12 @@ def test_an_archived_app_gets_notices_not_errors() -> None:
 
 
 def test_an_app_its_parent_no_longer_lists_gets_notices() -> None:
-    files = platform(**{
-        "apps/legacy/kustomization.yaml": kustomization(["deployment.yaml"]),
-        "apps/legacy/deployment.yaml": deployment("legacy", "ghcr.io/Example/Legacy:1"),
-    })
+    files = platform(
+        **{
+            "apps/legacy/kustomization.yaml": kustomization(["deployment.yaml"]),
+            "apps/legacy/deployment.yaml": deployment("legacy", "ghcr.io/Example/Legacy:1"),
+        }
+    )
     [finding] = [f for f in run(files) if f.rule == "invalid-image-reference"]
     assert finding.severity is Severity.NOTICE
 
@@ -62,9 +66,11 @@ def test_without_clusters_nothing_is_downgraded() -> None:
 
 
 def test_a_chart_keeps_its_errors_helm_reads_it_through_a_helmrelease() -> None:
-    files = platform(**{
-        "charts/c/Chart.yaml": chart_yaml("c", "1.0.0"),
-        "charts/c/templates/kustomization.yaml": kustomization(["x.yaml"]),
-    })
+    files = platform(
+        **{
+            "charts/c/Chart.yaml": chart_yaml("c", "1.0.0"),
+            "charts/c/templates/kustomization.yaml": kustomization(["x.yaml"]),
+        }
+    )
     [finding] = [f for f in run(files) if f.rule == "kustomization-in-chart-templates"]
     assert finding.severity is Severity.ERROR

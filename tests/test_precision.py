@@ -87,8 +87,9 @@ spec:
 
 
 def test_kyverno_image_patterns_are_not_images() -> None:
-    files = applied({"kubernetes/apps/kyverno/policies/disallow-latest.yaml":
-                     KYVERNO_DISALLOW_LATEST})
+    files = applied(
+        {"kubernetes/apps/kyverno/policies/disallow-latest.yaml": KYVERNO_DISALLOW_LATEST}
+    )
     assert describe(run(files)) == []
 
 
@@ -739,7 +740,7 @@ def test_bootstrap_helmfiles_with_go_templates() -> None:
                     version: 17.0.2
                 """
             ),
-            "bootstrap/templates/values.yaml.gotmpl": "{{ (fromYaml (readFile \"x\")).spec.values | toYaml }}\n",
+            "bootstrap/templates/values.yaml.gotmpl": '{{ (fromYaml (readFile "x")).spec.values | toYaml }}\n',
             "bootstrap/resources.yaml.j2": "{% for n in namespaces %}\n---\nkind: Namespace\n{% endfor %}\n",
         }
     )
@@ -801,7 +802,7 @@ def test_taskfiles_workflows_and_tool_configs() -> None:
                 """
             ),
             ".github/renovate.json5": '{ extends: ["github>example/renovate-config"] }\n',
-            ".renovate/customManagers.json5": '{ customManagers: [] }\n',
+            ".renovate/customManagers.json5": "{ customManagers: [] }\n",
             ".sops.yaml": dedent(
                 """
                 ---
@@ -886,10 +887,9 @@ def test_makejinja_and_cookiecutter_templates() -> None:
     files = repo(
         {
             "makejinja.toml": '[makejinja]\ninputs = ["./templates/overrides", "./templates/config"]\n',
-            "cluster.sample.yaml": "---\nnode_cidr: \"192.168.1.0/24\"\ncluster_api_addr: \"\"\n",
-            "templates/config/kubernetes/apps/kube-system/cilium/app/helmrelease.yaml.j2":
-                dedent(
-                    """
+            "cluster.sample.yaml": '---\nnode_cidr: "192.168.1.0/24"\ncluster_api_addr: ""\n',
+            "templates/config/kubernetes/apps/kube-system/cilium/app/helmrelease.yaml.j2": dedent(
+                """
                     ---
                     apiVersion: helm.toolkit.fluxcd.io/v2
                     kind: HelmRelease
@@ -906,9 +906,8 @@ def test_makejinja_and_cookiecutter_templates() -> None:
                         #% endif %#
                         k8sServiceHost: "#{ cluster_api_addr }#"
                     """
-                ),
-            "templates/config/kubernetes/apps/kube-system/cilium/app/kustomization.yaml.j2":
-                "resources:\n  - ./helmrelease.yaml\n",
+            ),
+            "templates/config/kubernetes/apps/kube-system/cilium/app/kustomization.yaml.j2": "resources:\n  - ./helmrelease.yaml\n",
             "scaffold/{{cookiecutter.app_name}}/kustomization.yaml": dedent(
                 """
                 apiVersion: kustomize.config.k8s.io/v1beta1
@@ -1055,7 +1054,9 @@ def test_chart_values_with_tpl_strings_ci_values_and_vendored_crds() -> None:
     files = repo(
         {
             "charts/app/Chart.yaml": chart_yaml(
-                "app", "1.2.0", dependencies=[("common", "2.x.x", "oci://registry-1.docker.io/bitnamicharts")]
+                "app",
+                "1.2.0",
+                dependencies=[("common", "2.x.x", "oci://registry-1.docker.io/bitnamicharts")],
             ),
             "charts/app/values.yaml": dedent(
                 """
@@ -1173,7 +1174,8 @@ def test_wrapper_chart_named_like_its_upstream_chart() -> None:
             ),
             # A local wrapper around the upstream chart, for the platform's issuers.
             "charts/cert-manager/Chart.yaml": chart_yaml(
-                "cert-manager", "0.3.0",
+                "cert-manager",
+                "0.3.0",
                 dependencies=[("cert-manager", "v1.15.3", "https://charts.jetstack.io")],
             ),
             "charts/cert-manager/templates/issuer.yaml": dedent(

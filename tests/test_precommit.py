@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 INCIDENT = ROOT / "examples" / "incident"
 BIN = Path(sys.executable).parent
 GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Example", "GIT_AUTHOR_EMAIL": "ex@example.com",
-    "GIT_COMMITTER_NAME": "Example", "GIT_COMMITTER_EMAIL": "ex@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Example",
+    "GIT_AUTHOR_EMAIL": "ex@example.com",
+    "GIT_COMMITTER_NAME": "Example",
+    "GIT_COMMITTER_EMAIL": "ex@example.com",
 }
 
 
@@ -41,16 +44,26 @@ def _pre_commit() -> str:
 
 
 def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}, check=False)
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        check=False,
+    )
     assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
     return proc.stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                      check=False).returncode != 0:
+    if (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, check=False
+        ).returncode
+        != 0
+    ):
         pytest.skip("not a git checkout: try-repo needs a commit to clone")
     dest = tmp_path_factory.mktemp("hooks") / "flux-review"
     git(ROOT.parent, "clone", "-q", "--no-hardlinks", str(ROOT), str(dest))
@@ -70,11 +83,17 @@ def gitops(tmp_path: Path) -> Path:
 
 def try_repo(repo: Path, hook_repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_pre_commit(), "try-repo", str(hook_repo), "flux-review", "--color", "never",
-         "--verbose"],
-        cwd=repo, capture_output=True, text=True, timeout=900,
-        env={**os.environ, **GIT_ENV, "PRE_COMMIT_HOME": str(repo.parent / "pre-commit-home"),
-             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        [_pre_commit(), "try-repo", str(hook_repo), "flux-review", "--color", "never", "--verbose"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={
+            **os.environ,
+            **GIT_ENV,
+            "PRE_COMMIT_HOME": str(repo.parent / "pre-commit-home"),
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        },
     )
 
 
@@ -97,7 +116,8 @@ def test_a_staged_incident_fails_with_its_findings(gitops: Path, hook_repo: Path
 
 @pytest.mark.slow
 def test_a_clean_staged_change_passes_whatever_the_working_tree_holds(
-    gitops: Path, hook_repo: Path,
+    gitops: Path,
+    hook_repo: Path,
 ) -> None:
     namespace = gitops / "infrastructure" / "namespace.yaml"
     namespace.write_text("# The platform's namespace.\n" + namespace.read_text())
@@ -110,17 +130,20 @@ def test_a_clean_staged_change_passes_whatever_the_working_tree_holds(
     assert namespace.read_text() == "kind: [\n"
 
 
-@pytest.mark.parametrize(("path", "checked"), [
-    ("clusters/prod/apps.yaml", True),
-    ("charts/platform/templates/_helpers.tpl", True),
-    ("charts/platform/values.yml", True),
-    ("apps/base/Kustomization", True),
-    ("charts/platform/.helmignore", True),
-    (".sourceignore", True),
-    ("README.md", False),
-    ("scripts/render.sh", False),
-    ("docs/yaml.md", False),
-])
+@pytest.mark.parametrize(
+    ("path", "checked"),
+    [
+        ("clusters/prod/apps.yaml", True),
+        ("charts/platform/templates/_helpers.tpl", True),
+        ("charts/platform/values.yml", True),
+        ("apps/base/Kustomization", True),
+        ("charts/platform/.helmignore", True),
+        (".sourceignore", True),
+        ("README.md", False),
+        ("scripts/render.sh", False),
+        ("docs/yaml.md", False),
+    ],
+)
 def test_the_hook_runs_for_files_a_controller_reads(path: str, checked: bool) -> None:
     [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "flux-review" and hook["language"] == "python"
@@ -131,8 +154,11 @@ def test_the_hook_runs_for_files_a_controller_reads(path: str, checked: bool) ->
 
 
 def test_the_hook_manifest_and_the_contributors_config_are_valid() -> None:
-    for command, path in (("validate-manifest", ".pre-commit-hooks.yaml"),
-                          ("validate-config", ".pre-commit-config.yaml")):
-        proc = subprocess.run([_pre_commit(), command, path], cwd=ROOT, capture_output=True,
-                              text=True, check=False)
+    for command, path in (
+        ("validate-manifest", ".pre-commit-hooks.yaml"),
+        ("validate-config", ".pre-commit-config.yaml"),
+    ):
+        proc = subprocess.run(
+            [_pre_commit(), command, path], cwd=ROOT, capture_output=True, text=True, check=False
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr

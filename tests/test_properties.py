@@ -101,14 +101,39 @@ spec:
 }
 
 LINES = [
-    "{{ .Values.image }}", "{{- if .Values.enabled }}", "image: {{ .Values.registry }}/x",
-    '  image: "{{ .Release.Name }}"', "- name: x", "  key: value", "\tkey: tab", "---",
-    "...", "a: &anchor [1, 2]", "b: *anchor", "<<: *anchor", "? [complex]", ": key",
-    "name: dup", "name: dup", "image: UPPER/Case", "resources:", "  - ../../../etc",
-    "  - missing.yaml", "kind: Kustomization", "apiVersion: v1", "'unterminated",
-    "value: ${VAR:=default}", "ünïcödé: ✓", "  - |", "    {{ payload }}",
+    "{{ .Values.image }}",
+    "{{- if .Values.enabled }}",
+    "image: {{ .Values.registry }}/x",
+    '  image: "{{ .Release.Name }}"',
+    "- name: x",
+    "  key: value",
+    "\tkey: tab",
+    "---",
+    "...",
+    "a: &anchor [1, 2]",
+    "b: *anchor",
+    "<<: *anchor",
+    "? [complex]",
+    ": key",
+    "name: dup",
+    "name: dup",
+    "image: UPPER/Case",
+    "resources:",
+    "  - ../../../etc",
+    "  - missing.yaml",
+    "kind: Kustomization",
+    "apiVersion: v1",
+    "'unterminated",
+    "value: ${VAR:=default}",
+    "ünïcödé: ✓",
+    "  - |",
+    "    {{ payload }}",
     "#  flux-review: ignore yaml-syntax-error",
-    "# flux-review: ignore yaml-syntax-error -- fuzzing", "x: {{", "}}", "\x00", "\r",
+    "# flux-review: ignore yaml-syntax-error -- fuzzing",
+    "x: {{",
+    "}}",
+    "\x00",
+    "\r",
 ]
 
 mutation = st.one_of(
@@ -136,15 +161,17 @@ def mutate(text: str, ops: list[tuple[str, int, str]]) -> str:
             j = min(i, len(lines) - 1)
             lines[j] = arg + lines[j].lstrip()
         elif op == "truncate":
-            return "\n".join(lines)[: position]
+            return "\n".join(lines)[:position]
     return "\n".join(lines)
 
 
 repos = st.builds(
     lambda picks: _apply(picks),
-    st.lists(st.tuples(st.sampled_from(sorted(REPO)), st.lists(mutation, min_size=1,
-                                                               max_size=6)),
-             min_size=1, max_size=4),
+    st.lists(
+        st.tuples(st.sampled_from(sorted(REPO)), st.lists(mutation, min_size=1, max_size=6)),
+        min_size=1,
+        max_size=4,
+    ),
 )
 
 
@@ -161,8 +188,9 @@ def tree(files: dict[str, str]) -> DictTree:
 
 # 60 repositories per run keep the suite quick; the explore profile searches far wider.
 EXAMPLES = 60 if settings.get_current_profile_name() == "default" else settings().max_examples
-PROPERTY = settings(max_examples=EXAMPLES, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @PROPERTY
@@ -178,8 +206,11 @@ def test_engine_never_raises_and_lines_stay_in_the_file(files: dict[str, str]) -
 
 
 @PROPERTY
-@given(repos, st.sampled_from(["docs/notes.md", "README.md", "apps/unrelated.txt"]),
-       st.text(max_size=50))
+@given(
+    repos,
+    st.sampled_from(["docs/notes.md", "README.md", "apps/unrelated.txt"]),
+    st.text(max_size=50),
+)
 def test_introduced_is_stable_when_unrelated_files_change(
     files: dict[str, str], unrelated: str, content: str
 ) -> None:
@@ -187,7 +218,8 @@ def test_introduced_is_stable_when_unrelated_files_change(
     files_again = {**files, unrelated: content}
     second = analyze(tree(files_again), tree(REPO), report_all=True).findings
     assert [(f.rule, f.path, f.line, f.introduced) for f in first] == [
-        (f.rule, f.path, f.line, f.introduced) for f in second]
+        (f.rule, f.path, f.line, f.introduced) for f in second
+    ]
 
 
 @PROPERTY
@@ -201,7 +233,8 @@ def test_windows_line_endings_change_no_finding(files: dict[str, str]) -> None:
     lf_findings = analyze(tree(files), report_all=True).findings
     crlf_findings = analyze(tree(crlf), report_all=True).findings
     assert [(f.rule, f.path, f.line, f.severity) for f in crlf_findings] == [
-        (f.rule, f.path, f.line, f.severity) for f in lf_findings]
+        (f.rule, f.path, f.line, f.severity) for f in lf_findings
+    ]
 
 
 def test_the_unmutated_repository_is_clean() -> None:

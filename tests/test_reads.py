@@ -25,12 +25,16 @@ Case = tuple[Files, Files | None, Config | str | None]
 
 TESTS = Path(__file__).parent
 _OTHERS = (
-    "test_precision", "test_consumers", "test_introduced", "test_line_breaks",
-    "test_suppression", "test_config", "test_scenarios",
+    "test_precision",
+    "test_consumers",
+    "test_introduced",
+    "test_line_breaks",
+    "test_suppression",
+    "test_config",
+    "test_scenarios",
 )
 MODULES = sorted(
-    p.stem for p in TESTS.glob("test_*.py")
-    if p.stem.startswith("test_rule_") or p.stem in _OTHERS
+    p.stem for p in TESTS.glob("test_*.py") if p.stem.startswith("test_rule_") or p.stem in _OTHERS
 )
 
 
@@ -46,8 +50,7 @@ def _param_sets(func: Callable[..., Any]) -> Iterator[dict[str, Any]]:
         names = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
         rows = []
         for value in mark.args[1]:
-            values = value.values if hasattr(value, "values") and hasattr(value, "marks") \
-                else value
+            values = value.values if hasattr(value, "values") and hasattr(value, "marks") else value
             rows.append(dict(zip(names, values if len(names) > 1 else (values,), strict=True)))
         choices.append(rows)
     for combo in itertools.product(*choices):
@@ -62,8 +65,9 @@ def _cases(module: ModuleType, tmp: Path) -> list[Case]:
     patched: dict[str, Any] = {}
 
     def recording(real: Callable[..., Any]) -> Callable[..., Any]:
-        def record(head: Files, base: Files | None = None, config: Any = None,
-                   report_all: bool = False) -> Any:
+        def record(
+            head: Files, base: Files | None = None, config: Any = None, report_all: bool = False
+        ) -> Any:
             cases.append((dict(head), dict(base) if base is not None else None, config))
             return real(head, base, config, report_all)
 
@@ -98,8 +102,7 @@ def _cases(module: ModuleType, tmp: Path) -> list[Case]:
                     params = {**params, "tmp_path": tmp / f"{number}-{index}"}
                     params["tmp_path"].mkdir(parents=True)
                 # The test's own assertions do not matter here, only the repositories.
-                with contextlib.suppress(Exception, pytest.skip.Exception,
-                                         pytest.fail.Exception):
+                with contextlib.suppress(Exception, pytest.skip.Exception, pytest.fail.Exception):
                     func(**{k: v for k, v in params.items() if k in wanted})
     finally:
         for name, value in saved.items():
@@ -108,14 +111,20 @@ def _cases(module: ModuleType, tmp: Path) -> list[Case]:
 
 
 def _scenario_recorder(module: ModuleType, cases: list[Case]) -> Callable[..., Any]:
-    def scenario(tmp_path: Path, change: Any = None, *, renames: Any = (), before: Any = None,
-                 extra_args: Any = ()) -> Any:
+    def scenario(
+        tmp_path: Path,
+        change: Any = None,
+        *,
+        renames: Any = (),
+        before: Any = None,
+        extra_args: Any = (),
+    ) -> Any:
         files = module.platform()
         module._apply(files, before or {})
         base = dict(files)
         for old, new in renames:
             for path in [p for p in files if p == old or p.startswith(old + "/")]:
-                files[new + path[len(old):]] = files.pop(path)
+                files[new + path[len(old) :]] = files.pop(path)
         module._apply(files, change or {})
         cases.append((files, base, None))
         raise _Recorded

@@ -116,12 +116,18 @@ def test_the_remotes_of_a_local_mirror_name_the_repository(tmp_path: Path) -> No
     clone.git("remote", "set-url", "origin", "../../srv/mirrors/acme/platform")
     clone.git("remote", "add", "upstream", "https://gitlab.com/acme/platform.git")
     assert sorted(remote_urls(clone.path)) == [
-        "git@github.com:acme/platform.git", "https://gitlab.com/acme/platform.git"
+        "git@github.com:acme/platform.git",
+        "https://gitlab.com/acme/platform.git",
     ]
     # Someone else's chart of the same name is not this repository's chart: with the
     # owner known, ghcr.io/grafana is another owner's registry.
-    clone.write({"apps/podinfo.yaml": helm_repository("grafana", "oci://ghcr.io/grafana/charts")
-                 + "---\n" + helm_release("podinfo", version="1.1.1", source="grafana")})
+    clone.write(
+        {
+            "apps/podinfo.yaml": helm_repository("grafana", "oci://ghcr.io/grafana/charts")
+            + "---\n"
+            + helm_release("podinfo", version="1.1.1", source="grafana")
+        }
+    )
     clone.commit("grafana's podinfo")
     assert _mismatches(clone.path) == []
 
@@ -130,11 +136,13 @@ def test_a_bare_mirror_clone_is_read_through_its_remote(tmp_path: Path) -> None:
     origin = GitRepo(tmp_path / "origin")
     origin.commit("platform", PLATFORM)
     origin.git("remote", "add", "origin", "https://github.com/acme/platform.git")
-    GitRepo(tmp_path, init=False).git("clone", "--quiet", "--mirror", str(origin.path),
-                                      "mirror.git")
+    GitRepo(tmp_path, init=False).git(
+        "clone", "--quiet", "--mirror", str(origin.path), "mirror.git"
+    )
     bare = tmp_path / "mirror.git"
-    GitRepo(bare, init=False).git("remote", "set-url", "origin",
-                                  "ssh://git@github.com/acme/platform")
+    GitRepo(bare, init=False).git(
+        "remote", "set-url", "origin", "ssh://git@github.com/acme/platform"
+    )
     clone = _clone(f"file://{bare}", tmp_path / "work")
     assert remote_urls(clone.path) == ["ssh://git@github.com/acme/platform"]
 

@@ -158,7 +158,8 @@ def test_renaming_the_only_chart_deployed_from_the_registry() -> None:
     head["charts/podinfo/Chart.yaml"] = chart_yaml("podinfo-app", "1.0.0")
     [finding] = of_rule(run(head, base), RULE)
     assert (finding.path, finding.line) == (
-        "apps/podinfo.yaml", line_of(str(head["apps/podinfo.yaml"]), "chart: podinfo")
+        "apps/podinfo.yaml",
+        line_of(str(head["apps/podinfo.yaml"]), "chart: podinfo"),
     )
     assert "after this change no chart in the repository is named podinfo" in finding.message
     assert "closest in-repository charts: podinfo-app" in finding.message

@@ -248,7 +248,9 @@ def test_umbrella_dependency_by_name_from_another_registry_is_another_chart() ->
         "1.1.13",
         **{
             RELEASE: release("1.1.13"),
-            "charts/platform/Chart.yaml": umbrella("6.7.1", "https://stefanprodan.github.io/podinfo"),
+            "charts/platform/Chart.yaml": umbrella(
+                "6.7.1", "https://stefanprodan.github.io/podinfo"
+            ),
         },
     )
     assert run(files) == []
@@ -257,8 +259,12 @@ def test_umbrella_dependency_by_name_from_another_registry_is_another_chart() ->
 # --- whose chart: the repository's own, or a copy of someone else's -------------------------
 
 
-def upstream(release_version: str, copy_version: str, copy_dir: str = "charts/grafana",
-             url: str = "https://grafana.github.io/helm-charts") -> dict[str, str | bytes]:
+def upstream(
+    release_version: str,
+    copy_version: str,
+    copy_dir: str = "charts/grafana",
+    url: str = "https://grafana.github.io/helm-charts",
+) -> dict[str, str | bytes]:
     """A copy of upstream's grafana chart kept in the repository (for reading, or patched
     for a test cluster) beside a HelmRelease that installs upstream's grafana."""
     return platform(

@@ -260,16 +260,23 @@ def sealed_secret(name: str) -> str:
 
 
 def apps(**files: str) -> dict[str, str | bytes]:
-    return repo({"clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
-                 "apps/web.yaml": WORKLOAD, **files})
+    return repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/web.yaml": WORKLOAD,
+            **files,
+        }
+    )
 
 
 def test_renamed_pull_secret_is_reported_on_the_reference() -> None:
     base = apps(**{"apps/pull-secret.yaml": sealed_secret("registry-credentials")})
     head = apps(**{"apps/pull-secret.yaml": sealed_secret("ghcr-credentials")})
     [finding] = [f for f in run(head, base) if f.rule == RULE]
-    assert (finding.path, finding.line) == ("apps/web.yaml", line_of(WORKLOAD,
-                                                                      "registry-credentials"))
+    assert (finding.path, finding.line) == (
+        "apps/web.yaml",
+        line_of(WORKLOAD, "registry-credentials"),
+    )
     assert "registry-credentials" in finding.message and "apps/pull-secret.yaml" in finding.message
     assert finding.introduced
 
@@ -283,8 +290,12 @@ def test_secrets_defined_outside_the_repository_are_not_reported() -> None:
 
 def test_optional_references_and_kept_secrets_are_silent() -> None:
     settings = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-settings\n"
-    base = apps(**{"apps/settings.yaml": settings,
-                   "apps/pull-secret.yaml": sealed_secret("registry-credentials")})
+    base = apps(
+        **{
+            "apps/settings.yaml": settings,
+            "apps/pull-secret.yaml": sealed_secret("registry-credentials"),
+        }
+    )
     # The optional ConfigMap goes away; the pull secret only moves to another file.
     head = apps(**{"apps/secrets/pull.yaml": sealed_secret("registry-credentials")})
     assert [f for f in run(head, base) if f.rule == RULE] == []
@@ -326,7 +337,8 @@ def test_a_source_defined_in_a_listed_json_file_exists() -> None:
             "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
             "apps/kustomization.yaml": kustomization(["sources.json", "release.yaml"]),
             "apps/sources.json": source,
-            "apps/release.yaml": helm_repository("other") + "---\n"
+            "apps/release.yaml": helm_repository("other")
+            + "---\n"
             + helm_release("web", version="1.0.0", source="charts"),
         }
     )

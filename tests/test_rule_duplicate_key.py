@@ -60,12 +60,12 @@ def test_duplicate_values_keys_are_warnings_on_the_kept_line() -> None:
         (RULE, "warning", "charts/podinfo/values.yaml", line_of(VALUES, "image:", 2)),
         (RULE, "warning", "charts/podinfo/values.yaml", line_of(VALUES, "value: debug")),
     ]
-    assert "`image` is defined twice in this values.yaml (first on line 2)" in (
-        findings[0].message
-    )
+    assert "`image` is defined twice in this values.yaml (first on line 2)" in (findings[0].message)
     assert "drops the one on line 2" in findings[0].message
-    assert f"`env[0].value` is defined twice in this values.yaml (first on line "\
+    assert (
+        f"`env[0].value` is defined twice in this values.yaml (first on line "
         f"{line_of(VALUES, 'value: info')})" in findings[1].message
+    )
 
 
 def test_values_without_duplicates_and_merge_keys_are_silent() -> None:
@@ -74,12 +74,14 @@ def test_values_without_duplicates_and_merge_keys_are_silent() -> None:
 
 
 def test_a_chart_yaml_with_two_versions_is_read_as_helm_reads_it() -> None:
-    text = chart_yaml("podinfo", "1.0.0").replace("version: 1.0.0", "version: 0.9.0\n"
-                                                  "version: 1.0.0")
+    text = chart_yaml("podinfo", "1.0.0").replace(
+        "version: 1.0.0", "version: 0.9.0\nversion: 1.0.0"
+    )
     files = chart("replicaCount: 1\n", chart=text)
     # Helm publishes 1.0.0 (the last value): the release pinning 1.0.0 is right.
-    assert summary(files) == [(RULE, "warning", "charts/podinfo/Chart.yaml",
-                               line_of(text, "version: 1.0.0"))]
+    assert summary(files) == [
+        (RULE, "warning", "charts/podinfo/Chart.yaml", line_of(text, "version: 1.0.0"))
+    ]
     files["apps/podinfo.yaml"] = helm_release("podinfo", version="0.9.0", source="own")
     assert sorted(f.rule for f in run(files)) == ["chart-version-mismatch", RULE]
 
@@ -116,7 +118,9 @@ def test_duplicate_keys_in_a_kustomization_are_an_error_naming_the_first_line() 
     # manifest beside it is not called unlisted.
     [finding] = run(files)
     assert (finding.rule, finding.severity.value, finding.line) == (
-        "yaml-syntax-error", "error", line_of(text, "namespace: web")
+        "yaml-syntax-error",
+        "error",
+        line_of(text, "namespace: web"),
     )
     assert f"(first on line {line_of(text, 'namespace: apps')})" in finding.message
     assert "kustomize" in finding.message

@@ -74,8 +74,7 @@ def test_a_typo_is_reported_on_its_line_with_the_field_meant() -> None:
 
 def test_a_field_newer_than_the_clusters_flux_names_both_versions() -> None:
     text = with_install(
-        "  install:\n    disableTakeOwnership: true\n"
-        "  upgrade:\n    disableTakeOwnership: true\n"
+        "  install:\n    disableTakeOwnership: true\n  upgrade:\n    disableTakeOwnership: true\n"
     )
     files = applied(text)
     found = findings(files)

@@ -82,7 +82,8 @@ def test_valid_images_are_silent(image: str) -> None:
     # The variables come from the Kustomization's postBuild (without one, Flux would
     # leave `${TAG}` in the image: postbuild-substitution says so).
     files["clusters/prod/apps.yaml"] = flux_kustomization(
-        "apps", "./apps",
+        "apps",
+        "./apps",
         substitute={"REGISTRY": "ghcr.io/example", "TAG": "1.0.0", "API_DIGEST": "0" * 64},
     )
     assert run(files) == []

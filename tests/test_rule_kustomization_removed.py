@@ -46,13 +46,15 @@ def test_deleting_a_flux_path_kustomization_is_reported_on_the_deleted_file() ->
 
 
 def test_a_deleted_index_under_chart_templates_makes_the_templates_raw() -> None:
-    base = repo({
-        "clusters/prod/platform.yaml": flux_kustomization("platform", "./charts/p/templates"),
-        "charts/p/Chart.yaml": chart_yaml("p", "1.0.0"),
-        "charts/p/templates/kustomization.yaml": kustomization(["plain.yaml"]),
-        "charts/p/templates/plain.yaml": configmap("plain"),
-        "charts/p/templates/api.yaml": deployment("api", '"{{ .Values.registry }}/api:1"'),
-    })
+    base = repo(
+        {
+            "clusters/prod/platform.yaml": flux_kustomization("platform", "./charts/p/templates"),
+            "charts/p/Chart.yaml": chart_yaml("p", "1.0.0"),
+            "charts/p/templates/kustomization.yaml": kustomization(["plain.yaml"]),
+            "charts/p/templates/plain.yaml": configmap("plain"),
+            "charts/p/templates/api.yaml": deployment("api", '"{{ .Values.registry }}/api:1"'),
+        }
+    )
     head = without(base, "charts/p/templates/kustomization.yaml")
     findings = analyze(tree(head), tree(base)).findings
     assert [f.path for f in of_rule(findings, "kustomization-removed")] == [
@@ -64,8 +66,9 @@ def test_a_deleted_index_under_chart_templates_makes_the_templates_raw() -> None
 
 
 def test_a_kustomization_no_flux_path_reaches_is_not_reported() -> None:
-    base = platform(**{"tools/kustomization.yaml": kustomization(["x.yaml"]),
-                       "tools/x.yaml": configmap("x")})
+    base = platform(
+        **{"tools/kustomization.yaml": kustomization(["x.yaml"]), "tools/x.yaml": configmap("x")}
+    )
     head = without(base, "tools/kustomization.yaml")
     assert of_rule(analyze(tree(head), tree(base)).findings, "kustomization-removed") == []
 

@@ -25,25 +25,32 @@ def applied(files: dict[str, str], path: str = "./apps") -> dict[str, str | byte
 
 def nested(text: str) -> dict[str, str | bytes]:
     """`text` as the kustomization of apps/web, which apps/kustomization.yaml lists."""
-    return applied({
-        "apps/kustomization.yaml": kustomization(["web"]),
-        "apps/web/kustomization.yaml": text,
-        "apps/web/deployment.yaml": deployment("web"),
-        "apps/web/cm.yaml": configmap("web"),
-    })
+    return applied(
+        {
+            "apps/kustomization.yaml": kustomization(["web"]),
+            "apps/web/kustomization.yaml": text,
+            "apps/web/deployment.yaml": deployment("web"),
+            "apps/web/cm.yaml": configmap("web"),
+        }
+    )
 
 
 def test_unknown_field() -> None:
     text = "resources:\n  - deployment.yaml\nnamePrefx: prod-\n"
     [finding] = of_rule(run(nested(text)), RULE)
     assert (finding.path, finding.line, finding.severity) == (
-        "apps/web/kustomization.yaml", line_of(text, "namePrefx"), "error")
+        "apps/web/kustomization.yaml",
+        line_of(text, "namePrefx"),
+        "error",
+    )
     assert "unknown field `namePrefx`" in finding.message
 
 
 def test_unknown_field_inside_a_patch() -> None:
-    text = ("resources:\n  - deployment.yaml\n  - cm.yaml\npatches:\n  - path: cm.yaml\n"
-            "    targets: {}\n")
+    text = (
+        "resources:\n  - deployment.yaml\n  - cm.yaml\npatches:\n  - path: cm.yaml\n"
+        "    targets: {}\n"
+    )
     [finding] = of_rule(run(nested(text)), RULE)
     assert "unknown field `patches[0].targets`" in finding.message
 
@@ -56,10 +63,14 @@ def test_field_names_match_ignoring_case_like_go() -> None:
     ("text", "needle"),
     [
         ("resources: deployment.yaml\n", "`resources` must be a list of strings"),
-        ("resources:\n  - deployment.yaml\ncommonLabels:\n  enabled: true\n",
-         "`commonLabels.enabled` must be a string, not bool (quote it"),
-        ("resources:\n  - deployment.yaml\nimages:\n  - name: app\n    newTag: 1.10\n",
-         "`images[0].newTag` must be a string, not number"),
+        (
+            "resources:\n  - deployment.yaml\ncommonLabels:\n  enabled: true\n",
+            "`commonLabels.enabled` must be a string, not bool (quote it",
+        ),
+        (
+            "resources:\n  - deployment.yaml\nimages:\n  - name: app\n    newTag: 1.10\n",
+            "`images[0].newTag` must be a string, not number",
+        ),
         ("resources:\n  - deployment.yaml\nnamespace: yes\n", "`namespace` must be a string"),
         ("resources:\n  - deployment.yaml\npatches: cm.yaml\n", "`patches` must be a list"),
     ],
@@ -70,8 +81,10 @@ def test_wrong_types(text: str, needle: str) -> None:
 
 
 def test_quoted_values_are_strings() -> None:
-    text = ('resources:\n  - deployment.yaml\ncommonLabels:\n  enabled: "true"\nimages:\n'
-            '  - name: app\n    newTag: "1.10"\n')
+    text = (
+        'resources:\n  - deployment.yaml\ncommonLabels:\n  enabled: "true"\nimages:\n'
+        '  - name: app\n    newTag: "1.10"\n'
+    )
     assert of_rule(run(nested(text)), RULE) == []
 
 
@@ -92,11 +105,13 @@ def test_an_empty_resources_list_is_an_entry() -> None:
 
 
 def test_a_cycle() -> None:
-    files = applied({
-        "apps/kustomization.yaml": kustomization(["../shared"]),
-        "shared/kustomization.yaml": kustomization(["../apps", "cm.yaml"]),
-        "shared/cm.yaml": configmap("x"),
-    })
+    files = applied(
+        {
+            "apps/kustomization.yaml": kustomization(["../shared"]),
+            "shared/kustomization.yaml": kustomization(["../apps", "cm.yaml"]),
+            "shared/cm.yaml": configmap("x"),
+        }
+    )
     [finding] = of_rule(run(files), RULE)
     assert finding.path == "shared/kustomization.yaml"
     assert "cycle detected" in finding.message
@@ -108,8 +123,10 @@ def test_a_patch_whose_target_left_the_build() -> None:
     files = nested(text)
     files["apps/web/patch.yaml"] = patch
     [finding] = of_rule(run(files), RULE)
-    assert (finding.path, finding.line) == ("apps/web/kustomization.yaml",
-                                           line_of(text, "path: patch.yaml"))
+    assert (finding.path, finding.line) == (
+        "apps/web/kustomization.yaml",
+        line_of(text, "path: patch.yaml"),
+    )
     assert "the patch for Deployment api matches nothing" in finding.message
 
 
@@ -144,8 +161,10 @@ def test_patches_that_find_their_target_or_use_a_selector_are_fine() -> None:
 
 def test_a_patch_is_not_checked_when_part_of_the_build_is_unknown() -> None:
     patch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 3\n"
-    text = ("resources:\n  - https://github.com/org/repo//deploy?ref=v1\n"
-            "patches:\n  - path: patch.yaml\n")
+    text = (
+        "resources:\n  - https://github.com/org/repo//deploy?ref=v1\n"
+        "patches:\n  - path: patch.yaml\n"
+    )
     files = nested(text)
     files["apps/web/patch.yaml"] = patch
     assert of_rule(run(files), RULE) == []
@@ -158,10 +177,12 @@ def test_wrong_kind_or_api_version() -> None:
 
 
 def test_a_kustomization_nothing_applies_is_not_checked() -> None:
-    files = applied({
-        "apps/web.yaml": deployment("web"),
-        "old/kustomization.yaml": "resourcez: [a.yaml]\n",
-    })
+    files = applied(
+        {
+            "apps/web.yaml": deployment("web"),
+            "old/kustomization.yaml": "resourcez: [a.yaml]\n",
+        }
+    )
     assert of_rule(run(files), RULE) == []
 
 

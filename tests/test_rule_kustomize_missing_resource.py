@@ -239,14 +239,14 @@ def with_submodule(recurse: bool, known_source: bool = True) -> dict[str, str | 
     elif recurse:
         sync = str(files["clusters/prod/flux-system/gotk-sync.yaml"])
         files["clusters/prod/flux-system/gotk-sync.yaml"] = sync.replace(
-            "  interval: 1m0s\n", "  interval: 1m0s\n  recurseSubmodules: true\n", 1)
+            "  interval: 1m0s\n", "  interval: 1m0s\n  recurseSubmodules: true\n", 1
+        )
     return files
 
 
 def test_entries_into_a_submodule_that_flux_does_not_fetch() -> None:
     findings = run(with_submodule(recurse=False))
-    assert [(f.rule, f.path, f.line) for f in findings] == [
-        (RULE, KFILE, 4), (RULE, KFILE, 5)]
+    assert [(f.rule, f.path, f.line) for f in findings] == [(RULE, KFILE, 4), (RULE, KFILE, 5)]
     assert "git submodule `vendor/addons`" in findings[0].message
     assert "spec.recurseSubmodules: true" in findings[0].message
 
@@ -264,8 +264,9 @@ def test_flux_spec_path_into_a_submodule() -> None:
     files = with_submodule(recurse=False)
     files["clusters/prod/addons.yaml"] = flux_kustomization("addons", "./vendor/addons/base")
     findings = [f for f in run(files) if f.path == "clusters/prod/addons.yaml"]
-    assert [f.line for f in findings] == [line_of(str(files["clusters/prod/addons.yaml"]),
-                                                  "path: ./vendor/addons/base")]
+    assert [f.line for f in findings] == [
+        line_of(str(files["clusters/prod/addons.yaml"]), "path: ./vendor/addons/base")
+    ]
     assert "submodule" in findings[0].message
     files = with_submodule(recurse=True)
     files["clusters/prod/addons.yaml"] = flux_kustomization("addons", "./vendor/addons/base")

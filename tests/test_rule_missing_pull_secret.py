@@ -67,17 +67,22 @@ def test_the_renamed_pull_secret_says_did_you_mean() -> None:
     files = cluster({"apps/secret.yaml": pull_secret("ghcr-pull"), "apps/plex.yaml": deploy})
     [finding] = of_rule(run(files), RULE)
     assert (finding.path, finding.line, finding.severity) == (
-        "apps/plex.yaml", line_of(deploy, "name: ghcr-pull-secret"), "warning")
+        "apps/plex.yaml",
+        line_of(deploy, "name: ghcr-pull-secret"),
+        "warning",
+    )
     assert "names Secret ghcr-pull-secret" in finding.message
     assert "namespace media" in finding.message
     assert "Did you mean ghcr-pull?" in finding.message
 
 
 def test_a_secret_in_another_namespace_does_not_count() -> None:
-    files = cluster({
-        "apps/secret.yaml": pull_secret("ghcr-pull", namespace="other"),
-        "apps/plex.yaml": workload("ghcr-pull"),
-    })
+    files = cluster(
+        {
+            "apps/secret.yaml": pull_secret("ghcr-pull", namespace="other"),
+            "apps/plex.yaml": workload("ghcr-pull"),
+        }
+    )
     [finding] = of_rule(run(files), RULE)
     assert "Did you mean ghcr-pull (defined in namespace other)?" in finding.message
 
@@ -110,17 +115,19 @@ def test_defined_by_a_secret_a_sealed_secret_an_external_secret_or_a_generator()
         """
     )
     for name in ("ghcr-pull", "sealed-pull", "es-pull", "generated-pull"):
-        files = cluster({
-            "apps/kustomization.yaml": kustomization(
-                ["secret.yaml", "sealed.yaml", "external.yaml", "plex.yaml"],
-                extra="secretGenerator:\n  - name: generated-pull\n    namespace: media\n"
-                      "    type: kubernetes.io/dockerconfigjson\n    literals: [a=b]\n",
-            ),
-            "apps/secret.yaml": pull_secret("ghcr-pull"),
-            "apps/sealed.yaml": sealed,
-            "apps/external.yaml": external,
-            "apps/plex.yaml": workload(name),
-        })
+        files = cluster(
+            {
+                "apps/kustomization.yaml": kustomization(
+                    ["secret.yaml", "sealed.yaml", "external.yaml", "plex.yaml"],
+                    extra="secretGenerator:\n  - name: generated-pull\n    namespace: media\n"
+                    "    type: kubernetes.io/dockerconfigjson\n    literals: [a=b]\n",
+                ),
+                "apps/secret.yaml": pull_secret("ghcr-pull"),
+                "apps/sealed.yaml": sealed,
+                "apps/external.yaml": external,
+                "apps/plex.yaml": workload(name),
+            }
+        )
         assert of_rule(run(files), RULE) == [], name
 
 
@@ -133,12 +140,16 @@ def test_copied_by_reflector_or_from_external_objects() -> None:
     )
     files = cluster({"apps/secret.yaml": reflected, "apps/plex.yaml": workload("ghcr-pull")})
     assert of_rule(run(files), RULE) == []
-    files = cluster({"apps/secret.yaml": pull_secret("other-pull"),
-                     "apps/plex.yaml": workload("ghcr-pull")})
+    files = cluster(
+        {"apps/secret.yaml": pull_secret("other-pull"), "apps/plex.yaml": workload("ghcr-pull")}
+    )
     assert len(of_rule(run(files), RULE)) == 1
     # declared in the config as existing on the cluster
-    for declared, expected in (("Secret/media/ghcr-pull", 0), ("Secret/*/ghcr-pull", 0),
-                               ("Secret/other/ghcr-pull", 1)):
+    for declared, expected in (
+        ("Secret/media/ghcr-pull", 0),
+        ("Secret/*/ghcr-pull", 0),
+        ("Secret/other/ghcr-pull", 1),
+    ):
         config = _External(external_objects=(declared,))
         found = list(missing_pull_secret.check(Context(Snapshot(tree(files), config))))
         assert len(found) == expected, declared
@@ -157,12 +168,15 @@ def test_a_cluster_without_any_pull_secret_in_git_makes_them_by_hand() -> None:
 
 
 def test_an_unknown_inventory_says_nothing() -> None:
-    files = cluster({
-        "apps/kustomization.yaml": kustomization(
-            ["https://github.com/org/secrets//media?ref=v1", "secret.yaml", "plex.yaml"]),
-        "apps/secret.yaml": pull_secret("other-pull"),
-        "apps/plex.yaml": workload("ghcr-pull"),
-    })
+    files = cluster(
+        {
+            "apps/kustomization.yaml": kustomization(
+                ["https://github.com/org/secrets//media?ref=v1", "secret.yaml", "plex.yaml"]
+            ),
+            "apps/secret.yaml": pull_secret("other-pull"),
+            "apps/plex.yaml": workload("ghcr-pull"),
+        }
+    )
     assert of_rule(run(files), RULE) == []
 
 
@@ -174,8 +188,9 @@ def test_helm_release_values_only_near_misses() -> None:
     assert "the values of HelmRelease media/plex" in finding.message
     assert "Did you mean ghcr-pull?" in finding.message
     # a name far from any pull secret may be made by the chart itself
-    release = helm_release("plex", version="1.x", namespace="media",
-                           values="imagePullSecrets:\n  - name: quay-creds\n")
+    release = helm_release(
+        "plex", version="1.x", namespace="media", values="imagePullSecrets:\n  - name: quay-creds\n"
+    )
     files = cluster({"apps/secret.yaml": pull_secret("ghcr-pull"), "apps/plex.yaml": release})
     assert of_rule(run(files), RULE) == []
 
@@ -195,7 +210,8 @@ def test_a_source_secret_ref() -> None:
         """
     )
     auth = pull_secret("charts-auth", namespace="flux-system").replace(
-        "type: kubernetes.io/dockerconfigjson\n", "")
+        "type: kubernetes.io/dockerconfigjson\n", ""
+    )
     files = cluster({"apps/source.yaml": source, "apps/auth.yaml": auth})
     [finding] = of_rule(run(files), RULE)
     assert "`spec.secretRef` of HelmRepository flux-system/private" in finding.message
@@ -223,16 +239,20 @@ def test_the_pull_secret_of_an_in_repo_chart() -> None:
                 namespace: flux-system
         """
     )
-    files = cluster({
-        "apps/secret.yaml": pull_secret("ghcr-pull"),
-        "apps/api.yaml": release,
-        "charts/api/Chart.yaml": "apiVersion: v2\nname: api\nversion: 1.0.0\n",
-        "charts/api/values.yaml": values,
-        "charts/api/templates/deployment.yaml": "kind: Deployment\n{{ .Values.x }}\n",
-    })
+    files = cluster(
+        {
+            "apps/secret.yaml": pull_secret("ghcr-pull"),
+            "apps/api.yaml": release,
+            "charts/api/Chart.yaml": "apiVersion: v2\nname: api\nversion: 1.0.0\n",
+            "charts/api/values.yaml": values,
+            "charts/api/templates/deployment.yaml": "kind: Deployment\n{{ .Values.x }}\n",
+        }
+    )
     [finding] = of_rule(run(files), RULE)
-    assert (finding.path, finding.line) == ("charts/api/values.yaml",
-                                           line_of(values, "ghcr-pull-secret"))
+    assert (finding.path, finding.line) == (
+        "charts/api/values.yaml",
+        line_of(values, "ghcr-pull-secret"),
+    )
     assert "Did you mean ghcr-pull?" in finding.message
     # the release's own values replace the chart's
     files["apps/api.yaml"] = release + "  values:\n    imagePullSecrets:\n      - name: ghcr-pull\n"

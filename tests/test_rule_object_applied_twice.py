@@ -15,14 +15,17 @@ RULE = "object-applied-twice"
 
 
 def test_a_file_listed_by_two_kustomizations_of_one_cluster() -> None:
-    files = repo({
-        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
-        "clusters/prod/infra.yaml": flux_kustomization("infra", "./infra"),
-        "apps/kustomization.yaml": kustomization(["../shared/settings.yaml"]),
-        "infra/kustomization.yaml": kustomization(["../shared/settings.yaml"]),
-        "shared/settings.yaml": configmap("settings").replace(
-            "name: settings", "name: settings\n  namespace: shop"),
-    })
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "clusters/prod/infra.yaml": flux_kustomization("infra", "./infra"),
+            "apps/kustomization.yaml": kustomization(["../shared/settings.yaml"]),
+            "infra/kustomization.yaml": kustomization(["../shared/settings.yaml"]),
+            "shared/settings.yaml": configmap("settings").replace(
+                "name: settings", "name: settings\n  namespace: shop"
+            ),
+        }
+    )
     [finding] = of_rule(run(files), RULE)
     assert (finding.path, finding.severity) == ("shared/settings.yaml", "warning")
     assert "ConfigMap shop/settings" in finding.message
@@ -31,37 +34,49 @@ def test_a_file_listed_by_two_kustomizations_of_one_cluster() -> None:
 
 
 def test_a_flux_path_inside_another_flux_path_is_applied_by_both() -> None:
-    files = repo({
-        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
-        "clusters/prod/web.yaml": flux_kustomization("web", "./apps/web"),
-        "apps/web/settings.yaml": configmap("web"),
-    })
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "clusters/prod/web.yaml": flux_kustomization("web", "./apps/web"),
+            "apps/web/settings.yaml": configmap("web"),
+        }
+    )
     assert len(of_rule(run(files), RULE)) == 1
 
 
 def test_different_target_namespaces_make_different_objects() -> None:
-    files = repo({
-        "clusters/prod/a.yaml": flux_kustomization("a", "./app", target_namespace="a"),
-        "clusters/prod/b.yaml": flux_kustomization("b", "./app", target_namespace="b"),
-        "app/settings.yaml": configmap("settings"),
-    })
+    files = repo(
+        {
+            "clusters/prod/a.yaml": flux_kustomization("a", "./app", target_namespace="a"),
+            "clusters/prod/b.yaml": flux_kustomization("b", "./app", target_namespace="b"),
+            "app/settings.yaml": configmap("settings"),
+        }
+    )
     assert of_rule(run(files), RULE) == []
 
 
 def test_two_clusters_may_apply_the_same_object() -> None:
-    files = repo({
-        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
-        "apps/settings.yaml": configmap("settings"),
-    }, cluster="prod")
-    files.update(repo({"clusters/staging/apps.yaml": flux_kustomization("apps", "./apps")},
-                      cluster="staging"))
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/settings.yaml": configmap("settings"),
+        },
+        cluster="prod",
+    )
+    files.update(
+        repo(
+            {"clusters/staging/apps.yaml": flux_kustomization("apps", "./apps")}, cluster="staging"
+        )
+    )
     assert of_rule(run(files), RULE) == []
 
 
 def test_substituted_names_are_left_to_flux() -> None:
-    files = repo({
-        "clusters/prod/a.yaml": flux_kustomization("a", "./app", substitute={"APP": "a"}),
-        "clusters/prod/b.yaml": flux_kustomization("b", "./app", substitute={"APP": "b"}),
-        "app/settings.yaml": configmap("${APP}-settings"),
-    })
+    files = repo(
+        {
+            "clusters/prod/a.yaml": flux_kustomization("a", "./app", substitute={"APP": "a"}),
+            "clusters/prod/b.yaml": flux_kustomization("b", "./app", substitute={"APP": "b"}),
+            "app/settings.yaml": configmap("${APP}-settings"),
+        }
+    )
     assert of_rule(run(files), RULE) == []

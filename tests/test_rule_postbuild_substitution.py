@@ -60,8 +60,7 @@ def test_an_undefined_variable_fails_a_strict_kustomize_controller() -> None:
 
 
 def test_before_strict_substitution_an_image_left_invalid_is_reported() -> None:
-    files = applied(deployment("podinfo", IMAGE), substitute={"CLUSTER": "prod"},
-                    version="v2.4.0")
+    files = applied(deployment("podinfo", IMAGE), substitute={"CLUSTER": "prod"}, version="v2.4.0")
     [finding] = findings(files)
     assert "the image becomes `ghcr.io/stefanprodan/podinfo:`" in finding.message
     assert "InvalidImageName" in finding.message
@@ -72,9 +71,7 @@ def test_before_strict_substitution_an_empty_value_elsewhere_is_a_warning() -> N
     [warning] = findings(applied(manifest, substitute={"CLUSTER": "prod"}, version="v2.4.0"))
     assert warning.severity == "warning"
     assert warning.line == line_of(manifest, "greeting")
-    assert "Flux replaces it with an empty string, so this becomes `hello `" in (
-        warning.message
-    )
+    assert "Flux replaces it with an empty string, so this becomes `hello `" in (warning.message)
     [error] = findings(applied(manifest, substitute={"CLUSTER": "prod"}))
     assert (error.severity, error.line) == ("error", line_of(manifest, "greeting"))
 
@@ -103,8 +100,9 @@ def test_variables_from_in_repository_sources() -> None:
         "      - kind: ConfigMap\n        name: cluster-settings\n"
         "      - kind: Secret\n        name: cluster-secrets\n"
     )
-    files = applied(deployment("podinfo", IMAGE), substitute={"CLUSTER": "prod"},
-                    post_build=post_build)
+    files = applied(
+        deployment("podinfo", IMAGE), substitute={"CLUSTER": "prod"}, post_build=post_build
+    )
     files["clusters/prod/settings.yaml"] = configmap("cluster-settings", "PODINFO_TAG: 6.5.4")
     files["clusters/prod/secrets.yaml"] = dedent(
         """
@@ -130,8 +128,9 @@ def test_variables_from_in_repository_sources() -> None:
 
 def test_the_opt_out_annotation_is_honoured() -> None:
     manifest = deployment("podinfo", IMAGE).replace(
-        "  labels:\n", "  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\n"
-        "  labels:\n", 1
+        "  labels:\n",
+        "  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\n  labels:\n",
+        1,
     )
     assert findings(applied(manifest, substitute={"CLUSTER": "prod"})) == []
 

@@ -48,9 +48,7 @@ def without(files: dict[str, str | bytes], *paths: str) -> dict[str, str | bytes
     return {p: c for p, c in files.items() if p not in paths}
 
 
-def prune_findings(
-    head: dict[str, str | bytes], base: dict[str, str | bytes]
-) -> list[Finding]:
+def prune_findings(head: dict[str, str | bytes], base: dict[str, str | bytes]) -> list[Finding]:
     return of_rule(analyze(tree(head), tree(base)).findings, "prune-deletes")
 
 
@@ -60,7 +58,10 @@ def test_a_deleted_pvc_is_a_warning_on_its_deleted_line() -> None:
     head["db/kustomization.yaml"] = kustomization([])
     [finding] = prune_findings(head, base)
     assert (finding.path, finding.side, finding.severity) == (
-        "db/pvc.yaml", Side.BASE, Severity.WARNING)
+        "db/pvc.yaml",
+        Side.BASE,
+        Severity.WARNING,
+    )
     assert finding.line == 4  # metadata.name of the deleted PVC
     assert "PersistentVolumeClaim db/data" in finding.message
     assert "Flux Kustomization flux-system/db" in finding.message
@@ -73,9 +74,7 @@ def test_an_unlisted_configmap_is_a_notice_pointing_at_the_removed_entry() -> No
     head = dict(base, **{"apps/kustomization.yaml": kustomization(["web.yaml"])})
     [finding] = prune_findings(head, base)
     assert finding.severity is Severity.NOTICE and finding.path == "apps/settings.yaml"
-    assert [(r.path, r.side) for r in finding.related] == [
-        ("apps/kustomization.yaml", Side.BASE)
-    ]
+    assert [(r.path, r.side) for r in finding.related] == [("apps/kustomization.yaml", Side.BASE)]
 
 
 def test_an_object_moved_to_another_kustomization_of_the_cluster_is_not_reported() -> None:
@@ -95,8 +94,13 @@ def test_prune_disabled_and_no_prune_are_not_reported() -> None:
     base = platform(**{"db/pvc.yaml": guarded})
     head = dict(base, **{"db/kustomization.yaml": kustomization([])})
     assert prune_findings(head, base) == []
-    no_prune = platform(**{"clusters/prod/db.yaml": flux_kustomization("db", "./db").replace(
-        "prune: true", "prune: false")})
+    no_prune = platform(
+        **{
+            "clusters/prod/db.yaml": flux_kustomization("db", "./db").replace(
+                "prune: true", "prune: false"
+            )
+        }
+    )
     head = dict(no_prune, **{"db/kustomization.yaml": kustomization([])})
     assert prune_findings(head, no_prune) == []
 

@@ -24,10 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def repo(tmp_path: Path) -> GitRepo:
     r = GitRepo(tmp_path / "gitops")
-    r.commit("bootstrap", {
-        "clusters/prod/flux-system.yaml": FLUX_SYSTEM,
-        "apps/web.yaml": DEPLOYMENT.format(image='"web:"'),
-    })
+    r.commit(
+        "bootstrap",
+        {
+            "clusters/prod/flux-system.yaml": FLUX_SYSTEM,
+            "apps/web.yaml": DEPLOYMENT.format(image='"web:"'),
+        },
+    )
     return r
 
 
@@ -43,8 +46,9 @@ def test_the_incident_validates_and_names_no_repository_without_a_remote(
     tmp_path: Path,
 ) -> None:
     dest = tmp_path / "example"
-    subprocess.run([sys.executable, "examples/build.py", str(dest)], check=True, cwd=ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "examples/build.py", str(dest)], check=True, cwd=ROOT, capture_output=True
+    )
     doc = sarif(dest, "--base", "HEAD~1")
     [run] = doc["runs"]
     assert len(run["results"]) == 7
@@ -67,8 +71,7 @@ def test_provenance_names_the_repository_from_origin(repo: GitRepo, remote: str)
     repo.git("remote", "add", "origin", remote)
     doc = sarif(repo.path)
     assert doc["runs"][0]["versionControlProvenance"] == [
-        {"repositoryUri": "https://github.com/Example/platform-gitops",
-         "revisionId": repo.head()}
+        {"repositoryUri": "https://github.com/Example/platform-gitops", "revisionId": repo.head()}
     ]
     assert "ghs_secret" not in json.dumps(doc)
 
@@ -100,8 +103,10 @@ def test_clone_urls_normalise_to_the_web_address(url: str, expected: str | None)
 
 def test_related_locations_are_sarif_related_locations() -> None:
     finding = Finding(
-        rule="chart-version-mismatch", severity=Severity.ERROR,
-        path="infrastructure/platform-release.yaml", line=12,
+        rule="chart-version-mismatch",
+        severity=Severity.ERROR,
+        path="infrastructure/platform-release.yaml",
+        line=12,
         message="HelmRelease platform asks for chart version 1.1.12",
         related=(
             Location("charts/platform/Chart.yaml", 3, Side.HEAD, "the chart is now 1.1.13"),
@@ -112,21 +117,30 @@ def test_related_locations_are_sarif_related_locations() -> None:
     assert_valid_sarif(doc)
     [result] = doc["runs"][0]["results"]
     assert result["relatedLocations"] == [
-        {"id": 0, "message": {"text": "the chart is now 1.1.13"},
-         "physicalLocation": {"artifactLocation": {"uri": "charts/platform/Chart.yaml",
-                                                   "uriBaseId": "%SRCROOT%"},
-                              "region": {"startLine": 3}}},
-        {"id": 1, "message": {"text": "it was 1.1.12"},
-         "physicalLocation": {"artifactLocation": {"uri": "charts/platform/Chart.yaml",
-                                                   "uriBaseId": "%SRCROOT%"},
-                              "region": {"startLine": 3}},
-         "properties": {"side": "base"}},
+        {
+            "id": 0,
+            "message": {"text": "the chart is now 1.1.13"},
+            "physicalLocation": {
+                "artifactLocation": {"uri": "charts/platform/Chart.yaml", "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": 3},
+            },
+        },
+        {
+            "id": 1,
+            "message": {"text": "it was 1.1.12"},
+            "physicalLocation": {
+                "artifactLocation": {"uri": "charts/platform/Chart.yaml", "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": 3},
+            },
+            "properties": {"side": "base"},
+        },
     ]
 
 
 def test_a_finding_without_related_locations_has_none() -> None:
-    finding = Finding(rule="yaml-syntax-error", severity=Severity.ERROR, path="a.yaml", line=1,
-                      message="not YAML")
+    finding = Finding(
+        rule="yaml-syntax-error", severity=Severity.ERROR, path="a.yaml", line=1, message="not YAML"
+    )
     doc = json.loads(formats.to_sarif([finding], None, "0" * 40))
     assert_valid_sarif(doc)
     assert "relatedLocations" not in doc["runs"][0]["results"][0]
@@ -140,8 +154,9 @@ def test_staged_changes_name_the_repository_but_no_revision(repo: GitRepo) -> No
     assert provenance == {"repositoryUri": "https://github.com/Example/platform-gitops"}
 
 
-def test_a_clone_of_a_mirror_on_disk_names_the_mirror_s_origin(repo: GitRepo,
-                                                              tmp_path: Path) -> None:
+def test_a_clone_of_a_mirror_on_disk_names_the_mirror_s_origin(
+    repo: GitRepo, tmp_path: Path
+) -> None:
     repo.git("remote", "add", "origin", "git@github.com:Example/platform-gitops.git")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)

@@ -72,8 +72,9 @@ PRUNE = "prune-deletes"
 def _flux_ks(name: str, path: str, spec: str = "", after: str = "") -> str:
     """A Flux Kustomization of the flux-system source; `spec` adds fields to its spec
     (written unindented), `after` adds documents after it."""
-    return dedent(
-        f"""
+    return (
+        dedent(
+            f"""
         apiVersion: kustomize.toolkit.fluxcd.io/v1
         kind: Kustomization
         metadata:
@@ -87,7 +88,10 @@ def _flux_ks(name: str, path: str, spec: str = "", after: str = "") -> str:
             kind: GitRepository
             name: flux-system
         """
-    ) + textwrap.indent(dedent(spec), "  ") + dedent(after)
+        )
+        + textwrap.indent(dedent(spec), "  ")
+        + dedent(after)
+    )
 
 
 def _upstream_release(name: str, chart: str, version: str, source: str, spec: str = "") -> str:
@@ -117,8 +121,9 @@ def _upstream_release(name: str, chart: str, version: str, source: str, spec: st
 
 def _raw_deployment(name: str, image: str, pull_secret: str | None = None) -> str:
     pull = f"      imagePullSecrets:\n        - name: {pull_secret}\n" if pull_secret else ""
-    return dedent(
-        f"""
+    return (
+        dedent(
+            f"""
         apiVersion: apps/v1
         kind: Deployment
         metadata:
@@ -143,7 +148,9 @@ def _raw_deployment(name: str, image: str, pull_secret: str | None = None) -> st
                     - name: http
                       containerPort: 8080
         """
-    ) + pull
+        )
+        + pull
+    )
 
 
 def _templated_deployment(name: str) -> str:
@@ -560,9 +567,7 @@ def platform() -> dict[str, str]:
         """
     )
     files["charts/metrics-agent/templates/_helpers.tpl"] = _helpers("metrics-agent")
-    files["charts/metrics-agent/templates/deployment.yaml"] = _templated_deployment(
-        "metrics-agent"
-    )
+    files["charts/metrics-agent/templates/deployment.yaml"] = _templated_deployment("metrics-agent")
     # --- a chart from Git whose templates deploy/portal also lists raw -----------------
     files["charts/portal/Chart.yaml"] = _chart("portal", "0.2.0")
     files["charts/portal/values.yaml"] = dedent(
@@ -990,7 +995,9 @@ def platform() -> dict[str, str]:
                   sarif_file: out.sarif
         """
     )
-    files["renovate.json"] = '{"extends": ["config:recommended"], "flux": {"fileMatch": ["\\\\.yaml$"]}}\n'
+    files["renovate.json"] = (
+        '{"extends": ["config:recommended"], "flux": {"fileMatch": ["\\\\.yaml$"]}}\n'
+    )
     files["Taskfile.yaml"] = dedent(
         """
         version: "3"
@@ -1053,13 +1060,12 @@ class Result:
         return json.loads(proc.stdout)["findings"]  # type: ignore[no-any-return]
 
     def message(self, rule: str, path: str) -> str:
-        return next(str(f["message"]) for f in self.findings if (f["rule"], f["path"]) == (
-            rule, path))
+        return next(
+            str(f["message"]) for f in self.findings if (f["rule"], f["path"]) == (rule, path)
+        )
 
 
-def _cli(
-    repo: Path, *args: str, subprocess_run: bool = False
-) -> subprocess.CompletedProcess[str]:
+def _cli(repo: Path, *args: str, subprocess_run: bool = False) -> subprocess.CompletedProcess[str]:
     argv = ["check", "--repo", str(repo), "--format", "json", *args]
     if subprocess_run:
         proc = subprocess.run(
@@ -1112,11 +1118,12 @@ def scenario(
     for old, new in renames:
         repo.rename(old, new)
         for path in [p for p in files if p == old or p.startswith(old + "/")]:
-            files[new + path[len(old):]] = files.pop(path)
+            files[new + path[len(old) :]] = files.pop(path)
     repo.write(_apply(files, change or {}))
     head = repo.commit("the change")
-    proc = _cli(repo.path, "--base", base, "--head", head, *extra_args,
-                subprocess_run=subprocess_run)
+    proc = _cli(
+        repo.path, "--base", base, "--head", head, *extra_args, subprocess_run=subprocess_run
+    )
     doc = json.loads(proc.stdout)
     assert (doc["base"], doc["head"]) == (base, head)
     result = Result(repo, base, head, proc.returncode, doc["findings"], files)
@@ -1358,7 +1365,9 @@ def test_bootstrap_kit_helmrepository_renamed_under_its_helmrelease(tmp_path: Pa
             )
         },
     )
-    assert r.keys() == {(DANGLING, release, r.line(release, "name: jetstack"), ERROR, True)} | {pruned("clusters/prod/bootstrap-kit/repositories.yaml", 4)}
+    assert r.keys() == {(DANGLING, release, r.line(release, "name: jetstack"), ERROR, True)} | {
+        pruned("clusters/prod/bootstrap-kit/repositories.yaml", 4)
+    }
     assert "jetstack-charts" in r.message(DANGLING, release)
 
 
@@ -1473,7 +1482,9 @@ def test_helmrelease_pinned_to_a_version_the_chart_does_not_have(tmp_path: Path)
 def test_oci_repository_removed_under_its_helmrelease_chart_ref(tmp_path: Path) -> None:
     path = "deploy/charts/edge-gateway.yaml"
     r = scenario(tmp_path, {path: lambda t: t[t.index("---\n") + 4 :]})
-    assert r.keys() == {(DANGLING, path, r.line(path, "  name: edge-gateway", 2), ERROR, True)} | {pruned("deploy/charts/edge-gateway.yaml", 4)}
+    assert r.keys() == {(DANGLING, path, r.line(path, "  name: edge-gateway", 2), ERROR, True)} | {
+        pruned("deploy/charts/edge-gateway.yaml", 4)
+    }
     assert "spec.chartRef" in r.message(DANGLING, path)
 
 
@@ -1552,7 +1563,7 @@ def test_post_build_variables_in_images_names_and_versions_are_silent(tmp_path: 
             "apps/base/podinfo/deployment.yaml": sub(
                 "- name: podinfo\n",
                 "- name: podinfo\n"
-                "          args: [\"--level=${LOG_LEVEL:=info}\", \"--port=${PORT/80/8080}\"]\n",
+                '          args: ["--level=${LOG_LEVEL:=info}", "--port=${PORT/80/8080}"]\n',
             ),
             "clusters/prod/apps-extra.yaml": _flux_ks(
                 "apps-extra",
@@ -1574,7 +1585,9 @@ def test_post_build_variables_in_images_names_and_versions_are_silent(tmp_path: 
 def test_substitute_from_config_map_removed(tmp_path: Path) -> None:
     apps = "clusters/prod/apps.yaml"
     r = scenario(tmp_path, {"clusters/prod/cluster-vars.yaml": None})
-    assert r.keys() == {(DANGLING, apps, r.line(apps, "name: cluster-vars"), ERROR, True)} | {pruned("clusters/prod/cluster-vars.yaml", 4)}
+    assert r.keys() == {(DANGLING, apps, r.line(apps, "name: cluster-vars"), ERROR, True)} | {
+        pruned("clusters/prod/cluster-vars.yaml", 4)
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -1673,7 +1686,9 @@ def api_pull_secret(r: Result) -> Key:
 
 def test_sealed_pull_secret_renamed_while_still_referenced(tmp_path: Path) -> None:
     r = scenario(tmp_path, RENAME_SEALED_SECRET)
-    assert r.keys() == {api_pull_secret(r)} | {pruned("infrastructure/base/registry-credentials.yaml", 4)}
+    assert r.keys() == {api_pull_secret(r)} | {
+        pruned("infrastructure/base/registry-credentials.yaml", 4)
+    }
 
 
 def test_external_secret_pull_secret_renamed_while_still_referenced(tmp_path: Path) -> None:
@@ -1714,9 +1729,7 @@ def test_renamed_pull_secret_still_in_a_chart_values_file(tmp_path: Path) -> Non
         tmp_path,
         RENAME_SEALED_SECRET,
         before={
-            values: sub(
-                "imagePullSecrets: []", "imagePullSecrets:\n  - name: registry-credentials"
-            )
+            values: sub("imagePullSecrets: []", "imagePullSecrets:\n  - name: registry-credentials")
         },
     )
     assert r.keys() == {
@@ -1856,10 +1869,12 @@ def test_legitimate_templates_for_other_programs_are_silent(tmp_path: Path) -> N
                 "  - ghcr-pull.yaml\n", "  - ghcr-pull.yaml\n  - app-config.yaml\n"
             ),
             # HelmRelease values that the chart renders with `tpl`.
-            "clusters/prod/bootstrap-kit/platform.yaml": lambda t: t
-            + "    podAnnotations:\n"
-            + '      checksum/config: \'{{ include (print $.Template.BasePath "/cm.yaml") . }}\'\n'
-            + '    extraEnv: "{{ toYaml .Values.env | nindent 4 }}"\n',
+            "clusters/prod/bootstrap-kit/platform.yaml": lambda t: (
+                t
+                + "    podAnnotations:\n"
+                + "      checksum/config: '{{ include (print $.Template.BasePath \"/cm.yaml\") . }}'\n"
+                + '    extraEnv: "{{ toYaml .Values.env | nindent 4 }}"\n'
+            ),
             # A ConfigMap payload in a block scalar, with template lines.
             "apps/base/api/configmap.yaml": dedent(
                 """
@@ -1975,10 +1990,13 @@ def test_go_templates_in_workflows_taskfiles_and_helmfiles_are_silent(tmp_path: 
     r = scenario(
         tmp_path,
         {
-            ".github/workflows/validate.yaml": lambda t: t
-            + "          - run: echo ${{ secrets.TOKEN }} {{ not-a-template }}\n",
-            "Taskfile.yaml": lambda t: t
-            + "  bootstrap:\n    cmds:\n      - task: reconcile\n        vars: {CLUSTER: '{{.CLUSTER}}'}\n",
+            ".github/workflows/validate.yaml": lambda t: (
+                t + "          - run: echo ${{ secrets.TOKEN }} {{ not-a-template }}\n"
+            ),
+            "Taskfile.yaml": lambda t: (
+                t
+                + "  bootstrap:\n    cmds:\n      - task: reconcile\n        vars: {CLUSTER: '{{.CLUSTER}}'}\n"
+            ),
             "bootstrap/helmfile.yaml": dedent(
                 """
                 ---
@@ -2021,8 +2039,9 @@ LEGACY_BEFORE: dict[str, Edit] = {
         """
     ),
     "apps/base/legacy/deployment.yaml": _raw_deployment("legacy", "ghcr.io/Example/legacy:0.9"),
-    "apps/prod/kustomization.yaml": sub("  - ../base/podinfo\n", "  - ../base/podinfo\n"
-                                        "  - ../base/legacy\n"),
+    "apps/prod/kustomization.yaml": sub(
+        "  - ../base/podinfo\n", "  - ../base/podinfo\n  - ../base/legacy\n"
+    ),
 }
 LEGACY = "apps/base/legacy/deployment.yaml"
 LEGACY_LINE = 20
@@ -2037,8 +2056,9 @@ def test_pre_existing_problems_elsewhere_are_not_reported_but_are_with_all(
         before=LEGACY_BEFORE,
     )
     assert r.keys() == set()
-    everything = {(f["rule"], f["path"], f["line"], f["severity"], f["introduced"])
-                  for f in r.check("--all")}
+    everything = {
+        (f["rule"], f["path"], f["line"], f["severity"], f["introduced"]) for f in r.check("--all")
+    }
     assert everything == {(IMAGE, LEGACY, LEGACY_LINE, ERROR, False)}
 
 
@@ -2070,13 +2090,18 @@ def test_moving_a_file_keeps_its_pre_existing_findings_not_introduced(tmp_path: 
     moved = "apps/base/legacy/legacy-deployment.yaml"
     r = scenario(
         tmp_path,
-        {"apps/base/legacy/kustomization.yaml": sub("- deployment.yaml", "- legacy-deployment.yaml")},
+        {
+            "apps/base/legacy/kustomization.yaml": sub(
+                "- deployment.yaml", "- legacy-deployment.yaml"
+            )
+        },
         renames=[(LEGACY, moved)],
         before=LEGACY_BEFORE,
     )
     assert r.keys() == set()
-    everything = {(f["rule"], f["path"], f["line"], f["severity"], f["introduced"])
-                  for f in r.check("--all")}
+    everything = {
+        (f["rule"], f["path"], f["line"], f["severity"], f["introduced"]) for f in r.check("--all")
+    }
     assert everything == {(IMAGE, moved, LEGACY_LINE, ERROR, False)}
 
 
@@ -2090,9 +2115,7 @@ def test_moving_a_directory_keeps_its_pre_existing_findings_not_introduced(
         before=LEGACY_BEFORE,
         extra_args=["--all"],
     )
-    assert r.keys() == {
-        (IMAGE, "apps/base/legacy-app/deployment.yaml", LEGACY_LINE, ERROR, False)
-    }
+    assert r.keys() == {(IMAGE, "apps/base/legacy-app/deployment.yaml", LEGACY_LINE, ERROR, False)}
 
 
 def test_fixing_a_pre_existing_problem_reports_nothing(tmp_path: Path) -> None:

@@ -81,9 +81,7 @@ class LineDiff:
 class Change:
     """The step from `base` to `head` (two snapshots sharing one parse cache)."""
 
-    def __init__(
-        self, base: Snapshot, head: Snapshot, files: Iterable[ChangedFile]
-    ) -> None:
+    def __init__(self, base: Snapshot, head: Snapshot, files: Iterable[ChangedFile]) -> None:
         self.base = base
         self.head = head
         self.files: dict[str, ChangedFile] = {c.path: c for c in files}

@@ -60,8 +60,14 @@ def _source(repo: Snapshot, obj: FluxObject, ref: ys.Node | None) -> FluxObject 
 
 
 def _registry(url: str) -> str:
-    return url.strip().rstrip("/").lower().removeprefix("oci://").removeprefix(
-        "https://").removeprefix("http://")
+    return (
+        url.strip()
+        .rstrip("/")
+        .lower()
+        .removeprefix("oci://")
+        .removeprefix("https://")
+        .removeprefix("http://")
+    )
 
 
 def _substituted(value: str | None) -> bool:
@@ -98,8 +104,15 @@ def _candidates(repo: Snapshot, names: dict[str, list[Chart]]) -> Iterator[_Cand
         source = _source(repo, hr, ys.get(spec, "sourceRef"))
         key = _registry(_url(source)) if source is not None and _url(source) else None
         vnode = ys.get(spec, "version")
-        yield _Candidate(hr, chart_name, key, ys.scalar(vnode), vnode,
-                         vnode if vnode is not None else ys.get(spec, "chart"), False)
+        yield _Candidate(
+            hr,
+            chart_name,
+            key,
+            ys.scalar(vnode),
+            vnode,
+            vnode if vnode is not None else ys.get(spec, "chart"),
+            False,
+        )
     for oci in repo.objects_of("OCIRepository"):
         url = _url(oci).rstrip("/")
         registry, _, name = url.rpartition("/")
@@ -115,8 +128,9 @@ def _candidates(repo: Snapshot, names: dict[str, list[Chart]]) -> Iterator[_Cand
         semver_node = ys.get(ref, "semver")
         tag_node = ys.get(ref, "tag")
         if semver_node is not None and ys.scalar(semver_node):
-            yield _Candidate(oci, name, key, ys.scalar(semver_node), semver_node,
-                             semver_node, False)
+            yield _Candidate(
+                oci, name, key, ys.scalar(semver_node), semver_node, semver_node, False
+            )
         elif tag_node is not None and ys.scalar(tag_node):
             # Helm chart tags in OCI registries spell `+` as `_`.
             tag = (ys.scalar(tag_node) or "").replace("_", "+")
@@ -126,36 +140,82 @@ def _candidates(repo: Snapshot, names: dict[str, list[Chart]]) -> Iterator[_Cand
 
 # Chart registries that host many owners' charts: the first path segment names the owner
 # (`ghcr.io/<owner>/...`, `registry-1.docker.io/bitnamicharts/...`).
-_HOSTING = frozenset({
-    "ghcr.io", "quay.io", "docker.io", "registry-1.docker.io", "index.docker.io",
-    "public.ecr.aws", "registry.gitlab.com", "raw.githubusercontent.com", "github.com",
-    "gitlab.com", "codeberg.org",
-})
+_HOSTING = frozenset(
+    {
+        "ghcr.io",
+        "quay.io",
+        "docker.io",
+        "registry-1.docker.io",
+        "index.docker.io",
+        "public.ecr.aws",
+        "registry.gitlab.com",
+        "raw.githubusercontent.com",
+        "github.com",
+        "gitlab.com",
+        "codeberg.org",
+    }
+)
 # Pages sites, where the subdomain names the owner (`grafana.github.io/helm-charts`).
 _PAGES = (".github.io", ".gitlab.io", ".codeberg.page")
 # Chart repositories of projects that publish their own charts: never this repository's.
-_VENDOR_HOSTS = frozenset({
-    "charts.bitnami.com", "charts.jetstack.io", "helm.cilium.io", "charts.longhorn.io",
-    "helm.traefik.io", "charts.external-secrets.io", "helm.releases.hashicorp.com",
-    "charts.crossplane.io", "helm.elastic.co", "helm.nginx.com", "charts.konghq.com",
-    "helm.goharbor.io", "charts.rook.io", "helm.linkerd.io",
-    "istio-release.storage.googleapis.com", "charts.min.io", "operator.min.io",
-    "helm.vector.dev", "charts.gitlab.io", "helm.datadoghq.com", "helm.influxdata.com",
-    "charts.appscode.com", "helm.mariadb.com", "charts.dexidp.io", "charts.loft.sh",
-    "kubernetes-charts.banzaicloud.com", "helm.sh", "charts.helm.sh",
-})
+_VENDOR_HOSTS = frozenset(
+    {
+        "charts.bitnami.com",
+        "charts.jetstack.io",
+        "helm.cilium.io",
+        "charts.longhorn.io",
+        "helm.traefik.io",
+        "charts.external-secrets.io",
+        "helm.releases.hashicorp.com",
+        "charts.crossplane.io",
+        "helm.elastic.co",
+        "helm.nginx.com",
+        "charts.konghq.com",
+        "helm.goharbor.io",
+        "charts.rook.io",
+        "helm.linkerd.io",
+        "istio-release.storage.googleapis.com",
+        "charts.min.io",
+        "operator.min.io",
+        "helm.vector.dev",
+        "charts.gitlab.io",
+        "helm.datadoghq.com",
+        "helm.influxdata.com",
+        "charts.appscode.com",
+        "helm.mariadb.com",
+        "charts.dexidp.io",
+        "charts.loft.sh",
+        "kubernetes-charts.banzaicloud.com",
+        "helm.sh",
+        "charts.helm.sh",
+    }
+)
 # Directories where a repository keeps copies of other people's charts.
-_VENDOR_DIRS = frozenset({
-    "vendor", "vendored", "third_party", "third-party", "thirdparty", "upstream", "external",
-})
+_VENDOR_DIRS = frozenset(
+    {
+        "vendor",
+        "vendored",
+        "third_party",
+        "third-party",
+        "thirdparty",
+        "upstream",
+        "external",
+    }
+)
 
 
 # Git hosting services whose first path segment is the owner that also names the owner's
 # chart space (`github.com/<owner>/...` publishes to `ghcr.io/<owner>`, `<owner>.github.io`).
-_GIT_HOSTS = frozenset({
-    "github.com", "www.github.com", "gitlab.com", "www.gitlab.com", "codeberg.org",
-    "bitbucket.org",
-})
+_GIT_HOSTS = frozenset(
+    {
+        "github.com",
+        "www.github.com",
+        "gitlab.com",
+        "www.gitlab.com",
+        "codeberg.org",
+        "bitbucket.org",
+    }
+)
 
 
 def owner_of(url: str) -> str | None:
@@ -252,21 +312,36 @@ def chart_requests(repo: Snapshot) -> Iterator[ChartRequest]:
             continue
         source = _source(repo, hr, ys.get(spec, "sourceRef"))
         if source is not None and _url(source):
-            yield ChartRequest(hr.path, ys.line_of(chart_node), name,  # type: ignore[arg-type]
-                               _registry(_url(source)), f"HelmRelease {hr.name}")
+            yield ChartRequest(
+                hr.path,
+                ys.line_of(chart_node),  # type: ignore[arg-type]
+                name,
+                _registry(_url(source)),
+                f"HelmRelease {hr.name}",
+            )
     for oci in repo.objects_of("OCIRepository"):
         url_node = ys.get(oci.node, "spec", "url")
         registry, _, name = _url(oci).strip().rstrip("/").rpartition("/")
         media = ys.scalar(ys.get(oci.node, "spec", "layerSelector", "mediaType"))
         if name and registry and (oci.name in chartref_targets or media == HELM_CHART_MEDIA_TYPE):
-            yield ChartRequest(oci.path, ys.line_of(url_node),  # type: ignore[arg-type]
-                               name, _registry(registry), f"OCIRepository {oci.name}")
+            yield ChartRequest(
+                oci.path,
+                ys.line_of(url_node),  # type: ignore[arg-type]
+                name,
+                _registry(registry),
+                f"OCIRepository {oci.name}",
+            )
     for chart in repo.charts:
         for dep in chart.dependencies:
             repository = dep.repository or ""
             if repository.startswith(("http://", "https://", "oci://")):
-                yield ChartRequest(chart.path, dep.line, dep.name, _registry(repository),
-                                   f"dependency {dep.name} of {chart.label}")
+                yield ChartRequest(
+                    chart.path,
+                    dep.line,
+                    dep.name,
+                    _registry(repository),
+                    f"dependency {dep.name} of {chart.label}",
+                )
 
 
 def version_refs(repo: Snapshot) -> list[VersionRef]:
@@ -346,9 +421,7 @@ def _foreign_git_source(repo: Snapshot, hr: FluxObject, ref: ys.Node | None) -> 
     if not own or not urls or not all(urls):
         return False
     # Another repository, or another branch, tag or commit of this one.
-    return all(
-        normalize_git_url(_url(s)) not in own or not repo.same_revision(s) for s in named
-    )
+    return all(normalize_git_url(_url(s)) not in own or not repo.same_revision(s) for s in named)
 
 
 def _url(source: FluxObject) -> str:

@@ -19,7 +19,12 @@ from bot.analysis.rules import RULES
 __all__ = ["CONFIG_PATH", "Config", "ConfigError", "parse_config"]
 _SEVERITIES = {"error", "warning", "notice"}
 _KEYS = (
-    "rules", "ignore", "raw_paths", "fail_on", "review_drafts", "external_objects",
+    "rules",
+    "ignore",
+    "raw_paths",
+    "fail_on",
+    "review_drafts",
+    "external_objects",
     "flux_version",
 )
 # `2.4.0`, `v2.4`, `2.4.x`: the Flux release the clusters run, to its minor at least.
@@ -147,7 +152,7 @@ def _parse_flux_version(value: Any, where: str) -> tuple[int, int]:
     match = _FLUX_VERSION.match(value.strip()) if isinstance(value, str) else None
     if match is None or int(match[1]) != 2:
         raise ConfigError(
-            f"{where}: 'flux_version' must be a Flux 2 release such as \"2.4.0\" or \"v2.4\" "
+            f'{where}: \'flux_version\' must be a Flux 2 release such as "2.4.0" or "v2.4" '
             f"(quoted, so YAML keeps it a string; got {value!r})"
         )
     return int(match[1]), int(match[2])

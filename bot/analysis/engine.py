@@ -137,8 +137,9 @@ def _mark_introduced(
             # changed.
             marked.extend(replace(f, introduced=False) for f in findings)
             continue
-        before = Counter(f.key if f.key is not None else ("@", f.path, str(f.line))
-                         for f in base_findings)
+        before = Counter(
+            f.key if f.key is not None else ("@", f.path, str(f.line)) for f in base_findings
+        )
         for f in findings:
             key = _baseline_key(f, change)
             if key is not None and before[key] > 0:

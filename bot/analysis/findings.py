@@ -35,8 +35,12 @@ class Location:
     message: str = ""  # what this location has to do with the finding
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "line": self.line, "side": self.side.value,
-                "message": self.message}
+        return {
+            "path": self.path,
+            "line": self.line,
+            "side": self.side.value,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,8 +163,7 @@ class SourceIgnore:
             if all(p.include for p in patterns if p.include is not None) and all(
                 isinstance(r, re.Pattern) for r in regexes
             ):
-                joined = "|".join(f"(?:{r.pattern})" for r in regexes
-                                  if isinstance(r, re.Pattern))
+                joined = "|".join(f"(?:{r.pattern})" for r in regexes if isinstance(r, re.Pattern))
                 try:
                     self._fast = re.compile(re.sub(r"\(\?P<\w+>", "(?:", joined))
                 except re.error:

@@ -105,9 +105,9 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
                 k.removed = sorted(str(o[key].id) for key in o.keys() - n.keys())
             for key in sorted(n.keys() & o.keys(), key=str):
                 a, b = o[key], n[key]
-                if (a.path in touched or b.path in touched) and _text(
-                    change.base, a
-                ) != _text(change.head, b):
+                if (a.path in touched or b.path in touched) and _text(change.base, a) != _text(
+                    change.head, b
+                ):
                     k.changed.append(str(b.id))
             if k.added or k.changed or k.removed or (k.unknown and label in old):
                 impacts.append(k)

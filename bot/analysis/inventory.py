@@ -254,8 +254,9 @@ class _Acc:
             self.add(obj, where)
 
     def build(self, directory: str, kfile: str | None) -> Build:
-        return Build(directory, kfile, self.objects, self.unknown, self.problems,
-                     self.files, self.kfiles)
+        return Build(
+            directory, kfile, self.objects, self.unknown, self.problems, self.files, self.kfiles
+        )
 
 
 def _duplicate(obj: Applied, other: Applied, where: str | None, first: bool = True) -> Problem:
@@ -370,8 +371,11 @@ class Inventory:
         """Without roots: every kustomization file but those Helm renders (a chart's
         templates/ are kustomization-in-chart-templates')."""
         repo = self.repo
-        return [k for k in repo.kustomizations
-                if (role := repo.chart_role(k)) is None or role[1] != "templates"]
+        return [
+            k
+            for k in repo.kustomizations
+            if (role := repo.chart_role(k)) is None or role[1] != "templates"
+        ]
 
     def flux_build_of(self, obj: FluxObject) -> FluxBuild | None:
         for fb in self.flux_builds:
@@ -399,23 +403,26 @@ class Inventory:
         docs = self.repo.documents(kfile)
         return bool(docs) and ys.scalar(ys.get(docs[0], "kind")) == "Component"
 
-    def _kustomize(
-        self, kfile: str, acc: _Acc, stack: tuple[str, ...], overlay: _Overlay
-    ) -> None:
+    def _kustomize(self, kfile: str, acc: _Acc, stack: tuple[str, ...], overlay: _Overlay) -> None:
         repo = self.repo
         directory = posixpath.dirname(kfile)
         acc.files.add(kfile)
         acc.kfiles.add(kfile)
         others = [
-            name for name in KUSTOMIZATION_FILES
+            name
+            for name in KUSTOMIZATION_FILES
             if (f"{directory}/{name}" if directory else name) in repo.path_set
         ]
         if len(others) > 1:
-            acc.problems.append(Problem(
-                "kustomize-invalid-kustomization", kfile, 1,
-                f"{directory or '.'} holds {' and '.join(others)}: kustomize fails with "
-                "`Found multiple kustomization files`.",
-            ))
+            acc.problems.append(
+                Problem(
+                    "kustomize-invalid-kustomization",
+                    kfile,
+                    1,
+                    f"{directory or '.'} holds {' and '.join(others)}: kustomize fails with "
+                    "`Found multiple kustomization files`.",
+                )
+            )
         if repo.problem(kfile) is not None:
             acc.unknown.append(f"{kfile} does not parse")
             return
@@ -452,11 +459,15 @@ class Inventory:
                     acc.unknown.append(f"{where} has no kustomization file")
                     continue
                 if target in stack:
-                    acc.problems.append(Problem(
-                        "kustomize-invalid-kustomization", kfile, e.line,
-                        f"`{e.value}` includes {target or '.'}, which is already being "
-                        "built on the way here: kustomize fails with `cycle detected`.",
-                    ))
+                    acc.problems.append(
+                        Problem(
+                            "kustomize-invalid-kustomization",
+                            kfile,
+                            e.line,
+                            f"`{e.value}` includes {target or '.'}, which is already being "
+                            "built on the way here: kustomize fails with `cycle detected`.",
+                        )
+                    )
                     continue
                 acc.merge(self.build_dir(target, stack), where)
             else:
@@ -479,11 +490,15 @@ class Inventory:
                 acc.unknown.append(f"{where} has no kustomization file")
                 continue
             if target in stack:
-                acc.problems.append(Problem(
-                    "kustomize-invalid-kustomization", kfile, line,
-                    f"component `{value}` includes {target}, which is already being built "
-                    "on the way here: kustomize fails with `cycle detected`.",
-                ))
+                acc.problems.append(
+                    Problem(
+                        "kustomize-invalid-kustomization",
+                        kfile,
+                        line,
+                        f"component `{value}` includes {target}, which is already being built "
+                        "on the way here: kustomize fails with `cycle detected`.",
+                    )
+                )
                 continue
             self._kustomize(ckfile, acc, (*stack, target), _Overlay())
 
@@ -491,8 +506,7 @@ class Inventory:
             return
         fields = _fields(root)
         self._generators(kfile, fields, acc)
-        for name in ("helmCharts", "helmChartInflationGenerator", "generators",
-                     "transformers"):
+        for name in ("helmCharts", "helmChartInflationGenerator", "generators", "transformers"):
             if ys.items(fields.get(name.lower())):
                 acc.unknown.append(f"{kfile} uses `{name}`")
         replacements = fields.get("replacements")
@@ -502,10 +516,12 @@ class Inventory:
             self._check_patches(kfile, fields, acc)
 
         namespace = overlay.namespace or _scalar_str(fields.get("namespace"))
-        prefix = overlay.prefix if overlay.prefix is not None else _scalar_str(
-            fields.get("nameprefix"))
-        suffix = overlay.suffix if overlay.suffix is not None else _scalar_str(
-            fields.get("namesuffix"))
+        prefix = (
+            overlay.prefix if overlay.prefix is not None else _scalar_str(fields.get("nameprefix"))
+        )
+        suffix = (
+            overlay.suffix if overlay.suffix is not None else _scalar_str(fields.get("namesuffix"))
+        )
         if namespace or prefix or suffix:
             self._transform(acc, kfile, namespace, prefix or "", suffix or "")
 
@@ -530,17 +546,26 @@ class Inventory:
                 if doc.has_items and (doc.kind or "").endswith("List"):
                     objects.extend(self._list_items(path, index, unknown))
                     continue
-                if doc.root != "mapping" or not doc.kind or not doc.api_version \
-                        or not doc.name:
+                if doc.root != "mapping" or not doc.kind or not doc.api_version or not doc.name:
                     unknown.append(f"{path} holds a document without kind or name")
                     continue
                 group, version = _group_version(doc.api_version)
                 ns = doc.namespace or None
-                objects.append(Applied(
-                    ObjectId(group, version, doc.kind, self._cluster_ns(group, doc.kind, ns),
-                             doc.name),
-                    path, doc.name_line or doc.line, index, build_namespace=ns,
-                ))
+                objects.append(
+                    Applied(
+                        ObjectId(
+                            group,
+                            version,
+                            doc.kind,
+                            self._cluster_ns(group, doc.kind, ns),
+                            doc.name,
+                        ),
+                        path,
+                        doc.name_line or doc.line,
+                        index,
+                        build_namespace=ns,
+                    )
+                )
         return objects, unknown
 
     def _list_items(self, path: str, index: int, unknown: list[str]) -> list[Applied]:
@@ -558,10 +583,15 @@ class Inventory:
                 continue
             group, version = _group_version(api)
             ns = ys.scalar(ys.get(item, "metadata", "namespace"))
-            found.append(Applied(
-                ObjectId(group, version, kind, self._cluster_ns(group, kind, ns), name),
-                path, ys.line_of(name_node), -1, build_namespace=ns,
-            ))
+            found.append(
+                Applied(
+                    ObjectId(group, version, kind, self._cluster_ns(group, kind, ns), name),
+                    path,
+                    ys.line_of(name_node),
+                    -1,
+                    build_namespace=ns,
+                )
+            )
         return found
 
     def _cluster_ns(self, group: str, kind: str, namespace: str | None) -> str | None:
@@ -598,8 +628,7 @@ class Inventory:
         return scopes
 
     def _generators(self, kfile: str, fields: dict[str, ys.Node], acc: _Acc) -> None:
-        for fieldname, kind in (("configMapGenerator", "ConfigMap"),
-                                ("secretGenerator", "Secret")):
+        for fieldname, kind in (("configMapGenerator", "ConfigMap"), ("secretGenerator", "Secret")):
             for item in ys.items(fields.get(fieldname.lower())):
                 name_node = ys.get(item, "name")
                 name = ys.scalar(name_node)
@@ -610,17 +639,24 @@ class Inventory:
                         value = ys.scalar(f)
                         if value:
                             rel = value.split("=", 1)[-1].strip()
-                            acc.files.add(secure_join(
-                                posixpath.join(posixpath.dirname(kfile), rel)))
+                            acc.files.add(
+                                secure_join(posixpath.join(posixpath.dirname(kfile), rel))
+                            )
                 if not name or name_node is None or behavior != "create":
                     continue
                 ns = ys.scalar(ys.get(item, "namespace"))
-                acc.add(Applied(
-                    ObjectId("", "v1", kind, self._cluster_ns("", kind, ns), name),
-                    kfile, ys.line_of(name_node), -1, build_namespace=ns,
-                    generator=fieldname,
-                    secret_type=ys.scalar(ys.get(item, "type")) if kind == "Secret" else None,
-                ), f"`{fieldname}` of {kfile}")
+                acc.add(
+                    Applied(
+                        ObjectId("", "v1", kind, self._cluster_ns("", kind, ns), name),
+                        kfile,
+                        ys.line_of(name_node),
+                        -1,
+                        build_namespace=ns,
+                        generator=fieldname,
+                        secret_type=ys.scalar(ys.get(item, "type")) if kind == "Secret" else None,
+                    ),
+                    f"`{fieldname}` of {kfile}",
+                )
 
     def _check_patches(self, kfile: str, fields: dict[str, ys.Node], acc: _Acc) -> None:
         """Strategic-merge patches without a target must each match an object (kustomize:
@@ -671,12 +707,16 @@ class Inventory:
                     o.id.kind == kind and (o.id.name == name or name in o.previous_names)
                     for o in acc.objects
                 ):
-                    acc.problems.append(Problem(
-                        "kustomize-invalid-kustomization", kfile, line,
-                        f"the patch for {kind} {name} matches nothing in this build: "
-                        "kustomize fails with `no matches for Id ...; failed to find unique "
-                        "target for patch`.",
-                    ))
+                    acc.problems.append(
+                        Problem(
+                            "kustomize-invalid-kustomization",
+                            kfile,
+                            line,
+                            f"the patch for {kind} {name} matches nothing in this build: "
+                            "kustomize fails with `no matches for Id ...; failed to find unique "
+                            "target for patch`.",
+                        )
+                    )
 
     @staticmethod
     def _patch_ids(docs: list[ys.Node]) -> list[tuple[str, str]]:
@@ -703,18 +743,18 @@ class Inventory:
                     build_ns = namespace
                 elif i.kind == "Namespace" and i.api_version == "v1":
                     name = namespace
-            if (prefix or suffix) and i.kind not in _NO_AFFIX and not (
-                i.group == "apiregistration.k8s.io" and i.kind == "APIService"
+            if (
+                (prefix or suffix)
+                and i.kind not in _NO_AFFIX
+                and not (i.group == "apiregistration.k8s.io" and i.kind == "APIService")
             ):
                 name = f"{prefix}{name}{suffix}"
             if name == i.name and build_ns == obj.build_namespace:
                 out.append(obj)
                 continue
-            new_id = i._replace(name=name,
-                                namespace=self._cluster_ns(i.group, i.kind, build_ns))
+            new_id = i._replace(name=name, namespace=self._cluster_ns(i.group, i.kind, build_ns))
             previous = obj.previous_names + ((i.name,) if name != i.name else ())
-            out.append(obj._replace(id=new_id, build_namespace=build_ns,
-                               previous_names=previous))
+            out.append(obj._replace(id=new_id, build_namespace=build_ns, previous_names=previous))
         acc.objects = []
         acc.index = {}
         for obj in out:
@@ -728,8 +768,13 @@ class Inventory:
         prune = (ys.scalar(ys.get(spec, "prune")) or "").lower() == "true"
         path_value = ys.scalar(ys.get(spec, "path")) or ""
         if "${" in path_value:
-            return FluxBuild(obj, label, None, Build("", None, unknown=[
-                f"spec.path of {label} is substituted"]), prune)
+            return FluxBuild(
+                obj,
+                label,
+                None,
+                Build("", None, unknown=[f"spec.path of {label} is substituted"]),
+                prune,
+            )
         directory = secure_join(path_value)
         # relative to spec.path, not to the file of the Kustomization
         components = tuple(
@@ -753,8 +798,11 @@ class Inventory:
         """Flux's post-build substitution of names and namespaces, from the inline
         `substitute` values (and `${VAR:=default}` defaults when no `substituteFrom`
         may define the variable). What stays unresolved stays templated."""
-        values = {k: v for k, _, node in ys.pairs(ys.get(post, "substitute"))
-                  if (v := ys.scalar(node)) is not None}
+        values = {
+            k: v
+            for k, _, node in ys.pairs(ys.get(post, "substitute"))
+            if (v := ys.scalar(node)) is not None
+        }
         more = bool(ys.items(ys.get(post, "substituteFrom"))) or "postBuild" in self._patched
 
         def fill(text: str) -> str:
@@ -783,12 +831,23 @@ class Inventory:
             name = fill(i.name)
             namespace = fill(i.namespace) if i.namespace else i.namespace
             changed = True
-            objects.append(obj._replace(id=i._replace(name=name, namespace=namespace),
-                                   previous_names=(*obj.previous_names, i.name)))
+            objects.append(
+                obj._replace(
+                    id=i._replace(name=name, namespace=namespace),
+                    previous_names=(*obj.previous_names, i.name),
+                )
+            )
         if not changed:
             return build
-        return Build(build.directory, build.kfile, objects, build.unknown, build.problems,
-                     build.files, build.kfiles)
+        return Build(
+            build.directory,
+            build.kfile,
+            objects,
+            build.unknown,
+            build.problems,
+            build.files,
+            build.kfiles,
+        )
 
     def _entry_build(self, directory: str, overlay: _Overlay) -> Build:
         repo = self.repo
@@ -808,8 +867,10 @@ class Inventory:
         for path in manifests:
             self._add_file(path, acc, f"the index Flux generates for {directory or '.'}")
         for sub in kfiles:
-            acc.merge(self.build_dir(posixpath.dirname(sub), (directory,)),
-                      f"the index Flux generates for {directory or '.'}")
+            acc.merge(
+                self.build_dir(posixpath.dirname(sub), (directory,)),
+                f"the index Flux generates for {directory or '.'}",
+            )
         for value, _line, base in overlay.components:
             target = secure_join(posixpath.join(base, value))
             ckfile = repo.kustomization_in(target) if repo.is_dir(target) else None
@@ -818,8 +879,13 @@ class Inventory:
                 continue
             self._kustomize(ckfile, acc, (directory, target), _Overlay())
         if overlay.namespace or overlay.prefix or overlay.suffix:
-            self._transform(acc, f"the index Flux generates for {directory or '.'}",
-                            overlay.namespace, overlay.prefix or "", overlay.suffix or "")
+            self._transform(
+                acc,
+                f"the index Flux generates for {directory or '.'}",
+                overlay.namespace,
+                overlay.prefix or "",
+                overlay.suffix or "",
+            )
         return acc.build(directory, None)
 
     @staticmethod
@@ -836,8 +902,14 @@ class Inventory:
                     continue
                 if "kustomize.toolkit.fluxcd.io" not in text and kind is None:
                     continue
-                for name in ("postBuild", "targetNamespace", "namePrefix", "nameSuffix",
-                             "components", "path"):
+                for name in (
+                    "postBuild",
+                    "targetNamespace",
+                    "namePrefix",
+                    "nameSuffix",
+                    "components",
+                    "path",
+                ):
                     if re.search(rf"^\s*{name}:", text, re.M):
                         patched.add(name)
         return patched
@@ -861,7 +933,8 @@ class Inventory:
     def _compute(self) -> None:
         repo = self.repo
         flux_ks = [
-            o for o in repo.objects_of("Kustomization")
+            o
+            for o in repo.objects_of("Kustomization")
             if o.group == FLUX_KS_GROUP and repo.is_self_source(o)
         ]
         by_node = {id(o.node): o for o in flux_ks}
@@ -869,8 +942,9 @@ class Inventory:
         builds = {id(o): self._flux_build(o) for o in flux_ks}
         bootstrap = [builds[id(o)] for o in flux_ks if o.name == BOOTSTRAP_NAME]
         implicit = [
-            FluxBuild(None, f"the flux bootstrap of {d or '.'}", d,
-                      self._entry_build(d, _Overlay()), True)
+            FluxBuild(
+                None, f"the flux bootstrap of {d or '.'}", d, self._entry_build(d, _Overlay()), True
+            )
             for d in self._bootstrap_dirs({fb.directory for fb in bootstrap})
         ]
         self.flux_builds = list(builds.values()) + implicit
@@ -897,8 +971,11 @@ class Inventory:
         ]
         self.roots = roots
         for root in roots:
-            cluster = Cluster(root.directory if root.directory is not None else (
-                root.owner.path if root.owner else "?"))
+            cluster = Cluster(
+                root.directory
+                if root.directory is not None
+                else (root.owner.path if root.owner else "?")
+            )
             seen: set[int] = set()
             stack = [root]
             while stack:

@@ -73,5 +73,3 @@ def _glob_match(path: str, pattern: str) -> bool:
     if pattern.endswith("/**") and path.startswith(pattern[:-2]):
         return True
     return "/" not in pattern and fnmatch.fnmatchcase(posixpath.basename(path), pattern)
-
-

@@ -53,5 +53,6 @@ def scan_all(tree: Tree, paths: list[str], workers: int) -> dict[str, ys.YamlInf
 
 
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )

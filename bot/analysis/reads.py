@@ -18,9 +18,15 @@ import posixpath
 
 from bot.analysis.options import CONFIG_PATH
 
-_NAMES = frozenset({
-    "Kustomization", ".helmignore", ".sourceignore", ".gitignore", ".gitmodules",
-})
+_NAMES = frozenset(
+    {
+        "Kustomization",
+        ".helmignore",
+        ".sourceignore",
+        ".gitignore",
+        ".gitmodules",
+    }
+)
 _SUFFIXES = (".yaml", ".yml", ".json")
 _CHART_DIRS = frozenset({"templates", "crds"})
 

@@ -19,12 +19,16 @@ from bot.analysis import yamlscan as ys
 from bot.analysis.lines import split_lines
 from bot.analysis.snapshot import Snapshot
 
-_PROVIDER_HINT = re.compile(rb"kind:\s*['\"]?(?:Secret|SealedSecret|ExternalSecret|"
-                            rb"ClusterExternalSecret|ConfigMap)\b|secretGenerator|"
-                            rb"configMapGenerator")
-_REFERENCE_HINT = re.compile(rb"imagePullSecrets|secretRef|configMapRef|secretKeyRef|"
-                             rb"configMapKeyRef|valuesFrom|substituteFrom|secretName|"
-                             rb"configMap:")
+_PROVIDER_HINT = re.compile(
+    rb"kind:\s*['\"]?(?:Secret|SealedSecret|ExternalSecret|"
+    rb"ClusterExternalSecret|ConfigMap)\b|secretGenerator|"
+    rb"configMapGenerator"
+)
+_REFERENCE_HINT = re.compile(
+    rb"imagePullSecrets|secretRef|configMapRef|secretKeyRef|"
+    rb"configMapKeyRef|valuesFrom|substituteFrom|secretName|"
+    rb"configMap:"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +40,7 @@ class NamedRef:
     field: str
 
 
-def providers(
-    repo: Snapshot, paths: Iterable[str] | None = None
-) -> dict[str, dict[str, str]]:
+def providers(repo: Snapshot, paths: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
     """kind -> name -> the file that defines it, for Secrets and ConfigMaps (in `paths`
     only, when given)."""
     found: dict[str, dict[str, str]] = {"Secret": {}, "ConfigMap": {}}
@@ -59,13 +61,18 @@ def providers(
                     if n:
                         found["Secret"].setdefault(n, path)
             elif kind in ("ExternalSecret", "ClusterExternalSecret"):
-                spec = ys.get(doc, "spec") if kind == "ExternalSecret" else \
-                    ys.get(doc, "spec", "externalSecretSpec")
+                spec = (
+                    ys.get(doc, "spec")
+                    if kind == "ExternalSecret"
+                    else ys.get(doc, "spec", "externalSecretSpec")
+                )
                 n = ys.scalar(ys.get(spec, "target", "name")) or name
                 if n:
                     found["Secret"].setdefault(n, path)
-            for field, kind_made in (("secretGenerator", "Secret"),
-                                     ("configMapGenerator", "ConfigMap")):
+            for field, kind_made in (
+                ("secretGenerator", "Secret"),
+                ("configMapGenerator", "ConfigMap"),
+            ):
                 for item in ys.items(ys.get(doc, field)):
                     n = ys.scalar(ys.get(item, "name"))
                     if n:
@@ -127,9 +134,7 @@ def references(repo: Snapshot) -> Iterator[NamedRef]:
         role = None
         if not repo.raw_consumers(path):
             role = repo.chart_role(path)
-            if not (role is not None and role[1] == "templates") and not _chart_values(
-                repo, path
-            ):
+            if not (role is not None and role[1] == "templates") and not _chart_values(repo, path):
                 continue
         data = repo.data(path)
         if not data or not _REFERENCE_HINT.search(data):
@@ -207,5 +212,7 @@ def still_defined(repo: Snapshot, path: str, name: str) -> bool:
     (a Helm template action added to it, a syntax error): then it was not removed."""
     if path not in repo.path_set or repo.documents(path):
         return False
-    return re.search(rf"name:\s*['\"]?{re.escape(name)}['\"]?\s*$", repo.text(path) or "",
-                     re.M) is not None
+    return (
+        re.search(rf"name:\s*['\"]?{re.escape(name)}['\"]?\s*$", repo.text(path) or "", re.M)
+        is not None
+    )

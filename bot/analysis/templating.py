@@ -230,9 +230,7 @@ def scan(text: str) -> Iterator[Action]:
                     or body[key_match.end() :].lstrip().startswith("{{")
                 )
             )
-            yield Action(
-                number, pos, expression.strip(), structural, key, path, kind, api_version
-            )
+            yield Action(number, pos, expression.strip(), structural, key, path, kind, api_version)
             pos = line.find("{{", (end + 2) if end != -1 else len(line))
 
 

@@ -217,8 +217,9 @@ def scan(data: bytes | str, duplicate_keys_allowed: bool = False) -> YamlInfo:
     except yaml.YAMLError as exc:  # reader errors: control characters, bad encoding
         mark = getattr(exc, "problem_mark", None)
         return YamlInfo(
-            YamlProblem(mapped(mapping, mark.line) if mark is not None else 1,
-                        str(exc).splitlines()[0]),
+            YamlProblem(
+                mapped(mapping, mark.line) if mark is not None else 1, str(exc).splitlines()[0]
+            ),
             docs,
         )
     except RecursionError:
@@ -255,16 +256,22 @@ def _walk_events(
             size = 1
             if cls is alias_t:
                 if event.anchor not in anchors:
-                    return YamlProblem(event.start_mark.line + 1,
-                                       f"unknown anchor {event.anchor!r} referenced")
+                    return YamlProblem(
+                        event.start_mark.line + 1, f"unknown anchor {event.anchor!r} referenced"
+                    )
                 size = anchors[event.anchor]
                 aliased += size
             elif anchored and event.anchor is not None:
                 anchors[event.anchor] = 1
             if not keysets:
-                if doc is not None and cls is scalar_t and not (
-                    event.tag is None and event.implicit[0] and
-                    event.value in ("", "~", "null", "Null", "NULL")
+                if (
+                    doc is not None
+                    and cls is scalar_t
+                    and not (
+                        event.tag is None
+                        and event.implicit[0]
+                        and event.value in ("", "~", "null", "Null", "NULL")
+                    )
                 ):
                     doc.root = "scalar"
                     doc.line = event.start_mark.line + 1
@@ -294,8 +301,7 @@ def _walk_events(
                     if cls is scalar_t and key is not None and doc is not None:
                         depth = len(keysets)
                         if key == "image":
-                            if depth >= 3 and keysets[-2] is None and \
-                                    last_key[-3] in containers:
+                            if depth >= 3 and keysets[-2] is None and last_key[-3] in containers:
                                 doc.images.append((event.start_mark.line + 1, event.value))
                         elif depth == 1:
                             if key == "kind":
@@ -317,8 +323,9 @@ def _walk_events(
         elif cls is map_t or cls is seq_t:
             depth = len(keysets)
             if depth >= MAX_DEPTH:
-                return YamlProblem(event.start_mark.line + 1,
-                                   f"nesting deeper than {MAX_DEPTH} levels")
+                return YamlProblem(
+                    event.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels"
+                )
             if depth == 0:
                 if doc is not None:
                     doc.root = "mapping" if cls is map_t else "sequence"
@@ -326,9 +333,11 @@ def _walk_events(
             elif keysets[-1] is not None and expect_key[-1]:
                 # `? [a]`, `{a: 1}: b`, and an unquoted `- {{ x }}` parse as a collection
                 # used as a key; sigs.k8s.io/yaml fails with "unsupported map key".
-                return YamlProblem(event.start_mark.line + 1,
-                                   "a mapping or sequence is used as a mapping key; "
-                                   "Kubernetes' YAML decoder cannot read it")
+                return YamlProblem(
+                    event.start_mark.line + 1,
+                    "a mapping or sequence is used as a mapping key; "
+                    "Kubernetes' YAML decoder cannot read it",
+                )
             elif depth == 1 and doc is not None and last_key[0] == "items":
                 doc.has_items = True
             keysets.append(set() if cls is map_t else None)
@@ -353,11 +362,16 @@ def _walk_events(
                 decoded += 1
                 if sizes:
                     sizes[-1] += size
-                if aliased > 100 and decoded > 1000 and \
-                        aliased / decoded > _allowed_alias_ratio(decoded):
-                    return YamlProblem(event.start_mark.line + 1,
-                                       "the document contains excessive aliasing (an alias "
-                                       "bomb); Kubernetes' YAML decoder refuses it")
+                if (
+                    aliased > 100
+                    and decoded > 1000
+                    and aliased / decoded > _allowed_alias_ratio(decoded)
+                ):
+                    return YamlProblem(
+                        event.start_mark.line + 1,
+                        "the document contains excessive aliasing (an alias "
+                        "bomb); Kubernetes' YAML decoder refuses it",
+                    )
         elif cls is doc_t:
             anchors.clear()
             doc = DocInfo(line=event.start_mark.line + 1)
@@ -385,8 +399,12 @@ def duplicate_keys(data: bytes | str) -> list[DuplicateKey]:
     try:
         while (event := parser.get_event()) is not None:
             cls = type(event)
-            is_node = cls in (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent,
-                              yaml.SequenceStartEvent)
+            is_node = cls in (
+                yaml.ScalarEvent,
+                yaml.AliasEvent,
+                yaml.MappingStartEvent,
+                yaml.SequenceStartEvent,
+            )
             if is_node and keysets and keysets[-1] is None:
                 names[-1] = str(int(names[-1]) + 1) if names[-1] else "0"
             if cls is yaml.ScalarEvent or cls is yaml.AliasEvent:
@@ -396,8 +414,11 @@ def duplicate_keys(data: bytes | str) -> list[DuplicateKey]:
                 if expect_key[-1] and cls is yaml.ScalarEvent:
                     line = mapped(mapping, event.start_mark.line)
                     if event.value in keys and event.value != "<<":
-                        found.append(DuplicateKey(_key_path(keysets, names, event.value),
-                                                  line, keys[event.value]))
+                        found.append(
+                            DuplicateKey(
+                                _key_path(keysets, names, event.value), line, keys[event.value]
+                            )
+                        )
                     else:
                         keys[event.value] = line
                     names[-1] = event.value
@@ -452,9 +473,13 @@ def _remap_marks(docs: list[ynodes.Node], mapping: list[int]) -> None:
         for attr in ("start_mark", "end_mark"):
             mark = getattr(node, attr)
             if mark is not None:
-                setattr(node, attr, yaml.Mark(mark.name, mark.index,
-                                              mapped(mapping, mark.line) - 1,
-                                              mark.column, None, 0))
+                setattr(
+                    node,
+                    attr,
+                    yaml.Mark(
+                        mark.name, mark.index, mapped(mapping, mark.line) - 1, mark.column, None, 0
+                    ),
+                )
         if isinstance(node, ynodes.MappingNode):
             for key, value in node.value:
                 stack.extend((key, value))

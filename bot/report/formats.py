@@ -49,8 +49,9 @@ def to_text(
         lines.append(f"{where}: {sev} [{f.rule}]{marker} {f.message}")
         for r in f.related:
             side = " (before this change)" if r.side is Side.BASE else ""
-            lines.append(f"    related: {r.path}:{r.line}{side}" + (f": {r.message}" if
-                                                                   r.message else ""))
+            lines.append(
+                f"    related: {r.path}:{r.line}{side}" + (f": {r.message}" if r.message else "")
+            )
         if f.suggestion is not None:
             for s in f.suggestion.splitlines() or [""]:
                 lines.append(f"    suggestion: {s}")
@@ -67,7 +68,10 @@ def to_json(
     impact: Sequence[ClusterImpact] | None = None,
 ) -> str:
     doc: dict[str, Any] = {
-        "version": 1, "base": base, "head": head, "findings": [f.to_json() for f in findings]
+        "version": 1,
+        "base": base,
+        "head": head,
+        "findings": [f.to_json() for f in findings],
     }
     if impact is not None:
         doc["impact"] = [c.to_json() for c in impact]
@@ -84,8 +88,11 @@ def impact_lines(impact: Sequence[ClusterImpact]) -> list[str]:
         for k in c.kustomizations:
             parts = [
                 f"{len(items)} {what} ({_names(items)})"
-                for what, items in (("added", k.added), ("changed", k.changed),
-                                    ("removed", k.removed))
+                for what, items in (
+                    ("added", k.added),
+                    ("changed", k.changed),
+                    ("removed", k.removed),
+                )
                 if items
             ]
             if k.unknown:
@@ -99,8 +106,9 @@ def _names(items: Sequence[str], shown: int = 5) -> str:
     return ", ".join(items[:shown]) + more
 
 
-def _sarif_location(path: str, line: int | None, end_line: int | None, side: Side,
-                    **extra: Any) -> dict[str, Any]:
+def _sarif_location(
+    path: str, line: int | None, end_line: int | None, side: Side, **extra: Any
+) -> dict[str, Any]:
     physical: dict[str, Any] = {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}
     if isinstance(line, int) and line >= 1:
         physical["region"] = {"startLine": line}
@@ -115,8 +123,12 @@ def _sarif_location(path: str, line: int | None, end_line: int | None, side: Sid
 
 
 def to_sarif(
-    findings: list[Finding], base: str | None, head: str, repository_uri: str | None = None,
-    *, revision: bool = True,
+    findings: list[Finding],
+    base: str | None,
+    head: str,
+    repository_uri: str | None = None,
+    *,
+    revision: bool = True,
 ) -> str:
     """SARIF 2.1.0. `repository_uri` (where the repository is hosted) is what
     `versionControlProvenance` requires; without it the provenance is left out. With
@@ -148,7 +160,11 @@ def to_sarif(
         }
         related = [
             _sarif_location(
-                loc.path, loc.line, None, loc.side, id=i,
+                loc.path,
+                loc.line,
+                None,
+                loc.side,
+                id=i,
                 **({"message": {"text": loc.message}} if loc.message else {}),
             )
             for i, loc in enumerate(f.related)
@@ -190,11 +206,16 @@ def to_sarif(
                     }
                 },
                 **(
-                    {"versionControlProvenance": [
-                        {"repositoryUri": repository_uri,
-                         **({"revisionId": head} if revision else {})}
-                    ]}
-                    if repository_uri else {}
+                    {
+                        "versionControlProvenance": [
+                            {
+                                "repositoryUri": repository_uri,
+                                **({"revisionId": head} if revision else {}),
+                            }
+                        ]
+                    }
+                    if repository_uri
+                    else {}
                 ),
                 "results": results,
             }

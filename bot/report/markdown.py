@@ -87,8 +87,9 @@ def cell(text: str, limit: int = 2000) -> str:
     return "".join(out).replace("|", "\\|").replace("\n", "<br>")
 
 
-def findings_table(findings: Sequence[Finding], docs_url: str = "", *,
-                   limit_bytes: int = MAX_JOB_SUMMARY_BYTES) -> str:
+def findings_table(
+    findings: Sequence[Finding], docs_url: str = "", *, limit_bytes: int = MAX_JOB_SUMMARY_BYTES
+) -> str:
     """One row per finding, in report order; rows past `limit_bytes` are counted instead."""
     if not findings:
         return ""
@@ -153,8 +154,12 @@ def impact_section(impact: Sequence[ClusterImpact] | None, heading: str = "###")
     return out
 
 
-def readers_section(findings: Sequence[Finding], consumers: Mapping[str, Sequence[str]],
-                    heading: str = "###", limit: int = 100_000) -> str:
+def readers_section(
+    findings: Sequence[Finding],
+    consumers: Mapping[str, Sequence[str]],
+    heading: str = "###",
+    limit: int = 100_000,
+) -> str:
     """Each file with findings and the controllers that read it, as the check run says."""
     out = ""
     for path in dict.fromkeys(f.path for f in findings):
@@ -183,7 +188,8 @@ def job_summary(
     reaches, every finding in a table, then who reads the files that have findings."""
     scope = (
         f"introduced by the change {code(base[:12])}…{code(head[:12])}"
-        if base else f"in the tree at {code(head[:12])}"
+        if base
+        else f"in the tree at {code(head[:12])}"
     )
     out = f"## flux-review\n\n**{count_title(findings)}** {scope}."
     if fail_on is not None and findings:
@@ -191,8 +197,7 @@ def job_summary(
         out += (
             f" The step fails: findings of severity `{fail_on.value}` or higher fail it."
             if failing
-            else f" The step passes: only findings of severity `{fail_on.value}` or higher "
-            "fail it."
+            else f" The step passes: only findings of severity `{fail_on.value}` or higher fail it."
         )
     out += "\n\n"
     if rule_errors:

@@ -55,12 +55,19 @@ def render() -> str:
         "|---|---|---|",
     ]
     for info in _ordered():
-        out.append(f"| [`{info.id}`](#{info.id}) | {info.default_severity.value} | "
-                   f"{info.summary} |")
+        out.append(
+            f"| [`{info.id}`](#{info.id}) | {info.default_severity.value} | {info.summary} |"
+        )
     for info in _ordered():
         body = info.doc.split("\n\n", 1)[1].strip() if "\n\n" in info.doc else ""
-        out += ["", f"## {info.id}", "", f"Default severity: **{info.default_severity.value}**.",
-                "", info.summary]
+        out += [
+            "",
+            f"## {info.id}",
+            "",
+            f"Default severity: **{info.default_severity.value}**.",
+            "",
+            info.summary,
+        ]
         if body:
             out += ["", body]
     return "\n".join(out) + "\n"

@@ -126,8 +126,7 @@ def work(port: int | None = None, *, exit_with_parent: bool = False) -> int:
     try:
         asyncio.run(_work(settings, port, exit_with_parent))
     except OSError as exc:
-        print(f"flux-review: cannot listen on port {port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"flux-review: cannot listen on port {port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 

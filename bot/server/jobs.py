@@ -134,13 +134,22 @@ def encode_job(job: AnyJob) -> str:
         "force": job.force,
     }
     if isinstance(job, ReviewJob):
-        base |= {"type": "review", "number": job.number, "trigger": job.trigger,
-                 "revision": job.revision}
+        base |= {
+            "type": "review",
+            "number": job.number,
+            "trigger": job.trigger,
+            "revision": job.revision,
+        }
     elif isinstance(job, CommitJob):
         base |= {"type": "commit", "sha": job.sha, "trigger": job.trigger}
     else:
-        base |= {"type": "command", "number": job.number, "comment_id": job.comment_id,
-                 "login": job.login, "commands": [c.value for c in job.commands]}
+        base |= {
+            "type": "command",
+            "number": job.number,
+            "comment_id": job.comment_id,
+            "login": job.login,
+            "commands": [c.value for c in job.commands],
+        }
     return json.dumps(base, separators=(",", ":"))
 
 
@@ -154,8 +163,12 @@ def decode_job(text: str) -> AnyJob:
     }
     kind = data["type"]
     if kind == "review":
-        return ReviewJob(number=int(data["number"]), trigger=str(data["trigger"]),
-                         revision=data.get("revision"), **common)
+        return ReviewJob(
+            number=int(data["number"]),
+            trigger=str(data["trigger"]),
+            revision=data.get("revision"),
+            **common,
+        )
     if kind == "commit":
         return CommitJob(sha=str(data["sha"]), trigger=str(data["trigger"]), **common)
     if kind == "command":

@@ -59,6 +59,7 @@ class _SharedCollector:
             reviews.add_metric([outcome[:40]], count)
         yield reviews
 
+
 # Events with a label of their own; anything else counts as "other".
 KNOWN_EVENTS = frozenset(
     {

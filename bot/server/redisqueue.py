@@ -81,7 +81,9 @@ local function submit_one(jobs, ready, active, wake, key, env, rev, force, now, 
 end
 """
 
-_SUBMIT = _SUBMIT_ONE + """
+_SUBMIT = (
+    _SUBMIT_ONE
+    + """
 local jobs, ready, active, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local key, env, rev, force = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local maxsize, now, recent = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
@@ -90,9 +92,12 @@ if redis.call('HLEN', jobs) >= maxsize and redis.call('HEXISTS', jobs, key) == 0
 end
 return submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
 """
+)
 
 # A webhook delivery: its id claimed and all its jobs queued, or nothing at all.
-_ACCEPT = _SUBMIT_ONE + """
+_ACCEPT = (
+    _SUBMIT_ONE
+    + """
 local jobs, ready, active, wake, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local maxsize, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', seen) == 1 then return {'seen'} end
@@ -107,6 +112,7 @@ end
 redis.call('SET', seen, 'accepted', 'EX', ttl)
 return out
 """
+)
 
 _CLAIM = """
 local jobs, ready, active, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -532,9 +538,7 @@ class RedisQueue(Generic[J]):
     async def note_run(self, key: str, sha: str, run_id: int) -> None:
         """Remember a check run the job created, for whoever runs it after a crash."""
         try:
-            await self._note(
-                keys=[self.k("active")], args=[self.worker, key, sha, str(run_id)]
-            )
+            await self._note(keys=[self.k("active")], args=[self.worker, key, sha, str(run_id)])
         except (RedisError, OSError) as exc:
             log.warning("queue: could not note check run %d (%s)", run_id, type(exc).__name__)
 
@@ -604,8 +608,7 @@ class RedisQueue(Generic[J]):
             workers_alive=int(alive),
             dead=int(dead),
             reviews={
-                (k.decode() if isinstance(k, bytes) else str(k)): int(v)
-                for k, v in reviews.items()
+                (k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in reviews.items()
             },
             read_at=time.monotonic(),
         )

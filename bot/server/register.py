@@ -48,11 +48,7 @@ def env_lines(app: dict[str, Any]) -> str:
     """The .env entries for a converted App; the PEM on one line with `\\n`s, which the
     settings turn back into lines (dotenv files hold one line per value)."""
     pem = str(app["pem"]).strip().replace("\n", "\\n")
-    return (
-        f"APP_ID={int(app['id'])}\n"
-        f'PRIVATE_KEY="{pem}"\n'
-        f"WEBHOOK_SECRET={app['webhook_secret']}\n"
-    )
+    return f'APP_ID={int(app["id"])}\nPRIVATE_KEY="{pem}"\nWEBHOOK_SECRET={app["webhook_secret"]}\n'
 
 
 def write_env(path: Path, app: dict[str, Any]) -> None:
@@ -150,8 +146,9 @@ async def run_registration(registration: Registration, port: int) -> dict[str, A
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    print(f"Open http://localhost:{port}/ in a browser to register the GitHub App.",
-          file=sys.stderr)
+    print(
+        f"Open http://localhost:{port}/ in a browser to register the GitHub App.", file=sys.stderr
+    )
     try:
         await registration.done.wait()
     finally:
@@ -185,6 +182,7 @@ def register_main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"flux-review: cannot listen on port {args.port}: {exc}", file=sys.stderr)
         return 1
-    print(f"App {app.get('id')} registered; credentials written to {args.env_file}.",
-          file=sys.stderr)
+    print(
+        f"App {app.get('id')} registered; credentials written to {args.env_file}.", file=sys.stderr
+    )
     return 0

@@ -71,4 +71,3 @@ class ShutdownPlan:
             # has closed, so a body still arriving then is answered 503 at once.
             webhooks=min(settings.webhook_read_timeout, grace - _AIOHTTP_ROUNDING),
         )
-

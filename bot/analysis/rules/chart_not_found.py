@@ -44,7 +44,8 @@ def check(ctx: Context) -> Iterator[Finding]:
     for request, close, deployed in _missing(repo, registries):
         example_chart, example_ref = next(iter(sorted(deployed.items())))
         hint = (
-            f" The closest in-repository charts: {', '.join(close)}." if close
+            f" The closest in-repository charts: {', '.join(close)}."
+            if close
             else f" In-repository charts deployed from it: {', '.join(sorted(deployed))}."
         )
         yield ctx.finding(
@@ -75,7 +76,8 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         gone = [
             Location(c.path, line, Side.BASE, f"{c.label} was named {c.name} here")
             for c in base.charts
-            if c.name == request.chart and c.path not in head.path_set
+            if c.name == request.chart
+            and c.path not in head.path_set
             and (line := _name_line(base, c)) is not None
         ]
         yield ctx.finding(

@@ -60,9 +60,7 @@ ID = "dangling-reference"
 SEVERITY = Severity.ERROR
 
 
-def _placement(
-    repo: Snapshot, obj: FluxObject
-) -> tuple[str | None, bool]:
+def _placement(repo: Snapshot, obj: FluxObject) -> tuple[str | None, bool]:
     """Where an object ends up: its namespace, or None when kustomize or Flux may rewrite
     it (a kustomization file with `namespace` or a Flux Kustomization with
     `targetNamespace` anywhere on the way from the object's file up to the cluster); and
@@ -233,8 +231,9 @@ def check(ctx: Context) -> Iterator[Finding]:
                 ):
                     # Only an object written with its literal name is looked for in the
                     # cluster: a renamed or substituted one may be any of its builds'.
-                    missing = _missing_in_cluster(placed.get(id(obj.node), []), kind, name,
-                                                  explicit_ns)
+                    missing = _missing_in_cluster(
+                        placed.get(id(obj.node), []), kind, name, explicit_ns
+                    )
                 if missing is not None:
                     cluster, where = missing
                     yield ctx.finding(

@@ -87,8 +87,24 @@ _METADATA: dict[str, Any] = {
 }
 # YAML 1.1 booleans that go-yaml v3 (kustomize) reads as strings: their type is unsure.
 _YAML11_BOOLS = frozenset(
-    {"yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y",
-     "n", "N"}
+    {
+        "yes",
+        "Yes",
+        "YES",
+        "no",
+        "No",
+        "NO",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "OFF",
+        "y",
+        "Y",
+        "n",
+        "N",
+    }
 )
 
 
@@ -362,14 +378,14 @@ def _api_problem(target: _Target, version: FluxVersion) -> str | None:
     if history and history[0].minor > release.minor:
         when = f"it was added in Flux {history[0].label}; this cluster runs {release.label}"
     elif history:
-        removed = next(
-            (r for r in fluxschemas.releases() if r.minor > history[-1].minor), None
-        )
+        removed = next((r for r in fluxschemas.releases() if r.minor > history[-1].minor), None)
         when = f"it was removed in Flux {removed.label}" if removed else "it is not served"
     else:
         when = "no Flux release serves it"
-    hint = _served_hint(target, version) if "removed" in when else (
-        f"; use {group}/{served[-1]}" if served else ""
+    hint = (
+        _served_hint(target, version)
+        if "removed" in when
+        else (f"; use {group}/{served[-1]}" if served else "")
     )
     return (
         f"`{target.api}` {target.kind} is not served by {version.describe()}: {when}{hint}. "
@@ -388,8 +404,9 @@ def _error_findings(
     meant: set[tuple[Path, str]] = set()
     for error in errors:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            known = list(error.schema.get("properties", {})) if isinstance(
-                error.schema, dict) else []
+            known = (
+                list(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+            )
             for key in error.instance:
                 guess = _guess(key, known) if key not in known else None
                 if guess:
@@ -449,9 +466,7 @@ def _error_findings(
             )
         elif kind == "enum":
             allowed = ", ".join(str(v) for v in list(error.validator_value))  # type: ignore[arg-type]
-            message = (
-                f"`{_dotted(path)}` is {error.instance!r}; {where} accepts one of: {allowed}."
-            )
+            message = f"`{_dotted(path)}` is {error.instance!r}; {where} accepts one of: {allowed}."
         elif kind == "pattern":
             message = (
                 f"`{_dotted(path)}` {error.instance!r} does not match the pattern "
@@ -495,9 +510,7 @@ def _first_serving(target: _Target) -> fluxschemas.FluxRelease | None:
 
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    targets = [
-        t for t in _targets(repo) if _known_kind(t.api.partition("/")[0], t.kind)
-    ]
+    targets = [t for t in _targets(repo) if _known_kind(t.api.partition("/")[0], t.kind)]
     # A working repository only uses apiVersions its clusters serve: when nothing says
     # which Flux a cluster runs, the newest release that first served an apiVersion used
     # beside this object (same file, or applied by the same Flux Kustomization, so on
@@ -506,8 +519,8 @@ def check(ctx: Context) -> Iterator[Finding]:
     for t in targets:
         if t.path not in appliers:
             appliers[t.path] = frozenset(
-                {t.path} | {o.path + "#" + o.name for o in repo.flux_kustomizations_applying(
-                    t.path)}
+                {t.path}
+                | {o.path + "#" + o.name for o in repo.flux_kustomizations_applying(t.path)}
             )
     firsts = [(appliers[t.path], _first_serving(t)) for t in targets if not t.patch]
 

@@ -60,9 +60,7 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         directory = posixpath.dirname(path)
         if ctx.head.kustomization_in(directory) is not None:
             continue  # replaced by another spelling (`kustomization.yml`, `Kustomization`)
-        roots = [
-            r for r in change.consumers.before.get(path, ()) if r.reader in _ENTRY_READERS
-        ]
+        roots = [r for r in change.consumers.before.get(path, ()) if r.reader in _ENTRY_READERS]
         if not roots:
             continue
         head_roots = [
@@ -88,9 +86,7 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             if newly
             else "no file is added to the build"
         )
-        settings = (
-            f"; what it set for the whole build is lost: {', '.join(lost)}" if lost else ""
-        )
+        settings = f"; what it set for the whole build is lost: {', '.join(lost)}" if lost else ""
         related = [
             Location(consumer.source, consumer.line, message="the Flux path that applies it")
             for _, consumer in head_roots

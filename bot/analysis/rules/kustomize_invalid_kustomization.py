@@ -42,15 +42,40 @@ ID = "kustomize-invalid-kustomization"
 SEVERITY = Severity.ERROR
 
 # Field types of kustomize v5.5's api/types (kustomization.go and what it holds).
-S, L, M, B, N, A, MB = "string", "list of strings", "map of strings", "bool", "int", "any", \
-    "map of bools"
-_SELECTOR = {k: S for k in ("group", "version", "kind", "name", "namespace", "labelSelector",
-                            "annotationSelector")}
+S, L, M, B, N, A, MB = (
+    "string",
+    "list of strings",
+    "map of strings",
+    "bool",
+    "int",
+    "any",
+    "map of bools",
+)
+_SELECTOR = {
+    k: S
+    for k in (
+        "group",
+        "version",
+        "kind",
+        "name",
+        "namespace",
+        "labelSelector",
+        "annotationSelector",
+    )
+}
 _PATCH = {"path": S, "patch": S, "target": ("object", _SELECTOR), "options": MB}
 _IMAGE = {k: S for k in ("name", "newName", "tagSuffix", "newTag", "digest")}
 _GEN_OPTIONS = {"labels": M, "annotations": M, "disableNameSuffixHash": B, "immutable": B}
-_GENERATOR = {"namespace": S, "name": S, "behavior": S, "literals": L, "files": L,
-              "envs": L, "env": S, "options": ("object", _GEN_OPTIONS)}
+_GENERATOR = {
+    "namespace": S,
+    "name": S,
+    "behavior": S,
+    "literals": L,
+    "files": L,
+    "envs": L,
+    "env": S,
+    "options": ("object", _GEN_OPTIONS),
+}
 _SCHEMA: dict[str, Any] = {
     "apiVersion": S,
     "kind": S,
@@ -60,8 +85,7 @@ _SCHEMA: dict[str, Any] = {
     "nameSuffix": S,
     "namespace": S,
     "commonLabels": M,
-    "labels": ("objects", {"pairs": M, "includeSelectors": B, "includeTemplates": B,
-                           "fields": A}),
+    "labels": ("objects", {"pairs": M, "includeSelectors": B, "includeTemplates": B, "fields": A}),
     "commonAnnotations": M,
     "patchesStrategicMerge": L,
     "patchesJson6902": ("objects", _PATCH),
@@ -97,14 +121,17 @@ def _go_type(node: ys.Node) -> str:
         return "object"
     if isinstance(node, yaml.SequenceNode):
         return "array"
-    return {"tag:yaml.org,2002:bool": "bool", "tag:yaml.org,2002:int": "number",
-            "tag:yaml.org,2002:float": "number"}.get(node.tag, "string")
+    return {
+        "tag:yaml.org,2002:bool": "bool",
+        "tag:yaml.org,2002:int": "number",
+        "tag:yaml.org,2002:float": "number",
+    }.get(node.tag, "string")
 
 
 def _is_null(node: ys.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and (
-        node.tag == _NULL or (node.style is None and node.value in ("", "~", "null", "Null",
-                                                                      "NULL"))
+        node.tag == _NULL
+        or (node.style is None and node.value in ("", "~", "null", "Null", "NULL"))
     )
 
 
@@ -126,8 +153,9 @@ def _problems(node: ys.Node, schema: dict[str, Any], where: str) -> Iterator[tup
     if _is_null(node):
         return
     if not isinstance(node, yaml.MappingNode):
-        yield ys.line_of(node), (
-            f"{where or 'the kustomization'} must be a mapping, not {_go_type(node)}"
+        yield (
+            ys.line_of(node),
+            (f"{where or 'the kustomization'} must be a mapping, not {_go_type(node)}"),
         )
         return
     for key, key_node, value in ys.pairs(node):
@@ -162,9 +190,12 @@ def _check_value(value: ys.Node, spec: Any, path: str) -> Iterator[tuple[int, st
             return
         for item in value.value:
             if not _string_ok(item):
-                yield ys.line_of(item), (
-                    f"items of `{path}` must be strings, not {_go_type(item)}"
-                    + _quote_hint(item)
+                yield (
+                    ys.line_of(item),
+                    (
+                        f"items of `{path}` must be strings, not {_go_type(item)}"
+                        + _quote_hint(item)
+                    ),
                 )
     elif spec in (M, MB):
         if not isinstance(value, yaml.MappingNode):
@@ -174,9 +205,12 @@ def _check_value(value: ys.Node, spec: Any, path: str) -> Iterator[tuple[int, st
             ok = isinstance(item, yaml.ScalarNode) if spec == MB else _string_ok(item)
             if not ok:
                 kind = "boolean" if spec == MB else "string"
-                yield ys.line_of(item), (
-                    f"`{path}.{key}` must be a {kind}, not {_go_type(item)}"
-                    + ("" if spec == MB else _quote_hint(item))
+                yield (
+                    ys.line_of(item),
+                    (
+                        f"`{path}.{key}` must be a {kind}, not {_go_type(item)}"
+                        + ("" if spec == MB else _quote_hint(item))
+                    ),
                 )
     elif spec[0] == "object":
         if not isinstance(value, yaml.MappingNode):
@@ -191,8 +225,9 @@ def _check_value(value: ys.Node, spec: Any, path: str) -> Iterator[tuple[int, st
             if _is_null(item):
                 continue
             if not isinstance(item, yaml.MappingNode):
-                yield ys.line_of(item), (
-                    f"items of `{path}` must be mappings, not {_go_type(item)}"
+                yield (
+                    ys.line_of(item),
+                    (f"items of `{path}` must be mappings, not {_go_type(item)}"),
                 )
                 continue
             yield from _problems(item, spec[1], f"{path}[{index}]")
@@ -200,7 +235,7 @@ def _check_value(value: ys.Node, spec: Any, path: str) -> Iterator[tuple[int, st
 
 def _quote_hint(node: ys.Node) -> str:
     if isinstance(node, yaml.ScalarNode) and node.tag in _NOT_STRING:
-        return f" (quote it: \"{node.value}\")"
+        return f' (quote it: "{node.value}")'
     return ""
 
 
@@ -217,8 +252,12 @@ def _empty(root: ys.Node | None) -> bool:
             continue
         if _is_null(value):
             continue
-        if found is not None and found[1] == S and isinstance(value, yaml.ScalarNode) \
-                and value.value == "":
+        if (
+            found is not None
+            and found[1] == S
+            and isinstance(value, yaml.ScalarNode)
+            and value.value == ""
+        ):
             continue
         return False
     return True
@@ -227,9 +266,7 @@ def _empty(root: ys.Node | None) -> bool:
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     inv = inventory_of(repo)
-    entries = {
-        fb.build.kfile: fb for fb in inv.flux_builds if fb.build.kfile is not None
-    }
+    entries = {fb.build.kfile: fb for fb in inv.flux_builds if fb.build.kfile is not None}
     for kfile in sorted(inv.applied_kfiles()):
         if repo.problem(kfile) is not None:
             continue
@@ -239,18 +276,21 @@ def check(ctx: Context) -> Iterator[Finding]:
         dropped = (
             f" ({entry.label} reads this file leniently and drops the field, so what "
             "it says does not happen)"
-            if entry is not None else ""
+            if entry is not None
+            else ""
         )
         if _empty(root):
             if entry is not None:
-                tail = (
-                    f"; kustomize-controller builds {entry.label} as nothing"
-                    + (" and prunes everything it applied" if entry.prune else "")
+                tail = f"; kustomize-controller builds {entry.label} as nothing" + (
+                    " and prunes everything it applied" if entry.prune else ""
                 )
             else:
                 tail = ", so the build fails"
             yield ctx.finding(
-                ID, SEVERITY, kfile, 1,
+                ID,
+                SEVERITY,
+                kfile,
+                1,
                 f"{kfile} has no entries: kustomize fails with `kustomization.yaml is "
                 f"empty`{tail}.",
             )
@@ -259,9 +299,13 @@ def check(ctx: Context) -> Iterator[Finding]:
         for line, message in _problems(root, _SCHEMA, ""):
             unknown = message.startswith("unknown field")
             yield ctx.finding(
-                ID, SEVERITY, kfile, line,
+                ID,
+                SEVERITY,
+                kfile,
+                line,
                 f"{message}: kustomize fails with `invalid Kustomization`"
-                + (dropped if unknown else "") + ".",
+                + (dropped if unknown else "")
+                + ".",
             )
         kind = ys.scalar(ys.get(root, "kind"))
         api = ys.scalar(ys.get(root, "apiVersion"))
@@ -269,18 +313,26 @@ def check(ctx: Context) -> Iterator[Finding]:
             node = ys.get(root, "kind")
             assert node is not None
             yield ctx.finding(
-                ID, SEVERITY, kfile, ys.line_of(node),
-                f"kind `{kind}`: kustomize fails with `kind should be Kustomization or "
-                "Component`.",
+                ID,
+                SEVERITY,
+                kfile,
+                ys.line_of(node),
+                f"kind `{kind}`: kustomize fails with `kind should be Kustomization or Component`.",
             )
         elif api:
-            wanted = ("kustomize.config.k8s.io/v1alpha1" if kind == "Component"
-                      else "kustomize.config.k8s.io/v1beta1")
+            wanted = (
+                "kustomize.config.k8s.io/v1alpha1"
+                if kind == "Component"
+                else "kustomize.config.k8s.io/v1beta1"
+            )
             if api != wanted:
                 node = ys.get(root, "apiVersion")
                 assert node is not None
                 yield ctx.finding(
-                    ID, SEVERITY, kfile, ys.line_of(node),
+                    ID,
+                    SEVERITY,
+                    kfile,
+                    ys.line_of(node),
                     f"apiVersion `{api}` with kind {kind or 'Kustomization'}: kustomize "
                     f"fails with `apiVersion for {kind or 'Kustomization'} should be "
                     f"{wanted}`.",

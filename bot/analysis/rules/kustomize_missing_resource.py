@@ -212,8 +212,10 @@ def check(ctx: Context) -> Iterator[Finding]:
                 "or Flux's default ignore rules: kustomize-controller fails with "
                 "`kustomization path not found`.",
             )
-        elif directory and not repo.is_dir(directory) and (
-            (submodule := repo.submodule_of(directory)) is not None
+        elif (
+            directory
+            and not repo.is_dir(directory)
+            and ((submodule := repo.submodule_of(directory)) is not None)
         ):
             if repo.fetches_submodules is False and _inside(directory, submodule):
                 yield ctx.finding(

@@ -62,7 +62,9 @@ _PULL_NAME = re.compile(r"pull|regcred|registry|docker|ghcr|gcr|ecr|quay|harbor|
 # Values keys of charts that create their own pull secret from credentials.
 _CREDENTIALS = re.compile(
     r"^(imageCredentials|registryCredentials|dockerconfigjson|createPullSecret|"
-    r"createImagePullSecret|password|registrySecret)$", re.I)
+    r"createImagePullSecret|password|registrySecret)$",
+    re.I,
+)
 _REFLECTOR = "reflector.v1.k8s.emberstack.com/"
 _REPLICATOR = "replicator.v1.mittwald.de/"
 _ANY = "*"
@@ -109,7 +111,8 @@ def _copies(secrets: _Secrets, meta: ys.Node | None, name: str | None, pull: boo
     targets: list[str] = []
     if notes.get(_REFLECTOR + "reflection-auto-enabled", "").lower() == "true":
         listed = notes.get(_REFLECTOR + "reflection-auto-namespaces") or notes.get(
-            _REFLECTOR + "reflection-allowed-namespaces", "")
+            _REFLECTOR + "reflection-allowed-namespaces", ""
+        )
         targets += [t.strip() for t in listed.split(",")] if listed.strip() else [_ANY]
     if notes.get(_REPLICATOR + "replicate-to"):
         targets += [t.strip() for t in notes[_REPLICATOR + "replicate-to"].split(",")]
@@ -136,11 +139,15 @@ def _collect(repo: Snapshot, cluster: Cluster, external: tuple[object, ...]) -> 
             continue
         if i.kind == "Secret" and i.group == "":
             # The type and the copying annotations are all that is read of a Secret.
-            node = obj.node(repo) if (
-                _holds(repo, obj.path, b"kubernetes.io/docker")
-                or _holds(repo, obj.path, _REFLECTOR.encode())
-                or _holds(repo, obj.path, _REPLICATOR.encode())
-            ) else None
+            node = (
+                obj.node(repo)
+                if (
+                    _holds(repo, obj.path, b"kubernetes.io/docker")
+                    or _holds(repo, obj.path, _REFLECTOR.encode())
+                    or _holds(repo, obj.path, _REPLICATOR.encode())
+                )
+                else None
+            )
             stype = ys.scalar(ys.get(node, "type"))
             secrets.add(ns, i.name, _pull_like(i.name, stype))
             _copies(secrets, ys.get(node, "metadata"), i.name, _pull_like(i.name, stype))
@@ -152,16 +159,24 @@ def _collect(repo: Snapshot, cluster: Cluster, external: tuple[object, ...]) -> 
             secrets.add(ns, name, pull)
             _copies(secrets, ys.get(template, "metadata"), name, pull)
             _copies(secrets, ys.get(node, "metadata"), name, pull)
-        elif i.kind in ("ExternalSecret", "ClusterExternalSecret") and \
-                i.group == "external-secrets.io":
+        elif (
+            i.kind in ("ExternalSecret", "ClusterExternalSecret")
+            and i.group == "external-secrets.io"
+        ):
             node = obj.node(repo)
             spec = ys.get(node, "spec")
             if i.kind == "ClusterExternalSecret":
                 spec = ys.get(spec, "externalSecretSpec")
             target = ys.get(spec, "target")
-            name = ys.scalar(ys.get(target, "name")) or (
-                ys.scalar(ys.get(node, "spec", "externalSecretName"))
-                if i.kind == "ClusterExternalSecret" else None) or i.name
+            name = (
+                ys.scalar(ys.get(target, "name"))
+                or (
+                    ys.scalar(ys.get(node, "spec", "externalSecretName"))
+                    if i.kind == "ClusterExternalSecret"
+                    else None
+                )
+                or i.name
+            )
             template = ys.get(target, "template")
             pull = _pull_like(name, ys.scalar(ys.get(template, "type")))
             secrets.add(_ANY if i.kind == "ClusterExternalSecret" else ns, name, pull)
@@ -191,8 +206,11 @@ def _external(entry: object) -> tuple[str | None, str | None, str | None]:
         if len(parts) == 2:
             return parts[0], None, parts[1]
         return None, None, None
-    return (getattr(entry, "kind", None), getattr(entry, "namespace", None),
-            getattr(entry, "name", None))
+    return (
+        getattr(entry, "kind", None),
+        getattr(entry, "namespace", None),
+        getattr(entry, "name", None),
+    )
 
 
 @dataclass(frozen=True)
@@ -255,14 +273,14 @@ def _references(repo: Snapshot, cluster: Cluster) -> Iterator[_Ref]:
             continue
         spec_path = _POD_SPEC.get((i.group, i.kind))
         needle = b"secretRef" if i.kind in _SOURCES else b"imagePullSecrets"
-        if (spec_path is not None or i.kind in _SOURCES) and \
-                not _holds(repo, obj.path, needle):
+        if (spec_path is not None or i.kind in _SOURCES) and not _holds(repo, obj.path, needle):
             continue
         if spec_path is not None:
             node = obj.node(repo)
             pod = ys.get(node, *spec_path) if spec_path else node
-            yield from _pull_refs(ys.get(pod, "imagePullSecrets"), obj,
-                                  f"`imagePullSecrets` of {i}", False)
+            yield from _pull_refs(
+                ys.get(pod, "imagePullSecrets"), obj, f"`imagePullSecrets` of {i}", False
+            )
         elif i.group == "source.toolkit.fluxcd.io" and i.kind in _SOURCES:
             if i.name == BOOTSTRAP_NAME or i.namespace is None:
                 continue
@@ -272,10 +290,18 @@ def _references(repo: Snapshot, cluster: Cluster) -> Iterator[_Ref]:
             if name_node is None or not _literal(name) or name == BOOTSTRAP_NAME:
                 continue
             assert name is not None
-            yield _Ref(i.namespace, name, obj.path, ys.line_of(name_node),
-                       f"`spec.secretRef` of {i}", i.kind == "OCIRepository" or (
-                           i.kind == "HelmRepository"
-                           and ys.scalar(ys.get(node, "spec", "type")) == "oci"), False)
+            yield _Ref(
+                i.namespace,
+                name,
+                obj.path,
+                ys.line_of(name_node),
+                f"`spec.secretRef` of {i}",
+                i.kind == "OCIRepository"
+                or (
+                    i.kind == "HelmRepository" and ys.scalar(ys.get(node, "spec", "type")) == "oci"
+                ),
+                False,
+            )
         elif i.group == "helm.toolkit.fluxcd.io" and i.kind == "HelmRelease":
             yield from _release_refs(repo, obj, charts)
 
@@ -292,22 +318,25 @@ def _release_refs(
     if not target or "${" in target:
         return
     release = f"HelmRelease {i.namespace}/{i.name}"
-    placed = Applied(ObjectId(i.group, i.version, i.kind, target, i.name),
-                     obj.path, obj.line, obj.doc_index)
+    placed = Applied(
+        ObjectId(i.group, i.version, i.kind, target, i.name), obj.path, obj.line, obj.doc_index
+    )
     lists, credentials = _values_pull_secrets(ys.get(spec, "values"))
     if credentials:
         return
     for node_list in lists:
-        yield from _pull_refs(node_list, placed,
-                              f"`imagePullSecrets` in the values of {release}", True)
+        yield from _pull_refs(
+            node_list, placed, f"`imagePullSecrets` in the values of {release}", True
+        )
     chart = _in_repo_chart(repo, spec)
     if chart is None:
         return
     if chart.directory not in charts:
         templates = _templates(repo, chart)
         # A chart that makes Secrets itself may make this one.
-        charts[chart.directory] = templates, any(
-            re.search(rb"^kind:\s*Secret\b", repo.data(p) or b"", re.M) for p in templates
+        charts[chart.directory] = (
+            templates,
+            any(re.search(rb"^kind:\s*Secret\b", repo.data(p) or b"", re.M) for p in templates),
         )
     templates, makes_secrets = charts[chart.directory]
     if not lists:
@@ -317,19 +346,29 @@ def _release_refs(
         if chart_credentials:
             return
         for node_list in found:
-            for ref in _pull_refs(node_list, Applied(placed.id, values, 1, -1),
-                                  f"`imagePullSecrets` in {values} of the chart {release} "
-                                  "installs", True):
-                yield _Ref(ref.namespace, ref.name, ref.path, ref.line, ref.what, True,
-                           makes_secrets)
+            for ref in _pull_refs(
+                node_list,
+                Applied(placed.id, values, 1, -1),
+                f"`imagePullSecrets` in {values} of the chart {release} installs",
+                True,
+            ):
+                yield _Ref(
+                    ref.namespace, ref.name, ref.path, ref.line, ref.what, True, makes_secrets
+                )
     for path in templates:
         if not _holds(repo, path, b"imagePullSecrets"):
             continue
         for named in secrets_mod.references_in_template(path, repo.text(path) or ""):
             if named.field == "imagePullSecrets":
-                yield _Ref(target, named.name, path, named.line,
-                           f"`imagePullSecrets` in the template {path} of the chart "
-                           f"{release} installs", True, makes_secrets)
+                yield _Ref(
+                    target,
+                    named.name,
+                    path,
+                    named.line,
+                    f"`imagePullSecrets` in the template {path} of the chart {release} installs",
+                    True,
+                    makes_secrets,
+                )
 
 
 def _templates(repo: Snapshot, chart: Chart) -> list[str]:
@@ -394,17 +433,22 @@ def check(ctx: Context) -> Iterator[Finding]:
                 continue  # this cluster keeps no pull secret in git: they are made by hand
             if not ref.pull and not secrets.by_ns.get(ref.namespace) and not secrets.anywhere:
                 continue
-            candidates = secrets.pull_names(ref.namespace) if ref.pull else sorted(
-                secrets.by_ns.get(ref.namespace, {}))
-            close = difflib.get_close_matches(ref.name, candidates, n=1, cutoff=0.6) or [
-                c for c in candidates if c in ref.name or ref.name in c][:1]
+            candidates = (
+                secrets.pull_names(ref.namespace)
+                if ref.pull
+                else sorted(secrets.by_ns.get(ref.namespace, {}))
+            )
+            close = (
+                difflib.get_close_matches(ref.name, candidates, n=1, cutoff=0.6)
+                or [c for c in candidates if c in ref.name or ref.name in c][:1]
+            )
             elsewhere = ""
             if not close and ref.pull:
                 close = difflib.get_close_matches(
-                    ref.name, secrets.pull_names(None), n=1, cutoff=0.6)
+                    ref.name, secrets.pull_names(None), n=1, cutoff=0.6
+                )
                 if close:
-                    where = sorted(ns for ns, names in secrets.by_ns.items()
-                                   if close[0] in names)
+                    where = sorted(ns for ns, names in secrets.by_ns.items() if close[0] in names)
                     elsewhere = f" (defined in namespace {', '.join(where)})" if where else ""
             if (ref.helm or ref.namespace in helm_ns) and not close:
                 continue  # a chart installed here may make it
@@ -416,7 +460,10 @@ def check(ctx: Context) -> Iterator[Finding]:
             )
             reported.add((ref.path, ref.line))
             yield ctx.finding(
-                ID, SEVERITY, ref.path, ref.line,
+                ID,
+                SEVERITY,
+                ref.path,
+                ref.line,
                 f"{ref.what} names Secret {ref.name}, which nothing that cluster "
                 f"{cluster.name} applies defines in namespace {ref.namespace}: {effect}."
                 f"{hint}",

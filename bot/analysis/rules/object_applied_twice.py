@@ -43,7 +43,8 @@ def check(ctx: Context) -> Iterator[Finding]:
             if other_fb is fb:
                 continue  # the same build twice is kustomize-duplicate-resource's
             where = (
-                "from the same file" if (other.path, other.line) == (obj.path, obj.line)
+                "from the same file"
+                if (other.path, other.line) == (obj.path, obj.line)
                 else f"from {other.path}:{other.line}"
             )
             message = (

@@ -79,10 +79,11 @@ def references(value: str) -> list[Ref]:
         default = None
         for op in _DEFAULT_OPS:
             if rest.startswith(op):
-                default = rest[len(op):]
+                default = rest[len(op) :]
                 break
-        found.append(Ref(name[1], default, m[0][len(m[1]) - 1:], m.start() + len(m[1]) - 1,
-                         m.end()))
+        found.append(
+            Ref(name[1], default, m[0][len(m[1]) - 1 :], m.start() + len(m[1]) - 1, m.end())
+        )
     return found
 
 
@@ -91,7 +92,7 @@ def substituted(value: str, known: dict[str, str]) -> str:
     out = []
     pos = 0
     for ref in references(value):
-        out.append(value[pos:ref.start])
+        out.append(value[pos : ref.start])
         out.append(known.get(ref.name, ref.default if ref.default is not None else ""))
         pos = ref.end
     out.append(value[pos:])
@@ -107,9 +108,9 @@ class _Vars:
     complete: bool = True  # False: a source outside the repository may define more
 
 
-def _source_keys(repo: Snapshot, kind: str, name: str, namespace: str | None) -> (
-    dict[str, str] | None
-):
+def _source_keys(
+    repo: Snapshot, kind: str, name: str, namespace: str | None
+) -> dict[str, str] | None:
     for obj_path in _candidate_files(repo, name):
         for doc in repo.documents(obj_path):
             if ys.scalar(ys.get(doc, "kind")) != kind:
@@ -232,9 +233,7 @@ def _may_report(text: str, owners: list[_Vars]) -> bool:
             # Left as written: only in an image or a name does it break.
             if any(_IMAGE_OR_NAME.search(line) and "${" in line for line in text.splitlines()):
                 return True
-        elif found.complete and any(
-            r.default is None and r.name not in found.values for r in refs
-        ):
+        elif found.complete and any(r.default is None and r.name not in found.values for r in refs):
             return True
     return False
 
@@ -244,9 +243,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     cache: dict[int, _Vars] = {}
     gate_off: bool | None = None
     for path in repo.paths:
-        if not path.endswith((".yaml", ".yml")) or path.rsplit("/", 1)[-1] in (
-            KUSTOMIZATION_FILES
-        ):
+        if not path.endswith((".yaml", ".yml")) or path.rsplit("/", 1)[-1] in (KUSTOMIZATION_FILES):
             continue
         data = repo.data(path)
         if not data or b"${" not in data or not repo.raw_consumers(path):
@@ -271,8 +268,11 @@ def check(ctx: Context) -> Iterator[Finding]:
             strict = controller >= _STRICT_FROM
         if strict:
             if gate_off is None:
-                gate_off = any(_GATE_OFF.search(repo.data(p) or b"") for p in repo.paths
-                               if p.endswith((".yaml", ".yml")) and "flux" in p)
+                gate_off = any(
+                    _GATE_OFF.search(repo.data(p) or b"")
+                    for p in repo.paths
+                    if p.endswith((".yaml", ".yml")) and "flux" in p
+                )
             strict = not gate_off
         reported: set[tuple[int, str]] = set()
         for doc in repo.documents(path):
@@ -349,9 +349,11 @@ def _message(
                 f"`{becomes}`, which is not a valid reference ({reason}): Pods fail with "
                 f"InvalidImageName. {later}"
             )
-    shown = becomes if "\n" not in becomes else becomes.splitlines()[
-        use.value[: use.ref.start].count("\n")
-    ]
+    shown = (
+        becomes
+        if "\n" not in becomes
+        else becomes.splitlines()[use.value[: use.ref.start].count("\n")]
+    )
     return Severity.WARNING, (
         f"{undefined}: Flux replaces it with an empty string, so this becomes `{shown}`. "
         f"{later} {fix}"

@@ -67,8 +67,10 @@ def _removed_entries(ctx: ChangeContext, path: str) -> list[Location]:
             continue
         for entry in k.entries:
             t = entry.target
-            if t is not None and (path == t or path.startswith(t + "/")) and ctx.change.touched(
-                Location(kfile, entry.line, Side.BASE)
+            if (
+                t is not None
+                and (path == t or path.startswith(t + "/"))
+                and ctx.change.touched(Location(kfile, entry.line, Side.BASE))
             ):
                 found.append(
                     Location(kfile, entry.line, Side.BASE, "the entry this change removes")
@@ -99,16 +101,24 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             if fb.owner is not None and ctx.change.touched(
                 Location(fb.owner.path, fb.owner.line, Side.BASE)
             ):
-                causes.append(Location(fb.owner.path, fb.owner.line, Side.BASE,
-                                       "the Flux Kustomization this change edits or deletes"))
+                causes.append(
+                    Location(
+                        fb.owner.path,
+                        fb.owner.line,
+                        Side.BASE,
+                        "the Flux Kustomization this change edits or deletes",
+                    )
+                )
             for applied in fb.build.objects:
                 i: ObjectId = applied.id
                 if i.templated or i.key() in still or _prune_disabled(ctx.base, applied):
                     continue
                 loses = _LOSES.get((i.group, i.kind))
                 severity = Severity.WARNING if loses is not None else Severity.NOTICE
-                what = f"Flux deletes it from the cluster {loses}" if loses else (
-                    "Flux deletes it from the cluster"
+                what = (
+                    f"Flux deletes it from the cluster {loses}"
+                    if loses
+                    else ("Flux deletes it from the cluster")
                 )
                 yield ctx.finding(
                     ID,

@@ -69,9 +69,7 @@ def parsed_paths(ctx: Context) -> Iterator[tuple[str, str, bool]]:
         elif raw:
             # Also a chart's Chart.yaml or values.yaml under a Flux Kustomization's
             # spec.path: Flux applies them as manifests, which they are not.
-            objects = any(
-                c.reader.is_flux_root or _is_resource(ctx, path, c.source) for c in raw
-            )
+            objects = any(c.reader.is_flux_root or _is_resource(ctx, path, c.source) for c in raw)
             yield path, repo.describe(raw), objects
 
 

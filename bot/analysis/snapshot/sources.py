@@ -77,18 +77,18 @@ class SourcesIndex(FluxIndex):
         `spec.recurseSubmodules: true` on its GitRepository. None when no GitRepository
         here is known to be this repository."""
         own = [
-            s for s in self.objects_of("GitRepository")
-            if s.name == BOOTSTRAP_NAME or (
-                normalize_git_url(ys.scalar(ys.get(s.node, "spec", "url")) or "")
-                in self.own_urls
+            s
+            for s in self.objects_of("GitRepository")
+            if s.name == BOOTSTRAP_NAME
+            or (
+                normalize_git_url(ys.scalar(ys.get(s.node, "spec", "url")) or "") in self.own_urls
                 and self.same_revision(s)
             )
         ]
         if not own:
             return None
         return any(
-            ys.scalar(ys.get(s.node, "spec", "recurseSubmodules")) in _YAML_TRUE
-            for s in own
+            ys.scalar(ys.get(s.node, "spec", "recurseSubmodules")) in _YAML_TRUE for s in own
         )
 
     @cached_property
