@@ -185,7 +185,11 @@ class Job:
 
 
 def job_queue(
-    client: aioredis.Redis, prefix: str, handler: Any = None, workers: int = 1
+    client: aioredis.Redis,
+    prefix: str,
+    handler: Any = None,
+    workers: int = 1,
+    maxsize: int = 100,
 ) -> RedisQueue[Job]:
     return RedisQueue(
         client,
@@ -195,6 +199,7 @@ def job_queue(
             **dict(zip(("key", "delivery_id", "revision", "force"), json.loads(t), strict=True))
         ),
         workers=workers,
+        maxsize=maxsize,
         prefix=prefix,
         lease=1.0,
         poll=0.1,
@@ -240,6 +245,55 @@ async def test_a_burst_of_pushes_is_one_running_review_and_one_of_the_newest_hea
         assert forced.value == "queued"
     finally:
         await worker.close(1.0)
+
+
+async def evalsha_calls(client: aioredis.Redis) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_a_burst_of_deliveries_is_accepted_in_a_few_round_trips_each_answered_alone(
+    rds: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    web = job_queue(rds, redis_server.prefix, maxsize=250)
+    await web.accept("warm-up", [])  # the script is loaded once, outside the count
+    before = await evalsha_calls(rds)
+
+    def jobs(n: int) -> list[Job]:
+        return [Job(key=f"pr{n}", delivery_id=f"d{n}", revision="a")]
+
+    # 300 deliveries at once: 200 PRs, 40 of them pushed twice (the newer replaces the
+    # older), 30 redelivered with the same id, and 30 more PRs than the queue takes.
+    calls = [web.accept(f"d{n}", jobs(n)) for n in range(200)]
+    calls += [
+        web.accept(f"e{n}", [Job(key=f"pr{n}", delivery_id=f"e{n}", revision="b")])
+        for n in range(40)
+    ]
+    calls += [web.accept(f"d{n}", jobs(n)) for n in range(30)]
+    calls += [web.accept(f"d{n}", jobs(n)) for n in range(250, 280)]
+    answers = await asyncio.gather(*calls, return_exceptions=True)
+
+    def outcome(answer: Any) -> Any:
+        if isinstance(answer, Exception):
+            return type(answer).__name__
+        return None if answer is None else [a.value for a in answer]
+
+    got = [outcome(a) for a in answers]
+    assert got[:200] == [["queued"]] * 200
+    assert got[200:240] == [["replaced"]] * 40
+    assert got[240:270] == [None] * 30  # the same delivery id: accepted once
+    # 200 jobs pending, room for 50: the last 30 PRs fit; the queue's bound holds.
+    assert got[270:] == [["queued"]] * 30
+    assert await rds.hlen(f"{redis_server.prefix}:jobs") == 230
+    pending = json.loads(await rds.hget(f"{redis_server.prefix}:jobs", "pr7"))
+    assert json.loads(pending["job"])[2] == "b"  # the newest head waits
+    # Deliveries waiting for Redis went together: a handful of script calls, not 300.
+    assert await evalsha_calls(rds) - before <= 300 // 100 + 2
+    over = await asyncio.gather(
+        *(web.accept(f"f{n}", jobs(1000 + n)) for n in range(30)), return_exceptions=True
+    )
+    assert [outcome(a) for a in over].count("QueueFull") == 10
+    await web.close(1.0)
 
 
 async def test_a_killed_workers_job_runs_again_with_its_check_runs(

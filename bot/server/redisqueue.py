@@ -94,23 +94,37 @@ return submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
 """
 )
 
-# A webhook delivery: its id claimed and all its jobs queued, or nothing at all.
+# Webhook deliveries, each in one step: its id claimed and all its jobs queued, or nothing
+# at all. Several at once, so that a burst of deliveries costs a few round trips to Redis,
+# not one each. KEYS: jobs, ready, active, wake, then each delivery's id key. ARGV: maxsize,
+# now, then for each delivery how long its id is kept, its number of jobs, 5 values a job.
 _ACCEPT = (
     _SUBMIT_ONE
     + """
-local jobs, ready, active, wake, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local maxsize, now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('EXISTS', seen) == 1 then return {'seen'} end
-local n = (#ARGV - 3) / 5
-if n > 0 and redis.call('HLEN', jobs) + n > maxsize then return {'full'} end
-local out = {}
-for i = 0, n - 1 do
-  local b = 4 + i * 5
-  out[#out + 1] = submit_one(jobs, ready, active, wake, ARGV[b], ARGV[b + 1], ARGV[b + 2],
-    ARGV[b + 3] == '1', now, ARGV[b + 4])
+local jobs, ready, active, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local maxsize, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+local answers = {}
+local a = 3
+for d = 5, #KEYS do
+  local seen, ttl, n = KEYS[d], tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local first = a + 2
+  a = first + n * 5
+  if redis.call('EXISTS', seen) == 1 then
+    answers[#answers + 1] = {'seen'}
+  elseif n > 0 and redis.call('HLEN', jobs) + n > maxsize then
+    answers[#answers + 1] = {'full'}
+  else
+    local out = {}
+    for i = 0, n - 1 do
+      local b = first + i * 5
+      out[#out + 1] = submit_one(jobs, ready, active, wake, ARGV[b], ARGV[b + 1],
+        ARGV[b + 2], ARGV[b + 3] == '1', now, ARGV[b + 4])
+    end
+    redis.call('SET', seen, 'accepted', 'EX', ttl)
+    answers[#answers + 1] = out
+  end
 end
-redis.call('SET', seen, 'accepted', 'EX', ttl)
-return out
+return answers
 """
 )
 
@@ -265,6 +279,11 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+# Deliveries per script call: enough to take a burst in a few calls, few enough that one
+# call keeps Redis (single-threaded) busy for a millisecond or so.
+_ACCEPT_BATCH = 100
+
+
 class RedisQueue(Generic[J]):
     """A JobQueue on Redis; `workers=0` only submits (a web process)."""
 
@@ -310,6 +329,8 @@ class RedisQueue(Generic[J]):
         self._complete = client.register_script(_COMPLETE)
         self._sweep = client.register_script(_SWEEP)
         self._claim_once = client.register_script(_CLAIM_ONCE)
+        self._accepting: list[tuple[str, list[Any], asyncio.Future[list[Any]]]] = []
+        self._accepter: asyncio.Task[None] | None = None
 
     def set_handler(self, handler: ClaimedHandler[J]) -> None:
         self._handler = handler
@@ -390,10 +411,14 @@ class RedisQueue(Generic[J]):
     ) -> list[Submitted] | None:
         """A webhook delivery, in one step: None when its id was accepted before (GitHub's
         Redeliver keeps it; one delivery may reach two replicas), else its jobs queued, all
-        or none, and the id kept for `ttl` seconds. One round trip to Redis."""
+        or none, and the id kept for `ttl` seconds.
+
+        Deliveries that arrive while a call to Redis is under way go together in the next
+        one (one script, one round trip): under a burst the web process spends its time
+        answering webhooks, not waiting for Redis one delivery at a time."""
         if self._closed:
             raise QueueClosed("the queue is shutting down")
-        args: list[Any] = [self._maxsize, self._now_ms(), int(ttl)]
+        args: list[Any] = [int(ttl), len(jobs)]
         for job in jobs:
             args += [
                 job.key,
@@ -402,25 +427,51 @@ class RedisQueue(Generic[J]):
                 "1" if job.force else "0",
                 self._recent_key(job),
             ]
-        try:
-            answer = await self._accept(
-                keys=[
-                    self.k("jobs"),
-                    self.k("ready"),
-                    self.k("active"),
-                    self.k("wake"),
-                    self.k(f"delivery:{delivery}"),
-                ],
-                args=args,
-            )
-        except (RedisError, OSError) as exc:
-            raise QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})") from exc
-        outcomes = [a.decode() if isinstance(a, bytes) else str(a) for a in answer]
+        answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._accepting.append((self.k(f"delivery:{delivery}"), args, answer))
+        if self._accepter is None or self._accepter.done():
+            self._accepter = asyncio.create_task(self._accept_all(), name="flux-review-accept")
+        outcomes = [a.decode() if isinstance(a, bytes) else str(a) for a in await answer]
         if outcomes == ["seen"]:
             return None
         if outcomes == ["full"]:
             raise QueueFull(f"{self._maxsize} jobs pending")
         return [Submitted(o) for o in outcomes]
+
+    async def _accept_all(self) -> None:
+        while self._accepting:
+            batch = [a for a in self._accepting[:_ACCEPT_BATCH] if not a[2].done()]
+            del self._accepting[:_ACCEPT_BATCH]
+            if not batch:
+                continue  # their requests were cancelled
+            args: list[Any] = [self._maxsize, self._now_ms()]
+            for _seen, delivery_args, _future in batch:
+                args += delivery_args
+            try:
+                answers = await self._accept(
+                    keys=[
+                        self.k("jobs"),
+                        self.k("ready"),
+                        self.k("active"),
+                        self.k("wake"),
+                        *(seen for seen, _args, _future in batch),
+                    ],
+                    args=args,
+                )
+            except (RedisError, OSError) as exc:
+                error = QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})")
+                for _seen, _args, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            except BaseException as exc:
+                for _seen, _args, future in batch:
+                    if not future.done():
+                        future.set_exception(QueueUnavailable(f"queueing failed: {exc!r}"))
+                raise
+            for (_seen, _args, future), delivery_answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(list(delivery_answer))
 
     async def close(self, grace: float, *, cancel_wait: float | None = None) -> list[J]:
         """Take no more work; give running jobs `grace` seconds, then cancel them (each

@@ -6,9 +6,10 @@ exactly what the App sees, byte for byte, including git's own diff quirks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 # Fixed identity and dates make commit SHAs reproducible between runs of the same test, which
@@ -36,6 +37,7 @@ class GitRepo:
         self.path = Path(path)
         self.default_branch = default_branch
         self._tick = 0
+        self._resolved: dict[str, str] | None = None
         if init:
             self.path.mkdir(parents=True, exist_ok=True)
             self.git("init", "--quiet", f"--initial-branch={default_branch}")
@@ -146,7 +148,27 @@ class GitRepo:
         return self.rev_parse("HEAD")
 
     def rev_parse(self, ref: str) -> str:
+        if self._resolved is not None:
+            if ref not in self._resolved:
+                self._resolved[ref] = self.git(
+                    "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"
+                )
+            return self._resolved[ref]
         return self.git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+    @contextlib.contextmanager
+    def resolving_once(self) -> Iterator[None]:
+        """Within the block (code that does not await, so no ref moves), each ref is
+        resolved once: a check run on a branch with hundreds of open PRs names every one
+        of them, with its head and base."""
+        if self._resolved is not None:
+            yield
+            return
+        self._resolved = {}
+        try:
+            yield
+        finally:
+            self._resolved = None
 
     def resolve(self, ref: str) -> str | None:
         """Full SHA of a branch, tag, ``refs/...`` name or (abbreviated) SHA, else None."""

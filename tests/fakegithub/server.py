@@ -1093,6 +1093,10 @@ class FakeGitHub:
         }
 
     def check_run_json(self, run: CheckRun) -> dict[str, Any]:
+        with self.git.resolving_once():
+            return self._check_run_json(run)
+
+    def _check_run_json(self, run: CheckRun) -> dict[str, Any]:
         url = f"{self.api_repo_url}/check-runs/{run.id}"
         html = f"{self.html_repo_url}/runs/{run.id}"
         return {

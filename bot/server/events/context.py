@@ -20,14 +20,16 @@ class EventContext:
     submit: Callable[[AnyJob], Awaitable[Submitted]]
     log: Log
     app_id: int
-    # What the handlers did with the delivery, for the response and the metrics.
+    # What the handlers queued and what became of it, for the log, the response and the
+    # metrics (with Redis, the outcomes are known only once the delivery is accepted).
+    jobs: list[AnyJob] = field(default_factory=list)
     outcomes: list[Submitted] = field(default_factory=list)
 
     async def enqueue(self, job: AnyJob) -> None:
         """Queue a job; QueueFull propagates so the webhook can answer 503."""
         outcome = await self.submit(job)
+        self.jobs.append(job)
         self.outcomes.append(outcome)
-        self.log.info("%s %s (%s)", type(job).__name__, outcome.value, job.key)
 
 
 def installation_id(data: Mapping[str, Any]) -> int | None:
