@@ -300,6 +300,37 @@ async def test_tarball_redirect_does_not_carry_the_token_to_another_host(h: Harn
     assert len(h.fake.requests_to("GET", r"/tarball/")) == 1
 
 
+async def test_cached_commits_hold_each_distinct_content_once(h: Harness) -> None:
+    git = h.fake.git
+    shared = "".join(f"key{n}: {'x' * 60}\n" for n in range(2000))  # ~130 kB
+    git.commit("big", {"apps/big.yaml": shared, "apps/copy.yaml": shared})
+    base = git.head()
+    head = git.commit("small change", {"apps/small.yaml": "kind: ConfigMap\n"})
+    store = TreeStore(TarballLimits(), cache_bytes=10 * 1024 * 1024)
+    base_tree = await store.tree(h.client(), REPO, base)
+    head_tree = await store.tree(h.client(), REPO, head)
+    # One object for a content, whichever commit or path holds it.
+    assert head_tree.read("apps/big.yaml") is base_tree.read("apps/big.yaml")
+    assert head_tree.read("apps/copy.yaml") is base_tree.read("apps/big.yaml")
+    assert head_tree.blob_id("apps/big.yaml") == git.git("rev-parse", f"{head}:apps/big.yaml")
+    # Both commits cost one copy of the large content, not four.
+    assert len(shared) < store.cached_bytes < 2 * len(shared)
+    # Room for one copy of it: both commits fit. A commit with other content pushes the
+    # least recently used ones out, and their content goes with the last one holding it.
+    small = TreeStore(TarballLimits(), cache_bytes=len(shared) + 64 * 1024)
+    await small.tree(h.client(), REPO, base)
+    await small.tree(h.client(), REPO, head)
+    await small.tree(h.client(), REPO, base)  # used again: the head is now the oldest
+    assert small.cached(REPO, base) and small.cached(REPO, head)
+    other = git.commit(
+        "rewrite", {"apps/big.yaml": shared.replace("x", "y"), "apps/copy.yaml": None}
+    )
+    await small.tree(h.client(), REPO, other)
+    assert small.cached(REPO, other) and not small.cached(REPO, head)
+    assert not small.cached(REPO, base)  # both large contents do not fit together
+    assert len(shared) < small.cached_bytes < len(shared) + 64 * 1024
+
+
 async def test_tarball_over_the_limit_is_refused(h: Harness) -> None:
     h.fake.git.commit("a manifest", {"app.yaml": "kind: ConfigMap\n"})
     sha = h.fake.git.head()

@@ -7,10 +7,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.analysis import Config, Finding, Location, Severity, Side, analyze
+from bot.analysis import yamlscan as ys
 from bot.analysis.rules import RULES, RuleInfo
 from bot.analysis.rules.base import Context, Scope
 from bot.report import formats
@@ -18,6 +20,7 @@ from bot.report.checkrun import annotation
 from bot.report.review import plan_comments
 from tests.analysis_helpers import (
     chart_yaml,
+    configmap,
     deployment,
     flux_kustomization,
     helm_release,
@@ -228,3 +231,34 @@ def test_the_scenarios_exercise_several_rules() -> None:
         "kustomize-missing-resource",
         "dangling-reference",
     } <= seen
+
+
+def test_base_and_head_cost_one_parse_per_distinct_blob(monkeypatch: pytest.MonkeyPatch) -> None:
+    apps = {f"apps/cm{n}.yaml": configmap(f"cm{n}", f"n: '{n}'") for n in range(40)}
+    # The same content at two paths: one parse too.
+    apps["apps/copy.yaml"] = apps["apps/cm0.yaml"]
+    base = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": kustomization(sorted(p[5:] for p in apps)),
+            **apps,
+        }
+    )
+    changed = configmap("cm3", "n: 'changed'")
+    head = {**base, "apps/cm3.yaml": changed}
+    parsed: dict[str, list[bytes]] = {"scan": [], "compose_all": []}
+    for name in parsed:
+        real = getattr(ys, name)
+
+        def counting(data: bytes | str, *args: Any, _real: Any = real, _name: str = name) -> Any:
+            parsed[_name].append(data.encode() if isinstance(data, str) else data)
+            return _real(data, *args)
+
+        monkeypatch.setattr(ys, name, counting)
+    analyze(tree(head), tree(base))
+    yaml_contents = {c for p, c in {**base, "changed.yaml": changed}.items() if p.endswith(".yaml")}
+    for name, contents in parsed.items():
+        # Each content once, whichever commit and path hold it; the changed file's both.
+        assert len(contents) == len(set(contents)), name
+        assert {c.decode() for c in contents} <= yaml_contents, name
+    assert {changed.encode(), base["apps/cm3.yaml"].encode()} <= set(parsed["scan"])

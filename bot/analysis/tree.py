@@ -32,9 +32,10 @@ class Tree(Protocol):
 class DictTree:
     """A tree held in memory."""
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
+    def __init__(self, files: Mapping[str, bytes], ids: Mapping[str, str] | None = None) -> None:
+        """`ids`, when given, are the files' git blob ids, known already."""
         self._files = dict(files)
-        self._ids: dict[str, str] = {}
+        self._ids: dict[str, str] = dict(ids) if ids is not None else {}
 
     def paths(self) -> Iterator[str]:
         return iter(self._files)

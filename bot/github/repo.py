@@ -29,9 +29,11 @@ from bot.github.gitdata import CommitNotFound, GitApiLimits, read_via_git_api
 from bot.github.tarball import (
     SnapshotError,
     SnapshotTooLarge,
+    TarballContents,
     TarballLimits,
     read_tarball_contents,
 )
+from bot.github.treecache import TreeCache, blob_ids
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +258,13 @@ def _falls_back(exc: BaseException) -> bool:
     )
 
 
+def _read_and_hash(data: bytes, limits: TarballLimits) -> tuple[TarballContents, dict[str, str]]:
+    # Off the event loop both: unpacking, and hashing every file (what shares contents
+    # between cached commits, and keys the analysis's parse cache).
+    contents = read_tarball_contents(data, limits)
+    return contents, blob_ids(contents.files)
+
+
 class TreeStore:
     """Repository trees by commit, from one tarball each (or, when the tarball cannot be
     used, from the Git database API), cached within a memory bound; and, in `merge_bases`,
@@ -273,9 +282,7 @@ class TreeStore:
             max_file=limits.max_file, max_entries=limits.max_members
         )
         self._timeout = download_timeout
-        self._cache: LRUCache[tuple[str, str], FetchedTree] = LRUCache(
-            maxsize=max(cache_bytes, 1), getsizeof=lambda snap: snap.nbytes
-        )
+        self._cache = TreeCache(cache_bytes)
         self._cache_bytes = cache_bytes
         # Blobs read through the Git database, per repository: at most four repositories
         # of a sixteenth of the tree cache each.
@@ -293,15 +300,13 @@ class TreeStore:
         # tree cached for another.
         key = (repo.full_name.lower(), sha)
         cached = self._cache.get(key)
-        if cached is not None:
+        if isinstance(cached, FetchedTree):
             return cached
         repo_key = repo.full_name.lower()
-        down = self._tarball_down.get(repo_key)
-        if down is not None:
-            snapshot = await self._from_git_api(gh, repo, sha, down)
-        else:
+        cause = self._tarball_down.get(repo_key)
+        if cause is None:
             try:
-                snapshot = await self._from_tarball(gh, repo, sha)
+                return await self._from_tarball(gh, repo, sha)
             except Exception as exc:
                 if not _falls_back(exc):
                     raise
@@ -310,19 +315,22 @@ class TreeStore:
                     # commits (the base of this very PR) go straight to the Git database
                     # instead of spending the retries again.
                     self._tarball_down[repo_key] = exc
-                snapshot = await self._from_git_api(gh, repo, sha, exc)
-        if snapshot.nbytes <= self._cache_bytes:
-            self._cache[key] = snapshot
+                cause = exc
+        snapshot = await self._from_git_api(gh, repo, sha, cause)
+        # Its contents are not pooled: the Git database's blobs are cached per repository.
+        self._cache.put(key, snapshot, {}, {}, extra_bytes=snapshot.nbytes)
         return snapshot
 
     async def _from_tarball(self, gh: GitHubClient, repo: RepoRef, sha: str) -> FetchedTree:
+        """The commit's files from its tarball, cached, each content shared with the
+        cached commits that have it too."""
         data = await gh.download(
             "/repos/{owner}/{repo}/tarball/{ref}",
             repo.vars(ref=sha),
             max_bytes=self.limits.max_compressed,
             timeout=self._timeout,
         )
-        contents = await asyncio.to_thread(read_tarball_contents, data, self.limits)
+        contents, ids = await asyncio.to_thread(_read_and_hash, data, self.limits)
         del data
         if not contents.files:
             raise SnapshotError(f"the tarball of {sha[:12]} has no files")
@@ -333,8 +341,13 @@ class TreeStore:
                 "entries that cannot come from a git repository (absolute or `..` paths, "
                 "hard links, devices); they were ignored.",
             )
-        files = contents.files
-        return FetchedTree(DictTree(files), sum(len(v) + len(k) for k, v in files.items()), notes)
+        files = self._cache.share(contents.files, ids)
+        del contents
+        fetched = FetchedTree(
+            DictTree(files, ids), sum(len(v) + len(k) for k, v in files.items()), notes
+        )
+        self._cache.put((repo.full_name.lower(), sha), fetched, files, ids)
+        return fetched
 
     async def _from_git_api(
         self, gh: GitHubClient, repo: RepoRef, sha: str, cause: BaseException
@@ -380,3 +393,8 @@ class TreeStore:
 
     def cached(self, repo: RepoRef, sha: str) -> bool:
         return (repo.full_name.lower(), sha) in self._cache
+
+    @property
+    def cached_bytes(self) -> int:
+        """Memory the cached commits hold (each distinct content once)."""
+        return self._cache.nbytes
