@@ -160,6 +160,12 @@ async def rds(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
+def nice_of(pid: int) -> int:
+    # /proc/PID/stat: the 19th field, counted after the command name in parentheses.
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
 async def workers_alive(client: aioredis.Redis, prefix: str) -> int:
     now = int(time.time() * 1000)
     return int(await client.zcount(f"{prefix}:workers", now - 1500, "+inf"))
@@ -374,6 +380,16 @@ async def test_two_app_processes_on_one_redis_post_nothing_twice(
     pr = fake.add_pull("feature")
     first, second = await asyncio.gather(procs.web(), procs.web())
     await until(lambda: workers_alive(rds, redis_server.prefix), 30, "the workers")
+
+    # Each `serve` reviews in a worker process of its own, which yields the CPU to it.
+    async def both_workers() -> bool:
+        return await workers_alive(rds, redis_server.prefix) == 2
+
+    await until(both_workers, 30, "both worker processes")
+    for web in procs.procs:
+        children = Path(f"/proc/{web.pid}/task/{web.pid}/children").read_text().split()
+        assert len(children) == 1
+        assert (nice_of(web.pid), nice_of(int(children[0]))) == (0, 10)
     # The push's two events for one head, one to each replica, at once.
     opened, suite = await asyncio.gather(
         send(fake, first, "pull_request.opened"), send(fake, second, "check_suite.requested")
