@@ -285,7 +285,9 @@ async def test_a_burst_of_deliveries_is_accepted_in_a_few_round_trips_each_answe
     # 200 jobs pending, room for 50: the last 30 PRs fit; the queue's bound holds.
     assert got[270:] == [["queued"]] * 30
     assert await rds.hlen(f"{redis_server.prefix}:jobs") == 230
-    pending = json.loads(await rds.hget(f"{redis_server.prefix}:jobs", "pr7"))
+    newest = await rds.hget(f"{redis_server.prefix}:jobs", "pr7")
+    assert newest is not None
+    pending = json.loads(newest)
     assert json.loads(pending["job"])[2] == "b"  # the newest head waits
     # Deliveries waiting for Redis went together: a handful of script calls, not 300.
     assert await evalsha_calls(rds) - before <= 300 // 100 + 2

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,9 +23,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.analysis import AnalysisResult
+from bot.analysis import AnalysisResult, ChangedFile, Config, Tree
 from bot.github import RepoRef, RetryPolicy
 from bot.queue import InProcessQueue, JobHandler, JobQueue
+from bot.review import Analyzer
 from bot.server import create_app
 from bot.server import shutdown as shutdown_module
 from bot.server.commands import Command
@@ -85,9 +86,16 @@ class Gate:
             self.entered[call].set()
             self.releases[call].wait(60)
 
-    def __call__(self, *args: Any) -> AnalysisResult:
-        result: AnalysisResult = analyzer_then(self._hold)(*args)
-        return result
+    def __call__(
+        self,
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
+        cancel: threading.Event,
+    ) -> AnalysisResult:
+        return analyzer_then(self._hold)(head, base, changed, config, self_urls, cancel)
 
     async def wait_entered(self, call: int = 0) -> None:
         async with asyncio.timeout(30):
@@ -161,7 +169,7 @@ Starter = Callable[..., Awaitable[App]]
 async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterator[Starter]:
     apps: list[App] = []
 
-    async def start(holds: int = 1, analyzer: Any = None, **overrides: Any) -> App:
+    async def start(holds: int = 1, analyzer: Analyzer | None = None, **overrides: Any) -> App:
         settings = Settings(
             app_id=fake_github.app_id,
             private_key=github_app_key,
@@ -401,12 +409,26 @@ async def test_conclude_not_started_posts_once_per_commit(
     fork = app.fake.add_pull("fork", head_repo="contributor/gitops")
     repo = RepoRef(app.fake.owner, app.fake.name)
     sha = app.fake.head_sha(fork)
-    common = {"repo": repo, "installation_id": app.fake.installation_id}
+    iid = app.fake.installation_id
     jobs: list[AnyJob] = [
-        ReviewJob(**common, number=fork.number, delivery_id="sync", trigger="t", revision=sha),
-        CommitJob(**common, sha=sha, delivery_id="suite", trigger="t"),
+        ReviewJob(
+            repo=repo,
+            installation_id=iid,
+            number=fork.number,
+            delivery_id="sync",
+            trigger="t",
+            revision=sha,
+        ),
+        CommitJob(repo=repo, installation_id=iid, sha=sha, delivery_id="suite", trigger="t"),
         # A recheck knows no commit: it is the PR's head, the same one.
-        ReviewJob(**common, number=fork.number, delivery_id="recheck", trigger="t", force=True),
+        ReviewJob(
+            repo=repo,
+            installation_id=iid,
+            number=fork.number,
+            delivery_id="recheck",
+            trigger="t",
+            force=True,
+        ),
     ]
     assert await app.service.runner.conclude_not_started(jobs, 30.0) == 1
     run = app.run_on(sha)
