@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.analysis import AnalysisResult, ChangedFile, Config, Tree
 from bot.github import RepoRef, RetryPolicy
+from bot.github.client import Sleep
 from bot.queue import InProcessQueue, JobHandler, JobQueue
 from bot.review import Analyzer
 from bot.server import create_app
@@ -169,7 +170,12 @@ Starter = Callable[..., Awaitable[App]]
 async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterator[Starter]:
     apps: list[App] = []
 
-    async def start(holds: int = 1, analyzer: Analyzer | None = None, **overrides: Any) -> App:
+    async def start(
+        holds: int = 1,
+        analyzer: Analyzer | None = None,
+        sleep: Sleep | None = None,
+        **overrides: Any,
+    ) -> App:
         settings = Settings(
             app_id=fake_github.app_id,
             private_key=github_app_key,
@@ -183,6 +189,7 @@ async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterat
         settings = replace(settings, **overrides)
         app = create_app(
             settings,
+            sleep=sleep,
             retry_policy=RetryPolicy(jitter=0.0),
             analyzer=analyzer or gate,
             queue_factory=watched,
@@ -633,24 +640,49 @@ async def settled(app: App) -> list[CheckRun]:
     return app.fake.check_runs_named("flux-review")
 
 
+class HeldSleeps:
+    """The App's waits (write spacing, retry backoffs), recorded and held until the test
+    lets them end."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.waiting = asyncio.Event()
+        self.over = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.waiting.set()
+        await self.over.wait()
+
+
 async def test_a_failure_being_reported_when_the_shutdown_comes_is_reported(
     start_app: Starter, git_repo: GitRepo, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The analysis fails; the PATCH that reports it waits 3 s for the write spacing; the
+    # The analysis fails; the PATCH that reports it waits for the write spacing (3 s); the
     # shutdown's cancel lands there. Cut short, the PATCH would leave the run in progress.
     caplog.set_level(logging.INFO)
 
     def crash(*_args: Any) -> AnalysisResult:
         raise RuntimeError("engine bug")
 
-    app = await start_app(analyzer=crash, shutdown_grace=12.0, write_interval=3.0)
+    sleeps = HeldSleeps()
+    app = await start_app(analyzer=crash, sleep=sleeps, shutdown_grace=12.0, write_interval=3.0)
     repo_with_branches(git_repo, "first")
     first = app.fake.add_pull("first")
     assert (await app.deliver("pull_request.opened", pr=first)).status == 202
     async with asyncio.timeout(20):
-        while "review failed" not in caplog.text:
+        await sleeps.waiting.wait()
+    assert "review failed" in caplog.text
+    [wait] = sleeps.waits
+    assert 0 < wait <= 3.0  # the write after the run's creation, spaced
+    stopping = asyncio.create_task(app.shut_down())
+    async with asyncio.timeout(20):
+        while "cancelling 1 running jobs" not in caplog.text:
             await asyncio.sleep(0.01)
-    await app.shut_down()
+    # The cancel has landed while the report waits: the run is still in progress.
+    assert [r.status for r in app.fake.check_runs_named("flux-review")] == ["in_progress"]
+    sleeps.over.set()
+    await stopping
     [run] = await settled(app)
     assert (run.status, run.conclusion) == ("completed", "failure")
     assert run.summary is not None and "RuntimeError" in run.summary
