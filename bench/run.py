@@ -18,7 +18,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,6 +28,8 @@ from bench.generate import generate, write_repo
 from bot.analysis import DictTree, analyze
 from bot.analysis.parallel import default_workers
 from bot.gitrepo import GitTree, resolve
+
+T = TypeVar("T")
 
 
 def roundtrip_baseline(files: dict[str, bytes]) -> float:
@@ -70,14 +74,14 @@ def pull_request(files: dict[str, bytes]) -> dict[str, bytes]:
     return head
 
 
-def best_of(n: int, fn):  # type: ignore[no-untyped-def]
-    best = float("inf")
-    result = None
-    for _ in range(n):
+def best_of(n: int, fn: Callable[[], T]) -> tuple[float, T]:
+    """The fastest of `n` (at least one) runs of `fn`, and what the last one returned."""
+    times = []
+    for _ in range(max(n, 1)):
         start = time.perf_counter()
         result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        times.append(time.perf_counter() - start)
+    return min(times), result
 
 
 def main() -> None:

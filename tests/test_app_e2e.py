@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from bot.analysis import AnalysisResult, ChangedFile, Config, Tree, analyze
 from bot.github import RetryPolicy
 from bot.report.review import MARKER_PREFIX
+from bot.review import Analyzer
 from bot.server import LISTEN_BACKLOG, create_app
 from bot.server.state import SERVICE, Service
 from bot.settings import Settings
@@ -102,13 +103,13 @@ spec:
 
 
 def analyzer_then(
-    hook: Callable[[], object] = lambda: None, head: Callable[[Tree], Tree] = lambda t: t
-) -> Any:
+    hook: Callable[[], object] = lambda: None, view: Callable[[Tree], Tree] = lambda t: t
+) -> Analyzer:
     """The real analysis, with `hook()` run first in the analysis thread and the head tree
-    seen through `head`."""
+    seen through `view`."""
 
     def run(
-        tree: Tree,
+        head: Tree,
         base: Tree | None,
         changed: Sequence[ChangedFile] | None,
         config: Config | None,
@@ -116,7 +117,7 @@ def analyzer_then(
         cancel: threading.Event,
     ) -> AnalysisResult:
         hook()
-        return analyze(head(tree), base, changed, config, self_urls=self_urls, cancel=cancel)
+        return analyze(view(head), base, changed, config, self_urls=self_urls, cancel=cancel)
 
     return run
 
@@ -258,7 +259,7 @@ async def start_app(
     )
     servers: list[TestServer] = []
 
-    async def start(analyzer: Any = None, **overrides: Any) -> App:
+    async def start(analyzer: Analyzer | None = None, **overrides: Any) -> App:
         settings = Settings(
             app_id=fake_github.app_id,
             private_key=github_app_key,

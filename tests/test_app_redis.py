@@ -190,12 +190,23 @@ class Job:
     force: bool = False
 
 
+class Clock:
+    """The wall clock the queues measure leases with, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def job_queue(
     client: aioredis.Redis,
     prefix: str,
     handler: Any = None,
     workers: int = 1,
     maxsize: int = 100,
+    clock: Callable[[], float] = time.time,
 ) -> RedisQueue[Job]:
     return RedisQueue(
         client,
@@ -209,6 +220,7 @@ def job_queue(
         prefix=prefix,
         lease=1.0,
         poll=0.1,
+        clock=clock,
     )
 
 
@@ -291,7 +303,9 @@ async def test_a_burst_of_deliveries_is_accepted_in_a_few_round_trips_each_answe
     # 200 jobs pending, room for 50: the last 30 PRs fit; the queue's bound holds.
     assert got[270:] == [["queued"]] * 30
     assert await rds.hlen(f"{redis_server.prefix}:jobs") == 230
-    pending = json.loads(await rds.hget(f"{redis_server.prefix}:jobs", "pr7"))
+    newest = await rds.hget(f"{redis_server.prefix}:jobs", "pr7")
+    assert newest is not None
+    pending = json.loads(newest)
     assert json.loads(pending["job"])[2] == "b"  # the newest head waits
     # Deliveries waiting for Redis went together: a handful of script calls, not 300.
     assert await evalsha_calls(rds) - before <= 300 // 100 + 2
@@ -311,16 +325,20 @@ async def test_a_killed_workers_job_runs_again_with_its_check_runs(
         got.append(claimed)
         return True
 
-    web = job_queue(rds, redis_server.prefix)
+    clock = Clock()
+    web = job_queue(rds, redis_server.prefix, clock=clock)
     await web.submit(Job(key="pr1", delivery_id="d1", revision="a"))
     # A worker takes the job, notes its check run and dies without a word (no ack, no
-    # more heartbeats): its lease runs out.
-    dying = job_queue(rds, redis_server.prefix)
+    # more heartbeats).
+    dying = job_queue(rds, redis_server.prefix, clock=clock)
     claimed = await dying._take()
     assert claimed is not None and claimed.attempts == 1
     await dying.note_run("pr1", "a" * 40, 77)
     assert (await web.submit(Job(key="pr1", delivery_id="d2", revision="a"))).value == ("duplicate")
-    worker = job_queue(rds, redis_server.prefix, handler)
+    # While its lease (1 s) lasts, the job is still the dead worker's.
+    assert await job_queue(rds, redis_server.prefix, clock=clock)._take() is None
+    clock.now += 1.5  # the lease has run out
+    worker = job_queue(rds, redis_server.prefix, handler, clock=clock)
     await worker.start()
     try:
         await until(lambda: got, 10, "the job to run again")

@@ -93,9 +93,13 @@ def test_annotation_fields() -> None:
         "title": RULE,
         "message": "breaks",
     }
-    assert annotation(finding())["end_line"] == 3
-    assert annotation(finding(severity=Severity.NOTICE))["annotation_level"] == "notice"
-    assert annotation(finding())["annotation_level"] == "failure"
+    plain = annotation(finding())
+    assert plain is not None
+    assert plain["end_line"] == 3
+    assert plain["annotation_level"] == "failure"
+    notice = annotation(finding(severity=Severity.NOTICE))
+    assert notice is not None
+    assert notice["annotation_level"] == "notice"
 
 
 def test_annotations_go_out_fifty_at_a_time() -> None:

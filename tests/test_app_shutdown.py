@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,9 +23,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.analysis import AnalysisResult
+from bot.analysis import AnalysisResult, ChangedFile, Config, Tree
 from bot.github import RepoRef, RetryPolicy
+from bot.github.client import Sleep
 from bot.queue import InProcessQueue, JobHandler, JobQueue
+from bot.review import Analyzer
 from bot.server import create_app
 from bot.server import shutdown as shutdown_module
 from bot.server.commands import Command
@@ -85,9 +87,16 @@ class Gate:
             self.entered[call].set()
             self.releases[call].wait(60)
 
-    def __call__(self, *args: Any) -> AnalysisResult:
-        result: AnalysisResult = analyzer_then(self._hold)(*args)
-        return result
+    def __call__(
+        self,
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
+        cancel: threading.Event,
+    ) -> AnalysisResult:
+        return analyzer_then(self._hold)(head, base, changed, config, self_urls, cancel)
 
     async def wait_entered(self, call: int = 0) -> None:
         async with asyncio.timeout(30):
@@ -161,7 +170,12 @@ Starter = Callable[..., Awaitable[App]]
 async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterator[Starter]:
     apps: list[App] = []
 
-    async def start(holds: int = 1, analyzer: Any = None, **overrides: Any) -> App:
+    async def start(
+        holds: int = 1,
+        analyzer: Analyzer | None = None,
+        sleep: Sleep | None = None,
+        **overrides: Any,
+    ) -> App:
         settings = Settings(
             app_id=fake_github.app_id,
             private_key=github_app_key,
@@ -175,6 +189,7 @@ async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterat
         settings = replace(settings, **overrides)
         app = create_app(
             settings,
+            sleep=sleep,
             retry_policy=RetryPolicy(jitter=0.0),
             analyzer=analyzer or gate,
             queue_factory=watched,
@@ -401,12 +416,26 @@ async def test_conclude_not_started_posts_once_per_commit(
     fork = app.fake.add_pull("fork", head_repo="contributor/gitops")
     repo = RepoRef(app.fake.owner, app.fake.name)
     sha = app.fake.head_sha(fork)
-    common = {"repo": repo, "installation_id": app.fake.installation_id}
+    iid = app.fake.installation_id
     jobs: list[AnyJob] = [
-        ReviewJob(**common, number=fork.number, delivery_id="sync", trigger="t", revision=sha),
-        CommitJob(**common, sha=sha, delivery_id="suite", trigger="t"),
+        ReviewJob(
+            repo=repo,
+            installation_id=iid,
+            number=fork.number,
+            delivery_id="sync",
+            trigger="t",
+            revision=sha,
+        ),
+        CommitJob(repo=repo, installation_id=iid, sha=sha, delivery_id="suite", trigger="t"),
         # A recheck knows no commit: it is the PR's head, the same one.
-        ReviewJob(**common, number=fork.number, delivery_id="recheck", trigger="t", force=True),
+        ReviewJob(
+            repo=repo,
+            installation_id=iid,
+            number=fork.number,
+            delivery_id="recheck",
+            trigger="t",
+            force=True,
+        ),
     ]
     assert await app.service.runner.conclude_not_started(jobs, 30.0) == 1
     run = app.run_on(sha)
@@ -611,24 +640,49 @@ async def settled(app: App) -> list[CheckRun]:
     return app.fake.check_runs_named("flux-review")
 
 
+class HeldSleeps:
+    """The App's waits (write spacing, retry backoffs), recorded and held until the test
+    lets them end."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.waiting = asyncio.Event()
+        self.over = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.waiting.set()
+        await self.over.wait()
+
+
 async def test_a_failure_being_reported_when_the_shutdown_comes_is_reported(
     start_app: Starter, git_repo: GitRepo, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The analysis fails; the PATCH that reports it waits 3 s for the write spacing; the
+    # The analysis fails; the PATCH that reports it waits for the write spacing (3 s); the
     # shutdown's cancel lands there. Cut short, the PATCH would leave the run in progress.
     caplog.set_level(logging.INFO)
 
     def crash(*_args: Any) -> AnalysisResult:
         raise RuntimeError("engine bug")
 
-    app = await start_app(analyzer=crash, shutdown_grace=12.0, write_interval=3.0)
+    sleeps = HeldSleeps()
+    app = await start_app(analyzer=crash, sleep=sleeps, shutdown_grace=12.0, write_interval=3.0)
     repo_with_branches(git_repo, "first")
     first = app.fake.add_pull("first")
     assert (await app.deliver("pull_request.opened", pr=first)).status == 202
     async with asyncio.timeout(20):
-        while "review failed" not in caplog.text:
+        await sleeps.waiting.wait()
+    assert "review failed" in caplog.text
+    [wait] = sleeps.waits
+    assert 0 < wait <= 3.0  # the write after the run's creation, spaced
+    stopping = asyncio.create_task(app.shut_down())
+    async with asyncio.timeout(20):
+        while "cancelling 1 running jobs" not in caplog.text:
             await asyncio.sleep(0.01)
-    await app.shut_down()
+    # The cancel has landed while the report waits: the run is still in progress.
+    assert [r.status for r in app.fake.check_runs_named("flux-review")] == ["in_progress"]
+    sleeps.over.set()
+    await stopping
     [run] = await settled(app)
     assert (run.status, run.conclusion) == ("completed", "failure")
     assert run.summary is not None and "RuntimeError" in run.summary

@@ -37,8 +37,8 @@ def test_every_release_serves_every_flux_kind() -> None:
         served: dict[str, set[str]] = {}
         for api, kinds in release.kinds.items():
             served.setdefault(api.split("/")[0], set()).update(kinds)
-        for group, kinds in KINDS.items():
-            assert kinds <= served.get(group, set()), (release.label, group)
+        for group, expected in KINDS.items():
+            assert expected <= served.get(group, set()), (release.label, group)
         assert set(release.controllers) == {
             "source-controller",
             "kustomize-controller",

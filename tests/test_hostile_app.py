@@ -364,7 +364,7 @@ def _mutations(node: Any, path: tuple[Any, ...], depth: int) -> Iterator[tuple[A
 
 
 def _mutated(payload: dict[str, Any], path: tuple[Any, ...], how: str) -> dict[str, Any]:
-    copy = json.loads(json.dumps(payload))
+    copy: dict[str, Any] = json.loads(json.dumps(payload))
     parent = copy
     for part in path[:-1]:
         parent = parent[part]
@@ -1201,7 +1201,7 @@ async def test_a_timed_out_review_stops_its_analysis(start_app: Starter, git_rep
         def blob_id(self, path: str) -> str | None:
             return self.inner.blob_id(path)
 
-    analysis = analyzer_then(head=SlowTree)
+    analysis = analyzer_then(view=SlowTree)
 
     def slow(*args: Any) -> AnalysisResult:
         try:

@@ -132,9 +132,13 @@ def test_helmrelease_version_from_postbuild_substitution_is_not_guessed() -> Non
 # --- OCIRepository ---------------------------------------------------------------------
 
 
-def oci_release(**ref: str) -> str:
+def oci_release(
+    *, tag: str | None = None, semver: str | None = None, digest: str | None = None
+) -> str:
     return (
-        oci_repository("podinfo", "oci://ghcr.io/example/charts/podinfo", **ref)
+        oci_repository(
+            "podinfo", "oci://ghcr.io/example/charts/podinfo", tag=tag, semver=semver, digest=digest
+        )
         + "---\n"
         + helm_release("podinfo", chart_ref=("OCIRepository", "podinfo"))
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from bot.analysis.config import Config
+from bot.analysis.config import parse_config
 from bot.analysis.rules import missing_pull_secret
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
@@ -150,16 +148,9 @@ def test_copied_by_reflector_or_from_external_objects() -> None:
         ("Secret/*/ghcr-pull", 0),
         ("Secret/other/ghcr-pull", 1),
     ):
-        config = _External(external_objects=(declared,))
+        config = parse_config(f"external_objects: [{declared}]\n")
         found = list(missing_pull_secret.check(Context(Snapshot(tree(files), config))))
         assert len(found) == expected, declared
-
-
-@dataclass(frozen=True)
-class _External(Config):
-    """A config with `external_objects` (whatever Config itself has)."""
-
-    external_objects: tuple[str, ...] = ()
 
 
 def test_a_cluster_without_any_pull_secret_in_git_makes_them_by_hand() -> None:
