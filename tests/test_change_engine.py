@@ -261,4 +261,6 @@ def test_base_and_head_cost_one_parse_per_distinct_blob(monkeypatch: pytest.Monk
         # Each content once, whichever commit and path hold it; the changed file's both.
         assert len(contents) == len(set(contents)), name
         assert {c.decode() for c in contents} <= yaml_contents, name
-    assert {changed.encode(), base["apps/cm3.yaml"].encode()} <= set(parsed["scan"])
+    before = base["apps/cm3.yaml"]
+    assert isinstance(before, str)
+    assert {changed.encode(), before.encode()} <= set(parsed["scan"])
