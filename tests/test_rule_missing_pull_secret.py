@@ -146,7 +146,9 @@ def test_copied_by_reflector_or_from_external_objects() -> None:
     for declared, expected in (
         ("Secret/media/ghcr-pull", 0),
         ("Secret/*/ghcr-pull", 0),
+        ("secret/media/ghcr-pull", 0),  # kinds match whatever their case, as kubectl's
         ("Secret/other/ghcr-pull", 1),
+        ("ConfigMap/media/ghcr-pull", 1),
     ):
         config = parse_config(f"external_objects: [{declared}]\n")
         found = list(missing_pull_secret.check(Context(Snapshot(tree(files), config))))

@@ -40,6 +40,7 @@ from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.inventory import Applied, Cluster, ObjectId, inventory_of
 from bot.analysis.model import BOOTSTRAP_NAME, Chart, secure_join
+from bot.analysis.options import ExternalObject
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
 
@@ -129,7 +130,7 @@ def _pull_like(name: str | None, secret_type: str | None) -> bool:
     return secret_type in _PULL_TYPES or bool(name and _PULL_NAME.search(name))
 
 
-def _collect(repo: Snapshot, cluster: Cluster, external: tuple[object, ...]) -> _Secrets:
+def _collect(repo: Snapshot, cluster: Cluster, external: tuple[ExternalObject, ...]) -> _Secrets:
     secrets = _Secrets()
     for _, obj in cluster.objects():
         i = obj.id
@@ -190,27 +191,11 @@ def _collect(repo: Snapshot, cluster: Cluster, external: tuple[object, ...]) -> 
             else:
                 secrets.unknown_ns.add(ns)
     for entry in external:
-        ekind, enamespace, ename = _external(entry)
-        if ekind == "Secret" and ename:
-            secrets.add(enamespace if enamespace not in (None, "*") else _ANY, ename, True)
+        # Kinds match whatever their case, as in ExternalObject.matches.
+        if entry.kind.lower() == "secret" and entry.name:
+            namespace = entry.namespace if entry.namespace not in (None, "*") else _ANY
+            secrets.add(namespace, entry.name, True)
     return secrets
-
-
-def _external(entry: object) -> tuple[str | None, str | None, str | None]:
-    """An `external_objects` entry: `Kind/namespace/name`, `Kind/name` or an object
-    with kind, namespace and name."""
-    if isinstance(entry, str):
-        parts = entry.split("/")
-        if len(parts) == 3:
-            return parts[0], parts[1], parts[2]
-        if len(parts) == 2:
-            return parts[0], None, parts[1]
-        return None, None, None
-    return (
-        getattr(entry, "kind", None),
-        getattr(entry, "namespace", None),
-        getattr(entry, "name", None),
-    )
 
 
 @dataclass(frozen=True)
@@ -411,7 +396,7 @@ def _helm_namespaces(repo: Snapshot, cluster: Cluster) -> set[str]:
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     inv = inventory_of(repo)
-    external = tuple(getattr(repo.config, "external_objects", ()) or ())
+    external = repo.config.external_objects
     reported: set[tuple[str, int]] = set()
     for cluster in inv.clusters:
         if not cluster.known:
