@@ -24,11 +24,13 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from bot.review import context_log
 from bot.server import create_app
 from bot.server.jobs import ReviewJob, encode_job
-from bot.server.redisqueue import Claimed, RedisQueue
+from bot.server.redisqueue import Claimed, RedisQueue, RedisWriteThrottle
 from bot.settings import JsonFormatter, Settings
 from tests.fakegithub import FakeGitHub, GitRepo
 from tests.fakegithub.server import CheckRun
@@ -314,6 +316,42 @@ async def test_a_burst_of_deliveries_is_accepted_in_a_few_round_trips_each_answe
     )
     assert [outcome(a) for a in over].count("QueueFull") == 10
     await web.close(1.0)
+
+
+async def test_writes_to_one_installation_are_spaced_across_processes(
+    rds: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    # Two worker processes' throttles: each write takes the next free slot of its
+    # installation, whichever process makes it.
+    one, two = (
+        RedisWriteThrottle(rds, 0.5, prefix=redis_server.prefix, sleep=sleep) for _ in range(2)
+    )
+    for throttle in (one, two, one, two):
+        await throttle.wait(7)
+    # The first goes at once; the others wait for their slots (less the moments between
+    # the calls, spent here).
+    assert len(waits) == 3
+    for waited, slot in zip(waits, (0.5, 1.0, 1.5), strict=True):
+        assert slot - 0.25 < waited <= slot
+    waits.clear()
+    await two.wait(8)  # another installation has its own slots
+    assert waits == []
+    # Redis gone: the process's own spacing, and the write goes ahead.
+    down = RedisWriteThrottle(
+        aioredis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0)),
+        0.5,
+        prefix=redis_server.prefix,
+        sleep=sleep,
+        clock=lambda: 100.0,
+    )
+    await down.wait(7)
+    await down.wait(7)
+    assert waits == [0.5]
 
 
 async def test_a_killed_workers_job_runs_again_with_its_check_runs(

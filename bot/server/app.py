@@ -63,13 +63,23 @@ def create_app(
     sleep = sleep or asyncio.sleep
     metrics = Metrics()
     auth = AppAuth(settings.app_id, settings.private_key)
+    redis_client = None
+    throttle = WriteThrottle(settings.write_interval, sleep=sleep)
+    if settings.redis_url and queue_factory is None:
+        from bot.server.redisqueue import RedisWriteThrottle, connect
+
+        # Each worker holds a connection while it waits for work (BLPOP).
+        redis_client = connect(settings.redis_url, connections=32 + 2 * settings.workers)
+        throttle = RedisWriteThrottle(
+            redis_client, settings.write_interval, prefix=settings.redis_prefix, sleep=sleep
+        )
     github = GitHubFactory(
         settings=settings,
         auth=auth,
         metrics=metrics,
         policy=retry_policy or RetryPolicy(),
         sleep=sleep,
-        throttle=WriteThrottle(settings.write_interval, sleep=sleep),
+        throttle=throttle,
     )
     limits = TarballLimits(
         max_compressed=settings.max_tarball_bytes,
@@ -97,12 +107,11 @@ def create_app(
     if analyzer is not None:
         review_services = dataclasses.replace(review_services, analyzer=analyzer)
     shared: RedisQueue[AnyJob] | None = None
-    if settings.redis_url and queue_factory is None:
-        from bot.server.redisqueue import RedisQueue, connect
+    if redis_client is not None:
+        from bot.server.redisqueue import RedisQueue
 
         shared = RedisQueue(
-            # Each worker holds a connection while it waits for work (BLPOP).
-            connect(settings.redis_url, connections=32 + 2 * settings.workers),
+            redis_client,
             None,
             encode=encode_job,
             decode=decode_job,

@@ -47,6 +47,7 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.github.client import Sleep, WriteThrottle
 from bot.queue import Job, QueueClosed, QueueFull, QueueUnavailable, Submitted
 
 log = logging.getLogger(__name__)
@@ -693,6 +694,53 @@ async def _shielded(coro: Awaitable[None]) -> None:
         raise asyncio.CancelledError
 
 
+# The next free write slot of one installation, on Redis's clock (the processes' clocks
+# may disagree): the caller waits the milliseconds returned, then writes.
+_WRITE_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+redis.call('SET', KEYS[1], slot + interval, 'PX', slot + interval - now + 1000)
+return slot - now
+"""
+
+
+class RedisWriteThrottle(WriteThrottle):
+    """Writes to one installation spaced across every process on this Redis: GitHub's
+    secondary limits count an installation's writes, not a process's, so M workers must
+    not write M times as fast as one. Each write takes the next slot atomically."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        interval: float,
+        *,
+        prefix: str,
+        sleep: Sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(interval, sleep=sleep, clock=clock)
+        self._slot = client.register_script(_WRITE_SLOT)
+        self._prefix = prefix.rstrip(":") + ":"
+
+    async def wait(self, installation_id: int) -> None:
+        if self.interval <= 0:
+            return
+        try:
+            delay_ms = await self._slot(
+                keys=[f"{self._prefix}writes:{installation_id}"],
+                args=[max(int(self.interval * 1000), 1)],
+            )
+        except (RedisError, OSError):
+            # Redis unreachable: this process's own spacing, rather than no write at all
+            # (the write may be the check run that says what went wrong).
+            await super().wait(installation_id)
+            return
+        if int(delay_ms) > 0:
+            await self._sleep(int(delay_ms) / 1000)
+
+
 def connect(url: str, *, connections: int = 64) -> aioredis.Redis:
     """A client for `REDIS_URL`; short timeouts, so an unreachable Redis is a quick 503.
 
@@ -710,4 +758,4 @@ def connect(url: str, *, connections: int = 64) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
-__all__ = ["Claimed", "QueueStats", "RedisQueue", "connect"]
+__all__ = ["Claimed", "QueueStats", "RedisQueue", "RedisWriteThrottle", "connect"]
