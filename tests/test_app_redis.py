@@ -318,6 +318,24 @@ async def test_a_burst_of_deliveries_is_accepted_in_a_few_round_trips_each_answe
     await web.close(1.0)
 
 
+async def test_a_delivery_redis_refuses_fails_alone_and_a_batch_keeps_arrival_order(
+    rds: aioredis.Redis, redis_server: RedisServer
+) -> None:
+    web = job_queue(rds, redis_server.prefix)
+    await rds.hset(f"{redis_server.prefix}:jobs", "pr-x", "{not json")  # a corrupt entry
+    keys = ["pr9", "pr10", "pr-x", "pr2", "pr1"]
+    answers = await asyncio.gather(
+        *(web.accept(f"d-{k}", [Job(key=k, delivery_id=f"d-{k}", revision="a")]) for k in keys),
+        return_exceptions=True,
+    )
+    assert [type(a).__name__ for a in answers] == ["list"] * 2 + ["QueueUnavailable"] + ["list"] * 2
+    # Not remembered: once the key is repaired, GitHub's Redeliver gets it queued.
+    assert not await rds.exists(f"{redis_server.prefix}:delivery:d-pr-x")
+    ready = [k.decode() for k in await rds.zrange(f"{redis_server.prefix}:ready", 0, -1)]
+    assert ready == ["pr9", "pr10", "pr2", "pr1"]
+    await web.close(1.0)
+
+
 async def test_writes_to_one_installation_are_spaced_across_processes(
     rds: aioredis.Redis, redis_server: RedisServer
 ) -> None:

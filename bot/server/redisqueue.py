@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.github.client import Sleep, WriteThrottle
 from bot.queue import Job, QueueClosed, QueueFull, QueueUnavailable, Submitted
@@ -97,33 +99,36 @@ return submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
 
 # Webhook deliveries, each in one step: its id claimed and all its jobs queued, or nothing
 # at all. Several at once, so that a burst of deliveries costs a few round trips to Redis,
-# not one each. KEYS: jobs, ready, active, wake, then each delivery's id key. ARGV: maxsize,
-# now, then for each delivery how long its id is kept, its number of jobs, 5 values a job.
+# not one each; a delivery that fails (a corrupt key, say) fails alone. KEYS: jobs, ready,
+# active, wake, then each delivery's id key. ARGV: maxsize, then for each delivery how long
+# its id is kept, when it arrived, its number of jobs and 5 values a job.
 _ACCEPT = (
     _SUBMIT_ONE
     + """
 local jobs, ready, active, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local maxsize, now = tonumber(ARGV[1]), tonumber(ARGV[2])
-local answers = {}
-local a = 3
-for d = 5, #KEYS do
-  local seen, ttl, n = KEYS[d], tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local first = a + 2
-  a = first + n * 5
-  if redis.call('EXISTS', seen) == 1 then
-    answers[#answers + 1] = {'seen'}
-  elseif n > 0 and redis.call('HLEN', jobs) + n > maxsize then
-    answers[#answers + 1] = {'full'}
-  else
-    local out = {}
-    for i = 0, n - 1 do
-      local b = first + i * 5
-      out[#out + 1] = submit_one(jobs, ready, active, wake, ARGV[b], ARGV[b + 1],
-        ARGV[b + 2], ARGV[b + 3] == '1', now, ARGV[b + 4])
-    end
-    redis.call('SET', seen, 'accepted', 'EX', ttl)
-    answers[#answers + 1] = out
+local maxsize = tonumber(ARGV[1])
+local function accept_one(seen, ttl, now, n, first)
+  if redis.call('EXISTS', seen) == 1 then return {'seen'} end
+  if n > 0 and redis.call('HLEN', jobs) + n > maxsize then return {'full'} end
+  local out = {}
+  for i = 0, n - 1 do
+    local b = first + i * 5
+    out[#out + 1] = submit_one(jobs, ready, active, wake, ARGV[b], ARGV[b + 1],
+      ARGV[b + 2], ARGV[b + 3] == '1', now, ARGV[b + 4])
   end
+  redis.call('SET', seen, 'accepted', 'EX', ttl)
+  return out
+end
+local answers = {}
+local a = 2
+for d = 5, #KEYS do
+  local ttl, now, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local ok, answer = pcall(accept_one, KEYS[d], ttl, now, n, a + 3)
+  if not ok then
+    answer = {'error', type(answer) == 'table' and tostring(answer.err) or tostring(answer)}
+  end
+  answers[#answers + 1] = answer
+  a = a + 3 + n * 5
 end
 return answers
 """
@@ -280,9 +285,21 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-# Deliveries per script call: enough to take a burst in a few calls, few enough that one
-# call keeps Redis (single-threaded) busy for a millisecond or so.
+# Deliveries and arguments per script call: enough to take a burst in a few calls, few
+# enough that one call keeps Redis (single-threaded) busy for a millisecond or so.
 _ACCEPT_BATCH = 100
+_ACCEPT_ARGS = 5000
+
+
+@dataclass(frozen=True)
+class _Accepting:
+    seen: str  # the delivery id's key
+    args: list[Any]
+    answer: asyncio.Future[list[Any]]
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
 
 
 class RedisQueue(Generic[J]):
@@ -330,7 +347,7 @@ class RedisQueue(Generic[J]):
         self._complete = client.register_script(_COMPLETE)
         self._sweep = client.register_script(_SWEEP)
         self._claim_once = client.register_script(_CLAIM_ONCE)
-        self._accepting: list[tuple[str, list[Any], asyncio.Future[list[Any]]]] = []
+        self._accepting: list[_Accepting] = []
         self._accepter: asyncio.Task[None] | None = None
 
     def set_handler(self, handler: ClaimedHandler[J]) -> None:
@@ -419,7 +436,9 @@ class RedisQueue(Generic[J]):
         answering webhooks, not waiting for Redis one delivery at a time."""
         if self._closed:
             raise QueueClosed("the queue is shutting down")
-        args: list[Any] = [int(ttl), len(jobs)]
+        # Arrival to the microsecond: deliveries that go to Redis together keep their
+        # order in `ready` (equal scores would sort by key).
+        args: list[Any] = [int(ttl), round(self._clock() * 1000, 3), len(jobs)]
         for job in jobs:
             args += [
                 job.key,
@@ -428,51 +447,68 @@ class RedisQueue(Generic[J]):
                 "1" if job.force else "0",
                 self._recent_key(job),
             ]
-        answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._accepting.append((self.k(f"delivery:{delivery}"), args, answer))
-        if self._accepter is None or self._accepter.done():
-            self._accepter = asyncio.create_task(self._accept_all(), name="flux-review-accept")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[Any]] = loop.create_future()
+        self._accepting.append(_Accepting(self.k(f"delivery:{delivery}"), args, answer))
+        accepter = self._accepter
+        if accepter is None or accepter.done() or accepter.get_loop() is not loop:
+            self._accepter = loop.create_task(self._accept_all(), name="flux-review-accept")
+            self._accepter.add_done_callback(self._task_done)
         outcomes = [a.decode() if isinstance(a, bytes) else str(a) for a in await answer]
         if outcomes == ["seen"]:
             return None
         if outcomes == ["full"]:
             raise QueueFull(f"{self._maxsize} jobs pending")
+        if outcomes[:1] == ["error"]:
+            log.error("delivery %s refused by Redis: %s", delivery, outcomes[1:])
+            raise QueueUnavailable("Redis refused the delivery (see the log)")
         return [Submitted(o) for o in outcomes]
 
     async def _accept_all(self) -> None:
-        while self._accepting:
-            batch = [a for a in self._accepting[:_ACCEPT_BATCH] if not a[2].done()]
-            del self._accepting[:_ACCEPT_BATCH]
-            if not batch:
-                continue  # their requests were cancelled
-            args: list[Any] = [self._maxsize, self._now_ms()]
-            for _seen, delivery_args, _future in batch:
-                args += delivery_args
-            try:
-                answers = await self._accept(
-                    keys=[
-                        self.k("jobs"),
-                        self.k("ready"),
-                        self.k("active"),
-                        self.k("wake"),
-                        *(seen for seen, _args, _future in batch),
-                    ],
-                    args=args,
-                )
-            except (RedisError, OSError) as exc:
-                error = QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})")
-                for _seen, _args, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            except BaseException as exc:
-                for _seen, _args, future in batch:
-                    if not future.done():
-                        future.set_exception(QueueUnavailable(f"queueing failed: {exc!r}"))
-                raise
-            for (_seen, _args, future), delivery_answer in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(list(delivery_answer))
+        batch: list[_Accepting] = []
+        try:
+            while self._accepting:
+                batch, size = [], 0
+                while self._accepting and len(batch) < _ACCEPT_BATCH and size < _ACCEPT_ARGS:
+                    waiting = self._accepting.pop(0)
+                    if not waiting.answer.done():  # else its request was cancelled
+                        batch.append(waiting)
+                        size += len(waiting.args)
+                if not batch:
+                    continue
+                try:
+                    answers = await self._accept(
+                        keys=[
+                            self.k("jobs"),
+                            self.k("ready"),
+                            self.k("active"),
+                            self.k("wake"),
+                            *(w.seen for w in batch),
+                        ],
+                        args=[self._maxsize, *(a for w in batch for a in w.args)],
+                    )
+                except (RedisError, OSError) as exc:
+                    error = QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})")
+                    # Redis does not answer: what waits behind this batch would wait as
+                    # long again, one timeout after another; it is refused at once.
+                    failed = batch + (self._accepting if _unreachable(exc) else [])
+                    for waiting in failed:
+                        if not waiting.answer.done():
+                            waiting.answer.set_exception(error)
+                    if _unreachable(exc):
+                        self._accepting.clear()
+                    batch = []
+                    continue
+                for waiting, delivery_answer in zip(batch, answers, strict=True):
+                    if not waiting.answer.done():
+                        waiting.answer.set_result(list(delivery_answer))
+                batch = []
+        finally:
+            # Cancelled (the loop is closing) or a bug: no request waits for ever.
+            for waiting in batch + self._accepting:
+                if not waiting.answer.done():
+                    waiting.answer.set_exception(QueueUnavailable("queueing was interrupted"))
+            self._accepting.clear()
 
     async def close(self, grace: float, *, cancel_wait: float | None = None) -> list[J]:
         """Take no more work; give running jobs `grace` seconds, then cancel them (each
@@ -481,6 +517,12 @@ class RedisQueue(Generic[J]):
         self._closed = True
         self._stopped = True  # other workers take what is pending
         cancel_wait = 10.0 if cancel_wait is None else cancel_wait
+        accepter = self._accepter
+        if accepter is not None and not accepter.done():
+            # Deliveries on their way to Redis get their answer; what Redis does not take
+            # in a moment is answered 503 (redeliver it).
+            await asyncio.wait({accepter}, timeout=2.0)
+            accepter.cancel()
         running = set(self._jobs.values())
         if running:
             _done, still = await asyncio.wait(running, timeout=grace)

@@ -141,7 +141,8 @@ def _parse_payload(request: web.Request, body: bytes) -> dict[str, Any]:
 def _loads(text: str | bytes) -> Any:
     # orjson parses a pull request's payload (tens of kB) in a fifth of the time json
     # takes, which is most of what a webhook costs; what orjson refuses and json takes
-    # (integers past 64 bits, NaN, lone surrogates) gets json's answer.
+    # (NaN, lone surrogates, a BOM) gets json's answer. Unlike json, orjson reads an
+    # integer past 64 bits as a float: no id GitHub sends comes near that.
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -210,6 +211,14 @@ async def _handle_webhook(request: web.Request) -> web.Response:
         data = _parse_payload(request, body)
     except _Refused as refused:
         metrics.delivery(event_name, refused.outcome)
+        if refused.outcome != "bad_signature":  # logged as a warning above
+            log.info(
+                "delivery %r (%s) refused: %d %s",
+                request.headers.get("X-GitHub-Delivery", "")[:64],
+                event_name[:40],
+                refused.status,
+                refused.message,
+            )
         response = _answer(refused.status, refused.message)
         if refused.outcome == "shutting_down":
             response.headers["Retry-After"] = "60"
@@ -287,6 +296,7 @@ async def _handle_webhook(request: web.Request) -> web.Response:
     for job, submitted in zip(ctx.jobs, ctx.outcomes, strict=True):
         dlog.info("%s: %s %s (%s)", event_name, type(job).__name__, submitted.value, job.key)
     if not ctx.outcomes:
+        dlog.info("%s: nothing to do", event_name)
         outcome = "ignored"
     elif any(o is Submitted.QUEUED for o in ctx.outcomes):
         outcome = "queued"
