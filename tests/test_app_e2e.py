@@ -772,6 +772,38 @@ async def test_metrics_and_logs_never_leak_secrets_or_content(
     assert re.search(rf"\[delivery [0-9a-f-]+ octo-org/gitops#{pr.number}\] review finished", logs)
 
 
+async def test_each_delivery_gets_a_log_line_saying_what_became_of_it(
+    app: App, git_repo: GitRepo, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    incident_repo(git_repo)
+    pr = app.fake.add_pull("feature")
+    for name, delivery in (("pull_request.opened", "first"), ("pull_request.synchronize", "again")):
+        payload = app.fake.webhook_payload(name, pr=pr)
+        assert (await app.send("pull_request", payload, delivery_id=delivery)).status == 202
+    comment = app.fake.add_issue_comment(pr.number, "looks good to me")
+    payload = app.fake.webhook_payload("issue_comment.created", comment=comment)
+    await app.send("issue_comment", payload, delivery_id="chat")
+    refused = await app.fake.send_webhook(
+        app.url, "ping", {"zen": "x"}, "not-the-secret", delivery_id="forged"
+    )
+    assert refused.status == 401
+    await app.idle()
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.server.webhook"]
+    key = f"octo-org/gitops#{pr.number}"
+    assert any(
+        line.startswith("[delivery first") and f"pull_request: ReviewJob queued ({key})" in line
+        for line in lines
+    ), lines
+    # The same head again, while its review is pending or running: not a second review.
+    assert any(
+        line.startswith("[delivery again") and "ReviewJob" in line and "queued" not in line
+        for line in lines
+    ), lines
+    assert any(line.startswith("[delivery chat") and "nothing to do" in line for line in lines)
+    assert any("forged" in line for line in lines)
+
+
 async def test_every_api_call_is_authenticated_the_right_way(app: App, git_repo: GitRepo) -> None:
     incident_repo(git_repo)
     app.fake.add_pull("feature")

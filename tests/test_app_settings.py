@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, configure_logging, load_settings
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +172,18 @@ def test_serve_refuses_to_start_without_secret(
     assert serve(None, None) == 2
     err = capsys.readouterr().err
     assert "WEBHOOK_SECRET" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("level", "access_lines"), [("INFO", False), ("DEBUG", True)])
+def test_aiohttps_line_per_request_only_at_debug(pem: str, level: str, access_lines: bool) -> None:
+    access = logging.getLogger("aiohttp.access")
+    root = logging.getLogger()
+    saved = (access.level, root.level, list(root.handlers))
+    try:
+        root.handlers[:] = []  # as in a fresh process: basicConfig configures the root
+        configure_logging(load_settings(env(pem, LOG_LEVEL=level)))
+        assert access.isEnabledFor(logging.INFO) is access_lines
+    finally:
+        access.setLevel(saved[0])
+        root.setLevel(saved[1])
+        root.handlers[:] = saved[2]

@@ -24,6 +24,7 @@ from gidgethub import sansio
 from bot.queue import QueueClosed, QueueFull, QueueUnavailable, Submitted
 from bot.review import context_log
 from bot.server.events import EventContext, router
+from bot.server.events.context import Log
 from bot.server.jobs import AnyJob
 from bot.server.state import SERVICE, BodyBudget, BodyReads
 
@@ -158,6 +159,11 @@ def _where(data: dict[str, Any]) -> tuple[str | None, int | None]:
     return (str(repo) if repo else None), (number if isinstance(number, int) else None)
 
 
+def _log_jobs(dlog: Log, event_name: str, ctx: EventContext) -> None:
+    for job, submitted in zip(ctx.jobs, ctx.outcomes, strict=True):
+        dlog.info("%s: %s %s (%s)", event_name, type(job).__name__, submitted.value, job.key)
+
+
 def _answer(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
@@ -279,6 +285,10 @@ async def _handle_webhook(request: web.Request) -> web.Response:
         return response
     except QueueFull as exc:
         metrics.delivery(event_name, "queue_full")
+        if shared is None:
+            # In-process, the jobs queued before the one that did not fit will run (with
+            # Redis a delivery is queued whole or not at all).
+            _log_jobs(dlog, event_name, ctx)
         dlog.warning("%s: refused, queue full (%s)", event_name, exc)
         response = _answer(
             503, "the review queue is full: redeliver this delivery once it has drained"
@@ -293,8 +303,7 @@ async def _handle_webhook(request: web.Request) -> web.Response:
 
     if shared is None:
         service.deliveries[delivery] = True
-    for job, submitted in zip(ctx.jobs, ctx.outcomes, strict=True):
-        dlog.info("%s: %s %s (%s)", event_name, type(job).__name__, submitted.value, job.key)
+    _log_jobs(dlog, event_name, ctx)
     if not ctx.outcomes:
         dlog.info("%s: nothing to do", event_name)
         outcome = "ignored"
