@@ -107,3 +107,22 @@ def test_a_build_the_change_makes_unreadable_removes_nothing_it_says_why() -> No
     assert "not fully known (apps/base/settings.yaml does not parse)" in "\n".join(
         impact_lines(result.impact)
     )
+
+
+def test_a_resource_the_change_makes_remote_or_removes_is_said_where_it_is_named() -> None:
+    base = two_clusters()
+    remote = "https://github.com/example/shared//base?ref=v1"
+    head = dict(base, **{"apps/staging/kustomization.yaml": kustomization(["../base", remote])})
+    result = analyze(tree(head), tree(base))
+    assert result.impact is not None
+    by_cluster = {c.cluster: c.kustomizations for c in result.impact}
+    [staging] = by_cluster["clusters/staging"]
+    assert staging.unknown == [f"`{remote}` in apps/staging/kustomization.yaml is remote"]
+    assert "clusters/prod" not in by_cluster or not by_cluster["clusters/prod"]
+    # The directory a resource names, deleted: the kustomization that names it is unknown.
+    head = {p: c for p, c in base.items() if not p.startswith("apps/base/")}
+    result = analyze(tree(head), tree(base))
+    assert result.impact is not None
+    for cluster in result.impact:
+        [k] = cluster.kustomizations
+        assert any("`../base`" in r and "does not exist" in r for r in k.unknown), k.unknown

@@ -62,8 +62,9 @@ def _unknown(builds: Iterable[FluxBuild]) -> dict[str, list[str]]:
 
 
 def _about(reason: str, paths: set[str]) -> bool:
-    """Whether an inventory's reason ("apps/x.yaml does not parse") names one of `paths`."""
-    return reason.split(" ", 1)[0] in paths
+    """Whether an inventory's reason ("apps/x.yaml does not parse") is about one of
+    `paths`: a reason of no file in particular (`spec.path` substituted) is about none."""
+    return any(p in paths for p in getattr(reason, "paths", ()))
 
 
 def _text(repo: Snapshot, applied: Applied) -> str | None:

@@ -179,6 +179,21 @@ class Problem:
     message: str
 
 
+class Reason(str):
+    """Why a build is not fully known, in words ("apps/x.yaml does not parse"), and the
+    files whose content makes it so: the change summary says "not fully known" only where
+    the change touched one of them."""
+
+    paths: tuple[str, ...]
+
+    def __new__(
+        cls, path: str, why: str, *, subject: str | None = None, also: tuple[str, ...] = ()
+    ) -> Reason:
+        reason = super().__new__(cls, f"{subject or path} {why}")
+        reason.paths = (path, *also)
+        return reason
+
+
 @dataclass
 class Build:
     """The objects one kustomize (or Flux-generated) build produces."""
@@ -392,7 +407,7 @@ class Inventory:
         kfile = self.repo.kustomization_in(directory)
         acc = _Acc()
         if kfile is None:
-            acc.unknown.append(f"{directory or '.'} has no kustomization file")
+            acc.unknown.append(Reason(directory or ".", "has no kustomization file"))
         else:
             self._kustomize(kfile, acc, (*stack, directory), _Overlay())
         build = acc.build(directory, kfile)
@@ -424,12 +439,12 @@ class Inventory:
                 )
             )
         if repo.problem(kfile) is not None:
-            acc.unknown.append(f"{kfile} does not parse")
+            acc.unknown.append(Reason(kfile, "does not parse"))
             return
         docs = repo.documents(kfile)
         root = docs[0] if docs else None
         if root is not None and not isinstance(root, yaml.MappingNode):
-            acc.unknown.append(f"{kfile} is not a mapping")
+            acc.unknown.append(Reason(kfile, "is not a mapping"))
             return
         kf = repo.kustomizations.get(kfile)
         entries = kf.entries if kf is not None else []
@@ -443,20 +458,26 @@ class Inventory:
         ]:
             where = f"`{e.value}` in {kfile}"
             if e.remote or e.target is None:
-                acc.unknown.append(f"{where} is {'remote' if e.remote else 'outside'}")
+                acc.unknown.append(
+                    Reason(kfile, f"is {'remote' if e.remote else 'outside'}", subject=where)
+                )
                 continue
             if "${" in e.value or "{{" in e.value:
-                acc.unknown.append(f"{where} is a template")
+                acc.unknown.append(Reason(kfile, "is a template", subject=where))
                 continue
             target = e.target
             if target in repo.path_set:
                 if posixpath.basename(target) in KUSTOMIZATION_FILES:
-                    acc.unknown.append(f"{where} names a kustomization file as a resource")
+                    acc.unknown.append(
+                        Reason(kfile, "names a kustomization file as a resource", subject=where)
+                    )
                     continue
                 self._add_file(target, acc, where)
             elif repo.is_dir(target):
                 if repo.kustomization_in(target) is None:
-                    acc.unknown.append(f"{where} has no kustomization file")
+                    acc.unknown.append(
+                        Reason(kfile, "has no kustomization file", subject=where, also=(target,))
+                    )
                     continue
                 if target in stack:
                     acc.problems.append(
@@ -471,7 +492,7 @@ class Inventory:
                     continue
                 acc.merge(self.build_dir(target, stack), where)
             else:
-                acc.unknown.append(f"{where} does not exist")
+                acc.unknown.append(Reason(kfile, "does not exist", subject=where, also=(target,)))
 
         # components: they work on what this kustomization has accumulated so far
         components: list[tuple[str, int, str | None, bool]] = [
@@ -482,12 +503,12 @@ class Inventory:
         for value, line, ctarget, remote in components:
             where = f"component `{value}` of {kfile}"
             if remote or ctarget is None:
-                acc.unknown.append(f"{where} is remote")
+                acc.unknown.append(Reason(kfile, "is remote", subject=where))
                 continue
             target = ctarget
             ckfile = repo.kustomization_in(target) if repo.is_dir(target) else None
             if ckfile is None:
-                acc.unknown.append(f"{where} has no kustomization file")
+                acc.unknown.append(Reason(kfile, "has no kustomization file", subject=where))
                 continue
             if target in stack:
                 acc.problems.append(
@@ -508,10 +529,10 @@ class Inventory:
         self._generators(kfile, fields, acc)
         for name in ("helmCharts", "helmChartInflationGenerator", "generators", "transformers"):
             if ys.items(fields.get(name.lower())):
-                acc.unknown.append(f"{kfile} uses `{name}`")
+                acc.unknown.append(Reason(kfile, f"uses `{name}`"))
         replacements = fields.get("replacements")
         if replacements is not None and _mentions_identity(replacements):
-            acc.unknown.append(f"{kfile} replaces names or namespaces")
+            acc.unknown.append(Reason(kfile, "replaces names or namespaces"))
         if "patches" in fields or "patchesstrategicmerge" in fields:
             self._check_patches(kfile, fields, acc)
 
@@ -538,7 +559,7 @@ class Inventory:
         objects: list[Applied] = []
         unknown: list[str] = []
         if info.problem is not None:
-            unknown.append(f"{path} does not parse")
+            unknown.append(Reason(path, "does not parse"))
         else:
             for index, doc in enumerate(info.docs):
                 if doc.root == "empty":
@@ -547,7 +568,7 @@ class Inventory:
                     objects.extend(self._list_items(path, index, unknown))
                     continue
                 if doc.root != "mapping" or not doc.kind or not doc.api_version or not doc.name:
-                    unknown.append(f"{path} holds a document without kind or name")
+                    unknown.append(Reason(path, "holds a document without kind or name"))
                     continue
                 group, version = _group_version(doc.api_version)
                 ns = doc.namespace or None
@@ -579,7 +600,7 @@ class Inventory:
             name_node = ys.get(item, "metadata", "name")
             name = ys.scalar(name_node)
             if not kind or not api or not name or name_node is None:
-                unknown.append(f"{path} holds a list item without kind or name")
+                unknown.append(Reason(path, "holds a list item without kind or name"))
                 continue
             group, version = _group_version(api)
             ns = ys.scalar(ys.get(item, "metadata", "namespace"))
@@ -852,7 +873,7 @@ class Inventory:
     def _entry_build(self, directory: str, overlay: _Overlay) -> Build:
         repo = self.repo
         if directory and not repo.is_dir(directory):
-            return Build(directory, None, unknown=[f"{directory} does not exist"])
+            return Build(directory, None, unknown=[Reason(directory, "does not exist")])
         kfile = repo.kustomization_in(directory)
         if kfile is not None:
             if overlay == _Overlay():
