@@ -64,6 +64,7 @@ def test_a_change_lists_what_each_cluster_gets() -> None:
                 "unknown": [],
             }
         ],
+        "unfollowed": [],
     }
 
 
@@ -126,3 +127,37 @@ def test_a_resource_the_change_makes_remote_or_removes_is_said_where_it_is_named
     for cluster in result.impact:
         [k] = cluster.kustomizations
         assert any("`../base`" in r and "does not exist" in r for r in k.unknown), k.unknown
+
+
+def test_a_change_to_files_reaching_a_cluster_through_an_unfollowed_source_says_so() -> None:
+    # The cluster applies ./apps through an ExternalArtifact (made from this repository by
+    # an ArtifactGenerator), which flux-review does not follow.
+    base: dict[str, str | bytes] = {
+        **bootstrap("prod"),
+        "clusters/prod/apps.yaml": flux_kustomization(
+            "apps", "./", source="apps", source_kind="ExternalArtifact"
+        ),
+        "clusters/prod/infra.yaml": flux_kustomization("infra", "./infra"),
+        "infra/kustomization.yaml": kustomization(["settings.yaml"]),
+        "infra/settings.yaml": configmap("settings"),
+        "apps/web.yaml": deployment("web", "ghcr.io/example/web:1.0"),
+    }
+    head = dict(base, **{"apps/web.yaml": deployment("web", "ghcr.io/example/web:2.0")})
+    result = analyze(tree(head), tree(base))
+    assert result.impact is not None
+    [cluster] = result.impact
+    assert cluster.kustomizations == []
+    assert cluster.unfollowed == ["Flux Kustomization flux-system/apps of ExternalArtifact apps"]
+    text = "\n".join(impact_lines(result.impact))
+    assert "No cluster is affected" not in text
+    assert "cannot follow: Flux Kustomization flux-system/apps of ExternalArtifact apps" in text
+    assert "cannot follow" in impact_section(result.impact)
+    doc = json.loads(to_json([], "a", "b", result.impact))
+    assert doc["impact"][0]["unfollowed"] == cluster.unfollowed
+    # A change inside what is followed says what it does there, and nothing more.
+    head = dict(base, **{"infra/settings.yaml": configmap("settings", "key: other")})
+    result = analyze(tree(head), tree(base))
+    assert result.impact is not None
+    [cluster] = result.impact
+    assert [k.changed for k in cluster.kustomizations] == [["ConfigMap settings"]]
+    assert cluster.unfollowed == []

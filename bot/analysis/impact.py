@@ -10,6 +10,7 @@ not followed.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,11 +43,16 @@ class KustomizationImpact:
 class ClusterImpact:
     cluster: str  # the root Flux Kustomization's path, e.g. "clusters/prod"
     kustomizations: list[KustomizationImpact] = field(default_factory=list)
+    # When the change touches files no followed build holds: what the cluster applies
+    # that flux-review cannot follow (a Flux Kustomization of an ExternalArtifact, say),
+    # through which those files may reach it.
+    unfollowed: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "cluster": self.cluster,
             "kustomizations": [k.to_json() for k in self.kustomizations],
+            "unfollowed": self.unfollowed,
         }
 
 
@@ -90,6 +96,14 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
     for c in after.clusters:
         clusters.setdefault(c.name, ([], []))[1].extend(c.builds)
     touched = set(change.files) | set(change.base_files)
+    followed = set().union(*(c.files for c in (*before.clusters, *after.clusters)))
+    # Files Flux could apply that no followed build holds: they may reach a cluster
+    # through what flux-review cannot follow.
+    outside = {p for p in touched - followed if _manifest(p)}
+    unfollowed: dict[str, list[str]] = {}
+    for c in (*before.clusters, *after.clusters):
+        unfollowed.setdefault(c.name, [])
+        unfollowed[c.name] += [u for u in c.unfollowed if u not in unfollowed[c.name]]
     result = []
     for name, (old_builds, new_builds) in sorted(clusters.items()):
         old, new = _objects(old_builds), _objects(new_builds)
@@ -112,6 +126,11 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
                     k.changed.append(str(b.id))
             if k.added or k.changed or k.removed or (k.unknown and label in old):
                 impacts.append(k)
-        if impacts:
-            result.append(ClusterImpact(name, impacts))
+        maybe = unfollowed.get(name, []) if outside else []
+        if impacts or maybe:
+            result.append(ClusterImpact(name, impacts, maybe))
     return result
+
+
+def _manifest(path: str) -> bool:
+    return path.endswith((".yaml", ".yml", ".json")) or posixpath.basename(path) == "Kustomization"

@@ -179,6 +179,14 @@ class Problem:
     message: str
 
 
+def _unfollowed(obj: Applied, node: ys.Node | None) -> str:
+    """A Flux Kustomization whose content is not in this repository, and its source."""
+    ref = ys.get(node, "spec", "sourceRef") if node is not None else None
+    kind, name = ys.scalar(ys.get(ref, "kind")), ys.scalar(ys.get(ref, "name"))
+    source = f" of {kind} {name}" if kind and name else ""
+    return f"Flux Kustomization {obj.id.namespace or ''}/{obj.id.name}{source}".replace(" /", " ")
+
+
 class Reason(str):
     """Why a build is not fully known, in words ("apps/x.yaml does not parse"), and the
     files whose content makes it so: the change summary says "not fully known" only where
@@ -232,6 +240,10 @@ class Cluster:
     builds: list[FluxBuild] = field(default_factory=list)
     known: bool = True  # every Flux Kustomization's content is known
     files: set[str] = field(default_factory=set)
+    # What the cluster applies beyond the builds here: Flux Kustomizations of a source
+    # this repository is not (another repository, an OCI artifact, an ExternalArtifact),
+    # or with a templated name, in words.
+    unfollowed: list[str] = field(default_factory=list)
 
     def objects(self) -> Iterator[tuple[FluxBuild, Applied]]:
         for fb in self.builds:
@@ -1014,10 +1026,12 @@ class Inventory:
                 for obj in cfb.build.objects:
                     if obj.id.templated:
                         cluster.known = False
+                        cluster.unfollowed.append(f"{obj.id} (a name Flux substitutes)")
                     elif obj.id.group == FLUX_KS_GROUP and obj.id.kind == "Kustomization":
                         node = obj.node(repo)
                         if node is None or id(node) not in by_node:
                             cluster.known = False
+                            cluster.unfollowed.append(_unfollowed(obj, node))
                 stack.extend(children[id(cfb)])
             self.clusters.append(cluster)
         for raw in repo.config.raw_paths:

@@ -98,6 +98,13 @@ def impact_lines(impact: Sequence[ClusterImpact]) -> list[str]:
             if k.unknown:
                 parts.append(f"not fully known ({'; '.join(k.unknown[:3])})")
             lines.append(f"  {k.label}: {'; '.join(parts)}")
+        if c.unfollowed:
+            more = len(c.unfollowed) - 3
+            lines.append(
+                "  may also change through what flux-review cannot follow: "
+                + "; ".join(c.unfollowed[:3])
+                + (f" and {more} more" if more > 0 else "")
+            )
     return lines
 
 

@@ -138,10 +138,9 @@ def impact_section(impact: Sequence[ClusterImpact] | None, heading: str = "###")
     if not impact:
         return out + "No cluster is affected: nothing a Flux Kustomization applies changes.\n"
     for cluster in impact:
-        out += (
-            f"**{cell(cluster.cluster, 200)}**\n\n"
-            "| Flux Kustomization | added | changed | removed |\n|---|---|---|---|\n"
-        )
+        out += f"**{cell(cluster.cluster, 200)}**\n\n"
+        if cluster.kustomizations:
+            out += "| Flux Kustomization | added | changed | removed |\n|---|---|---|---|\n"
         for k in cluster.kustomizations:
             removed = _objects(k.removed)
             if k.unknown:
@@ -149,6 +148,15 @@ def impact_section(impact: Sequence[ClusterImpact] | None, heading: str = "###")
             out += (
                 f"| {cell(k.label, 300)} | {cell(_objects(k.added), 600)} | "
                 f"{cell(_objects(k.changed), 600)} | {cell(removed, 600)} |\n"
+            )
+        if cluster.unfollowed:
+            shown = "; ".join(clip(u, 200) for u in cluster.unfollowed[:5])
+            more = len(cluster.unfollowed) - 5
+            out += (
+                ("\n" if cluster.kustomizations else "")
+                + f"May also change through what flux-review cannot follow: {shown}"
+                + (f" and {more} more" if more > 0 else "")
+                + ".\n"
             )
         out += "\n"
     return out
