@@ -8,6 +8,7 @@ on, so a required check never sits at "Expected — waiting for status".
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -15,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.analysis import AnalysisResult, ChangedFile, Config, Tree
+from bot.analysis import AnalysisResult
 from bot.github import RepoRef, RetryPolicy
 from bot.github.client import Sleep
 from bot.queue import InProcessQueue, JobHandler, JobQueue
@@ -70,6 +71,8 @@ class Gate:
         self.releases = [threading.Event() for _ in range(holds)]
         self._lock = threading.Lock()
         self._calls = 0
+        # The real analysis, held at its start by the gate.
+        self.analyze = analyzer_then(self._hold)
 
     @property
     def release(self) -> threading.Event:
@@ -86,17 +89,6 @@ class Gate:
         if call < len(self.releases):
             self.entered[call].set()
             self.releases[call].wait(60)
-
-    def __call__(
-        self,
-        head: Tree,
-        base: Tree | None,
-        changed: Sequence[ChangedFile] | None,
-        config: Config | None,
-        self_urls: Sequence[str],
-        cancel: threading.Event,
-    ) -> AnalysisResult:
-        return analyzer_then(self._hold)(head, base, changed, config, self_urls, cancel)
 
     async def wait_entered(self, call: int = 0) -> None:
         async with asyncio.timeout(30):
@@ -191,7 +183,7 @@ async def start_app(fake_github: FakeGitHub, github_app_key: str) -> AsyncIterat
             settings,
             sleep=sleep,
             retry_policy=RetryPolicy(jitter=0.0),
-            analyzer=analyzer or gate,
+            analyzer=analyzer or gate.analyze,
             queue_factory=watched,
         )
         # What `serve()` gives aiohttp.
@@ -417,25 +409,14 @@ async def test_conclude_not_started_posts_once_per_commit(
     repo = RepoRef(app.fake.owner, app.fake.name)
     sha = app.fake.head_sha(fork)
     iid = app.fake.installation_id
+    review = functools.partial(
+        ReviewJob, repo=repo, installation_id=iid, number=fork.number, trigger="t"
+    )
     jobs: list[AnyJob] = [
-        ReviewJob(
-            repo=repo,
-            installation_id=iid,
-            number=fork.number,
-            delivery_id="sync",
-            trigger="t",
-            revision=sha,
-        ),
+        review(delivery_id="sync", revision=sha),
         CommitJob(repo=repo, installation_id=iid, sha=sha, delivery_id="suite", trigger="t"),
         # A recheck knows no commit: it is the PR's head, the same one.
-        ReviewJob(
-            repo=repo,
-            installation_id=iid,
-            number=fork.number,
-            delivery_id="recheck",
-            trigger="t",
-            force=True,
-        ),
+        review(delivery_id="recheck", force=True),
     ]
     assert await app.service.runner.conclude_not_started(jobs, 30.0) == 1
     run = app.run_on(sha)

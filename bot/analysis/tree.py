@@ -29,6 +29,12 @@ class Tree(Protocol):
         ...
 
 
+def git_blob_id(data: bytes) -> str:
+    """git's blob id of `data` (`git hash-object`): caches keyed by it agree whichever
+    way a commit was read (git, a tarball, the Git database API)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 class DictTree:
     """A tree held in memory."""
 
@@ -50,9 +56,7 @@ class DictTree:
         data = self._files.get(path)
         if data is None:
             return None
-        # git's blob id, so that caches keyed by it agree with a GitTree's
-        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        self._ids[path] = blob
+        blob = self._ids[path] = git_blob_id(data)
         return blob
 
     def __len__(self) -> int:

@@ -282,7 +282,7 @@ class TreeStore:
             max_file=limits.max_file, max_entries=limits.max_members
         )
         self._timeout = download_timeout
-        self._cache = TreeCache(cache_bytes)
+        self._cache: TreeCache[FetchedTree] = TreeCache(cache_bytes)
         self._cache_bytes = cache_bytes
         # Blobs read through the Git database, per repository: at most four repositories
         # of a sixteenth of the tree cache each.
@@ -300,7 +300,7 @@ class TreeStore:
         # tree cached for another.
         key = (repo.full_name.lower(), sha)
         cached = self._cache.get(key)
-        if isinstance(cached, FetchedTree):
+        if cached is not None:
             return cached
         repo_key = repo.full_name.lower()
         cause = self._tarball_down.get(repo_key)

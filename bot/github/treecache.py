@@ -10,39 +10,38 @@ bot/analysis/snapshot/files.py) finds the base's unchanged files already parsed.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from bot.analysis.tree import git_blob_id
+
+V = TypeVar("V")
 
 # What a path costs besides its content and its length: its str object, its blob id's,
 # and its slots in the tree's two dicts (measured with tracemalloc: about 270 bytes).
 PATH_OVERHEAD = 280
 
 
-def blob_id(data: bytes) -> str:
-    """git's blob id of `data` (`git hash-object`)."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def blob_ids(files: Mapping[str, bytes]) -> dict[str, str]:
-    return {path: blob_id(data) for path, data in files.items()}
+    return {path: git_blob_id(data) for path, data in files.items()}
 
 
 @dataclass
-class _Entry:
-    value: object
+class _Entry(Generic[V]):
+    value: V
     blobs: tuple[str, ...]  # ids of the pooled contents this tree holds
     own_bytes: int  # what it holds alone: its paths, or contents not pooled
 
 
-class TreeCache:
+class TreeCache(Generic[V]):
     """Values (a commit's `FetchedTree`) by key, least recently used out first, within
     `max_bytes` counted as the distinct contents of all cached trees plus their paths."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._entries: OrderedDict[Hashable, _Entry[V]] = OrderedDict()
         self._blobs: dict[str, bytes] = {}
         self._refs: dict[str, int] = {}
         self.nbytes = 0
@@ -50,14 +49,7 @@ class TreeCache:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def blob_count(self) -> int:
-        return len(self._blobs)
-
-    def get(self, key: Hashable) -> object | None:
+    def get(self, key: Hashable) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -83,7 +75,7 @@ class TreeCache:
     def put(
         self,
         key: Hashable,
-        value: object,
+        value: V,
         files: Mapping[str, bytes],
         ids: Mapping[str, str],
         extra_bytes: int = 0,
@@ -119,4 +111,4 @@ class TreeCache:
                 self.nbytes -= len(self._blobs.pop(blob))
 
 
-__all__ = ["TreeCache", "blob_id", "blob_ids"]
+__all__ = ["TreeCache", "blob_ids"]

@@ -99,18 +99,16 @@ def impact_lines(impact: Sequence[ClusterImpact]) -> list[str]:
                 parts.append(f"not fully known ({'; '.join(k.unknown[:3])})")
             lines.append(f"  {k.label}: {'; '.join(parts)}")
         if c.unfollowed:
-            more = len(c.unfollowed) - 3
             lines.append(
                 "  may also change through what flux-review cannot follow: "
-                + "; ".join(c.unfollowed[:3])
-                + (f" and {more} more" if more > 0 else "")
+                + _names(c.unfollowed, 3, "; ")
             )
     return lines
 
 
-def _names(items: Sequence[str], shown: int = 5) -> str:
+def _names(items: Sequence[str], shown: int = 5, sep: str = ", ") -> str:
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
-    return ", ".join(items[:shown]) + more
+    return sep.join(items[:shown]) + more
 
 
 def _sarif_location(

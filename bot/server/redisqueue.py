@@ -488,21 +488,19 @@ class RedisQueue(Generic[J]):
                         args=[self._maxsize, *(a for w in batch for a in w.args)],
                     )
                 except (RedisError, OSError) as exc:
+                    if _unreachable(exc):
+                        # Redis does not answer: what waits behind this batch would wait
+                        # as long again, one timeout after another; it is refused at once.
+                        batch += self._accepting
+                        self._accepting.clear()
                     error = QueueUnavailable(f"Redis is unreachable ({type(exc).__name__})")
-                    # Redis does not answer: what waits behind this batch would wait as
-                    # long again, one timeout after another; it is refused at once.
-                    failed = batch + (self._accepting if _unreachable(exc) else [])
-                    for waiting in failed:
+                    for waiting in batch:
                         if not waiting.answer.done():
                             waiting.answer.set_exception(error)
-                    if _unreachable(exc):
-                        self._accepting.clear()
-                    batch = []
                     continue
                 for waiting, delivery_answer in zip(batch, answers, strict=True):
                     if not waiting.answer.done():
                         waiting.answer.set_result(list(delivery_answer))
-                batch = []
         finally:
             # Cancelled (the loop is closing) or a bug: no request waits for ever.
             for waiting in batch + self._accepting:
