@@ -1,0 +1,406 @@
+"""kustomize v5.5's build, with content, as kustomize-controller runs it.
+
+The order is kustomize's (`api/internal/target/kusttarget.go`): a kustomization
+accumulates its `resources` (a file's objects, or a directory's whole build with its own
+transformers already applied), runs its generators, then its `components` (each works on
+what has been accumulated so far: its resources are added, its generators and
+transformers run on everything), then its own transformers in kustomize's fixed order.
+Only at the very top (`makeCustomizedResMap`) are the content hashes added to generated
+names and the references to renamed objects fixed.
+
+What cannot be known from the repository alone (a remote base, a Helm chart generator, a
+plugin, a file that does not parse) makes the build "not fully known" (`unknown`), never
+guessed; everything else is built.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import yaml
+from yaml import nodes as ynodes
+
+from bot.analysis import yamlscan as ys
+from bot.analysis.model import _REMOTE, KUSTOMIZATION_FILES, Reader, secure_join
+from bot.analysis.snapshot.build import generators, kustfile, nameref, transformers
+from bot.analysis.snapshot.build import nodes as yn
+from bot.analysis.snapshot.build.kustfile import KustFile
+from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Unknown
+from bot.analysis.snapshot.build.resource import ResMap, Resource
+from bot.analysis.snapshot.build.source import View
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A file a build reads: how, and which file (and line) makes it read."""
+
+    path: str  # repository path
+    reader: Reader
+    source: str  # the kustomization file that lists it ("" for Flux's generated index)
+    line: int
+
+
+@dataclass
+class Accumulated:
+    """What one kustomization accumulates (kustomize's ResAccumulator), before the
+    top-level name hashes and back references."""
+
+    resmap: ResMap = field(default_factory=ResMap)
+    unknown: list[Unknown] = field(default_factory=list)
+    problems: list[BuildProblem] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
+
+    def absorb(self, other: Accumulated, where: str) -> None:
+        self.unknown.extend(other.unknown)
+        self.problems.extend(other.problems)
+        self.reads.extend(other.reads)
+        for res in other.resmap:
+            self.resmap.append(res, self.problems, where)
+
+
+@dataclass
+class Built:
+    """A finished build: its objects and everything known about how they were made."""
+
+    directory: str
+    kfile: str | None  # None for Flux's generated index
+    resources: list[Resource]
+    unknown: list[Unknown]
+    problems: list[BuildProblem]
+    reads: list[Read]
+
+    @property
+    def known(self) -> bool:
+        return not self.unknown
+
+    @property
+    def files(self) -> set[str]:
+        return {r.path for r in self.reads}
+
+
+class Files:
+    """What the build needs of a snapshot's files (the snapshot itself implements it)."""
+
+    def documents(self, path: str) -> list[ynodes.Node]:
+        raise NotImplementedError
+
+    def problem(self, path: str) -> ys.YamlProblem | None:
+        raise NotImplementedError
+
+    def data(self, path: str) -> bytes | None:
+        raise NotImplementedError
+
+
+class Kustomizer:
+    """Builds directories of one source's view. Directory builds are cached: every parent
+    that includes a directory shares its (immutable) result."""
+
+    def __init__(self, view: View, files: Files) -> None:
+        self.view = view
+        self.files = files
+        self._dirs: dict[str, Accumulated] = {}
+        self._kfiles: dict[str, KustFile] = {}
+
+    # --- reading ------------------------------------------------------------------
+
+    def kustfile(self, view_path: str) -> KustFile | None:
+        """The kustomization file at `view_path`, read; None when it does not parse."""
+        found = self._kfiles.get(view_path)
+        if found is None:
+            real = self.view.real(view_path)
+            if real is None or self.files.problem(real) is not None:
+                return None
+            docs = self.files.documents(real)
+            found = kustfile.read(real, docs[0] if docs else None)
+            # Paths inside are relative to the kustomization's place in the artifact.
+            found.directory = posixpath.dirname(view_path)
+            self._kfiles[view_path] = found
+        return found
+
+    def load_objects(self, view_path: str, acc: Accumulated, where: str) -> list[Resource]:
+        """The objects of one manifest (a `List`'s items one by one, as kustomize reads
+        them)."""
+        real = self.view.real(view_path)
+        assert real is not None
+        if self.files.problem(real) is not None:
+            acc.unknown.append(Unknown(real, "does not parse", (real,)))
+            return []
+        out: list[Resource] = []
+        for index, doc in enumerate(self.files.documents(real)):
+            if not isinstance(doc, ynodes.MappingNode):
+                if yn.text(doc) is None and not isinstance(doc, ynodes.SequenceNode):
+                    continue  # an empty document
+                acc.unknown.append(Unknown(real, "holds a document that is not an object", (real,)))
+                continue
+            kind = yn.text(yn.get(doc, "kind")) or ""
+            if kind.endswith("List") and isinstance(yn.get(doc, "items"), ynodes.SequenceNode):
+                for item in yn.get(doc, "items").value:  # type: ignore[union-attr]
+                    if isinstance(item, ynodes.MappingNode) and _identified(item):
+                        out.append(Resource.of(item, real, -1))
+                    else:
+                        acc.unknown.append(Unknown(real, "holds a list item without kind or name", (real,)))
+                continue
+            if not _identified(doc):
+                if not doc.value:
+                    continue
+                acc.unknown.append(Unknown(real, "holds a document without kind or name", (real,)))
+                continue
+            out.append(Resource.of(doc, real, index))
+        return out
+
+    # --- building -----------------------------------------------------------------
+
+    def build_dir(self, directory: str, stack: tuple[str, ...] = ()) -> Accumulated:
+        cached = self._dirs.get(directory)
+        if cached is not None:
+            return cached
+        acc = Accumulated()
+        kpath = self.view.kustomization_in(directory)
+        kf = self.kustfile(kpath) if kpath is not None else None
+        if kpath is None:
+            acc.unknown.append(Unknown(directory or ".", "has no kustomization file", ()))
+        elif kf is None:
+            real = self.view.real(kpath) or kpath
+            acc.unknown.append(Unknown(real, "does not parse", (real,)))
+        else:
+            self.accumulate(kf, acc, (*stack, directory))
+        self._dirs[directory] = acc
+        return acc
+
+    def accumulate(self, kf: KustFile, acc: Accumulated, stack: tuple[str, ...]) -> None:
+        """kustomize's `accumulateTarget` for one kustomization (or component) into `acc`."""
+        self._check_files(kf, acc)
+        if kf.root is None and kf.path:
+            acc.unknown.append(Unknown(kf.path, "is not a mapping", (kf.path,)))
+            return
+        for name in kf.unsupported:
+            acc.unknown.append(Unknown(kf.path, f"uses `{name}`", (kf.path,)))
+        for entry in kf.resources:
+            self._resource(kf, entry, acc, stack)
+        generators.run(self, kf, acc)
+        for entry in kf.components:
+            self._component(kf, entry, acc, stack)
+        transformers.run(self, kf, acc)
+
+    def _check_files(self, kf: KustFile, acc: Accumulated) -> None:
+        if not kf.path:
+            return
+        found = self.view.kustomization_files(kf.directory)
+        if len(found) > 1:
+            names = " and ".join(posixpath.basename(p) for p in found)
+            acc.problems.append(
+                BuildProblem(
+                    ProblemKind.MULTIPLE_FILES,
+                    kf.path,
+                    1,
+                    f"{kf.directory or '.'} holds {names}: kustomize fails with `Found multiple "
+                    "kustomization files`.",
+                )
+            )
+
+    def _resource(self, kf: KustFile, entry: kustfile.Entry, acc: Accumulated, stack: tuple[str, ...]) -> None:
+        where = f"`{entry.value}` in {entry.file}"
+        if _REMOTE.search(entry.value):
+            acc.unknown.append(Unknown(where, "is remote", (entry.file,)))
+            return
+        if "${" in entry.value or "{{" in entry.value:
+            acc.unknown.append(Unknown(where, "is a template", (entry.file,)))
+            return
+        target = _join(entry.directory, entry.value)
+        if target is None:
+            acc.unknown.append(Unknown(where, "is outside the source", (entry.file,)))
+            return
+        reader = Reader.KUSTOMIZATION_ENTRY if kf.path else Reader.FLUX_INDEX
+        if self.view.is_file(target):
+            real = self.view.real(target) or target
+            if posixpath.basename(target) in KUSTOMIZATION_FILES:
+                acc.unknown.append(Unknown(where, "names a kustomization file as a resource", (entry.file,)))
+                return
+            acc.reads.append(Read(real, reader, kf.path, entry.line))
+            for res in self.load_objects(target, acc, where):
+                acc.resmap.append(res, acc.problems, where)
+            return
+        if self.view.is_dir(target):
+            kpath = self.view.kustomization_in(target)
+            if kpath is None:
+                acc.unknown.append(Unknown(where, "has no kustomization file", (entry.file, target)))
+                return
+            if target in stack:
+                acc.problems.append(
+                    BuildProblem(
+                        ProblemKind.CYCLE,
+                        entry.file,
+                        entry.line,
+                        f"`{entry.value}` includes {target or '.'}, which is already being built "
+                        "on the way here: kustomize fails with `cycle detected`.",
+                    )
+                )
+                return
+            sub_kf = self.kustfile(kpath)
+            acc.reads.append(Read(self.view.real(kpath) or kpath, reader, kf.path, entry.line))
+            if sub_kf is not None and sub_kf.is_component:
+                acc.problems.append(
+                    BuildProblem(
+                        ProblemKind.ENTRY_KIND,
+                        entry.file,
+                        entry.line,
+                        f"`{entry.value}` is a Component, listed under `resources`: kustomize "
+                        "fails with `expected kind != 'Component'`; list it under `components`.",
+                    )
+                )
+                return
+            acc.absorb(self.build_dir(target, stack), where)
+            return
+        acc.unknown.append(Unknown(where, "does not exist", (entry.file, target)))
+
+    def _component(self, kf: KustFile, entry: kustfile.Entry, acc: Accumulated, stack: tuple[str, ...]) -> None:
+        where = f"component `{entry.value}` of {entry.file}"
+        if _REMOTE.search(entry.value):
+            acc.unknown.append(Unknown(where, "is remote", (entry.file,)))
+            return
+        target = _join(entry.directory, entry.value)
+        kpath = self.view.kustomization_in(target) if target is not None and self.view.is_dir(target) else None
+        if target is None or kpath is None:
+            acc.unknown.append(Unknown(where, "has no kustomization file", (entry.file,) + ((target,) if target else ())))
+            return
+        if target in stack:
+            acc.problems.append(
+                BuildProblem(
+                    ProblemKind.CYCLE,
+                    entry.file,
+                    entry.line,
+                    f"component `{entry.value}` includes {target or '.'}, which is already being "
+                    "built on the way here: kustomize fails with `cycle detected`.",
+                )
+            )
+            return
+        ckf = self.kustfile(kpath)
+        acc.reads.append(Read(self.view.real(kpath) or kpath, Reader.KUSTOMIZATION_ENTRY, kf.path, entry.line))
+        if ckf is None:
+            real = self.view.real(kpath) or kpath
+            acc.unknown.append(Unknown(real, "does not parse", (real,)))
+            return
+        if not ckf.is_component:
+            acc.problems.append(
+                BuildProblem(
+                    ProblemKind.ENTRY_KIND,
+                    entry.file,
+                    entry.line,
+                    f"`{entry.value}` is listed under `components` but its kustomization is not "
+                    "`kind: Component`: kustomize fails with `expected kind 'Component'`.",
+                )
+            )
+            return
+        self.accumulate(ckf, acc, (*stack, target))
+
+    def finish(self, directory: str, kfile: str | None, acc: Accumulated) -> Built:
+        """kustomize's last steps at the top of a build: content hashes on generated
+        names, then every reference to a renamed object updated."""
+        resources = generators.add_hashes(list(acc.resmap))
+        resources = nameref.fix(resources)
+        return Built(directory, kfile, resources, acc.unknown, acc.problems, acc.reads)
+
+    def build(self, directory: str, kf: KustFile | None = None) -> Built:
+        """The top-level build of `directory`, from `kf` when given (a kustomization Flux
+        has written into, or the index it generates)."""
+        if kf is None:
+            acc = self.build_dir(directory)
+            kpath = self.view.kustomization_in(directory)
+            return self.finish(directory, self.view.real(kpath) if kpath else None, acc)
+        acc = Accumulated()
+        self.accumulate(kf, acc, (directory,))
+        return self.finish(directory, kf.path or None, acc)
+
+    # --- helpers for the transformer and generator modules ---------------------------
+
+    def patch_documents(self, entry: kustfile.PatchEntry, acc: Accumulated) -> tuple[list[ynodes.Node], str] | None:
+        """The documents of a patch (from its file, or its inline text) stamped with the
+        file they are written in, and that file; None when they cannot be read (the
+        build is then not fully known)."""
+        if entry.path is not None:
+            where = f"patch `{entry.path}` in {entry.file}"
+            if _REMOTE.search(entry.path):
+                acc.unknown.append(Unknown(where, "is remote", (entry.file,)))
+                return None
+            target = _join(entry.directory, entry.path)
+            real = self.view.real(target) if target is not None else None
+            if real is None:
+                acc.unknown.append(Unknown(where, "does not exist", (entry.file,) + ((target,) if target else ())))
+                return None
+            acc.reads.append(Read(real, Reader.KUSTOMIZATION_ENTRY, entry.file, entry.line))
+            if self.files.problem(real) is not None:
+                acc.unknown.append(Unknown(real, "does not parse", (real,)))
+                return None
+            return [yn.stamp(d, real) for d in self.files.documents(real)], real
+        if entry.inline is None:
+            return None
+        node = entry.inline
+        origin = node.start_mark
+        file = origin.name if isinstance(origin, yn.Origin) else entry.file
+        offset = int(origin.line) + (1 if node.style in ("|", ">") else 0)
+        try:
+            docs = [d for d in ys.compose_all(node.value) if d is not None]
+        except (yaml.YAMLError, RecursionError):
+            acc.unknown.append(Unknown(f"the patch at {file}:{offset + 1}", "does not parse", (file,)))
+            return None
+        if node.style not in ("|", ">"):
+            # A quoted or plain patch: its lines cannot be mapped; the key's line is used.
+            return [_flatten_marks(d, file, int(origin.line) + 1) for d in docs], file
+        return [yn.stamp(d, file, offset) for d in docs], file
+
+
+def _flatten_marks(node: ynodes.Node, path: str, line: int) -> ynodes.Node:
+    stamped = yn.stamp(node, path)
+    for _, n in yn.walk(stamped):
+        n.start_mark = n.end_mark = yn.Origin(path, line)
+    return stamped
+
+
+def _identified(doc: ynodes.MappingNode) -> bool:
+    return bool(
+        yn.text(yn.get(doc, "apiVersion"))
+        and yn.text(yn.get(doc, "kind"))
+        and yn.text(yn.get(doc, "metadata", "name"))
+    )
+
+
+def _join(directory: str, rel: str) -> str | None:
+    """`rel` against `directory` inside the artifact; None when it leaves it (kustomize-
+    controller builds with `LoadRestrictionsNone` but within the artifact root)."""
+    if rel.startswith("/"):
+        return None
+    joined = posixpath.normpath(posixpath.join(directory, rel)) if directory else posixpath.normpath(rel)
+    if joined == ".":
+        return ""
+    if joined == ".." or joined.startswith("../"):
+        return None
+    return joined
+
+
+def generated_index(view: View, directory: str) -> KustFile:
+    """The kustomization Flux generates for a `spec.path` without one
+    (`fluxcd/pkg/kustomize` `findOrGenerateKustomization`): every `.yaml`/`.yml` file below
+    it, a subdirectory with its own kustomization file as one resource, not entered."""
+    kf = KustFile("", directory, None)
+    stack = [directory]
+    while stack:
+        current = stack.pop()
+        for path in view.files_in(current):
+            if path.endswith((".yaml", ".yml")):
+                kf.resources.append(kustfile.Entry(posixpath.relpath(path, directory) if directory else path, 1, "", directory))
+        for sub in reversed(view.subdirs(current)):
+            if view.kustomization_in(sub) is not None:
+                kf.resources.append(kustfile.Entry(posixpath.relpath(sub, directory) if directory else sub, 1, "", directory))
+            else:
+                stack.append(sub)
+    kf.resources.sort(key=lambda e: e.value)
+    return kf
+
+
+def flatten(builds: Iterable[Built]) -> list[Resource]:
+    return [r for b in builds for r in b.resources]
+
+
+__all__ = ["Accumulated", "Built", "Kustomizer", "Read", "generated_index", "secure_join"]

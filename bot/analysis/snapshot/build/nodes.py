@@ -1,0 +1,353 @@
+"""Object content as the build holds it: libyaml node trees, shared and never mutated.
+
+kustomize works on YAML node trees (kyaml's RNode), and so does the build here: an object
+that nothing transforms is the very node tree the parse cache holds, and a transformer
+that changes a field copies only the spine from the root to that field. A node keeps its
+line in `start_mark`; a node that comes from another file than its object (a patch, a
+generator's kustomization file, a value Flux substituted) carries an `Origin` mark that
+names that file, so every value of a built object knows where a user would edit it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import yaml
+from yaml import nodes as ynodes
+
+Node = ynodes.Node
+Path = tuple[str | int, ...]
+
+STR = "tag:yaml.org,2002:str"
+INT = "tag:yaml.org,2002:int"
+BOOL = "tag:yaml.org,2002:bool"
+FLOAT = "tag:yaml.org,2002:float"
+NULL = "tag:yaml.org,2002:null"
+MAP = "tag:yaml.org,2002:map"
+SEQ = "tag:yaml.org,2002:seq"
+
+
+class Origin(yaml.Mark):
+    """A node's mark when the node comes from another file than the object holding it.
+    `via` says how the value got there ("set by the patch of ...", "substituted from
+    ConfigMap flux-system/cluster-settings (cluster/settings.yaml:7)")."""
+
+    def __init__(self, path: str, line: int, via: str | None = None) -> None:
+        super().__init__(path, 0, max(line - 1, 0), 0, None, None)
+        self.via = via
+
+
+def origin_of(node: Node, default: str) -> tuple[str, int, str | None]:
+    """(file, 1-based line, how the value got there) of a node of an object from `default`."""
+    mark = node.start_mark
+    if isinstance(mark, Origin):
+        return mark.name, mark.line + 1, mark.via
+    return default, (mark.line + 1 if mark is not None else 1), None
+
+
+def stamp(node: Node, path: str, line_offset: int = 0, via: str | None = None) -> Node:
+    """A deep copy of `node` whose every node says it comes from `path` (lines shifted by
+    `line_offset`: a patch parsed from a block scalar starts below its key). Nodes that
+    already carry an `Origin` keep it: they came from yet another file."""
+    memo: dict[int, Node] = {}
+
+    def copy(n: Node, depth: int) -> Node:
+        if depth > 500:
+            raise RecursionError("nesting too deep")
+        done = memo.get(id(n))
+        if done is not None:
+            return done
+        mark = n.start_mark
+        new_mark = (
+            mark
+            if isinstance(mark, Origin)
+            else Origin(path, (mark.line + 1 if mark is not None else 1) + line_offset, via)
+        )
+        out: Node
+        if isinstance(n, ynodes.MappingNode):
+            out = ynodes.MappingNode(n.tag, [], new_mark, new_mark, n.flow_style)
+            memo[id(n)] = out
+            out.value = [(copy(k, depth + 1), copy(v, depth + 1)) for k, v in n.value]
+        elif isinstance(n, ynodes.SequenceNode):
+            out = ynodes.SequenceNode(n.tag, [], new_mark, new_mark, n.flow_style)
+            memo[id(n)] = out
+            out.value = [copy(v, depth + 1) for v in n.value]
+        else:
+            out = ynodes.ScalarNode(n.tag, n.value, new_mark, new_mark, n.style)
+            memo[id(n)] = out
+        return out
+
+    return copy(node, 0)
+
+
+# --- making nodes -------------------------------------------------------------------
+
+
+def scalar(value: str, mark: yaml.Mark | None = None, tag: str = STR, style: str | None = None) -> ynodes.ScalarNode:
+    return ynodes.ScalarNode(tag, value, mark, mark, style)
+
+
+def mapping(pairs: list[tuple[Node, Node]], mark: yaml.Mark | None = None) -> ynodes.MappingNode:
+    return ynodes.MappingNode(MAP, pairs, mark, mark, None)
+
+
+def sequence(items: list[Node], mark: yaml.Mark | None = None) -> ynodes.SequenceNode:
+    return ynodes.SequenceNode(SEQ, items, mark, mark, None)
+
+
+def from_value(value: Any, mark: yaml.Mark | None = None) -> Node:
+    """Nodes for a plain Python value (what a generator or a JSON patch writes)."""
+    if isinstance(value, Node):
+        return value
+    if isinstance(value, dict):
+        return mapping([(scalar(str(k), mark), from_value(v, mark)) for k, v in value.items()], mark)
+    if isinstance(value, list | tuple):
+        return sequence([from_value(v, mark) for v in value], mark)
+    if value is None:
+        return scalar("null", mark, NULL)
+    if isinstance(value, bool):
+        return scalar("true" if value else "false", mark, BOOL)
+    if isinstance(value, int):
+        return scalar(str(value), mark, INT)
+    if isinstance(value, float):
+        return scalar(repr(value), mark, FLOAT)
+    text = str(value)
+    # A string that would read back as another type is written quoted, as kyaml does.
+    style = '"' if resolve_plain(text) is not text or text == "" else None
+    return scalar(text, mark, STR, style)
+
+
+# --- reading nodes --------------------------------------------------------------------
+
+
+def get(node: Node | None, *keys: str) -> Node | None:
+    for key in keys:
+        if not isinstance(node, ynodes.MappingNode):
+            return None
+        found = None
+        for k, v in node.value:
+            if isinstance(k, ynodes.ScalarNode) and k.value == key:
+                found = v
+        node = found
+    return node
+
+
+def text(node: Node | None) -> str | None:
+    """A scalar's text; None for null, a missing node or a collection."""
+    if isinstance(node, ynodes.ScalarNode):
+        if node.tag == NULL or (node.style is None and node.value in ("", "~", "null", "Null", "NULL")):
+            return None
+        return str(node.value)
+    return None
+
+
+def at(node: Node | None, path: Path) -> Node | None:
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(node, ynodes.SequenceNode) or not -len(node.value) <= part < len(node.value):
+                return None
+            node = node.value[part]
+        else:
+            node = get(node, part)
+            if node is None:
+                return None
+    return node
+
+
+def keys(node: Node | None) -> list[str]:
+    if not isinstance(node, ynodes.MappingNode):
+        return []
+    return [k.value for k, _ in node.value if isinstance(k, ynodes.ScalarNode)]
+
+
+# --- copy-on-write edits --------------------------------------------------------------
+
+
+def with_key(node: ynodes.MappingNode, key: str, value: Node | None, key_mark: yaml.Mark | None = None) -> ynodes.MappingNode:
+    """A copy of the mapping with `key` set to `value` (removed when `value` is None);
+    an existing key keeps its place and its key node."""
+    pairs: list[tuple[Node, Node]] = []
+    done = False
+    for k, v in node.value:
+        if isinstance(k, ynodes.ScalarNode) and k.value == key:
+            if value is not None and not done:
+                pairs.append((k, value))
+            done = True
+            continue
+        pairs.append((k, v))
+    if not done and value is not None:
+        pairs.append((scalar(key, key_mark or value.start_mark), value))
+    return ynodes.MappingNode(node.tag, pairs, node.start_mark, node.end_mark, node.flow_style)
+
+
+def with_item(node: ynodes.SequenceNode, index: int, value: Node | None) -> ynodes.SequenceNode:
+    items = list(node.value)
+    if value is None:
+        del items[index]
+    else:
+        items[index] = value
+    return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
+
+
+def update(
+    root: Node,
+    path: Path,
+    fn: Callable[[Node | None], Node | None],
+    create: bool = True,
+    mark: yaml.Mark | None = None,
+) -> Node:
+    """`root` with the node at `path` replaced by `fn(old)` (None removes it), copying only
+    the spine. Missing mappings on the way are created when `create`, else `root` is
+    returned unchanged; a list index that does not exist is never created."""
+
+    def go(node: Node | None, depth: int) -> Node | None:
+        if depth == len(path):
+            return fn(node)
+        part = path[depth]
+        if isinstance(part, int):
+            if not isinstance(node, ynodes.SequenceNode) or not 0 <= part < len(node.value):
+                return node
+            new = go(node.value[part], depth + 1)
+            if new is node.value[part]:
+                return node
+            return with_item(node, part, new)
+        if node is None or (isinstance(node, ynodes.ScalarNode) and text(node) is None):
+            if not create:
+                return node
+            node = mapping([], mark)
+        if not isinstance(node, ynodes.MappingNode):
+            return node
+        child = get(node, part)
+        if child is None and not create and depth + 1 < len(path):
+            return node
+        new = go(child, depth + 1)
+        if new is child:
+            return node
+        return with_key(node, part, new, mark)
+
+    result = go(root, 0)
+    return result if result is not None else mapping([], mark)
+
+
+def walk(node: Node, path: Path = ()) -> Iterator[tuple[Path, Node]]:
+    """Every node below `node` (itself included) with its path; mapping keys are not
+    visited. Shared (aliased) nodes are visited once per path, to a bounded depth."""
+    stack: list[tuple[Path, Node]] = [(path, node)]
+    while stack:
+        p, n = stack.pop()
+        yield p, n
+        if len(p) > 200:
+            continue
+        if isinstance(n, ynodes.MappingNode):
+            for k, v in reversed(n.value):
+                if isinstance(k, ynodes.ScalarNode):
+                    stack.append(((*p, k.value), v))
+        elif isinstance(n, ynodes.SequenceNode):
+            for i in range(len(n.value) - 1, -1, -1):
+                stack.append(((*p, i), n.value[i]))
+
+
+# --- values ---------------------------------------------------------------------------
+
+
+class Unsure(str):
+    """A plain scalar whose type the readers disagree on: YAML 1.1 reads `yes`, `on` or
+    `1:30` as a boolean or a number, go-yaml v3 (kustomize) as a string. A check that
+    depends on the type does not judge it."""
+
+    __slots__ = ()
+
+
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_YAML11_ONLY = re.compile(
+    r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"  # sexagesimal
+    r"|[-+]?0b[01_]+|[-+]?[0-9]+_[0-9_]*)$"
+)
+_INT = re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SPECIAL_FLOATS = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"),
+                   "-.inf": float("-inf"), "-.Inf": float("-inf"), "-.INF": float("-inf"),
+                   "+.inf": float("inf"), ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
+
+
+def resolve_plain(value: str) -> Any:
+    """A plain (unquoted) scalar as go-yaml v3, the YAML library of kustomize and of the
+    API machinery, resolves it (YAML 1.2's core schema); `Unsure` where YAML 1.1 would
+    read another type. Returns `value` itself when it is a string."""
+    if value in ("", "~", "null", "Null", "NULL"):
+        return None
+    first = value[0]
+    if first in "tTfF":
+        found = _BOOLS.get(value)
+        if found is not None:
+            return found
+    if first in "0123456789-+.":
+        if _INT.match(value):
+            if value.lstrip("+-").startswith("0x"):
+                return int(value, 16) * (-1 if value.startswith("-") else 1)
+            if value.lstrip("+-").startswith("0o"):
+                return int(value.replace("0o", ""), 8)
+            return int(value)
+        if _FLOAT.match(value) and any(c.isdigit() for c in value):
+            return float(value)
+        special = _SPECIAL_FLOATS.get(value)
+        if special is not None:
+            return special
+    if _YAML11_ONLY.match(value):
+        return Unsure(value)
+    return value
+
+
+def to_value(node: Node | None, depth: int = 0) -> Any:
+    """The JSON value the API server receives for a node. Merge keys (`<<`) are expanded
+    as kustomize does; a null field is kept (callers decide what the server drops)."""
+    if node is None:
+        return None
+    if depth > 300:
+        raise RecursionError("nesting too deep")
+    if isinstance(node, ynodes.MappingNode):
+        out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        for k, v in node.value:
+            if not isinstance(k, ynodes.ScalarNode):
+                continue
+            if k.value == "<<" and k.style is None and k.tag == "tag:yaml.org,2002:merge":
+                sources = v.value if isinstance(v, ynodes.SequenceNode) else [v]
+                for source in sources:
+                    value = to_value(source, depth + 1)
+                    if isinstance(value, dict):
+                        for mk, mv in value.items():
+                            merged.setdefault(mk, mv)
+                continue
+            out[k.value] = to_value(v, depth + 1)
+        for mk, mv in merged.items():
+            out.setdefault(mk, mv)
+        return out
+    if isinstance(node, ynodes.SequenceNode):
+        return [to_value(v, depth + 1) for v in node.value]
+    assert isinstance(node, ynodes.ScalarNode)
+    if node.style is None:
+        if node.tag in (STR, NULL, BOOL, INT, FLOAT) or node.tag.startswith("tag:yaml.org,2002:"):
+            if node.tag == STR and node.value != "" and resolve_plain(node.value) is not node.value:
+                # A plain scalar a transformer wrote as a string (a tag it set to str).
+                return node.value
+            return resolve_plain(node.value)
+        return node.value
+    if node.tag == INT:
+        try:
+            return int(node.value, 0)
+        except ValueError:
+            return node.value
+    if node.tag == BOOL:
+        return _BOOLS.get(node.value, node.value)
+    if node.tag == FLOAT:
+        try:
+            return float(node.value)
+        except ValueError:
+            return node.value
+    if node.tag == NULL:
+        return None
+    return node.value
