@@ -455,11 +455,30 @@ def compose_all(data: bytes | str) -> list[ynodes.Node]:
     Aliases stay shared nodes, so walking only the paths a rule needs never expands an
     alias bomb. Callers must have run `check` first or be ready for YAMLError.
     """
-    docs = [n for n in yaml.compose_all(data, Loader=_Loader) if n is not None]
+    try:
+        docs = [n for n in yaml.compose_all(data, Loader=_Loader) if n is not None]
+    except yaml.composer.ComposerError as exc:
+        if "duplicate anchor" not in str(exc.context or exc.problem or ""):
+            raise
+        docs = [n for n in yaml.compose_all(data, Loader=_RedefiningLoader) if n is not None]
     mapping = yaml_line_map(data)
     if mapping is not None:
         _remap_marks(docs, mapping)
     return docs
+
+
+class _RedefiningLoader(yaml.SafeLoader):
+    """go-yaml (kustomize, the API machinery) lets a later anchor of the same name
+    replace the earlier one; libyaml's composer refuses it. The pure-Python composer,
+    told to forget the earlier anchor, reads such a file as go-yaml does (only files
+    that need it pay for the slower loader)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            if anchor is not None:
+                self.anchors.pop(anchor, None)
+        return super().compose_node(parent, index)
 
 
 def _remap_marks(docs: list[ynodes.Node], mapping: list[int]) -> None:

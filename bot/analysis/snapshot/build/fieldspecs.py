@@ -88,6 +88,67 @@ def name_references() -> tuple[NameReference, ...]:
     )
 
 
+@dataclass
+class Config:
+    """Field specs a kustomization adds with `configurations:` files. They travel with
+    the accumulated resources: a base's configurations also act on its overlay's
+    transformers and on the final name references."""
+
+    specs: dict[str, list[FieldSpec]]
+    references: list[NameReference]
+
+    @staticmethod
+    def empty() -> Config:
+        return Config({}, [])
+
+    def merge(self, other: Config) -> None:
+        for table, extra in other.specs.items():
+            have = self.specs.setdefault(table, [])
+            have.extend(s for s in extra if s not in have)
+        self.references.extend(r for r in other.references if r not in self.references)
+
+    def table(self, name: str) -> tuple[FieldSpec, ...]:
+        extra = self.specs.get(name)
+        return specs(name) + tuple(extra) if extra else specs(name)
+
+    def name_references(self) -> tuple[NameReference, ...]:
+        return name_references() + tuple(self.references)
+
+
+_TABLES = ("namePrefix", "nameSuffix", "namespace", "commonLabels", "labels", "templateLabels", "commonAnnotations", "images", "replicas", "varReference")
+
+
+def _raw_spec(raw: Any) -> FieldSpec | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("path"), str):
+        return None
+    return FieldSpec(
+        str(raw.get("group") or ""),
+        str(raw.get("version") or ""),
+        str(raw.get("kind") or ""),
+        _split(raw["path"]),
+        raw.get("create") is True,
+    )
+
+
+def parse_config(value: Any) -> Config:
+    """A `configurations:` file (kustomize's TransformerConfig), as plain data."""
+    config = Config.empty()
+    if not isinstance(value, dict):
+        return config
+    for table in _TABLES:
+        found = [s for raw in value.get(table) or [] if (s := _raw_spec(raw)) is not None]
+        if found:
+            config.specs[table] = found
+    for raw in value.get("nameReference") or []:
+        if not isinstance(raw, dict) or not raw.get("kind"):
+            continue
+        referrers = tuple(s for r in raw.get("fieldSpecs") or [] if (s := _raw_spec(r)) is not None)
+        config.references.append(
+            NameReference(str(raw.get("group") or ""), str(raw.get("version") or ""), str(raw["kind"]), referrers)
+        )
+    return config
+
+
 def apply(
     root: ynodes.Node,
     spec: FieldSpec,
@@ -137,6 +198,17 @@ def apply(
 def _merge_tables() -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     data = _data("mergekeys.json")
     return data["roots"], data["definitions"]
+
+
+@cache
+def kustomize_cluster_scoped() -> frozenset[tuple[str, str]]:
+    """(apiVersion, kind) that kustomize knows to be cluster-scoped (kyaml's
+    precomputed table from the Kubernetes 1.21 schema)."""
+    out = set()
+    for entry in _data("mergekeys.json")["clusterScoped"]:
+        api_version, _, kind = entry.rpartition("/")
+        out.add((api_version, kind))
+    return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)

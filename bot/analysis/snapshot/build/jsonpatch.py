@@ -34,9 +34,16 @@ def _index(node: ynodes.SequenceNode, part: str, adding: bool) -> int:
         if adding:
             return len(node.value)
         raise PatchFailed("Unable to access invalid index: -")
-    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
-        raise PatchFailed(f"Unable to access invalid index: {part}")
-    i = int(part)
+    try:
+        i = int(part)
+    except ValueError:
+        raise PatchFailed(f"Unable to access invalid index: {part}") from None
+    if i < 0:
+        # json-patch v4 with SupportNegativeIndices: -1 is the last element (for add,
+        # the position after it).
+        i += len(node.value) + (1 if adding else 0)
+        if i < 0:
+            raise PatchFailed(f"Unable to access invalid index: {part}")
     limit = len(node.value) if adding else len(node.value) - 1
     if i > limit:
         raise PatchFailed(f"Unable to access invalid index: {i}")
@@ -130,7 +137,7 @@ def apply(root: ynodes.Node, ops: list[Any], value_nodes: list[ynodes.Node | Non
             root = _set(root, parts, None, "remove", path)
         elif op == "replace":
             if value is None:
-                raise PatchFailed("replace operation has no value")
+                value = yn.scalar("null", None, yn.NULL)  # evanphx/json-patch sets null
             _get(root, parts, "replace", path)
             root = _set(root, parts, value, "replace", path)
         elif op in ("move", "copy"):

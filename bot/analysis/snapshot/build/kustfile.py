@@ -61,6 +61,7 @@ class KustFile:
     images: list[tuple[ynodes.Node, str]] = field(default_factory=list)
     replicas: list[tuple[ynodes.Node, str]] = field(default_factory=list)
     replacements: list[ynodes.Node] = field(default_factory=list)
+    configurations: list[Entry] = field(default_factory=list)
     config_maps: list[ynodes.Node] = field(default_factory=list)
     secrets: list[ynodes.Node] = field(default_factory=list)
     generator_options: ynodes.Node | None = None
@@ -110,7 +111,6 @@ _UNSUPPORTED = (
     ("transformers", "transformers"),
     ("validators", "validators"),
     ("vars", "vars"),
-    ("configurations", "configurations"),
     ("crds", "crds"),
     ("openapi", "openapi"),
 )
@@ -133,6 +133,7 @@ def read(path: str, root: ynodes.Node | None) -> KustFile:
     # kustomize appends the deprecated `bases` to `resources`.
     kf.resources = entries("resources") + entries("bases")
     kf.components = entries("components")
+    kf.configurations = entries("configurations")
     for item in _items(f.get("patchesstrategicmerge")):
         value = yn.text(item)
         if value is None:

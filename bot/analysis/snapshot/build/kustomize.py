@@ -24,7 +24,7 @@ from yaml import nodes as ynodes
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.model import _REMOTE, KUSTOMIZATION_FILES, Reader, secure_join
-from bot.analysis.snapshot.build import generators, kustfile, nameref, transformers
+from bot.analysis.snapshot.build import fieldspecs, generators, kustfile, nameref, transformers
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.kustfile import KustFile
 from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Unknown
@@ -51,8 +51,10 @@ class Accumulated:
     unknown: list[Unknown] = field(default_factory=list)
     problems: list[BuildProblem] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
+    config: fieldspecs.Config = field(default_factory=fieldspecs.Config.empty)
 
     def absorb(self, other: Accumulated, where: str) -> None:
+        self.config.merge(other.config)
         self.unknown.extend(other.unknown)
         self.problems.extend(other.problems)
         self.reads.extend(other.reads)
@@ -128,6 +130,8 @@ class Kustomizer:
             acc.unknown.append(Unknown(real, "does not parse", (real,)))
             return []
         out: list[Resource] = []
+        # kustomize pushes a List's items to the end of the file's queue.
+        items: list[Resource] = []
         for index, doc in enumerate(self.files.documents(real)):
             if not isinstance(doc, ynodes.MappingNode):
                 if yn.text(doc) is None and not isinstance(doc, ynodes.SequenceNode):
@@ -135,10 +139,11 @@ class Kustomizer:
                 acc.unknown.append(Unknown(real, "holds a document that is not an object", (real,)))
                 continue
             kind = yn.text(yn.get(doc, "kind")) or ""
-            if kind.endswith("List") and isinstance(yn.get(doc, "items"), ynodes.SequenceNode):
-                for item in yn.get(doc, "items").value:  # type: ignore[union-attr]
+            list_items = yn.get(doc, "items")
+            if kind.endswith("List") and isinstance(list_items, ynodes.SequenceNode):
+                for item in list_items.value:
                     if isinstance(item, ynodes.MappingNode) and _identified(item):
-                        out.append(Resource.of(item, real, -1))
+                        items.append(Resource.of(item, real, -1))
                     else:
                         acc.unknown.append(Unknown(real, "holds a list item without kind or name", (real,)))
                 continue
@@ -148,7 +153,7 @@ class Kustomizer:
                 acc.unknown.append(Unknown(real, "holds a document without kind or name", (real,)))
                 continue
             out.append(Resource.of(doc, real, index))
-        return out
+        return out + items
 
     # --- building -----------------------------------------------------------------
 
@@ -179,6 +184,8 @@ class Kustomizer:
             acc.unknown.append(Unknown(kf.path, f"uses `{name}`", (kf.path,)))
         for entry in kf.resources:
             self._resource(kf, entry, acc, stack)
+        for entry in kf.configurations:
+            self._configuration(entry, acc)
         generators.run(self, kf, acc)
         for entry in kf.components:
             self._component(kf, entry, acc, stack)
@@ -255,6 +262,17 @@ class Kustomizer:
             return
         acc.unknown.append(Unknown(where, "does not exist", (entry.file, target)))
 
+    def _configuration(self, entry: kustfile.Entry, acc: Accumulated) -> None:
+        where = f"configuration `{entry.value}` of {entry.file}"
+        target = _join(entry.directory, entry.value)
+        real = self.view.real(target) if target is not None else None
+        if real is None or self.files.problem(real) is not None:
+            acc.unknown.append(Unknown(where, "cannot be read", (entry.file,)))
+            return
+        acc.reads.append(Read(real, Reader.KUSTOMIZATION_ENTRY, entry.file, entry.line))
+        docs = self.files.documents(real)
+        acc.config.merge(fieldspecs.parse_config(yn.to_value(docs[0]) if docs else None))
+
     def _component(self, kf: KustFile, entry: kustfile.Entry, acc: Accumulated, stack: tuple[str, ...]) -> None:
         where = f"component `{entry.value}` of {entry.file}"
         if _REMOTE.search(entry.value):
@@ -299,7 +317,8 @@ class Kustomizer:
         """kustomize's last steps at the top of a build: content hashes on generated
         names, then every reference to a renamed object updated."""
         resources = generators.add_hashes(list(acc.resmap))
-        resources = nameref.fix(resources)
+        resources = nameref.fix(resources, acc.config)
+        resources = [_without_build_annotations(r) for r in resources if not _local_config(r)]
         return Built(directory, kfile, resources, acc.unknown, acc.problems, acc.reads)
 
     def build(self, directory: str, kf: KustFile | None = None) -> Built:
@@ -349,6 +368,42 @@ class Kustomizer:
             # A quoted or plain patch: its lines cannot be mapped; the key's line is used.
             return [_flatten_marks(d, file, int(origin.line) + 1) for d in docs], file
         return [yn.stamp(d, file, offset) for d in docs], file
+
+
+# Annotations kustomize removes from what it outputs (`RemoveBuildAnnotations`), also
+# when a user wrote them.
+_BUILD_ANNOTATIONS = frozenset({"config.kubernetes.io/path", "config.kubernetes.io/index", "config.k8s.io/id"})
+
+
+def _without_build_annotations(res: Resource) -> Resource:
+    annotations = yn.get(res.node, "metadata", "annotations")
+    if not isinstance(annotations, ynodes.MappingNode):
+        return res
+    keep = [
+        (k, v)
+        for k, v in annotations.value
+        if not (
+            isinstance(k, ynodes.ScalarNode)
+            and (k.value in _BUILD_ANNOTATIONS or k.value.startswith("internal.config.kubernetes.io/"))
+        )
+    ]
+    if len(keep) == len(annotations.value) and keep:
+        return res
+    new_value = (
+        ynodes.MappingNode(annotations.tag, keep, annotations.start_mark, annotations.end_mark, annotations.flow_style)
+        if keep
+        else None
+    )
+    node = yn.update(res.node, ("metadata", "annotations"), lambda _: new_value, create=False)
+    assert isinstance(node, ynodes.MappingNode)
+    return Resource(node, res.path, res.line, res.doc, res.api_version, res.kind, res.name, res.namespace, res.generator, res.hashed, res.prev)
+
+
+def _local_config(res: Resource) -> bool:
+    """kustomize drops objects annotated `config.kubernetes.io/local-config` (any value
+    but "false") at the very end (`IgnoreLocal`): they served the build only."""
+    value = yn.text(yn.get(res.node, "metadata", "annotations", "config.kubernetes.io/local-config"))
+    return value is not None and value != "false"
 
 
 def _flatten_marks(node: ynodes.Node, path: str, line: int) -> ynodes.Node:

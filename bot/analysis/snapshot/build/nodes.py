@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -137,7 +138,7 @@ def get(node: Node | None, *keys: str) -> Node | None:
 def text(node: Node | None) -> str | None:
     """A scalar's text; None for null, a missing node or a collection."""
     if isinstance(node, ynodes.ScalarNode):
-        if node.tag == NULL or (node.style is None and node.value in ("", "~", "null", "Null", "NULL")):
+        if node.tag == NULL or (not node.style and node.value in ("", "~", "null", "Null", "NULL")):
             return None
         return str(node.value)
     return None
@@ -264,13 +265,35 @@ _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": Fal
 _YAML11_ONLY = re.compile(
     r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
     r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"  # sexagesimal
-    r"|[-+]?0b[01_]+|[-+]?[0-9]+_[0-9_]*)$"
+    r"|[-+]?[0-9]+_[0-9_]*)$"
 )
-_INT = re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _SPECIAL_FLOATS = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"),
                    "-.inf": float("-inf"), "-.Inf": float("-inf"), "-.INF": float("-inf"),
                    "+.inf": float("inf"), ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
+
+
+def _integer(value: str) -> int | None:
+    """go-yaml v3's `strconv.ParseInt(plain, 0, 64)`: `0x`, `0o`, `0b` prefixes, and a
+    leading `0` for octal (`0755` is 493, as a file mode should be)."""
+    sign = -1 if value.startswith("-") else 1
+    body = value[1:] if value[:1] in "+-" else value
+    if not body:
+        return None
+    try:
+        if body[:2] in ("0x", "0X"):
+            return sign * int(body[2:], 16)
+        if body[:2] in ("0o", "0O"):
+            return sign * int(body[2:], 8)
+        if body[:2] in ("0b", "0B"):
+            return sign * int(body[2:], 2)
+        if not body.isdigit() or not body.isascii():
+            return None
+        if len(body) > 1 and body[0] == "0":
+            return sign * int(body, 8)
+        return sign * int(body)
+    except ValueError:
+        return None
 
 
 def resolve_plain(value: str) -> Any:
@@ -285,12 +308,9 @@ def resolve_plain(value: str) -> Any:
         if found is not None:
             return found
     if first in "0123456789-+.":
-        if _INT.match(value):
-            if value.lstrip("+-").startswith("0x"):
-                return int(value, 16) * (-1 if value.startswith("-") else 1)
-            if value.lstrip("+-").startswith("0o"):
-                return int(value.replace("0o", ""), 8)
-            return int(value)
+        number = _integer(value)
+        if number is not None:
+            return number
         if _FLOAT.match(value) and any(c.isdigit() for c in value):
             return float(value)
         special = _SPECIAL_FLOATS.get(value)
@@ -314,7 +334,7 @@ def to_value(node: Node | None, depth: int = 0) -> Any:
         for k, v in node.value:
             if not isinstance(k, ynodes.ScalarNode):
                 continue
-            if k.value == "<<" and k.style is None and k.tag == "tag:yaml.org,2002:merge":
+            if k.tag == "tag:yaml.org,2002:merge":
                 sources = v.value if isinstance(v, ynodes.SequenceNode) else [v]
                 for source in sources:
                     value = to_value(source, depth + 1)
@@ -329,18 +349,12 @@ def to_value(node: Node | None, depth: int = 0) -> Any:
     if isinstance(node, ynodes.SequenceNode):
         return [to_value(v, depth + 1) for v in node.value]
     assert isinstance(node, ynodes.ScalarNode)
-    if node.style is None:
-        if node.tag in (STR, NULL, BOOL, INT, FLOAT) or node.tag.startswith("tag:yaml.org,2002:"):
-            if node.tag == STR and node.value != "" and resolve_plain(node.value) is not node.value:
-                # A plain scalar a transformer wrote as a string (a tag it set to str).
-                return node.value
-            return resolve_plain(node.value)
-        return node.value
+    if not node.style and node.tag == _implicit_tag(node.value):
+        # Plain, with the tag a resolver gives it: go-yaml v3 decides its type.
+        return resolve_plain(node.value)
     if node.tag == INT:
-        try:
-            return int(node.value, 0)
-        except ValueError:
-            return node.value
+        number = _integer(node.value)
+        return number if number is not None else node.value
     if node.tag == BOOL:
         return _BOOLS.get(node.value, node.value)
     if node.tag == FLOAT:
@@ -350,4 +364,39 @@ def to_value(node: Node | None, depth: int = 0) -> Any:
             return node.value
     if node.tag == NULL:
         return None
+    if node.style == ">":
+        return _go_folded(node.value)
     return node.value
+
+
+_MORE_INDENTED = re.compile(r"(?<=[^\n])\n(?=[ \t])")
+
+
+def _go_folded(value: str) -> str:
+    """A folded (`>`) scalar as go-yaml v3 reads it: where a normal line is followed by a
+    more-indented one it keeps an extra line break that libyaml (and the YAML spec)
+    does not. Both are correct about everything else."""
+    if "\n " not in value and "\n\t" not in value:
+        return value
+    out = []
+    pos = 0
+    for m in _MORE_INDENTED.finditer(value):
+        line_start = value.rfind("\n", 0, m.start()) + 1
+        if value[line_start : line_start + 1] in (" ", "\t"):
+            continue  # the line before is more-indented itself
+        out.append(value[pos : m.start()])
+        out.append("\n\n")
+        pos = m.end()
+    out.append(value[pos:])
+    return "".join(out)
+
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+@lru_cache(maxsize=4096)
+def _implicit_tag(value: str) -> str:
+    """The tag PyYAML's resolver gives a plain scalar: a plain scalar whose tag differs
+    was tagged explicitly (`!!str 3`) and keeps it. (The C loader marks plain scalars
+    with style '', the Python one with None: neither says whether the tag was written.)"""
+    return str(_RESOLVER.resolve(ynodes.ScalarNode, value, (True, False)))

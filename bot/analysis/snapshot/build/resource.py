@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from yaml import nodes as ynodes
 
 from bot.analysis.snapshot.build import nodes as yn
-from bot.analysis.snapshot.build.ids import KUSTOMIZE_CLUSTER_SCOPED, group_version
+from bot.analysis.snapshot.build.fieldspecs import kustomize_cluster_scoped
+from bot.analysis.snapshot.build.ids import group_version
 from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Related
 
 KustomizeKey = tuple[str, str, str, str, str]
@@ -61,8 +62,10 @@ class Resource:
 
     @property
     def cluster_scoped(self) -> bool:
-        """As kustomize knows it (its built-in schema); custom kinds count as namespaced."""
-        return (self.group, self.kind) in KUSTOMIZE_CLUSTER_SCOPED
+        """As kustomize knows it: the exact apiVersion and kind in its Kubernetes 1.21
+        table (`IsCertainlyClusterScoped`); newer APIs and custom kinds count as
+        namespaced, and kustomize gives them a namespace."""
+        return (self.api_version, self.kind) in kustomize_cluster_scoped()
 
     def key(self) -> KustomizeKey:
         """kustomize's ResId equality: group, version, kind, name and the effective
@@ -71,13 +74,14 @@ class Resource:
         group, version = group_version(self.api_version)
         return (group, version, self.kind, ns, self.name)
 
-    def with_node(self, node: ynodes.MappingNode) -> Resource:
-        """The same object with new content; a new name or namespace is remembered."""
+    def with_node(self, node: ynodes.MappingNode, store: bool = True) -> Resource:
+        """The same object with new content; a new name or namespace is remembered
+        (unless the caller stored the id already)."""
         meta = yn.get(node, "metadata")
         name = yn.text(yn.get(meta, "name")) or ""
         namespace = yn.text(yn.get(meta, "namespace"))
         prev = self.prev
-        if (name, namespace) != (self.name, self.namespace):
+        if store and (name, namespace) != (self.name, self.namespace):
             prev = (*prev, (self.name, self.namespace))
         return replace(
             self,
@@ -88,6 +92,12 @@ class Resource:
             namespace=namespace,
             prev=prev,
         )
+
+    def stored(self) -> Resource:
+        """kustomize's `StorePreviousId`: the current id joins the earlier ones even when
+        nothing renames the object (the namespace transformer does it for every object,
+        which is how a ServiceAccount subject follows its account's new namespace)."""
+        return replace(self, prev=(*self.prev, (self.name, self.namespace)))
 
     def names(self) -> Iterator[str]:
         """Every name the object has had, the current one first."""

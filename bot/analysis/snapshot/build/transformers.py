@@ -329,12 +329,13 @@ def _json6902(entry: PatchEntry, docs: list[ynodes.Node], acc: Accumulated, wher
 def _namespace(setting: tuple[str, int, str], acc: Accumulated) -> None:
     namespace, line, file = setting
     mark = yn.Origin(file, line)
-    specs = fieldspecs.specs("namespace")
+    specs = acc.config.table("namespace")
 
     def setter(_old: ynodes.Node | None, _path: Any) -> ynodes.Node:
         return yn.scalar(namespace, mark)
 
     def one(res: Resource) -> Resource:
+        res = res.stored()
         node: ynodes.Node = res.node
         if not res.cluster_scoped:
             node = yn.update(node, ("metadata", "namespace"), lambda old: old if yn.text(old) == namespace else yn.scalar(namespace, mark), mark=mark)
@@ -348,7 +349,7 @@ def _namespace(setting: tuple[str, int, str], acc: Accumulated) -> None:
         if node is res.node:
             return res
         assert isinstance(node, ynodes.MappingNode)
-        return res.with_node(node)
+        return res.with_node(node, store=False)
 
     _map(acc, one, f"the namespace `{namespace}` set in {file}")
 
@@ -464,14 +465,14 @@ def _labels(kf: KustFile, acc: Accumulated) -> None:
                     )
                 )
         if include_selectors:
-            specs.extend(fieldspecs.specs("commonLabels"))
+            specs.extend(acc.config.table("commonLabels"))
         else:
             if include_templates:
-                specs.extend(fieldspecs.specs("templateLabels"))
+                specs.extend(acc.config.table("templateLabels"))
             specs.append(_METADATA_LABELS)
         _apply_map(acc, _dedupe(specs), pairs, file, f"the labels of {file}")
     for node, file in kf.common_labels:
-        _apply_map(acc, list(fieldspecs.specs("commonLabels")), _entries(node), file, f"the commonLabels of {file}")
+        _apply_map(acc, list(acc.config.table("commonLabels")), _entries(node), file, f"the commonLabels of {file}")
 
 
 def _dedupe(specs: list[fieldspecs.FieldSpec]) -> list[fieldspecs.FieldSpec]:
@@ -487,7 +488,7 @@ def _dedupe(specs: list[fieldspecs.FieldSpec]) -> list[fieldspecs.FieldSpec]:
 
 def _annotations(kf: KustFile, acc: Accumulated) -> None:
     for node, file in kf.common_annotations:
-        _apply_map(acc, list(fieldspecs.specs("commonAnnotations")), _entries(node), file, f"the commonAnnotations of {file}")
+        _apply_map(acc, list(acc.config.table("commonAnnotations")), _entries(node), file, f"the commonAnnotations of {file}")
 
 
 # --- replicas, images ------------------------------------------------------------------
@@ -500,7 +501,7 @@ def _replicas(node: ynodes.Node, file: str, acc: Accumulated) -> None:
     if not name or not isinstance(count, int) or isinstance(count, bool) or count_node is None:
         return
     mark = count_node.start_mark if isinstance(count_node.start_mark, yn.Origin) else yn.Origin(file, yn.origin_of(count_node, file)[1])
-    specs = fieldspecs.specs("replicas")
+    specs = acc.config.table("replicas")
 
     def one(res: Resource) -> Resource:
         if name not in res.names():
@@ -604,11 +605,24 @@ def _images(node: ynodes.Node, file: str, acc: Accumulated) -> None:
             return n
         return ynodes.MappingNode(n.tag, pairs, n.start_mark, n.end_mark, n.flow_style)
 
+    def fieldspec_pass(node: ynodes.Node, res: Resource) -> ynodes.Node:
+        for fs in acc.config.table("images"):
+            if fs.selects(res.api_version, res.kind):
+                node = fieldspecs.apply(
+                    node,
+                    fieldspecs.FieldSpec(fs.group, fs.version, fs.kind, fs.path, False),
+                    lambda old, _p: yn.scalar(new_value, mark) if isinstance(old, ynodes.ScalarNode) and (new_value := update(old.value)) is not None and new_value != old.value else old,
+                    mark,
+                )
+        return node
+
     def one(res: Resource) -> Resource:
         if res.kind == "CustomResourceDefinition":
             return res
-        new = walk(res.node, 0)
-        # The field specs (containers[]/image of pod specs) name the same fields.
+        # Two passes, as kustomize's ImageTagTransformer runs them: every `containers`
+        # list anywhere, then the field specs of pod specs (the same fields again, which
+        # only `tagSuffix` notices: it is appended twice).
+        new = fieldspec_pass(walk(res.node, 0), res)
         if new is res.node:
             return res
         assert isinstance(new, ynodes.MappingNode)
