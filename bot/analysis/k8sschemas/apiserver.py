@@ -256,7 +256,9 @@ CHECKS: tuple[Check, ...] = (
         POLICY,
     ),
     # Autoscaling
-    Check(_H + "HorizontalPodAutoscalerSpec", "minReplicas", POSITIVE, AUTOSCALING),
+    # minReplicas 0 is refused unless the HPAScaleToZero feature gate is on, which clusters
+    # that scale to zero turn on: only a negative value is refused everywhere.
+    Check(_H + "HorizontalPodAutoscalerSpec", "minReplicas", NON_NEGATIVE, AUTOSCALING),
     Check(_H + "HorizontalPodAutoscalerSpec", "maxReplicas", POSITIVE, AUTOSCALING),
     Check(
         _H + "MetricSpec",

@@ -31,7 +31,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import jsonschema
@@ -129,7 +129,7 @@ class _Missing:
 
 _MISSING = _Missing()
 
-_Base = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+BaseValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft4Validator,
     validators={"x-kubernetes-list-type": _list_type},
     type_checker=_TYPES,
@@ -159,6 +159,7 @@ def closure(release: KubeRelease, root: str) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
+@cache
 def _checks() -> dict[tuple[str, str], apiserver.Check]:
     return {(c.definition, c.field): c for c in apiserver.CHECKS}
 
@@ -209,7 +210,7 @@ def compile_schema(node: Any) -> Any:
     return out
 
 
-def _kind_schema(release: KubeRelease, root: str, names: tuple[str, ...]) -> Schema:
+def kind_schema(release: KubeRelease, root: str, names: tuple[str, ...]) -> Schema:
     checks = _checks()
     defs: dict[str, Schema] = {}
     for name in names:
@@ -241,6 +242,7 @@ class KindValidator:
     root: str
     schema: Schema
     validator: Validator
+    custom: bool = False  # a custom resource: no zero values, a missing field is missing
 
     @cached_property
     def owners(self) -> dict[int, str]:
@@ -273,8 +275,8 @@ def _compile(api_version: str, kind: str, release: KubeRelease) -> KindValidator
     ).hexdigest()
     found = _COMPILED.get(key)
     if found is None:
-        schema = _kind_schema(release, root, names)
-        found = KindValidator(api_version, kind, root, schema, _Base(schema))
+        schema = kind_schema(release, root, names)
+        found = KindValidator(api_version, kind, root, schema, BaseValidator(schema))
         _COMPILED[key] = found
     return found
 
@@ -298,6 +300,10 @@ def validate(
     built-in kind of that minor gets none: removed-api-version and custom resources are
     judged elsewhere."""
     release = as_release(kube_version)
+    if obj.get("kind") == "Secret" and isinstance(obj.get("sops"), dict):
+        # kustomize-controller decrypts a SOPS-encrypted Secret and drops its `sops`
+        # metadata before it applies it; its values are judged once decrypted, not here.
+        obj = {k: v for k, v in obj.items() if k not in ("sops", "data", "stringData")}
     api = obj.get("apiVersion")
     kind = obj.get("kind")
     if not isinstance(api, str) or not isinstance(kind, str):
@@ -411,9 +417,11 @@ def _explain(error: ValidationError, compiled: KindValidator, what: str) -> Iter
         known = list(schema.get("properties", {}))
         if not isinstance(instance, dict):
             return
-        for key in instance:
+        for key, value in instance.items():
             if key in known or "${" in key:
                 continue
+            if isinstance(value, Unjudged) and value.value is None:
+                continue  # `strategy:` with nothing under it: not judged
             meant = guess(key, known)
             hint = f" (did you mean `{meant}`?)" if meant else ""
             yield SchemaProblem(
@@ -482,12 +490,14 @@ def _explain(error: ValidationError, compiled: KindValidator, what: str) -> Iter
 def _zero_value_accepted(compiled: KindValidator, schema: Schema, field: str) -> bool:
     """A required field the API server decodes as its zero value when missing: only where
     that value is refused is the field reported."""
-    owner = compiled.owners.get(id(schema))
-    if owner is not None and (owner, field) in apiserver.ZERO_VALUE_ACCEPTED:
-        return True
     prop = schema.get("properties", {}).get(field, {})
     if "default" in prop:
         return True  # a CRD's structural default fills it before validation
+    if compiled.custom:
+        return False
+    owner = compiled.owners.get(id(schema))
+    if owner is not None and (owner, field) in apiserver.ZERO_VALUE_ACCEPTED:
+        return True
     types = prop.get("type")
     if types == "boolean":
         return True
