@@ -46,7 +46,7 @@ def _python_patterns(node: Any) -> Any:
         return [_python_patterns(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "pattern" and isinstance(value, str):
             try:
