@@ -18,7 +18,7 @@ from importlib import resources
 
 import yaml
 
-from bot.analysis.k8sschemas import Minor, parse_minor
+from bot.analysis.k8sschemas import Minor, parse_minor, releases
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,19 @@ def removal(api_version: str, kind: str, cluster: Minor) -> RemovalStatus | None
     if api is None or api.component != "k8s" or api.removed_in is None:
         return None
     if cluster >= api.removed_in:
+        if still_described(api_version, kind, cluster):
+            return None
         return RemovalStatus(api, Removal.REMOVED, cluster)
     if (cluster[0], cluster[1] + 1) == api.removed_in:
         return RemovalStatus(api, Removal.REMOVED_NEXT, cluster)
     return None
+
+
+def still_described(api_version: str, kind: str, cluster: Minor) -> bool:
+    """Whether Kubernetes' own OpenAPI description of this (vendored) minor still has the
+    kind: then pluto's removal is not confirmed and is not reported. pluto says
+    resource.k8s.io/v1beta1 went in 1.36, yet v1.36.0 and v1.37.0 still describe it."""
+    for release in releases():
+        if release.minor == cluster:
+            return release.kind(api_version, kind) is not None
+    return False
