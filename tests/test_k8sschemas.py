@@ -203,7 +203,7 @@ def test_a_label_value_the_api_server_refuses() -> None:
 
 def test_a_file_mode_written_in_decimal_is_out_of_range() -> None:
     obj = deployment()
-    volume = {"name": "config", "configMap": {"name": "web", "defaultMode": 755}}
+    volume: dict[str, Any] = {"name": "config", "configMap": {"name": "web", "defaultMode": 755}}
     obj["spec"]["template"]["spec"]["volumes"] = [volume]
     problems = validate(obj, NEWEST)
     assert [p.kind for p in problems] == [ProblemKind.RANGE]
@@ -275,7 +275,7 @@ def test_embedded_objects_take_anything() -> None:
 
 
 def test_a_sops_encrypted_secret_is_judged_as_flux_decrypts_it() -> None:
-    secret = {
+    secret: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "creds"},

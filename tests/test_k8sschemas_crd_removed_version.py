@@ -258,7 +258,7 @@ def test_no_statement_of_a_version_and_substituted_ones_say_nothing() -> None:
 
 
 def test_the_newest_of_several_statements_is_the_cluster_s() -> None:
-    files = [
+    files: list[tuple[str, list[Any]]] = [
         ("talconfig.yaml", [{"talosVersion": "v1.12.6", "kubernetesVersion": "v1.33.1"}]),
         (
             "upgrade.yaml",
