@@ -230,7 +230,44 @@ def kind_schema(release: KubeRelease, root: str, names: tuple[str, ...]) -> Sche
                 props["labels"] = labels
             schema["properties"] = props
         defs[name] = compile_schema(schema)
-    return {"definitions": defs, "$ref": f"#/definitions/{root}"}
+    return inline(defs, root)
+
+
+def inline(defs: dict[str, Schema], root: str) -> Schema:
+    """The document with each `$ref` replaced by the definition it names (one shared
+    object per definition), but for the references of a definition to itself or to one
+    that contains it (CustomResourceDefinition's JSONSchemaProps): jsonschema resolves a
+    reference on every visit, a third of the time of a validation otherwise."""
+    resolved: dict[str, Schema] = {}
+
+    def definition(name: str, within: frozenset[str]) -> Schema:
+        if name not in resolved:
+            resolved[name] = visit(defs[name], within | {name})
+        return resolved[name]
+
+    def visit(node: Any, within: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [visit(v, within) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            name = ref.removeprefix("#/definitions/")
+            return node if name in within else definition(name, within)
+        out: Schema = {}
+        for key, value in node.items():
+            if key in ("properties", "patternProperties"):
+                out[key] = {k: visit(v, within) for k, v in value.items()}
+            elif key in ("enum", "required", "x-kubernetes-list-map-keys"):
+                out[key] = value
+            else:
+                out[key] = visit(value, within)
+        return out
+
+    document = dict(definition(root, frozenset()))
+    # Definitions referenced within a cycle keep their `$ref`, resolved from here.
+    document["definitions"] = {**defs, **resolved}
+    return document
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,7 +286,9 @@ class KindValidator:
         """id() of each compiled definition -> its name: a `required` error carries the
         definition it comes from, not its name."""
         defs: dict[str, Schema] = self.schema.get("definitions", {})
-        return {id(d): name for name, d in defs.items()}
+        owners = {id(d): name for name, d in defs.items()}
+        owners[id(self.schema)] = self.root
+        return owners
 
 
 _COMPILED: dict[str, KindValidator] = {}
