@@ -116,8 +116,11 @@ _UNSUPPORTED = (
 )
 
 
-def read(path: str, root: ynodes.Node | None) -> KustFile:
-    directory = posixpath.dirname(path)
+def read(path: str, root: ynodes.Node | None, directory: str | None = None) -> KustFile:
+    """`path` is the file in the repository; `directory` where it sits in the artifact
+    it is built from (what its entries are relative to), when that differs."""
+    if directory is None:
+        directory = posixpath.dirname(path)
     kf = KustFile(path, directory, root if isinstance(root, ynodes.MappingNode) else None)
     f = fields(root)
     kf.kind = yn.text(f.get("kind")) or "Kustomization"

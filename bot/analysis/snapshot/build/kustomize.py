@@ -18,6 +18,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import yaml
 from yaml import nodes as ynodes
@@ -82,17 +83,14 @@ class Built:
         return {r.path for r in self.reads}
 
 
-class Files:
+class Files(Protocol):
     """What the build needs of a snapshot's files (the snapshot itself implements it)."""
 
-    def documents(self, path: str) -> list[ynodes.Node]:
-        raise NotImplementedError
+    def documents(self, path: str) -> list[ynodes.Node]: ...
 
-    def problem(self, path: str) -> ys.YamlProblem | None:
-        raise NotImplementedError
+    def problem(self, path: str) -> ys.YamlProblem | None: ...
 
-    def data(self, path: str) -> bytes | None:
-        raise NotImplementedError
+    def data(self, path: str) -> bytes | None: ...
 
 
 class Kustomizer:
@@ -115,9 +113,8 @@ class Kustomizer:
             if real is None or self.files.problem(real) is not None:
                 return None
             docs = self.files.documents(real)
-            found = kustfile.read(real, docs[0] if docs else None)
             # Paths inside are relative to the kustomization's place in the artifact.
-            found.directory = posixpath.dirname(view_path)
+            found = kustfile.read(real, docs[0] if docs else None, posixpath.dirname(view_path))
             self._kfiles[view_path] = found
         return found
 

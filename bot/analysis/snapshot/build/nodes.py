@@ -35,9 +35,11 @@ class Origin(yaml.Mark):
     `via` says how the value got there ("set by the patch of ...", "substituted from
     ConfigMap flux-system/cluster-settings (cluster/settings.yaml:7)")."""
 
-    def __init__(self, path: str, line: int, via: str | None = None) -> None:
+    def __init__(self, path: str, line: int, via: str | None = None, secret: bool = False) -> None:
         super().__init__(path, 0, max(line - 1, 0), 0, None, None)
         self.via = via
+        # The value came from a Secret (through post-build substitution): never shown.
+        self.secret = secret
 
 
 def origin_of(node: Node, default: str) -> tuple[str, int, str | None]:
@@ -261,6 +263,7 @@ class Unsure(str):
     __slots__ = ()
 
 
+_YAML11_BOOLS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False, "true": True, "false": False}
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _YAML11_ONLY = re.compile(
     r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
@@ -353,10 +356,11 @@ def to_value(node: Node | None, depth: int = 0) -> Any:
         # Plain, with the tag a resolver gives it: go-yaml v3 decides its type.
         return resolve_plain(node.value)
     if node.tag == INT:
-        number = _integer(node.value)
+        number = _integer(node.value.replace("_", ""))
         return number if number is not None else node.value
     if node.tag == BOOL:
-        return _BOOLS.get(node.value, node.value)
+        # A tag set by a YAML 1.1 reader (Flux reads substituted text that way).
+        return _BOOLS.get(node.value, _YAML11_BOOLS.get(node.value.lower(), node.value))
     if node.tag == FLOAT:
         try:
             return float(node.value)
