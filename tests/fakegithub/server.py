@@ -374,6 +374,10 @@ class FakeGitHub:
         # How codeload sends an archive: "whole" (Content-Length), "chunked" (no length, as a
         # streamed archive is), or "drop" (chunked, the connection closed half way).
         self.tarball_transfer = "whole"
+        # The next `tarball_cuts` archives end cleanly after this fraction of their bytes,
+        # sent without a length: what a proxy that cuts a download short delivers.
+        self.tarball_cut = 0.5
+        self.tarball_cuts = 0
         # A recursive git tree with more entries than this comes back `truncated: true`
         # (GitHub's limit is 100,000 entries or 7 MB).
         self.tree_entry_limit = 100_000
@@ -1790,12 +1794,17 @@ class FakeGitHub:
                     self.git.archive, sha, prefix + "/"
                 )
             data = self._archive_cache[sha]
+        transfer = self.tarball_transfer
+        if self.tarball_cuts > 0:
+            self.tarball_cuts -= 1
+            data = data[: int(len(data) * self.tarball_cut)]
+            transfer = "chunked"
         return Reply(
             200,
             data,
             {"Content-Disposition": f"attachment; filename={prefix}.tar.gz", "ETag": f'"{sha}"'},
             content_type="application/x-gzip",
-            transfer=self.tarball_transfer,
+            transfer=transfer,
         )
 
     async def _git_tree(self, ctx: _Ctx) -> Reply:
