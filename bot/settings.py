@@ -76,6 +76,9 @@ class Settings:
     job_lease: float = 10.0
     # Workers killed by the same job before it is dead-lettered.
     max_attempts: int = 3
+    # A job whose work GitHub or Redis failed (a check run not concluded, inline comments
+    # not posted) runs again this long after, then twice as long each time up to an hour.
+    retry_delay: float = 30.0
     # `text` or `json` (one object per line, for log collectors).
     log_format: str = "text"
 
@@ -102,6 +105,7 @@ _FLOAT_VARS: dict[str, tuple[str, float, float]] = {
     "SHUTDOWN_GRACE": ("shutdown_grace", MIN_SHUTDOWN_GRACE, 3600.0),
     "WEBHOOK_READ_TIMEOUT": ("webhook_read_timeout", 0.1, 300.0),
     "JOB_LEASE": ("job_lease", 0.5, 600.0),
+    "RETRY_DELAY": ("retry_delay", 0.01, 3600.0),
 }
 
 

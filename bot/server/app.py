@@ -121,13 +121,17 @@ def create_app(
             lease=settings.job_lease,
         )
         runner = JobRunner(
-            review_services, metrics, shared=shared, max_attempts=settings.max_attempts
+            review_services,
+            metrics,
+            shared=shared,
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
         )
         if role != "web":
             shared.set_handler(runner.run_claimed)
         queue: JobQueue[AnyJob] = shared
     else:
-        runner = JobRunner(review_services, metrics)
+        runner = JobRunner(review_services, metrics, retry_delay=settings.retry_delay)
         queue = (queue_factory or _in_process_queue)(runner, settings)
 
     async def follow_up(job: AnyJob) -> Submitted:
@@ -294,12 +298,22 @@ async def readyz(request: web.Request) -> web.Response:
             checks["redis"] = "unreachable"
             problems.append(f"Redis unreachable ({type(exc).__name__})")
         else:
+            # Redis answers reads while it refuses writes (`maxmemory` reached with
+            # `noeviction`, a replica that became read-only): every delivery would get 503.
+            refusal = await shared.write_probe()
+            if refusal is not None:
+                checks["redis"] = "refuses writes"
+                problems.append(f"Redis refuses writes ({refusal})")
             stats = await shared.read_stats()
             checks["workers_alive"] = stats.workers_alive
             checks["queue_depth"] = stats.depth
             checks["oldest_job_age_seconds"] = round(stats.oldest_age, 3)
             if stats.workers_alive == 0:
                 problems.append("no worker has sent a heartbeat to Redis lately")
+            if service.role != "worker" and stats.depth >= service.settings.queue_size:
+                problems.append(f"the queue is full ({stats.depth} jobs pending)")
+    elif service.queue.depth() >= service.settings.queue_size:
+        problems.append(f"the queue is full ({service.queue.depth()} jobs pending)")
     github_ok, github_note = await check_github(service)
     checks["github"] = github_note
     if not github_ok:

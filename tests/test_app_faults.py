@@ -1,0 +1,171 @@
+"""The App under faults of the parts it depends on: GitHub failing a window of requests,
+and a real Redis that is killed, paused (SIGSTOP) or full (`maxmemory`, `noeviction`).
+
+The promises: every check run the App creates is concluded, however long GitHub takes;
+every inline comment is posted once, also when Redis refused to claim it for a while;
+readiness says so while Redis refuses writes."""
+
+# ruff: noqa: F811
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from tests.fakegithub import GitRepo
+from tests.redis_server import RedisProcess
+
+# The end-to-end harness's fixtures (`start_app`, and the autouse `log_guard` that fails a
+# test whose logs hold a secret); tests name them as parameters, hence F811.
+from tests.test_app_e2e import (  # noqa: F401
+    DEPLOYMENT,
+    App,
+    Starter,
+    incident_repo,
+    log_guard,
+    only,
+    start_app,
+)
+from tests.test_app_redis import until
+
+COMMENTS = r"/pulls/\d+/comments$"
+
+
+def completed(app: App) -> list[Any]:
+    return [r for r in app.runs() if r.status == "completed"]
+
+
+async def readyz(app: App) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.get(app.url + "/readyz") as resp:
+        return resp.status, await resp.json()
+
+
+def reviewed_once(app: App, number: int) -> None:
+    """One completed run with the incident's result, its one comment posted once."""
+    run = only(app.runs())
+    assert (run.status, run.conclusion, run.title) == ("completed", "failure", "1 error")
+    assert [c.path for c in app.fake.comments_on(number)] == [DEPLOYMENT]
+    assert len(app.fake.reviews_on(number)) == 1
+
+
+async def start_on_redis(start_app: Starter, redis: RedisProcess, **overrides: Any) -> App:
+    settings: dict[str, Any] = {"retry_delay": 0.2, "job_lease": 3.0, **overrides}
+    return await start_app(redis_url=redis.url, redis_prefix="faults", **settings)
+
+
+# -- GitHub will not take a conclusion -------------------------------------------------------
+
+
+@pytest.mark.parametrize("queue", ["in-process", "redis"])
+async def test_a_check_run_github_would_not_conclude_is_concluded_once_github_takes_it(
+    start_app: Starter, git_repo: GitRepo, redis_process: RedisProcess, queue: str
+) -> None:
+    incident_repo(git_repo)
+    if queue == "redis":
+        redis_process.start()
+        app = await start_on_redis(start_app, redis_process)
+    else:
+        app = await start_app(retry_delay=0.2)
+    pr = app.fake.add_pull("feature")
+    # Eight PATCHes answered 502: the four tries to complete the run, then the four to mark
+    # it failed. Then GitHub is back.
+    app.fake.fail("PATCH", r"/check-runs/\d+$", 502, times=8)
+    await app.deliver("pull_request.opened")
+    await until(lambda: completed(app), 30, "the run to be concluded")
+    await until(lambda: app.fake.comments_on(pr.number), 10, "the comment")
+    await asyncio.sleep(0.5)  # nothing more arrives
+    reviewed_once(app, pr.number)
+    assert len(app.fake.requests_to("PATCH", r"/check-runs/")) >= 9
+
+
+async def test_a_check_run_github_never_concludes_is_given_up_with_a_reason(
+    start_app: Starter, git_repo: GitRepo, caplog: pytest.LogCaptureFixture
+) -> None:
+    incident_repo(git_repo)
+    app = await start_app(retry_delay=0.05)
+    app.service.runner.max_retries = 2
+    app.fake.add_pull("feature")
+    app.fake.fail_forever("PATCH", r"/check-runs/\d+$", 502)
+    await app.deliver("pull_request.opened")
+    await until(lambda: "given up after 2 retries" in caplog.text, 30, "the job given up")
+    assert "GitHub did not take the conclusion of check run" in caplog.text
+    async with aiohttp.ClientSession() as session, session.get(app.url + "/metrics") as resp:
+        text = await resp.text()
+    assert 'flux_review_reviews_total{conclusion="given_up"} 1.0' in text
+    # Three runs of the job, each trying to conclude the one run it took over.
+    assert len(app.runs()) == 1
+    assert len(app.fake.requests_to("PATCH", r"/check-runs/")) == 3 * 8
+
+
+# -- Redis will not claim a comment ----------------------------------------------------------
+
+
+async def test_comments_redis_is_too_full_to_claim_are_posted_once_it_takes_writes(
+    start_app: Starter, git_repo: GitRepo, redis_process: RedisProcess
+) -> None:
+    incident_repo(git_repo)
+    redis_process.start()
+    app = await start_on_redis(start_app, redis_process)
+    pr = app.fake.add_pull("feature")
+    client = aioredis.Redis.from_url(redis_process.url)
+    # The review reads the comments already posted, then claims each new one in Redis.
+    app.fake.slow("GET", COMMENTS, 1.0)
+    await app.deliver("pull_request.opened")
+    await until(lambda: app.fake.requests_to("GET", COMMENTS), 30, "the review's comments read")
+    await client.config_set("maxmemory-policy", "noeviction")
+    await client.config_set("maxmemory", 1)
+    try:
+        await until(lambda: app.fake.requests_to("GET", COMMENTS)[1:], 30, "a second try")
+        status, body = await readyz(app)
+        assert status == 503 and any("refuses writes" in p for p in body["problems"]), body
+        assert app.fake.comments_on(pr.number) == []
+    finally:
+        await client.config_set("maxmemory", 0)
+    await until(lambda: app.fake.comments_on(pr.number), 30, "the comment")
+    await until(lambda: readyz(app), 10)
+    assert (await readyz(app))[0] == 200
+    await asyncio.sleep(0.5)
+    reviewed_once(app, pr.number)
+    await client.aclose()
+
+
+async def test_comments_claimed_while_redis_is_paused_are_posted_once_it_answers(
+    start_app: Starter, git_repo: GitRepo, redis_process: RedisProcess
+) -> None:
+    incident_repo(git_repo)
+    redis_process.start()
+    app = await start_on_redis(start_app, redis_process, job_lease=30.0)
+    pr = app.fake.add_pull("feature")
+    app.fake.slow("GET", COMMENTS, 1.0)
+    await app.deliver("pull_request.opened")
+    await until(lambda: app.fake.requests_to("GET", COMMENTS), 30, "the review's comments read")
+    redis_process.pause()
+    try:
+        # Longer than the client's socket timeout: the claim fails.
+        await asyncio.sleep(6.5)
+    finally:
+        redis_process.resume()
+    await until(lambda: app.fake.comments_on(pr.number), 60, "the comment")
+    await asyncio.sleep(0.5)
+    reviewed_once(app, pr.number)
+
+
+async def test_comments_claimed_while_redis_restarts_empty_are_posted_once_it_is_back(
+    start_app: Starter, git_repo: GitRepo, redis_process: RedisProcess
+) -> None:
+    incident_repo(git_repo)
+    redis_process.start()
+    app = await start_on_redis(start_app, redis_process)
+    pr = app.fake.add_pull("feature")
+    app.fake.slow("GET", COMMENTS, 1.0)
+    await app.deliver("pull_request.opened")
+    await until(lambda: app.fake.requests_to("GET", COMMENTS), 30, "the review's comments read")
+    redis_process.kill()
+    await asyncio.sleep(4.0)  # the claim fails, and so does giving the job back
+    redis_process.start()  # without persistence: empty
+    await until(lambda: app.fake.comments_on(pr.number), 60, "the comment")
+    await asyncio.sleep(0.5)
+    reviewed_once(app, pr.number)
