@@ -157,6 +157,10 @@ class InProcessQueue(Generic[J]):
     def depth(self) -> int:
         return len(self._pending)
 
+    def keys(self) -> set[str]:
+        """Keys of the jobs pending, running or waiting out a retry."""
+        return {*self._pending, *self._active, *self._later}
+
     def running(self) -> int:
         return len(self._active)
 

@@ -169,3 +169,94 @@ async def test_comments_claimed_while_redis_restarts_empty_are_posted_once_it_is
     await until(lambda: app.fake.comments_on(pr.number), 60, "the comment")
     await asyncio.sleep(0.5)
     reviewed_once(app, pr.number)
+
+
+# -- Redis restarts: a 202 is a promise ------------------------------------------------------
+
+
+def pull_requests(git: GitRepo, fake: Any, count: int) -> list[Any]:
+    """`count` pull requests, each the incident on a branch of its own."""
+    incident_repo(git)
+    prs = []
+    for n in range(count):
+        git.branch(f"change-{n}", "feature")
+        git.commit(f"change {n}", {f"apps/podinfo/note-{n}.txt": f"{n}\n"})
+        prs.append(fake.add_pull(f"change-{n}"))
+    git.checkout("main")
+    return prs
+
+
+def all_reviewed(app: App, prs: list[Any]) -> bool:
+    heads = {app.fake.head_sha(pr) for pr in prs}
+    done = {r.head_sha for r in app.runs() if r.status == "completed"}
+    return heads <= done and all(app.fake.comments_on(pr.number) for pr in prs)
+
+
+def each_reviewed_once(app: App, prs: list[Any]) -> None:
+    assert [r for r in app.runs() if r.status != "completed"] == []
+    for pr in prs:
+        runs = [r for r in app.runs() if r.head_sha == app.fake.head_sha(pr)]
+        assert [(r.conclusion, r.title) for r in runs] == [("failure", "1 error")], runs
+        assert [c.path for c in app.fake.comments_on(pr.number)] == [DEPLOYMENT]
+
+
+@pytest.mark.parametrize("appendonly", [False, True], ids=["no persistence", "appendonly"])
+async def test_deliveries_accepted_before_redis_is_killed_are_all_reviewed(
+    start_app: Starter,
+    git_repo: GitRepo,
+    fake_github: Any,
+    redis_process: RedisProcess,
+    caplog: pytest.LogCaptureFixture,
+    appendonly: bool,
+) -> None:
+    prs = pull_requests(git_repo, fake_github, 5)
+    redis_process.start(appendonly=appendonly)
+    # One review at a time, the first held on its archive: the others wait in Redis.
+    app = await start_on_redis(start_app, redis_process, workers=1)
+    fake_github.slow("GET", r"/tarball/", 2.0)
+    for pr in prs:
+        answer = await app.deliver("pull_request.opened", pr=pr)
+        assert answer.status == 202
+    await until(lambda: app.fake.requests_to("GET", r"/tarball/"), 30, "the first review")
+    redis_process.kill()
+    redis_process.start()  # the same data directory: with appendonly, the same data
+    await until(lambda: all_reviewed(app, prs), 60, "every accepted delivery's review")
+    await asyncio.sleep(1.0)
+    each_reviewed_once(app, prs)
+    lost = "Redis lost its data" in caplog.text
+    assert lost is not appendonly
+    if not appendonly:
+        assert "reconciliation (reconcile-" in caplog.text
+        assert "Redis at REDIS_URL keeps no append-only file" in caplog.text
+    _status, body = await readyz(app)
+    assert body["checks"]["redis_persistence"] == ("aof" if appendonly else "none")
+
+
+async def test_a_run_stranded_in_progress_with_no_job_is_concluded_by_reconciliation(
+    start_app: Starter, git_repo: GitRepo, fake_github: Any
+) -> None:
+    from bot.github.repo import RepoRef
+    from bot.server.app import reconcile_once
+    from tests.fakegithub.server import CheckRun
+
+    incident_repo(git_repo)
+    app = await start_app()
+    pr = fake_github.add_pull("feature")
+    fake_github.check_runs[7] = CheckRun(
+        id=7,
+        name="flux-review",
+        head_sha=fake_github.head_sha(pr),
+        status="in_progress",
+        started_at="2020-01-01T00:00:00Z",
+        check_suite_id=1,
+    )
+    owner, name = fake_github.full_name.split("/")
+    app.service.runner.seen.add(fake_github.installation_id, RepoRef(owner, name))
+    report = await reconcile_once(app.service)
+    assert [(s.number, s.runs) for s in report.queued] == [(1, ((fake_github.head_sha(pr), 7),))]
+    await until(lambda: app.fake.comments_on(pr.number), 30, "the review")
+    await app.idle()
+    run = only(app.runs())  # the stranded run, taken over and concluded
+    assert (run.id, run.status, run.conclusion, run.title) == (7, "completed", "failure", "1 error")
+    # A second pass finds nothing left to do.
+    assert (await reconcile_once(app.service)).queued == []

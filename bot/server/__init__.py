@@ -33,7 +33,33 @@ def _settings() -> Settings | None:
         print(f"flux-review: {exc}", file=sys.stderr)
         return None
     configure_logging(settings)
+    if (
+        settings.redis_url
+        and settings.redis_persistence == "require"
+        and not _redis_keeps(settings.redis_url)
+    ):
+        print(
+            "flux-review: REDIS_PERSISTENCE=require, and the Redis at REDIS_URL keeps no "
+            "append-only file (set `appendonly yes`; see docs/deployment.md)",
+            file=sys.stderr,
+        )
+        return None
     return settings
+
+
+def _redis_keeps(url: str) -> bool:
+    """Whether the Redis at `url` keeps an append-only file; an unreachable one is given
+    the benefit of the doubt (/readyz says it is unreachable)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    try:
+        info = client.info("persistence")
+    except (redis.RedisError, OSError):
+        return True
+    finally:
+        client.close()
+    return bool(int(info.get("aof_enabled", 0)))
 
 
 def serve(host: str | None = None, port: int | None = None, *, worker: bool = True) -> int:

@@ -33,6 +33,7 @@ from bot.review import (
 )
 from bot.server.commands import Command, handle_commands
 from bot.server.metrics import Metrics
+from bot.server.reconcile import SeenRepos
 
 log = logging.getLogger(__name__)
 Log = logging.LoggerAdapter[logging.Logger]
@@ -217,6 +218,8 @@ class SharedState(Claims, Protocol):
 
     async def dead_letter(self, claimed: Any, reason: str) -> None: ...
 
+    async def remember_repos(self, repos: list[tuple[int, str, str]]) -> None: ...
+
 
 class LocalClaims:
     """Claims within one process (the in-process queue's)."""
@@ -260,6 +263,8 @@ class JobRunner:
         # created and has not seen concluded, and how often it was retried.
         self._runs: dict[str, list[tuple[str, int]]] = {}
         self._retries: dict[str, int] = {}
+        # The repositories jobs were for: what reconciliation walks.
+        self.seen = SeenRepos()
         self._submit: Submit | None = None
         # Commits whose review concluded its check run: at shutdown, a job for one of them
         # that never started (the commit job of a fork push, twin of the PR's review) must
@@ -273,7 +278,20 @@ class JobRunner:
     def github(self, installation_id: int, jlog: Log) -> GitHubClient:
         return self.services.github(installation_id, jlog)
 
+    def take_over(self, key: str, runs: Sequence[tuple[str, int]]) -> None:
+        """In-process: check runs the next job of `key` is to take over or conclude."""
+        if runs:
+            self._runs.setdefault(key, []).extend(runs)
+
+    async def _saw(self, job: AnyJob) -> None:
+        if self.seen.add(job.installation_id, job.repo) and self.shared is not None:
+            with _suppress_logged(log_for(job), "could not remember the repository"):
+                await self.shared.remember_repos(
+                    [(job.installation_id, job.repo.owner, job.repo.name)]
+                )
+
     async def __call__(self, job: AnyJob) -> bool:
+        await self._saw(job)
         if isinstance(job, ReviewJob):
             return await self._review(
                 job,
@@ -288,6 +306,7 @@ class JobRunner:
         """A job of the shared queue: its `attempts` count the workers that took it; past
         `max_attempts` it is dead-lettered instead of run."""
         job = claimed.job
+        await self._saw(job)
         if claimed.attempts > self.max_attempts:
             await self._dead_letter(claimed)
             return True
@@ -640,6 +659,11 @@ class JobRunner:
             return False
         jlog.info("review of #%d %s", job.number, outcome.value)
         return True
+
+
+def log_for(job: AnyJob) -> Log:
+    number = job.number if isinstance(job, ReviewJob | CommandJob) else None
+    return context_log(log, delivery=job.delivery_id, repo=job.repo.full_name, number=number)
 
 
 async def _open_head(gh: GitHubClient, repo: RepoRef, number: int) -> str | None:

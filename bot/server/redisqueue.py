@@ -23,6 +23,9 @@ Keys (under `prefix`):
 - `recent:<key>@<revision>`  a revision reviewed a moment ago (duplicate events)
 - `delayed` zset  keys whose pending job waits out a retry, scored by when it is due (ms)
 - `dead`    list  jobs given up after `max_attempts` (their check run says so)
+- `epoch`   string set once by the first process: gone or changed, Redis lost its data
+- `repos`   set   the repositories the App has seen, for reconciliation
+- `reconcile-due` string  a reconciliation pass is wanted (Redis was found to have lost data)
 - `wake`    list  one entry per submit, so idle workers block instead of polling
 
 A job is acknowledged (`complete`) only after its handler returned, i.e. after its check
@@ -401,6 +404,10 @@ class RedisQueue(Generic[J]):
         self._claim_once = client.register_script(_CLAIM_ONCE)
         self._accepting: list[_Accepting] = []
         self._accepter: asyncio.Task[None] | None = None
+        self._epoch: bytes | str | None = None
+        # Called when Redis is found to have lost its data (restarted without persistence,
+        # flushed, failed over to an empty replica).
+        self.on_data_lost: Callable[[], Awaitable[None]] | None = None
 
     def set_handler(self, handler: ClaimedHandler[J]) -> None:
         self._handler = handler
@@ -847,7 +854,65 @@ class RedisQueue(Generic[J]):
     async def _stats_loop(self) -> None:
         while True:
             await self.read_stats()
+            try:
+                await self.check_epoch()
+            except (RedisError, OSError) as exc:
+                log.debug("queue: epoch not checked (%s)", type(exc).__name__)
             await asyncio.sleep(2.0)
+
+    async def check_epoch(self) -> bool:
+        """Whether Redis lost its data since this process last looked: the marker the
+        first process set is gone, or another process has set a new one."""
+        current = await self.redis.get(self.k("epoch"))
+        if current is None:
+            fresh = uuid.uuid4().hex.encode()
+            if await self.redis.set(self.k("epoch"), fresh, nx=True):
+                current = fresh
+            else:
+                current = await self.redis.get(self.k("epoch"))
+        lost = self._epoch is not None and current != self._epoch
+        self._epoch = current
+        if lost:
+            log.error(
+                "Redis lost its data (restarted without its append-only file, flushed, or "
+                "failed over to an empty replica): the jobs it held are gone; reconciling "
+                "with GitHub's open pull requests"
+            )
+            if self.on_data_lost is not None:
+                await self.on_data_lost()
+        return lost
+
+    async def remember_repos(self, repos: list[tuple[int, str, str]]) -> None:
+        if repos:
+            await self.redis.sadd(self.k("repos"), *(json.dumps(r) for r in repos))
+
+    async def remembered_repos(self) -> list[tuple[int, str, str]]:
+        out = []
+        for raw in await self.redis.smembers(self.k("repos")):
+            with contextlib.suppress(ValueError, TypeError):
+                iid, owner, name = json.loads(raw)
+                out.append((int(iid), str(owner), str(name)))
+        return out
+
+    async def request_reconcile(self) -> None:
+        await self.redis.set(self.k("reconcile-due"), "1", ex=3600)
+
+    async def take_reconcile_request(self) -> bool:
+        return bool(await self.redis.getdel(self.k("reconcile-due")))
+
+    async def held_keys(self) -> set[str]:
+        """Keys of the jobs pending or running now, over all processes."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hkeys(self.k("active"))
+        pipe.hkeys(self.k("jobs"))
+        active, pending = await pipe.execute()
+        return {k.decode() if isinstance(k, bytes) else str(k) for k in [*active, *pending]}
+
+    async def persistence(self) -> str:
+        """`aof` when Redis keeps an append-only file (what it acknowledged survives a
+        restart), else `none`."""
+        info = await self.redis.info("persistence")
+        return "aof" if int(info.get("aof_enabled", 0)) else "none"
 
     async def dead_jobs(self) -> list[dict[str, Any]]:
         return [json.loads(x) for x in await self.redis.lrange(self.k("dead"), 0, -1)]

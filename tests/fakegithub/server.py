@@ -1222,6 +1222,7 @@ class FakeGitHub:
                 self._manifest_conversion,
                 "none",
             ),
+            ("GET", repo + r"/pulls$", self._list_pulls, "token"),
             ("GET", repo + r"/pulls/(?P<number>\d+)$", self._get_pull, "token"),
             ("GET", repo + r"/pulls/(?P<number>\d+)/files$", self._list_files, "token"),
             (
@@ -1613,6 +1614,16 @@ class FakeGitHub:
             data = self.git.diff(merge_base, self.head_sha(pr), "-M", "--full-index")
             return Reply(200, data, content_type="text/plain; charset=utf-8")
         return Reply(200, self.pr_json(pr))
+
+    async def _list_pulls(self, ctx: _Ctx) -> Reply:
+        state = ctx.record.query.get("state", "open")
+        prs = [
+            pr
+            for pr in sorted(self.pulls.values(), key=lambda p: p.number, reverse=True)
+            if state == "all" or pr.state == state
+        ]
+        page, headers = self._paginate(ctx, prs)
+        return Reply(200, [self.pr_json(pr, full=False) for pr in page], headers)
 
     async def _list_files(self, ctx: _Ctx) -> Reply:
         pr = self._pr_or_404(ctx)
