@@ -260,3 +260,99 @@ async def test_a_run_stranded_in_progress_with_no_job_is_concluded_by_reconcilia
     assert (run.id, run.status, run.conclusion, run.title) == (7, "completed", "failure", "1 error")
     # A second pass finds nothing left to do.
     assert (await reconcile_once(app.service)).queued == []
+
+
+# -- slow clients ----------------------------------------------------------------------------
+
+
+async def start_listening(fake_github: Any, key: str, **overrides: Any) -> tuple[Any, str]:
+    """The App behind the runner `serve` uses, on a free loopback port."""
+    from dataclasses import replace
+
+    from aiohttp import web
+
+    from bot.server import create_app
+    from bot.server.listen import BoundedRunner
+    from bot.settings import Settings
+    from tests.test_app_e2e import SECRET
+
+    settings = Settings(
+        app_id=fake_github.app_id,
+        private_key=key,
+        webhook_secret=SECRET,
+        github_api_url=fake_github.url,
+        write_interval=0.0,
+        shutdown_grace=2.0,
+    )
+    runner = BoundedRunner(
+        create_app(replace(settings, **overrides)), replace(settings, **overrides)
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def trickle(url: str, stop: asyncio.Event) -> float:
+    """A client sending its request's headers a byte at a time; how long it was let be."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    started = asyncio.get_running_loop().time()
+    head = b"POST /api/github/webhooks HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+    try:
+        for byte in head:
+            if stop.is_set() or reader.at_eof():
+                break
+            writer.write(bytes([byte]))
+            await writer.drain()
+            try:
+                await asyncio.wait_for(reader.read(1), 0.1)
+            except TimeoutError:
+                continue
+            break  # the server answered or closed
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    return asyncio.get_running_loop().time() - started
+
+
+async def test_headers_sent_a_byte_at_a_time_are_cut_off_at_their_deadline(
+    fake_github: Any, github_app_key: str
+) -> None:
+    runner, url = await start_listening(fake_github, github_app_key, header_timeout=1.0)
+    try:
+        held = await asyncio.wait_for(trickle(url, asyncio.Event()), 10)
+        assert 0.9 <= held < 3.0
+    finally:
+        await runner.cleanup()
+
+
+async def test_slow_clients_beyond_the_bound_make_room_for_a_delivery(
+    fake_github: Any, git_repo: GitRepo, github_app_key: str
+) -> None:
+    from tests.test_app_e2e import SECRET
+
+    incident_repo(git_repo)
+    fake_github.add_pull("feature")
+    runner, url = await start_listening(
+        fake_github, github_app_key, max_connections=16, header_timeout=30.0
+    )
+    stop = asyncio.Event()
+    try:
+        slow = [asyncio.create_task(trickle(url, stop)) for _ in range(40)]
+        await asyncio.sleep(1.0)
+        server = runner.server
+        assert server is not None and len(server.connections) <= 16
+        started = asyncio.get_running_loop().time()
+        answer = await fake_github.deliver(url, "pull_request.opened", SECRET)
+        assert answer.status == 202
+        assert asyncio.get_running_loop().time() - started < 2.0
+        # The oldest slow clients were closed to make room, long before their deadline.
+        assert sum(task.done() for task in slow) >= 40 - 16
+        assert runner.bound is not None and runner.bound.closed >= 24
+    finally:
+        stop.set()
+        await asyncio.gather(*slow, return_exceptions=True)
+        await runner.cleanup()
