@@ -17,7 +17,10 @@ Rules every implementation keeps:
   will never come. The caller sizes the drain so that a job started at its last moment
   can still be concluded before the platform kills the process;
 - a non-forced job for a revision that is running or just finished is a duplicate (a push
-  sends both `pull_request.synchronize` and `check_suite.requested`).
+  sends both `pull_request.synchronize` and `check_suite.requested`);
+- a job whose handler raises `Retry` (GitHub or Redis failed part of its work) runs again
+  after the delay it asks for, unless a newer job of its key comes first: then that one
+  runs at once and takes over what was left.
 """
 
 from __future__ import annotations
@@ -78,6 +81,17 @@ class QueueUnavailable(QueueFull):
     """The shared queue (Redis) cannot be reached; nothing was queued."""
 
 
+class Retry(Exception):
+    """Raised by a handler whose job's work is not done (a check run GitHub would not
+    conclude, comments that could not be claimed or posted): run it again in `delay`
+    seconds. The handler counts the retries and gives up, saying why, when they run out."""
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason
+
+
 class JobQueue(Protocol[J]):
     async def start(self) -> None: ...
 
@@ -126,6 +140,8 @@ class InProcessQueue(Generic[J]):
         self._closed = False  # refuses new deliveries, still runs what it has
         self._stopped = False  # the grace is over: workers take nothing more
         self._finished = False  # close() has handed back what never started
+        # Jobs waiting out a `Retry`, by key, with the timer that queues them again.
+        self._later: dict[str, tuple[J, asyncio.TimerHandle]] = {}
 
     async def start(self) -> None:
         for n in range(self._workers):
@@ -141,6 +157,10 @@ class InProcessQueue(Generic[J]):
     def depth(self) -> int:
         return len(self._pending)
 
+    def keys(self) -> set[str]:
+        """Keys of the jobs pending, running or waiting out a retry."""
+        return {*self._pending, *self._active, *self._later}
+
     def running(self) -> int:
         return len(self._active)
 
@@ -154,6 +174,10 @@ class InProcessQueue(Generic[J]):
                     (job.key, job.revision) in self._recent
                 ):
                     return Submitted.DUPLICATE
+            waiting = self._later.pop(job.key, None)
+            if waiting is not None:
+                # A newer job of the key goes now, and takes over what the retry was for.
+                waiting[1].cancel()
             older = self._pending.pop(job.key, None)
             if older is not None:
                 if older.force and older.revision == job.revision and not job.force:
@@ -198,6 +222,15 @@ class InProcessQueue(Generic[J]):
                 done = await self._handler(job)
             except asyncio.CancelledError:
                 raise
+            except Retry as retry:
+                log.warning(
+                    "delivery %s: %s again in %.0fs: %s",
+                    job.delivery_id,
+                    job.key,
+                    retry.delay,
+                    retry.reason,
+                )
+                self._retry_later(job, retry.delay)
             except Exception:
                 log.exception("delivery %s: job %s failed", job.delivery_id, job.key)
             finally:
@@ -207,6 +240,25 @@ class InProcessQueue(Generic[J]):
                         self._recent[(job.key, job.revision)] = True
                     # A pending job for the same key may now run.
                     self._changed.notify_all()
+
+    def _retry_later(self, job: J, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            if self._later.pop(job.key, None) is None:
+                return
+            task = loop.create_task(self._requeue(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._later[job.key] = (job, loop.call_later(delay, due))
+
+    async def _requeue(self, job: J) -> None:
+        async with self._changed:
+            if self._stopped or job.key in self._pending:
+                return
+            self._pending[job.key] = job
+            self._changed.notify()
 
     async def close(self, grace: float, *, cancel_wait: float | None = None) -> list[J]:
         cancel_wait = self._cancel_grace if cancel_wait is None else cancel_wait
@@ -235,6 +287,10 @@ class InProcessQueue(Generic[J]):
             self._finished = True
             left = list(self._pending.values())
             self._pending.clear()
+            for job, timer in self._later.values():
+                timer.cancel()
+                left.append(job)
+            self._later.clear()
         for job in left:
             log.warning(
                 "delivery %s: %s not started within the shutdown grace", job.delivery_id, job.key

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import gidgethub
 
@@ -174,10 +174,15 @@ class ReviewResult:
     comments: int = 0
     duration: float = 0.0
     head_sha: str | None = None
+    # Work GitHub or Redis kept the review from doing, in words for the log: a check run it
+    # could not conclude, inline comments it could not claim or post. The job runs again.
+    pending: str | None = None
 
     @property
     def finished(self) -> bool:
         """The review did its work (a re-run of the same commit would change nothing)."""
+        if self.pending is not None:
+            return False
         return self.outcome in (
             "success",
             "failure",
@@ -341,12 +346,15 @@ async def review_pull_request(
         log.exception("review failed: %s", reason)
         result = ReviewResult("error")
     finally:
+        unconcluded: list[int] = []
         if check is not None and not check.completed:
             await _to_the_end(
                 _conclude_failed(
                     check, reason or "The review stopped unexpectedly.", log, conclusion, title
                 )
             )
+            if not check.completed:
+                unconcluded.append(check.id)
         elif check is None and reason is not None and request.revision is not None:
             # The review failed before it had a check run (GitHub's answer for the PR was
             # unusable, say): the commit the event named still gets its result.
@@ -357,7 +365,15 @@ async def review_pull_request(
             (sha, run_id) for sha, run_id in request.adopt if check is None or run_id != check.id
         ]
         if orphans:
-            await _to_the_end(_conclude_orphans(gh, request, orphans, log))
+            unconcluded += await _to_the_end(_conclude_orphans(gh, request, orphans, log))
+        if unconcluded:
+            # A run left in progress blocks a required check for good: the job runs again
+            # (and takes these runs over) until GitHub takes a conclusion.
+            result.pending = (
+                f"GitHub did not take the conclusion of check run "
+                f"{', '.join(map(str, unconcluded))}"
+                + (f"; also, {result.pending}" if result.pending else "")
+            )
         result.duration = time.monotonic() - started
         if check is not None:
             result.head_sha = check.head_sha
@@ -407,14 +423,24 @@ def _adoptable(request: ReviewRequest, head_sha: str) -> int | None:
 
 async def _conclude_orphans(
     gh: GitHubClient, request: ReviewRequest, orphans: Sequence[tuple[str, int]], log: Log
-) -> None:
+) -> list[int]:
     """Complete the runs an earlier attempt left in progress that this review did not take
-    over: a run left in progress blocks a required check for good."""
+    over: a run left in progress blocks a required check for good. A run an earlier attempt
+    did conclude keeps its result. Returns the runs GitHub would not conclude."""
+    failed = []
     for sha, run_id in dict.fromkeys(orphans):
         run = CheckRun(gh, request.repo, run_id, sha, log)
+        try:
+            if await run.is_completed():
+                continue
+        except Exception as exc:
+            log.warning("could not read check run %d: %s", run_id, describe_failure(exc))
         await _conclude_failed(
             run, ORPHAN_REASON, log, "cancelled", "flux-review restarted: not reviewed"
         )
+        if not run.completed:
+            failed.append(run_id)
+    return failed
 
 
 async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> CheckRun | None:
@@ -445,7 +471,10 @@ async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> Check
     return creating.result()
 
 
-async def _to_the_end(concluding: Coroutine[Any, Any, None]) -> None:
+T = TypeVar("T")
+
+
+async def _to_the_end(concluding: Coroutine[Any, Any, T]) -> T:
     """Conclude a check run even if the review is cancelled meanwhile (a shutdown while a
     failure is being reported): a PATCH cut short leaves the run in progress for good.
     A cancel received meanwhile is raised once the conclusion is done (each conclusion
@@ -459,6 +488,7 @@ async def _to_the_end(concluding: Coroutine[Any, Any, None]) -> None:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
+    return task.result()
 
 
 async def _create_failed(
@@ -586,17 +616,34 @@ async def _review(
     log.info("%s on %s: %s", conclusion, head_sha[:12], output.title)
 
     comments_posted = 0
+    pending = None
     if findings:
         try:
             comments_posted = await _comment(
                 services, gh, request, head_sha, findings, files.patches(), log
             )
-        except Exception:
-            # The check run already carries every finding; the inline comments are extra.
-            log.exception("could not post the review comments")
+        except Exception as exc:
+            # The check run already carries every finding. The comments are the job's to
+            # post still: it runs again, and the fingerprints of what did get posted keep
+            # those from being posted twice.
+            pending = f"the inline comments were not posted ({_why(exc)})"
+            log.warning("%s; the review runs again to post them", pending)
     return ReviewResult(
-        conclusion, findings=len(findings), comments=comments_posted, head_sha=head_sha
+        conclusion,
+        findings=len(findings),
+        comments=comments_posted,
+        head_sha=head_sha,
+        pending=pending,
     )
+
+
+def _why(exc: BaseException) -> str:
+    """Why a GitHub or Redis call failed, for a log line (never a token)."""
+    if isinstance(exc, gidgethub.GitHubException):
+        return github_problem(exc)
+    # Redis's errors say what it refused ("OOM command not allowed...") or where it could
+    # not be reached; neither carries the password of REDIS_URL.
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _config_in(base: FetchedTree, pr: _Pull, compared_with: str) -> Config | None:

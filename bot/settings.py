@@ -76,8 +76,24 @@ class Settings:
     job_lease: float = 10.0
     # Workers killed by the same job before it is dead-lettered.
     max_attempts: int = 3
+    # A job whose work GitHub or Redis failed (a check run not concluded, inline comments
+    # not posted) runs again this long after, then twice as long each time up to an hour.
+    retry_delay: float = 30.0
     # `text` or `json` (one object per line, for log collectors).
     log_format: str = "text"
+    # Seconds between passes that compare GitHub's open pull requests with the reviews they
+    # have (bot/server/reconcile.py); 0: only when Redis is found to have lost its data.
+    reconcile_interval: float = 1800.0
+    # GitHub calls one pass may make, at most.
+    reconcile_max_calls: int = 300
+    # `warn`: a Redis without an append-only file is logged as an error at start;
+    # `require`: the processes refuse to start on one.
+    redis_persistence: str = "warn"
+    # Connections open at once; beyond it the oldest that has not sent a whole request is
+    # closed (or the new one, when all are busy). Also capped by the open-file limit.
+    max_connections: int = 1000
+    # Seconds a connection may take to send its request's line and headers.
+    header_timeout: float = 10.0
 
 
 _INT_VARS: dict[str, tuple[str, int, int]] = {
@@ -95,6 +111,8 @@ _INT_VARS: dict[str, tuple[str, int, int]] = {
     "GIT_API_MAX_BLOBS": ("git_api_max_blobs", 0, 1_000_000),
     "GIT_API_MAX_BYTES": ("git_api_max_bytes", 0, 1 << 40),
     "REVIEW_MAX_ATTEMPTS": ("max_attempts", 1, 100),
+    "RECONCILE_MAX_CALLS": ("reconcile_max_calls", 1, 100_000),
+    "MAX_CONNECTIONS": ("max_connections", 16, 1_000_000),
 }
 _FLOAT_VARS: dict[str, tuple[str, float, float]] = {
     "REVIEW_TIMEOUT": ("review_timeout", 1.0, 3600.0),
@@ -102,6 +120,9 @@ _FLOAT_VARS: dict[str, tuple[str, float, float]] = {
     "SHUTDOWN_GRACE": ("shutdown_grace", MIN_SHUTDOWN_GRACE, 3600.0),
     "WEBHOOK_READ_TIMEOUT": ("webhook_read_timeout", 0.1, 300.0),
     "JOB_LEASE": ("job_lease", 0.5, 600.0),
+    "RETRY_DELAY": ("retry_delay", 0.01, 3600.0),
+    "RECONCILE_INTERVAL": ("reconcile_interval", 0.0, 7 * 24 * 3600.0),
+    "HEADER_TIMEOUT": ("header_timeout", 0.1, 300.0),
 }
 
 
@@ -154,6 +175,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not get("REVIEW_QUEUE_SIZE"):
             # Redis holds far more than a process's memory should: one job per PR.
             values["queue_size"] = SHARED_QUEUE_SIZE
+    persistence = get("REDIS_PERSISTENCE").lower()
+    if persistence:
+        if persistence not in ("warn", "require"):
+            raise SettingsError(f"REDIS_PERSISTENCE must be warn or require (got {persistence!r})")
+        values["redis_persistence"] = persistence
     if get("REDIS_PREFIX"):
         values["redis_prefix"] = get("REDIS_PREFIX")
 

@@ -71,6 +71,8 @@ OPERATIONS: list[tuple[str, str]] = [
     ("get", "/repos/{owner}/{repo}/git/blobs/{file_sha}"),
     ("get", "/repos/{owner}/{repo}/contents/{path}"),
     ("get", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"),
+    # Reconciliation: the open pull requests of a repository the App has seen.
+    ("get", "/repos/{owner}/{repo}/pulls"),
     # Where a PR branched off: its merge base is what the PR is reviewed against.
     ("get", "/repos/{owner}/{repo}/compare/{basehead}"),
     ("post", "/repos/{owner}/{repo}/check-runs"),

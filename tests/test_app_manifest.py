@@ -19,10 +19,12 @@ MANIFEST = yaml.safe_load((ROOT / "app.yml").read_text())
 ENDPOINT_PERMISSIONS = {
     r"^/app/installations/\{installation_id\}/access_tokens$": None,  # the App's JWT
     r"/check-runs(/\{check_run_id\})?$": ("checks", "write"),
-    r"/commits/\{ref\}/check-runs\{\?check_name,status,per_page\}$": ("checks", "read"),
+    r"/commits/\{ref\}/check-runs\{\?check_name(,status)?,per_page\}$": ("checks", "read"),
     r"/pulls/\{pull_number\}(/files|/comments)?(\{\?per_page\})?$": ("pull_requests", "read"),
     r"/pulls/\{pull_number\}/reviews$": ("pull_requests", "write"),
     r"/commits/\{commit_sha\}/pulls\{\?per_page\}$": ("pull_requests", "read"),
+    # Reconciliation: the open pull requests of a repository.
+    r"/pulls\{\?state,sort,direction,per_page\}$": ("pull_requests", "read"),
     r"/tarball/\{ref\}$": ("contents", "read"),
     r"/git/trees/\{tree_sha\}(\{\?recursive\})?$": ("contents", "read"),
     r"/git/blobs/\{file_sha\}$": ("contents", "read"),

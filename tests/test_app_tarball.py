@@ -10,12 +10,14 @@ from collections.abc import Sequence
 import pytest
 
 from bot.github.tarball import (
+    ArchiveDamaged,
     SnapshotError,
     SnapshotTooLarge,
     TarballLimits,
     read_tarball,
     safe_relative_path,
 )
+from tests.fakegithub import GitRepo
 
 ROOT = "octo-org-gitops-abc1234"
 
@@ -114,3 +116,85 @@ def test_corrupt_tarball() -> None:
 )
 def test_safe_relative_path(name: str, expected: str | None) -> None:
     assert safe_relative_path(name) == expected
+
+
+# -- an archive is whole or it is an error ---------------------------------------------------
+
+
+@pytest.fixture
+def real_archive(git_repo: GitRepo) -> tuple[str, dict[str, bytes]]:
+    """A commit of 40 manifests in 4 directories, and its files."""
+    files = {
+        f"apps/team{n % 4}/app{n}.yaml": (
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app{n}\ndata:\n"
+            + "".join(f"  key{k}: value-{n}-{k}\n" for k in range(n % 7 + 1))
+        ).encode()
+        for n in range(40)
+    }
+    sha = git_repo.commit("forty files", {k: v.decode() for k, v in files.items()})
+    return sha, files
+
+
+def test_a_gzip_archive_cut_at_any_byte_is_damaged_never_a_partial_tree(
+    git_repo: GitRepo, real_archive: tuple[str, dict[str, bytes]]
+) -> None:
+    sha, files = real_archive
+    whole = git_repo.archive(sha, f"octo-org-gitops-{sha[:7]}/")
+    assert read_tarball(whole, TarballLimits()) == files
+    for cut in range(len(whole)):
+        with pytest.raises(ArchiveDamaged):
+            read_tarball(whole[:cut], TarballLimits())
+
+
+def test_an_uncompressed_archive_cut_anywhere_before_its_end_blocks_is_damaged(
+    git_repo: GitRepo, real_archive: tuple[str, dict[str, bytes]]
+) -> None:
+    sha, files = real_archive
+    whole = git_repo.archive(sha, f"octo-org-gitops-{sha[:7]}/", fmt="tar")
+    with tarfile.open(fileobj=io.BytesIO(whole), mode="r|") as archive:
+        for _member in archive:
+            pass
+        end = archive.offset  # where the two zero blocks start
+    # Every block boundary, the bytes either side of it, and one in the middle of a block.
+    cuts = sorted({c for b in range(0, end + 1024, 512) for c in (b - 1, b, b + 1, b + 256)})
+    for cut in (c for c in cuts if 0 <= c < end + 1024):
+        with pytest.raises(ArchiveDamaged):
+            read_tarball(whole[:cut], TarballLimits())
+    # Past the end blocks only git's zero padding is cut: the archive is whole.
+    for cut in (end + 1024, end + 1025, len(whole) - 1, len(whole)):
+        assert read_tarball(whole[:cut], TarballLimits()) == files
+
+
+def test_a_damaged_gzip_stream_is_refused_by_its_checksum(
+    git_repo: GitRepo, real_archive: tuple[str, dict[str, bytes]]
+) -> None:
+    sha, files = real_archive
+    whole = git_repo.archive(sha, f"octo-org-gitops-{sha[:7]}/")
+    # The last 8 bytes are the gzip trailer: CRC-32, then the length.
+    for offset in (len(whole) - 8, len(whole) - 4, len(whole) - 1):
+        damaged = bytearray(whole)
+        damaged[offset] ^= 0xFF
+        with pytest.raises(ArchiveDamaged, match="damaged"):
+            read_tarball(bytes(damaged), TarballLimits())
+    with pytest.raises(ArchiveDamaged, match="after the end of its gzip stream"):
+        read_tarball(whole + b"<html>proxy error</html>", TarballLimits())
+    # Two gzip members (RFC 1952 allows it) are one stream.
+    tar = gzip.decompress(whole)
+    split = len(tar) // 2
+    assert read_tarball(
+        gzip.compress(tar[:split]) + gzip.compress(tar[split:]), TarballLimits()
+    ) == (files)
+
+
+def test_a_tar_stopped_at_a_damaged_header_is_an_error_not_the_files_before_it(
+    git_repo: GitRepo, real_archive: tuple[str, dict[str, bytes]]
+) -> None:
+    sha, _files = real_archive
+    tar = bytearray(git_repo.archive(sha, f"octo-org-gitops-{sha[:7]}/", fmt="tar"))
+    with tarfile.open(fileobj=io.BytesIO(bytes(tar)), mode="r|") as archive:
+        offsets = [member.offset for member in archive]
+    # The header of a member half way: its checksum no longer matches, and Python's tar
+    # reader takes that for the end of the archive.
+    tar[offsets[len(offsets) // 2] + 148 : offsets[len(offsets) // 2] + 156] = b"0000000\0"
+    with pytest.raises(ArchiveDamaged, match="could not read"):
+        read_tarball(gzip.compress(bytes(tar)), TarballLimits())

@@ -62,3 +62,16 @@ def test_the_image_runs_the_app_unprivileged() -> None:
     assert user and user[-1] not in ("USER root", "USER 0")
     assert final[-1] == 'CMD ["python", "-m", "bot", "serve"]'
     assert any(line.startswith("FROM python:") and "slim" in line for line in final)
+
+
+def test_the_redis_of_the_chart_and_of_compose_keeps_an_append_only_file() -> None:
+    # A webhook answered 202 is only in Redis: a Redis restarted without its data loses it.
+    values = yaml.safe_load((DEPLOY / "chart/values.yaml").read_text())
+    assert "appendonly yes" in values["redis"]["commonConfiguration"].splitlines()
+    assert values["redis"]["master"]["persistence"]["enabled"] is True
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert compose["services"]["redis"]["volumes"] == ["redis-data:/data"]
+    for name in ("web", "worker"):
+        assert compose["services"][name]["environment"]["REDIS_PERSISTENCE"] == "require"

@@ -948,6 +948,44 @@ async def test_tarball_connection_dropped_half_way_falls_back(
     assert "GitHub could not be reached" in run.summary and "Git database API" in run.summary
 
 
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.6])
+async def test_a_tarball_cut_short_is_never_reviewed_as_the_commit(
+    app: App, git_repo: GitRepo, no_disk_writes: DiskWatch, fraction: float
+) -> None:
+    # A proxy ends every download early, cleanly and without a length: the archives look
+    # like archives, only shorter. A partial tree must not be reviewed as the commit.
+    incident_repo(git_repo)
+    pr = app.fake.add_pull("feature")
+    head = app.fake.head_sha(pr)
+    app.fake.tarball_cut, app.fake.tarball_cuts = fraction, 1000
+    with no_disk_writes:
+        await app.deliver("pull_request.opened")
+        await app.idle()
+    run = only(app.runs())
+    assert (run.conclusion, run.title) == ("failure", "1 error")
+    assert [a["path"] for a in run.annotations] == [DEPLOYMENT]
+    assert f"The tarball of `{head[:12]}` could not be used (the archive" in run.summary
+    assert "Git database API" in run.summary
+    # Each commit's archive was downloaded twice before the Git database was asked.
+    assert len(app.fake.requests_to("GET", f"/tarball/{head}")) == 2
+
+
+async def test_a_tarball_cut_short_once_is_downloaded_again(
+    app: App, git_repo: GitRepo, no_disk_writes: DiskWatch
+) -> None:
+    incident_repo(git_repo)
+    pr = app.fake.add_pull("feature")
+    app.fake.tarball_cut, app.fake.tarball_cuts = 0.5, 1
+    with no_disk_writes:
+        await app.deliver("pull_request.opened")
+        await app.idle()
+    run = only(app.runs())
+    assert (run.conclusion, run.title) == ("failure", "1 error")
+    assert "could not be used" not in run.summary
+    assert app.fake.requests_to("GET", r"/git/") == []
+    assert len(app.fake.requests_to("GET", f"/tarball/{app.fake.head_sha(pr)}")) == 2
+
+
 async def test_unusable_tarball_and_git_database_down_says_both(
     app: App, git_repo: GitRepo, no_disk_writes: DiskWatch
 ) -> None:
@@ -961,7 +999,8 @@ async def test_unusable_tarball_and_git_database_down_says_both(
         await app.idle()
     run = only(app.runs())
     assert (run.status, run.conclusion) == ("completed", "failure")
-    assert "could not be read" in run.summary and "tarball could not be read" in run.summary
+    assert "could not be read" in run.summary
+    assert "its tarball could not be used (the archive was cut short" in run.summary
     assert "Git database API failed too (GitHub answered 502)" in run.summary
     assert "/flux-review recheck" in run.summary
 

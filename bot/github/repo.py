@@ -27,6 +27,7 @@ from bot.analysis import (
 from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
 from bot.github.gitdata import CommitNotFound, GitApiLimits, read_via_git_api
 from bot.github.tarball import (
+    ArchiveDamaged,
     SnapshotError,
     SnapshotTooLarge,
     TarballContents,
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 # After the tarball endpoint failed with 5xx for a repository, how long to read that
 # repository through the Git database API without trying the tarball first.
 TARBALL_DOWN_TTL = 300.0
+# Downloads of one commit's tarball when what arrives is cut short or corrupt (a proxy or a
+# connection that ends early without a length to check against): then the Git database.
+TARBALL_DOWNLOADS = 2
 # GitHub's documented ceiling for the PR files endpoint; a list this long may be cut.
 MAX_PR_FILES = 3000
 
@@ -323,7 +327,21 @@ class TreeStore:
 
     async def _from_tarball(self, gh: GitHubClient, repo: RepoRef, sha: str) -> FetchedTree:
         """The commit's files from its tarball, cached, each content shared with the
-        cached commits that have it too."""
+        cached commits that have it too. A damaged archive is downloaded again; never is
+        part of one taken for the commit."""
+        download = 1
+        while True:
+            try:
+                return await self._download_tarball(gh, repo, sha)
+            except ArchiveDamaged as exc:
+                if download >= TARBALL_DOWNLOADS:
+                    raise
+                gh.log.warning(
+                    "the tarball of %s is unusable (%s); downloading it again", sha[:12], exc
+                )
+                download += 1
+
+    async def _download_tarball(self, gh: GitHubClient, repo: RepoRef, sha: str) -> FetchedTree:
         data = await gh.download(
             "/repos/{owner}/{repo}/tarball/{ref}",
             repo.vars(ref=sha),

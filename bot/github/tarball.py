@@ -4,6 +4,14 @@ One tarball per commit keeps the number of API calls independent of repository s
 archive comes from a repository anyone may push to, so it is read defensively: limits are
 enforced while it streams (compressed size, unpacked size, member count, file size), and
 only regular files under the archive's root directory are kept.
+
+An archive is whole or it is an error. A download cut short by a proxy or a dropped
+connection without a length to check it against still looks like an archive to Python's
+readers: zlib hands out what it inflated so far, and the tar reader stops quietly at the
+first missing header, so a partial tree would be reviewed as the whole commit (a file
+that breaks the cluster, left out, turns a failing check green). So the gzip stream must
+reach its trailer (zlib then checks its CRC-32 and length) and the tar stream its
+end-of-archive blocks, with nothing after them but the zero padding tar writers add.
 """
 
 from __future__ import annotations
@@ -28,6 +36,18 @@ class SnapshotError(Exception):
 
 class SnapshotTooLarge(SnapshotError):
     """The repository at a commit is over one of the configured limits."""
+
+
+class ArchiveDamaged(SnapshotError):
+    """The archive is cut short or corrupt: a problem of this download, which another
+    download (or the Git database API) may not have."""
+
+
+# Two zero blocks end a tar archive (POSIX); git archive and Python's tarfile pad them
+# with zeros up to a multiple of 10 KiB, so the end of a whole archive is at most this far
+# from the end of the stream. Farther, the tar reader stopped at a damaged header.
+_BLOCK = 512
+_MAX_TRAILER = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,11 +75,20 @@ class _GunzipReader(io.RawIOBase):
 
     def _inflate(self) -> None:
         inflater = self._inflater
+        if inflater.eof:
+            # zlib has checked this member's trailer (CRC-32 and length). What follows is
+            # another member (RFC 1952 allows several), or nothing.
+            self._pos -= len(inflater.unused_data)
+            if self._pos >= len(self._src):
+                self._eof = True
+                return
+            if bytes(self._src[self._pos : self._pos + 2]) != b"\x1f\x8b":
+                raise ArchiveDamaged("the archive has data after the end of its gzip stream")
+            self._inflater = inflater = zlib.decompressobj(wbits=31)
         if inflater.unconsumed_tail:
             out = inflater.decompress(inflater.unconsumed_tail, _MAX_INFLATE_STEP)
-        elif inflater.eof or self._pos >= len(self._src):
-            out = inflater.flush()
-            self._eof = True
+        elif self._pos >= len(self._src):
+            raise ArchiveDamaged("the archive was cut short: its gzip stream has no end")
         else:
             chunk = self._src[self._pos : self._pos + _CHUNK]
             self._pos += len(chunk)
@@ -103,6 +132,43 @@ class _CountingReader(io.RawIOBase):
         return out
 
 
+class _Tail(io.RawIOBase):
+    """What the tar reader reads, passed through: how much, and the last bytes of it, to
+    check the end of the archive once the reader has stopped."""
+
+    def __init__(self, inner: io.RawIOBase) -> None:
+        self._inner = inner
+        self.total = 0
+        self.tail = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        out = self._inner.read(-1 if size is None else size)
+        if out:
+            self.total += len(out)
+            self.tail += out
+            if len(self.tail) > 2 * _MAX_TRAILER:
+                del self.tail[:-_MAX_TRAILER]
+        return out or b""
+
+    def check_end(self, end: int) -> None:
+        """The tar reader stopped before a header at offset `end`: it must be the
+        end-of-archive blocks, followed by zeros to the end of the stream."""
+        while self.read(_CHUNK) and self.total - end <= _MAX_TRAILER:
+            pass
+        after = self.total - end
+        trailer = bytes(self.tail[len(self.tail) - after :]) if 0 < after <= _MAX_TRAILER else b""
+        if after > _MAX_TRAILER or (after >= _BLOCK and trailer[:_BLOCK].count(0) != _BLOCK):
+            raise ArchiveDamaged(
+                "the archive is damaged: the tar reader stopped at a header it could not "
+                "read, before the end of the archive"
+            )
+        if after < 2 * _BLOCK or trailer.count(0) != after:
+            raise ArchiveDamaged("the archive was cut short: it has no end-of-archive blocks")
+
+
 def safe_relative_path(name: str) -> str | None:
     """The path below the archive's top directory, or None when it must be skipped.
 
@@ -141,11 +207,12 @@ def read_tarball_contents(data: bytes, limits: TarballLimits) -> TarballContents
         raise SnapshotTooLarge(
             f"the tarball is over the limit of {limits.max_compressed} bytes (MAX_TARBALL_BYTES)"
         )
-    reader: io.RawIOBase
+    inner: io.RawIOBase
     if data[:2] == b"\x1f\x8b":
-        reader = _GunzipReader(data, limits.max_unpacked)
+        inner = _GunzipReader(data, limits.max_unpacked)
     else:
-        reader = _CountingReader(data, limits.max_unpacked)
+        inner = _CountingReader(data, limits.max_unpacked)
+    reader = _Tail(inner)
     files: dict[str, bytes] = {}
     root: str | None = None
     members = 0
@@ -187,9 +254,22 @@ def read_tarball_contents(data: bytes, limits: TarballLimits) -> TarballContents
                 if handle is None:
                     continue
                 files[path] = handle.read()
+            reader.check_end(archive.offset)
     except SnapshotError:
         raise
-    except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
+    except zlib.error as exc:
+        # zlib checks the gzip trailer's CRC-32 and length: the bytes are not the ones sent.
+        raise ArchiveDamaged(f"the archive is damaged: {exc}") from None
+    except tarfile.ReadError as exc:
+        text = str(exc)
+        if "unexpected end of data" in text:
+            raise ArchiveDamaged("the archive was cut short: a file's data ends early") from None
+        if text.startswith("zlib error: "):
+            # tarfile's own wrapping of the zlib error above.
+            raise ArchiveDamaged(f"the archive is damaged: {text[12:]}") from None
+        # Not a tar stream at all (empty, an error page a proxy sent): this download's too.
+        raise ArchiveDamaged(f"the tarball could not be read ({exc})") from None
+    except (tarfile.TarError, EOFError, OSError) as exc:
         raise SnapshotError(f"the tarball could not be read ({exc})") from None
     if skipped_large:
         log.info("skipped %d files over %d bytes (MAX_FILE_BYTES)", skipped_large, limits.max_file)

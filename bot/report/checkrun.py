@@ -318,6 +318,15 @@ class CheckRun:
         self._log.info("check run %d completed: %s (%d annotations)", self.id, conclusion, added)
         return added
 
+    async def is_completed(self) -> bool:
+        """Whether GitHub has the run completed (an earlier attempt may have concluded it)."""
+        body = await self.gh.getitem(
+            "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+            self.repo.vars(check_run_id=self.id),
+        )
+        self.completed = isinstance(body, dict) and body.get("status") == "completed"
+        return self.completed
+
     async def fail(
         self, reason: str, *, conclusion: str = "failure", title: str | None = None
     ) -> None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.server.app import create_app
+from bot.server.listen import BoundedRunner
 from bot.server.shutdown import ShutdownPlan
 from bot.settings import Settings, SettingsError, configure_logging, load_settings
 
@@ -33,7 +34,33 @@ def _settings() -> Settings | None:
         print(f"flux-review: {exc}", file=sys.stderr)
         return None
     configure_logging(settings)
+    if (
+        settings.redis_url
+        and settings.redis_persistence == "require"
+        and not _redis_keeps(settings.redis_url)
+    ):
+        print(
+            "flux-review: REDIS_PERSISTENCE=require, and the Redis at REDIS_URL keeps no "
+            "append-only file (set `appendonly yes`; see docs/deployment.md)",
+            file=sys.stderr,
+        )
+        return None
     return settings
+
+
+def _redis_keeps(url: str) -> bool:
+    """Whether the Redis at `url` keeps an append-only file; an unreachable one is given
+    the benefit of the doubt (/readyz says it is unreachable)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    try:
+        info = client.info("persistence")
+    except (redis.RedisError, OSError):
+        return True
+    finally:
+        client.close()
+    return bool(int(info.get("aof_enabled", 0)))
 
 
 def serve(host: str | None = None, port: int | None = None, *, worker: bool = True) -> int:
@@ -56,17 +83,7 @@ def serve(host: str | None = None, port: int | None = None, *, worker: bool = Tr
     bind_host = host or settings.host
     bind_port = port or settings.port
     try:
-        web.run_app(
-            app,
-            host=bind_host,
-            port=bind_port,
-            # How long webhook requests in flight when the listener closed may still take;
-            # the reviews are stopped in parallel, and both end within SHUTDOWN_GRACE
-            # (bot/server/shutdown.py).
-            shutdown_timeout=ShutdownPlan.of(settings).webhooks,
-            backlog=LISTEN_BACKLOG,
-            print=lambda _text: log.info("listening on %s:%d", bind_host, bind_port),
-        )
+        asyncio.run(_serve(app, settings, bind_host, bind_port))
     except OSError as exc:
         print(
             f"flux-review: cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}",
@@ -74,6 +91,32 @@ def serve(host: str | None = None, port: int | None = None, *, worker: bool = Tr
         )
         return 1
     return 0
+
+
+async def _serve(app: web.Application, settings: Settings, host: str, port: int) -> None:
+    runner = BoundedRunner(
+        app,
+        settings,
+        # How long webhook requests in flight when the listener closed may still take; the
+        # reviews are stopped in parallel, and both end within SHUTDOWN_GRACE
+        # (bot/server/shutdown.py).
+        shutdown_timeout=ShutdownPlan.of(settings).webhooks,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()
+        log.info("listening on %s:%d (at most %d connections)", host, port, runner.limit)
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 async def _worker_child(_app: web.Application) -> AsyncIterator[None]:
@@ -151,7 +194,7 @@ async def _work(settings: Settings, port: int | None, exit_with_parent: bool) ->
         # should not (GitHub gives up on a delivery after 10 s, and a burst is hundreds).
         with contextlib.suppress(OSError):
             os.nice(10)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = BoundedRunner(app, settings)
     await runner.setup()
     if port:
         await web.TCPSite(runner, settings.host, port, backlog=LISTEN_BACKLOG).start()

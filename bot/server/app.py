@@ -15,12 +15,20 @@ from aiohttp import web
 from bot.github.auth import AppAuth
 from bot.github.client import RetryPolicy, Sleep, WriteThrottle
 from bot.github.gitdata import GitApiLimits
-from bot.github.repo import TreeStore
+from bot.github.repo import RepoRef, TreeStore
 from bot.github.tarball import TarballLimits
-from bot.queue import InProcessQueue, JobHandler, JobQueue, Submitted
-from bot.review import Analyzer, ReviewServices
-from bot.server.jobs import AnyJob, JobRunner, decode_job, encode_job
+from bot.queue import InProcessQueue, JobHandler, JobQueue, QueueFull, Submitted
+from bot.review import CONCLUDE_TIMEOUT, Analyzer, ReviewServices
+from bot.server.jobs import AnyJob, JobRunner, ReviewJob, decode_job, encode_job
 from bot.server.metrics import Metrics
+from bot.server.reconcile import (
+    PassReport,
+    SeenRepos,
+    Stranded,
+    reconcile,
+    reconcile_delivery_id,
+    sleep_until,
+)
 from bot.server.shutdown import ShutdownPlan
 from bot.server.state import SERVICE, BodyBudget, GitHubFactory, Service
 from bot.server.webhook import handle_webhook
@@ -121,13 +129,17 @@ def create_app(
             lease=settings.job_lease,
         )
         runner = JobRunner(
-            review_services, metrics, shared=shared, max_attempts=settings.max_attempts
+            review_services,
+            metrics,
+            shared=shared,
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
         )
         if role != "web":
             shared.set_handler(runner.run_claimed)
         queue: JobQueue[AnyJob] = shared
     else:
-        runner = JobRunner(review_services, metrics)
+        runner = JobRunner(review_services, metrics, retry_delay=settings.retry_delay)
         queue = (queue_factory or _in_process_queue)(runner, settings)
 
     async def follow_up(job: AnyJob) -> Submitted:
@@ -171,7 +183,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(limit=32),
     )
     service.github.session = session
+    shared = service.shared
+    if shared is not None:
+        shared.on_data_lost = lambda: _data_lost(service)
+        await _check_persistence(service)
     await service.queue.start()
+    reconciling = (
+        asyncio.create_task(_reconcile_loop(service), name="flux-review-reconcile")
+        if service.role != "web"
+        else None
+    )
     log.info(
         "flux-review ready (%s): app %d, GitHub API %s, %s",
         service.role,
@@ -185,6 +206,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if reconciling is not None:
+            reconciling.cancel()
+            await asyncio.wait({reconciling})
         try:
             # Started by `_begin_shutdown`, unless the app stops without aiohttp's shutdown.
             await _shut_down(service)
@@ -193,6 +217,136 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await session.close()
             if service.shared is not None:
                 await service.shared.redis.aclose()
+
+
+PERSISTENCE_WARNING = (
+    "Redis at REDIS_URL keeps no append-only file (appendonly no): if it restarts, the "
+    "reviews it holds are lost and only found again by reconciliation with GitHub. Set "
+    "`appendonly yes` (see docs/deployment.md), or REDIS_PERSISTENCE=require to refuse "
+    "to start without it."
+)
+
+
+async def _check_persistence(service: Service) -> None:
+    assert service.shared is not None
+    try:
+        service.redis_persistence = await service.shared.persistence()
+    except Exception as exc:
+        log.warning("could not read Redis's persistence settings (%s)", type(exc).__name__)
+        return
+    if service.redis_persistence != "aof":
+        log.error(PERSISTENCE_WARNING)
+
+
+async def _data_lost(service: Service) -> None:
+    """Redis came back without its data: put back what this process knows (the
+    repositories it saw) and ask a worker for a reconciliation pass."""
+    shared = service.shared
+    assert shared is not None
+    repos = [(s.installation_id, s.repo.owner, s.repo.name) for s in service.runner.seen]
+    try:
+        await shared.remember_repos(repos)
+        await shared.request_reconcile()
+    except Exception as exc:
+        log.error("could not ask for a reconciliation (%s)", type(exc).__name__)
+    service.reconcile_now.set()
+
+
+# How often a worker looks whether a reconciliation pass is wanted.
+RECONCILE_POLL = 2.0
+
+
+async def _reconcile_loop(service: Service) -> None:
+    settings = service.settings
+    interval = settings.reconcile_interval
+    last = time.monotonic()
+    while True:
+        asked = await sleep_until(service.reconcile_now, RECONCILE_POLL)
+        service.reconcile_now.clear()
+        due = asked or (interval > 0 and time.monotonic() - last >= interval)
+        shared = service.shared
+        try:
+            if shared is not None:
+                due = await shared.take_reconcile_request() or due
+                if due and not await shared.claim_once("reconcile", max(interval / 2, 30.0)):
+                    last = time.monotonic()  # another worker has it
+                    continue
+            if not due:
+                continue
+            last = time.monotonic()
+            await reconcile_once(service)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reconciliation failed")
+
+
+async def reconcile_once(service: Service) -> PassReport:
+    """One pass: every open pull request of the repositories seen, against its reviews."""
+    settings = service.settings
+    shared = service.shared
+    runner = service.runner
+    repos = SeenRepos()
+    if shared is not None:
+        for iid, owner, name in await shared.remembered_repos():
+            repos.add(iid, RepoRef(owner, name))
+    for seen in runner.seen:
+        repos.add(seen.installation_id, seen.repo)
+    delivery = reconcile_delivery_id()
+
+    async def held() -> set[str]:
+        if shared is not None:
+            return await shared.held_keys()
+        keys = getattr(service.queue, "keys", None)
+        return set(keys()) if keys is not None else set()
+
+    async def queue(stranded: Stranded) -> bool:
+        job = ReviewJob(
+            repo=stranded.seen.repo,
+            installation_id=stranded.seen.installation_id,
+            number=stranded.number,
+            delivery_id=delivery,
+            trigger="reconciliation",
+            revision=stranded.head_sha,
+        )
+        try:
+            if shared is not None:
+                outcome = await shared.submit(job, runs=stranded.runs)
+            else:
+                runner.take_over(job.key, stranded.runs)
+                outcome = await service.queue.submit(job)
+        except QueueFull as exc:
+            log.warning("reconciliation: %s not queued (%s)", job.key, exc)
+            return False
+        return outcome is not Submitted.DUPLICATE
+
+    report = await reconcile(
+        repos,
+        lambda iid: service.github.client(iid),
+        queue,
+        held,
+        app_id=settings.app_id,
+        # Past any review's limit, its conclusion's own, and a dead worker's lease.
+        stale_after=settings.review_timeout + 2 * CONCLUDE_TIMEOUT + settings.job_lease,
+        max_calls=settings.reconcile_max_calls,
+    )
+    log.info(
+        "reconciliation (%s): %d repositories, %d open pull requests, %d reviews queued "
+        "(%d with check runs left in progress), %d GitHub calls",
+        delivery,
+        report.repos,
+        report.pulls,
+        len(report.queued),
+        sum(1 for s in report.queued if s.runs),
+        report.calls,
+    )
+    if report.cut_short:
+        log.warning(
+            "reconciliation stopped at RECONCILE_MAX_CALLS (%d GitHub calls); the next pass "
+            "goes on from the start",
+            settings.reconcile_max_calls,
+        )
+    return report
 
 
 # /readyz wants GitHub to have accepted the App's credentials within this long.
@@ -290,16 +444,28 @@ async def readyz(request: web.Request) -> web.Response:
             async with asyncio.timeout(2.0):
                 await shared.redis.ping()
             checks["redis"] = "ok"
+            if service.redis_persistence is not None:
+                checks["redis_persistence"] = service.redis_persistence
         except Exception as exc:
             checks["redis"] = "unreachable"
             problems.append(f"Redis unreachable ({type(exc).__name__})")
         else:
+            # Redis answers reads while it refuses writes (`maxmemory` reached with
+            # `noeviction`, a replica that became read-only): every delivery would get 503.
+            refusal = await shared.write_probe()
+            if refusal is not None:
+                checks["redis"] = "refuses writes"
+                problems.append(f"Redis refuses writes ({refusal})")
             stats = await shared.read_stats()
             checks["workers_alive"] = stats.workers_alive
             checks["queue_depth"] = stats.depth
             checks["oldest_job_age_seconds"] = round(stats.oldest_age, 3)
             if stats.workers_alive == 0:
                 problems.append("no worker has sent a heartbeat to Redis lately")
+            if service.role != "worker" and stats.depth >= service.settings.queue_size:
+                problems.append(f"the queue is full ({stats.depth} jobs pending)")
+    elif service.queue.depth() >= service.settings.queue_size:
+        problems.append(f"the queue is full ({service.queue.depth()} jobs pending)")
     github_ok, github_note = await check_github(service)
     checks["github"] = github_note
     if not github_ok:

@@ -21,7 +21,7 @@ from cachetools import TTLCache
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient
 from bot.github.repo import SHA, RepoRef, get_pull, open_pulls_for_commit
-from bot.queue import QueueFull, Submitted
+from bot.queue import QueueFull, Retry, Submitted
 from bot.report.checkrun import CheckRun
 from bot.review import (
     Claims,
@@ -33,6 +33,7 @@ from bot.review import (
 )
 from bot.server.commands import Command, handle_commands
 from bot.server.metrics import Metrics
+from bot.server.reconcile import SeenRepos
 
 log = logging.getLogger(__name__)
 Log = logging.LoggerAdapter[logging.Logger]
@@ -123,6 +124,16 @@ Submit = Callable[[AnyJob], Awaitable[Submitted]]
 # (a repository that takes all the memory, say).
 MAX_ATTEMPTS = 3
 DEAD_TITLE = "flux-review could not review this commit"
+# A job whose work GitHub or Redis keeps failing (a check run it cannot conclude, comments it
+# cannot post) runs again after RETRY_DELAY seconds, then twice as long each time up to an
+# hour: about a day in all before it is given up, with a reason, in the dead letters.
+MAX_RETRIES = 30
+RETRY_MAX_DELAY = 3600.0
+
+
+def retry_delay(first: float, retries: int) -> float:
+    """Seconds before the run after `retries` earlier ones."""
+    return min(first * 2.0 ** min(retries, 20), RETRY_MAX_DELAY)
 
 
 def encode_job(job: AnyJob) -> str:
@@ -194,6 +205,9 @@ class ClaimedJob(Protocol):
     @property
     def runs(self) -> tuple[tuple[str, int], ...]: ...
 
+    @property
+    def retries(self) -> int: ...
+
 
 class SharedState(Claims, Protocol):
     """Across processes: the check runs a job created, review counts, the dead letters."""
@@ -203,6 +217,8 @@ class SharedState(Claims, Protocol):
     async def count_review(self, outcome: str) -> None: ...
 
     async def dead_letter(self, claimed: Any, reason: str) -> None: ...
+
+    async def remember_repos(self, repos: list[tuple[int, str, str]]) -> None: ...
 
 
 class LocalClaims:
@@ -233,12 +249,22 @@ class JobRunner:
         *,
         shared: SharedState | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        retry_delay: float = 30.0,
+        max_retries: int = MAX_RETRIES,
     ) -> None:
         self.services = services
         self.metrics = metrics
         self.shared = shared
         self.claims: Claims = shared if shared is not None else LocalClaims()
         self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.max_retries = max_retries
+        # In-process only (Redis keeps these with the job): the check runs each PR's job
+        # created and has not seen concluded, and how often it was retried.
+        self._runs: dict[str, list[tuple[str, int]]] = {}
+        self._retries: dict[str, int] = {}
+        # The repositories jobs were for: what reconciliation walks.
+        self.seen = SeenRepos()
         self._submit: Submit | None = None
         # Commits whose review concluded its check run: at shutdown, a job for one of them
         # that never started (the commit job of a fork push, twin of the PR's review) must
@@ -252,9 +278,26 @@ class JobRunner:
     def github(self, installation_id: int, jlog: Log) -> GitHubClient:
         return self.services.github(installation_id, jlog)
 
+    def take_over(self, key: str, runs: Sequence[tuple[str, int]]) -> None:
+        """In-process: check runs the next job of `key` is to take over or conclude."""
+        if runs:
+            self._runs.setdefault(key, []).extend(runs)
+
+    async def _saw(self, job: AnyJob) -> None:
+        if self.seen.add(job.installation_id, job.repo) and self.shared is not None:
+            with _suppress_logged(log_for(job), "could not remember the repository"):
+                await self.shared.remember_repos(
+                    [(job.installation_id, job.repo.owner, job.repo.name)]
+                )
+
     async def __call__(self, job: AnyJob) -> bool:
+        await self._saw(job)
         if isinstance(job, ReviewJob):
-            return await self._review(job)
+            return await self._review(
+                job,
+                adopt=tuple(self._runs.get(job.key, ())),
+                retries=self._retries.get(job.key, 0),
+            )
         if isinstance(job, CommitJob):
             return await self._commit(job)
         return await self._command(job)
@@ -263,6 +306,7 @@ class JobRunner:
         """A job of the shared queue: its `attempts` count the workers that took it; past
         `max_attempts` it is dead-lettered instead of run."""
         job = claimed.job
+        await self._saw(job)
         if claimed.attempts > self.max_attempts:
             await self._dead_letter(claimed)
             return True
@@ -275,7 +319,13 @@ class JobRunner:
                 self.max_attempts,
             )
         if isinstance(job, ReviewJob):
-            return await self._review(job, adopt=claimed.runs, retried=claimed.attempts > 1)
+            return await self._review(
+                job,
+                adopt=claimed.runs,
+                retried=claimed.attempts > 1,
+                retries=claimed.retries,
+                claimed=claimed,
+            )
         if claimed.runs:
             # Only reviews create check runs; a commit job's runs are its reviews'.
             log.warning("delivery %s: %s had check runs noted", job.delivery_id, job.key)
@@ -325,7 +375,12 @@ class JobRunner:
                 )
 
     async def _review(
-        self, job: ReviewJob, adopt: tuple[tuple[str, int], ...] = (), retried: bool = False
+        self,
+        job: ReviewJob,
+        adopt: tuple[tuple[str, int], ...] = (),
+        retried: bool = False,
+        retries: int = 0,
+        claimed: ClaimedJob | None = None,
     ) -> bool:
         jlog = context_log(
             log, delivery=job.delivery_id, repo=job.repo.full_name, number=job.number
@@ -336,6 +391,8 @@ class JobRunner:
         async def noted(sha: str, run_id: int) -> None:
             if shared is not None:
                 await shared.note_run(job.key, sha, run_id)
+            else:
+                self._runs.setdefault(job.key, []).append((sha, run_id))
 
         request = ReviewRequest(
             job.repo,
@@ -345,7 +402,7 @@ class JobRunner:
             job.trigger,
             revision=job.revision,
             adopt=adopt,
-            on_check_run=noted if shared is not None else None,
+            on_check_run=noted,
             retried=retried,
         )
         services = self.services
@@ -363,7 +420,31 @@ class JobRunner:
             result.duration,
             extra={"head": result.head_sha, "duration": round(result.duration, 3)},
         )
-        return result.finished
+        if result.pending is None:
+            self._runs.pop(job.key, None)
+            self._retries.pop(job.key, None)
+            return result.finished
+        if retries < self.max_retries:
+            self._retries[job.key] = retries + 1
+            raise Retry(retry_delay(self.retry_delay, retries), result.pending)
+        return await self._give_up(job, result.pending, retries, claimed, jlog)
+
+    async def _give_up(
+        self, job: ReviewJob, pending: str, retries: int, claimed: ClaimedJob | None, jlog: Log
+    ) -> bool:
+        """The job is finished without its work done, and says so where an operator looks:
+        an error in the log, `given_up` in the metrics and, with Redis, a dead letter."""
+        self._runs.pop(job.key, None)
+        self._retries.pop(job.key, None)
+        reason = f"given up after {retries} retries: {pending}"
+        jlog.error("%s %s", job.key, reason)
+        self.metrics.review("given_up", 0.0)
+        if self.shared is not None:
+            with _suppress_logged(jlog, "could not record the job given up"):
+                await self.shared.count_review("given_up")
+                if claimed is not None:
+                    await self.shared.dead_letter(claimed, reason)
+        return True
 
     async def _commit(self, job: CommitJob) -> bool:
         jlog = context_log(log, delivery=job.delivery_id, repo=job.repo.full_name)
@@ -580,6 +661,11 @@ class JobRunner:
         return True
 
 
+def log_for(job: AnyJob) -> Log:
+    number = job.number if isinstance(job, ReviewJob | CommandJob) else None
+    return context_log(log, delivery=job.delivery_id, repo=job.repo.full_name, number=number)
+
+
 async def _open_head(gh: GitHubClient, repo: RepoRef, number: int) -> str | None:
     """The head SHA of an open PR; None when it is closed or gone."""
     pull = await get_pull(gh, repo, number)
@@ -593,8 +679,9 @@ async def _open_head(gh: GitHubClient, repo: RepoRef, number: int) -> str | None
 class _suppress_logged:
     """Log and swallow what a best-effort GitHub call raises."""
 
-    def __init__(self, jlog: Log) -> None:
+    def __init__(self, jlog: Log, what: str = "could not report the dead letter") -> None:
         self._log = jlog
+        self._what = what
 
     def __enter__(self) -> None:
         return None
@@ -602,7 +689,7 @@ class _suppress_logged:
     def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> bool:
         if exc is None or not isinstance(exc, Exception):
             return False
-        self._log.error("could not report the dead letter: %s", describe_failure(exc))
+        self._log.error("%s: %s", self._what, describe_failure(exc))
         return True
 
 

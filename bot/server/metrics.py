@@ -50,6 +50,12 @@ class _SharedCollector:
             "Jobs given up after their worker died too many times.",
             value=stats.dead,
         )
+        yield GaugeMetricFamily(
+            "flux_review_jobs_retrying",
+            "Jobs waiting to run again because GitHub or Redis failed part of their work "
+            "(a check run not concluded, inline comments not posted).",
+            value=stats.retrying,
+        )
         reviews = CounterMetricFamily(
             "flux_review_shared_reviews",
             "Reviews run by all workers of the shared queue, by outcome.",

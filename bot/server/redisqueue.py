@@ -21,7 +21,11 @@ Keys (under `prefix`):
 - `leases`  zset  key -> when its worker's lease runs out (ms)
 - `workers` zset  worker id -> last heartbeat (ms)
 - `recent:<key>@<revision>`  a revision reviewed a moment ago (duplicate events)
+- `delayed` zset  keys whose pending job waits out a retry, scored by when it is due (ms)
 - `dead`    list  jobs given up after `max_attempts` (their check run says so)
+- `epoch`   string set once by the first process: gone or changed, Redis lost its data
+- `repos`   set   the repositories the App has seen, for reconciliation
+- `reconcile-due` string  a reconciliation pass is wanted (Redis was found to have lost data)
 - `wake`    list  one entry per submit, so idle workers block instead of polling
 
 A job is acknowledged (`complete`) only after its handler returned, i.e. after its check
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -50,7 +55,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.github.client import Sleep, WriteThrottle
-from bot.queue import Job, QueueClosed, QueueFull, QueueUnavailable, Submitted
+from bot.queue import Job, QueueClosed, QueueFull, QueueUnavailable, Retry, Submitted
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +63,7 @@ J = TypeVar("J", bound=Job)
 
 # One job into the queue (a Lua function, shared by the two scripts below).
 _SUBMIT_ONE = """
-local function submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
+local function submit_one(jobs, ready, active, wake, delayed, key, env, rev, force, now, recent)
   if not force and rev ~= '' then
     local a = redis.call('HGET', active, key)
     if a and cjson.decode(a).rev == rev then return 'duplicate' end
@@ -70,8 +75,19 @@ local function submit_one(jobs, ready, active, wake, key, env, rev, force, now, 
     -- keep a user's explicit re-run when the same commit arrives again
     if od.force and od.rev == rev and not force then nd.force = true end
     nd.enqueued = od.enqueued
-    nd.runs = od.runs
+    local runs = od.runs
+    if type(runs) ~= 'table' then runs = {} end
+    if type(nd.runs) == 'table' then
+      for _, r in ipairs(nd.runs) do table.insert(runs, r) end
+    end
+    nd.runs = runs
     redis.call('HSET', jobs, key, cjson.encode(nd))
+    -- a job waiting out a retry: the newer one goes now, and takes over its check runs
+    if redis.call('ZREM', delayed, key) == 1 and redis.call('HEXISTS', active, key) == 0 then
+      redis.call('ZADD', ready, 'NX', now, key)
+      redis.call('LPUSH', wake, '1')
+      redis.call('LTRIM', wake, 0, 255)
+    end
     return 'replaced'
   end
   redis.call('HSET', jobs, key, env)
@@ -87,25 +103,25 @@ end
 _SUBMIT = (
     _SUBMIT_ONE
     + """
-local jobs, ready, active, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local jobs, ready, active, wake, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key, env, rev, force = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local maxsize, now, recent = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 if redis.call('HLEN', jobs) >= maxsize and redis.call('HEXISTS', jobs, key) == 0 then
   return 'full'
 end
-return submit_one(jobs, ready, active, wake, key, env, rev, force, now, recent)
+return submit_one(jobs, ready, active, wake, delayed, key, env, rev, force, now, recent)
 """
 )
 
 # Webhook deliveries, each in one step: its id claimed and all its jobs queued, or nothing
 # at all. Several at once, so that a burst of deliveries costs a few round trips to Redis,
 # not one each; a delivery that fails (a corrupt key, say) fails alone. KEYS: jobs, ready,
-# active, wake, then each delivery's id key. ARGV: maxsize, then for each delivery how long
+# active, wake, delayed, then each delivery's id key. ARGV: maxsize, then for each delivery how long
 # its id is kept, when it arrived, its number of jobs and 5 values a job.
 _ACCEPT = (
     _SUBMIT_ONE
     + """
-local jobs, ready, active, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local jobs, ready, active, wake, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local maxsize = tonumber(ARGV[1])
 local function accept_one(seen, ttl, now, n, first)
   if redis.call('EXISTS', seen) == 1 then return {'seen'} end
@@ -113,7 +129,7 @@ local function accept_one(seen, ttl, now, n, first)
   local out = {}
   for i = 0, n - 1 do
     local b = first + i * 5
-    out[#out + 1] = submit_one(jobs, ready, active, wake, ARGV[b], ARGV[b + 1],
+    out[#out + 1] = submit_one(jobs, ready, active, wake, delayed, ARGV[b], ARGV[b + 1],
       ARGV[b + 2], ARGV[b + 3] == '1', now, ARGV[b + 4])
   end
   redis.call('SET', seen, 'accepted', 'EX', ttl)
@@ -121,7 +137,7 @@ local function accept_one(seen, ttl, now, n, first)
 end
 local answers = {}
 local a = 2
-for d = 5, #KEYS do
+for d = 6, #KEYS do
   local ttl, now, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local ok, answer = pcall(accept_one, KEYS[d], ttl, now, n, a + 3)
   if not ok then
@@ -189,9 +205,11 @@ return 1
 """
 
 _COMPLETE = """
-local jobs, ready, active, leases, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local worker, key, done, ttl, now, requeue, prefix =
-  ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1', ARGV[7]
+local jobs, ready, active, leases, wake, delayed =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local worker, key, done, ttl, now, requeue, prefix, delay =
+  ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1',
+  ARGV[7], tonumber(ARGV[8])
 local a = redis.call('HGET', active, key)
 if not a then return 0 end
 local d = cjson.decode(a)
@@ -202,12 +220,33 @@ redis.call('ZREM', leases, key)
 if done and d.rev and d.rev ~= '' then
   redis.call('SET', prefix .. 'recent:' .. key .. '@' .. d.rev, '1', 'EX', ttl)
 end
-if requeue and redis.call('HEXISTS', jobs, key) == 0 then
-  d.worker = nil
-  d.force = true
-  redis.call('HSET', jobs, key, cjson.encode(d))
+if requeue then
+  local p = redis.call('HGET', jobs, key)
+  if p then
+    -- a newer job waits for this PR: it goes ahead, and takes over this one's check runs
+    local pd = cjson.decode(p)
+    local runs = pd.runs
+    if type(runs) ~= 'table' then runs = {} end
+    if type(d.runs) == 'table' then
+      for _, r in ipairs(d.runs) do table.insert(runs, r) end
+    end
+    pd.runs = runs
+    redis.call('HSET', jobs, key, cjson.encode(pd))
+  else
+    d.worker = nil
+    d.force = true
+    if delay > 0 then
+      d.retries = (d.retries or 0) + 1
+      d.attempts = 0
+    end
+    redis.call('HSET', jobs, key, cjson.encode(d))
+    if delay > 0 then
+      redis.call('ZADD', delayed, now + delay, key)
+      return 1
+    end
+  end
 end
-if redis.call('HEXISTS', jobs, key) == 1 then
+if redis.call('HEXISTS', jobs, key) == 1 and redis.call('ZSCORE', delayed, key) == false then
   redis.call('ZADD', ready, 'NX', now, key)
   redis.call('LPUSH', wake, '1')
   redis.call('LTRIM', wake, 0, 255)
@@ -216,8 +255,18 @@ return 1
 """
 
 _SWEEP = """
-local jobs, ready, active, leases, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local jobs, ready, active, leases, wake, delayed =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now = tonumber(ARGV[1])
+-- retries that are due
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)
+for _, key in ipairs(due) do
+  redis.call('ZREM', delayed, key)
+  if redis.call('HEXISTS', jobs, key) == 1 and redis.call('HEXISTS', active, key) == 0 then
+    redis.call('ZADD', ready, 'NX', now, key)
+    redis.call('LPUSH', wake, '1')
+  end
+end
 local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 100)
 for _, key in ipairs(expired) do
   redis.call('ZREM', leases, key)
@@ -242,6 +291,7 @@ for _, key in ipairs(expired) do
       -- the same job again: its review has to happen, and its attempts count
       redis.call('HSET', jobs, key, cjson.encode(d))
     end
+    redis.call('ZREM', delayed, key)
     redis.call('ZADD', ready, 'NX', now, key)
     redis.call('LPUSH', wake, '1')
   end
@@ -261,6 +311,8 @@ class Claimed(Generic[J]):
     job: J
     attempts: int
     runs: tuple[tuple[str, int], ...] = ()
+    # Times the job was put back to wait out a `Retry`.
+    retries: int = 0
 
 
 # Runs one claimed job; True when it finished its work. It may raise.
@@ -276,6 +328,7 @@ class QueueStats:
     oldest_age: float = 0.0
     workers_alive: int = 0
     dead: int = 0
+    retrying: int = 0  # jobs waiting out a retry (GitHub or Redis failed part of their work)
     reviews: dict[str, int] = field(default_factory=dict)
     read_at: float = 0.0  # monotonic; 0: never
     error: str | None = None
@@ -333,6 +386,8 @@ class RedisQueue(Generic[J]):
         self._clock = clock
         self.worker = worker_id()
         self._active: dict[str, Claimed[J]] = {}
+        # The check runs each running job created, kept here too: Redis may lose them.
+        self._noted: dict[str, list[tuple[str, int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -349,6 +404,10 @@ class RedisQueue(Generic[J]):
         self._claim_once = client.register_script(_CLAIM_ONCE)
         self._accepting: list[_Accepting] = []
         self._accepter: asyncio.Task[None] | None = None
+        self._epoch: bytes | str | None = None
+        # Called when Redis is found to have lost its data (restarted without persistence,
+        # flushed, failed over to an empty replica).
+        self.on_data_lost: Callable[[], Awaitable[None]] | None = None
 
     def set_handler(self, handler: ClaimedHandler[J]) -> None:
         self._handler = handler
@@ -384,30 +443,41 @@ class RedisQueue(Generic[J]):
     def running(self) -> int:
         return len(self._active) if self._workers else self.stats.running
 
-    def _envelope(self, job: J) -> str:
-        return json.dumps(
-            {
-                "key": job.key,
-                "rev": job.revision or "",
-                "force": bool(job.force),
-                "job": self._encode(job),
-                "attempts": 0,
-                "enqueued": self._now_ms(),
-            }
-        )
+    def _envelope(self, job: J, runs: tuple[tuple[str, int], ...] = (), retries: int = 0) -> str:
+        envelope: dict[str, Any] = {
+            "key": job.key,
+            "rev": job.revision or "",
+            "force": bool(job.force),
+            "job": self._encode(job),
+            "attempts": 0,
+            "retries": retries,
+            "enqueued": self._now_ms(),
+        }
+        if runs:
+            envelope["runs"] = [[sha, run_id] for sha, run_id in runs]
+        return json.dumps(envelope)
 
     def _recent_key(self, job: J) -> str:
         return self.k(f"recent:{job.key}@{job.revision or ''}")
 
-    async def submit(self, job: J, *, follow_up: bool = False) -> Submitted:
+    async def submit(
+        self,
+        job: J,
+        *,
+        follow_up: bool = False,
+        runs: tuple[tuple[str, int], ...] = (),
+        retries: int = 0,
+    ) -> Submitted:
+        """`runs`: check runs (head SHA, id) left in progress that the job is to take over
+        or conclude; `retries`: how often its work was tried already."""
         if self._stopped or (self._closed and not follow_up):
             raise QueueClosed("the queue is shutting down")
         try:
             answer = await self._submit(
-                keys=[self.k("jobs"), self.k("ready"), self.k("active"), self.k("wake")],
+                keys=[self.k(n) for n in ("jobs", "ready", "active", "wake", "delayed")],
                 args=[
                     job.key,
-                    self._envelope(job),
+                    self._envelope(job, runs, retries),
                     job.revision or "",
                     "1" if job.force else "0",
                     self._maxsize,
@@ -483,6 +553,7 @@ class RedisQueue(Generic[J]):
                             self.k("ready"),
                             self.k("active"),
                             self.k("wake"),
+                            self.k("delayed"),
                             *(w.seen for w in batch),
                         ],
                         args=[self._maxsize, *(a for w in batch for a in w.args)],
@@ -561,7 +632,7 @@ class RedisQueue(Generic[J]):
     async def _take(self) -> Claimed[J] | None:
         """The next job, or None after waiting a while for one."""
         await self._sweep(
-            keys=[self.k(n) for n in ("jobs", "ready", "active", "leases", "wake")],
+            keys=[self.k(n) for n in ("jobs", "ready", "active", "leases", "wake", "delayed")],
             args=[self._now_ms()],
         )
         got = await self._claim(
@@ -584,7 +655,7 @@ class RedisQueue(Generic[J]):
         runs = tuple(
             (str(r[0]), int(r[1])) for r in (data.get("runs") or []) if isinstance(r, list)
         )
-        claimed = Claimed(job, int(data.get("attempts") or 1), runs)
+        claimed = Claimed(job, int(data.get("attempts") or 1), runs, int(data.get("retries") or 0))
         self._active[key] = claimed
         return claimed
 
@@ -593,8 +664,22 @@ class RedisQueue(Generic[J]):
         key = claimed.job.key
         done = False
         requeue = False
+        delay = 0.0
+        retrying: Claimed[J] | None = None
         try:
             done = await self._handler(claimed)
+        except Retry as retry:
+            log.warning(
+                "delivery %s: %s again in %.0fs: %s",
+                claimed.job.delivery_id,
+                key,
+                retry.delay,
+                retry.reason,
+            )
+            requeue, delay = True, max(retry.delay, 0.001)
+            # Redis may refuse or have lost the job this retry goes back to: this process
+            # keeps it too, until Redis takes it again.
+            retrying = claimed
         except asyncio.CancelledError:
             # Stopped by a shutdown: its check run was concluded `cancelled`; another worker
             # (or this one after its restart) reviews it again.
@@ -604,13 +689,58 @@ class RedisQueue(Generic[J]):
             log.exception("delivery %s: job %s failed", claimed.job.delivery_id, key)
         finally:
             self._active.pop(key, None)
-            await _shielded(self._ack(key, done=done, requeue=requeue))
+            noted = tuple(self._noted.pop(key, ()))
+            acked = await _shielded(self._ack(key, done=done, requeue=requeue, delay=delay))
+            if retrying is not None and not acked:
+                runs = tuple(dict.fromkeys(retrying.runs + noted))
+                self._spawn(
+                    self._keep(dataclasses.replace(retrying, runs=runs), delay),
+                    f"flux-review-keep-{key}",
+                )
 
-    async def _ack(self, key: str, *, done: bool, requeue: bool) -> None:
+    async def _keep(self, claimed: Claimed[J], delay: float) -> None:
+        """A job to retry that Redis did not take back (unreachable, or restarted without
+        its data): queued again from here, with its check runs, once Redis answers."""
+        job = claimed.job
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            log.error(
+                "delivery %s: %s was to run again, but the worker stopped first; a push, "
+                "`/flux-review recheck` or the next reconciliation reviews it",
+                job.delivery_id,
+                job.key,
+            )
+            raise
+        while True:
+            try:
+                await self.submit(
+                    _forced(job), follow_up=True, runs=claimed.runs, retries=claimed.retries + 1
+                )
+            except QueueClosed:
+                log.error(
+                    "delivery %s: %s was to run again, but the worker stopped first; a push, "
+                    "`/flux-review recheck` or the next reconciliation reviews it",
+                    job.delivery_id,
+                    job.key,
+                )
+                return
+            except QueueFull as exc:
+                log.warning("queue: %s not queued again yet (%s)", job.key, exc)
+                await asyncio.sleep(max(self._poll, 1.0))
+                continue
+            log.info("delivery %s: %s queued again", job.delivery_id, job.key)
+            return
+
+    async def _ack(self, key: str, *, done: bool, requeue: bool, delay: float = 0.0) -> bool:
+        """True once Redis took the acknowledgement (or the job was no longer this
+        worker's); False when it could not be reached."""
         for attempt in range(5):
             try:
                 await self._complete(
-                    keys=[self.k(n) for n in ("jobs", "ready", "active", "leases", "wake")],
+                    keys=[
+                        self.k(n) for n in ("jobs", "ready", "active", "leases", "wake", "delayed")
+                    ],
                     args=[
                         self.worker,
                         key,
@@ -619,16 +749,20 @@ class RedisQueue(Generic[J]):
                         self._now_ms(),
                         "1" if requeue else "0",
                         self.prefix,
+                        int(delay * 1000),
                     ],
                 )
-                return
+                return True
             except (RedisError, OSError) as exc:
                 # Unacknowledged, the job runs again once its lease runs out: at least once.
                 log.warning("queue: could not acknowledge %s (%s)", key, type(exc).__name__)
                 await asyncio.sleep(0.2 * (attempt + 1))
+        return False
 
     async def note_run(self, key: str, sha: str, run_id: int) -> None:
         """Remember a check run the job created, for whoever runs it after a crash."""
+        if key in self._active:
+            self._noted.setdefault(key, []).append((sha, run_id))
         try:
             await self._note(keys=[self.k("active")], args=[self.worker, key, sha, str(run_id)])
         except (RedisError, OSError) as exc:
@@ -675,6 +809,15 @@ class RedisQueue(Generic[J]):
     async def release(self, name: str) -> None:
         await self.redis.delete(self.k(f"claim:{name}"))
 
+    async def write_probe(self) -> str | None:
+        """None when Redis takes a write now; else what it answered."""
+        try:
+            async with asyncio.timeout(2.0):
+                await self.redis.set(self.k("probe"), self.worker, px=60_000)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return f"{type(exc).__name__}: {str(exc)[:120]}"
+        return None
+
     async def count_review(self, outcome: str) -> None:
         with contextlib.suppress(RedisError, OSError):
             await self.redis.hincrby(self.k("reviews"), outcome, 1)
@@ -689,7 +832,8 @@ class RedisQueue(Generic[J]):
             pipe.zcount(self.k("workers"), now - int(self.lease * 1000), "+inf")
             pipe.llen(self.k("dead"))
             pipe.hgetall(self.k("reviews"))
-            depth, running, oldest, alive, dead, reviews = await pipe.execute()
+            pipe.zcard(self.k("delayed"))
+            depth, running, oldest, alive, dead, reviews, retrying = await pipe.execute()
         except (RedisError, OSError) as exc:
             self.stats.error = f"Redis is unreachable ({type(exc).__name__}: {exc})"
             return self.stats
@@ -699,6 +843,7 @@ class RedisQueue(Generic[J]):
             oldest_age=max(now - oldest[0][1], 0) / 1000 if oldest else 0.0,
             workers_alive=int(alive),
             dead=int(dead),
+            retrying=int(retrying),
             reviews={
                 (k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in reviews.items()
             },
@@ -709,19 +854,78 @@ class RedisQueue(Generic[J]):
     async def _stats_loop(self) -> None:
         while True:
             await self.read_stats()
+            try:
+                await self.check_epoch()
+            except (RedisError, OSError) as exc:
+                log.debug("queue: epoch not checked (%s)", type(exc).__name__)
             await asyncio.sleep(2.0)
+
+    async def check_epoch(self) -> bool:
+        """Whether Redis lost its data since this process last looked: the marker the
+        first process set is gone, or another process has set a new one."""
+        current = await self.redis.get(self.k("epoch"))
+        if current is None:
+            fresh = uuid.uuid4().hex.encode()
+            if await self.redis.set(self.k("epoch"), fresh, nx=True):
+                current = fresh
+            else:
+                current = await self.redis.get(self.k("epoch"))
+        lost = self._epoch is not None and current != self._epoch
+        self._epoch = current
+        if lost:
+            log.error(
+                "Redis lost its data (restarted without its append-only file, flushed, or "
+                "failed over to an empty replica): the jobs it held are gone; reconciling "
+                "with GitHub's open pull requests"
+            )
+            if self.on_data_lost is not None:
+                await self.on_data_lost()
+        return lost
+
+    async def remember_repos(self, repos: list[tuple[int, str, str]]) -> None:
+        if repos:
+            await self.redis.sadd(self.k("repos"), *(json.dumps(r) for r in repos))
+
+    async def remembered_repos(self) -> list[tuple[int, str, str]]:
+        out = []
+        for raw in await self.redis.smembers(self.k("repos")):
+            with contextlib.suppress(ValueError, TypeError):
+                iid, owner, name = json.loads(raw)
+                out.append((int(iid), str(owner), str(name)))
+        return out
+
+    async def request_reconcile(self) -> None:
+        await self.redis.set(self.k("reconcile-due"), "1", ex=3600)
+
+    async def take_reconcile_request(self) -> bool:
+        return bool(await self.redis.getdel(self.k("reconcile-due")))
+
+    async def held_keys(self) -> set[str]:
+        """Keys of the jobs pending or running now, over all processes."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hkeys(self.k("active"))
+        pipe.hkeys(self.k("jobs"))
+        active, pending = await pipe.execute()
+        return {k.decode() if isinstance(k, bytes) else str(k) for k in [*active, *pending]}
+
+    async def persistence(self) -> str:
+        """`aof` when Redis keeps an append-only file (what it acknowledged survives a
+        restart), else `none`."""
+        info = await self.redis.info("persistence")
+        return "aof" if int(info.get("aof_enabled", 0)) else "none"
 
     async def dead_jobs(self) -> list[dict[str, Any]]:
         return [json.loads(x) for x in await self.redis.lrange(self.k("dead"), 0, -1)]
 
 
 def _forced(job: J) -> J:
-    import dataclasses
-
     return dataclasses.replace(job, force=True)  # type: ignore[type-var]
 
 
-async def _shielded(coro: Awaitable[None]) -> None:
+T = TypeVar("T")
+
+
+async def _shielded(coro: Awaitable[T]) -> T:
     """Run `coro` to its end even if the caller is cancelled meanwhile."""
     task = asyncio.ensure_future(coro)
     cancelled = False
@@ -732,6 +936,7 @@ async def _shielded(coro: Awaitable[None]) -> None:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
+    return task.result()
 
 
 # The next free write slot of one installation, on Redis's clock (the processes' clocks

@@ -142,6 +142,10 @@ class Service:
     # "all": webhooks and reviews; "web": webhooks only; "worker": reviews only.
     role: str = "all"
     github_error: str | None = None
+    # `aof` or `none`, once read from Redis at start.
+    redis_persistence: str | None = None
+    # Set when a reconciliation pass is wanted now (Redis lost its data).
+    reconcile_now: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def secret(self) -> bytes:

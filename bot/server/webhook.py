@@ -303,6 +303,9 @@ async def _handle_webhook(request: web.Request) -> web.Response:
 
     if shared is None:
         service.deliveries[delivery] = True
+    for job in ctx.jobs:
+        # What reconciliation walks, should the queue lose this delivery's jobs.
+        service.runner.seen.add(job.installation_id, job.repo)
     _log_jobs(dlog, event_name, ctx)
     if not ctx.outcomes:
         dlog.info("%s: nothing to do", event_name)

@@ -374,6 +374,10 @@ class FakeGitHub:
         # How codeload sends an archive: "whole" (Content-Length), "chunked" (no length, as a
         # streamed archive is), or "drop" (chunked, the connection closed half way).
         self.tarball_transfer = "whole"
+        # The next `tarball_cuts` archives end cleanly after this fraction of their bytes,
+        # sent without a length: what a proxy that cuts a download short delivers.
+        self.tarball_cut = 0.5
+        self.tarball_cuts = 0
         # A recursive git tree with more entries than this comes back `truncated: true`
         # (GitHub's limit is 100,000 entries or 7 MB).
         self.tree_entry_limit = 100_000
@@ -1218,6 +1222,7 @@ class FakeGitHub:
                 self._manifest_conversion,
                 "none",
             ),
+            ("GET", repo + r"/pulls$", self._list_pulls, "token"),
             ("GET", repo + r"/pulls/(?P<number>\d+)$", self._get_pull, "token"),
             ("GET", repo + r"/pulls/(?P<number>\d+)/files$", self._list_files, "token"),
             (
@@ -1610,6 +1615,16 @@ class FakeGitHub:
             return Reply(200, data, content_type="text/plain; charset=utf-8")
         return Reply(200, self.pr_json(pr))
 
+    async def _list_pulls(self, ctx: _Ctx) -> Reply:
+        state = ctx.record.query.get("state", "open")
+        prs = [
+            pr
+            for pr in sorted(self.pulls.values(), key=lambda p: p.number, reverse=True)
+            if state == "all" or pr.state == state
+        ]
+        page, headers = self._paginate(ctx, prs)
+        return Reply(200, [self.pr_json(pr, full=False) for pr in page], headers)
+
     async def _list_files(self, ctx: _Ctx) -> Reply:
         pr = self._pr_or_404(ctx)
         files = (await asyncio.to_thread(self.pr_files, pr))[:MAX_PR_FILES]
@@ -1790,12 +1805,17 @@ class FakeGitHub:
                     self.git.archive, sha, prefix + "/"
                 )
             data = self._archive_cache[sha]
+        transfer = self.tarball_transfer
+        if self.tarball_cuts > 0:
+            self.tarball_cuts -= 1
+            data = data[: int(len(data) * self.tarball_cut)]
+            transfer = "chunked"
         return Reply(
             200,
             data,
             {"Content-Disposition": f"attachment; filename={prefix}.tar.gz", "ETag": f'"{sha}"'},
             content_type="application/x-gzip",
-            transfer=self.tarball_transfer,
+            transfer=transfer,
         )
 
     async def _git_tree(self, ctx: _Ctx) -> Reply:
