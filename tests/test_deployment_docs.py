@@ -22,4 +22,3 @@ def test_the_config_list_names_every_key() -> None:
     assert len(documented) == len(set(documented))
     # A key the parser accepts without a row, or a row for a key it refuses, is a doc bug.
     assert set(documented) == set(config._KEYS)
-
