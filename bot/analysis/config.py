@@ -134,7 +134,6 @@ def parse_config(
             else:
                 raw_paths = tuple(_clean_dir(v) for v in value)
         elif key == "fail_on":
-            # YAML 1.1 readers turn a bare `off`/`no` into False: `never` is the word.
             if not (isinstance(value, str) and value in FAIL_ON_CHOICES):
                 raise ConfigError(
                     f"{source}: line {line}: 'fail_on' must be "

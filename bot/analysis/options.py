@@ -75,10 +75,6 @@ def parse_fail_on(value: str) -> Severity | None:
     return None if value == "never" else Severity(value)
 
 
-def fail_on_name(fail_on: Severity | None) -> str:
-    return "never" if fail_on is None else fail_on.value
-
-
 def fails(findings: Iterable[Finding], fail_on: Severity | None) -> bool:
     """Whether a check fails: the App's check run, the Action's step, the pre-commit hook
     and `flux-review check` all decide with this. Only what the change introduces counts
