@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bot.analysis import ConfigError, Severity
-from bot.cli import CheckOutcome, UsageError, analyze_repository, render
-from bot.gitrepo import GitError
+from bot.analysis.options import FAIL_ON_CHOICES, fails
+from bot.cli import UsageError, analyze_repository, fail_on_for, render
+from bot.gitrepo import GitError, is_shallow
 from bot.report import formats
 
-FAIL_ON = ("error", "warning", "notice", "never")
 _EXPRESSION = "${{"
 
 
@@ -110,7 +110,17 @@ def find_base(repo: Path, wanted: str, env: Mapping[str, str]) -> str | None:
     )
     if fetch.returncode != 0:
         reason = (fetch.stderr.strip().splitlines() or ["git fetch failed"])[-1]
-        raise ActionError(f"cannot fetch the base {wanted} from origin: {reason}")
+        hint = ""
+        if any(c in wanted for c in "~^@") and is_shallow(repo):
+            # `HEAD~1` names a commit by its place in the history, and origin cannot be
+            # asked for it: it must be in the clone, which actions/checkout makes one
+            # commit deep by default.
+            hint = (
+                f"; {wanted} is counted back from a commit of this shallow clone, whose "
+                "history stops before it: give actions/checkout `fetch-depth: 0` (or run "
+                "`git fetch --deepen=50`), or set `base` to a branch, tag or commit id"
+            )
+        raise ActionError(f"cannot fetch the base {wanted} from origin: {reason}{hint}")
     if _has_commit(repo, wanted):
         return wanted
     # A branch or tag name: what was fetched is FETCH_HEAD.
@@ -130,17 +140,13 @@ def _output(env: Mapping[str, str], values: Mapping[str, str]) -> None:
     _write(env.get("GITHUB_OUTPUT"), "".join(f"{k}={v}\n" for k, v in values.items()))
 
 
-def failing(outcome: CheckOutcome, fail_on: Severity | None) -> bool:
-    if fail_on is None:
-        return False
-    return any(f.introduced and f.severity.rank >= fail_on.rank for f in outcome.findings)
-
-
 def run(env: Mapping[str, str]) -> int:
     repo = Path(input_value("path", env, ".") or ".")
     fail_on_name = input_value("fail-on", env).lower()
-    if fail_on_name and fail_on_name not in FAIL_ON:
-        raise ActionError(f"fail-on must be one of {', '.join(FAIL_ON)} (got {fail_on_name!r})")
+    if fail_on_name and fail_on_name not in FAIL_ON_CHOICES:
+        raise ActionError(
+            f"fail-on must be one of {', '.join(FAIL_ON_CHOICES)} (got {fail_on_name!r})"
+        )
     sarif_path = input_value("sarif", env, "flux-review.sarif")
     config = input_value("config", env)
     base = find_base(repo, input_value("base", env), env)
@@ -149,13 +155,9 @@ def run(env: Mapping[str, str]) -> int:
     )
     outcome = analyze_repository(args)
     # Without the input, the repository's own `fail_on` decides, as for the App.
-    fail_on = (
-        None
-        if fail_on_name == "never"
-        else Severity(fail_on_name)
-        if fail_on_name
-        else outcome.config.fail_on
-    )
+    fail_on = fail_on_for(fail_on_name, outcome.config)
+    for note in outcome.notes:
+        print(f"::notice title=flux-review::{formats.escape_data(note)}")
     for warning in outcome.warnings:
         print(f"::warning title=flux-review::{formats.escape_data(warning)}")
     sys.stdout.write(render(outcome, "github"))
@@ -176,7 +178,7 @@ def run(env: Mapping[str, str]) -> int:
             "sarif": sarif_path,
         },
     )
-    return 1 if failing(outcome, fail_on) else 0
+    return 1 if fails(outcome.findings, fail_on) else 0
 
 
 def main() -> int:

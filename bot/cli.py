@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,19 @@ from bot.analysis import (
     analyze,
     parse_config,
 )
+from bot.analysis.options import FAIL_ON_CHOICES, fails, parse_fail_on
 from bot.analysis.parallel import default_workers
 from bot.gitrepo import (
     GitError,
     GitTree,
     changed_files,
     has_commits,
+    index_path,
     index_tree,
     remote_urls,
     repository_uri,
     resolve,
+    subdirectory,
 )
 from bot.report import formats, markdown
 
@@ -64,6 +68,8 @@ class CheckOutcome:
     repository_uri: str | None
     # `head` is a commit, not the tree of the index that --staged checks.
     head_is_commit: bool = True
+    # What the user should know about what was checked (not about missing results).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
@@ -85,13 +91,51 @@ class CheckOutcome:
         return notes
 
 
+def fail_on_for(given: str | None, config: Config) -> Severity | None:
+    """The threshold that decides the exit status: `--fail-on` (the Action's `fail-on`)
+    when given, else the config's `fail_on`. None is `never`."""
+    if not given:
+        return config.fail_on
+    try:
+        return parse_fail_on(given)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on {exc}") from None
+
+
+def _staged_index(
+    repo: Path, base_tree: GitTree | None, head_tree: GitTree, had_index: bool
+) -> None:
+    """Refuse an index that holds nothing while the base has files: compared with it,
+    every file would look deleted, which is never what someone checking a commit meant."""
+    if base_tree is None or next(head_tree.paths(), None) is not None:
+        return
+    if next(base_tree.paths(), None) is None:
+        return
+    fix = (
+        "`git reset` fills it from HEAD without touching the working tree; "
+        "`flux-review check` without --staged checks HEAD itself"
+    )
+    if not had_index:
+        raise UsageError(
+            f"--staged: {repo} has no index (a clone made with --no-checkout, or a fresh "
+            f"worktree), so nothing is staged to check; {fix}"
+        )
+    raise UsageError(
+        f"--staged: the index of {repo} is empty, so the next commit would delete every "
+        f"file of {base_tree.commit[:12]}; if that is not what you staged, {fix}"
+    )
+
+
 def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
     repo = Path(args.repo)
     if not repo.is_dir():
         raise UsageError(f"{repo} is not a directory")
-    if getattr(args, "staged", False):
+    staged = bool(getattr(args, "staged", False))
+    if staged:
         if args.head is not None:
             raise UsageError("--staged checks the index: it takes no --head")
+        # `git write-tree` leaves an index behind: look before.
+        had_index = index_path(repo).exists()
         head = index_tree(repo)
         # The index of a repository without commits yet is checked as a whole tree.
         if args.base:
@@ -103,6 +147,8 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
         base = resolve(repo, args.base) if args.base else None
     head_tree = GitTree(repo, head)
     base_tree = GitTree(repo, base) if base else None
+    if staged:
+        _staged_index(repo, base_tree, head_tree, had_index)
     # A PR must not switch off its own review: the config comes from the base.
     config = _load_config(args, repo, base_tree or head_tree)
     changes = changed_files(repo, base, head) if base else None
@@ -115,18 +161,37 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
         workers=default_workers(),
         self_urls=remote_urls(repo),
     )
+    notes = []
+    below = subdirectory(repo)
+    if below:
+        # Who applies a file is decided anywhere in the repository (a Flux Kustomization
+        # under clusters/ applies apps/), so the whole commit is always analysed; a
+        # subdirectory only narrows what is reported, as a linter run on a directory does.
+        shown = [f for f in result.findings if f.path.startswith(below)]
+        hidden = len(result.findings) - len(shown)
+        notes.append(
+            f"{repo} is inside a repository: the whole repository is read, and only "
+            f"findings under {below} are reported"
+            + (f" ({hidden} elsewhere left out)" if hidden else "")
+        )
+        result = dataclasses.replace(result, findings=shown)
     return CheckOutcome(
         result,
         base,
         head,
         config,
         repository_uri(repo),
-        head_is_commit=not getattr(args, "staged", False),
+        head_is_commit=not staged,
+        notes=notes,
     )
 
 
 def render(
-    outcome: CheckOutcome, fmt: str, *, color: bool = False, fail_on: Severity | None = None
+    outcome: CheckOutcome,
+    fmt: str,
+    *,
+    color: bool = False,
+    fail_on: Severity | None = Severity.ERROR,
 ) -> str:
     findings = outcome.findings
     if fmt == "json":
@@ -157,10 +222,13 @@ def render(
 
 def run_check(args: argparse.Namespace) -> int:
     outcome = analyze_repository(args)
+    fail_on = fail_on_for(args.fail_on, outcome.config)
+    for note in outcome.notes:
+        print(f"flux-review: note: {note}", file=sys.stderr)
     for warning in outcome.warnings:
         print(f"flux-review: warning: {warning}", file=sys.stderr)
-    sys.stdout.write(render(outcome, args.format, color=sys.stdout.isatty()))
-    return 1 if any(f.severity is Severity.ERROR for f in outcome.findings) else 0
+    sys.stdout.write(render(outcome, args.format, color=sys.stdout.isatty(), fail_on=fail_on))
+    return 1 if fails(outcome.findings, fail_on) else 0
 
 
 def add_check_parser(sub: Any) -> None:
@@ -170,7 +238,12 @@ def add_check_parser(sub: Any) -> None:
         description="Check a commit of a local git repository (read with git, "
         "not from the working tree).",
     )
-    p.add_argument("--repo", default=".", help="repository directory (default: .)")
+    p.add_argument(
+        "--repo",
+        default=".",
+        help="repository directory (default: .); a subdirectory reports the findings "
+        "below it, from an analysis of the whole repository",
+    )
     p.add_argument("--base", help="base revision: report only what the change introduces")
     p.add_argument("--head", help="revision to check (default: HEAD)")
     p.add_argument(
@@ -189,6 +262,12 @@ def add_check_parser(sub: Any) -> None:
         "--all", action="store_true", help="with --base, also report findings that already existed"
     )
     p.add_argument("--config", help="config file (default: .github/flux-review.yml at base)")
+    p.add_argument(
+        "--fail-on",
+        choices=FAIL_ON_CHOICES,
+        help="exit 1 when the change introduces a finding of this severity or higher "
+        "(never: always exit 0); default: the config's fail_on, else error",
+    )
 
 
 def check_main(args: argparse.Namespace) -> int:

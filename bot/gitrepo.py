@@ -66,7 +66,44 @@ def resolve(repo: Path, rev: str) -> str:
             .strip()
         )
     except GitError:
-        raise GitError(f"unknown revision {rev!r} in {repo}") from None
+        raise GitError(f"unknown revision {rev!r} in {repo}{shallow_hint(repo)}") from None
+
+
+def is_shallow(repo: Path) -> bool:
+    try:
+        return _git(repo, "rev-parse", "--is-shallow-repository").strip() == b"true"
+    except GitError:
+        return False
+
+
+def shallow_hint(repo: Path) -> str:
+    """For a revision a clone cannot find: a shallow clone (`git clone --depth`,
+    actions/checkout's default one-commit fetch) has only the newest commits, so
+    `HEAD~1` or an older base is simply not there yet. Empty for a full clone."""
+    if not is_shallow(repo):
+        return ""
+    return (
+        ": the clone is shallow, so older commits are not in it; fetch more history with "
+        "`git fetch --deepen=50` (or all of it: `git fetch --unshallow`), or give "
+        "actions/checkout `fetch-depth: 0`"
+    )
+
+
+def index_path(repo: Path) -> Path:
+    """The index `git write-tree` reads: `GIT_INDEX_FILE` when git set it for a hook,
+    else the repository's own."""
+    _ensure_repository(repo)
+    raw = _git(repo, "rev-parse", "--git-path", "index").decode().strip()
+    path = Path(raw)
+    return path if path.is_absolute() else repo / path
+
+
+def subdirectory(repo: Path) -> str:
+    """`repo`'s path inside its repository ("apps/base/"), or "" at the top."""
+    try:
+        return _git(repo, "rev-parse", "--show-prefix").decode().strip()
+    except GitError:  # a bare repository has no working tree to be inside of
+        return ""
 
 
 def index_tree(repo: Path) -> str:

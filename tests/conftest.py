@@ -1,4 +1,6 @@
 import os
+from collections import Counter
+from typing import Any
 
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -16,3 +18,40 @@ settings.register_profile(
     database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# What a skipped suite needs, by the words of its skip reason: a run on a machine without
+# them passes, so its last lines must say what it did not test.
+_NEEDS = (
+    ("redis-server", "install redis-server, or set REDIS_URL"),
+    ("kubectl", "install kubectl"),
+    ("pre-commit", "pip install '.[test]'"),
+    ("ruff", "pip install '.[test]'"),
+    ("mypy", "pip install '.[test]'"),
+)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    """Name the suites a run skipped (and the `slow` tests `-m 'not slow'` left out) just
+    above the final counts, without `-rs`: a green run that did not test the shared queue
+    or the kustomize comparison must not look like one that did."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+        reasons[str(reason).removeprefix("Skipped: ")] += 1
+    deselected = terminalreporter.stats.get("deselected", [])
+    slow = sum(1 for item in deselected if item.get_closest_marker("slow") is not None)
+    if not reasons and not slow:
+        return
+    terminalreporter.section("not tested in this run", sep="-")
+    for reason, count in sorted(reasons.items(), key=lambda rc: (-rc[1], rc[0])):
+        hint = next((h for word, h in _NEEDS if word in reason), "")
+        terminalreporter.write_line(
+            f"{count} skipped: {reason or 'no reason given'}" + (f" ({hint})" if hint else "")
+        )
+    if slow:
+        terminalreporter.write_line(
+            f"{slow} slow test(s) deselected: the Action and the pre-commit hook, installed "
+            "with pip (run them with -m slow)"
+        )

@@ -105,6 +105,36 @@ def test_fail_on_and_review_drafts() -> None:
     assert default.review_drafts is True
 
 
+def test_fail_on_never_is_a_threshold_nothing_reaches() -> None:
+    assert parse_config("fail_on: never\n").fail_on is None
+    assert parse_config("fail_on: notice\n").fail_on is Severity.NOTICE
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        # A plural, a typo, the other separator, a part of the id: the rule the user meant.
+        ("rules:\n  helm-template-in-raw-manifests: off\n", "'helm-template-in-raw-manifest'"),
+        ("rules:\n  chart-not-bumpd: off\n", "'chart-not-bumped'"),
+        ("rules:\n  kustomize_unlisted_manifest: notice\n", "'kustomize-unlisted-manifest'"),
+        ("rules:\n  pull-secret: off\n", "'missing-pull-secret'"),
+        ("fail-on: warning\n", "'fail_on'"),
+        ("rule:\n  chart-not-bumped: off\n", "'rules'"),
+        ("externalObjects: []\n", "'external_objects'"),
+    ],
+)
+def test_an_unknown_rule_or_key_gets_did_you_mean(text: str, suggestion: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert f"did you mean {suggestion}?" in str(info.value)
+
+
+def test_an_unknown_rule_nothing_resembles_gets_no_guess() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("rules:\n  zzz: off\n")
+    assert str(info.value) == ".github/flux-review.yml: line 2: unknown rule 'zzz' in 'rules'"
+
+
 def test_empty_and_comment_only_configs_are_the_defaults() -> None:
     assert parse_config("") == parse_config("# nothing yet\n") == parse_config(b"")
 
@@ -121,7 +151,7 @@ def test_empty_and_comment_only_configs_are_the_defaults() -> None:
         ("ignore: 3\n", 1, "'ignore' must be a list of strings"),
         ("ignore:\n  - charts/**\n  - 3\n", 3, "'ignore' must be a list of strings"),
         ("raw_paths:\n  - legacy\n  - {path: x}\n", 3, "'raw_paths' must be a list of strings"),
-        ("fail_on: critical\n", 1, "'fail_on' must be error, warning or notice"),
+        ("fail_on: critical\n", 1, "'fail_on' must be error, warning, notice or never"),
         ("review_drafts: maybe\n", 1, "'review_drafts' must be true or false"),
         ("- rules\n", 1, "the config must be a mapping"),
         ("rules:\n  a: [\n", 3, "invalid YAML"),

@@ -130,6 +130,25 @@ def test_a_clean_staged_change_passes_whatever_the_working_tree_holds(
     assert namespace.read_text() == "kind: [\n"
 
 
+@pytest.mark.slow
+def test_the_hook_fails_as_the_configs_fail_on_says(gitops: Path, hook_repo: Path) -> None:
+    config = gitops / ".github" / "flux-review.yml"
+    config.parent.mkdir()
+    config.write_text("fail_on: warning\n")
+    git(gitops, "add", "-A")
+    git(gitops, "commit", "-q", "-m", "fail on warnings")
+    unlisted = INCIDENT / "head" / "infrastructure" / "network-policy.yaml"
+    shutil.copy(unlisted, gitops / "infrastructure" / "network-policy.yaml")
+    git(gitops, "add", "-A")
+    proc = try_repo(gitops, hook_repo)
+    # One warning, nothing worse: the config's threshold blocks the commit.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "infrastructure/network-policy.yaml:1: warning [kustomize-unlisted-manifest]" in (
+        proc.stdout
+    )
+    assert " error [" not in proc.stdout
+
+
 @pytest.mark.parametrize(
     ("path", "checked"),
     [

@@ -7,13 +7,22 @@ leave a rule on or, worse, switch one off.
 
 from __future__ import annotations
 
+import difflib
 import io
 import posixpath
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from bot.analysis.findings import Severity
-from bot.analysis.options import CONFIG_PATH, Config, ConfigError, ExternalObject
+from bot.analysis.options import (
+    CONFIG_PATH,
+    FAIL_ON_CHOICES,
+    Config,
+    ConfigError,
+    ExternalObject,
+    parse_fail_on,
+)
 from bot.analysis.rules import RULES
 
 __all__ = ["CONFIG_PATH", "Config", "ConfigError", "parse_config"]
@@ -74,7 +83,7 @@ def parse_config(
     rules: dict[str, Severity | None] = {}
     ignore: tuple[str, ...] = ()
     raw_paths: tuple[str, ...] = ()
-    fail_on = Severity.ERROR
+    fail_on: Severity | None = Severity.ERROR
     review_drafts = True
     flux_version: tuple[int, int] | None = None
     external: tuple[ExternalObject, ...] = ()
@@ -82,7 +91,8 @@ def parse_config(
         line = _line(data, key)
         if key not in _KEYS:
             raise ConfigError(
-                f"{source}: line {line}: unknown key {key!r} (known: {', '.join(_KEYS)})"
+                f"{source}: line {line}: unknown key {key!r}{_did_you_mean(key, _KEYS)} "
+                f"(known: {', '.join(_KEYS)})"
             )
         if key == "rules":
             if not isinstance(value, dict):
@@ -93,7 +103,10 @@ def parse_config(
             for rule, sev in value.items():
                 rline = _line(value, rule)
                 if rule not in known_rules:
-                    raise ConfigError(f"{source}: line {rline}: unknown rule {rule!r} in 'rules'")
+                    raise ConfigError(
+                        f"{source}: line {rline}: unknown rule {rule!r} in 'rules'"
+                        f"{_did_you_mean(rule, known_rules)}"
+                    )
                 # YAML 1.1 readers turn a bare `off` into False; accept it as meant.
                 if sev is False or sev == "off":
                     rules[rule] = None
@@ -121,12 +134,12 @@ def parse_config(
             else:
                 raw_paths = tuple(_clean_dir(v) for v in value)
         elif key == "fail_on":
-            if not (isinstance(value, str) and value in _SEVERITIES):
+            if not (isinstance(value, str) and value in FAIL_ON_CHOICES):
                 raise ConfigError(
-                    f"{source}: line {line}: 'fail_on' must be error, warning or "
-                    f"notice (got {value!r})"
+                    f"{source}: line {line}: 'fail_on' must be "
+                    f"{', '.join(FAIL_ON_CHOICES[:-1])} or {FAIL_ON_CHOICES[-1]} (got {value!r})"
                 )
-            fail_on = Severity(value)
+            fail_on = parse_fail_on(value)
         elif key == "review_drafts":
             if not isinstance(value, bool):
                 raise ConfigError(
@@ -146,6 +159,27 @@ def parse_config(
         external_objects=external,
         flux_version=flux_version,
     )
+
+
+def _did_you_mean(given: object, known: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for a near miss (a typo, `_` for `-`, a dropped word)."""
+    if not isinstance(given, str):
+        return ""
+    by_form = {k.replace("_", "-").lower(): k for k in known}
+    form = given.replace("_", "-").lower().strip()
+    if form in by_form:
+        return f"; did you mean {by_form[form]!r}?"
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, form, k).ratio(), k) for k in by_form), reverse=True
+    )
+    # The best match, and the next one only when it is about as close.
+    close = [k for ratio, k in scored[:2] if ratio >= 0.6 and ratio >= scored[0][0] - 0.05]
+    if not close:
+        # `image-reference` for `invalid-image-reference`: a part of a longer id.
+        close = sorted(k for k in by_form if len(form) >= 5 and form in k)[:2]
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(by_form[c]) for c in close) + "?"
 
 
 def _parse_flux_version(value: Any, where: str) -> tuple[int, int]:

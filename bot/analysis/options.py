@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.analysis.findings import Severity
+from bot.analysis.findings import Finding, Severity
 
 CONFIG_PATH = ".github/flux-review.yml"
+
+# `fail_on` in the config, `--fail-on` of the command line, `fail-on` of the Action: the
+# least severity that fails the check, or `never`.
+FAIL_ON_CHOICES = ("error", "warning", "notice", "never")
 
 
 class ConfigError(ValueError):
@@ -44,7 +49,7 @@ class Config:
     rules: dict[str, Severity | None] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     raw_paths: tuple[str, ...] = ()
-    fail_on: Severity = Severity.ERROR
+    fail_on: Severity | None = Severity.ERROR  # None: `never`
     review_drafts: bool = True
     flux_version: tuple[int, int] | None = None  # (major, minor) the clusters run
     external_objects: tuple[ExternalObject, ...] = ()
@@ -61,6 +66,23 @@ class Config:
 
     def is_ignored(self, path: str) -> bool:
         return any(_glob_match(path, pattern) for pattern in self.ignore)
+
+
+def parse_fail_on(value: str) -> Severity | None:
+    """A `fail_on` value as a threshold: None for `never`. ValueError for anything else."""
+    if value not in FAIL_ON_CHOICES:
+        raise ValueError(f"must be one of {', '.join(FAIL_ON_CHOICES)} (got {value!r})")
+    return None if value == "never" else Severity(value)
+
+
+def fails(findings: Iterable[Finding], fail_on: Severity | None) -> bool:
+    """Whether a check fails: the App's check run, the Action's step, the pre-commit hook
+    and `flux-review check` all decide with this. Only what the change introduces counts
+    (a pre-existing finding shown by `--all` never fails a change that did not cause it);
+    without a base, every finding is introduced."""
+    if fail_on is None:
+        return False
+    return any(f.introduced and f.severity.rank >= fail_on.rank for f in findings)
 
 
 def _glob_match(path: str, pattern: str) -> bool:

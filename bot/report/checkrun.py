@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.analysis import ClusterImpact, Finding, Severity, Side
+from bot.analysis.options import fails
 from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.repo import RepoRef
 from bot.report.markdown import ICON as _ICON
@@ -46,16 +47,15 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def conclusion_for(findings: Iterable[Finding], fail_on: Severity) -> str:
-    failing = any(f.introduced and f.severity.rank >= fail_on.rank for f in findings)
-    return "failure" if failing else "success"
+def conclusion_for(findings: Iterable[Finding], fail_on: Severity | None) -> str:
+    return "failure" if fails(findings, fail_on) else "success"
 
 
 def render_summary(
     findings: Sequence[Finding],
     consumers: Mapping[str, Sequence[str]],
     *,
-    fail_on: Severity,
+    fail_on: Severity | None,
     docs_url: str = "",
     rule_errors: Sequence[str] = (),
     notes: Sequence[str] = (),
@@ -77,7 +77,7 @@ def render_summary(
 def _render_summary(
     findings: Sequence[Finding],
     consumers: Mapping[str, Sequence[str]],
-    fail_on: Severity,
+    fail_on: Severity | None,
     docs_url: str,
     rule_errors: Sequence[str],
     limit: int,
@@ -96,12 +96,15 @@ def _render_summary(
             "that would break." + note
         )[:limit]
     conclusion = conclusion_for(findings, fail_on)
-    threshold = f"severity `{fail_on.value}` or higher (`fail_on: {fail_on.value}`)"
-    verdict = (
-        f"The check fails: findings of {threshold} block the merge."
-        if conclusion == "failure"
-        else f"The check passes: only findings of {threshold} fail it."
-    )
+    if fail_on is None:
+        verdict = "The check passes whatever it finds (`fail_on: never`)."
+    else:
+        threshold = f"severity `{fail_on.value}` or higher (`fail_on: {fail_on.value}`)"
+        verdict = (
+            f"The check fails: findings of {threshold} block the merge."
+            if conclusion == "failure"
+            else f"The check passes: only findings of {threshold} fail it."
+        )
     docs = "" if docs_url else " Each rule's documentation follows the list."
     head = [f"**{count_title(findings)}** introduced by this pull request. {verdict}{docs}", "", ""]
     by_path: dict[str, list[Finding]] = {}

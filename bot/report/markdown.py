@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact
+from bot.analysis.options import fails
 
 ICON = {
     Severity.ERROR: ":x:",
@@ -187,7 +188,7 @@ def job_summary(
     base: str | None,
     head: str,
     impact: Sequence[ClusterImpact] | None = None,
-    fail_on: Severity | None = None,
+    fail_on: Severity | None = Severity.ERROR,
     docs_url: str = "",
     rule_errors: Sequence[str] = (),
     consumers: Mapping[str, Sequence[str]] | None = None,
@@ -200,11 +201,12 @@ def job_summary(
         else f"in the tree at {code(head[:12])}"
     )
     out = f"## flux-review\n\n**{count_title(findings)}** {scope}."
-    if fail_on is not None and findings:
-        failing = any(f.introduced and f.severity.rank >= fail_on.rank for f in findings)
+    if fail_on is None and findings:
+        out += " The step passes whatever it finds (fail-on `never`)."
+    elif fail_on is not None and findings:
         out += (
             f" The step fails: findings of severity `{fail_on.value}` or higher fail it."
-            if failing
+            if fails(findings, fail_on)
             else f" The step passes: only findings of severity `{fail_on.value}` or higher fail it."
         )
     out += "\n\n"

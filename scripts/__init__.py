@@ -1,0 +1,1 @@
+"""Tools for working on flux-review (run as `python scripts/NAME.py`)."""
