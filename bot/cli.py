@@ -228,7 +228,10 @@ def run_check(args: argparse.Namespace) -> int:
     for warning in outcome.warnings:
         print(f"flux-review: warning: {warning}", file=sys.stderr)
     sys.stdout.write(render(outcome, args.format, color=sys.stdout.isatty(), fail_on=fail_on))
-    return 1 if fails(outcome.findings, fail_on) else 0
+    # DESIGN.md's contract: the exit status counts every reported finding, so `--all`
+    # fails on an error the change did not introduce (without `--all` every reported
+    # finding is introduced, and this is what the check run decides).
+    return 1 if fails(outcome.findings, fail_on, introduced_only=False) else 0
 
 
 def add_check_parser(sub: Any) -> None:

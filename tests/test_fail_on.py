@@ -77,16 +77,19 @@ def test_fail_on_never_passes_errors_and_still_reports_them(tmp_path: Path) -> N
     assert check(repo.path, "--fail-on", "error").returncode == 1
 
 
-def test_pre_existing_findings_that_all_shows_do_not_fail_the_change(tmp_path: Path) -> None:
+def test_pre_existing_findings_fail_the_command_only_when_all_reports_them(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "gitops")
     repo.commit("base", LISTED)
     repo.commit("old breakage", BROKEN)
     base = repo.head()
     repo.commit("unrelated", {"README.md": "# platform\n"})
+    proc = check(repo.path, "--base", base, "--format", "json")
+    # As the App's check run: the change did not cause it.
+    assert findings(proc) == [] and proc.returncode == 0, proc.stdout
     proc = check(repo.path, "--base", base, "--all", "--format", "json")
     assert [(f["severity"], f["introduced"]) for f in findings(proc)] == [("error", False)]
-    # As the App's check run: the change did not cause it.
-    assert proc.returncode == 0, proc.stdout
+    # The exit status counts every reported finding (the command line's contract).
+    assert proc.returncode == 1, proc.stdout
 
 
 def test_the_staged_check_of_the_hook_honours_the_config(tmp_path: Path) -> None:

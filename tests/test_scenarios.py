@@ -1127,8 +1127,7 @@ def scenario(
     doc = json.loads(proc.stdout)
     assert (doc["base"], doc["head"]) == (base, head)
     result = Result(repo, base, head, proc.returncode, doc["findings"], files)
-    # Pre-existing findings (`--all`) are shown but never fail the change.
-    has_error = any(f["severity"] == ERROR and f["introduced"] for f in result.findings)
+    has_error = any(f["severity"] == ERROR for f in result.findings)
     assert proc.returncode == (1 if has_error else 0), proc.stdout
     return result
 
