@@ -236,8 +236,11 @@ def test_templates_and_patches_are_not_checked_as_whole_objects() -> None:
     assert findings(files) == []
 
 
-def test_a_patch_with_an_unknown_field_is_still_reported() -> None:
+def test_a_patch_with_an_unknown_field_is_reported_on_the_patch() -> None:
     files = applied(helm_release("podinfo", version="6.5.4"))
+    # The cluster applies the overlay: the HelmRelease it gets is the patched one.
+    files["clusters/prod/apps.yaml"] = flux_kustomization("apps", "./apps/overlay")
+    files["apps/podinfo/kustomization.yaml"] = "resources:\n  - release.yaml\n"
     files["apps/overlay/kustomization.yaml"] = (
         "resources:\n  - ../podinfo\npatches:\n  - path: patch.yaml\n"
     )
@@ -247,6 +250,7 @@ def test_a_patch_with_an_unknown_field_is_still_reported() -> None:
         kind: HelmRelease
         metadata:
           name: podinfo
+          namespace: flux-system
         spec:
           intervall: 5m
         """

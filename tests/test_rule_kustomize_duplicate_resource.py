@@ -102,7 +102,7 @@ def test_a_namespace_set_on_both_makes_them_collide() -> None:
     )
     found = {f.path: f.message for f in of_rule(run(files), RULE)}
     assert set(found) == {"apps/a.yaml", "apps/b.yaml"}
-    assert "the namespace or name transformer of apps/kustomization.yaml" in found["apps/b.yaml"]
+    assert "the namespace `shop` set in apps/kustomization.yaml" in found["apps/b.yaml"]
 
 
 def test_different_namespaces_versions_or_prefixes_are_different_objects() -> None:

@@ -127,7 +127,7 @@ def test_a_patch_whose_target_left_the_build() -> None:
         "apps/web/kustomization.yaml",
         line_of(text, "path: patch.yaml"),
     )
-    assert "the patch for Deployment api matches nothing" in finding.message
+    assert "is for Deployment api, which is not in this build" in finding.message
 
 
 def test_patches_that_find_their_target_or_use_a_selector_are_fine() -> None:

@@ -19,7 +19,6 @@ from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
 from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact, cluster_impact
-from bot.analysis.inventory import inventory_of
 from bot.analysis.lines import split_lines
 from bot.analysis.model import AnalysisCancelled, StopSignal
 from bot.analysis.rules import RULES, RuleInfo
@@ -244,8 +243,8 @@ def _outside_clusters(repo: Snapshot, findings: list[Finding]) -> list[Finding]:
     no longer lists) breaks nothing on a cluster: its errors are notices. Only when the
     repository's clusters are known; Helm's files are read through HelmReleases, which
     the inventory does not follow, and keep their severity."""
-    inventory = inventory_of(repo)
-    if not inventory.has_roots:
+    build = repo.build
+    if not build.has_clusters:
         return findings
     out = []
     for f in findings:
@@ -253,7 +252,7 @@ def _outside_clusters(repo: Snapshot, findings: list[Finding]) -> list[Finding]:
             f.severity is Severity.ERROR
             and f.side is Side.HEAD
             and not RULES[f.rule].about_unapplied_files
-            and not inventory.applied(f.path)
+            and not build.applied(f.path)
             and repo.chart_of(f.path) is None
         ):
             f = replace(f, severity=Severity.NOTICE, message=f.message + _NOT_APPLIED)

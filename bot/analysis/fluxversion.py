@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.analysis import fluxschemas, semver
 from bot.analysis import yamlscan as ys
 from bot.analysis.fluxschemas import FluxRelease
-from bot.analysis.model import BOOTSTRAP_NAME, secure_join
-from bot.analysis.snapshot import Snapshot
+from bot.analysis.model import BOOTSTRAP_NAME
+
+if TYPE_CHECKING:
+    from bot.analysis.snapshot import Snapshot
+    from bot.analysis.snapshot.build.clusters import Cluster, EntryPoint
 
 _HEADER = re.compile(rb"^#\s*Flux Version:\s*v?(\d+)\.(\d+)\.(\d+)", re.M)
 _LABEL = re.compile(rb"app\.kubernetes\.io/version:\s*['\"]?v?(\d+)\.(\d+)\.(\d+)")
@@ -43,12 +46,6 @@ class FluxVersion:
 
     def describe(self) -> str:
         return f"Flux {self.release.label} ({self.reason})"
-
-
-@dataclass(frozen=True)
-class _Tree:
-    dirs: tuple[str, ...]  # directories whose files this version governs
-    version: FluxVersion
 
 
 def _minor_release(major: int, minor: int, version: str, reason: str) -> FluxVersion:
@@ -99,108 +96,166 @@ def _from_instance(repo: Snapshot, path: str) -> FluxVersion | None:
     return None
 
 
-def _sync_paths(repo: Snapshot, directory: str) -> list[str]:
-    """spec.path of the `flux-system` Kustomizations defined in `directory`."""
-    found = []
-    for obj in repo.objects_of("Kustomization"):
-        if obj.name == BOOTSTRAP_NAME and posixpath.dirname(obj.path) == directory:
-            found.append(secure_join(ys.scalar(ys.get(obj.node, "spec", "path")) or ""))
-    return found
-
-
-def _trees(repo: Snapshot) -> list[_Tree]:
-    trees = []
-    for path in repo.paths:
-        if not path.endswith((".yaml", ".yml")):
+def _from_helm_release(repo: Snapshot, path: str) -> FluxVersion | None:
+    """`values.instance.distribution.version` of a HelmRelease of Flux Operator's
+    flux-instance chart (the chart's default is `2.x`)."""
+    for doc in repo.documents(path):
+        if ys.scalar(ys.get(doc, "kind")) != "HelmRelease":
             continue
-        version: FluxVersion | None = None
-        if posixpath.basename(path) == _COMPONENTS:
-            version = _from_components(repo, path)
-        else:
-            data = repo.data(path)
-            if data and b"FluxInstance" in data and b"fluxcd.controlplane.io" in data:
-                version = _from_instance(repo, path)
-        if version is None:
+        instance = ys.get(doc, "spec", "values", "instance")
+        if instance is None:
             continue
-        directory = posixpath.dirname(path)
-        dirs = {directory, *_sync_paths(repo, directory)}
-        if posixpath.basename(directory) == BOOTSTRAP_NAME:
-            dirs.add(posixpath.dirname(directory))
-        trees.append(_Tree(tuple(sorted(dirs)), version))
-    return trees
+        wanted = ys.scalar(ys.get(instance, "distribution", "version"))
+        reason = f"values.instance.distribution.version {wanted!r} of the flux-instance HelmRelease in {path}"
+        if not wanted:
+            wanted, reason = "2.x", f"the flux-instance chart's default distribution 2.x ({path})"
+        return _matching(wanted, reason)
+    return None
 
 
-_CACHE: weakref.WeakKeyDictionary[Snapshot, tuple[list[_Tree], dict[str, FluxVersion]]] = (
-    weakref.WeakKeyDictionary()
+def _matching(wanted: str, reason: str) -> FluxVersion | None:
+    best: FluxRelease | None = None
+    for release in fluxschemas.releases():
+        if any(semver.matches(wanted, p) for p in release.patches):
+            best = release
+    if best is None:
+        m = re.match(r"^v?(\d+)\.(\d+)", wanted)
+        if m is None:
+            return None
+        return _minor_release(int(m[1]), int(m[2]), wanted, reason)
+    return FluxVersion(best, wanted, reason, True)
+
+
+_FLUX_ARTIFACT = re.compile(
+    r"(?:ghcr\.io/fluxcd/flux-manifests|github\.com/fluxcd/flux2)(?:\.git)?/?$"
 )
 
 
-def _state(repo: Snapshot) -> tuple[list[_Tree], dict[str, FluxVersion]]:
-    state = _CACHE.get(repo)
-    if state is None:
-        state = (_trees(repo), {})
-        _CACHE[repo] = state
-    return state
+def _from_pinned_source(repo: Snapshot, objects: list[tuple[str, ys.Node]]) -> FluxVersion | None:
+    """An OCIRepository of `oci://ghcr.io/fluxcd/flux-manifests` or a GitRepository of
+    fluxcd/flux2 pinned to a release tag: Flux installed from its own manifests."""
+    for path, node in objects:
+        kind = ys.scalar(ys.get(node, "kind"))
+        if kind not in ("OCIRepository", "GitRepository"):
+            continue
+        url = ys.scalar(ys.get(node, "spec", "url")) or ""
+        if not _FLUX_ARTIFACT.search(url):
+            continue
+        tag = ys.scalar(ys.get(node, "spec", "ref", "tag"))
+        m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)$", tag or "")
+        if m is not None:
+            return _minor_release(
+                int(m[1]), int(m[2]), tag or "", f"{tag}, the {kind} of Flux's manifests in {path}"
+            )
+    return None
 
 
-def _under(path: str, directory: str) -> bool:
-    return not directory or path.startswith(directory + "/")
+def entry_version(repo: Snapshot, entry: EntryPoint) -> FluxVersion | None:
+    """What the entry point of a cluster says about the Flux it runs, without building it:
+    bootstrap's gotk-components.yaml, a FluxInstance's or the flux-instance chart's
+    distribution version."""
+    if entry.kind == "bootstrap":
+        directory = entry.name if entry.name != "." else ""
+        components = posixpath.join(directory, BOOTSTRAP_NAME, _COMPONENTS)
+        if components in repo.path_set:
+            return _from_components(repo, components)
+        return None
+    if entry.kind == "FluxInstance":
+        return _from_instance(repo, entry.path)
+    if entry.kind == "flux-instance HelmRelease":
+        return _from_helm_release(repo, entry.path)
+    return None
 
 
-def _appliers(repo: Snapshot, path: str) -> set[str]:
-    """Files defining the Flux Kustomizations whose build includes `path`."""
-    return {obj.path for obj in repo.flux_kustomizations_applying(path)}
+def _configured(repo: Snapshot) -> FluxVersion | None:
+    configured = repo.config.flux_version
+    if configured is None:
+        return None
+    return _minor_release(
+        configured[0],
+        configured[1],
+        "v{}.{}".format(*configured),
+        "from flux_version in the flux-review config",
+    )
 
 
-def _tree_versions(
-    repo: Snapshot, trees: list[_Tree], path: str, depth: int = 0
-) -> list[FluxVersion]:
-    direct = [t.version for t in trees if any(_under(path, d) for d in t.dirs)]
-    if direct or depth > 8:
-        return direct
-    found: list[FluxVersion] = []
-    for source in sorted(_appliers(repo, path)):
-        if source != path:
-            found.extend(_tree_versions(repo, trees, source, depth + 1))
-    return found
+def cluster_version(repo: Snapshot, cluster: Cluster) -> FluxVersion | None:
+    """The Flux release a cluster runs, from its entry point, else from what it applies
+    (a FluxInstance, the flux-instance chart, Flux's own manifests pinned to a tag), else
+    the config's flux_version; None when nothing says."""
+    found = entry_version(repo, cluster.entry)
+    if found is not None:
+        return found
+    for obj in cluster.objects():
+        if obj.id.kind == "FluxInstance":
+            wanted = ys.scalar(ys.get(obj.node, "spec", "distribution", "version"))
+            if wanted:
+                found = _matching(
+                    wanted, f"FluxInstance spec.distribution.version {wanted!r} in {obj.path}"
+                )
+        elif (
+            obj.id.kind == "HelmRelease"
+            and ys.get(obj.node, "spec", "values", "instance", "distribution") is not None
+        ):
+            found = _from_helm_release(repo, obj.path)
+        if found is not None:
+            return found
+    found = _from_pinned_source(repo, [(o.path, o.node) for o in cluster.objects()])
+    if found is not None:
+        return found
+    # A FluxInstance kept in the cluster's directory although nothing lists it (the
+    # operator was installed with it by hand or by a bootstrap script).
+    directory = cluster.entry.name if cluster.entry.name != "." else ""
+    for path in repo.paths:
+        if (not directory or path.startswith(directory + "/")) and path.endswith((".yaml", ".yml")):
+            data = repo.data(path)
+            if data and b"FluxInstance" in data and b"fluxcd.controlplane.io" in data:
+                found = _from_instance(repo, path)
+                if found is not None:
+                    return found
+    return _configured(repo)
+
+
+def strict_substitution(repo: Snapshot, entry: EntryPoint) -> bool | None:
+    """Whether the cluster's kustomize-controller fails on an undefined variable
+    (v1.9.0, Flux v2.9, made StrictPostBuildSubstitutions the default); None when nothing
+    says which Flux it runs."""
+    version = entry_version(repo, entry) or _configured(repo)
+    if version is None:
+        return None
+    controller = version.release.controller("kustomize-controller")
+    return None if controller is None else controller >= (1, 9, 0)
+
+
+def _newest(why: str) -> FluxVersion:
+    newest = fluxschemas.newest()
+    return FluxVersion(newest, newest.release, why, False)
 
 
 def flux_version(repo: Snapshot, path: str | None = None) -> FluxVersion:
     """The Flux release the cluster applying `path` runs (the oldest one when clusters
     of several releases apply it: that is where it breaks)."""
-    trees, memo = _state(repo)
+    memo = repo.facts.flux_versions
     key = path or ""
     if key in memo:
         return memo[key]
-    distinct = {t.version.minor: t.version for t in trees}
-    result: FluxVersion | None = None
-    if len(distinct) == 1:
-        result = next(iter(distinct.values()))
-    elif distinct and path is not None:
-        found = _tree_versions(repo, trees, path)
-        if found:
-            result = min(found, key=lambda v: v.minor)
-    if result is None:
-        configured = repo.config.flux_version
+    clusters = repo.build.clusters_of(path) if path is not None else repo.build.clusters
+    versions = [v for c in clusters if (v := cluster_version(repo, c)) is not None]
+    result: FluxVersion
+    if versions:
+        result = min(versions, key=lambda v: v.minor)
+    else:
+        configured = _configured(repo)
         if configured is not None:
-            result = _minor_release(
-                configured[0],
-                configured[1],
-                "v{}.{}".format(*configured),
-                "from flux_version in the flux-review config",
-            )
-        elif distinct:
+            result = configured
+        else:
+            known = [v for c in repo.build.clusters if (v := cluster_version(repo, c)) is not None]
             # Clusters of several releases, none known to apply this file: the newest,
             # so that nothing a cluster here accepts is reported.
-            result = max(distinct.values(), key=lambda v: v.minor)
-        else:
-            newest = fluxschemas.newest()
-            result = FluxVersion(
-                newest,
-                newest.release,
-                "the newest vendored release: the repository has no gotk-components.yaml "
-                "or FluxInstance and the config no flux_version",
-                False,
+            result = (
+                max(known, key=lambda v: v.minor)
+                if known
+                else _newest("the newest vendored; nothing says which Flux the clusters run")
             )
     memo[key] = result
     return result

@@ -1,11 +1,10 @@
 """What a change does to each cluster: per cluster, the Flux Kustomizations whose
 objects it adds, changes or removes.
 
-Computed from the inventories of both snapshots. An object is identified as on the
-cluster (group, kind, namespace, name); it is "changed" when the document that defines
-it (or the line of the generator entry that makes it) differs. A `namespace` or prefix
-change moves objects (removed, then added); what a patch changes inside an object is
-not followed.
+Computed from the builds of both snapshots. An object is identified as on the cluster
+(group, kind, namespace, name); it is "changed" when its built content differs (what a
+patch, a generator or a substitution writes counts). A `namespace` or prefix change
+moves objects (removed, then added).
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.analysis.change import Change
-from bot.analysis.inventory import Applied, FluxBuild, inventory_of
-from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build import nodes as yn
+from bot.analysis.snapshot.build.clusters import Applied, FluxKustomization
+from bot.analysis.snapshot.build.problems import Unknown
 
 
 @dataclass
@@ -59,70 +59,66 @@ class ClusterImpact:
 ObjectKey = tuple[str, str, str | None, str]
 
 
-def _objects(builds: Iterable[FluxBuild]) -> dict[str, dict[ObjectKey, Applied]]:
-    return {fb.label: {a.id.key(): a for a in fb.build.objects} for fb in builds}
+def _objects(kss: Iterable[FluxKustomization]) -> dict[str, dict[ObjectKey, Applied]]:
+    return {k.label: {a.id.key(): a for a in k.objects} for k in kss}
 
 
-def _unknown(builds: Iterable[FluxBuild]) -> dict[str, list[str]]:
-    return {fb.label: list(dict.fromkeys(fb.build.unknown)) for fb in builds if not fb.known}
+def _unknown(kss: Iterable[FluxKustomization]) -> dict[str, list[Unknown]]:
+    out: dict[str, list[Unknown]] = {}
+    for k in kss:
+        reasons = list(k.unknown) + (list(k.built.unknown) if k.built is not None else [])
+        if reasons or not k.followed:
+            out[k.label] = reasons
+    return out
 
 
-def _about(reason: str, paths: set[str]) -> bool:
-    """Whether an inventory's reason ("apps/x.yaml does not parse") is about one of
-    `paths`: a reason of no file in particular (`spec.path` substituted) is about none."""
-    return any(p in paths for p in getattr(reason, "paths", ()))
+def _about(reason: Unknown, paths: set[str]) -> bool:
+    """Whether a reason ("apps/x.yaml does not parse") is about one of `paths`: a
+    reason of no file in particular (`spec.path` substituted) is about none."""
+    return any(p in paths for p in reason.paths)
 
 
-def _text(repo: Snapshot, applied: Applied) -> str | None:
-    """The text of the document (or generator entry) that defines the object."""
-    node = applied.node(repo)
-    text = repo.text(applied.path)
-    if text is None:
-        return None
-    if node is None:
-        # A generated object: the line of its generator entry stands for it.
-        lines = text.split("\n")
-        return lines[applied.line - 1] if 0 < applied.line <= len(lines) else None
-    return text[node.start_mark.index : node.end_mark.index]
+def _content(applied: Applied) -> Any:
+    return yn.to_value(applied.node)
 
 
 def cluster_impact(change: Change) -> list[ClusterImpact]:
     """Per cluster of either side, what the change adds, changes and removes."""
-    before = inventory_of(change.base)
-    after = inventory_of(change.head)
-    clusters: dict[str, tuple[list[FluxBuild], list[FluxBuild]]] = {}
-    for c in before.clusters:
-        clusters.setdefault(c.name, ([], []))[0].extend(c.builds)
-    for c in after.clusters:
-        clusters.setdefault(c.name, ([], []))[1].extend(c.builds)
+    before = change.base.build.clusters
+    after = change.head.build.clusters
+    clusters: dict[str, tuple[list[FluxKustomization], list[FluxKustomization]]] = {}
+    for c in before:
+        clusters.setdefault(c.name, ([], []))[0].extend(c.kustomizations)
+    for c in after:
+        clusters.setdefault(c.name, ([], []))[1].extend(c.kustomizations)
     touched = set(change.files) | set(change.base_files)
-    followed = set().union(*(c.files for c in (*before.clusters, *after.clusters)))
+    followed = set().union(*(c.files for c in (*before, *after)))
     # Files Flux could apply that no followed build holds: they may reach a cluster
     # through what flux-review cannot follow.
     outside = {p for p in touched - followed if _manifest(p)}
     unfollowed: dict[str, list[str]] = {}
-    for c in (*before.clusters, *after.clusters):
+    for c in (*before, *after):
         unfollowed.setdefault(c.name, [])
         unfollowed[c.name] += [u for u in c.unfollowed if u not in unfollowed[c.name]]
     result = []
-    for name, (old_builds, new_builds) in sorted(clusters.items()):
-        old, new = _objects(old_builds), _objects(new_builds)
-        unknown = _unknown(new_builds)
+    for name, (old_kss, new_kss) in sorted(clusters.items()):
+        old, new = _objects(old_kss), _objects(new_kss)
+        unknown = _unknown(new_kss)
         impacts = []
         for label in sorted(set(old) | set(new)):
             o, n = old.get(label, {}), new.get(label, {})
             # What cannot be known is said only where the change is the reason.
             k = KustomizationImpact(
-                label, unknown=[r for r in unknown.get(label, []) if _about(r, touched)]
+                label, unknown=[str(r) for r in unknown.get(label, []) if _about(r, touched)]
             )
             k.added = sorted(str(n[key].id) for key in n.keys() - o.keys())
             if label not in unknown:
                 k.removed = sorted(str(o[key].id) for key in o.keys() - n.keys())
             for key in sorted(n.keys() & o.keys(), key=str):
                 a, b = o[key], n[key]
-                if (a.path in touched or b.path in touched) and _text(change.base, a) != _text(
-                    change.head, b
-                ):
+                if a.node is b.node:
+                    continue
+                if _content(a) != _content(b):
                     k.changed.append(str(b.id))
             if k.added or k.changed or k.removed or (k.unknown and label in old):
                 impacts.append(k)

@@ -7,7 +7,7 @@ import enum
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.ignorefiles import HelmIgnore
@@ -95,6 +95,10 @@ class Consumer:
     owner: FluxObject | None = field(default=None, compare=False)
     chart: Chart | None = field(default=None, compare=False)
     raw_path: str | None = None  # the raw_paths entry, for RAW_PATHS_*
+    # The Flux Kustomization for FLUX_ENTRY / FLUX_INDEX, in a message
+    label: str | None = None
+    # The Flux Kustomization (as built) whose build makes the read
+    applier: Any = field(default=None, compare=False)
 
     @property
     def how(self) -> ReadKind:
@@ -104,6 +108,8 @@ class Consumer:
     def description(self) -> str:
         """The consumer in a message, e.g. "kustomize via apps/base/kustomization.yaml"."""
         r = self.reader
+        if r in (Reader.FLUX_ENTRY, Reader.FLUX_INDEX) and self.label is not None:
+            return self.label
         if r in (Reader.FLUX_ENTRY, Reader.FLUX_INDEX) and self.owner is not None:
             return f"Flux Kustomization {self.owner.ref().split(' ', 1)[1]} ({self.owner.path})"
         if r in (Reader.RAW_PATHS_ENTRY, Reader.RAW_PATHS_INDEX):

@@ -75,14 +75,18 @@ def parse_fail_on(value: str) -> Severity | None:
     return None if value == "never" else Severity(value)
 
 
-def fails(findings: Iterable[Finding], fail_on: Severity | None, introduced_only: bool = True) -> bool:
+def fails(
+    findings: Iterable[Finding], fail_on: Severity | None, introduced_only: bool = True
+) -> bool:
     """Whether a check fails: the App's check run, the Action's step, the pre-commit hook
     and `flux-review check` all decide with this. Only what the change introduces counts
     (without a base every finding is introduced); the command line's exit status counts
     every finding it reports (`introduced_only=False`), which differs only with `--all`."""
     if fail_on is None:
         return False
-    return any((f.introduced or not introduced_only) and f.severity.rank >= fail_on.rank for f in findings)
+    return any(
+        (f.introduced or not introduced_only) and f.severity.rank >= fail_on.rank for f in findings
+    )
 
 
 def _glob_match(path: str, pattern: str) -> bool:

@@ -47,51 +47,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.inventory import Applied, Cluster, Inventory, inventory_of
-from bot.analysis.model import BOOTSTRAP_NAME, FluxObject, ReadKind
+from bot.analysis.model import BOOTSTRAP_NAME, FluxObject
 from bot.analysis.rules.base import ChangeContext, Context
 from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build import nodes as yn
 
 ID = "dangling-reference"
 SEVERITY = Severity.ERROR
-
-
-def _placement(repo: Snapshot, obj: FluxObject) -> tuple[str | None, bool]:
-    """Where an object ends up: its namespace, or None when kustomize or Flux may rewrite
-    it (a kustomization file with `namespace` or a Flux Kustomization with
-    `targetNamespace` anywhere on the way from the object's file up to the cluster); and
-    whether its name may be rewritten on the way (`namePrefix` / `nameSuffix`)."""
-    namespace: str | None = obj.namespace
-    renamed = False
-    seen = {obj.path}
-    stack = [obj.path]
-    while stack:
-        current = stack.pop()
-        for consumer in repo.consumers.get(current, ()):
-            if consumer.how is not ReadKind.RAW:
-                continue
-            if consumer.reader.is_flux_root:
-                if consumer.owner is not None:
-                    spec = ys.get(consumer.owner.node, "spec")
-                    if ys.get(spec, "targetNamespace"):
-                        namespace = None
-                    if ys.get(spec, "namePrefix") or ys.get(spec, "nameSuffix"):
-                        renamed = True
-                continue
-            kfile = repo.kustomizations.get(consumer.source)
-            if kfile is None:
-                continue
-            if kfile.namespace:
-                namespace = None
-            renamed = renamed or kfile.renames
-            if kfile.path not in seen:
-                seen.add(kfile.path)
-                stack.append(kfile.path)
-    return namespace, renamed
 
 
 _METADATA_NAME = re.compile(
@@ -137,184 +104,160 @@ def _plural(kind: str) -> str:
     return kind + "s"
 
 
+@dataclass(frozen=True, slots=True)
+class _Object:
+    """A Flux object as a cluster (or, without clusters, a standalone build) gets it."""
+
+    kind: str
+    group: str
+    name: str
+    namespace: str | None
+    path: str
+    node: ys.Node
+
+
+def _refs(obj: _Object) -> Iterator[tuple[str, ys.Node | None, str]]:
+    spec = ys.get(obj.node, "spec")
+    if obj.kind == "Kustomization" and obj.group == "kustomize.toolkit.fluxcd.io":
+        yield ("spec.sourceRef", ys.get(spec, "sourceRef"), "GitRepository")
+        for d in ys.items(ys.get(spec, "dependsOn")):
+            yield ("spec.dependsOn", d, "Kustomization")
+    elif obj.kind == "HelmRelease" and obj.group == "helm.toolkit.fluxcd.io":
+        yield (
+            "spec.chart.spec.sourceRef",
+            ys.get(spec, "chart", "spec", "sourceRef"),
+            "HelmRepository",
+        )
+        yield ("spec.chartRef", ys.get(spec, "chartRef"), "OCIRepository")
+        for d in ys.items(ys.get(spec, "dependsOn")):
+            yield ("spec.dependsOn", d, "HelmRelease")
+    elif obj.kind == "HelmChart" and obj.group == "source.toolkit.fluxcd.io":
+        yield ("spec.sourceRef", ys.get(spec, "sourceRef"), "HelmRepository")
+
+
+def _scopes(repo: Snapshot) -> list[tuple[str | None, bool, list[_Object]]]:
+    """(cluster name, whether all it applies is known, its Flux objects). Without
+    clusters, one scope: what every standalone build makes, and the Flux objects of files
+    no build reads, as written."""
+    build = repo.build
+    scopes: list[tuple[str | None, bool, list[_Object]]] = []
+    if build.has_clusters:
+        for cluster in build.clusters:
+            objects = [
+                _Object(a.id.kind, a.id.group, a.id.name, a.id.namespace, a.path, a.node)
+                for a in cluster.objects()
+                if "toolkit.fluxcd.io" in a.id.group
+            ]
+            scopes.append((cluster.name, cluster.known and not cluster.unfollowed, objects))
+        return scopes
+    objects = []
+    read: set[str] = set()
+    for built in build.standalone:
+        read.update(r.path for r in built.reads)
+        for res in built.resources:
+            if "toolkit.fluxcd.io" in res.group:
+                objects.append(
+                    _Object(res.kind, res.group, res.name, res.namespace, res.path, res.node)
+                )
+    for obj in repo.flux_objects:
+        if obj.path not in read:
+            objects.append(
+                _Object(obj.kind, obj.group, obj.name, obj.namespace, obj.path, obj.node)
+            )
+    scopes.append((None, True, objects))
+    return scopes
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    by_kind: dict[str, list[FluxObject]] = {}
-    for obj in repo.flux_objects:
-        by_kind.setdefault(obj.kind, []).append(obj)
-    placements = {id(o): _placement(repo, o) for o in repo.flux_objects}
-    namespaces = {key: namespace for key, (namespace, _) in placements.items()}
-    renamed = {key for key, (_, affixed) in placements.items() if affixed}
     unparsed = _unparsed(repo)
-
     generated, generated_kinds = repo.generated_objects
+    written: dict[str, list[FluxObject]] = {}
+    for o in repo.flux_objects:
+        written.setdefault(o.kind, []).append(o)
+    reported: set[tuple[str, int, str]] = set()
+    for cluster, complete, objects in _scopes(repo):
+        index: dict[tuple[str, str], list[_Object]] = {}
+        fuzzy: dict[str, list[_Object]] = {}
+        for o in objects:
+            index.setdefault((o.kind, o.name), []).append(o)
+            if "${" in o.name:
+                fuzzy.setdefault(o.kind, []).append(o)
 
-    # Candidates by (kind, name), and per kind those whose final name is not the one
-    # written (renamed on the way, or named with Flux variables): few, checked one by one.
-    by_name: dict[tuple[str, str], list[FluxObject]] = {}
-    fuzzy: dict[str, list[FluxObject]] = {}
-    for obj in repo.flux_objects:
-        by_name.setdefault((obj.kind, obj.name), []).append(obj)
-        if id(obj) in renamed or "${" in obj.name:
-            fuzzy.setdefault(obj.kind, []).append(obj)
-
-    def exists(kind: str, name: str, namespace: str | None) -> bool:
-        if (kind, name) in generated:
-            return True
-        candidates = by_name.get((kind, name), []) + [
-            c
-            for c in fuzzy.get(kind, ())
-            if (id(c) in renamed and c.name in name) or _substituted_match(c.name, name)
-        ]
-        for candidate in candidates:
-            ns = namespaces[id(candidate)]
-            if namespace is None or ns is None or ns == namespace or "${" in ns:
+        def exists(kind: str, name: str, namespace: str | None) -> bool:
+            if (kind, name) in generated:
                 return True
-        return False
+            for candidate in index.get((kind, name), []) + [
+                c for c in fuzzy.get(kind, ()) if _substituted_match(c.name, name)
+            ]:
+                ns = candidate.namespace
+                if namespace is None or ns is None or ns == namespace or "${" in ns:
+                    return True
+            return False
 
-    inv = inventory_of(repo)
-    placed = _placed(repo, inv)
-
-    for obj in repo.flux_objects:
-        if not inv.applied(obj.path):
-            continue  # no cluster applies this file: nothing breaks
-        own_ns = namespaces[id(obj)]
-        refs: list[tuple[str, ys.Node | None, str]] = []
-        spec = ys.get(obj.node, "spec")
-        if obj.kind == "Kustomization" and obj.group == "kustomize.toolkit.fluxcd.io":
-            refs.append(("spec.sourceRef", ys.get(spec, "sourceRef"), "GitRepository"))
-            refs += [
-                ("spec.dependsOn", d, "Kustomization") for d in ys.items(ys.get(spec, "dependsOn"))
-            ]
-        elif obj.kind == "HelmRelease":
-            refs.append(
-                (
-                    "spec.chart.spec.sourceRef",
-                    ys.get(spec, "chart", "spec", "sourceRef"),
-                    "HelmRepository",
-                )
-            )
-            refs.append(("spec.chartRef", ys.get(spec, "chartRef"), "OCIRepository"))
-            refs += [
-                ("spec.dependsOn", d, "HelmRelease") for d in ys.items(ys.get(spec, "dependsOn"))
-            ]
-        elif obj.kind == "HelmChart":
-            refs.append(("spec.sourceRef", ys.get(spec, "sourceRef"), "HelmRepository"))
-        for field, ref, default_kind in refs:
-            if ref is None:
-                continue
-            name_node = ys.get(ref, "name")
-            name = ys.scalar(name_node)
-            if name is None or name_node is None or "${" in name:
-                continue
-            kind = ys.scalar(ys.get(ref, "kind")) or default_kind
-            explicit_ns = ys.scalar(ys.get(ref, "namespace"))
-            if explicit_ns and "${" in explicit_ns:
-                continue
-            namespace = explicit_ns or own_ns
-            if name == BOOTSTRAP_NAME and kind != "HelmRelease":
-                continue
-            if (
-                kind not in by_kind
-                or kind in repo.templated_kinds
-                or kind in generated_kinds
-                or kind == "ExternalArtifact"
-            ):
-                continue
-            if repo.config.has_external(kind, namespace, name):
-                continue
-            if exists(kind, name, namespace):
-                missing = None
-                if (kind, name) not in generated and not any(
-                    (id(c) in renamed and c.name in name) or _substituted_match(c.name, name)
-                    for c in fuzzy.get(kind, ())
+        for obj in objects:
+            for field, ref, default_kind in _refs(obj):
+                if ref is None:
+                    continue
+                name_node = ys.get(ref, "name")
+                name = ys.scalar(name_node)
+                if name is None or name_node is None or "${" in name:
+                    continue
+                kind = ys.scalar(ys.get(ref, "kind")) or default_kind
+                explicit_ns = ys.scalar(ys.get(ref, "namespace"))
+                if explicit_ns and "${" in explicit_ns:
+                    continue
+                namespace = explicit_ns or obj.namespace
+                if name == BOOTSTRAP_NAME and kind != "HelmRelease":
+                    continue  # created by `flux bootstrap` or the Flux Operator
+                if (
+                    kind not in written
+                    or kind in repo.templated_kinds
+                    or kind in generated_kinds
+                    or kind == "ExternalArtifact"
                 ):
-                    # Only an object written with its literal name is looked for in the
-                    # cluster: a renamed or substituted one may be any of its builds'.
-                    missing = _missing_in_cluster(
-                        placed.get(id(obj.node), []), kind, name, explicit_ns
-                    )
-                if missing is not None:
-                    cluster, where = missing
-                    yield ctx.finding(
-                        ID,
-                        SEVERITY,
-                        obj.path,
-                        ys.line_of(name_node),
+                    continue
+                if repo.config.has_external(kind, namespace, name) or exists(kind, name, namespace):
+                    continue
+                if (kind, name) in unparsed or (kind, "") in unparsed:
+                    continue
+                where = f" in namespace {namespace}" if namespace else ""
+                path, line, _ = yn.origin_of(name_node, obj.path)
+                in_scope = sorted({o.namespace or "?" for o in index.get((kind, name), [])})
+                in_repo = [
+                    o for o in written[kind] if o.name == name or _substituted_match(o.name, name)
+                ]
+                if in_scope and "?" not in in_scope:
+                    message = (
                         f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
-                        f"cluster {cluster.name} does not apply (it is in the repository, "
-                        "but none of that cluster's Kustomizations includes it), so it "
-                        "never becomes ready there.",
+                        f"does not exist there, so it never becomes ready. {kind} {name} is in "
+                        f"namespace {', '.join(in_scope)}: set `namespace: {in_scope[0]}` in "
+                        "the reference."
                     )
-                continue
-            if (kind, name) in unparsed or (kind, "") in unparsed:
-                continue
-            where = f" in namespace {namespace}" if namespace else ""
-            elsewhere = sorted(
-                {
-                    namespaces[id(o)] or "?"
-                    for o in by_kind[kind]
-                    if o.name == name and namespaces[id(o)] != namespace
-                }
-            )
-            if elsewhere and "?" not in elsewhere:
-                hint = (
-                    f" {kind} {name} is in namespace {', '.join(elsewhere)}: set "
-                    f"`namespace: {elsewhere[0]}` in the reference."
-                )
-            else:
-                others = sorted({o.name for o in by_kind[kind]})
-                hint = ""
-                if len(others) <= 8:
-                    hint = f" Known {_plural(kind)}: {', '.join(others)}."
-            yield ctx.finding(
-                ID,
-                SEVERITY,
-                obj.path,
-                ys.line_of(name_node),
-                f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which does not "
-                f"exist in the repository, so it never becomes ready.{hint}",
-            )
-
-
-def _placed(repo: Snapshot, inv: Inventory) -> dict[int, list[tuple[Cluster, Applied]]]:
-    """Flux objects (by node) -> the known clusters that apply them, and as what."""
-    placed: dict[int, list[tuple[Cluster, Applied]]] = {}
-    if not inv.has_roots:
-        return placed
-    for cluster in inv.clusters:
-        if not cluster.known:
-            continue
-        for _, applied in cluster.objects():
-            if "toolkit.fluxcd.io" not in applied.id.group:
-                continue
-            node = applied.node(repo)
-            if node is not None:
-                placed.setdefault(id(node), []).append((cluster, applied))
-    return placed
-
-
-def _missing_in_cluster(
-    placements: list[tuple[Cluster, Applied]], kind: str, name: str, explicit_ns: str | None
-) -> tuple[Cluster, str] | None:
-    """The first known cluster of the referrer that does not apply the referenced object
-    (in the namespace the reference resolves to there), with a " in namespace x"."""
-    for cluster, referrer in placements:
-        namespace = explicit_ns or referrer.id.namespace
-        found = False
-        for _, candidate in cluster.objects():
-            cid = candidate.id
-            if cid.kind != kind or "toolkit.fluxcd.io" not in cid.group:
-                continue
-            if cid.templated or (
-                (cid.name == name or name in candidate.previous_names)
-                and (namespace is None or cid.namespace in (None, namespace))
-            ):
-                found = True
-                break
-        if not found:
-            return cluster, f" in namespace {namespace}" if namespace else ""
-    return None
+                elif in_scope:
+                    continue
+                elif not complete:
+                    continue  # what the cluster applies beyond what is followed may hold it
+                elif cluster is not None and in_repo:
+                    message = (
+                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
+                        f"cluster {cluster} does not apply (it is in {in_repo[0].path}, but "
+                        "none of that cluster's Kustomizations includes it), so it never "
+                        "becomes ready there."
+                    )
+                else:
+                    others = sorted({o.name for o in written[kind]})
+                    hint = (
+                        f" Known {_plural(kind)}: {', '.join(others)}." if len(others) <= 8 else ""
+                    )
+                    message = (
+                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
+                        f"does not exist in the repository, so it never becomes ready.{hint}"
+                    )
+                if (path, line, message) in reported:
+                    continue
+                reported.add((path, line, message))
+                yield ctx.finding(ID, SEVERITY, path, line, message)
 
 
 def check_change(ctx: ChangeContext) -> Iterator[Finding]:
@@ -328,9 +271,9 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     gone = {kind: {n for n in names if n not in now[kind]} for kind, names in before.items()}
     if not any(gone.values()):
         return
-    inv = inventory_of(ctx.head)
+    build = ctx.head.build
     for ref in secrets.references(ctx.head):
-        if not inv.applied(ref.path) and ctx.head.chart_of(ref.path) is None:
+        if not build.applied(ref.path) and ctx.head.chart_of(ref.path) is None:
             continue  # a raw file no cluster applies
         if ref.name not in gone[ref.kind]:
             continue

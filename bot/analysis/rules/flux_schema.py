@@ -45,10 +45,11 @@ from yaml import nodes as ynodes
 from bot.analysis import fluxschemas
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.fluxversion import FluxVersion, flux_version
+from bot.analysis.fluxversion import FluxVersion, cluster_version, flux_version
 from bot.analysis.model import ReadKind
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build import nodes as yn
 
 ID = "flux-schema"
 SEVERITY = Severity.ERROR
@@ -123,10 +124,14 @@ Path = tuple[str | int, ...]
 @dataclass
 class _Doc:
     value: Any
-    lines: dict[Path, int]  # JSON path -> line of its key (or list item)
+    lines: dict[Path, tuple[str, int]]  # JSON path -> (file, line) of its key or item
 
 
-def _convert(node: ynodes.Node, path: Path, lines: dict[Path, int], depth: int = 0) -> Any:
+def _convert(
+    node: ynodes.Node, path: Path, lines: dict[Path, tuple[str, int]], file: str, depth: int = 0
+) -> Any:
+    """A node as the API server receives it, with where each field is written: the
+    file a patch or a substitution wrote it from, when not the object's own."""
     if depth > 200:
         return _Any("")
     if isinstance(node, ynodes.MappingNode):
@@ -134,43 +139,40 @@ def _convert(node: ynodes.Node, path: Path, lines: dict[Path, int], depth: int =
         for key, value in node.value:
             if not isinstance(key, ynodes.ScalarNode):
                 continue
-            if key.value == "<<" and key.tag == "tag:yaml.org,2002:merge":
-                merged = _convert(value, path, lines, depth + 1)
+            if key.tag == "tag:yaml.org,2002:merge":
+                merged = _convert(value, path, lines, file, depth + 1)
                 if isinstance(merged, dict):
                     for k, v in merged.items():
                         out.setdefault(k, v)
                 continue
-            converted = _convert(value, (*path, key.value), lines, depth + 1)
+            converted = _convert(value, (*path, key.value), lines, file, depth + 1)
             # The API server drops a null of a field that is not nullable before it
             # validates, and no Flux field is nullable.
             if converted is None:
                 out.pop(key.value, None)
                 continue
             out[key.value] = converted
-            lines[(*path, key.value)] = ys.line_of(key)
+            where = yn.origin_of(key, file)
+            lines[(*path, key.value)] = (where[0], where[1])
         return out
     if isinstance(node, ynodes.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
-            lines[(*path, index)] = ys.line_of(item)
-            items.append(_convert(item, (*path, index), lines, depth + 1))
+            where = yn.origin_of(item, file)
+            lines[(*path, index)] = (where[0], where[1])
+            items.append(_convert(item, (*path, index), lines, file, depth + 1))
         return items
     assert isinstance(node, ynodes.ScalarNode)
-    value = node.value
-    if "${" in value or "{{" in value:
-        return _Any(value)
-    tag = node.tag
-    if tag == "tag:yaml.org,2002:null":
-        return None
-    if tag == "tag:yaml.org,2002:bool":
-        if node.style is None and value in _YAML11_BOOLS:
-            return _Any(value)
-        return value.lower() == "true"
-    if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
-        try:
-            return _SCALARS.construct_object(node)
-        except (ValueError, yaml.YAMLError):
-            return value
+    raw = node.value
+    if "${" in raw or "{{" in raw:
+        return _Any(raw)
+    value = yn.to_value(node)
+    if isinstance(value, yn.Unsure) or (
+        isinstance(node.start_mark, yn.Origin)
+        and node.start_mark.via
+        and node.start_mark.via.startswith("not known")
+    ):
+        return _Any(raw)
     return value
 
 
@@ -254,11 +256,13 @@ def _newer_release_with(
 
 @dataclass
 class _Target:
-    path: str
-    doc: ys.Node
+    path: str  # the file that defines the object
+    doc: ys.Node  # the object as built (or as written, where no build applies it)
     api: str
     kind: str
     patch: bool
+    # The cluster that applies it as built (None: as written)
+    cluster: Any = None
 
 
 def _patch_files(repo: Snapshot) -> set[str]:
@@ -271,6 +275,22 @@ def _patch_files(repo: Snapshot) -> set[str]:
 
 
 def _targets(repo: Snapshot) -> Iterator[_Target]:
+    """The Flux objects to judge: each as every cluster applies it (after kustomize and
+    Flux's patches and substitution); without clusters, as standalone builds make them
+    and, in files no build reads, as written."""
+    build = repo.build
+    if build.has_clusters:
+        seen: set[tuple[str, int, int]] = set()
+        for cluster in build.clusters:
+            for obj in cluster.objects():
+                if obj.id.group not in GROUPS or _broken(repo, obj.path):
+                    continue
+                key = (obj.path, obj.res.doc, id(obj.node))
+                if key in seen:
+                    continue
+                seen.add(key)
+                yield _Target(obj.path, obj.node, obj.res.api_version, obj.id.kind, False, cluster)
+        return
     patches: set[str] | None = None
     for path in repo.paths:
         if not path.endswith((".yaml", ".yml", ".json")):
@@ -284,10 +304,7 @@ def _targets(repo: Snapshot) -> Iterator[_Target]:
         consumers = repo.consumers.get(path, ())
         if consumers and not any(c.how is ReadKind.RAW for c in consumers):
             continue
-        # Template syntax that breaks the file is reported, once, by
-        # helm-template-in-raw-manifest; a file nothing here applies that holds it is
-        # likely a template for another tool. `{{ }}` in a HelmRelease's values is fine.
-        if b"{{" in data and (not consumers or repo.raw_template_actions(path)):
+        if _broken(repo, path):
             continue
         if patches is None:
             patches = _patch_files(repo)
@@ -296,6 +313,14 @@ def _targets(repo: Snapshot) -> Iterator[_Target]:
             kind = ys.scalar(ys.get(doc, "kind"))
             if api.partition("/")[0] in GROUPS and kind:
                 yield _Target(path, doc, api, kind, path in patches)
+
+
+def _broken(repo: Snapshot, path: str) -> bool:
+    """Template syntax that breaks the file is reported, once, by
+    helm-template-in-raw-manifest; a file nothing here applies that holds it is likely a
+    template for another tool. `{{ }}` in a HelmRelease's values is fine."""
+    data = repo.data(path) or b""
+    return b"{{" in data and (not repo.consumers.get(path) or bool(repo.raw_template_actions(path)))
 
 
 _PATCHING = re.compile(
@@ -397,7 +422,7 @@ def _error_findings(
     ctx: Context, target: _Target, version: FluxVersion, converted: _Doc, schema_id: str
 ) -> Iterator[Finding]:
     validator = _validator(schema_id)
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[str, int, str]] = set()
     where = f"{target.kind} in {version.describe()}"
     errors = list(validator.iter_errors(converted.value))
     # A typo'd field is also a missing one: `intervall` is reported once, as the typo.
@@ -419,7 +444,7 @@ def _error_findings(
             continue
         if kind_enum_is_extended(target, path, error.validator):
             continue
-        line = converted.lines.get(path, ys.line_of(target.doc))
+        file, line = converted.lines.get(path, yn.origin_of(target.doc, target.path)[:2])
         kind = error.validator
         if kind == "additionalProperties":
             schema = error.schema if isinstance(error.schema, dict) else {}
@@ -429,7 +454,7 @@ def _error_findings(
                 if key in known or "${" in key or (target.patch and key.startswith("$")):
                     continue
                 full = (*path, key)
-                kline = converted.lines.get(full, line)
+                kfile, kline = converted.lines.get(full, (file, line))
                 newer = _newer_release_with(target.api, target.kind, full, version.minor)
                 if newer is not None:
                     message = (
@@ -448,12 +473,14 @@ def _error_findings(
                     guess = _guess(key, known)
                     if guess:
                         message += f" Did you mean `{guess}`?"
-                if (kline, message) not in seen:
-                    seen.add((kline, message))
-                    yield ctx.finding(ID, SEVERITY, target.path, kline, message)
+                if (kfile, kline, message) not in seen:
+                    seen.add((kfile, kline, message))
+                    yield ctx.finding(ID, SEVERITY, kfile, kline, message)
             continue
         if kind == "required":
-            if target.patch or may_be_patched(ctx.repo, target.path):
+            # As built, a missing field is missing; as written (no cluster shows what
+            # applies the file) a parent may patch it in.
+            if target.patch or (target.cluster is None and may_be_patched(ctx.repo, target.path)):
                 continue
             missing = error.message.split("'")[1] if error.message.count("'") >= 2 else ""
             if (path, missing) in meant:
@@ -475,9 +502,9 @@ def _error_findings(
         else:
             message = f"`{_dotted(path)}`: {error.message} ({kind} in {where})."
         message += " Flux cannot apply this object."
-        if (line, message) not in seen:
-            seen.add((line, message))
-            yield ctx.finding(ID, SEVERITY, target.path, line, message)
+        if (file, line, message) not in seen:
+            seen.add((file, line, message))
+            yield ctx.finding(ID, SEVERITY, file, line, message)
 
 
 def kind_enum_is_extended(target: _Target, path: Path, validator: object) -> bool:
@@ -511,43 +538,48 @@ def _first_serving(target: _Target) -> fluxschemas.FluxRelease | None:
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     targets = [t for t in _targets(repo) if _known_kind(t.api.partition("/")[0], t.kind)]
+
     # A working repository only uses apiVersions its clusters serve: when nothing says
     # which Flux a cluster runs, the newest release that first served an apiVersion used
     # beside this object (same file, or applied by the same Flux Kustomization, so on
     # the same cluster) is a floor for it.
-    appliers: dict[str, frozenset[str]] = {}
-    for t in targets:
-        if t.path not in appliers:
-            appliers[t.path] = frozenset(
-                {t.path}
-                | {o.path + "#" + o.name for o in repo.flux_kustomizations_applying(t.path)}
-            )
-    firsts = [(appliers[t.path], _first_serving(t)) for t in targets if not t.patch]
+    def scope(t: _Target) -> object:
+        return id(t.cluster) if t.cluster is not None else t.path
+
+    firsts = [(scope(t), _first_serving(t)) for t in targets if not t.patch]
 
     def floor_of(target: _Target) -> fluxschemas.FluxRelease | None:
-        mine = appliers[target.path]
-        candidates = [r for group, r in firsts if r is not None and group & mine]
+        mine = scope(target)
+        candidates = [r for group, r in firsts if r is not None and group == mine]
         return max(candidates, key=lambda r: r.minor, default=None)
 
+    versions: dict[int, FluxVersion] = {}
     for target in targets:
-        version = flux_version(repo, target.path)
+        if target.cluster is not None:
+            if id(target.cluster) not in versions:
+                versions[id(target.cluster)] = cluster_version(
+                    repo, target.cluster
+                ) or flux_version(repo, None)
+            version = versions[id(target.cluster)]
+        else:
+            version = flux_version(repo, target.path)
         api_problem = _api_problem(target, version)
         if api_problem is not None:
             node = ys.get(target.doc, "apiVersion")
-            line = ys.line_of(node) if node is not None else ys.line_of(target.doc)
+            file, line = yn.origin_of(node if node is not None else target.doc, target.path)[:2]
             serving = [
                 r for r in fluxschemas.releases() if target.kind in r.kinds.get(target.api, {})
             ]
             floor = floor_of(target) if serving and not version.detected else None
             removed_by_floor = floor is not None and floor.minor > serving[-1].minor
             if version.detected or not serving:
-                yield ctx.finding(ID, SEVERITY, target.path, line, api_problem)
+                yield ctx.finding(ID, SEVERITY, file, line, api_problem)
                 continue
             if removed_by_floor and floor is not None:
                 yield ctx.finding(
                     ID,
                     SEVERITY,
-                    target.path,
+                    file,
                     line,
                     api_problem.replace(
                         version.describe(),
@@ -563,7 +595,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(
                 ID,
                 Severity.WARNING,
-                target.path,
+                file,
                 line,
                 f"`{target.api}` {target.kind} is served up to Flux {serving[-1].label} "
                 f"only: Flux {removed.label} and later cannot apply this object"
@@ -578,8 +610,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"the newest release that serves {target.api}",
                 False,
             )
-        lines: dict[Path, int] = {}
-        value = _convert(target.doc, (), lines)
+        lines: dict[Path, tuple[str, int]] = {}
+        value = _convert(target.doc, (), lines, target.path)
         if not isinstance(value, dict):
             continue
         value.pop("status", None)

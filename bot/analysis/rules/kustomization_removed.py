@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Location, Severity, Side
-from bot.analysis.model import Consumer, Reader
+from bot.analysis.model import Reader
 from bot.analysis.rules.base import ChangeContext
 from bot.analysis.tree import ChangeStatus
 
@@ -53,7 +53,7 @@ _ENTRY_READERS = (Reader.FLUX_ENTRY, Reader.RAW_PATHS_ENTRY)
 
 def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     change = ctx.change
-    for path, before in change.kustomizations.before.items():
+    for path in change.kustomizations.before:
         c = change.base_files.get(path)
         if c is None or c.status is not ChangeStatus.REMOVED:
             continue
@@ -61,18 +61,20 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         if ctx.head.kustomization_in(directory) is not None:
             continue  # replaced by another spelling (`kustomization.yml`, `Kustomization`)
         roots = [r for r in change.consumers.before.get(path, ()) if r.reader in _ENTRY_READERS]
-        if not roots:
+        labels = {r.applier.label for r in roots if r.applier is not None}
+        if not labels:
             continue
-        head_roots = [
-            (d, consumer)
-            for d, consumer in ctx.head.flux_roots
-            if d == directory and any(_same_root(consumer, r) for r in roots)
+        head_kss = [
+            k for k in ctx.head.build.kustomizations if k.label in labels and k.directory == directory
         ]
-        if not head_roots:
+        if not head_kss:
             continue  # the Flux Kustomization went with it, or points elsewhere now
-        manifests, kfiles = ctx.head.flux_raw_walk(directory)
-        listed_before = _built_by(ctx, before.path)
-        newly = [p for p in manifests + kfiles if p not in listed_before]
+        listed_before = {
+            read.path for k in ctx.base.build.kustomizations if k.label in labels for read in k.reads
+        }
+        newly = sorted(
+            {read.path for k in head_kss for read in k.reads if read.path not in listed_before}
+        )
         docs = ctx.base.documents(path)
         root = docs[0] if docs else None
         lost = list(
@@ -88,8 +90,9 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         )
         settings = f"; what it set for the whole build is lost: {', '.join(lost)}" if lost else ""
         related = [
-            Location(consumer.source, consumer.line, message="the Flux path that applies it")
-            for _, consumer in head_roots
+            Location(k.path, k.line, message="the Flux path that applies it")
+            for k in head_kss
+            if k.res is not None or k.kind == "raw_paths entry"
         ]
         yield ctx.finding(
             ID,
@@ -103,34 +106,3 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             related=related,
             key=(path,),
         )
-
-
-def _same_root(head: Consumer, base: Consumer) -> bool:
-    if head.owner is not None and base.owner is not None:
-        return (head.owner.kind, head.owner.namespace, head.owner.name) == (
-            base.owner.kind,
-            base.owner.namespace,
-            base.owner.name,
-        )
-    return head.raw_path is not None and head.raw_path == base.raw_path
-
-
-def _built_by(ctx: ChangeContext, kfile: str) -> set[str]:
-    """The files of the base that a kustomization file's build read, at any depth."""
-    seen = {kfile}
-    stack = [kfile]
-    base = ctx.base
-    while stack:
-        current = stack.pop()
-        k = base.kustomizations.get(current)
-        if k is None:
-            continue
-        for entry in k.entries:
-            target = entry.target
-            if target is None:
-                continue
-            found = target if target in base.path_set else base.kustomization_in(target)
-            if found is not None and found not in seen:
-                seen.add(found)
-                stack.append(found)
-    return seen

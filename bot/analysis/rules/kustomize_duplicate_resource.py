@@ -23,13 +23,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.inventory import inventory_of
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot.build.problems import ProblemKind
 
 ID = "kustomize-duplicate-resource"
 SEVERITY = Severity.ERROR
 
 
 def check(ctx: Context) -> Iterator[Finding]:
-    for problem in inventory_of(ctx.repo).problems(ID):
+    for problem in ctx.repo.build.problems(ProblemKind.DUPLICATE_ID):
         yield ctx.finding(ID, SEVERITY, problem.path, problem.line, problem.message)

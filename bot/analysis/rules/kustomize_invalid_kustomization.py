@@ -35,8 +35,10 @@ import yaml
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.inventory import inventory_of
+from bot.analysis.model import KUSTOMIZATION_FILES, Reader
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build.problems import ProblemKind
 
 ID = "kustomize-invalid-kustomization"
 SEVERITY = Severity.ERROR
@@ -263,49 +265,87 @@ def _empty(root: ys.Node | None) -> bool:
     return True
 
 
+def _kustomization_files(repo: Snapshot) -> tuple[set[str], dict[str, Any]]:
+    """The kustomization files some build reads (a cluster's, or a standalone one's),
+    and those Flux builds from (the entry point of a Flux Kustomization)."""
+    kfiles: set[str] = set()
+    entries: dict[str, Any] = {}
+    for built in repo.build.builds():
+        if built.kfile is not None:
+            kfiles.add(built.kfile)
+        for read in built.reads:
+            if read.path.rsplit("/", 1)[-1] in KUSTOMIZATION_FILES:
+                kfiles.add(read.path)
+    for k in repo.build.kustomizations:
+        for read in k.reads:
+            if read.reader is Reader.FLUX_ENTRY:
+                entries.setdefault(read.path, k)
+    return kfiles, entries
+
+
+_PROBLEMS = (
+    ProblemKind.CYCLE,
+    ProblemKind.PATCH_TARGET,
+    ProblemKind.PATCH_FAILS,
+    ProblemKind.MULTIPLE_FILES,
+    ProblemKind.GENERATOR,
+    ProblemKind.ENTRY_KIND,
+)
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    inv = inventory_of(repo)
-    entries = {fb.build.kfile: fb for fb in inv.flux_builds if fb.build.kfile is not None}
-    for kfile in sorted(inv.applied_kfiles()):
+    kfiles, entries = _kustomization_files(repo)
+    for kfile in sorted(kfiles):
         if repo.problem(kfile) is not None:
             continue
         docs = repo.documents(kfile)
         root = docs[0] if docs else None
         entry = entries.get(kfile)
-        dropped = (
-            f" ({entry.label} reads this file leniently and drops the field, so what "
-            "it says does not happen)"
-            if entry is not None
-            else ""
-        )
         if _empty(root):
             if entry is not None:
-                tail = f"; kustomize-controller builds {entry.label} as nothing" + (
-                    " and prunes everything it applied" if entry.prune else ""
+                # kustomize-controller's generator rewrites the file and builds it (as
+                # nothing): it does not fail, it applies nothing.
+                yield ctx.finding(
+                    ID,
+                    Severity.WARNING,
+                    kfile,
+                    1,
+                    f"{kfile} has no entries: {entry.label} applies nothing from it"
+                    + (" and prunes everything it applied before" if entry.prune else "")
+                    + ".",
                 )
-            else:
-                tail = ", so the build fails"
+                continue
             yield ctx.finding(
                 ID,
                 SEVERITY,
                 kfile,
                 1,
-                f"{kfile} has no entries: kustomize fails with `kustomization.yaml is "
-                f"empty`{tail}.",
+                f"{kfile} has no entries: kustomize fails with `kustomization.yaml is empty`.",
             )
             continue
         assert root is not None
         for line, message in _problems(root, _SCHEMA, ""):
             unknown = message.startswith("unknown field")
+            if unknown and entry is not None:
+                # kustomize-controller reads the entry point's kustomization into its
+                # struct and writes it back (fluxcd/pkg kustomize_generator.go): an
+                # unknown field is dropped, not refused.
+                yield ctx.finding(
+                    ID,
+                    Severity.WARNING,
+                    kfile,
+                    line,
+                    f"{message}: {entry.label} drops it when it rewrites this file, so what "
+                    "it says does not happen (kustomize alone fails with `invalid Kustomization`).",
+                )
+                continue
             yield ctx.finding(
                 ID,
                 SEVERITY,
                 kfile,
                 line,
-                f"{message}: kustomize fails with `invalid Kustomization`"
-                + (dropped if unknown else "")
-                + ".",
+                f"{message}: kustomize fails with `invalid Kustomization`.",
             )
         kind = ys.scalar(ys.get(root, "kind"))
         api = ys.scalar(ys.get(root, "apiVersion"))
@@ -337,5 +377,6 @@ def check(ctx: Context) -> Iterator[Finding]:
                     f"fails with `apiVersion for {kind or 'Kustomization'} should be "
                     f"{wanted}`.",
                 )
-    for problem in inv.problems(ID):
-        yield ctx.finding(ID, SEVERITY, problem.path, problem.line, problem.message)
+    for kind in _PROBLEMS:
+        for problem in repo.build.problems(kind):
+            yield ctx.finding(ID, SEVERITY, problem.path, problem.line, problem.message)

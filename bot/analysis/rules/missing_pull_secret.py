@@ -38,11 +38,12 @@ import yaml
 from bot.analysis import secrets as secrets_mod
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.inventory import Applied, Cluster, ObjectId, inventory_of
 from bot.analysis.model import BOOTSTRAP_NAME, Chart, secure_join
 from bot.analysis.options import ExternalObject
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build import nodes as yn
+from bot.analysis.snapshot.build.clusters import Applied, Cluster
 
 ID = "missing-pull-secret"
 SEVERITY = Severity.WARNING
@@ -132,28 +133,17 @@ def _pull_like(name: str | None, secret_type: str | None) -> bool:
 
 def _collect(repo: Snapshot, cluster: Cluster, external: tuple[ExternalObject, ...]) -> _Secrets:
     secrets = _Secrets()
-    for _, obj in cluster.objects():
+    for obj in cluster.objects():
         i = obj.id
         ns = i.namespace
-        if obj.generator == "secretGenerator":
-            secrets.add(ns, i.name, _pull_like(i.name, obj.secret_type))
-            continue
         if i.kind == "Secret" and i.group == "":
             # The type and the copying annotations are all that is read of a Secret.
-            node = (
-                obj.node(repo)
-                if (
-                    _holds(repo, obj.path, b"kubernetes.io/docker")
-                    or _holds(repo, obj.path, _REFLECTOR.encode())
-                    or _holds(repo, obj.path, _REPLICATOR.encode())
-                )
-                else None
-            )
+            node = obj.node
             stype = ys.scalar(ys.get(node, "type"))
             secrets.add(ns, i.name, _pull_like(i.name, stype))
             _copies(secrets, ys.get(node, "metadata"), i.name, _pull_like(i.name, stype))
         elif i.kind == "SealedSecret" and i.group == "bitnami.com":
-            node = obj.node(repo)
+            node = obj.node
             template = ys.get(node, "spec", "template")
             name = ys.scalar(ys.get(template, "metadata", "name")) or i.name
             pull = _pull_like(name, ys.scalar(ys.get(template, "type")))
@@ -164,7 +154,7 @@ def _collect(repo: Snapshot, cluster: Cluster, external: tuple[ExternalObject, .
             i.kind in ("ExternalSecret", "ClusterExternalSecret")
             and i.group == "external-secrets.io"
         ):
-            node = obj.node(repo)
+            node = obj.node
             spec = ys.get(node, "spec")
             if i.kind == "ClusterExternalSecret":
                 spec = ys.get(spec, "externalSecretSpec")
@@ -183,7 +173,7 @@ def _collect(repo: Snapshot, cluster: Cluster, external: tuple[ExternalObject, .
             secrets.add(_ANY if i.kind == "ClusterExternalSecret" else ns, name, pull)
             _copies(secrets, ys.get(template, "metadata"), name, pull)
         elif i.kind == "Certificate" and i.group == "cert-manager.io":
-            secrets.add(ns, ys.scalar(ys.get(obj.node(repo), "spec", "secretName")), False)
+            secrets.add(ns, ys.scalar(ys.get(obj.node, "spec", "secretName")), False)
         elif "secret" in i.kind.lower() or i.kind in ("OnePasswordItem",):
             # An operator's resource that makes Secrets in ways not modelled here.
             if ns is None:
@@ -213,15 +203,19 @@ def _literal(name: str | None) -> bool:
     return bool(name) and "${" not in (name or "") and "{{" not in (name or "")
 
 
-def _pull_refs(node: ys.Node | None, obj: Applied, what: str, helm: bool) -> Iterator[_Ref]:
-    ns = obj.id.namespace
+def _pull_refs(
+    node: ys.Node | None, ns: str | None, path: str, what: str, helm: bool
+) -> Iterator[_Ref]:
+    """The pull secrets a list names; each where it is written (`path` is the file of the
+    object: a name a patch set is in the patch's file)."""
     if ns is None:
         return
     for item in ys.items(node):
         name_node = ys.get(item, "name") if isinstance(item, yaml.MappingNode) else item
         name = ys.scalar(name_node)
         if name_node is not None and name and _literal(name):
-            yield _Ref(ns, name, obj.path, ys.line_of(name_node), what, True, helm)
+            file, line, _ = yn.origin_of(name_node, path)
+            yield _Ref(ns, name, file, line, what, True, helm)
 
 
 def _values_pull_secrets(values: ys.Node | None) -> tuple[list[ys.Node], bool]:
@@ -252,34 +246,36 @@ def _holds(repo: Snapshot, path: str, needle: bytes) -> bool:
 
 def _references(repo: Snapshot, cluster: Cluster) -> Iterator[_Ref]:
     charts: dict[str, tuple[list[str], bool]] = {}
-    for _, obj in cluster.objects():
+    for obj in cluster.objects():
         i = obj.id
-        if obj.doc_index < 0 or i.templated:
+        if i.templated:
             continue
         spec_path = _POD_SPEC.get((i.group, i.kind))
-        needle = b"secretRef" if i.kind in _SOURCES else b"imagePullSecrets"
-        if (spec_path is not None or i.kind in _SOURCES) and not _holds(repo, obj.path, needle):
-            continue
         if spec_path is not None:
-            node = obj.node(repo)
+            node = obj.node
             pod = ys.get(node, *spec_path) if spec_path else node
             yield from _pull_refs(
-                ys.get(pod, "imagePullSecrets"), obj, f"`imagePullSecrets` of {i}", False
+                ys.get(pod, "imagePullSecrets"),
+                i.namespace,
+                obj.path,
+                f"`imagePullSecrets` of {i}",
+                False,
             )
         elif i.group == "source.toolkit.fluxcd.io" and i.kind in _SOURCES:
             if i.name == BOOTSTRAP_NAME or i.namespace is None:
                 continue
-            node = obj.node(repo)
+            node = obj.node
             name_node = ys.get(node, "spec", "secretRef", "name")
             name = ys.scalar(name_node)
             if name_node is None or not _literal(name) or name == BOOTSTRAP_NAME:
                 continue
             assert name is not None
+            file, line, _ = yn.origin_of(name_node, obj.path)
             yield _Ref(
                 i.namespace,
                 name,
-                obj.path,
-                ys.line_of(name_node),
+                file,
+                line,
                 f"`spec.secretRef` of {i}",
                 i.kind == "OCIRepository"
                 or (
@@ -297,21 +293,18 @@ def _release_refs(
     """Pull secrets a HelmRelease's pods get: from its `spec.values`, else from the
     `values.yaml` and the literal template lines of the in-repo chart it installs."""
     i = obj.id
-    node = obj.node(repo)
+    node = obj.node
     spec = ys.get(node, "spec")
     target = ys.scalar(ys.get(spec, "targetNamespace")) or i.namespace
     if not target or "${" in target:
         return
     release = f"HelmRelease {i.namespace}/{i.name}"
-    placed = Applied(
-        ObjectId(i.group, i.version, i.kind, target, i.name), obj.path, obj.line, obj.doc_index
-    )
     lists, credentials = _values_pull_secrets(ys.get(spec, "values"))
     if credentials:
         return
     for node_list in lists:
         yield from _pull_refs(
-            node_list, placed, f"`imagePullSecrets` in the values of {release}", True
+            node_list, target, obj.path, f"`imagePullSecrets` in the values of {release}", True
         )
     chart = _in_repo_chart(repo, spec)
     if chart is None:
@@ -333,7 +326,8 @@ def _release_refs(
         for node_list in found:
             for ref in _pull_refs(
                 node_list,
-                Applied(placed.id, values, 1, -1),
+                target,
+                values,
                 f"`imagePullSecrets` in {values} of the chart {release} installs",
                 True,
             ):
@@ -384,9 +378,9 @@ def _in_repo_chart(repo: Snapshot, spec: ys.Node | None) -> Chart | None:
 
 def _helm_namespaces(repo: Snapshot, cluster: Cluster) -> set[str]:
     found = set()
-    for _, obj in cluster.objects():
+    for obj in cluster.objects():
         if obj.id.kind == "HelmRelease" and obj.id.group == "helm.toolkit.fluxcd.io":
-            node = obj.node(repo)
+            node = obj.node
             ns = ys.scalar(ys.get(node, "spec", "targetNamespace")) or obj.id.namespace
             if ns:
                 found.add(ns)
@@ -395,10 +389,9 @@ def _helm_namespaces(repo: Snapshot, cluster: Cluster) -> set[str]:
 
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
-    inv = inventory_of(repo)
     external = repo.config.external_objects
     reported: set[tuple[str, int]] = set()
-    for cluster in inv.clusters:
+    for cluster in repo.build.clusters:
         if not cluster.known:
             continue
         refs = list(_references(repo, cluster))

@@ -19,27 +19,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.inventory import Applied, FluxBuild, inventory_of
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot.build.clusters import Applied
 
 ID = "object-applied-twice"
 SEVERITY = Severity.WARNING
 
 
 def check(ctx: Context) -> Iterator[Finding]:
-    inv = inventory_of(ctx.repo)
     reported: set[tuple[str, int, str]] = set()
-    for cluster in inv.clusters:
-        first: dict[tuple[str, str, str | None, str], tuple[FluxBuild, Applied]] = {}
-        for fb, obj in cluster.objects():
+    for cluster in ctx.repo.build.clusters:
+        first: dict[tuple[str, str, str | None, str], Applied] = {}
+        for obj in cluster.objects():
             if obj.id.templated:
                 continue
             key = obj.id.key()
-            seen = first.get(key)
-            if seen is None:
-                first[key] = (fb, obj)
+            other = first.get(key)
+            if other is None:
+                first[key] = obj
                 continue
-            other_fb, other = seen
+            fb, other_fb = obj.owner, other.owner
             if other_fb is fb:
                 continue  # the same build twice is kustomize-duplicate-resource's
             where = (

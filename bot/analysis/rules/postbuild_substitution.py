@@ -27,22 +27,21 @@ once, here.
 
 from __future__ import annotations
 
-import base64
 import re
-import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from yaml import nodes as ynodes
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
-from bot.analysis.fluxversion import flux_version
-from bot.analysis.model import KUSTOMIZATION_FILES, FluxObject
+from bot.analysis.fluxversion import cluster_version, flux_version
+from bot.analysis.images import problem as image_problem
 from bot.analysis.rules.base import Context
-from bot.analysis.rules.flux_schema import may_be_patched
-from bot.analysis.rules.invalid_image_reference import problem as image_problem
 from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build import flux
+from bot.analysis.snapshot.build import nodes as yn
+from bot.analysis.snapshot.build.clusters import Cluster, FluxKustomization
 from bot.analysis.yamlscan import CONTAINER_LISTS
 
 ID = "postbuild-substitution"
@@ -99,81 +98,105 @@ def substituted(value: str, known: dict[str, str]) -> str:
     return "".join(out).replace("$${", "${")
 
 
-@dataclass
-class _Vars:
-    """What a Flux Kustomization's postBuild defines, when all of it is knowable."""
-
-    has_post_build: bool
-    values: dict[str, str] = field(default_factory=dict)
-    complete: bool = True  # False: a source outside the repository may define more
-
-
-def _source_keys(
-    repo: Snapshot, kind: str, name: str, namespace: str | None
-) -> dict[str, str] | None:
-    for obj_path in _candidate_files(repo, name):
-        for doc in repo.documents(obj_path):
-            if ys.scalar(ys.get(doc, "kind")) != kind:
-                continue
-            if ys.scalar(ys.get(doc, "metadata", "name")) != name:
-                continue
-            ns = ys.scalar(ys.get(doc, "metadata", "namespace"))
-            if ns and namespace and ns != namespace:
-                continue
-            keys: dict[str, str] = {}
-            for key, _k, value in ys.pairs(ys.get(doc, "data")):
-                text = ys.scalar(value) or ""
-                if kind == "Secret":  # base64, or SOPS ciphertext: only the key counts
-                    try:
-                        text = base64.b64decode(text, validate=True).decode()
-                    except (ValueError, UnicodeDecodeError):
-                        text = "x"
-                keys[key] = text
-            for key, _k, value in ys.pairs(ys.get(doc, "stringData")):
-                keys[key] = ys.scalar(value) or ""
-            return keys
-    return None
+def _strict(repo: Snapshot, cluster: Cluster) -> tuple[bool | None, str]:
+    """Whether the cluster's kustomize-controller fails on an undefined variable (None:
+    not known), and the Flux version as the message says it."""
+    version = cluster_version(repo, cluster)
+    if version is None:
+        return None, flux_version(repo, None).describe()
+    controller = version.release.controller("kustomize-controller")
+    strict = controller >= _STRICT_FROM if controller is not None else None
+    if strict and _gate_off(repo):
+        strict = False
+    return strict, version.describe()
 
 
-_FILES: weakref.WeakKeyDictionary[Snapshot, dict[str, list[str]]] = weakref.WeakKeyDictionary()
+def _gate_off(repo: Snapshot) -> bool:
+    """A repository that turns the feature gate off (a patch of kustomize-controller's
+    arguments `--feature-gates=StrictPostBuildSubstitutions=false`)."""
+    return any(
+        _GATE_OFF.search(repo.data(p) or b"")
+        for p in repo.paths
+        if p.endswith((".yaml", ".yml")) and "flux" in p
+    )
 
 
-def _candidate_files(repo: Snapshot, name: str) -> list[str]:
-    index = _FILES.get(repo)
-    if index is None:
-        index = {}
-        for path in repo.paths:
-            if not path.endswith((".yaml", ".yml")):
-                continue
-            data = repo.data(path) or b""
-            if b"ConfigMap" not in data and b"Secret" not in data:
-                continue
-            for m in re.finditer(rb"^\s+name:\s*['\"]?([A-Za-z0-9._-]+)", data, re.M):
-                index.setdefault(m[1].decode(), []).append(path)
-        _FILES[repo] = index
-    return sorted(set(index.get(name, ())))
+def _substitutes(k: FluxKustomization) -> bool:
+    """Whether kustomize-controller substitutes in what `k` builds: it has `postBuild`
+    and some variable (or `substituteStrategy: Always`)."""
+    post = yn.get(k.spec, "postBuild")
+    if post is None:
+        return False
+    if yn.text(yn.get(post, "substituteStrategy")) == "Always":
+        return True
+    return bool(yn.keys(yn.get(post, "substitute"))) or bool(
+        ys.items(yn.get(post, "substituteFrom"))
+    )
 
 
-def _vars_of(repo: Snapshot, ks: FluxObject) -> _Vars:
-    post = ys.get(ks.node, "spec", "postBuild")
-    if post is None or not isinstance(post, ynodes.MappingNode):
-        return _Vars(False)
-    result = _Vars(True)
-    for key, _k, value in ys.pairs(ys.get(post, "substitute")):
-        result.values[key] = ys.scalar(value) or ""
-    for item in ys.items(ys.get(post, "substituteFrom")):
-        kind = ys.scalar(ys.get(item, "kind")) or ""
-        name = ys.scalar(ys.get(item, "name")) or ""
-        if "${" in name or kind not in ("ConfigMap", "Secret"):
-            result.complete = False
+def _where(field: tuple[str | int, ...]) -> str:
+    names = [p for p in field if isinstance(p, str)]
+    if names and names[-1] == "image" and CONTAINER_LISTS.intersection(names):
+        return "image"
+    if tuple(field) in (("metadata", "name"), ("metadata", "namespace")):
+        return "name"
+    return ""
+
+
+def _literal_uses(node: ys.Node, path: str) -> Iterator[_Use]:
+    """`${VAR}`s left as written where that breaks the object (an image, a name)."""
+    for field, n in yn.walk(node):
+        if not isinstance(n, ynodes.ScalarNode) or "${" not in n.value:
             continue
-        keys = _source_keys(repo, kind, name, ks.namespace)
-        if keys is None:
-            result.complete = False
+        where = _where(field)
+        if not where:
             continue
-        for k, v in keys.items():
-            result.values.setdefault(k, v)  # the inline substitute map wins
-    return result
+        file, line, _ = yn.origin_of(n, path)
+        for ref in references(n.value):
+            yield _Use(ref, n.value, line, where, file)
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    reported: set[tuple[str, int, str]] = set()
+    for cluster in repo.build.clusters:
+        strict, version = _strict(repo, cluster)
+        for k in cluster.kustomizations:
+            if k.kind != "Kustomization" or not k.followed:
+                continue
+            label = f"{k.label} ({k.path})"
+            if not _substitutes(k):
+                why = (
+                    "has no postBuild"
+                    if yn.get(k.spec, "postBuild") is None
+                    else "defines no variable"
+                )
+                for obj in k.objects:
+                    if flux.opted_out(obj.res) or repo.raw_template_actions(obj.path):
+                        continue
+                    for use in _literal_uses(obj.node, obj.path):
+                        key = (use.file, use.line, use.ref.name)
+                        if key in reported:
+                            continue
+                        reported.add(key)
+                        yield ctx.finding(
+                            ID, SEVERITY, use.file, use.line, _literal_message(use, label, why)
+                        )
+                continue
+            for u in k.undefined:
+                key = (u.path, u.line, u.name)
+                if (
+                    key in reported
+                    or repo.problem(u.path) is not None
+                    or repo.raw_template_actions(u.path)
+                ):
+                    continue
+                reported.add(key)
+                use = _Use(
+                    Ref(u.name, None, u.text, 0, 0), u.value, u.line, _where(u.field), u.path
+                )
+                severity, message = _message(use, strict, version, label)
+                yield ctx.finding(ID, severity, u.path, u.line, message)
 
 
 @dataclass
@@ -182,145 +205,25 @@ class _Use:
     value: str  # the whole scalar
     line: int
     where: str  # "image", "name" or ""
+    file: str = ""
 
 
-def _uses(doc: ys.Node) -> Iterator[_Use]:
-    stack: list[tuple[ys.Node, tuple[str, ...]]] = [(doc, ())]
-    seen: set[int] = set()
-    while stack:
-        node, path = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, ynodes.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, ynodes.ScalarNode):
-                    stack.append((value, (*path, key.value)))
-        elif isinstance(node, ynodes.SequenceNode):
-            stack.extend((item, path) for item in node.value)
-        elif isinstance(node, ynodes.ScalarNode) and "${" in node.value:
-            value = node.value
-            where = ""
-            if path and path[-1] == "image" and CONTAINER_LISTS.intersection(path):
-                where = "image"
-            elif path in (("metadata", "name"), ("metadata", "namespace")):
-                where = "name"
-            for ref in references(value):
-                line = ys.line_of(node)
-                if node.style in ("|", ">"):
-                    line += 1 + value[: ref.start].count("\n")
-                yield _Use(ref, value, line, where)
-
-
-def _opted_out(doc: ys.Node) -> bool:
-    return any(
-        ys.scalar(ys.get(doc, "metadata", section, _OPT_OUT)) == "disabled"
-        for section in ("labels", "annotations")
+def _literal_message(use: _Use, label: str, why: str) -> str:
+    ref = use.ref
+    if use.where == "image":
+        return (
+            f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, "
+            f"and the image `{use.value}` is not a valid reference: Pods using it fail "
+            "with InvalidImageName."
+        )
+    return (
+        f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, and "
+        f"`{use.value}` is not a valid Kubernetes name: the apply fails."
     )
 
 
-_IMAGE_OR_NAME = re.compile(r"^\s*(?:-\s*)?(?:image|name|namespace)\s*:", re.M)
-
-
-def _may_report(text: str, owners: list[_Vars]) -> bool:
-    """Whether the text holds a `${VAR}` one of these Kustomizations could be reported
-    for (a superset: comments count here)."""
-    refs = references(text)
-    if not refs:
-        return False
-    for found in owners:
-        if not found.has_post_build or (found.complete and not found.values):
-            # Left as written: only in an image or a name does it break.
-            if any(_IMAGE_OR_NAME.search(line) and "${" in line for line in text.splitlines()):
-                return True
-        elif found.complete and any(r.default is None and r.name not in found.values for r in refs):
-            return True
-    return False
-
-
-def check(ctx: Context) -> Iterator[Finding]:
-    repo = ctx.repo
-    cache: dict[int, _Vars] = {}
-    gate_off: bool | None = None
-    for path in repo.paths:
-        if not path.endswith((".yaml", ".yml")) or path.rsplit("/", 1)[-1] in (KUSTOMIZATION_FILES):
-            continue
-        data = repo.data(path)
-        if not data or b"${" not in data or not repo.raw_consumers(path):
-            continue
-        owners = repo.flux_kustomizations_applying(path)
-        if not owners:
-            continue
-        for ks in owners:
-            if id(ks) not in cache:
-                cache[id(ks)] = _vars_of(repo, ks)
-        # Most files that hold `${VAR}` use only variables that are defined or have a
-        # default: read the text before parsing anything.
-        if not _may_report(repo.text(path) or "", [cache[id(ks)] for ks in owners]):
-            continue
-        if repo.problem(path) is not None or repo.raw_template_actions(path):
-            continue  # reported as a YAML or template problem, the real cause
-        version = flux_version(repo, path)
-        controller = version.release.controller("kustomize-controller")
-        # None: which kustomize-controller the cluster runs is not known.
-        strict: bool | None = None
-        if version.detected and controller is not None:
-            strict = controller >= _STRICT_FROM
-        if strict:
-            if gate_off is None:
-                gate_off = any(
-                    _GATE_OFF.search(repo.data(p) or b"")
-                    for p in repo.paths
-                    if p.endswith((".yaml", ".yml")) and "flux" in p
-                )
-            strict = not gate_off
-        reported: set[tuple[int, str]] = set()
-        for doc in repo.documents(path):
-            if _opted_out(doc):
-                continue
-            uses = list(_uses(doc))
-            if not uses:
-                continue
-            for ks in owners:
-                found = cache[id(ks)]
-                label = f"Flux Kustomization {ks.ref().split(' ', 1)[1]} ({ks.path})"
-                # With nothing to substitute, Flux leaves the text as it is; unless a
-                # patch on the way to the cluster gives the Kustomization its postBuild
-                # (home-ops repositories add substituteFrom to every child that way).
-                literal = not found.has_post_build or (found.complete and not found.values)
-                if literal and may_be_patched(repo, ks.path):
-                    continue  # its variables, if any, are not knowable here
-                for use in uses:
-                    key = (use.line, use.ref.name)
-                    if key in reported:
-                        continue
-                    result = _message(use, found, literal, strict, version.describe(), label)
-                    if result is not None:
-                        severity, message = result
-                        reported.add(key)
-                        yield ctx.finding(ID, severity, path, use.line, message)
-
-
-def _message(
-    use: _Use, found: _Vars, literal: bool, strict: bool | None, version: str, label: str
-) -> tuple[Severity, str] | None:
+def _message(use: _Use, strict: bool | None, version: str, label: str) -> tuple[Severity, str]:
     ref = use.ref
-    if literal:
-        if not use.where:
-            return None
-        why = "has no postBuild" if not found.has_post_build else "defines no variable"
-        if use.where == "image":
-            return SEVERITY, (
-                f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, "
-                f"and the image `{use.value}` is not a valid reference: Pods using it fail "
-                "with InvalidImageName."
-            )
-        return SEVERITY, (
-            f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, and "
-            f"`{use.value}` is not a valid Kubernetes name: the apply fails."
-        )
-    if ref.default is not None or ref.name in found.values or not found.complete:
-        return None
     undefined = (
         f"`${{{ref.name}}}` has no default and neither postBuild.substitute nor a "
         f"substituteFrom source of {label} defines it"
@@ -334,7 +237,7 @@ def _message(
             f"{undefined}: kustomize-controller v1.9.0 and later fail the whole "
             f"Kustomization on it (strict substitution; {version}). {fix}"
         )
-    becomes = substituted(use.value, found.values)
+    becomes = substituted(use.value, {})
     later = (
         "On Flux v2.9 and later (kustomize-controller v1.9.0) the Kustomization fails on "
         f"it instead ({version})."
@@ -349,11 +252,7 @@ def _message(
                 f"`{becomes}`, which is not a valid reference ({reason}): Pods fail with "
                 f"InvalidImageName. {later}"
             )
-    shown = (
-        becomes
-        if "\n" not in becomes
-        else becomes.splitlines()[use.value[: use.ref.start].count("\n")]
-    )
+    shown = becomes if "\n" not in becomes else becomes.splitlines()[0]
     return Severity.WARNING, (
         f"{undefined}: Flux replaces it with an empty string, so this becomes `{shown}`. "
         f"{later} {fix}"

@@ -32,9 +32,9 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Location, Severity, Side
-from bot.analysis.inventory import Applied, ObjectId, inventory_of
 from bot.analysis.rules.base import ChangeContext
-from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build.clusters import Applied
+from bot.analysis.snapshot.build.ids import ObjectId
 
 ID = "prune-deletes"
 SEVERITY = Severity.NOTICE
@@ -52,10 +52,12 @@ _LOSES = {
 }
 
 
-def _prune_disabled(repo: Snapshot, applied: Applied) -> bool:
-    node = applied.node(repo)
-    value = ys.scalar(ys.get(node, "metadata", "annotations", _PRUNE_ANNOTATION))
-    return (value or "").lower() == "disabled"
+def _prune_disabled(applied: Applied) -> bool:
+    meta = ys.get(applied.node, "metadata")
+    return any(
+        (ys.scalar(ys.get(meta, section, _PRUNE_ANNOTATION)) or "").lower() == "disabled"
+        for section in ("annotations", "labels")
+    )
 
 
 def _removed_entries(ctx: ChangeContext, path: str) -> list[Location]:
@@ -79,39 +81,35 @@ def _removed_entries(ctx: ChangeContext, path: str) -> list[Location]:
 
 
 def check_change(ctx: ChangeContext) -> Iterator[Finding]:
-    before = inventory_of(ctx.base)
-    after = inventory_of(ctx.head)
     head_clusters: dict[str, set[tuple[str, str, str | None, str]]] = {}
     unknown: set[str] = set()
-    for c in after.clusters:
+    for c in ctx.head.build.clusters:
         keys = head_clusters.setdefault(c.name, set())
-        keys.update(a.id.key() for _, a in c.objects())
+        keys.update(a.id.key() for a in c.objects())
         if not c.known:
             unknown.add(c.name)
-    for cluster in before.clusters:
+    for cluster in ctx.base.build.clusters:
         if cluster.name in unknown:
             # Part of what the cluster applies after the change cannot be known (a file
             # that does not parse, a remote base): an object may well still be there.
             continue
         still = head_clusters.get(cluster.name, set())
-        for fb in cluster.builds:
+        for fb in cluster.kustomizations:
             if not fb.prune or not fb.known:
                 continue
             causes = []
-            if fb.owner is not None and ctx.change.touched(
-                Location(fb.owner.path, fb.owner.line, Side.BASE)
-            ):
+            if fb.res is not None and ctx.change.touched(Location(fb.path, fb.line, Side.BASE)):
                 causes.append(
                     Location(
-                        fb.owner.path,
-                        fb.owner.line,
+                        fb.path,
+                        fb.line,
                         Side.BASE,
                         "the Flux Kustomization this change edits or deletes",
                     )
                 )
-            for applied in fb.build.objects:
+            for applied in fb.objects:
                 i: ObjectId = applied.id
-                if i.templated or i.key() in still or _prune_disabled(ctx.base, applied):
+                if i.templated or i.key() in still or _prune_disabled(applied):
                     continue
                 loses = _LOSES.get((i.group, i.kind))
                 severity = Severity.WARNING if loses is not None else Severity.NOTICE

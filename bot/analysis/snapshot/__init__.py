@@ -1,14 +1,221 @@
-"""A `Snapshot`: one commit as the cluster sees it, built lazily from small indexes
-(files, charts, kustomize, Flux objects, sources, consumers), each in its own module and
-each building on the ones before it."""
+"""A `Snapshot`: one commit as the cluster sees it. It composes small indexes, each built
+lazily from the ones it needs (files, charts, kustomization files, Flux objects as
+written, sources), the build of every cluster (`build`: what Flux applies, object by
+object, and who reads each file) and the facts several rules share (`facts`)."""
 
 from __future__ import annotations
 
-from bot.analysis.snapshot.consumers import ConsumersIndex
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+
+from bot.analysis import templating
+from bot.analysis import yamlscan as ys
+from bot.analysis.ignorefiles import SourceIgnore
+from bot.analysis.model import (
+    Chart,
+    Consumer,
+    FluxObject,
+    KustomizationFile,
+    ReadKind,
+    StopSignal,
+)
+from bot.analysis.options import Config
+from bot.analysis.snapshot.build.model import BuildModel
+from bot.analysis.snapshot.charts import ChartsIndex
+from bot.analysis.snapshot.facts import Facts
+from bot.analysis.snapshot.files import FilesIndex
+from bot.analysis.snapshot.flux import FluxIndex
+from bot.analysis.snapshot.kustomize import KustomizeIndex
+from bot.analysis.snapshot.sources import SourcesIndex
+from bot.analysis.tree import Tree
 
 
-class Snapshot(ConsumersIndex):
+class Snapshot:
     """Everything the rules need to know about one commit, computed lazily."""
+
+    def __init__(
+        self,
+        tree: Tree,
+        config: Config | None = None,
+        cache: dict[object, object] | None = None,
+        self_urls: Iterable[str] = (),
+        cancel: StopSignal | None = None,
+    ) -> None:
+        self.files = FilesIndex(tree, config, cache, self_urls, cancel)
+
+    # --- the indexes -----------------------------------------------------------------
+
+    @cached_property
+    def chart_index(self) -> ChartsIndex:
+        return ChartsIndex(self.files)
+
+    @cached_property
+    def kustomize_index(self) -> KustomizeIndex:
+        return KustomizeIndex(self.files)
+
+    @cached_property
+    def flux(self) -> FluxIndex:
+        return FluxIndex(self.files, self.chart_index, self.kustomize_index)
+
+    @cached_property
+    def sources(self) -> SourcesIndex:
+        return SourcesIndex(self.files, self.flux)
+
+    @cached_property
+    def build(self) -> BuildModel:
+        from bot.analysis.fluxversion import strict_substitution
+
+        return BuildModel(self, lambda entry: strict_substitution(self, entry))
+
+    @cached_property
+    def facts(self) -> Facts:
+        return Facts(self)
+
+    # --- files -----------------------------------------------------------------------
+
+    @property
+    def tree(self) -> Tree:
+        return self.files.tree
+
+    @property
+    def config(self) -> Config:
+        return self.files.config
+
+    @property
+    def self_urls(self) -> set[str]:
+        return self.files.self_urls
+
+    @property
+    def paths(self) -> list[str]:
+        return self.files.paths
+
+    @property
+    def path_set(self) -> set[str]:
+        return self.files.path_set
+
+    @property
+    def dirs(self) -> set[str]:
+        return self.files.dirs
+
+    @property
+    def children(self) -> Mapping[str, list[str]]:
+        return self.files.children
+
+    @property
+    def extensions(self) -> set[str]:
+        return self.files.extensions
+
+    def data(self, path: str) -> bytes | None:
+        return self.files.data(path)
+
+    def text(self, path: str) -> str | None:
+        return self.files.text(path)
+
+    def yaml_info(self, path: str) -> ys.YamlInfo:
+        return self.files.yaml_info(path)
+
+    def problem(self, path: str) -> ys.YamlProblem | None:
+        return self.files.problem(path)
+
+    def documents(self, path: str) -> list[ys.Node]:
+        return self.files.documents(path)
+
+    def helm_documents(self, path: str) -> list[ys.Node]:
+        return self.files.helm_documents(path)
+
+    def is_dir(self, path: str) -> bool:
+        return self.files.is_dir(path)
+
+    def kustomization_in(self, directory: str) -> str | None:
+        return self.files.kustomization_in(directory)
+
+    def checkpoint(self) -> None:
+        self.files.checkpoint()
+
+    def warm_yaml(self, workers: int) -> None:
+        self.files.warm_yaml(workers)
+
+    # --- charts, kustomization files, Flux objects as written, sources -----------------
+
+    @property
+    def charts(self) -> list[Chart]:
+        return self.chart_index.charts
+
+    def chart_of(self, path: str) -> Chart | None:
+        return self.chart_index.chart_of(path)
+
+    def chart_role(self, path: str) -> tuple[Chart, str] | None:
+        return self.chart_index.chart_role(path)
+
+    @property
+    def kustomizations(self) -> dict[str, KustomizationFile]:
+        return self.kustomize_index.kustomizations
+
+    @property
+    def flux_objects(self) -> list[FluxObject]:
+        return self.flux.flux_objects
+
+    def objects_of(self, kind: str) -> list[FluxObject]:
+        return self.flux.objects_of(kind)
+
+    @property
+    def templated_kinds(self) -> set[str]:
+        return self.flux.templated_kinds
+
+    @property
+    def generated_objects(self) -> tuple[set[tuple[str, str]], set[str]]:
+        return self.flux.generated_objects
+
+    def is_self_source(self, obj: FluxObject) -> bool:
+        return self.sources.is_self_source(obj)
+
+    def same_revision(self, source: FluxObject) -> bool:
+        return self.sources.same_revision(source)
+
+    @property
+    def source_ignore(self) -> SourceIgnore:
+        return self.sources.source_ignore
+
+    @property
+    def git_ignore(self) -> SourceIgnore:
+        return self.sources.git_ignore
+
+    @property
+    def own_urls(self) -> frozenset[str]:
+        return self.sources.own_urls
+
+    @property
+    def fetches_submodules(self) -> bool | None:
+        return self.sources.fetches_submodules
+
+    def submodule_of(self, path: str) -> str | None:
+        return self.sources.submodule_of(path)
+
+    # --- who reads each file (the builds' read edges, and Helm's) ------------------------
+
+    @property
+    def consumers(self) -> dict[str, list[Consumer]]:
+        return self.build.consumers
+
+    def raw_consumers(self, path: str) -> list[Consumer]:
+        return [c for c in self.consumers.get(path, ()) if c.how is ReadKind.RAW]
+
+    def template_consumers(self, path: str) -> list[Consumer]:
+        return [c for c in self.consumers.get(path, ()) if c.how is ReadKind.TEMPLATE]
+
+    def flux_kustomizations_reaching(self, path: str) -> list[str]:
+        """The Flux Kustomizations (and raw_paths entries) whose build reads `path`, named
+        for messages."""
+        return list(dict.fromkeys(f"{k.label} ({k.path})" for k in self.build.appliers(path)))
+
+    def describe(self, consumers: Iterable[Consumer]) -> str:
+        return "; ".join(dict.fromkeys(c.description for c in consumers))
+
+    def raw_template_actions(self, path: str) -> list[templating.Action]:
+        return self.facts.raw_template_actions(path)
+
+    def raw_template_lines(self, path: str) -> frozenset[int]:
+        return frozenset(a.line for a in self.raw_template_actions(path))
 
 
 __all__ = ["Snapshot"]

@@ -14,22 +14,27 @@ from bot.analysis.model import (
 from bot.analysis.snapshot.files import FilesIndex
 
 
-class ChartsIndex(FilesIndex):
+class ChartsIndex:
     """Charts (`Chart.yaml` and its directory) and the role of each file in one."""
+
+    def __init__(self, files: FilesIndex) -> None:
+        self.files = files
 
     # --- charts ------------------------------------------------------------------
 
     @cached_property
     def charts(self) -> list[Chart]:
         charts = []
-        for path in self.paths:
+        for path in self.files.paths:
             if posixpath.basename(path) != "Chart.yaml":
                 continue
             directory = posixpath.dirname(path)
             ignore_path = f"{directory}/.helmignore" if directory else ".helmignore"
-            ignore_text = self.text(ignore_path) if ignore_path in self.path_set else None
+            ignore_text = (
+                self.files.text(ignore_path) if ignore_path in self.files.path_set else None
+            )
             chart = Chart(directory, path, None, None, None, [], HelmIgnore(ignore_text or ""))
-            docs = self.helm_documents(path)
+            docs = self.files.helm_documents(path)
             if docs:
                 root = docs[0]
                 chart.name = ys.scalar(ys.get(root, "name"))

@@ -10,11 +10,18 @@ from bot.analysis.model import (
     FLUX_GROUPS,
     FluxObject,
 )
+from bot.analysis.snapshot.charts import ChartsIndex
+from bot.analysis.snapshot.files import FilesIndex
 from bot.analysis.snapshot.kustomize import KustomizeIndex
 
 
-class FluxIndex(KustomizeIndex):
+class FluxIndex:
     """Flux objects (Kustomizations, HelmReleases, sources...) with the line of their name."""
+
+    def __init__(self, files: FilesIndex, charts: ChartsIndex, kustomize: KustomizeIndex) -> None:
+        self.files = files
+        self.charts = charts
+        self.kustomize = kustomize
 
     # --- Flux objects ------------------------------------------------------------
 
@@ -24,7 +31,7 @@ class FluxIndex(KustomizeIndex):
         YAML, while Flux's generated kustomization.yaml never picks up a `.json` file."""
         return frozenset(
             e.target
-            for k in self.kustomizations.values()
+            for k in self.kustomize.kustomizations.values()
             for e in k.entries
             if e.target and e.field == "resources" and e.target.endswith(".json")
         )
@@ -34,19 +41,19 @@ class FluxIndex(KustomizeIndex):
             path not in self._listed_json
         ):
             return False
-        role = self.chart_role(path)
+        role = self.charts.chart_role(path)
         return role is None or role[1] != "templates"
 
     @cached_property
     def flux_objects(self) -> list[FluxObject]:
         objects = []
-        for path in self.paths:
+        for path in self.files.paths:
             if not self._may_hold_objects(path):
                 continue
-            data = self.data(path)
+            data = self.files.data(path)
             if not data or b"toolkit.fluxcd.io" not in data:
                 continue
-            for doc in self.documents(path):
+            for doc in self.files.documents(path):
                 api = ys.scalar(ys.get(doc, "apiVersion")) or ""
                 group, _, version = api.partition("/")
                 if group not in FLUX_GROUPS:
@@ -84,11 +91,11 @@ class FluxIndex(KustomizeIndex):
     def templated_kinds(self) -> set[str]:
         """Flux kinds that some chart template creates: their names are not knowable."""
         kinds: set[str] = set()
-        for path in self.paths:
-            role = self.chart_role(path)
+        for path in self.files.paths:
+            role = self.charts.chart_role(path)
             if role is None or role[1] != "templates":
                 continue
-            data = self.data(path)
+            data = self.files.data(path)
             if not data or b"toolkit.fluxcd.io" not in data:
                 continue
             text = ys.decode(data) or ""
@@ -103,13 +110,13 @@ class FluxIndex(KustomizeIndex):
         (`<< inputs.name >>`) or that come from `resourcesTemplate`."""
         named: set[tuple[str, str]] = set()
         templated: set[str] = set()
-        for path in self.paths:
+        for path in self.files.paths:
             if not path.endswith((".yaml", ".yml")):
                 continue
-            data = self.data(path)
+            data = self.files.data(path)
             if not data or b"ResourceSet" not in data:
                 continue
-            for doc in self.documents(path):
+            for doc in self.files.documents(path):
                 if ys.scalar(ys.get(doc, "kind")) != "ResourceSet":
                     continue
                 for item in ys.items(ys.get(doc, "spec", "resources")):

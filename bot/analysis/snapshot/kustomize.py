@@ -15,25 +15,28 @@ from bot.analysis.model import (
     KustomizeEntry,
     _join,
 )
-from bot.analysis.snapshot.charts import ChartsIndex
+from bot.analysis.snapshot.files import FilesIndex
 
 
-class KustomizeIndex(ChartsIndex):
+class KustomizeIndex:
     """Kustomization files by path, with every entry that names a file or directory."""
+
+    def __init__(self, files: FilesIndex) -> None:
+        self.files = files
 
     # --- kustomizations ----------------------------------------------------------
 
     @cached_property
     def kustomizations(self) -> dict[str, KustomizationFile]:
         result = {}
-        for path in self.paths:
+        for path in self.files.paths:
             if posixpath.basename(path) in KUSTOMIZATION_FILES:
                 result[path] = self._read_kustomization(path)
         return result
 
     def _read_kustomization(self, path: str) -> KustomizationFile:
         directory = posixpath.dirname(path)
-        docs = self.documents(path)
+        docs = self.files.documents(path)
         root = docs[0] if docs else None
         entries: list[KustomizeEntry] = []
 
@@ -103,7 +106,7 @@ class KustomizeIndex(ChartsIndex):
         )
 
     def _renames(self, path: str, root: ys.Node | None) -> bool:
-        data = self.data(path) or b""
+        data = self.files.data(path) or b""
         if b"namePrefix" not in data and b"nameSuffix" not in data:
             return False
         return bool(ys.scalar(ys.get(root, "namePrefix")) or ys.scalar(ys.get(root, "nameSuffix")))

@@ -17,12 +17,17 @@ from bot.analysis.model import (
     normalize_git_url,
     secure_join,
 )
+from bot.analysis.snapshot.files import FilesIndex
 from bot.analysis.snapshot.flux import FluxIndex
 
 
-class SourcesIndex(FluxIndex):
+class SourcesIndex:
     """Whether a Flux source is this repository at this revision; submodules and ignore
     files."""
+
+    def __init__(self, files: FilesIndex, flux: FluxIndex) -> None:
+        self.files = files
+        self.flux = flux
 
     # --- which Flux sources are this repository ------------------------------------
 
@@ -35,22 +40,22 @@ class SourcesIndex(FluxIndex):
             return False
         if name == BOOTSTRAP_NAME:
             return True
-        if not self.self_urls:
+        if not self.files.self_urls:
             return False
         namespace = ys.scalar(ys.get(ref, "namespace")) or obj.namespace
-        for source in self.objects_of("GitRepository"):
+        for source in self.flux.objects_of("GitRepository"):
             if source.name == name and (
                 not namespace or not source.namespace or source.namespace == namespace
             ):
                 url = ys.scalar(ys.get(source.node, "spec", "url")) or ""
-                if normalize_git_url(url) in self.self_urls and self.same_revision(source):
+                if normalize_git_url(url) in self.files.self_urls and self.same_revision(source):
                     return True
         return False
 
     @cached_property
     def submodules(self) -> tuple[str, ...]:
         """Paths of the git submodules that `.gitmodules` declares."""
-        paths = (secure_join(p) for p in gitmodules_paths(self.text(".gitmodules") or ""))
+        paths = (secure_join(p) for p in gitmodules_paths(self.files.text(".gitmodules") or ""))
         return tuple(p for p in paths if p)
 
     def submodule_of(self, path: str) -> str | None:
@@ -65,9 +70,9 @@ class SourcesIndex(FluxIndex):
     def own_urls(self) -> frozenset[str]:
         """This repository's URLs, normalised: the clone URLs the caller knows and those
         of the `flux-system` GitRepositories."""
-        return frozenset(self.self_urls) | {
+        return frozenset(self.files.self_urls) | {
             normalize_git_url(url)
-            for s in self.objects_of("GitRepository")
+            for s in self.flux.objects_of("GitRepository")
             if s.name == BOOTSTRAP_NAME and (url := ys.scalar(ys.get(s.node, "spec", "url")))
         }
 
@@ -78,7 +83,7 @@ class SourcesIndex(FluxIndex):
         here is known to be this repository."""
         own = [
             s
-            for s in self.objects_of("GitRepository")
+            for s in self.flux.objects_of("GitRepository")
             if s.name == BOOTSTRAP_NAME
             or (
                 normalize_git_url(ys.scalar(ys.get(s.node, "spec", "url")) or "") in self.own_urls
@@ -95,7 +100,7 @@ class SourcesIndex(FluxIndex):
     def _bootstrap_branches(self) -> set[str]:
         """Branches that the `flux-system` GitRepositories of the repository follow."""
         branches = set()
-        for source in self.objects_of("GitRepository"):
+        for source in self.flux.objects_of("GitRepository"):
             if source.name == BOOTSTRAP_NAME:
                 branch = _branch(ys.get(source.node, "spec", "ref"))
                 if branch:
@@ -122,19 +127,19 @@ class SourcesIndex(FluxIndex):
     @cached_property
     def source_ignore(self) -> SourceIgnore:
         files = {}
-        for path in self.paths:
+        for path in self.files.paths:
             if posixpath.basename(path) == ".sourceignore":
-                files[posixpath.dirname(path)] = self.text(path) or ""
+                files[posixpath.dirname(path)] = self.files.text(path) or ""
         extra: list[str] = []
         own: set[str] = set()
-        for obj in self.objects_of("GitRepository"):
+        for obj in self.flux.objects_of("GitRepository"):
             ignore = ys.scalar(ys.get(obj.node, "spec", "ignore"))
             if obj.name == BOOTSTRAP_NAME:
                 if ignore:
                     extra.extend(split_lines(ignore))
-            elif self.self_urls and self.same_revision(obj):
+            elif self.files.self_urls and self.same_revision(obj):
                 url = normalize_git_url(ys.scalar(ys.get(obj.node, "spec", "url")) or "")
-                if url in self.self_urls:
+                if url in self.files.self_urls:
                     own.add(ignore or "")
         if not extra and len(own) == 1:
             # No flux-system source: the one GitRepository that builds this repository
@@ -146,8 +151,8 @@ class SourcesIndex(FluxIndex):
     def git_ignore(self) -> SourceIgnore:
         """The repository's `.gitignore` files: what is kept out of git on purpose."""
         files = {
-            posixpath.dirname(path): self.text(path) or ""
-            for path in self.paths
+            posixpath.dirname(path): self.files.text(path) or ""
+            for path in self.files.paths
             if posixpath.basename(path) == ".gitignore"
         }
         return SourceIgnore(files)

@@ -131,10 +131,18 @@ class FluxKustomization:
     @property
     def label(self) -> str:
         if self.kind == "Kustomization":
-            return f"Flux Kustomization {self.namespace}/{self.name}" if self.namespace else f"Flux Kustomization {self.name}"
+            return (
+                f"Flux Kustomization {self.namespace}/{self.name}"
+                if self.namespace
+                else f"Flux Kustomization {self.name}"
+            )
         if self.kind == "raw_paths entry":
             return f"raw_paths entry {self.name}"
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        return (
+            f"{self.kind} {self.namespace}/{self.name}"
+            if self.namespace
+            else f"{self.kind} {self.name}"
+        )
 
     @property
     def path(self) -> str:
@@ -211,7 +219,12 @@ def _branch(ref: ynodes.Node | None) -> str | None:
 class ClusterBuilder:
     """Builds every cluster of one snapshot (`build()`), once."""
 
-    def __init__(self, repo: RepoFacts, config: Any, flux_strict: Callable[[EntryPoint], bool | None] | None = None) -> None:
+    def __init__(
+        self,
+        repo: RepoFacts,
+        config: Any,
+        flux_strict: Callable[[EntryPoint], bool | None] | None = None,
+    ) -> None:
         self.repo = repo
         self.config = config
         self.flux_strict = flux_strict or (lambda _e: None)
@@ -222,7 +235,9 @@ class ClusterBuilder:
 
     # --- documents of the repository, as written ----------------------------------------
 
-    def _docs_with(self, marker: bytes, kind: bytes) -> Iterator[tuple[str, int, ynodes.MappingNode]]:
+    def _docs_with(
+        self, marker: bytes, kind: bytes
+    ) -> Iterator[tuple[str, int, ynodes.MappingNode]]:
         for path in self.repo.paths:
             if not path.endswith((".yaml", ".yml")):
                 continue
@@ -239,7 +254,9 @@ class ClusterBuilder:
         """(group, kind) -> namespaced, for the CRDs the repository holds."""
         if self._crd_scopes is None:
             scopes: dict[tuple[str, str], bool] = {}
-            for _path, _i, doc in self._docs_with(b"CustomResourceDefinition", b"CustomResourceDefinition"):
+            for _path, _i, doc in self._docs_with(
+                b"CustomResourceDefinition", b"CustomResourceDefinition"
+            ):
                 if yn.text(yn.get(doc, "kind")) != "CustomResourceDefinition":
                     continue
                 spec = yn.get(doc, "spec")
@@ -254,7 +271,9 @@ class ClusterBuilder:
     def object_id(self, res: Resource) -> ObjectId:
         group, version = group_version(res.api_version)
         ns = res.namespace or None
-        if ns is not None and ((group, res.kind) in CLUSTER_SCOPED or self.crd_scopes().get((group, res.kind)) is False):
+        if ns is not None and (
+            (group, res.kind) in CLUSTER_SCOPED or self.crd_scopes().get((group, res.kind)) is False
+        ):
             ns = None
         return ObjectId(group, version, res.kind, ns, res.name)
 
@@ -327,17 +346,32 @@ class ClusterBuilder:
                             "path": directory,
                             "prune": True,
                             "sourceRef": {"kind": "GitRepository", "name": BOOTSTRAP_NAME},
-                            **({"postBuild": {"substitute": dict(item.substitute)}} if item.substitute else {}),
+                            **(
+                                {"postBuild": {"substitute": dict(item.substitute)}}
+                                if item.substitute
+                                else {}
+                            ),
                         },
                     },
                     yn.Origin(config_path, item.line),
                 )
                 assert isinstance(node, ynodes.MappingNode)
-                roots.append(FluxKustomization("Kustomization", item.name, BOOTSTRAP_NAME, node, None, None, entry))
+                roots.append(
+                    FluxKustomization(
+                        "Kustomization", item.name, BOOTSTRAP_NAME, node, None, None, entry
+                    )
+                )
             yield entry, roots
         for raw in getattr(self.config, "raw_paths", ()) or ():
             entry = EntryPoint("raw_paths", raw or ".", config_path, 1)
-            yield entry, [FluxKustomization("raw_paths entry", raw or ".", "", None, None, None, entry, directory=raw)]
+            yield (
+                entry,
+                [
+                    FluxKustomization(
+                        "raw_paths entry", raw or ".", "", None, None, None, entry, directory=raw
+                    )
+                ],
+            )
 
     def _bootstrap_entries(self) -> Iterator[tuple[EntryPoint, FluxKustomization]]:
         seen_dirs: set[str] = set()
@@ -347,7 +381,9 @@ class ClusterBuilder:
             if yn.text(yn.get(doc, "metadata", "name")) != BOOTSTRAP_NAME:
                 continue
             ref = yn.get(doc, "spec", "sourceRef")
-            if (yn.text(yn.get(ref, "kind")) or "GitRepository") != "GitRepository" or yn.text(yn.get(ref, "name")) != BOOTSTRAP_NAME:
+            if (yn.text(yn.get(ref, "kind")) or "GitRepository") != "GitRepository" or yn.text(
+                yn.get(ref, "name")
+            ) != BOOTSTRAP_NAME:
                 continue
             directory = secure_join(yn.text(yn.get(doc, "spec", "path")) or "")
             # A bootstrap's files live in the directory it syncs: a copy elsewhere (an
@@ -359,7 +395,18 @@ class ClusterBuilder:
             seen_dirs.add(directory)
             entry = EntryPoint("bootstrap", directory or ".", path, yn.origin_of(doc, path)[1])
             ns = yn.text(yn.get(doc, "metadata", "namespace")) or BOOTSTRAP_NAME
-            yield entry, FluxKustomization("Kustomization", BOOTSTRAP_NAME, ns, doc, Resource.of(doc, path, _i), None, entry)
+            yield (
+                entry,
+                FluxKustomization(
+                    "Kustomization",
+                    BOOTSTRAP_NAME,
+                    ns,
+                    doc,
+                    Resource.of(doc, path, _i),
+                    None,
+                    entry,
+                ),
+            )
         # `flux bootstrap` writes <dir>/flux-system/gotk-components.yaml and gotk-sync.yaml;
         # a repository may keep the first and leave the second out (or hold a placeholder).
         for path in self.repo.paths:
@@ -373,28 +420,53 @@ class ClusterBuilder:
                 continue
             seen_dirs.add(directory)
             entry = EntryPoint("bootstrap", directory or ".", path, 1)
-            node = _sync_kustomization(BOOTSTRAP_NAME, BOOTSTRAP_NAME, directory, "GitRepository", yn.Origin(path, 1))
-            yield entry, FluxKustomization("Kustomization", BOOTSTRAP_NAME, BOOTSTRAP_NAME, node, None, None, entry)
+            node = _sync_kustomization(
+                BOOTSTRAP_NAME, BOOTSTRAP_NAME, directory, "GitRepository", yn.Origin(path, 1)
+            )
+            yield (
+                entry,
+                FluxKustomization(
+                    "Kustomization", BOOTSTRAP_NAME, BOOTSTRAP_NAME, node, None, None, entry
+                ),
+            )
 
     def _operator_entries(self) -> Iterator[tuple[EntryPoint, FluxKustomization]]:
         for path, _i, doc in self._docs_with(b"fluxcd.controlplane.io", b"FluxInstance"):
             if yn.text(yn.get(doc, "kind")) != "FluxInstance":
                 continue
             namespace = yn.text(yn.get(doc, "metadata", "namespace")) or BOOTSTRAP_NAME
-            made = self._sync_root(yn.get(doc, "spec", "sync"), namespace, path, "FluxInstance", f"FluxInstance {namespace}/{yn.text(yn.get(doc, 'metadata', 'name')) or 'flux'}")
+            made = self._sync_root(
+                yn.get(doc, "spec", "sync"),
+                namespace,
+                path,
+                "FluxInstance",
+                f"FluxInstance {namespace}/{yn.text(yn.get(doc, 'metadata', 'name')) or 'flux'}",
+            )
             if made is not None:
                 yield made
         for path, _i, doc in self._docs_with(b"helm.toolkit.fluxcd.io", b"flux-instance"):
-            if yn.text(yn.get(doc, "kind")) != "HelmRelease" or not self._is_flux_instance_chart(doc):
+            if yn.text(yn.get(doc, "kind")) != "HelmRelease" or not self._is_flux_instance_chart(
+                doc
+            ):
                 continue
             spec = yn.get(doc, "spec")
-            namespace = yn.text(yn.get(spec, "targetNamespace")) or yn.text(yn.get(doc, "metadata", "namespace")) or BOOTSTRAP_NAME
+            namespace = (
+                yn.text(yn.get(spec, "targetNamespace"))
+                or yn.text(yn.get(doc, "metadata", "namespace"))
+                or BOOTSTRAP_NAME
+            )
             sync = yn.get(spec, "values", "instance", "sync")
             # The chart renders `sync` only when `instance.sync.url` is set.
             if not yn.text(yn.get(sync, "url")):
                 continue
             name = yn.text(yn.get(doc, "metadata", "name")) or "flux-instance"
-            made = self._sync_root(sync, namespace, path, "flux-instance HelmRelease", f"HelmRelease {namespace}/{name} of the flux-instance chart")
+            made = self._sync_root(
+                sync,
+                namespace,
+                path,
+                "flux-instance HelmRelease",
+                f"HelmRelease {namespace}/{name} of the flux-instance chart",
+            )
             if made is not None:
                 yield made
 
@@ -409,7 +481,9 @@ class ClusterBuilder:
         name = yn.text(yn.get(doc, "metadata", "name")) or ""
         return name == "flux-instance" and yn.get(spec, "values", "instance") is not None
 
-    def _sync_root(self, sync: ynodes.Node | None, namespace: str, path: str, kind: str, what: str) -> tuple[EntryPoint, FluxKustomization] | None:
+    def _sync_root(
+        self, sync: ynodes.Node | None, namespace: str, path: str, kind: str, what: str
+    ) -> tuple[EntryPoint, FluxKustomization] | None:
         raw_path = yn.text(yn.get(sync, "path"))
         if sync is None or raw_path is None:
             return None
@@ -436,7 +510,8 @@ class ClusterBuilder:
             if (
                 (yn.text(yn.get(doc, "apiVersion")) or "").startswith(FLUX_KS + "/")
                 and yn.text(yn.get(doc, "kind")) == "Kustomization"
-                and (yn.text(yn.get(doc, "spec", "sourceRef", "kind")) or "GitRepository") == "GitRepository"
+                and (yn.text(yn.get(doc, "spec", "sourceRef", "kind")) or "GitRepository")
+                == "GitRepository"
             ):
                 candidates.append((path, index, doc))
         if not candidates:
@@ -481,7 +556,9 @@ class ClusterBuilder:
             by_dir.setdefault(posixpath.dirname(path), []).append((path, index, doc))
         out = []
         for directory, roots in sorted(by_dir.items()):
-            entry = EntryPoint("root", directory or ".", roots[0][0], yn.origin_of(roots[0][2], roots[0][0])[1])
+            entry = EntryPoint(
+                "root", directory or ".", roots[0][0], yn.origin_of(roots[0][2], roots[0][0])[1]
+            )
             kss = [
                 FluxKustomization(
                     "Kustomization",
@@ -499,14 +576,20 @@ class ClusterBuilder:
 
     # --- building ----------------------------------------------------------------------
 
-    def _build(self, view: View, directory: str, ks_node: ynodes.Node | None, ks_file: str) -> Built:
+    def _build(
+        self, view: View, directory: str, ks_node: ynodes.Node | None, ks_file: str
+    ) -> Built:
         k = self.kustomizer(view)
         spec = yn.get(ks_node, "spec")
         kpath = view.kustomization_in(directory)
         if kpath is not None:
             base = k.kustfile(kpath)
             if base is None:
-                return k.build(directory)
+                built = k.build(directory)
+                real = view.real(kpath)
+                if real is not None:
+                    built.reads.insert(0, Read(real, Reader.FLUX_ENTRY, ks_file, 0))
+                return built
         else:
             base = generated_index(view, directory)
         kf = flux.overlay(
@@ -519,10 +602,15 @@ class ClusterBuilder:
         if kpath is None and not kf.resources and not kf.components:
             return Built(directory, None, [], [], [], [])
         built = k.build(directory, kf)
+        if kpath is not None:
+            real = view.real(kpath)
+            if real is not None:
+                built.reads.insert(0, Read(real, Reader.FLUX_ENTRY, ks_file, 0))
         if kpath is None:
             # Every file of Flux's generated index is read as a manifest.
             built.reads[:] = [
-                Read(r.path, Reader.FLUX_INDEX if r.source == "" else r.reader, r.source, r.line) for r in built.reads
+                Read(r.path, Reader.FLUX_INDEX if r.source == "" else r.reader, r.source, r.line)
+                for r in built.reads
             ]
         return built
 
@@ -539,7 +627,11 @@ class ClusterBuilder:
 
 
 def kustfile_join(entry: kustfile.Entry) -> str | None:
-    joined = posixpath.normpath(posixpath.join(entry.directory, entry.value)) if entry.directory else posixpath.normpath(entry.value)
+    joined = (
+        posixpath.normpath(posixpath.join(entry.directory, entry.value))
+        if entry.directory
+        else posixpath.normpath(entry.value)
+    )
     if joined == ".":
         return ""
     if joined.startswith("../") or joined == ".." or entry.value.startswith("/"):
@@ -547,7 +639,9 @@ def kustfile_join(entry: kustfile.Entry) -> str | None:
     return joined
 
 
-def _sync_kustomization(name: str, namespace: str, directory: str, source_kind: str, mark: yn.Origin) -> ynodes.MappingNode:
+def _sync_kustomization(
+    name: str, namespace: str, directory: str, source_kind: str, mark: yn.Origin
+) -> ynodes.MappingNode:
     node = yn.from_value(
         {
             "apiVersion": f"{FLUX_KS}/v1",
@@ -572,7 +666,9 @@ _GLOB = re.compile(r"[*?\[]")
 class _Walk:
     """Follows one cluster from its roots."""
 
-    def __init__(self, builder: ClusterBuilder, cluster: Cluster, roots: list[FluxKustomization]) -> None:
+    def __init__(
+        self, builder: ClusterBuilder, cluster: Cluster, roots: list[FluxKustomization]
+    ) -> None:
         self.b = builder
         self.cluster = cluster
         self.roots = roots
@@ -596,7 +692,11 @@ class _Walk:
                 final = True
                 queue, waiting = waiting, []
             ks = queue.pop(0)
-            key = (ks.namespace, ks.name) if ks.kind == "Kustomization" else (ks.kind + ":" + ks.namespace, ks.name)
+            key = (
+                (ks.namespace, ks.name)
+                if ks.kind == "Kustomization"
+                else (ks.kind + ":" + ks.namespace, ks.name)
+            )
             if ks.kind == "Kustomization" and key in self.by_name and self.by_name[key] is not ks:
                 continue  # applied twice: object-applied-twice's, followed once
             before = len(self.index)
@@ -662,14 +762,16 @@ class _Walk:
         ks.directory = directory
         ks.followed = True
         if directory and not view.is_dir(directory):
-            ks.unknown.append(Unknown(f"spec.path `{path_text}` of {ks.label}", "does not exist", (ks.path,)))
+            ks.unknown.append(
+                Unknown(f"spec.path `{path_text}` of {ks.label}", "does not exist", (ks.path,))
+            )
             return True
         post = yn.get(spec, "postBuild")
         if post is not None and not final:
             for item in _items(yn.get(post, "substituteFrom")):
                 kind = yn.text(yn.get(item, "kind"))
                 name = yn.text(yn.get(item, "name"))
-                if kind in ("ConfigMap", "Secret") and name and self._lookup("", kind, ks.namespace or None, name) is None:
+                if kind and name and self._source_object(kind, ks.namespace, name) is None:
                     return False  # perhaps applied by a Kustomization not built yet
         ks.built = self.b._build(view, directory, ks.node, ks.path)
         resources = ks.built.resources
@@ -679,6 +781,13 @@ class _Walk:
         self._add_objects(ks, resources)
         return True
 
+    def _source_object(self, kind: str, namespace: str, name: str) -> Applied | None:
+        """A ConfigMap or Secret a `substituteFrom` names: in the Kustomization's
+        namespace, or applied without one (whatever namespace the apply gives it)."""
+        if kind not in ("ConfigMap", "Secret"):
+            return None
+        return self._lookup("", kind, namespace or None, name) or self._lookup("", kind, None, name)
+
     def _add_objects(self, ks: FluxKustomization, resources: list[Resource]) -> None:
         for res in resources:
             applied = Applied(self.b.object_id(res), res, ks)
@@ -686,22 +795,33 @@ class _Walk:
             key = (applied.id.group, applied.id.kind, applied.id.namespace, applied.id.name)
             self.index.setdefault(key, applied)
 
-    def _post_build(self, ks: FluxKustomization, post: ynodes.Node, resources: list[Resource]) -> list[Resource]:
+    def _post_build(
+        self, ks: FluxKustomization, post: ynodes.Node, resources: list[Resource]
+    ) -> list[Resource]:
         vars = flux.Vars()
         for item in _items(yn.get(post, "substituteFrom")):
             kind = yn.text(yn.get(item, "kind")) or ""
             name = yn.text(yn.get(item, "name")) or ""
             optional = yn.to_value(yn.get(item, "optional")) is True
-            found = self._lookup("", kind, ks.namespace or None, name) if kind in ("ConfigMap", "Secret") else None
+            found = self._source_object(kind, ks.namespace, name)
             if found is None:
                 if not optional:
                     vars.complete = False
-                    vars.incomplete_because.append(f"{kind} {ks.namespace}/{name} is not in the repository")
+                    vars.incomplete_because.append(
+                        f"{kind} {ks.namespace}/{name} is not in the repository"
+                    )
                 continue
             vars.values.update(flux.source_values(found.res))
-        for key, value in ((k.value, v) for k, v in getattr(yn.get(post, "substitute"), "value", []) if isinstance(k, ynodes.ScalarNode)):
+        for key, value in (
+            (k.value, v)
+            for k, v in getattr(yn.get(post, "substitute"), "value", [])
+            if isinstance(k, ynodes.ScalarNode)
+        ):
             file, line, _ = yn.origin_of(value, ks.path)
-            vars.values[key] = flux.Var((yn.text(value) or "").replace("\n", ""), f"postBuild.substitute of {ks.label} ({file}:{line})")
+            vars.values[key] = flux.Var(
+                (yn.text(value) or "").replace("\n", ""),
+                f"postBuild.substitute of {ks.label} ({file}:{line})",
+            )
         if not vars.runs(yn.text(yn.get(post, "substituteStrategy"))):
             return resources
         out = []
@@ -714,7 +834,13 @@ class _Walk:
             ks.opaque.extend(opaque)
             if "${" in new.name or "${" in (new.namespace or ""):
                 # Only what names an object makes the build itself not fully known.
-                ks.unknown.append(Unknown(f"the name of {new}", "depends on a variable whose value is not in the repository", (new.path,)))
+                ks.unknown.append(
+                    Unknown(
+                        f"the name of {new}",
+                        "depends on a variable whose value is not in the repository",
+                        (new.path,),
+                    )
+                )
             out.append(new)
         return out
 
@@ -754,7 +880,13 @@ class _Walk:
             ks.unfollowed = f"its source {ks.source_label} follows another revision of {url or 'this repository'}"
             return None
         if yn.get(spec, "include") is not None:
-            ks.unknown.append(Unknown(ks.source_label, "includes another repository's artifact (`spec.include`)", (found.path,)))
+            ks.unknown.append(
+                Unknown(
+                    ks.source_label,
+                    "includes another repository's artifact (`spec.include`)",
+                    (found.path,),
+                )
+            )
         return self.b.repo_view(yn.text(yn.get(spec, "ignore")), ks.source_label)
 
     def _is_entry_source(self, kind: str, name: str, namespace: str | None) -> bool:
@@ -769,7 +901,8 @@ class _Walk:
             if (
                 (yn.text(yn.get(ref, "kind")) or "GitRepository") == kind
                 and yn.text(yn.get(ref, "name")) == name
-                and (namespace or root.namespace) == (yn.text(yn.get(ref, "namespace")) or root.namespace)
+                and (namespace or root.namespace)
+                == (yn.text(yn.get(ref, "namespace")) or root.namespace)
             ):
                 return True
         return False
@@ -807,9 +940,17 @@ class _Walk:
         ):
             return False
         branch = _branch(ref)
-        return branch is None or branch in ("main", "master") or bool(self.roots and branch == _branch(yn.get(yn.get(self.roots[0].node, "spec"), "ref")))
+        return (
+            branch is None
+            or branch in ("main", "master")
+            or bool(
+                self.roots and branch == _branch(yn.get(yn.get(self.roots[0].node, "spec"), "ref"))
+            )
+        )
 
-    def _external_artifact(self, ks: FluxKustomization, name: str, namespace: str, final: bool) -> View | None:
+    def _external_artifact(
+        self, ks: FluxKustomization, name: str, namespace: str, final: bool
+    ) -> View | None:
         for obj in list(self.index.values()):
             if obj.id.group != EXTENSIONS_GROUP or obj.id.kind != "ArtifactGenerator":
                 continue
@@ -824,7 +965,9 @@ class _Walk:
         ks.unfollowed = f"its source {ks.source_label} is made by no ArtifactGenerator applied from this repository"
         return None
 
-    def _artifact_view(self, generator: Applied, artifact: ynodes.Node, ks: FluxKustomization) -> View | None:
+    def _artifact_view(
+        self, generator: Applied, artifact: ynodes.Node, ks: FluxKustomization
+    ) -> View | None:
         """The files of an ExternalArtifact, mapped back to this repository's
         (source-watcher `internal/builder`: each copy in order, later files over earlier
         ones; the default ignore list applied to the result)."""
@@ -837,7 +980,17 @@ class _Walk:
             if kind != "GitRepository":
                 ks.unfollowed = f"its source {ks.source_label} copies from {kind} {ns}/{name}"
                 return None
-            probe = FluxKustomization("Kustomization", "", ns, _sync_kustomization(name, ns, "", "GitRepository", yn.Origin(generator.path, generator.line)), None, None, ks.entry)
+            probe = FluxKustomization(
+                "Kustomization",
+                "",
+                ns,
+                _sync_kustomization(
+                    name, ns, "", "GitRepository", yn.Origin(generator.path, generator.line)
+                ),
+                None,
+                None,
+                ks.entry,
+            )
             view = self._source(probe, True)
             if view is None:
                 ks.unfollowed = f"its source {ks.source_label} copies from {probe.unfollowed}"
@@ -848,16 +1001,32 @@ class _Walk:
             src_text = yn.text(yn.get(op, "from")) or ""
             to_text = yn.text(yn.get(op, "to")) or ""
             strategy = yn.text(yn.get(op, "strategy")) or "Overwrite"
-            if not src_text.startswith("@") or not to_text.startswith("@artifact/") or strategy != "Overwrite":
-                ks.unknown.append(Unknown(f"a copy of {ks.source_label}", f"(`{src_text}` to `{to_text}`, {strategy}) is not followed", (generator.path,)))
+            if (
+                not src_text.startswith("@")
+                or not to_text.startswith("@artifact/")
+                or strategy != "Overwrite"
+            ):
+                ks.unknown.append(
+                    Unknown(
+                        f"a copy of {ks.source_label}",
+                        f"(`{src_text}` to `{to_text}`, {strategy}) is not followed",
+                        (generator.path,),
+                    )
+                )
                 continue
             alias, _, pattern = src_text[1:].partition("/")
             view = sources.get(alias)
             if view is None:
-                ks.unknown.append(Unknown(f"`{src_text}` of {ks.source_label}", "names no source", (generator.path,)))
+                ks.unknown.append(
+                    Unknown(
+                        f"`{src_text}` of {ks.source_label}", "names no source", (generator.path,)
+                    )
+                )
                 continue
             excludes = [yn.text(e) or "" for e in _items(yn.get(op, "exclude"))]
-            for dest, real in _copy(view, pattern, to_text[len("@artifact/") :], to_text.endswith("/")):
+            for dest, real in _copy(
+                view, pattern, to_text[len("@artifact/") :], to_text.endswith("/")
+            ):
                 if excludes and any(_doublestar(e, dest) for e in excludes):
                     continue
                 mapping[dest] = real
@@ -874,29 +1043,56 @@ class _Walk:
         spec = yn.get(node, "spec")
         ks.followed = True
         if yn.get(spec, "inputsFrom") is not None and _items(yn.get(spec, "inputsFrom")):
-            ks.unknown.append(Unknown(ks.label, "takes inputs from providers, which live on the cluster", (ks.path,)))
+            ks.unknown.append(
+                Unknown(
+                    ks.label, "takes inputs from providers, which live on the cluster", (ks.path,)
+                )
+            )
         if yn.text(yn.get(spec, "resourcesTemplate")) or _items(yn.get(spec, "steps")):
-            ks.unknown.append(Unknown(ks.label, "uses `resourcesTemplate` or `steps`, which are not expanded", (ks.path,)))
+            ks.unknown.append(
+                Unknown(
+                    ks.label,
+                    "uses `resourcesTemplate` or `steps`, which are not expanded",
+                    (ks.path,),
+                )
+            )
         inputs = [yn.to_value(i) for i in _items(yn.get(spec, "inputs"))]
         strategy = yn.text(yn.get(spec, "inputStrategy", "name")) or "Flatten"
         if strategy == "Permute" and inputs:
             key = _normalize(ks.name)
             inputs = [{key: i} for i in inputs]
-        sets: list[dict[str, Any] | None] = list(inputs) if inputs or yn.get(spec, "inputsFrom") is not None else [None]
+        sets: list[dict[str, Any] | None] = (
+            list(inputs) if inputs or yn.get(spec, "inputsFrom") is not None else [None]
+        )
         seen: set[tuple[str, str, str | None, str]] = set()
         resources: list[Resource] = []
         for template in _items(yn.get(spec, "resources")):
             for i, values in enumerate(sets):
-                rendered = _render(template, values, ks.path, f"expanded by {ks.label} for input {i + 1}")
+                rendered = _render(
+                    template, values, ks.path, f"expanded by {ks.label} for input {i + 1}"
+                )
                 if rendered is None:
-                    ks.unknown.append(Unknown(f"a resource of {ks.label}", "uses a template flux-review cannot expand", (ks.path,)))
+                    ks.unknown.append(
+                        Unknown(
+                            f"a resource of {ks.label}",
+                            "uses a template flux-review cannot expand",
+                            (ks.path,),
+                        )
+                    )
                     continue
                 if not isinstance(rendered, ynodes.MappingNode):
                     continue
                 res = Resource.of(rendered, ks.path, -1)
                 if not res.kind or not res.name:
                     continue
-                if yn.text(yn.get(rendered, "metadata", "annotations", "fluxcd.controlplane.io/reconcile")) == "disabled":
+                if (
+                    yn.text(
+                        yn.get(
+                            rendered, "metadata", "annotations", "fluxcd.controlplane.io/reconcile"
+                        )
+                    )
+                    == "disabled"
+                ):
                     continue
                 oid = self.b.object_id(res)
                 key = (oid.group, oid.kind, oid.namespace, oid.name)
@@ -909,7 +1105,9 @@ class _Walk:
 
 
 def _resource_set(obj: Applied, parent: FluxKustomization) -> FluxKustomization:
-    return FluxKustomization("ResourceSet", obj.id.name, obj.id.namespace or "", obj.node, obj.res, parent, parent.entry)
+    return FluxKustomization(
+        "ResourceSet", obj.id.name, obj.id.namespace or "", obj.node, obj.res, parent, parent.entry
+    )
 
 
 def _items(node: ynodes.Node | None) -> list[ynodes.Node]:
@@ -926,7 +1124,9 @@ _EXPR = re.compile(r"<<-?\s*(.*?)\s*-?>>", re.S)
 _SIMPLE = re.compile(r"^inputs((?:\.[A-Za-z_][A-Za-z0-9_]*)*)$")
 
 
-def _render(template: ynodes.Node, values: dict[str, Any] | None, path: str, via: str) -> ynodes.Node | None:
+def _render(
+    template: ynodes.Node, values: dict[str, Any] | None, path: str, via: str
+) -> ynodes.Node | None:
     """A ResourceSet template with `<< inputs.x >>` expressions replaced (and the simple
     pipes `| quote`, `| lower`, `| upper`, `| default "x"`); None when it uses more of Go's
     templates than that."""
@@ -992,10 +1192,17 @@ def _render(template: ynodes.Node, values: dict[str, Any] | None, path: str, via
             return scalar(node)
         if isinstance(node, ynodes.SequenceNode):
             items = [walk(i, depth + 1) for i in node.value]
-            return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
+            return ynodes.SequenceNode(
+                node.tag, items, node.start_mark, node.end_mark, node.flow_style
+            )
         if isinstance(node, ynodes.MappingNode):
-            pairs = [(scalar(k) if isinstance(k, ynodes.ScalarNode) else k, walk(v, depth + 1)) for k, v in node.value]
-            return ynodes.MappingNode(node.tag, pairs, node.start_mark, node.end_mark, node.flow_style)
+            pairs = [
+                (scalar(k) if isinstance(k, ynodes.ScalarNode) else k, walk(v, depth + 1))
+                for k, v in node.value
+            ]
+            return ynodes.MappingNode(
+                node.tag, pairs, node.start_mark, node.end_mark, node.flow_style
+            )
         return node
 
     result = walk(template, 0)
@@ -1006,7 +1213,13 @@ def _render(template: ynodes.Node, values: dict[str, Any] | None, path: str, via
 
 
 def _doublestar(pattern: str, path: str) -> bool:
-    regex = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+    regex = (
+        re.escape(pattern)
+        .replace(r"\*\*/", "(?:.*/)?")
+        .replace(r"\*\*", ".*")
+        .replace(r"\*", "[^/]*")
+        .replace(r"\?", "[^/]")
+    )
     if "/" not in pattern:
         return re.fullmatch(regex, posixpath.basename(path)) is not None
     return re.fullmatch(regex, path) is not None
@@ -1055,7 +1268,9 @@ def _copy(view: View, pattern: str, to: str, to_dir: bool) -> Iterator[tuple[str
                 if real is not None:
                     yield dest(f"{name}/{path[len(pattern) + 1 :]}"), real
         return
-    regex = re.escape(pattern).replace(r"\*\*", "[^/]*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+    regex = (
+        re.escape(pattern).replace(r"\*\*", "[^/]*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+    )
     for path in _walk_files(view, ""):
         parts = path.split("/")
         for n in range(1, len(parts) + 1):

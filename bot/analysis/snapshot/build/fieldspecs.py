@@ -66,7 +66,9 @@ def _split(path: str) -> tuple[str, ...]:
 
 
 def _spec(raw: dict[str, Any]) -> FieldSpec:
-    return FieldSpec(raw["group"], raw["version"], raw["kind"], _split(raw["path"]), bool(raw["create"]))
+    return FieldSpec(
+        raw["group"], raw["version"], raw["kind"], _split(raw["path"]), bool(raw["create"])
+    )
 
 
 @cache
@@ -83,7 +85,9 @@ def specs(table: str) -> tuple[FieldSpec, ...]:
 @cache
 def name_references() -> tuple[NameReference, ...]:
     return tuple(
-        NameReference(raw["group"], raw["version"], raw["kind"], tuple(_spec(s) for s in raw["fieldSpecs"]))
+        NameReference(
+            raw["group"], raw["version"], raw["kind"], tuple(_spec(s) for s in raw["fieldSpecs"])
+        )
         for raw in _data("fieldspecs.json")["nameReference"]
     )
 
@@ -115,7 +119,18 @@ class Config:
         return name_references() + tuple(self.references)
 
 
-_TABLES = ("namePrefix", "nameSuffix", "namespace", "commonLabels", "labels", "templateLabels", "commonAnnotations", "images", "replicas", "varReference")
+_TABLES = (
+    "namePrefix",
+    "nameSuffix",
+    "namespace",
+    "commonLabels",
+    "labels",
+    "templateLabels",
+    "commonAnnotations",
+    "images",
+    "replicas",
+    "varReference",
+)
 
 
 def _raw_spec(raw: Any) -> FieldSpec | None:
@@ -144,7 +159,12 @@ def parse_config(value: Any) -> Config:
             continue
         referrers = tuple(s for r in raw.get("fieldSpecs") or [] if (s := _raw_spec(r)) is not None)
         config.references.append(
-            NameReference(str(raw.get("group") or ""), str(raw.get("version") or ""), str(raw["kind"]), referrers)
+            NameReference(
+                str(raw.get("group") or ""),
+                str(raw.get("version") or ""),
+                str(raw["kind"]),
+                referrers,
+            )
         )
     return config
 
@@ -170,7 +190,9 @@ def apply(
                     changed = True
             if not changed:
                 return node
-            return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
+            return ynodes.SequenceNode(
+                node.tag, items, node.start_mark, node.end_mark, node.flow_style
+            )
         if i == len(spec.path):
             return fn(node, path)
         part = spec.path[i]

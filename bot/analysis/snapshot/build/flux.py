@@ -39,7 +39,9 @@ def _origin(node: ynodes.Node, default: str) -> tuple[str, int]:
     return path, line
 
 
-def overlay(kf: KustFile, spec: ynodes.Node | None, ks_file: str, view_dir: str, exists: Any) -> KustFile:
+def overlay(
+    kf: KustFile, spec: ynodes.Node | None, ks_file: str, view_dir: str, exists: Any
+) -> KustFile:
     """The kustomization as Flux's generator rewrites it for a Flux Kustomization's
     `spec`. `exists(path)` says whether a component directory is in the artifact
     (`ignoreMissingComponents`)."""
@@ -61,7 +63,9 @@ def overlay(kf: KustFile, spec: ynodes.Node | None, ks_file: str, view_dir: str,
                 continue
             path, line = _origin(item, ks_file)
             kf.patches.append(
-                PatchEntry("patches", line, path, view_dir, inline=patch, target=yn.get(item, "target"))
+                PatchEntry(
+                    "patches", line, path, view_dir, inline=patch, target=yn.get(item, "target")
+                )
             )
     images = yn.get(spec, "images")
     if isinstance(images, ynodes.SequenceNode):
@@ -155,7 +159,9 @@ def source_values(res: Resource) -> dict[str, Var]:
             text = yn.text(value_node) or ""
             line = yn.origin_of(value_node, path)[1]
             opaque = sops or text.startswith("ENC[")
-            out[key] = Var(None if opaque else text.replace("\n", ""), f"{label} ({path}:{line})", True)
+            out[key] = Var(
+                None if opaque else text.replace("\n", ""), f"{label} ({path}:{line})", True
+            )
     return out
 
 
@@ -167,7 +173,10 @@ def _pairs(node: ynodes.Node | None) -> list[tuple[str, ynodes.Node]]:
 
 def opted_out(res: Resource) -> bool:
     meta = yn.get(res.node, "metadata")
-    return any(yn.text(yn.get(meta, section, SUBSTITUTE_OPT_OUT)) == "disabled" for section in ("labels", "annotations"))
+    return any(
+        yn.text(yn.get(meta, section, SUBSTITUTE_OPT_OUT)) == "disabled"
+        for section in ("labels", "annotations")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +188,8 @@ class Undefined:
     path: str
     line: int
     value: str  # the scalar it is in
+    field: tuple[str | int, ...] = ()  # where in the object
+    obj: str = ""  # the object, in words
 
 
 @dataclass
@@ -214,12 +225,23 @@ def _find_close(text: str, start: int) -> int:
 
 
 class _Env:
-    def __init__(self, vars: Vars, strict: bool, path: str, line: int, whole: str) -> None:
+    def __init__(
+        self,
+        vars: Vars,
+        strict: bool,
+        path: str,
+        line: int,
+        whole: str,
+        field: tuple[str | int, ...] = (),
+        obj: str = "",
+    ) -> None:
         self.vars = vars
         self.strict = strict
         self.path = path
         self.line = line
         self.whole = whole
+        self.field = field
+        self.obj = obj
         self.undefined: list[Undefined] = []
         self.used: list[Var] = []
         self.unknown = False
@@ -318,7 +340,9 @@ class _Env:
                 return default
             if not self.vars.complete:
                 raise _Unknown(name)
-            self.undefined.append(Undefined(name, whole, self.path, self.line, self.whole))
+            self.undefined.append(
+                Undefined(name, whole, self.path, self.line, self.whole, self.field, self.obj)
+            )
             return ""
         if default is not None and found == "":
             return default
@@ -342,7 +366,9 @@ def _retyped(text: str, original: str, mark: yn.Origin) -> ynodes.ScalarNode:
     return yn.scalar(text, mark, tag, "'")
 
 
-def substitute(res: Resource, vars: Vars, strict: bool, describe: str) -> tuple[Resource, list[Undefined], list[tuple[str, int, str]]]:
+def substitute(
+    res: Resource, vars: Vars, strict: bool, describe: str
+) -> tuple[Resource, list[Undefined], list[tuple[str, int, str]]]:
     """One object after post-build substitution; the undefined variables it uses (a
     failure in strict mode, an empty string before), and where a value depends on a
     variable whose value is not known."""
@@ -350,19 +376,28 @@ def substitute(res: Resource, vars: Vars, strict: bool, describe: str) -> tuple[
     opaque: list[tuple[str, int, str]] = []
     path = res.path
 
-    def scalar(node: ynodes.ScalarNode) -> ynodes.Node:
+    def scalar(node: ynodes.ScalarNode, field: tuple[str | int, ...]) -> ynodes.Node:
         value = node.value
         if "$" not in value or ("${" not in value and "$$" not in value):
             return node
         file, line, _ = yn.origin_of(node, path)
         if node.style in ("|", ">"):
             line += 1
-        env = _Env(vars, strict, file, line, value)
+        env = _Env(vars, strict, file, line, value, field, str(res))
         try:
             new = env.expand(value)
         except _Unknown:
             opaque.append((file, line, value))
-            return yn.scalar(value, yn.Origin(file, line, f"not known: substituted by {describe} from a value that is not in the repository"), yn.STR, "'")
+            return yn.scalar(
+                value,
+                yn.Origin(
+                    file,
+                    line,
+                    f"not known: substituted by {describe} from a value that is not in the repository",
+                ),
+                yn.STR,
+                "'",
+            )
         undefined.extend(env.undefined)
         if new == value and not env.used:
             return node
@@ -374,31 +409,35 @@ def substitute(res: Resource, vars: Vars, strict: bool, describe: str) -> tuple[
             opaque.append((file, line, value))
         return _retyped(new, value, mark)
 
-    def walk(node: ynodes.Node, depth: int) -> ynodes.Node:
-        if depth > 200:
+    def walk(node: ynodes.Node, field: tuple[str | int, ...]) -> ynodes.Node:
+        if len(field) > 200:
             return node
         if isinstance(node, ynodes.ScalarNode):
-            return scalar(node)
+            return scalar(node, field)
         if isinstance(node, ynodes.SequenceNode):
-            items = [walk(i, depth + 1) for i in node.value]
+            items = [walk(item, (*field, i)) for i, item in enumerate(node.value)]
             if all(a is b for a, b in zip(items, node.value, strict=True)):
                 return node
-            return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
+            return ynodes.SequenceNode(
+                node.tag, items, node.start_mark, node.end_mark, node.flow_style
+            )
         if isinstance(node, ynodes.MappingNode):
             pairs = []
             changed = False
             for k, v in node.value:
-                nk = scalar(k) if isinstance(k, ynodes.ScalarNode) else k
-                nv = walk(v, depth + 1)
+                nk = scalar(k, field) if isinstance(k, ynodes.ScalarNode) else k
+                nv = walk(v, (*field, k.value if isinstance(k, ynodes.ScalarNode) else "?"))
                 if nk is not k or nv is not v:
                     changed = True
                 pairs.append((nk, nv))
             if not changed:
                 return node
-            return ynodes.MappingNode(node.tag, pairs, node.start_mark, node.end_mark, node.flow_style)
+            return ynodes.MappingNode(
+                node.tag, pairs, node.start_mark, node.end_mark, node.flow_style
+            )
         return node
 
-    new = walk(res.node, 0)
+    new = walk(res.node, ())
     if new is res.node:
         return res, undefined, opaque
     assert isinstance(new, ynodes.MappingNode)
@@ -417,7 +456,12 @@ def common_metadata(res: Resource, spec: ynodes.Node | None, ks_file: str) -> Re
             text = yn.text(value) or ""
             file, line, _ = yn.origin_of(value, ks_file)
             mark = yn.Origin(file, line, "set by commonMetadata")
-            node = yn.update(node, ("metadata", section, key), lambda _old, t=text, m=mark: yn.scalar(t, m, yn.STR, "'"), mark=mark)
+            node = yn.update(
+                node,
+                ("metadata", section, key),
+                lambda _old, t=text, m=mark: yn.scalar(t, m, yn.STR, "'"),
+                mark=mark,
+            )
     if node is res.node:
         return res
     assert isinstance(node, ynodes.MappingNode)

@@ -14,7 +14,7 @@ from yaml import nodes as ynodes
 from bot.analysis.model import Reader
 from bot.analysis.snapshot.build import kustfile
 from bot.analysis.snapshot.build import nodes as yn
-from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Unknown
+from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Related, Unknown
 from bot.analysis.snapshot.build.resource import Resource
 
 if TYPE_CHECKING:
@@ -45,8 +45,12 @@ class _Options:
 
     def __init__(self, local: ynodes.Node | None, global_: ynodes.Node | None) -> None:
         self.labels = _string_map(yn.get(global_, "labels")) | _string_map(yn.get(local, "labels"))
-        self.annotations = _string_map(yn.get(global_, "annotations")) | _string_map(yn.get(local, "annotations"))
-        self.no_hash = any(yn.to_value(yn.get(n, "disableNameSuffixHash")) is True for n in (local, global_))
+        self.annotations = _string_map(yn.get(global_, "annotations")) | _string_map(
+            yn.get(local, "annotations")
+        )
+        self.no_hash = any(
+            yn.to_value(yn.get(n, "disableNameSuffixHash")) is True for n in (local, global_)
+        )
         self.immutable = any(yn.to_value(yn.get(n, "immutable")) is True for n in (local, global_))
 
 
@@ -56,7 +60,9 @@ def run(k: Kustomizer, kf: kustfile.KustFile, acc: Accumulated) -> None:
             _generate(k, kf, kind, item, acc)
 
 
-def _generate(k: Kustomizer, kf: kustfile.KustFile, kind: str, item: ynodes.Node, acc: Accumulated) -> None:
+def _generate(
+    k: Kustomizer, kf: kustfile.KustFile, kind: str, item: ynodes.Node, acc: Accumulated
+) -> None:
     field = "configMapGenerator" if kind == "ConfigMap" else "secretGenerator"
     name_node = yn.get(item, "name")
     name = yn.text(name_node)
@@ -76,7 +82,9 @@ def _generate(k: Kustomizer, kf: kustfile.KustFile, kind: str, item: ynodes.Node
             known = False
             continue
         for number, raw in enumerate(data.split(b"\n")):
-            text = (raw[3:] if number == 0 and raw.startswith(_BOM) else raw).decode("utf-8", "replace")
+            text = (raw[3:] if number == 0 and raw.startswith(_BOM) else raw).decode(
+                "utf-8", "replace"
+            )
             text = text.rstrip("\r").lstrip()
             if not text or text.startswith("#"):
                 continue
@@ -133,8 +141,12 @@ def _items(node: ynodes.Node | None) -> list[ynodes.Node]:
     return list(node.value) if isinstance(node, ynodes.SequenceNode) else []
 
 
-def _read(k: Kustomizer, kf: kustfile.KustFile, rel: str, acc: Accumulated, where: str) -> bytes | None:
-    target = posixpath.normpath(posixpath.join(kf.directory, rel)) if not rel.startswith("/") else None
+def _read(
+    k: Kustomizer, kf: kustfile.KustFile, rel: str, acc: Accumulated, where: str
+) -> bytes | None:
+    target = (
+        posixpath.normpath(posixpath.join(kf.directory, rel)) if not rel.startswith("/") else None
+    )
     real = k.view.real(target) if target is not None and not target.startswith("../") else None
     if real is None:
         acc.unknown.append(Unknown(f"`{rel}` of {where}", "is not in the source", (kf.path,)))
@@ -198,7 +210,9 @@ def _base64(value: bytes) -> str:
     return "".join(encoded[i : i + 70] + "\n" for i in range(0, len(encoded), 70))
 
 
-def _absorb(res: Resource, behavior: str, where: str, kf: kustfile.KustFile, line: int, acc: Accumulated) -> None:
+def _absorb(
+    res: Resource, behavior: str, where: str, kf: kustfile.KustFile, line: int, acc: Accumulated
+) -> None:
     """kustomize's `appendReplaceOrMerge`."""
     key = res.key()
     matches = [r for r in acc.resmap if key in _keys(r)]
@@ -218,14 +232,29 @@ def _absorb(res: Resource, behavior: str, where: str, kf: kustfile.KustFile, lin
         return
     old = matches[0]
     if behavior == "create" or len(matches) > 1:
+        # The same id twice: on both definitions, each naming the other (whichever the
+        # change added, its file gets the finding).
+        message = (
+            "kustomize fails with `behavior must be merge or replace` (set `behavior: merge` "
+            "or `replace` to change the existing one)."
+        )
         acc.problems.append(
             BuildProblem(
-                ProblemKind.GENERATOR,
+                ProblemKind.DUPLICATE_ID,
                 kf.path,
                 line,
-                f"{where} creates {res.kind} {res.name}, which the build already has from "
-                f"{old.path}:{old.line}: kustomize fails with `behavior must be merge or replace`; "
-                "set `behavior: merge` or `replace`.",
+                f"{where} creates {res.kind} {res.name}, which is already in this build from "
+                f"{old.path}:{old.line}: {message}",
+                (Related(old.path, old.line, "the other definition"),),
+            )
+        )
+        acc.problems.append(
+            BuildProblem(
+                ProblemKind.DUPLICATE_ID,
+                old.path,
+                old.line,
+                f"{res.kind} {res.name} is created again by {where} ({kf.path}:{line}): {message}",
+                (Related(kf.path, line, "the generator"),),
             )
         )
         return
@@ -248,10 +277,26 @@ def _absorb(res: Resource, behavior: str, where: str, kf: kustfile.KustFile, lin
         for field in ("data", "binaryData"):
             merged = _string_map(yn.get(old.node, field)) | _string_map(yn.get(node, field))
             if merged:
-                node = yn.with_key(node, field, yn.from_value(dict(sorted(merged.items())), node.start_mark))
+                node = yn.with_key(
+                    node, field, yn.from_value(dict(sorted(merged.items())), node.start_mark)
+                )
     node = yn.with_key(node, "metadata", meta)
-    new = Resource.of(node, res.path, -1, line=res.line, generator=res.generator, hashed=res.hashed and old.hashed)
-    new = Resource(new.node, new.path, new.line, new.doc, new.api_version, new.kind, new.name, new.namespace, new.generator, new.hashed, old.prev)
+    new = Resource.of(
+        node, res.path, -1, line=res.line, generator=res.generator, hashed=res.hashed and old.hashed
+    )
+    new = Resource(
+        new.node,
+        new.path,
+        new.line,
+        new.doc,
+        new.api_version,
+        new.kind,
+        new.name,
+        new.namespace,
+        new.generator,
+        new.hashed,
+        old.prev,
+    )
     i = next(i for i, r in enumerate(acc.resmap.resources) if r is old)
     acc.resmap.set(i, new)
 
@@ -265,7 +310,18 @@ def _keys(res: Resource) -> list[tuple[str, str, str, str, str]]:
 
 # --- the name hash --------------------------------------------------------------------
 
-_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 def _go_string(value: str) -> str:
@@ -287,7 +343,11 @@ def _go_string(value: str) -> str:
 def go_json(value: Any) -> str:
     """Go's json.Marshal of maps (keys sorted), strings and scalars."""
     if isinstance(value, dict):
-        return "{" + ",".join(f"{_go_string(str(k))}:{go_json(v)}" for k, v in sorted(value.items())) + "}"
+        return (
+            "{"
+            + ",".join(f"{_go_string(str(k))}:{go_json(v)}" for k, v in sorted(value.items()))
+            + "}"
+        )
     if isinstance(value, list):
         return "[" + ",".join(go_json(v) for v in value) + "]"
     if value is None:
@@ -321,7 +381,12 @@ def content_hash(node: ynodes.MappingNode) -> str:
         if isinstance(binary, dict):
             m["binaryData"] = binary
     else:
-        m = {"kind": "Secret", "type": _hash_values(node, "type"), "name": "", "data": _hash_values(node, "data")}
+        m = {
+            "kind": "Secret",
+            "type": _hash_values(node, "type"),
+            "name": "",
+            "data": _hash_values(node, "data"),
+        }
         string_data = _hash_values(node, "stringData")
         if isinstance(string_data, dict):
             m["stringData"] = string_data
@@ -339,7 +404,11 @@ def add_hashes(resources: list[Resource]) -> list[Resource]:
             continue
         name = f"{res.name}-{content_hash(res.node)}"
         mark = yn.get(res.node, "metadata", "name")
-        node = yn.update(res.node, ("metadata", "name"), lambda _: yn.scalar(name, mark.start_mark if mark is not None else None))
+        node = yn.update(
+            res.node,
+            ("metadata", "name"),
+            lambda _: yn.scalar(name, mark.start_mark if mark is not None else None),
+        )
         assert isinstance(node, ynodes.MappingNode)
         out.append(res.with_node(node))
     return out

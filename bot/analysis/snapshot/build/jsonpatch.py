@@ -65,7 +65,9 @@ def _get(root: ynodes.Node, parts: list[str], op: str, path: str) -> ynodes.Node
     return node
 
 
-def _set(root: ynodes.Node, parts: list[str], value: ynodes.Node | None, op: str, path: str) -> ynodes.Node:
+def _set(
+    root: ynodes.Node, parts: list[str], value: ynodes.Node | None, op: str, path: str
+) -> ynodes.Node:
     """`root` with the value at `parts` added (op add), replaced or removed (None)."""
     if not parts:
         if value is None:
@@ -91,7 +93,9 @@ def _set(root: ynodes.Node, parts: list[str], value: ynodes.Node | None, op: str
                 del items[i]
             else:
                 items[i] = value
-            return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
+            return ynodes.SequenceNode(
+                node.tag, items, node.start_mark, node.end_mark, node.flow_style
+            )
         raise PatchFailed(f"{op} operation does not apply: doc is missing path: {path!r}")
 
     path_t: yn.Path = tuple(_step(root, parent_parts))
@@ -170,7 +174,11 @@ def operations(docs: list[ynodes.Node]) -> tuple[list[Any], list[ynodes.Node | N
     for item in docs[0].value:
         if not isinstance(item, ynodes.MappingNode):
             return None
-        spec = {k: yn.to_value(v) for k, v in ((k.value, v) for k, v in item.value if isinstance(k, ynodes.ScalarNode)) if k != "value"}
+        spec = {
+            k: yn.to_value(v)
+            for k, v in ((k.value, v) for k, v in item.value if isinstance(k, ynodes.ScalarNode))
+            if k != "value"
+        }
         ops.append(spec)
         values.append(yn.get(item, "value"))
     return ops, values

@@ -142,9 +142,13 @@ def read(path: str, root: ynodes.Node | None, directory: str | None = None) -> K
         if value is None:
             continue
         if "\n" in value or ": " in value:
-            kf.patches.append(PatchEntry("patchesStrategicMerge", _line(item), path, directory, inline=item))  # type: ignore[arg-type]
+            kf.patches.append(
+                PatchEntry("patchesStrategicMerge", _line(item), path, directory, inline=item)
+            )  # type: ignore[arg-type]
         else:
-            kf.patches.append(PatchEntry("patchesStrategicMerge", _line(item), path, directory, path=value))
+            kf.patches.append(
+                PatchEntry("patchesStrategicMerge", _line(item), path, directory, path=value)
+            )
     for name, fieldname in (("patches", "patches"), ("patchesjson6902", "patchesJson6902")):
         for item in _items(f.get(name)):
             pf = fields(item)
@@ -156,12 +160,18 @@ def read(path: str, root: ynodes.Node | None, directory: str | None = None) -> K
                     path,
                     directory,
                     path=yn.text(pf.get("path")),
-                    inline=patch_node if isinstance(patch_node, ynodes.ScalarNode) and yn.text(patch_node) else None,
+                    inline=patch_node
+                    if isinstance(patch_node, ynodes.ScalarNode) and yn.text(patch_node)
+                    else None,
                     target=pf.get("target"),
                     options=pf.get("options"),
                 )
             )
-    for name, attr in (("namespace", "namespace"), ("nameprefix", "name_prefix"), ("namesuffix", "name_suffix")):
+    for name, attr in (
+        ("namespace", "namespace"),
+        ("nameprefix", "name_prefix"),
+        ("namesuffix", "name_suffix"),
+    ):
         node = f.get(name)
         value = yn.text(node)
         if node is not None and value:
@@ -179,6 +189,8 @@ def read(path: str, root: ynodes.Node | None, directory: str | None = None) -> K
     kf.generator_options = f.get("generatoroptions")
     for key, name in _UNSUPPORTED:
         node = f.get(key)
-        if node is not None and (not isinstance(node, ynodes.SequenceNode | ynodes.MappingNode) or node.value):
+        if node is not None and (
+            not isinstance(node, ynodes.SequenceNode | ynodes.MappingNode) or node.value
+        ):
             kf.unsupported.append(name)
     return kf

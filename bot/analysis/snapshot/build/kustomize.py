@@ -142,7 +142,9 @@ class Kustomizer:
                     if isinstance(item, ynodes.MappingNode) and _identified(item):
                         items.append(Resource.of(item, real, -1))
                     else:
-                        acc.unknown.append(Unknown(real, "holds a list item without kind or name", (real,)))
+                        acc.unknown.append(
+                            Unknown(real, "holds a list item without kind or name", (real,))
+                        )
                 continue
             if not _identified(doc):
                 if not doc.value:
@@ -204,7 +206,9 @@ class Kustomizer:
                 )
             )
 
-    def _resource(self, kf: KustFile, entry: kustfile.Entry, acc: Accumulated, stack: tuple[str, ...]) -> None:
+    def _resource(
+        self, kf: KustFile, entry: kustfile.Entry, acc: Accumulated, stack: tuple[str, ...]
+    ) -> None:
         where = f"`{entry.value}` in {entry.file}"
         if _REMOTE.search(entry.value):
             acc.unknown.append(Unknown(where, "is remote", (entry.file,)))
@@ -220,7 +224,9 @@ class Kustomizer:
         if self.view.is_file(target):
             real = self.view.real(target) or target
             if posixpath.basename(target) in KUSTOMIZATION_FILES:
-                acc.unknown.append(Unknown(where, "names a kustomization file as a resource", (entry.file,)))
+                acc.unknown.append(
+                    Unknown(where, "names a kustomization file as a resource", (entry.file,))
+                )
                 return
             acc.reads.append(Read(real, reader, kf.path, entry.line))
             for res in self.load_objects(target, acc, where):
@@ -229,7 +235,9 @@ class Kustomizer:
         if self.view.is_dir(target):
             kpath = self.view.kustomization_in(target)
             if kpath is None:
-                acc.unknown.append(Unknown(where, "has no kustomization file", (entry.file, target)))
+                acc.unknown.append(
+                    Unknown(where, "has no kustomization file", (entry.file, target))
+                )
                 return
             if target in stack:
                 acc.problems.append(
@@ -270,15 +278,27 @@ class Kustomizer:
         docs = self.files.documents(real)
         acc.config.merge(fieldspecs.parse_config(yn.to_value(docs[0]) if docs else None))
 
-    def _component(self, kf: KustFile, entry: kustfile.Entry, acc: Accumulated, stack: tuple[str, ...]) -> None:
+    def _component(
+        self, kf: KustFile, entry: kustfile.Entry, acc: Accumulated, stack: tuple[str, ...]
+    ) -> None:
         where = f"component `{entry.value}` of {entry.file}"
         if _REMOTE.search(entry.value):
             acc.unknown.append(Unknown(where, "is remote", (entry.file,)))
             return
         target = _join(entry.directory, entry.value)
-        kpath = self.view.kustomization_in(target) if target is not None and self.view.is_dir(target) else None
+        kpath = (
+            self.view.kustomization_in(target)
+            if target is not None and self.view.is_dir(target)
+            else None
+        )
         if target is None or kpath is None:
-            acc.unknown.append(Unknown(where, "has no kustomization file", (entry.file,) + ((target,) if target else ())))
+            acc.unknown.append(
+                Unknown(
+                    where,
+                    "has no kustomization file",
+                    (entry.file,) + ((target,) if target else ()),
+                )
+            )
             return
         if target in stack:
             acc.problems.append(
@@ -292,7 +312,9 @@ class Kustomizer:
             )
             return
         ckf = self.kustfile(kpath)
-        acc.reads.append(Read(self.view.real(kpath) or kpath, Reader.KUSTOMIZATION_ENTRY, kf.path, entry.line))
+        acc.reads.append(
+            Read(self.view.real(kpath) or kpath, Reader.KUSTOMIZATION_ENTRY, kf.path, entry.line)
+        )
         if ckf is None:
             real = self.view.real(kpath) or kpath
             acc.unknown.append(Unknown(real, "does not parse", (real,)))
@@ -331,7 +353,9 @@ class Kustomizer:
 
     # --- helpers for the transformer and generator modules ---------------------------
 
-    def patch_documents(self, entry: kustfile.PatchEntry, acc: Accumulated) -> tuple[list[ynodes.Node], str] | None:
+    def patch_documents(
+        self, entry: kustfile.PatchEntry, acc: Accumulated
+    ) -> tuple[list[ynodes.Node], str] | None:
         """The documents of a patch (from its file, or its inline text) stamped with the
         file they are written in, and that file; None when they cannot be read (the
         build is then not fully known)."""
@@ -343,7 +367,9 @@ class Kustomizer:
             target = _join(entry.directory, entry.path)
             real = self.view.real(target) if target is not None else None
             if real is None:
-                acc.unknown.append(Unknown(where, "does not exist", (entry.file,) + ((target,) if target else ())))
+                acc.unknown.append(
+                    Unknown(where, "does not exist", (entry.file,) + ((target,) if target else ()))
+                )
                 return None
             acc.reads.append(Read(real, Reader.KUSTOMIZATION_ENTRY, entry.file, entry.line))
             if self.files.problem(real) is not None:
@@ -359,7 +385,9 @@ class Kustomizer:
         try:
             docs = [d for d in ys.compose_all(node.value) if d is not None]
         except (yaml.YAMLError, RecursionError):
-            acc.unknown.append(Unknown(f"the patch at {file}:{offset + 1}", "does not parse", (file,)))
+            acc.unknown.append(
+                Unknown(f"the patch at {file}:{offset + 1}", "does not parse", (file,))
+            )
             return None
         if node.style not in ("|", ">"):
             # A quoted or plain patch: its lines cannot be mapped; the key's line is used.
@@ -369,7 +397,9 @@ class Kustomizer:
 
 # Annotations kustomize removes from what it outputs (`RemoveBuildAnnotations`), also
 # when a user wrote them.
-_BUILD_ANNOTATIONS = frozenset({"config.kubernetes.io/path", "config.kubernetes.io/index", "config.k8s.io/id"})
+_BUILD_ANNOTATIONS = frozenset(
+    {"config.kubernetes.io/path", "config.kubernetes.io/index", "config.k8s.io/id"}
+)
 
 
 def _without_build_annotations(res: Resource) -> Resource:
@@ -381,25 +411,48 @@ def _without_build_annotations(res: Resource) -> Resource:
         for k, v in annotations.value
         if not (
             isinstance(k, ynodes.ScalarNode)
-            and (k.value in _BUILD_ANNOTATIONS or k.value.startswith("internal.config.kubernetes.io/"))
+            and (
+                k.value in _BUILD_ANNOTATIONS
+                or k.value.startswith("internal.config.kubernetes.io/")
+            )
         )
     ]
     if len(keep) == len(annotations.value) and keep:
         return res
     new_value = (
-        ynodes.MappingNode(annotations.tag, keep, annotations.start_mark, annotations.end_mark, annotations.flow_style)
+        ynodes.MappingNode(
+            annotations.tag,
+            keep,
+            annotations.start_mark,
+            annotations.end_mark,
+            annotations.flow_style,
+        )
         if keep
         else None
     )
     node = yn.update(res.node, ("metadata", "annotations"), lambda _: new_value, create=False)
     assert isinstance(node, ynodes.MappingNode)
-    return Resource(node, res.path, res.line, res.doc, res.api_version, res.kind, res.name, res.namespace, res.generator, res.hashed, res.prev)
+    return Resource(
+        node,
+        res.path,
+        res.line,
+        res.doc,
+        res.api_version,
+        res.kind,
+        res.name,
+        res.namespace,
+        res.generator,
+        res.hashed,
+        res.prev,
+    )
 
 
 def _local_config(res: Resource) -> bool:
     """kustomize drops objects annotated `config.kubernetes.io/local-config` (any value
     but "false") at the very end (`IgnoreLocal`): they served the build only."""
-    value = yn.text(yn.get(res.node, "metadata", "annotations", "config.kubernetes.io/local-config"))
+    value = yn.text(
+        yn.get(res.node, "metadata", "annotations", "config.kubernetes.io/local-config")
+    )
     return value is not None and value != "false"
 
 
@@ -423,7 +476,9 @@ def _join(directory: str, rel: str) -> str | None:
     controller builds with `LoadRestrictionsNone` but within the artifact root)."""
     if rel.startswith("/"):
         return None
-    joined = posixpath.normpath(posixpath.join(directory, rel)) if directory else posixpath.normpath(rel)
+    joined = (
+        posixpath.normpath(posixpath.join(directory, rel)) if directory else posixpath.normpath(rel)
+    )
     if joined == ".":
         return ""
     if joined == ".." or joined.startswith("../"):
@@ -441,10 +496,18 @@ def generated_index(view: View, directory: str) -> KustFile:
         current = stack.pop()
         for path in view.files_in(current):
             if path.endswith((".yaml", ".yml")):
-                kf.resources.append(kustfile.Entry(posixpath.relpath(path, directory) if directory else path, 1, "", directory))
+                kf.resources.append(
+                    kustfile.Entry(
+                        posixpath.relpath(path, directory) if directory else path, 1, "", directory
+                    )
+                )
         for sub in reversed(view.subdirs(current)):
             if view.kustomization_in(sub) is not None:
-                kf.resources.append(kustfile.Entry(posixpath.relpath(sub, directory) if directory else sub, 1, "", directory))
+                kf.resources.append(
+                    kustfile.Entry(
+                        posixpath.relpath(sub, directory) if directory else sub, 1, "", directory
+                    )
+                )
             else:
                 stack.append(sub)
     kf.resources.sort(key=lambda e: e.value)

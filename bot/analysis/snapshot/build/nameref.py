@@ -37,7 +37,11 @@ def _could_refer(referrer: Resource, target: Resource) -> bool:
 
 def _prev_selected(res: Resource, group: str, version: str, kind: str) -> bool:
     rg, rv = group_version(res.api_version)
-    return (not group or group == rg) and (not version or version == rv) and (not kind or kind == res.kind)
+    return (
+        (not group or group == rg)
+        and (not version or version == rv)
+        and (not kind or kind == res.kind)
+    )
 
 
 def _select(
@@ -51,7 +55,11 @@ def _select(
     found = [r for r in candidates if any(n == name for n, _ in r.prev)]
     found = [r for r in found if _prev_selected(r, ref.group, ref.version, ref.kind)]
     if role_ref is not None:
-        found = [r for r in found if (not role_ref[0] or role_ref[0] == r.group) and role_ref[1] == r.kind]
+        found = [
+            r
+            for r in found
+            if (not role_ref[0] or role_ref[0] == r.group) and role_ref[1] == r.kind
+        ]
     if not referrer.cluster_scoped:
         found = [
             r
@@ -96,7 +104,10 @@ def fix(resources: list[Resource], config: fieldspecs.Config | None = None) -> l
                 role_ref = None
                 if spec.path[-2:] == ("roleRef", "name"):
                     rr = yn.get(referrer.node, "roleRef")
-                    role_ref = (yn.text(yn.get(rr, "apiGroup")) or "", yn.text(yn.get(rr, "kind")) or "")
+                    role_ref = (
+                        yn.text(yn.get(rr, "apiGroup")) or "",
+                        yn.text(yn.get(rr, "kind")) or "",
+                    )
                 node = fieldspecs.apply(
                     node,
                     fieldspecs.FieldSpec(spec.group, spec.version, spec.kind, spec.path, False),
@@ -107,7 +118,21 @@ def fix(resources: list[Resource], config: fieldspecs.Config | None = None) -> l
         else:
             assert isinstance(node, ynodes.MappingNode)
             # Not a rename of the referrer: keep its history as it was.
-            out.append(Resource(node, referrer.path, referrer.line, referrer.doc, referrer.api_version, referrer.kind, referrer.name, referrer.namespace, referrer.generator, referrer.hashed, referrer.prev))
+            out.append(
+                Resource(
+                    node,
+                    referrer.path,
+                    referrer.line,
+                    referrer.doc,
+                    referrer.api_version,
+                    referrer.kind,
+                    referrer.name,
+                    referrer.namespace,
+                    referrer.generator,
+                    referrer.hashed,
+                    referrer.prev,
+                )
+            )
     return out
 
 
@@ -118,7 +143,9 @@ def _setter(
     role_ref: tuple[str, str] | None,
 ) -> Callable[[ynodes.Node | None, object], ynodes.Node | None]:
     def scalar(node: ynodes.ScalarNode) -> ynodes.Node:
-        found = _select(node.value, targets, ref, referrer, role_ref, lambda rs: len({r.name for r in rs}) == 1)
+        found = _select(
+            node.value, targets, ref, referrer, role_ref, lambda rs: len({r.name for r in rs}) == 1
+        )
         if found is None or found.name == node.value:
             return node
         return yn.scalar(found.name, node.start_mark)
@@ -134,13 +161,20 @@ def _setter(
             by_org = [r for r in targets if (r.prev[0][1] if r.prev else r.namespace) == ns]
             pool = by_org or [r for r in targets if r.namespace == ns]
         found = _select(
-            name_node.value, pool, ref, referrer, role_ref, lambda rs: len({(r.name, r.namespace) for r in rs}) == 1
+            name_node.value,
+            pool,
+            ref,
+            referrer,
+            role_ref,
+            lambda rs: len({(r.name, r.namespace) for r in rs}) == 1,
         )
         if found is None or (found.name == name_node.value and found.namespace is None):
             return node
         node = yn.with_key(node, "name", yn.scalar(found.name, name_node.start_mark))
         if found.namespace is not None:
-            node = yn.with_key(node, "namespace", yn.scalar(found.namespace, (ns_node or name_node).start_mark))
+            node = yn.with_key(
+                node, "namespace", yn.scalar(found.namespace, (ns_node or name_node).start_mark)
+            )
         return node
 
     def fn(node: ynodes.Node | None, _path: object) -> ynodes.Node | None:
@@ -152,12 +186,18 @@ def _setter(
             return mapping(node)
         if isinstance(node, ynodes.SequenceNode):
             items = [
-                scalar(i) if isinstance(i, ynodes.ScalarNode) else mapping(i) if isinstance(i, ynodes.MappingNode) else i
+                scalar(i)
+                if isinstance(i, ynodes.ScalarNode)
+                else mapping(i)
+                if isinstance(i, ynodes.MappingNode)
+                else i
                 for i in node.value
             ]
             if all(a is b for a, b in zip(items, node.value, strict=True)):
                 return node
-            return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
+            return ynodes.SequenceNode(
+                node.tag, items, node.start_mark, node.end_mark, node.flow_style
+            )
         return node
 
     return fn

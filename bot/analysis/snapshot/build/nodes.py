@@ -88,7 +88,9 @@ def stamp(node: Node, path: str, line_offset: int = 0, via: str | None = None) -
 # --- making nodes -------------------------------------------------------------------
 
 
-def scalar(value: str, mark: yaml.Mark | None = None, tag: str = STR, style: str | None = None) -> ynodes.ScalarNode:
+def scalar(
+    value: str, mark: yaml.Mark | None = None, tag: str = STR, style: str | None = None
+) -> ynodes.ScalarNode:
     return ynodes.ScalarNode(tag, value, mark, mark, style)
 
 
@@ -105,7 +107,9 @@ def from_value(value: Any, mark: yaml.Mark | None = None) -> Node:
     if isinstance(value, Node):
         return value
     if isinstance(value, dict):
-        return mapping([(scalar(str(k), mark), from_value(v, mark)) for k, v in value.items()], mark)
+        return mapping(
+            [(scalar(str(k), mark), from_value(v, mark)) for k, v in value.items()], mark
+        )
     if isinstance(value, list | tuple):
         return sequence([from_value(v, mark) for v in value], mark)
     if value is None:
@@ -149,7 +153,9 @@ def text(node: Node | None) -> str | None:
 def at(node: Node | None, path: Path) -> Node | None:
     for part in path:
         if isinstance(part, int):
-            if not isinstance(node, ynodes.SequenceNode) or not -len(node.value) <= part < len(node.value):
+            if not isinstance(node, ynodes.SequenceNode) or not -len(node.value) <= part < len(
+                node.value
+            ):
                 return None
             node = node.value[part]
         else:
@@ -168,7 +174,9 @@ def keys(node: Node | None) -> list[str]:
 # --- copy-on-write edits --------------------------------------------------------------
 
 
-def with_key(node: ynodes.MappingNode, key: str, value: Node | None, key_mark: yaml.Mark | None = None) -> ynodes.MappingNode:
+def with_key(
+    node: ynodes.MappingNode, key: str, value: Node | None, key_mark: yaml.Mark | None = None
+) -> ynodes.MappingNode:
     """A copy of the mapping with `key` set to `value` (removed when `value` is None);
     an existing key keeps its place and its key node."""
     pairs: list[tuple[Node, Node]] = []
@@ -263,7 +271,16 @@ class Unsure(str):
     __slots__ = ()
 
 
-_YAML11_BOOLS = {"yes": True, "no": False, "on": True, "off": False, "y": True, "n": False, "true": True, "false": False}
+_YAML11_BOOLS = {
+    "yes": True,
+    "no": False,
+    "on": True,
+    "off": False,
+    "y": True,
+    "n": False,
+    "true": True,
+    "false": False,
+}
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _YAML11_ONLY = re.compile(
     r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF"
@@ -271,9 +288,18 @@ _YAML11_ONLY = re.compile(
     r"|[-+]?[0-9]+_[0-9_]*)$"
 )
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
-_SPECIAL_FLOATS = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"),
-                   "-.inf": float("-inf"), "-.Inf": float("-inf"), "-.INF": float("-inf"),
-                   "+.inf": float("inf"), ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
+_SPECIAL_FLOATS = {
+    ".inf": float("inf"),
+    ".Inf": float("inf"),
+    ".INF": float("inf"),
+    "-.inf": float("-inf"),
+    "-.Inf": float("-inf"),
+    "-.INF": float("-inf"),
+    "+.inf": float("inf"),
+    ".nan": float("nan"),
+    ".NaN": float("nan"),
+    ".NAN": float("nan"),
+}
 
 
 def _integer(value: str) -> int | None:

@@ -39,7 +39,11 @@ class Resource:
     def of(node: ynodes.MappingNode, path: str, doc: int = -1, **kw: object) -> Resource:
         meta = yn.get(node, "metadata")
         name_node = yn.get(meta, "name")
-        line = yn.origin_of(name_node, path)[1] if name_node is not None else yn.origin_of(node, path)[1]
+        line = (
+            yn.origin_of(name_node, path)[1]
+            if name_node is not None
+            else yn.origin_of(node, path)[1]
+        )
         return Resource(
             node,
             path,
@@ -156,7 +160,9 @@ class ResMap:
         self.resources.append(res)
         return True
 
-    def replace_all(self, resources: list[Resource], problems: list[BuildProblem], where: str) -> None:
+    def replace_all(
+        self, resources: list[Resource], problems: list[BuildProblem], where: str
+    ) -> None:
         """Swap in transformed resources; ids that now collide are duplicates."""
         self.resources = []
         self._index = {}

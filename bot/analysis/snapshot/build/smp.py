@@ -68,7 +68,11 @@ def _without_directive(node: ynodes.Node) -> ynodes.Node:
     if isinstance(node, ynodes.MappingNode):
         return ynodes.MappingNode(
             node.tag,
-            [(k, v) for k, v in node.value if not (isinstance(k, ynodes.ScalarNode) and k.value == _DIRECTIVE)],
+            [
+                (k, v)
+                for k, v in node.value
+                if not (isinstance(k, ynodes.ScalarNode) and k.value == _DIRECTIVE)
+            ],
             node.start_mark,
             node.end_mark,
             node.flow_style,
@@ -79,7 +83,11 @@ def _without_directive(node: ynodes.Node) -> ynodes.Node:
             [
                 v
                 for v in node.value
-                if not (isinstance(v, ynodes.MappingNode) and len(v.value) == 1 and yn.get(v, _DIRECTIVE) is not None)
+                if not (
+                    isinstance(v, ynodes.MappingNode)
+                    and len(v.value) == 1
+                    and yn.get(v, _DIRECTIVE) is not None
+                )
             ],
             node.start_mark,
             node.end_mark,
@@ -124,7 +132,10 @@ def _walk(
 
 
 def _map(
-    dest: ynodes.Node | None, origin: ynodes.Node | None, schema: Schema, path: tuple[str | int, ...]
+    dest: ynodes.Node | None,
+    origin: ynodes.Node | None,
+    schema: Schema,
+    path: tuple[str | int, ...],
 ) -> ynodes.Node | None:
     if _null(dest):
         assert origin is not None
@@ -261,8 +272,14 @@ def _list(
                 order.append(values)
     merged: list[ynodes.Node] = []
     for values in order:
-        target = next((e for e in dest.value if (v := _values(e, keys)) is not None and _matches(v, values)), None)
-        patch = next((e for e in patch_items if (v := _values(e, keys)) is not None and _matches(v, values)), None)
+        target = next(
+            (e for e in dest.value if (v := _values(e, keys)) is not None and _matches(v, values)),
+            None,
+        )
+        patch = next(
+            (e for e in patch_items if (v := _values(e, keys)) is not None and _matches(v, values)),
+            None,
+        )
         result = _walk(target, patch, schema, None, (*path, len(merged)))
         if result is None or (isinstance(result, ynodes.MappingNode) and not result.value):
             continue  # `$patch: delete` on the element

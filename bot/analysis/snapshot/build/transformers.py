@@ -61,7 +61,9 @@ def _map(acc: Accumulated, fn: Callable[[Resource], Resource | None], where: str
 # --- patches ----------------------------------------------------------------------------
 
 
-_LABEL_REQ = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+_LABEL_REQ = re.compile(
+    r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(==|=|!=)\s*([A-Za-z0-9_.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$"
+)
 
 
 def _split_selector(text: str) -> list[str]:
@@ -131,7 +133,10 @@ def select(acc: Accumulated, target: ynodes.Node | None) -> list[Resource] | Non
     """kustomize's `ResMap.Select`: name and namespace (regular expressions, anchored) match
     the original or the current one, group/version/kind match the current one, and the
     label and annotation selectors match. None when the selector cannot be read."""
-    t = {k: yn.text(yn.get(target, k)) or "" for k in ("group", "version", "kind", "name", "namespace")}
+    t = {
+        k: yn.text(yn.get(target, k)) or ""
+        for k in ("group", "version", "kind", "name", "namespace")
+    }
     regexes = {k: _anchored(v) if v else None for k, v in t.items()}
     if any(v and regexes[k] is None for k, v in t.items()):
         return None
@@ -161,7 +166,9 @@ def select(acc: Accumulated, target: ynodes.Node | None) -> list[Resource] | Non
                 if not matched:
                     continue
             if annotation_selector:
-                matched = selector_matches(annotation_selector, _string_map(yn.get(meta, "annotations")))
+                matched = selector_matches(
+                    annotation_selector, _string_map(yn.get(meta, "annotations"))
+                )
                 if not matched:
                     continue
             found.append(res)
@@ -186,14 +193,22 @@ def _patch(k: Kustomizer, entry: PatchEntry, acc: Accumulated) -> None:
         return
     if entry.target is not None and entry.field == "patches":
         if len(docs) > 1:
-            _fail(acc, entry, f"{where} holds several strategic-merge patches and a `target`: kustomize fails with `Multiple Strategic-Merge Patches in one \\`patches\\` entry is not allowed to set \\`patches.target\\` field`.")
+            _fail(
+                acc,
+                entry,
+                f"{where} holds several strategic-merge patches and a `target`: kustomize fails with `Multiple Strategic-Merge Patches in one \\`patches\\` entry is not allowed to set \\`patches.target\\` field`.",
+            )
             return
         selected = select(acc, entry.target)
         if selected is None:
             acc.unknown.append(Unknown(where, "has a target kustomize cannot read", (entry.file,)))
             return
         chosen = {id(r) for r in selected}
-        _map(acc, lambda r: _smp(r, docs[0], entry, acc, where, retarget=True) if id(r) in chosen else r, where)
+        _map(
+            acc,
+            lambda r: _smp(r, docs[0], entry, acc, where, retarget=True) if id(r) in chosen else r,
+            where,
+        )
         return
     for doc in docs:
         if not isinstance(doc, ynodes.MappingNode):
@@ -232,14 +247,30 @@ def _by_id(acc: Accumulated, patch: ynodes.MappingNode) -> Resource | None:
     for res in acc.resmap:
         ids = [res.key()]
         for prev_name, prev_ns in res.prev:
-            ids.append(Resource(res.node, "", 0, -1, res.api_version, res.kind, prev_name, prev_ns).key())
+            ids.append(
+                Resource(res.node, "", 0, -1, res.api_version, res.kind, prev_name, prev_ns).key()
+            )
         if want in ids:
             found.append(res)
     return found[0] if len(found) == 1 else None
 
 
-def _smp(res: Resource, patch: ynodes.Node, entry: PatchEntry, acc: Accumulated, where: str, retarget: bool = False) -> Resource | None:
-    options = {k: yn.to_value(v) for k, v in ((k.value, v) for k, v in getattr(entry.options, "value", []) if isinstance(k, ynodes.ScalarNode))}
+def _smp(
+    res: Resource,
+    patch: ynodes.Node,
+    entry: PatchEntry,
+    acc: Accumulated,
+    where: str,
+    retarget: bool = False,
+) -> Resource | None:
+    options = {
+        k: yn.to_value(v)
+        for k, v in (
+            (k.value, v)
+            for k, v in getattr(entry.options, "value", [])
+            if isinstance(k, ynodes.ScalarNode)
+        )
+    }
     try:
         merged = smp.merge(patch, res.node, fieldspecs.Schema.of(res.api_version, res.kind))
     except smp.MergeFailed as exc:
@@ -270,7 +301,9 @@ def _smp(res: Resource, patch: ynodes.Node, entry: PatchEntry, acc: Accumulated,
     return res.with_node(merged)
 
 
-def _set_scalar(node: ynodes.MappingNode, path: tuple[str, ...], value: str, keep: bool = False) -> ynodes.MappingNode:
+def _set_scalar(
+    node: ynodes.MappingNode, path: tuple[str, ...], value: str, keep: bool = False
+) -> ynodes.MappingNode:
     current = yn.at(node, path)
     if keep and current is not None and yn.text(current) == value:
         return node
@@ -288,7 +321,11 @@ def _fail(acc: Accumulated, entry: PatchEntry, message: str) -> None:
 
 def _json6902(entry: PatchEntry, docs: list[ynodes.Node], acc: Accumulated, where: str) -> None:
     if entry.target is None:
-        _fail(acc, entry, f"{where} is a JSON patch without a `target`: kustomize fails with `must specify a target for JSON patch`.")
+        _fail(
+            acc,
+            entry,
+            f"{where} is a JSON patch without a `target`: kustomize fails with `must specify a target for JSON patch`.",
+        )
         return
     decoded = jsonpatch.operations(docs)
     if decoded is None:
@@ -338,7 +375,12 @@ def _namespace(setting: tuple[str, int, str], acc: Accumulated) -> None:
         res = res.stored()
         node: ynodes.Node = res.node
         if not res.cluster_scoped:
-            node = yn.update(node, ("metadata", "namespace"), lambda old: old if yn.text(old) == namespace else yn.scalar(namespace, mark), mark=mark)
+            node = yn.update(
+                node,
+                ("metadata", "namespace"),
+                lambda old: old if yn.text(old) == namespace else yn.scalar(namespace, mark),
+                mark=mark,
+            )
         for spec in specs:
             if spec.path == ("metadata", "name") and res.api_version != "v1":
                 continue  # only a v1 Namespace is renamed
@@ -371,10 +413,20 @@ def _subjects(node: ynodes.Node, namespace: str, mark: Any) -> ynodes.Node:
             items.append(item)
     if not changed:
         return node
-    return yn.update(node, ("subjects",), lambda old: ynodes.SequenceNode(old.tag, items, old.start_mark, old.end_mark, old.flow_style))  # type: ignore[union-attr]
+    return yn.update(
+        node,
+        ("subjects",),
+        lambda old: ynodes.SequenceNode(
+            old.tag, items, old.start_mark, old.end_mark, old.flow_style
+        ),
+    )  # type: ignore[union-attr]
 
 
-_NO_AFFIX = (("", "CustomResourceDefinition"), ("apiregistration.k8s.io", "APIService"), ("", "Namespace"))
+_NO_AFFIX = (
+    ("", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io", "APIService"),
+    ("", "Namespace"),
+)
 
 
 def _affix(kf: KustFile, acc: Accumulated) -> None:
@@ -404,13 +456,19 @@ def _entries(node: ynodes.Node | None) -> list[tuple[str, ynodes.Node]]:
     return [(k.value, v) for k, v in node.value if isinstance(k, ynodes.ScalarNode)]
 
 
-def _set_entries(pairs: list[tuple[str, ynodes.Node]], file: str) -> Callable[[ynodes.Node | None, Any], ynodes.Node | None]:
+def _set_entries(
+    pairs: list[tuple[str, ynodes.Node]], file: str
+) -> Callable[[ynodes.Node | None, Any], ynodes.Node | None]:
     def fn(old: ynodes.Node | None, _path: Any) -> ynodes.Node | None:
         if old is not None and not isinstance(old, ynodes.MappingNode):
             if yn.text(old) is not None:
                 return old
             old = None
-        node = old if old is not None else yn.mapping([], yn.Origin(file, yn.origin_of(pairs[0][1], file)[1]))
+        node = (
+            old
+            if old is not None
+            else yn.mapping([], yn.Origin(file, yn.origin_of(pairs[0][1], file)[1]))
+        )
         assert isinstance(node, ynodes.MappingNode)
         for key, value in pairs:
             text = yn.text(value) or ""
@@ -418,7 +476,11 @@ def _set_entries(pairs: list[tuple[str, ynodes.Node]], file: str) -> Callable[[y
             if current is not None and yn.text(current) == text and current.tag == yn.STR:
                 continue
             origin = yn.origin_of(value, file)
-            mark = value.start_mark if isinstance(value.start_mark, yn.Origin) else yn.Origin(origin[0], origin[1])
+            mark = (
+                value.start_mark
+                if isinstance(value.start_mark, yn.Origin)
+                else yn.Origin(origin[0], origin[1])
+            )
             new_value = yn.from_value(text, mark)
             node = yn.with_key(node, key, new_value, mark)
         return node
@@ -426,7 +488,13 @@ def _set_entries(pairs: list[tuple[str, ynodes.Node]], file: str) -> Callable[[y
     return fn
 
 
-def _apply_map(acc: Accumulated, specs: list[fieldspecs.FieldSpec], pairs: list[tuple[str, ynodes.Node]], file: str, where: str) -> None:
+def _apply_map(
+    acc: Accumulated,
+    specs: list[fieldspecs.FieldSpec],
+    pairs: list[tuple[str, ynodes.Node]],
+    file: str,
+    where: str,
+) -> None:
     if not pairs:
         return
     fn = _set_entries(pairs, file)
@@ -472,7 +540,13 @@ def _labels(kf: KustFile, acc: Accumulated) -> None:
             specs.append(_METADATA_LABELS)
         _apply_map(acc, _dedupe(specs), pairs, file, f"the labels of {file}")
     for node, file in kf.common_labels:
-        _apply_map(acc, list(acc.config.table("commonLabels")), _entries(node), file, f"the commonLabels of {file}")
+        _apply_map(
+            acc,
+            list(acc.config.table("commonLabels")),
+            _entries(node),
+            file,
+            f"the commonLabels of {file}",
+        )
 
 
 def _dedupe(specs: list[fieldspecs.FieldSpec]) -> list[fieldspecs.FieldSpec]:
@@ -488,7 +562,13 @@ def _dedupe(specs: list[fieldspecs.FieldSpec]) -> list[fieldspecs.FieldSpec]:
 
 def _annotations(kf: KustFile, acc: Accumulated) -> None:
     for node, file in kf.common_annotations:
-        _apply_map(acc, list(acc.config.table("commonAnnotations")), _entries(node), file, f"the commonAnnotations of {file}")
+        _apply_map(
+            acc,
+            list(acc.config.table("commonAnnotations")),
+            _entries(node),
+            file,
+            f"the commonAnnotations of {file}",
+        )
 
 
 # --- replicas, images ------------------------------------------------------------------
@@ -500,7 +580,11 @@ def _replicas(node: ynodes.Node, file: str, acc: Accumulated) -> None:
     count = yn.to_value(count_node)
     if not name or not isinstance(count, int) or isinstance(count, bool) or count_node is None:
         return
-    mark = count_node.start_mark if isinstance(count_node.start_mark, yn.Origin) else yn.Origin(file, yn.origin_of(count_node, file)[1])
+    mark = (
+        count_node.start_mark
+        if isinstance(count_node.start_mark, yn.Origin)
+        else yn.Origin(file, yn.origin_of(count_node, file)[1])
+    )
     specs = acc.config.table("replicas")
 
     def one(res: Resource) -> Resource:
@@ -509,7 +593,9 @@ def _replicas(node: ynodes.Node, file: str, acc: Accumulated) -> None:
         new: ynodes.Node = res.node
         for spec in specs:
             if spec.selects(res.api_version, res.kind):
-                new = fieldspecs.apply(new, spec, lambda _o, _p: yn.scalar(str(count), mark, yn.INT), mark)
+                new = fieldspecs.apply(
+                    new, spec, lambda _o, _p: yn.scalar(str(count), mark, yn.INT), mark
+                )
         if new is res.node:
             return res
         assert isinstance(new, ynodes.MappingNode)
@@ -542,13 +628,24 @@ def split_image(image: str) -> tuple[str, str, str]:
 
 
 def _images(node: ynodes.Node, file: str, acc: Accumulated) -> None:
-    spec = {k: yn.text(yn.get(node, k)) or "" for k in ("name", "newName", "newTag", "digest", "tagSuffix")}
+    spec = {
+        k: yn.text(yn.get(node, k)) or ""
+        for k in ("name", "newName", "newTag", "digest", "tagSuffix")
+    }
     if not spec["name"]:
         return
     try:
-        matcher = re.compile("^" + spec["name"] + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$")
+        matcher = re.compile(
+            "^" + spec["name"] + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$"
+        )
     except re.error:
-        acc.unknown.append(Unknown(f"the image `{spec['name']}` in {file}", "is not a name kustomize can match", (file,)))
+        acc.unknown.append(
+            Unknown(
+                f"the image `{spec['name']}` in {file}",
+                "is not a name kustomize can match",
+                (file,),
+            )
+        )
         return
     origin = yn.origin_of(node, file)
     mark = yn.Origin(origin[0], origin[1])
@@ -587,7 +684,11 @@ def _images(node: ynodes.Node, file: str, acc: Accumulated) -> None:
         changed = False
         for k, v in n.value:
             new_v = walk(v, depth + 1)
-            if isinstance(k, ynodes.ScalarNode) and k.value in ("containers", "initContainers") and isinstance(new_v, ynodes.SequenceNode):
+            if (
+                isinstance(k, ynodes.ScalarNode)
+                and k.value in ("containers", "initContainers")
+                and isinstance(new_v, ynodes.SequenceNode)
+            ):
                 items = []
                 for item in new_v.value:
                     image = yn.get(item, "image")
@@ -597,7 +698,9 @@ def _images(node: ynodes.Node, file: str, acc: Accumulated) -> None:
                         item = yn.with_key(item, "image", yn.scalar(new_value, mark), mark)  # type: ignore[arg-type]
                     items.append(item)
                 if any(a is not b for a, b in zip(items, new_v.value, strict=True)):
-                    new_v = ynodes.SequenceNode(new_v.tag, items, new_v.start_mark, new_v.end_mark, new_v.flow_style)
+                    new_v = ynodes.SequenceNode(
+                        new_v.tag, items, new_v.start_mark, new_v.end_mark, new_v.flow_style
+                    )
             if new_v is not v:
                 changed = True
             pairs.append((k, new_v))
@@ -611,7 +714,13 @@ def _images(node: ynodes.Node, file: str, acc: Accumulated) -> None:
                 node = fieldspecs.apply(
                     node,
                     fieldspecs.FieldSpec(fs.group, fs.version, fs.kind, fs.path, False),
-                    lambda old, _p: yn.scalar(new_value, mark) if isinstance(old, ynodes.ScalarNode) and (new_value := update(old.value)) is not None and new_value != old.value else old,
+                    lambda old, _p: (
+                        yn.scalar(new_value, mark)
+                        if isinstance(old, ynodes.ScalarNode)
+                        and (new_value := update(old.value)) is not None
+                        and new_value != old.value
+                        else old
+                    ),
                     mark,
                 )
         return node
