@@ -133,7 +133,7 @@ def merge(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Nod
 
 def _mirror(node: ynodes.Node, budget: list[int], depth: int) -> _M:
     # An aliased node becomes one copy per use, as kustomize de-anchors what it reads.
-    budget[0] -= 1
+    budget[0] -= 1 + (len(node.value) if isinstance(node.value, list) else 0)
     if budget[0] < 0:
         raise MergeFailed("the object is too large to merge", (), None)
     if depth > _MAX_DEPTH:
@@ -145,17 +145,27 @@ def _mirror(node: ynodes.Node, budget: list[int], depth: int) -> _M:
             if _is_merge_key(k):
                 merged.append(v)
                 continue
-            content.append(_mirror(k, budget, depth + 1))
-            content.append(_mirror(v, budget, depth + 1))
+            content.append(
+                _scalar(k) if type(k) is ynodes.ScalarNode else _mirror(k, budget, depth + 1)
+            )
+            content.append(
+                _scalar(v) if type(v) is ynodes.ScalarNode else _mirror(v, budget, depth + 1)
+            )
         if merged:
             content = _merge_keys(content, merged, budget, depth)
         return _M(_MAP, node.tag, "", None, content, node, node.start_mark, node.end_mark)
     if isinstance(node, ynodes.SequenceNode):
-        items = [_mirror(v, budget, depth + 1) for v in node.value]
+        items = [
+            _scalar(v) if type(v) is ynodes.ScalarNode else _mirror(v, budget, depth + 1)
+            for v in node.value
+        ]
         return _M(_SEQ, node.tag, "", None, items, node, node.start_mark, node.end_mark)
     assert isinstance(node, ynodes.ScalarNode)
-    value = node.value if isinstance(node.value, str) else ""
-    return _M(_SCALAR, node.tag, value, node.style, [], node, node.start_mark, node.end_mark)
+    return _scalar(node)
+
+
+def _scalar(node: ynodes.ScalarNode) -> _M:
+    return _M(_SCALAR, node.tag, node.value, node.style, [], node, node.start_mark, node.end_mark)
 
 
 def _is_merge_key(key: ynodes.Node) -> bool:
