@@ -1,293 +1,746 @@
-"""Strategic-merge patches on node trees, as kustomize v5.5 applies them.
+"""Strategic-merge patches on node trees, exactly as kustomize v5.5 applies them.
 
-kustomize merges with kyaml's `merge2` (not apimachinery's strategicpatch), walking the
-target and the patch together (`kyaml/yaml/walk`):
-- mappings merge field by field; fields the patch adds go after the target's, in name
-  order; a `null` in the patch deletes the field; `$patch: delete` deletes the mapping,
-  `$patch: replace` replaces it;
-- a list merges element by element only where kustomize's built-in schema gives it a
-  merge strategy (`fieldspecs.Schema`): by its merge keys, the patch's elements first
-  (kustomize prepends them, `MergeOptionsListPrepend`), then the target's others; a list
-  of primitives with the strategy is a union, the patch's values first. Every other list,
-  and every list of a kind the schema does not know (all custom resources), is replaced;
-- a patch whose node kind differs from the target's (a mapping where the target has a
-  scalar) fails the build: `wrong node kind: expected ScalarNode but got MappingNode`.
+kustomize does not merge with apimachinery's strategicpatch but with kyaml's `merge2`
+(sigs.k8s.io/kustomize/kyaml v0.18.1: `yaml/merge2`, `yaml/walk`, the filters of
+`yaml/fns.go`), which walks the target and the patch together, patch elements first
+(`MergeOptionsListPrepend`). What it does differs from the documented strategic merge in
+ways a build shows, so this is a port of that code, step by step, rather than of the
+specification:
+- mappings merge field by field (fields the patch adds go after the target's, in name
+  order); a `null` deletes a field; `$patch: delete|replace|merge` act on a mapping, except
+  that a `replace` of the whole object changes nothing; a target field written `~` or
+  `null` is kept, an empty one (`key:`) is dropped wherever the walk goes; `<<` merge keys
+  are written out first, as kustomize does when it reads a file;
+- a list merges element by element only where kustomize's built-in schema gives it the
+  `merge` strategy (`fieldspecs.Schema`, Kubernetes 1.21 kinds only; an object nested in
+  an unknown one that has a known `apiVersion` and `kind` gets that kind's schema); any
+  other list, and every list of a custom resource, is replaced, with a `{$patch: ...}`
+  item kept literally;
+- an associative list is rebuilt from the patch's element keys then the target's: the
+  merge keys of a multi-key list (`containerPort` + `protocol`) are reconciled row by row
+  (`mergeValues`, `validateKeys`), elements are found and replaced with kyaml's
+  `ElementSetter`, and `appendListNode` adds the target's elements after the patch's. A
+  patch element with no merge key deletes every target element that has one, a target
+  element without one drops what came before it, a patch element whose keys only half
+  meet the target's is lost, and the last of duplicate target elements wins;
+- a scalar the patch sets keeps the target's quoting, so a number that replaces a quoted
+  string is written, and read back, as a string;
+- a patch whose node kind differs from the target's fails the build:
+  `wrong node kind: expected ScalarNode but got MappingNode`.
+
+kyaml edits both trees in place, and which node objects end up shared decides some of its
+results. The port runs on a private mutable mirror (`_M`) of both trees, with the same
+sharing, and freezes the result back into libyaml nodes: an input node is never mutated,
+an unchanged subtree is the input's own node, and a value from the patch keeps its marks
+(its `Origin`).
+
+Not reproduced: the schema kyaml reads from `# {"$openapi": ...}` comments (comments are
+not parsed), and kyaml keeps a field's own schema where `data/mergekeys.json`, which only
+lists fields that lead to a merge list, has none: an object with an `apiVersion` and a
+`kind` inside such a field of a built-in kind (a ControllerRevision's `data`) is merged
+with its own kind's schema here.
 """
 
 from __future__ import annotations
 
+from yaml import Mark
 from yaml import nodes as ynodes
 
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.fieldspecs import ListKind, Schema
 
 _DIRECTIVE = "$patch"
+_DELETE, _REPLACE, _MERGE, _UNKNOWN = "delete", "replace", "merge", "unknown"
+
+# Nesting a walk follows (a few Python frames each) and nodes a merge may copy: kustomize
+# has neither limit, but a patch is hostile input and the build must stay bounded.
+_MAX_DEPTH = 200
+_MAX_NODES = 1_000_000
+
+_SCALAR, _SEQ, _MAP = 0, 1, 2
+_KIND_NAMES = ("ScalarNode", "SequenceNode", "MappingNode")
+# A scalar written in one of these styles is a string whatever its tag (go-yaml drops a
+# tag the value resolves to and keeps the quotes).
+_STRING_STYLES = frozenset({'"', "'", "|", ">"})
+
+Path = tuple[str | int, ...]
+# kyaml's ResourceSchema at one node: None where kyaml has none; an object's schema; or a
+# list's, with how it merges and its elements' schema.
+_Sch = tuple[Schema, ListKind | None] | None
 
 
 class MergeFailed(Exception):
     """kustomize fails the build; the message is what it prints."""
 
-    def __init__(self, message: str, path: tuple[str | int, ...], node: ynodes.Node | None) -> None:
+    def __init__(self, message: str, path: Path, node: ynodes.Node | None) -> None:
         super().__init__(message)
         self.path = path
         self.node = node  # the patch's node at fault, for its line
 
 
-def _null(node: ynodes.Node | None) -> bool:
-    """kyaml's IsMissingOrNull: no node, or one tagged null (`null`, `~`, nothing)."""
-    return node is None or node.tag == yn.NULL
+class _M:
+    """A mutable stand-in for a go-yaml `yaml.Node`: `content` is go-yaml's (a mapping's
+    keys and values alternate), `node` the libyaml node it mirrors (reused when nothing
+    changed), `keep` kyaml's `ShouldKeep` (a target's explicit null)."""
 
+    __slots__ = ("content", "end", "keep", "kind", "mark", "node", "style", "tag", "value")
 
-def _kind_name(node: ynodes.Node) -> str:
-    if isinstance(node, ynodes.MappingNode):
-        return "MappingNode"
-    if isinstance(node, ynodes.SequenceNode):
-        return "SequenceNode"
-    return "ScalarNode"
+    def __init__(
+        self,
+        kind: int,
+        tag: str,
+        value: str,
+        style: str | None,
+        content: list[_M],
+        node: ynodes.Node | None,
+        mark: Mark | None,
+        end: Mark | None,
+    ) -> None:
+        self.kind = kind
+        self.tag = tag
+        self.value = value
+        self.style = style
+        self.content = content
+        self.node = node
+        self.mark = mark
+        self.end = end
+        self.keep = False
 
-
-def _directive(node: ynodes.Node) -> str | None:
-    if isinstance(node, ynodes.MappingNode):
-        value = yn.text(yn.get(node, _DIRECTIVE))
-        if value is not None:
-            if value not in ("delete", "replace", "merge"):
-                raise MergeFailed(f"unknown patch strategy '{value}'", (), node)
-            return value
-    elif isinstance(node, ynodes.SequenceNode):
-        for item in node.value:
-            if isinstance(item, ynodes.MappingNode) and len(item.value) == 1:
-                value = yn.text(yn.get(item, _DIRECTIVE))
-                if value is not None:
-                    if value not in ("delete", "replace", "merge"):
-                        raise MergeFailed(f"unknown patch strategy '{value}'", (), node)
-                    return value
-    return None
-
-
-def _without_directive(node: ynodes.Node) -> ynodes.Node:
-    if isinstance(node, ynodes.MappingNode):
-        return ynodes.MappingNode(
-            node.tag,
-            [
-                (k, v)
-                for k, v in node.value
-                if not (isinstance(k, ynodes.ScalarNode) and k.value == _DIRECTIVE)
-            ],
-            node.start_mark,
-            node.end_mark,
-            node.flow_style,
-        )
-    if isinstance(node, ynodes.SequenceNode):
-        return ynodes.SequenceNode(
-            node.tag,
-            [
-                v
-                for v in node.value
-                if not (
-                    isinstance(v, ynodes.MappingNode)
-                    and len(v.value) == 1
-                    and yn.get(v, _DIRECTIVE) is not None
-                )
-            ],
-            node.start_mark,
-            node.end_mark,
-            node.flow_style,
-        )
-    return node
+    def become(self, other: _M) -> None:
+        """go-yaml's `*node = *other` (kyaml's `SetYNode`)."""
+        for slot in ("kind", "tag", "value", "style", "content", "node", "mark", "end"):
+            setattr(self, slot, getattr(other, slot))
 
 
 def merge(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Node | None:
-    """`target` with `patch` merged in; None when the patch deletes the whole object."""
-    return _walk(target, patch, schema, None, ())
+    """`target` with `patch` merged in; None when the patch deletes the whole object.
+    `schema` is the target's kind's (`Schema.of`); when it is not a built-in kind, the
+    patch's own `apiVersion` and `kind` are looked up, as kyaml does."""
+    budget = [_MAX_NODES]
+    dest = _mirror(target, budget, 0)
+    origin = _mirror(patch, budget, 0)
+    result = _walk(dest, origin, (schema, None) if schema.known else None, ())
+    if result is None or result.tag == yn.NULL:
+        return None
+    # kustomize keeps the object the merge edited in place (`Resource.ApplyFilter` only
+    # looks at whether the result is empty): a `$patch: replace` on the whole object is
+    # walked, and can fail, but changes nothing.
+    return _freeze(dest, 0)
 
 
-def _walk(
-    dest: ynodes.Node | None,
-    origin: ynodes.Node | None,
-    schema: Schema,
-    list_kind: ListKind | None,
-    path: tuple[str | int, ...],
-) -> ynodes.Node | None:
-    if len(path) > 300:
-        raise MergeFailed("nesting too deep", path, origin)
-    first = dest if not _null(dest) else origin
-    if _null(first):
-        # Both missing or null: keep a null the target wrote.
-        return dest if dest is not None and origin is None else None
-    assert first is not None
-    for node in (dest, origin):
-        if not _null(node) and type(node) is not type(first):
-            assert node is not None
-            raise MergeFailed(
-                f"wrong node kind: expected {_kind_name(first)} but got {_kind_name(node)}",
-                path,
-                origin,
+# --- mirroring ------------------------------------------------------------------------
+
+
+def _mirror(node: ynodes.Node, budget: list[int], depth: int) -> _M:
+    # An aliased node becomes one copy per use, as kustomize de-anchors what it reads.
+    budget[0] -= 1 + (len(node.value) if isinstance(node.value, list) else 0)
+    if budget[0] < 0:
+        raise MergeFailed("the object is too large to merge", (), None)
+    if depth > _MAX_DEPTH:
+        raise MergeFailed("nesting too deep", (), node)
+    if isinstance(node, ynodes.MappingNode):
+        content: list[_M] = []
+        merged: list[ynodes.Node] = []
+        for k, v in node.value:
+            if _is_merge_key(k):
+                merged.append(v)
+                continue
+            content.append(
+                _scalar(k) if type(k) is ynodes.ScalarNode else _mirror(k, budget, depth + 1)
             )
-    if isinstance(first, ynodes.MappingNode):
-        return _map(dest, origin, schema, path)
-    if isinstance(first, ynodes.SequenceNode):
-        return _list(dest, origin, schema, list_kind, path)
-    # A scalar: the patch's value wins.
+            content.append(
+                _scalar(v) if type(v) is ynodes.ScalarNode else _mirror(v, budget, depth + 1)
+            )
+        if merged:
+            content = _merge_keys(content, merged, budget, depth)
+        return _M(_MAP, node.tag, "", None, content, node, node.start_mark, node.end_mark)
+    if isinstance(node, ynodes.SequenceNode):
+        items = [
+            _scalar(v) if type(v) is ynodes.ScalarNode else _mirror(v, budget, depth + 1)
+            for v in node.value
+        ]
+        return _M(_SEQ, node.tag, "", None, items, node, node.start_mark, node.end_mark)
+    assert isinstance(node, ynodes.ScalarNode)
+    return _scalar(node)
+
+
+def _scalar(node: ynodes.ScalarNode) -> _M:
+    return _M(_SCALAR, node.tag, node.value, node.style, [], node, node.start_mark, node.end_mark)
+
+
+def _is_merge_key(key: ynodes.Node) -> bool:
+    return (
+        isinstance(key, ynodes.ScalarNode)
+        and key.value == "<<"
+        and not key.style  # plain: None from PyYAML's parser, "" from libyaml's
+        and key.tag == "tag:yaml.org,2002:merge"
+    )
+
+
+def _merge_keys(
+    own: list[_M], merged: list[ynodes.Node], budget: list[int], depth: int
+) -> list[_M]:
+    """kyaml's `DeAnchor` (kustomize reads every file with it) writes the fields of `<<`
+    mappings into the mapping: the mapping's own fields win, then the first source."""
+    sources: list[ynodes.Node] = []
+    for node in merged:
+        if isinstance(node, ynodes.SequenceNode):
+            sources.extend(v for v in node.value if isinstance(v, ynodes.MappingNode))
+        elif isinstance(node, ynodes.MappingNode):
+            sources.append(node)
+    content = list(own)
+    for source in [*reversed(sources), None]:
+        fields = own if source is None else _mirror(source, budget, depth + 1).content
+        firsts: dict[str, tuple[_M, _M]] = {}
+        for i in range(0, len(fields) - 1, 2):
+            firsts.setdefault(fields[i].value, (fields[i], fields[i + 1]))
+        for key, value in firsts.values():
+            at = next(
+                (j for j in range(0, len(content) - 1, 2) if content[j].value == key.value), None
+            )
+            if at is None:
+                content += [key, value]
+            else:
+                content[at : at + 2] = [key, value]
+    return content
+
+
+def _freeze(m: _M, depth: int) -> ynodes.Node:
+    if depth > _MAX_DEPTH:
+        raise MergeFailed("nesting too deep", (), m.node)
+    orig = m.node
+    if m.kind == _SCALAR:
+        if (
+            isinstance(orig, ynodes.ScalarNode)
+            and orig.tag == m.tag
+            and orig.value == m.value
+            and orig.style == m.style
+        ):
+            return orig
+        return ynodes.ScalarNode(m.tag, m.value, m.mark, m.end, m.style)
+    children = [_freeze(c, depth + 1) for c in m.content]
+    if m.kind == _SEQ:
+        if isinstance(orig, ynodes.SequenceNode) and _same(orig.value, children):
+            return orig
+        flow = orig.flow_style if isinstance(orig, ynodes.SequenceNode) else None
+        tag = orig.tag if isinstance(orig, ynodes.SequenceNode) else yn.SEQ
+        return ynodes.SequenceNode(tag, children, m.mark, m.end, flow)
+    pairs = list(zip(children[::2], children[1::2], strict=True))
+    if (
+        isinstance(orig, ynodes.MappingNode)
+        and len(orig.value) == len(pairs)
+        and all(a is c and b is d for (a, b), (c, d) in zip(orig.value, pairs, strict=True))
+    ):
+        return orig
+    flow = orig.flow_style if isinstance(orig, ynodes.MappingNode) else None
+    tag = orig.tag if isinstance(orig, ynodes.MappingNode) else yn.MAP
+    return ynodes.MappingNode(tag, pairs, m.mark, m.end, flow)
+
+
+def _same(a: list[ynodes.Node], b: list[ynodes.Node]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _plain(value: str, like: _M) -> _M:
+    """kyaml's `NewScalarRNode(value)`: an untagged plain scalar, which go-yaml writes as
+    whatever type the text reads as (a YAML 1.1 boolean word quoted, as a string)."""
+    resolved = yn.resolve_plain(value)
+    style: str | None = None
+    if resolved is None:
+        tag = yn.NULL
+    elif isinstance(resolved, bool):
+        tag = yn.BOOL
+    elif isinstance(resolved, int):
+        tag = yn.INT
+    elif isinstance(resolved, float):
+        tag = yn.FLOAT
+    else:
+        tag = yn.STR
+        if isinstance(resolved, yn.Unsure):
+            style = '"'
+    return _M(_SCALAR, tag, value, style, [], None, like.mark, like.end)
+
+
+# --- kyaml's node predicates and filters (yaml/rnode.go, yaml/fns.go) ------------------
+
+
+def _null(m: _M | None) -> bool:
+    """IsMissingOrNull."""
+    return m is None or m.tag == yn.NULL
+
+
+def _empty_map(m: _M | None) -> bool:
+    """IsEmptyMap (a missing or null node counts)."""
+    return m is None or m.tag == yn.NULL or (m.kind == _MAP and not m.content)
+
+
+def _nil_or_empty(m: _M | None) -> bool:
+    """IsYNodeNilOrEmpty."""
+    return m is None or m.tag == yn.NULL or (m.kind != _SCALAR and not m.content)
+
+
+def _kind_error(expected: int, m: _M, path: Path) -> MergeFailed:
+    return MergeFailed(
+        f"wrong node kind: expected {_KIND_NAMES[expected]} but got {_KIND_NAMES[m.kind]}",
+        path,
+        m.node,
+    )
+
+
+def _check(m: _M | None, kind: int, path: Path) -> None:
+    """ErrorIfInvalid: a missing or null node passes."""
+    if not _null(m) and m is not None and m.kind != kind:
+        raise _kind_error(kind, m, path)
+
+
+def _field(m: _M | None, name: str) -> _M | None:
+    """`RNode.Field(name).Value`: the first field of that name of a mapping."""
+    if m is None or m.kind != _MAP:
+        return None
+    c = m.content
+    for i in range(0, len(c) - 1, 2):
+        if c[i].value == name:
+            return c[i + 1]
+    return None
+
+
+def _match_field(m: _M | None, name: str, value: str | None, path: Path) -> _M | None:
+    """FieldMatcher: the first field `name` of a mapping, when its text is `value` (any
+    text when None); with no name, the scalar itself when its text is `value`."""
+    if _null(m):
+        return None
+    assert m is not None
+    if name == "":
+        _check(m, _SCALAR, path)
+        return m if m.value == (value or "") else None
+    _check(m, _MAP, path)
+    c = m.content
+    for i in range(0, len(c) - 1, 2):
+        if c[i].value == name:
+            v = c[i + 1]
+            return v if value is None or v.value == value else None
+    return None
+
+
+def _clear(m: _M, name: str, path: Path) -> None:
+    """FieldClearer: removes the first field `name`."""
+    _check(m, _MAP, path)
+    c = m.content
+    for i in range(0, len(c) - 1, 2):
+        if c[i].value == name:
+            m.content = c[:i] + c[i + 2 :]
+            return
+
+
+def _set_field(m: _M, name: str, value: _M | None, key: _M | None, path: Path) -> None:
+    """FieldSetter: a missing or (not kept) null value removes the field; an existing
+    field takes the value in place, in its own style; a new one is appended."""
+    if value is None or (value.tag == yn.NULL and not value.keep):
+        _clear(m, name, path)
+        return
+    field = _match_field(m, name, None, path)
+    if field is not None:
+        if field is value:
+            return
+        # kyaml gives the new value the old one's style, and go-yaml writes a scalar in a
+        # quoted or block style as a string.
+        value.style = field.style
+        if value.kind == _SCALAR and value.style in _STRING_STYLES and value.tag != yn.STR:
+            value.tag = yn.STR
+        field.become(value)
+        return
+    if key is None:
+        key = _M(_SCALAR, yn.STR, name, None, [], None, value.mark, value.mark)
+    m.content = [*m.content, key, value]
+
+
+def _element_setter(
+    rn: _M, element: _M | None, keys: list[str], values: list[str], path: Path
+) -> None:
+    """ElementSetter: replaces (or, without `element`, removes) every element whose
+    fields `keys` have the texts `values` (an empty text: any), appending `element` when
+    none does. Null and empty elements go, whatever they are."""
+    if not keys:
+        keys = [""]
+    _check(rn, _SEQ, path)
+    mapping_setter = keys[0] != "" and len(values) > 0 and values[0] != ""
+    new: list[_M] = []
+    found_any = False
+    for elem in rn.content:
+        if _empty_map(elem):
+            continue
+        if elem.kind != _MAP and mapping_setter:
+            new.append(elem)
+            continue
+        val: _M | None = None
+        found = True
+        for j in range(len(keys)):
+            if j < len(values):
+                val = _match_field(elem, keys[j], values[j] or None, path)
+            if val is None:
+                found = False
+                break
+        if not found:
+            if values:
+                new.append(elem)
+            continue
+        found_any = True
+        if element is not None:
+            new.append(element)
+    rn.content = new
+    if _null(element):
+        return
+    assert element is not None
+    if not found_any:
+        rn.content = [*rn.content, element]
+
+
+def _element_list(rn: _M | None, keys: list[str], values: list[str]) -> _M | None:
+    """`RNode.ElementList`: the first element whose fields `keys` have exactly the texts
+    `values` (the first scalar of that text for the key "")."""
+    if rn is None or rn.kind != _SEQ:
+        return None
+    keys = keys or [""]
+    values = values or [""]
+    if keys[0] == "":
+        for elem in rn.content:
+            if elem.value == values[0]:
+                return elem
+        return None
+    if len(keys) != len(values):
+        return None
+    for elem in rn.content:
+        if elem.kind != _MAP:
+            continue  # a null element passes kyaml's check but matches no field
+        if all(_text(_field(elem, k)) == v for k, v in zip(keys, values, strict=True)):
+            return elem
+    return None
+
+
+def _text(m: _M | None) -> str | None:
+    return None if m is None else m.value
+
+
+# --- the walk (yaml/walk) and the merge visitor (yaml/merge2) ---------------------------
+
+
+def _schema_of(dest: _M | None, origin: _M | None, schema: _Sch) -> _Sch:
+    """Walker.GetSchema: the inherited schema, else the one of the `apiVersion` and
+    `kind` the target's or the patch's node names."""
+    if schema is not None:
+        return schema
+    for m in (dest, origin):
+        if _null(m):
+            continue
+        api, kind = _field(m, "apiVersion"), _field(m, "kind")
+        if _nil_or_empty(api) or _nil_or_empty(kind):
+            continue
+        assert api is not None and kind is not None
+        if not api.value or not kind.value:
+            continue
+        found = Schema.of(api.value, kind.value)
+        if found.known:
+            return (found, None)
+    return None
+
+
+def _field_schema(schema: _Sch, name: str) -> _Sch:
+    if schema is None or schema[1] is not None:
+        return None  # no schema, or a list's: an array has no fields
+    sub, kind = schema[0].field(name)
+    if kind is not None:
+        return (sub, kind)
+    return (sub, None) if sub.known else None
+
+
+def _walk(dest: _M | None, origin: _M | None, schema: _Sch, path: Path) -> _M | None:
+    if len(path) > _MAX_DEPTH:
+        raise MergeFailed("nesting too deep", path, origin.node if origin else None)
+    schema = _schema_of(dest, origin, schema)
+    first = next((m for m in (dest, origin) if not _null(m)), None)
+    if first is None:
+        return _walk_map(dest, origin, schema, path)
+    for m in (dest, origin):
+        _check(m, first.kind, path)
+    if first.kind == _MAP:
+        return _walk_map(dest, origin, schema, path)
+    if first.kind == _SEQ:
+        if schema is not None and schema[1] is not None:
+            return _walk_associative(dest, origin, schema, path)
+        # Not associative: the patch's list, as it is, replaces the target's.
+        return origin if origin is not None else dest
     return origin if origin is not None else dest
 
 
-def _map(
-    dest: ynodes.Node | None,
-    origin: ynodes.Node | None,
-    schema: Schema,
-    path: tuple[str | int, ...],
-) -> ynodes.Node | None:
+def _directive(patch: _M | None, path: Path) -> str:
+    """determineSmpDirective: the `$patch` of a mapping, or of a list's `{$patch: x}`
+    item (an item with other fields is the element's own directive, not the list's);
+    a known directive is removed from the patch."""
+    if patch is None:
+        return _MERGE
+    if patch.kind == _SEQ:
+        item = next(
+            (e for e in patch.content if e.kind == _MAP and _field(e, _DIRECTIVE) is not None),
+            None,
+        )
+        if item is None or len(item.content) > 2:
+            return _MERGE
+        found = _field(item, _DIRECTIVE)
+        assert found is not None
+        value = found.value
+        if value in (_DELETE, _REPLACE, _MERGE):
+            _element_setter(patch, None, [_DIRECTIVE], [value], path)
+            return value
+        raise MergeFailed(f"unknown patch strategy '{value}'", path, found.node)
+    if patch.kind == _MAP:
+        found = _field(patch, _DIRECTIVE)
+        if found is None:
+            return _MERGE
+        value = found.value
+        if value in (_DELETE, _REPLACE, _MERGE):
+            _clear(patch, _DIRECTIVE, path)
+            return value
+        raise MergeFailed(f"unknown patch strategy '{value}'", path, found.node)
+    raise MergeFailed(
+        f"no implemented strategic merge patch strategy for '{patch.tag}'", path, patch.node
+    )
+
+
+def _lenient_directive(patch: _M | None, path: Path) -> str:
+    # Where the target has nothing, kyaml ignores a bad directive (it stays in the output).
+    try:
+        return _directive(patch, path)
+    except MergeFailed:
+        return _UNKNOWN
+
+
+def _visit_map(dest: _M | None, origin: _M | None, path: Path) -> _M | None:
     if _null(dest):
-        assert origin is not None
-        if _directive(origin) == "delete":
+        if _lenient_directive(origin, path) == _DELETE:
             return None
-        # Nothing to merge into: the patch's mapping, its own directives applied.
-        return _clean(origin, schema, path)
-    assert isinstance(dest, ynodes.MappingNode)
+        if origin is None and dest is not None and dest.value:
+            # A target's `~` or `null` survives (MakePersistentNullNode); `key:` does not.
+            kept = _M(_SCALAR, yn.NULL, dest.value, None, [], dest.node, dest.mark, dest.end)
+            kept.keep = True
+            return kept
+        return origin
     if origin is not None and origin.tag == yn.NULL:
         return None
-    if origin is None:
-        return dest
-    directive = _directive(origin)
-    if directive == "delete":
+    directive = _directive(origin, path)
+    if directive == _DELETE:
         return None
-    if directive == "replace":
-        return _clean(_without_directive(origin), schema, path)
-    assert isinstance(origin, ynodes.MappingNode)
-    pairs = list(dest.value)
-    index = {k.value: i for i, (k, _) in enumerate(pairs) if isinstance(k, ynodes.ScalarNode)}
-    patch_fields = {
-        k.value: (k, v)
-        for k, v in origin.value
-        if isinstance(k, ynodes.ScalarNode) and k.value != _DIRECTIVE
-    }
-    removed: set[int] = set()
-    added: list[tuple[ynodes.Node, ynodes.Node]] = []
-    for name in sorted(patch_fields):
-        key, value = patch_fields[name]
-        sub, kind = schema.field(name)
-        i = index.get(name)
-        current = pairs[i][1] if i is not None else None
-        merged = _walk(current, value, sub, kind, (*path, name))
-        if merged is None or (merged.tag == yn.NULL and value.tag == yn.NULL):
-            if i is not None:
-                removed.add(i)
+    if directive == _REPLACE:
+        return origin
+    return dest
+
+
+def _walk_map(dest: _M | None, origin: _M | None, schema: _Sch, path: Path) -> _M | None:
+    result = _visit_map(dest, origin, path)
+    if result is None:
+        return None
+    names: set[str] = set()
+    for m in (result, origin):
+        if m is not None and m.kind == _MAP:
+            names.update(m.content[i].value for i in range(0, len(m.content) - 1, 2))
+    for name in sorted(names):
+        dv, ov = _field(result, name), _field(origin, name)
+        sub = _field_schema(schema, name)
+        if _unchanged(dv, ov, sub):
             continue
-        if i is not None:
-            pairs[i] = (pairs[i][0], merged)
-        else:
-            added.append((key, merged))
-    out = [p for i, p in enumerate(pairs) if i not in removed] + added
-    return ynodes.MappingNode(dest.tag, out, dest.start_mark, dest.end_mark, dest.flow_style)
+        val = _walk(dv, ov, sub, (*path, name))
+        _set_field(result, name, val, _key_of(origin, name) or _key_of(result, name), path)
+    return result
 
 
-def _clean(node: ynodes.Node, schema: Schema, path: tuple[str | int, ...]) -> ynodes.Node | None:
-    """A patch subtree added where the target has nothing: directives and nulls act on
-    nothing and are dropped (kyaml walks the patch against itself)."""
-    if isinstance(node, ynodes.MappingNode):
-        if _directive(node) == "delete":
-            return None
-        out = []
-        for k, v in node.value:
-            if isinstance(k, ynodes.ScalarNode) and k.value == _DIRECTIVE:
-                continue
-            if v.tag == yn.NULL:
-                continue
-            name = k.value if isinstance(k, ynodes.ScalarNode) else ""
-            sub, _ = schema.field(name)
-            cleaned = _clean(v, sub, (*path, name))
-            if cleaned is not None:
-                out.append((k, cleaned))
-        return ynodes.MappingNode(node.tag, out, node.start_mark, node.end_mark, node.flow_style)
-    if isinstance(node, ynodes.SequenceNode):
-        if _directive(node) == "delete":
-            return None
-        return _without_directive(node)
-    return node
+def _unchanged(dest: _M | None, origin: _M | None, schema: _Sch) -> bool:
+    """The target's own scalar, or list the schema does not merge, with nothing from the
+    patch: kyaml walks it and sets it back as it was."""
+    if origin is not None or dest is None or dest.tag == yn.NULL:
+        return False
+    return dest.kind == _SCALAR or (dest.kind == _SEQ and (schema is None or schema[1] is None))
 
 
-def _values(element: ynodes.Node, keys: tuple[str, ...]) -> tuple[str, ...] | None:
-    if not isinstance(element, ynodes.MappingNode):
+def _key_of(m: _M | None, name: str) -> _M | None:
+    if m is None or m.kind != _MAP:
         return None
-    found = tuple(yn.text(yn.get(element, k)) or "" for k in keys)
-    return found if any(found) else None
+    c = m.content
+    for i in range(0, len(c) - 1, 2):
+        if c[i].value == name:
+            return c[i]
+    return None
 
 
-def _matches(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """kyaml's `match`: equal where both are set, at least one in common (two
-    containerPorts with and without a protocol are one)."""
+def _visit_list(dest: _M | None, origin: _M | None, path: Path) -> _M | None:
+    if _null(dest):
+        return origin  # directives inside stay: the patch is walked against itself
+    if origin is not None and origin.tag == yn.NULL:
+        return None
+    directive = _directive(origin, path)
+    if directive == _DELETE:
+        return None
+    if directive == _REPLACE:
+        return origin
+    return dest
+
+
+def _walk_associative(dest: _M | None, origin: _M | None, schema: _Sch, path: Path) -> _M | None:
+    assert schema is not None and schema[1] is not None
+    result = _visit_list(dest, origin, path)
+    if result is None:
+        return None
+    keys = list(schema[1].keys or ())
+    elements: _Sch = (schema[0], None) if schema[0].known else None
+    sources = (result, origin)
+    values = _element_values(keys, sources)
+    if values or keys:
+        return _set_elements(values, keys, sources, elements, path)
+    return _set_elements(_primitive_values(sources), [""], sources, elements, path)
+
+
+def _element_values(keys: list[str], sources: tuple[_M | None, _M | None]) -> list[list[str]]:
+    """Walker.elementValues: each element's merge-key texts ("" when missing or empty),
+    the patch's elements first, without repeats."""
+    out: list[list[str]] = []
+    for src in (sources[1], sources[0]):
+        if src is None or src.kind != _SEQ:
+            continue
+        for elem in src.content:
+            row = []
+            for key in keys:
+                v = _field(elem, key)
+                row.append("" if v is None or _nil_or_empty(v) else v.value)
+            if row and row not in out:
+                out.append(row)
+    return out
+
+
+def _primitive_values(sources: tuple[_M | None, _M | None]) -> list[list[str]]:
+    out: list[list[str]] = []
+    seen: set[str] = set()
+    for src in (sources[1], sources[0]):
+        if src is None:
+            continue
+        for item in src.content:
+            if item.value not in seen:
+                seen.add(item.value)
+                out.append([item.value])
+    return out
+
+
+def _validate_keys(
+    values_list: list[list[str]], values: list[str], keys: list[str]
+) -> tuple[list[str], list[str]]:
+    """validateKeys: only the keys some row has a value for."""
+    valid = {keys[i] for row in values_list for i, v in enumerate(row) if v != ""}
+    if not valid:
+        return keys, values
+    return (
+        [k for k in keys if k in valid],
+        [v for i, v in enumerate(values) if v != "" or keys[i] in valid],
+    )
+
+
+def _match(a: list[str], b: list[str]) -> tuple[bool, list[str]]:
+    """match: equal where both are set, and at least one position equal."""
+    if len(a) != len(b):
+        return False, []
     common = False
+    out: list[str] = []
     for x, y in zip(a, b, strict=True):
         if x == y:
             common = True
-        elif x and y:
-            return False
-    return common
+            out.append(x)
+            continue
+        if x and y:
+            return False, []
+        out.append(x or y)
+    return common, out
 
 
-def _list(
-    dest: ynodes.Node | None,
-    origin: ynodes.Node | None,
-    schema: Schema,
-    kind: ListKind | None,
-    path: tuple[str | int, ...],
-) -> ynodes.Node | None:
-    if kind is None:
-        # Not associative: the patch's list replaces the target's.
-        if origin is not None:
-            if origin.tag == yn.NULL:
-                return None
-            return _without_directive(origin)
-        return dest
+def _merge_values(values_list: list[list[str]]) -> list[list[str]]:
+    """mergeValues: rows that match become their union, pairwise, in place (a row read at
+    the start of its outer turn, as Go's range does)."""
+    for i in range(len(values_list)):
+        first = values_list[i]
+        for j in range(len(values_list)):
+            matched, merged = _match(first, values_list[j])
+            if matched:
+                values_list[i] = merged
+                values_list[j] = merged
+    return values_list
+
+
+def _set_elements(
+    values_list: list[list[str]],
+    keys: list[str],
+    sources: tuple[_M | None, _M | None],
+    elements: _Sch,
+    path: Path,
+) -> _M | None:
+    """setAssociativeSequenceElements."""
+    dest = sources[0]
+    assert dest is not None
+    items = _M(_SEQ, yn.SEQ, "", None, [], dest.node, dest.mark, dest.end)
+    if len(keys) > 1:
+        values_list = _merge_values(values_list)
+    valid_keys: list[str] = []
+    valid_values: list[str] = []
+    for values in values_list:
+        if not values:
+            continue
+        valid_keys, valid_values = _validate_keys(values_list, values, keys)
+        own_keys, own_values = _validate_keys([valid_values], valid_values, valid_keys)
+        found = [_element_list(src, own_keys, own_values) for src in sources]
+        index = _index_of(found[1], sources[1])
+        if index is None:
+            index = _index_of(found[0], dest) or 0
+        val = _walk(found[0], found[1], elements, (*path, index))
+        deleted = False
+        for i, key in enumerate(valid_keys):
+            if _empty_map(val):
+                # `$patch: delete`, or nothing to merge: the target's elements go.
+                _element_setter(dest, None, valid_keys, valid_values, path)
+                deleted = True
+            elif (
+                val is not None
+                and val.kind == _MAP
+                and _field(val, key) is None
+                and valid_values[i] != ""
+            ):
+                _set_field(val, key, _plain(valid_values[i], val), None, path)
+        if deleted:
+            continue
+        assert val is not None
+        _element_setter(items, val, valid_keys, valid_values, path)
+    if values_list:
+        dest = _append_list_node(items, dest, valid_keys, path)
     if _null(dest):
-        return _without_directive(origin) if origin is not None else None
-    if origin is None:
-        return dest
-    if origin.tag == yn.NULL:
         return None
-    directive = _directive(origin)
-    if directive == "delete":
+    return dest
+
+
+def _index_of(elem: _M | None, seq: _M | None) -> int | None:
+    if elem is None or seq is None:
         return None
-    if directive == "replace":
-        return _without_directive(origin)
-    assert isinstance(dest, ynodes.SequenceNode) and isinstance(origin, ynodes.SequenceNode)
-    patch_items = _without_directive(origin).value
-    if not kind.keys:
-        # A list of primitives with the merge strategy (finalizers): a union, the patch's
-        # values first.
-        seen: set[str] = set()
-        items = []
-        for item in [*patch_items, *dest.value]:
-            value = item.value if isinstance(item, ynodes.ScalarNode) else repr(yn.to_value(item))
-            if value not in seen:
-                seen.add(value)
-                items.append(item)
-        return ynodes.SequenceNode(dest.tag, items, dest.start_mark, dest.end_mark, dest.flow_style)
-    keys = kind.keys
-    order: list[tuple[str, ...]] = []
-    for source in (patch_items, dest.value):
-        for item in source:
-            values = _values(item, keys)
-            if values is not None and not any(_matches(values, seen) for seen in order):
-                order.append(values)
-    merged: list[ynodes.Node] = []
-    for values in order:
-        target = next(
-            (e for e in dest.value if (v := _values(e, keys)) is not None and _matches(v, values)),
-            None,
-        )
-        patch = next(
-            (e for e in patch_items if (v := _values(e, keys)) is not None and _matches(v, values)),
-            None,
-        )
-        result = _walk(target, patch, schema, None, (*path, len(merged)))
-        if result is None or (isinstance(result, ynodes.MappingNode) and not result.value):
-            continue  # `$patch: delete` on the element
-        merged.append(result)
-    # Elements without their key cannot be matched: the target's stay, at the end.
-    for item in dest.value:
-        if _values(item, keys) is None:
-            merged.append(item)
-    if not merged:
-        return None
-    return ynodes.SequenceNode(dest.tag, merged, dest.start_mark, dest.end_mark, dest.flow_style)
+    return next((i for i, e in enumerate(seq.content) if e is elem), None)
+
+
+def _append_list_node(dst: _M, src: _M, keys: list[str], path: Path) -> _M:
+    """appendListNode: the target's elements, in order, set into the patch's; an element
+    without a key is appended once per missing key before it is set."""
+    for elem in list(src.content):
+        if keys[0] == "":
+            _element_setter(dst, elem, [""], [elem.value], path)
+            continue
+        found: list[str] = []
+        for key in keys:
+            value = _match_field(elem, key, None, path)
+            if value is None:
+                _check(dst, _SEQ, path)
+                dst.content = [*dst.content, elem]
+                continue
+            found.append(value.value)
+        if len(keys) > 1:
+            _element_setter(dst, None, keys, found, path)
+        _element_setter(dst, elem, keys, found, path)
+    return dst
