@@ -147,10 +147,12 @@ def test_a_change_to_files_reaching_a_cluster_through_an_unfollowed_source_says_
     assert result.impact is not None
     [cluster] = result.impact
     assert cluster.kustomizations == []
-    assert cluster.unfollowed == ["Flux Kustomization flux-system/apps of ExternalArtifact apps"]
+    assert cluster.unfollowed == [
+        "Flux Kustomization flux-system/apps (its source ExternalArtifact flux-system/apps is made by no ArtifactGenerator applied from this repository)"
+    ]
     text = "\n".join(impact_lines(result.impact))
     assert "No cluster is affected" not in text
-    assert "cannot follow: Flux Kustomization flux-system/apps of ExternalArtifact apps" in text
+    assert "cannot follow: Flux Kustomization flux-system/apps (its source ExternalArtifact" in text
     assert "cannot follow" in impact_section(result.impact)
     doc = json.loads(to_json([], "a", "b", result.impact))
     assert doc["impact"][0]["unfollowed"] == cluster.unfollowed

@@ -433,6 +433,7 @@ spec:
         name: << inputs.name >>
         namespace: flux-system
       spec:
+        interval: 1h
         chartRef:
           kind: OCIRepository
           name: << inputs.name >>
@@ -687,7 +688,7 @@ def test_post_build_substitution_everywhere() -> None:
             "SECRET_DOMAIN": "example.com",
             "NAMESPACE": "default",
             "CLUSTER": "main",
-            "PARENT": "cluster-apps",
+            "PARENT": "apps",
             "ECHO_CHART_VERSION": "1.0.0",
         },
     )
@@ -997,7 +998,15 @@ def test_name_prefix_and_suffix_rename_flux_objects() -> None:
             ),
         }
     )
-    assert describe(run(files)) == []
+    # The dependency names the renamed object and is found. kustomize renames the
+    # HelmRepository too, but it does not update a HelmRelease's `sourceRef` (Flux's kinds
+    # are not in its name reference table): those references dangle.
+    found = [(f.rule, f.path, f.line) for f in run(files)]
+    assert found == [
+        ("dangling-reference", "platform/base/releases.yaml", 13),
+        ("dangling-reference", "platform/base/releases.yaml", 29),
+    ]
+    assert all("renamed to prod-bitnami-v2" in f.message for f in run(files))
 
 
 def test_namespaces_set_by_kustomize_and_flux() -> None:
@@ -1566,7 +1575,30 @@ def test_shared_components_named_with_flux_variables() -> None:
                     tag: v1.25.2
                 """
             ),
-            "kubernetes/apps/default/immich/helmrelease.yaml": dedent(
+            "kubernetes/apps/default/immich/ks.yaml": dedent(
+                """
+                apiVersion: kustomize.toolkit.fluxcd.io/v1
+                kind: Kustomization
+                metadata:
+                  name: immich
+                  namespace: flux-system
+                spec:
+                  interval: 1h
+                  path: ./kubernetes/immich/app
+                  prune: true
+                  targetNamespace: default
+                  components:
+                    - ../../components/dragonfly
+                  sourceRef:
+                    kind: GitRepository
+                    name: flux-system
+                  postBuild:
+                    substitute:
+                      APP: immich
+                """
+            ),
+            "kubernetes/immich/app/kustomization.yaml": kustomization(["helmrelease.yaml"]),
+            "kubernetes/immich/app/helmrelease.yaml": dedent(
                 """
                 apiVersion: helm.toolkit.fluxcd.io/v2
                 kind: HelmRelease

@@ -60,7 +60,7 @@ ObjectKey = tuple[str, str, str | None, str]
 
 
 def _objects(kss: Iterable[FluxKustomization]) -> dict[str, dict[ObjectKey, Applied]]:
-    return {k.label: {a.id.key(): a for a in k.objects} for k in kss}
+    return {k.label: {a.stable_key(): a for a in k.objects} for k in kss}
 
 
 def _unknown(kss: Iterable[FluxKustomization]) -> dict[str, list[Unknown]]:

@@ -114,6 +114,7 @@ class _Object:
     namespace: str | None
     path: str
     node: ys.Node
+    previous: tuple[str, ...] = ()  # names it had before a prefix, suffix or hash
 
 
 def _refs(obj: _Object) -> Iterator[tuple[str, ys.Node | None, str]]:
@@ -144,7 +145,15 @@ def _scopes(repo: Snapshot) -> list[tuple[str | None, bool, list[_Object]]]:
     if build.has_clusters:
         for cluster in build.clusters:
             objects = [
-                _Object(a.id.kind, a.id.group, a.id.name, a.id.namespace, a.path, a.node)
+                _Object(
+                    a.id.kind,
+                    a.id.group,
+                    a.id.name,
+                    a.id.namespace,
+                    a.path,
+                    a.node,
+                    tuple(n for n, _ in a.res.prev if n != a.id.name),
+                )
                 for a in cluster.objects()
                 if "toolkit.fluxcd.io" in a.id.group
             ]
@@ -227,7 +236,15 @@ def check(ctx: Context) -> Iterator[Finding]:
                 in_repo = [
                     o for o in written[kind] if o.name == name or _substituted_match(o.name, name)
                 ]
-                if in_scope and "?" not in in_scope:
+                renamed = [o for o in objects if o.kind == kind and name in o.previous]
+                if renamed:
+                    message = (
+                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which is "
+                        f"renamed to {renamed[0].name} on the way (a `namePrefix` or "
+                        "`nameSuffix`; kustomize does not update Flux's references), so it "
+                        f"never becomes ready. Name it {renamed[0].name}."
+                    )
+                elif in_scope and "?" not in in_scope:
                     message = (
                         f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
                         f"does not exist there, so it never becomes ready. {kind} {name} is in "
@@ -236,9 +253,9 @@ def check(ctx: Context) -> Iterator[Finding]:
                     )
                 elif in_scope:
                     continue
-                elif not complete:
-                    continue  # what the cluster applies beyond what is followed may hold it
                 elif cluster is not None and in_repo:
+                    if not complete:
+                        continue  # what the cluster applies beyond what is followed may hold it
                     message = (
                         f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
                         f"cluster {cluster} does not apply (it is in {in_repo[0].path}, but "

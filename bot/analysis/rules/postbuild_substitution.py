@@ -166,6 +166,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 continue
             label = f"{k.label} ({k.path})"
             if not _substitutes(k):
+                if not k.spec_known:
+                    continue  # applied from outside the repository: it may substitute
                 why = (
                     "has no postBuild"
                     if yn.get(k.spec, "postBuild") is None

@@ -85,7 +85,7 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
     unknown: set[str] = set()
     for c in ctx.head.build.clusters:
         keys = head_clusters.setdefault(c.name, set())
-        keys.update(a.id.key() for a in c.objects())
+        keys.update(a.stable_key() for a in c.objects())
         if not c.known:
             unknown.add(c.name)
     for cluster in ctx.base.build.clusters:
@@ -109,7 +109,7 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
                 )
             for applied in fb.objects:
                 i: ObjectId = applied.id
-                if i.templated or i.key() in still or _prune_disabled(applied):
+                if i.templated or applied.stable_key() in still or _prune_disabled(applied):
                     continue
                 loses = _LOSES.get((i.group, i.kind))
                 severity = Severity.WARNING if loses is not None else Severity.NOTICE

@@ -28,6 +28,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from yaml import nodes as ynodes
@@ -102,6 +103,16 @@ class Applied:
     def generator(self) -> str | None:
         return self.res.generator
 
+    def stable_key(self) -> tuple[str, str, str | None, str]:
+        """The id, but for a generated ConfigMap or Secret the name without kustomize's
+        hash suffix: a new content is the same object under a new name, which Flux
+        replaces (and prunes the old one), not an object removed."""
+        key = self.id.key()
+        if self.res.hashed and self.res.generator is not None:
+            group, kind, namespace, name = key
+            return (group, kind, namespace, name.rsplit("-", 1)[0])
+        return key
+
 
 @dataclass(eq=False)
 class FluxKustomization:
@@ -127,6 +138,9 @@ class FluxKustomization:
     opaque: list[tuple[str, int, str]] = field(default_factory=list)
     # Why it is not followed (another repository, an OCI artifact...): in words.
     unfollowed: str | None = None
+    # False for a root whose definition nothing here applies (applied from outside the
+    # repository, perhaps with patches of its own): what its spec says is not certain.
+    spec_known: bool = True
 
     @property
     def label(self) -> str:
@@ -306,11 +320,31 @@ class ClusterBuilder:
 
     # --- entry points ----------------------------------------------------------------
 
+    @cached_property
+    def own_urls(self) -> frozenset[str]:
+        """This repository's URLs: those the caller knows, and those its entry points sync
+        from (bootstrap's `flux-system` GitRepository, a FluxInstance's Git `sync.url`)."""
+        urls = set(self.repo.self_urls)
+        for _path, _i, doc in self._docs_with(b"source.toolkit.fluxcd.io", b"GitRepository"):
+            if yn.text(yn.get(doc, "kind")) == "GitRepository" and yn.text(
+                yn.get(doc, "metadata", "name")
+            ) == BOOTSTRAP_NAME:
+                url = yn.text(yn.get(doc, "spec", "url"))
+                if url:
+                    urls.add(normalize_git_url(url))
+        for _path, _i, doc in self._docs_with(b"fluxcd.controlplane.io", b"FluxInstance"):
+            sync = yn.get(doc, "spec", "sync")
+            if (yn.text(yn.get(sync, "kind")) or "GitRepository") == "GitRepository":
+                url = yn.text(yn.get(sync, "url"))
+                if url:
+                    urls.add(normalize_git_url(url))
+        return frozenset(urls)
+
     def _self_url(self, url: str | None) -> bool | None:
         """Whether a URL is this repository's: None when nothing says which URLs it has."""
-        if not self.repo.self_urls:
+        if not self.own_urls:
             return None
-        return normalize_git_url(url or "") in self.repo.self_urls
+        return normalize_git_url(url or "") in self.own_urls
 
     def entry_points(self) -> list[tuple[EntryPoint, list[FluxKustomization]]]:
         found: list[tuple[EntryPoint, list[FluxKustomization]]] = []
@@ -679,7 +713,36 @@ class _Walk:
     def _lookup(self, group: str, kind: str, namespace: str | None, name: str) -> Applied | None:
         return self.index.get((group, kind, namespace, name))
 
+    def _settle_root(self, root: FluxKustomization) -> None:
+        """A bootstrap's `flux-system` Kustomization applies itself: what the cluster runs
+        is the Kustomization as its own build makes it (patched by
+        `flux-system/kustomization.yaml`, say). A root nothing here applies was applied
+        from outside, and may have been changed there."""
+        if root.kind != "Kustomization" or root.entry.kind not in ("bootstrap", "root"):
+            return
+        root.spec_known = False
+        spec = root.spec
+        path_text = yn.text(yn.get(spec, "path")) or ""
+        if "${" in path_text:
+            return
+        view = self.b.repo_view(self._entry_ignore(), "this repository")
+        directory = secure_join(path_text)
+        if directory and not view.is_dir(directory):
+            return
+        built = self.b._build(view, directory, root.node, root.path)
+        for res in built.resources:
+            if (
+                res.group == FLUX_KS
+                and res.kind == "Kustomization"
+                and res.name == root.name
+                and (res.namespace or root.namespace) == root.namespace
+            ):
+                root.node, root.res, root.spec_known = res.node, res, True
+                return
+
     def run(self) -> None:
+        for root in self.roots:
+            self._settle_root(root)
         queue = list(self.roots)
         waiting: list[FluxKustomization] = []
         final = False
@@ -802,14 +865,14 @@ class _Walk:
         for item in _items(yn.get(post, "substituteFrom")):
             kind = yn.text(yn.get(item, "kind")) or ""
             name = yn.text(yn.get(item, "name")) or ""
-            optional = yn.to_value(yn.get(item, "optional")) is True
             found = self._source_object(kind, ks.namespace, name)
             if found is None:
-                if not optional:
-                    vars.complete = False
-                    vars.incomplete_because.append(
-                        f"{kind} {ks.namespace}/{name} is not in the repository"
-                    )
+                # Not in the repository is not "not on the cluster": an optional source
+                # is optional because it is made elsewhere (SOPS by hand, Terraform).
+                vars.complete = False
+                vars.incomplete_because.append(
+                    f"{kind} {ks.namespace}/{name} is not in the repository"
+                )
                 continue
             vars.values.update(flux.source_values(found.res))
         for key, value in (

@@ -336,10 +336,12 @@ class _Env:
                 return default
             raise
         if found is None:
+            if not self.vars.complete:
+                # A source outside the repository may define it (and then the default
+                # does not apply).
+                raise _Unknown(name)
             if default is not None:
                 return default
-            if not self.vars.complete:
-                raise _Unknown(name)
             self.undefined.append(
                 Undefined(name, whole, self.path, self.line, self.whole, self.field, self.obj)
             )
