@@ -33,6 +33,10 @@ from bot.analysis.snapshot.build.resource import ResMap, Resource
 from bot.analysis.snapshot.build.source import View
 
 
+# Manifests larger than this are not built (see `Kustomizer.load_objects`).
+MAX_BUILD_BYTES = 8 * 2**20
+
+
 @dataclass(frozen=True, slots=True)
 class Read:
     """A file a build reads: how, and which file (and line) makes it read."""
@@ -125,6 +129,13 @@ class Kustomizer:
         assert real is not None
         if self.files.problem(real) is not None:
             acc.unknown.append(Unknown(real, "does not parse", (real,)))
+            return []
+        size = len(self.files.data(real) or b"")
+        if size > MAX_BUILD_BYTES:
+            # The API server takes objects of about 1.5 MiB at most (etcd's request
+            # limit): a manifest this large is a bundle of many, or a mistake, and
+            # composing it costs seconds of a review. Its syntax is still checked.
+            acc.unknown.append(Unknown(real, f"is too large to build ({size // 2**20} MiB)", (real,)))
             return []
         out: list[Resource] = []
         # kustomize pushes a List's items to the end of the file's queue.
