@@ -56,6 +56,10 @@ def test_analysis_imports_no_network_or_github_code() -> None:
         "bot.server",
         "bot.review",
         "bot.queue",
+        # The Helm SDK renders in a child process, behind bot.analysis.rendering.Renderer.
+        "bot.helm",
+        "helm_python",
+        "subprocess",
     }
     for path in (ROOT / "bot" / "analysis").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -78,6 +82,20 @@ def test_analysis_imports_no_network_or_github_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_only_the_sdk_adapter_imports_the_helm_sdk() -> None:
+    importers = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "helm_python" or n.startswith("helm_python.") for n in names):
+                importers.add(path.relative_to(ROOT).as_posix())
+    assert importers == {"bot/helm/sdk.py"}
 
 
 # Imports in the analysis run one way: the snapshot (parsing, indexes, the change) <-
