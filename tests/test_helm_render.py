@@ -365,6 +365,14 @@ def test_a_template_that_loops_forever_hits_the_time_limit_and_rendering_goes_on
     after = hostile.render(_request(_chart({"ok.yaml": "ok: 1\n"})))
     assert isinstance(after, Rendered)
     assert hostile.starts == before + 1  # the child that looped was replaced
+    # The same chart for another HelmRelease costs nothing more.
+    start = time.perf_counter()
+    again = hostile.render(_request(chart, {"other": "values"}, name="other"))
+    assert time.perf_counter() - start < 0.5
+    assert again == RenderFailure(
+        FailureKind.LIMIT,
+        "not rendered: an earlier render of this chart exceeded its time limit (3 s)",
+    )
 
 
 @requires_helm

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import cachetools
 import orjson
 
 from bot.analysis.rendering import (
@@ -204,6 +205,7 @@ class ChildRenderer:
         self._info: RendererInfo | None = None
         self._broken: str | None = None
         self._closed = False
+        self._tripped: cachetools.LRUCache[str, RenderFailure] = cachetools.LRUCache(1024)
         self._dir = tempfile.mkdtemp(prefix="flux-review-helm-")
         _POOLS.add(self)
         # Also at interpreter exit: no child outlives its parent's interpreter.
@@ -307,15 +309,32 @@ class ChildRenderer:
             return RenderFailure(
                 FailureKind.UNAVAILABLE, f"the Helm renderer did not start: {self._broken}"
             )
+        key = request.chart.key
+        with self._lock:
+            tripped = self._tripped.get(key)
+        if tripped is not None:
+            return tripped
         with self._slots:
             try:
                 child = self._checkout()
             except (RuntimeError, OSError) as exc:
                 return self._unavailable(str(exc))
             try:
-                return self._render_in(child, request)
+                result = self._render_in(child, request)
             finally:
                 self._checkin(child)
+        if isinstance(result, RenderFailure) and result.kind is FailureKind.LIMIT:
+            # A chart that broke a limit once is not rendered again (with other values,
+            # for other HelmReleases): a hostile chart used by fifty HelmReleases must
+            # not cost fifty time limits.
+            skipped = RenderFailure(
+                FailureKind.LIMIT,
+                "not rendered: "
+                + result.message.replace("the render", "an earlier render of this chart", 1),
+            )
+            with self._lock:
+                self._tripped[key] = skipped
+        return result
 
     def _render_in(self, child: _Child, request: RenderRequest) -> RenderResult:
         assert self._info is not None
