@@ -3,6 +3,7 @@ the Helm SDK under limits, so that a hostile chart costs a render, not the revie
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -435,6 +436,17 @@ def test_nothing_reaches_outside_the_chart(pool) -> None:
             )
         }
     )
+
+
+@requires_helm
+def test_the_child_has_no_network_where_linux_lets_it_leave(pool) -> None:
+    info = pool.info()
+    pool.render(_request(_chart({})))
+    pid = pool._idle[0].proc.pid
+    isolated = os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert isolated == (info.network == "isolated"), info.network
+    if os.geteuid() == 0:
+        assert isolated
 
 
 @requires_helm

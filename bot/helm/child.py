@@ -9,12 +9,18 @@ hostile chart costs this process and not the review:
   (GOMEMLIMIT, set by the parent) makes it collect before that.
 - time: the parent kills the child at the wall-clock limit; RLIMIT_CPU, raised by one
   render's budget before each render, stops a child whose parent is gone.
-- no files written (RLIMIT_FSIZE 0), no core dumps, few descriptors.
+- no files written (RLIMIT_FSIZE 0), no core dumps, few descriptors;
+- no network: the child leaves the host's network namespace before it loads the SDK
+  (Linux, where the kernel lets it: as root, or with unprivileged user namespaces).
+  Helm's own template functions do not reach the network here (`lookup` renders offline,
+  DNS lookups are off), and this keeps it so whatever a later SDK does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import signal
@@ -57,11 +63,35 @@ def _cpu_budget(seconds: float) -> None:
     _limit("RLIMIT_CPU", int(usage.ru_utime + usage.ru_stime + seconds) + 1)
 
 
-def serve(config: dict[str, Any], requests: IO[bytes], answers: IO[bytes]) -> None:
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+
+
+def isolate_network() -> str:
+    """Leave the network namespace; "isolated", or why not. Only while the process has
+    one thread: before the SDK's Go runtime starts its own."""
+    if not sys.platform.startswith("linux"):
+        return f"not on Linux ({sys.platform})"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        unshare = libc.unshare
+    except (OSError, AttributeError) as exc:
+        return str(exc)
+    code = 0
+    for flags in (_CLONE_NEWNET, _CLONE_NEWUSER | _CLONE_NEWNET):
+        if unshare(flags) == 0:
+            return "isolated"
+        code = ctypes.get_errno()
+    return os.strerror(code or errno.EPERM)
+
+
+def serve(
+    config: dict[str, Any], requests: IO[bytes], answers: IO[bytes], network: str = ""
+) -> None:
     from bot.helm import sdk
 
     _apply_limits(config)
-    write_frame(answers, {"ready": True, **sdk.versions()})
+    write_frame(answers, {"ready": True, "network": network, **sdk.versions()})
     limit = int(config["max_request"])
     while True:
         frame = read_frame(requests, limit)
@@ -84,13 +114,14 @@ def serve(config: dict[str, Any], requests: IO[bytes], answers: IO[bytes]) -> No
 
 
 def main() -> None:
+    network = isolate_network()
     config = json.loads(sys.argv[1])
     # The frames get the real stdout; anything else that writes to fd 1 (a library's
     # stray print) lands on stderr instead of corrupting them.
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     with contextlib.suppress(BrokenPipeError):
-        serve(config, sys.stdin.buffer, answers)
+        serve(config, sys.stdin.buffer, answers, network)
 
 
 if __name__ == "__main__":

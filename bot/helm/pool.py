@@ -54,6 +54,7 @@ class RendererInfo:
     library: str
     binding: str
     kube_version: str  # `.Capabilities.KubeVersion` when a request sets none
+    network: str = ""  # "isolated" when the child has no network at all, else why not
 
 
 class _Timeout:
@@ -234,8 +235,9 @@ class ChildRenderer:
         return env
 
     def _spawn(self) -> _Child:
+        # Manifests and CRDs as JSON: escaping may double what the output limit counts.
         child = _Child(
-            self._command(), self._environment(), self._dir, limit=self.max_output + (1 << 20)
+            self._command(), self._environment(), self._dir, limit=2 * self.max_output + (1 << 20)
         )
         self.starts += 1
         hello = child.receive(self.start_timeout)
@@ -253,6 +255,7 @@ class ChildRenderer:
                 str(header.get("library", "")),
                 str(header.get("binding", "")),
                 str(header.get("kube_version", "")),
+                str(header.get("network", "")),
             )
         return child
 
@@ -321,6 +324,9 @@ class ChildRenderer:
                 return self._unavailable(str(exc))
             try:
                 result = self._render_in(child, request)
+            except Exception as exc:  # a bug here must cost a render, not the review
+                child.kill()
+                return RenderFailure(FailureKind.UNAVAILABLE, f"the Helm renderer failed: {exc!r}")
             finally:
                 self._checkin(child)
         if isinstance(result, RenderFailure) and result.kind is FailureKind.LIMIT:
@@ -350,7 +356,7 @@ class ChildRenderer:
             options["api_versions"] = list(request.api_versions)
         try:
             values = request.values_json()
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             return RenderFailure(FailureKind.VALUES, f"values are not JSON: {exc}")
         header = {
             "files": [[name, len(data)] for name, data in files.items()],
