@@ -98,6 +98,19 @@ def test_only_the_sdk_adapter_imports_the_helm_sdk() -> None:
     assert importers == {"bot/helm/sdk.py"}
 
 
+def test_the_renderer_child_loads_nothing_of_the_analysis() -> None:
+    # It starts whenever a renderer replaces a child that broke a limit: it should start
+    # as fast as loading the SDK allows.
+    code = (
+        "import sys, bot.helm.child, bot.helm.wire; "
+        "print(sorted(m for m in sys.modules if m.startswith('bot.analysis')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
+
+
 # Imports in the analysis run one way: the snapshot (parsing, indexes, the change) <-
 # the rules <- the registry <- the config <- the engine. A module may import its own
 # layer and those to its left, never one to its right, not even inside a function.

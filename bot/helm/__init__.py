@@ -3,15 +3,18 @@
 `renderer()` gives the analysis a `Renderer` (`bot.analysis.rendering`) backed by the Helm
 SDK in child processes (`pool.py`), or `RendererUnavailable` when the extra is not
 installed: then the review says once that HelmReleases were not rendered. Importing this
-package never loads the SDK: only the child process does (`sdk.py`).
+package never loads the SDK, and loads nothing of the analysis either: the child process
+(`child.py`, `sdk.py`) starts from here, and should start fast.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import threading
+from typing import TYPE_CHECKING
 
-from bot.analysis.rendering import CachingRenderer, Renderer, RendererUnavailable
+if TYPE_CHECKING:
+    from bot.analysis.rendering import CachingRenderer, Renderer, RendererUnavailable
 
 __all__ = ["installed", "renderer"]
 
@@ -30,6 +33,8 @@ def installed() -> bool:
 def renderer() -> Renderer | RendererUnavailable:
     """The process's renderer (one pool of children, one cache, shared by every review
     of this process), or why there is none."""
+    from bot.analysis.rendering import CachingRenderer, RendererUnavailable
+
     global _shared
     if not installed():
         return RendererUnavailable("helm-python-sdk is not installed")

@@ -1,7 +1,7 @@
 """Renders in child processes: a small pool, each child reused until it breaks a limit.
 
-Starting a child costs a Python interpreter and loading the SDK's 85 MB library (about a
-tenth of a second, see bench/helm.py); a render of a small chart costs milliseconds. So
+Starting a child costs a Python interpreter and loading the SDK's 85 MB library (0.1 s
+here, three to four bare interpreters: bench/helm.py); a render of a small chart, 1-2 ms. So
 children live across renders (and across reviews: `bot.helm.renderer()` shares one pool
 per process), and one is replaced only when it was killed at its time limit, died at its
 memory limit, or rendered `max_renders` charts.
@@ -83,32 +83,47 @@ class _Child:
         )
         self.frames: queue.Queue[tuple[dict[str, Any], bytes] | None] = queue.Queue()
         self.stderr = bytearray()
+        self.stderr_done = threading.Event()
         self.renders = 0
         self.killed = False
+        self.oversized = False
         self._limit = limit
+        # Each reader closes its own pipe at its end (the child's exit): a pipe closed
+        # under a blocked reader could see its descriptor reused by another file.
         threading.Thread(target=self._read_frames, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read_frames(self) -> None:
-        assert self.proc.stdout is not None
+        stream = self.proc.stdout
+        assert stream is not None
         try:
             while True:
-                frame = read_frame(self.proc.stdout, self._limit)
+                frame = read_frame(stream, self._limit)
                 self.frames.put(frame)
                 if frame is None:
-                    return
-        except (OSError, ValueError, FrameTooLarge):
+                    break
+        except (OSError, ValueError, FrameTooLarge) as exc:
+            self.oversized = isinstance(exc, FrameTooLarge)
             self.frames.put(None)
+            # Whatever is left is not read: the child must not block on a full pipe.
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        finally:
+            stream.close()
 
     def _read_stderr(self) -> None:
         stream = self.proc.stderr
         assert stream is not None
         # The first bytes say why Go stopped ("fatal error: runtime: out of memory"); the
         # stack dump after them is dropped.
-        with contextlib.suppress(OSError, ValueError):
-            while chunk := os.read(stream.fileno(), 65536):
-                if len(self.stderr) < _STDERR_KEPT:
-                    self.stderr.extend(chunk[: _STDERR_KEPT - len(self.stderr)])
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+                    if len(self.stderr) < _STDERR_KEPT:
+                        self.stderr.extend(chunk[: _STDERR_KEPT - len(self.stderr)])
+        finally:
+            stream.close()
+            self.stderr_done.set()
 
     def receive(self, timeout: float) -> tuple[dict[str, Any], bytes] | _Timeout | _Died:
         try:
@@ -134,10 +149,9 @@ class _Child:
             self.proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
 
     def stop(self) -> None:
         """Close stdin: an idle child ends by itself (killed if it does not)."""
@@ -151,6 +165,7 @@ class _Child:
     def why_dead(self) -> str:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+        self.stderr_done.wait(timeout=5)
         return self.stderr.decode("utf-8", "replace")
 
 
@@ -294,7 +309,7 @@ class ChildRenderer:
             with self._slots:
                 try:
                     self._checkin(self._checkout())
-                except RuntimeError as exc:
+                except (RuntimeError, OSError) as exc:
                     return self._unavailable(str(exc))
         assert self._info is not None
         return self._info
@@ -388,14 +403,17 @@ class ChildRenderer:
             )
         limit = result.get("limit")
         if limit == "output":
-            return RenderFailure(
-                FailureKind.LIMIT,
-                f"the render exceeded its output limit ({self.max_output // (1 << 20)} MiB)",
-            )
+            return self._output_limit()
         if limit == "memory":
             child.kill()
             return self._memory_limit()
         return failure_from_helm(str(result.get("error_type")), str(result.get("message")))
+
+    def _output_limit(self) -> RenderFailure:
+        return RenderFailure(
+            FailureKind.LIMIT,
+            f"the render exceeded its output limit ({self.max_output // (1 << 20)} MiB)",
+        )
 
     def _memory_limit(self) -> RenderFailure:
         return RenderFailure(
@@ -407,6 +425,8 @@ class ChildRenderer:
         stderr = child.why_dead()
         returncode = child.proc.returncode
         child.kill()
+        if child.oversized:
+            return self._output_limit()
         if _memory_reason(stderr, returncode):
             return self._memory_limit()
         if returncode is not None and returncode == -getattr(signal, "SIGXCPU", 0):
@@ -438,6 +458,7 @@ class ChildRenderer:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _forget(self) -> None:
+        self._finalizer.detach()
         self._idle[:] = []
         self._busy = set()
         self._closed = True
