@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from bot.analysis.helmchart import ChartFiles, ChartListing, assemble_chart
+from bot.analysis.helmvalues import ABSENT, Found, Unknown, ValuesError, ValuesUnknown
 from bot.analysis.rendering import (
     NOT_INSTALLED_NOTICE,
     CachingRenderer,
     FailureKind,
     Position,
+    PreparedRelease,
     RenderCache,
     Rendered,
     RenderFailure,
@@ -29,6 +31,7 @@ from bot.analysis.rendering import (
     error_positions,
     failure_from_helm,
     kube_version,
+    prepare_release,
     release_name,
     release_namespace,
     storage_namespace,
@@ -512,3 +515,59 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+# -- a HelmRelease, prepared ---------------------------------------------------------------
+
+
+def test_a_helmrelease_is_prepared_as_helm_controller_would_render_it() -> None:
+    chart = _chart({}, **{"values.yaml": b"replicas: 1\nimage: {tag: v0}\n"})
+    artifact = {"apps/podinfo/values-prod.yaml": b"image: {tag: v1}\n"}
+    spec = {
+        "targetNamespace": "prod",
+        "chart": {
+            "spec": {"chart": "./charts/demo", "valuesFiles": ["apps/podinfo/values-prod.yaml"]}
+        },
+        "valuesFrom": [{"kind": "ConfigMap", "name": "podinfo-values"}],
+        "values": {"owner": "team"},
+        "install": {"disableSchemaValidation": True},
+    }
+
+    def lookup(kind: str, namespace: str, name: str):
+        assert (kind, namespace, name) == ("ConfigMap", "flux-system", "podinfo-values")
+        return Found({"values.yaml": b"image: {pullPolicy: Always}\n"}, "apps/podinfo/cm.yaml")
+
+    prepared = prepare_release(
+        chart, "podinfo", "flux-system", spec, lookup, artifact.get, kube_version="v1.31.0"
+    )
+    assert isinstance(prepared, PreparedRelease)
+    request = prepared.request
+    assert (request.release_name, request.namespace) == ("prod-podinfo", "prod")
+    # valuesFiles replaced the chart's defaults; valuesFrom then values are user values.
+    assert request.chart.files["values.yaml"] == b'{"image":{"tag":"v1"}}'
+    assert request.values == {"image": {"pullPolicy": "Always"}, "owner": "team"}
+    assert request.skip_schema_validation and request.kube_version == "v1.31.0"
+    assert prepared.values_files == ("apps/podinfo/values-prod.yaml",)
+    assert prepared.values_from == ("apps/podinfo/cm.yaml",)
+
+
+def test_a_chart_from_a_helm_repository_reads_its_values_files_inside_the_chart() -> None:
+    chart = _chart({}, **{"values.yaml": b"a: 1\n", "values-prod.yaml": b"a: 2\nb: 3\n"})
+    spec = {"chart": {"spec": {"chart": "demo", "valuesFiles": ["values-prod.yaml"]}}}
+    prepared = prepare_release(chart, "demo", "apps", spec, lambda *a: ABSENT)
+    assert isinstance(prepared, PreparedRelease)
+    assert prepared.request.chart.files["values.yaml"] == b'{"a":2,"b":3}'
+
+
+def test_a_helmrelease_whose_values_cannot_be_composed_says_why() -> None:
+    chart = _chart({}, **{"values.yaml": b"a: 1\n"})
+    missing_file = {"chart": {"spec": {"valuesFiles": ["nope.yaml"]}}}
+    artifact: dict[str, bytes] = {}
+    assert prepare_release(chart, "x", "apps", missing_file, lambda *a: ABSENT, artifact.get) == (
+        ValuesError("no values file found at path '/nope.yaml' (reference 'nope.yaml')")
+    )
+    secret = {"valuesFrom": [{"kind": "Secret", "name": "creds"}]}
+    unknown = prepare_release(
+        chart, "x", "apps", secret, lambda *a: Unknown("an ExternalSecret writes it")
+    )
+    assert unknown == ValuesUnknown(("Secret apps/creds: an ExternalSecret writes it",))

@@ -18,14 +18,23 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
 import cachetools
 
-from bot.analysis.helmchart import ChartFiles
+from bot.analysis.helmchart import ChartFiles, chart_values_files
+from bot.analysis.helmvalues import (
+    MergedValues,
+    ValuesError,
+    ValuesReference,
+    ValuesSource,
+    ValuesUnknown,
+    chart_values_from_references,
+    merge_values_files,
+)
 from bot.analysis.semver import Constraint, Version
 
 __all__ = [
@@ -33,6 +42,7 @@ __all__ = [
     "CachingRenderer",
     "FailureKind",
     "Position",
+    "PreparedRelease",
     "RenderCache",
     "RenderFailure",
     "RenderRequest",
@@ -41,8 +51,10 @@ __all__ = [
     "Renderer",
     "RendererUnavailable",
     "check_kube_version",
+    "error_positions",
     "failure_from_helm",
     "kube_version",
+    "prepare_release",
     "release_name",
     "release_namespace",
     "storage_namespace",
@@ -322,3 +334,74 @@ class CachingRenderer:
 
     def close(self) -> None:
         self.inner.close()
+
+
+@dataclass(frozen=True)
+class PreparedRelease:
+    """A HelmRelease ready to render, and where its values came from."""
+
+    request: RenderRequest
+    values_files: tuple[str, ...] = ()  # repository paths (Git) or chart paths
+    values_from: tuple[str, ...] = ()  # where the valuesFrom content is defined
+
+
+def prepare_release(
+    chart: ChartFiles,
+    name: str,
+    namespace: str,
+    spec: Mapping[str, Any],
+    lookup: Callable[[str, str, str], ValuesSource],
+    read_artifact: Callable[[str], bytes | None] | None = None,
+    kube_version: str | None = None,
+    api_versions: tuple[str, ...] = (),
+) -> PreparedRelease | ValuesError | ValuesUnknown:
+    """The render helm-controller would do for HelmRelease `namespace/name` (its built
+    `spec`), with `chart` assembled from the repository.
+
+    `read_artifact` reads the source artifact's files for a chart from a Git or Bucket
+    source (`valuesFiles` relative to its root); None for a chart from a Helm repository
+    (`valuesFiles` inside the chart). `lookup(kind, namespace, name)` finds the ConfigMaps
+    and Secrets of `valuesFrom` on the cluster as the repository defines them.
+    """
+    chart_spec = _mapping(_mapping(spec.get("chart")).get("spec"))
+    files = [str(f) for f in chart_spec.get("valuesFiles") or [] if isinstance(f, str)]
+    ignore_missing = chart_spec.get("ignoreMissingValuesFiles") is True
+    used: tuple[str, ...] = ()
+    if files:
+        merged = (
+            merge_values_files(read_artifact, files, ignore_missing)
+            if read_artifact is not None
+            else chart_values_files(chart, files, ignore_missing)
+        )
+        if isinstance(merged, ValuesError):
+            return merged
+        replaced = chart.with_default_values(merged.values)
+        if isinstance(replaced, ValuesError):
+            return replaced
+        chart, used = replaced, merged.files
+    refs = [
+        ValuesReference.from_spec(item)
+        for item in spec.get("valuesFrom") or []
+        if isinstance(item, Mapping)
+    ]
+    values = spec.get("values")
+    composed = chart_values_from_references(
+        namespace, values if isinstance(values, Mapping) else None, refs, lookup
+    )
+    if not isinstance(composed, MergedValues):
+        return composed
+    install = _mapping(spec.get("install"))
+    request = RenderRequest(
+        chart,
+        composed.values,
+        release_name(name, spec),
+        release_namespace(namespace, spec),
+        kube_version=kube_version,
+        api_versions=api_versions,
+        skip_schema_validation=install.get("disableSchemaValidation") is True,
+    )
+    return PreparedRelease(request, used, composed.origins)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
