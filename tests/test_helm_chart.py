@@ -136,6 +136,7 @@ def test_a_file_dependency_comes_from_the_same_repository_renamed_to_its_alias()
     assert "charts/base/notes.txt" not in chart.files
     assert chart.files["charts/base/templates/_names.tpl"].startswith(b"{{- define")
     assert "charts/lib/common/templates/_names.tpl" in chart.sources
+    assert chart.directories == {"charts/app", "charts/lib/common"}
     assert chart.repository_path("app/charts/base/templates/_names.tpl") == (
         "charts/lib/common/templates/_names.tpl",
         True,

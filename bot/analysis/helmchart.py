@@ -97,6 +97,9 @@ class ChartFiles:
     origins: tuple[ChartOrigin, ...]  # longest prefix first
     kube_version: str = ""  # Chart.yaml `kubeVersion`: the clusters it accepts
     sources: frozenset[str] = field(default=frozenset())  # repository paths read
+    # The chart's directory and its file:// dependencies': a change that adds, removes or
+    # edits a file below one of them may change the chart (its render is keyed anyway).
+    directories: frozenset[str] = field(default=frozenset())
 
     @property
     def key(self) -> str:
@@ -514,7 +517,10 @@ def assemble_chart(listing: ChartListing, chart_dir: str) -> ChartFiles | ChartP
         prefix = f"{name}/"
         origins = list(_origins(top.files, top.metadata, prefix, chart_dir))
         used = set(_subcharts(files))
+        directories = {chart_dir}
         for dep in _missing(top):
+            if not dep.repository or dep.repository.startswith("file://"):
+                directories.add(_local_path(chart_dir, dep))
             origins.extend(
                 _add_local(
                     listing,
@@ -541,6 +547,7 @@ def assemble_chart(listing: ChartListing, chart_dir: str) -> ChartFiles | ChartP
         origins=tuple(origins),
         kube_version=metadata_string(top.metadata.get("kubeVersion")),
         sources=frozenset(sources),
+        directories=frozenset(directories),
     )
 
 
