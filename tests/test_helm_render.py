@@ -280,6 +280,12 @@ def hostile() -> Iterator[Any]:
     renderer.close()
 
 
+# The kernel enforces the memory limit and the network namespace, and /proc shows them.
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="limits enforced and observed on Linux"
+)
+
+
 def _rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -380,6 +386,7 @@ def test_a_template_that_loops_forever_hits_the_time_limit_and_rendering_goes_on
 
 
 @requires_helm
+@linux_only
 def test_a_gigabyte_string_hits_the_memory_limit_in_the_child_not_the_parent(hostile) -> None:
     rss = _rss_kib()
     for template in ('{{ repeat 1000000000 "x" }}\n', "{{ range until 1000000000 }}x{{ end }}\n"):
@@ -442,6 +449,7 @@ def test_nothing_reaches_outside_the_chart(pool) -> None:
 
 
 @requires_helm
+@linux_only
 def test_the_child_has_no_network_where_linux_lets_it_leave(pool) -> None:
     info = pool.info()
     pool.render(_request(_chart({})))
@@ -473,6 +481,7 @@ def test_a_broken_sdk_makes_the_renderer_unavailable_not_the_review(monkeypatch,
 
 
 @requires_helm
+@linux_only
 def test_no_child_outlives_its_renderer_or_its_parent() -> None:
     from bot.helm.pool import ChildRenderer
 
