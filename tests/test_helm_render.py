@@ -580,3 +580,22 @@ def test_a_helmrelease_whose_values_cannot_be_composed_says_why() -> None:
         chart, "x", "apps", secret, lambda *a: Unknown("an ExternalSecret writes it")
     )
     assert unknown == ValuesUnknown(("Secret apps/creds: an ExternalSecret writes it",))
+
+
+@requires_helm
+@linux_only
+def test_a_forked_process_leaves_its_parents_children_alone(pool) -> None:
+    # The YAML scan forks workers (bot/analysis/parallel.py); they inherit the pool.
+    chart = _chart({"a.yaml": "a: {{ .Values.a }}\n"})
+    assert isinstance(pool.render(_request(chart, {"a": 1})), Rendered)
+    children = [c.proc.pid for c in pool._idle]
+    pid = os.fork()
+    if pid == 0:  # the forked process: it must neither render through nor kill them
+        result = pool.render(_request(chart, {"a": 2}))
+        pool.close()
+        os._exit(0 if isinstance(result, RenderFailure) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert all(_alive(c) for c in children)
+    assert pool.render(_request(chart, {"a": 3})) == Rendered({"demo/templates/a.yaml": "a: 3\n"})
+    assert Path(pool._dir).is_dir()  # where the next child starts

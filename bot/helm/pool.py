@@ -223,6 +223,7 @@ class ChildRenderer:
         self._closed = False
         self._tripped: cachetools.LRUCache[str, RenderFailure] = cachetools.LRUCache(1024)
         self._dir = tempfile.mkdtemp(prefix="flux-review-helm-")
+        self._owner = os.getpid()
         _POOLS.add(self)
         # Also at interpreter exit: no child outlives its parent's interpreter.
         self._finalizer = weakref.finalize(self, ChildRenderer._cleanup, self._idle, self._dir)
@@ -455,7 +456,8 @@ class ChildRenderer:
             idle, self._idle[:] = list(self._idle), []
         for child in idle:
             child.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if os.getpid() == self._owner:  # a forked copy leaves its parent's directory be
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def _forget(self) -> None:
         self._finalizer.detach()
