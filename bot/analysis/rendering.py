@@ -170,7 +170,9 @@ class RenderRequest:
 
     def values_json(self) -> str:
         """The values as JSON, the way helm-controller's values reach Helm: numbers
-        become float64 (Helm prints a million as `1e+06`, as on the cluster)."""
+        become float64 (Helm prints a million as `1e+06`, as on the cluster). One
+        difference: an integer a `targetPath` sets stays an int64 in helm-controller
+        (printed `1000000`); through JSON it is a float64 here too."""
         return json.dumps(self.values, separators=(",", ":"), allow_nan=False)
 
     @cached_property
