@@ -9,6 +9,9 @@ Prints:
   the child's SDK call alone;
 - 50 HelmReleases of one chart: one reused child, two children, and a fresh child per
   render (what reusing saves), then the same 50 again through the cache;
+- a pull request that bumps one in-repository chart of bench/run.py's synthetic monorepo
+  used by 50 HelmReleases: their renders at base and at head (a cold renderer, its start
+  included), against that pull request's check without rendering, in the same run;
 - the hostile templates (an endless `range`, a 1 GB string, a 10^9-element list, a
   recursive `include`) under the default limits: time to a result, and the peak memory of
   the child and of the parent (each case in a fresh process, so peaks are its own).
@@ -152,6 +155,39 @@ def fifty(n_releases: int) -> None:
     cached.close()
 
 
+def pull_request_renders(apps: int, releases: int) -> None:
+    from bench.generate import generate
+    from bench.run import pull_request
+    from bot.analysis import analyze
+    from bot.helm.pool import ChildRenderer
+
+    files = {p: t.encode() for p, t in generate(apps).items()}
+    head_files = pull_request(files)
+    bumped = next(p for p in sorted(files) if files[p] != head_files[p]).rsplit("/", 1)[0]
+    base, head = DictTree(files), DictTree(head_files)
+    t_check, _ = _timed(lambda: analyze(head, base))
+    requests = []
+    for tree in (base, head):
+        chart = assemble_chart(ChartListing(tree), bumped)
+        assert isinstance(chart, ChartFiles)
+        requests += [
+            RenderRequest(chart, {"replicaCount": i % 5 + 1}, f"app-{i}", f"team-{i % 7}")
+            for i in range(releases)
+        ]
+    renderer = CachingRenderer(ChildRenderer(workers=2))
+    t_render, out = _timed(lambda: renderer.render_all(requests))
+    renderer.close()
+    # The generator's chart includes a helper it does not define: every render fails
+    # with Helm's error, which costs as much as a render.
+    failed = sum(1 for r in out if not isinstance(r, Rendered))
+    print(
+        f"a PR bumping {bumped} ({apps} apps): its check without rendering "
+        f"{t_check:.2f} s; {len(requests)} renders ({releases} HelmReleases at base and "
+        f"head, two cold children; {failed} failed) {t_render:.2f} s "
+        f"({t_render / t_check:.2f}x the check)"
+    )
+
+
 def hostile_case(name: str) -> dict[str, Any]:
     from bot.helm.pool import ChildRenderer
 
@@ -202,6 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--releases", type=int, default=50)
+    parser.add_argument("--apps", type=int, default=1600)
     parser.add_argument("--hostile-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.hostile_case:
@@ -210,6 +247,7 @@ def main() -> None:
     starts(5)
     warm_renders(args.repeat)
     fifty(args.releases)
+    pull_request_renders(args.apps, args.releases)
     hostile()
 
 
