@@ -4,6 +4,7 @@ the Helm SDK under limits, so that a hostile chart costs a render, not the revie
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -504,14 +505,16 @@ def test_no_child_outlives_its_renderer_or_its_parent() -> None:
         chart = assemble_chart(ChartListing(DictTree(files)), "c")
         renderer = ChildRenderer()
         renderer.render(RenderRequest(chart, {}, "r", "n"))
-        print(renderer._idle[0].proc.pid, flush=True)
+        print(renderer._idle[0].proc.pid, renderer._dir, flush=True)
         os._exit(0)
         """
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
-    pid = int(proc.stdout.strip())
+    pid_text, directory = proc.stdout.split()
+    pid = int(pid_text)
+    shutil.rmtree(directory, ignore_errors=True)  # what the dead parent left
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.05)
