@@ -17,14 +17,14 @@ LINTED = ("bot", "tests", "bench", "examples", "scripts")
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite; extra arguments go to pytest (`nox -s tests -- -m 'not slow'`)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,helm]")
     session.run("pytest", "-q", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (format and check) and mypy, as tests/test_lint.py runs them."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,helm]")
     session.run("ruff", "format", "--check", *LINTED)
     session.run("ruff", "check", *LINTED)
     session.run("mypy", "--strict", "bot")

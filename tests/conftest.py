@@ -25,6 +25,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 _NEEDS = (
     ("redis-server", "install redis-server, or set REDIS_URL"),
     ("kubectl", "install kubectl"),
+    ("helm-python-sdk", "pip install '.[test,helm]'"),
     ("pre-commit", "pip install '.[test]'"),
     ("ruff", "pip install '.[test]'"),
     ("mypy", "pip install '.[test]'"),

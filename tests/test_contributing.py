@@ -43,3 +43,12 @@ def test_every_file_contributing_names_exists() -> None:
     } <= named
     missing = [p for p in named if "<" not in p and not (ROOT / p).exists()]
     assert not missing
+
+
+def test_ci_runs_the_readme_test_command_exactly() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run the tests", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("\n```", 1)[0].strip()
+    assert command.endswith("pytest -q") and "'.[test,helm]'" in command
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert command in ci

@@ -56,6 +56,10 @@ def test_analysis_imports_no_network_or_github_code() -> None:
         "bot.server",
         "bot.review",
         "bot.queue",
+        # The Helm SDK renders in a child process, behind bot.analysis.rendering.Renderer.
+        "bot.helm",
+        "helm_python",
+        "subprocess",
     }
     for path in (ROOT / "bot" / "analysis").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -73,6 +77,33 @@ def test_analysis_imports_no_network_or_github_code() -> None:
         "import sys, bot.analysis, bot.analysis.rules; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'aiohttp', 'gidgethub'} or m.startswith(('bot.github', 'bot.server'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_only_the_sdk_adapter_imports_the_helm_sdk() -> None:
+    importers = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "helm_python" or n.startswith("helm_python.") for n in names):
+                importers.add(path.relative_to(ROOT).as_posix())
+    assert importers == {"bot/helm/sdk.py"}
+
+
+def test_the_renderer_child_loads_nothing_of_the_analysis() -> None:
+    # It starts whenever a renderer replaces a child that broke a limit: it should start
+    # as fast as loading the SDK allows.
+    code = (
+        "import sys, bot.helm.child, bot.helm.wire; "
+        "print(sorted(m for m in sys.modules if m.startswith('bot.analysis')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
