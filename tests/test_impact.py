@@ -148,7 +148,8 @@ def test_a_change_to_files_reaching_a_cluster_through_an_unfollowed_source_says_
     [cluster] = result.impact
     assert cluster.kustomizations == []
     assert cluster.unfollowed == [
-        "Flux Kustomization flux-system/apps (its source ExternalArtifact flux-system/apps is made by no ArtifactGenerator applied from this repository)"
+        "Flux Kustomization flux-system/apps (its source ExternalArtifact flux-system/apps"
+        " is made by no ArtifactGenerator applied from this repository)"
     ]
     text = "\n".join(impact_lines(result.impact))
     assert "No cluster is affected" not in text

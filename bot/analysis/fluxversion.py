@@ -106,7 +106,10 @@ def _from_helm_release(repo: Snapshot, path: str) -> FluxVersion | None:
         if instance is None:
             continue
         wanted = ys.scalar(ys.get(instance, "distribution", "version"))
-        reason = f"values.instance.distribution.version {wanted!r} of the flux-instance HelmRelease in {path}"
+        reason = (
+            f"values.instance.distribution.version {wanted!r} of the flux-instance "
+            f"HelmRelease in {path}"
+        )
         if not wanted:
             wanted, reason = "2.x", f"the flux-instance chart's default distribution 2.x ({path})"
         return _matching(wanted, reason)

@@ -475,7 +475,7 @@ class _RedefiningLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if not self.check_event(yaml.AliasEvent):
-            anchor = self.peek_event().anchor
+            anchor = self.peek_event().anchor  # type: ignore[no-untyped-call]
             if anchor is not None:
                 self.anchors.pop(anchor, None)
         return super().compose_node(parent, index)

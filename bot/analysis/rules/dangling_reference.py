@@ -188,12 +188,18 @@ def check(ctx: Context) -> Iterator[Finding]:
     for cluster, complete, objects in _scopes(repo):
         index: dict[tuple[str, str], list[_Object]] = {}
         fuzzy: dict[str, list[_Object]] = {}
-        for o in objects:
-            index.setdefault((o.kind, o.name), []).append(o)
-            if "${" in o.name:
-                fuzzy.setdefault(o.kind, []).append(o)
+        for item in objects:
+            index.setdefault((item.kind, item.name), []).append(item)
+            if "${" in item.name:
+                fuzzy.setdefault(item.kind, []).append(item)
 
-        def exists(kind: str, name: str, namespace: str | None) -> bool:
+        def exists(
+            kind: str,
+            name: str,
+            namespace: str | None,
+            index: dict[tuple[str, str], list[_Object]] = index,
+            fuzzy: dict[str, list[_Object]] = fuzzy,
+        ) -> bool:
             if (kind, name) in generated:
                 return True
             for candidate in index.get((kind, name), []) + [

@@ -65,12 +65,17 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         if not labels:
             continue
         head_kss = [
-            k for k in ctx.head.build.kustomizations if k.label in labels and k.directory == directory
+            k
+            for k in ctx.head.build.kustomizations
+            if k.label in labels and k.directory == directory
         ]
         if not head_kss:
             continue  # the Flux Kustomization went with it, or points elsewhere now
         listed_before = {
-            read.path for k in ctx.base.build.kustomizations if k.label in labels for read in k.reads
+            read.path
+            for k in ctx.base.build.kustomizations
+            if k.label in labels
+            for read in k.reads
         }
         newly = sorted(
             {read.path for k in head_kss for read in k.reads if read.path not in listed_before}

@@ -53,11 +53,20 @@ EXTENSIONS_GROUP = "source.extensions.fluxcd.io"
 class RepoFacts(Files, Protocol):
     """What the cluster builder needs of a snapshot."""
 
-    paths: list[str]
-    path_set: set[str]
-    dirs: set[str]
-    children: Any
-    self_urls: set[str]
+    @property
+    def paths(self) -> list[str]: ...
+
+    @property
+    def path_set(self) -> set[str]: ...
+
+    @property
+    def dirs(self) -> set[str]: ...
+
+    @property
+    def children(self) -> Any: ...
+
+    @property
+    def self_urls(self) -> set[str]: ...
 
     def text(self, path: str) -> str | None: ...
 
@@ -66,7 +75,9 @@ class RepoFacts(Files, Protocol):
 class EntryPoint:
     """Where a cluster starts."""
 
-    kind: str  # "bootstrap", "FluxInstance", "flux-instance HelmRelease", "config", "raw_paths", "root"
+    # "bootstrap", "FluxInstance", "flux-instance HelmRelease", "config", "raw_paths",
+    # "root"
+    kind: str
     name: str  # the cluster's name: its entry path
     path: str  # the file that defines it
     line: int
@@ -307,7 +318,7 @@ class ClusterBuilder:
         view = self._views.get(key)
         if view is None:
             extra = split_lines(ignore_text) if ignore_text else None
-            view = RepoView(self.repo, SourceIgnore(self.sourceignore_files(), extra), label)  # type: ignore[arg-type]
+            view = RepoView(self.repo, SourceIgnore(self.sourceignore_files(), extra), label)
             self._views[key] = view
         return view
 
@@ -326,9 +337,10 @@ class ClusterBuilder:
         from (bootstrap's `flux-system` GitRepository, a FluxInstance's Git `sync.url`)."""
         urls = set(self.repo.self_urls)
         for _path, _i, doc in self._docs_with(b"source.toolkit.fluxcd.io", b"GitRepository"):
-            if yn.text(yn.get(doc, "kind")) == "GitRepository" and yn.text(
-                yn.get(doc, "metadata", "name")
-            ) == BOOTSTRAP_NAME:
+            if (
+                yn.text(yn.get(doc, "kind")) == "GitRepository"
+                and yn.text(yn.get(doc, "metadata", "name")) == BOOTSTRAP_NAME
+            ):
                 url = yn.text(yn.get(doc, "spec", "url"))
                 if url:
                     urls.add(normalize_git_url(url))
@@ -529,9 +541,15 @@ class ClusterBuilder:
         note = None
         own = self._self_url(url)
         if source_kind != "GitRepository":
-            note = f"its source is {source_kind} {url}; flux-review reads this repository's files at the path it names"
+            note = (
+                f"its source is {source_kind} {url}; flux-review reads this repository's "
+                "files at the path it names"
+            )
         elif own is False:
-            note = f"its source {url} is not a URL of this repository; flux-review reads this repository's files at the path it names"
+            note = (
+                f"its source {url} is not a URL of this repository; flux-review reads this "
+                "repository's files at the path it names"
+            )
         entry = EntryPoint(kind, directory or ".", path, line, note)
         node = _sync_kustomization(name, namespace, directory, source_kind, yn.Origin(path, line))
         return entry, FluxKustomization("Kustomization", name, namespace, node, None, None, entry)
@@ -617,7 +635,7 @@ class ClusterBuilder:
         spec = yn.get(ks_node, "spec")
         kpath = view.kustomization_in(directory)
         if kpath is not None:
-            base = k.kustfile(kpath)
+            base = k.read_kustfile(kpath)
             if base is None:
                 built = k.build(directory)
                 real = view.real(kpath)
@@ -814,8 +832,8 @@ class _Walk:
             ks.followed = False
             ks.unfollowed = "suspended"
             return True
-        view = self._source(ks, final)
-        if view is None:
+        source = self._source(ks, final)
+        if source is None:
             return ks.unfollowed is not None or final
         path_text = yn.text(yn.get(spec, "path")) or ""
         if "${" in path_text:
@@ -836,7 +854,7 @@ class _Walk:
                 name = yn.text(yn.get(item, "name"))
                 if kind and name and self._source_object(kind, ks.namespace, name) is None:
                     return False  # perhaps applied by a Kustomization not built yet
-        ks.built = self.b._build(view, directory, ks.node, ks.path)
+        ks.built = self.b._build(source, directory, ks.node, ks.path)
         resources = ks.built.resources
         if post is not None:
             resources = self._post_build(ks, post, resources)
@@ -940,7 +958,10 @@ class _Walk:
             ks.unfollowed = f"its source {ks.source_label} is another repository ({url})"
             return None
         if not self._same_revision(spec):
-            ks.unfollowed = f"its source {ks.source_label} follows another revision of {url or 'this repository'}"
+            ks.unfollowed = (
+                f"its source {ks.source_label} follows another revision of "
+                f"{url or 'this repository'}"
+            )
             return None
         if yn.get(spec, "include") is not None:
             ks.unknown.append(
@@ -1025,7 +1046,10 @@ class _Walk:
                     return view
         if not final:
             return None
-        ks.unfollowed = f"its source {ks.source_label} is made by no ArtifactGenerator applied from this repository"
+        ks.unfollowed = (
+            f"its source {ks.source_label} is made by no ArtifactGenerator applied from this "
+            "repository"
+        )
         return None
 
     def _artifact_view(
@@ -1158,10 +1182,9 @@ class _Walk:
                 ):
                     continue
                 oid = self.b.object_id(res)
-                key = (oid.group, oid.kind, oid.namespace, oid.name)
-                if key in seen:
+                if oid.key() in seen:
                     continue
-                seen.add(key)
+                seen.add(oid.key())
                 resources.append(res)
         self._add_objects(ks, resources)
         return True
@@ -1218,7 +1241,7 @@ def _render(
                     current = pipe[len("default ") :].strip().strip('"')
             elif pipe == "int":
                 try:
-                    current = int(current)  # type: ignore[arg-type]
+                    current = int(current)
                 except (TypeError, ValueError):
                     return None
             else:

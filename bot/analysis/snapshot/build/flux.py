@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,7 @@ def overlay(
         for item in images.value:
             name = yn.text(yn.get(item, "name"))
             path, _ = _origin(item, ks_file)
-            for i, (existing, file) in enumerate(kf.images):
+            for i, (existing, _file) in enumerate(kf.images):
                 if yn.text(yn.get(existing, "name")) == name:
                     # kustomize-controller v1.9.4: merged into the entry of the same name
                     # (`newTag` and `digest` replaced together).
@@ -362,7 +363,7 @@ def _retyped(text: str, original: str, mark: yn.Origin) -> ynodes.ScalarNode:
     text it was in is one go-yaml writes quoted."""
     if _NEEDS_QUOTES.search(original) or "\n" in text:
         return yn.scalar(text, mark, yn.STR, "'")
-    tag = str(_RESOLVER.resolve(ynodes.ScalarNode, text, (True, False)))
+    tag = str(_RESOLVER.resolve(ynodes.ScalarNode, text, (True, False)))  # type: ignore[no-untyped-call]
     if tag not in (yn.STR, yn.INT, yn.FLOAT, yn.BOOL, yn.NULL):
         tag = yn.STR
     return yn.scalar(text, mark, tag, "'")
@@ -395,7 +396,8 @@ def substitute(
                 yn.Origin(
                     file,
                     line,
-                    f"not known: substituted by {describe} from a value that is not in the repository",
+                    f"not known: substituted by {describe} from a value that is not in the "
+                    "repository",
                 ),
                 yn.STR,
                 "'",
@@ -446,6 +448,10 @@ def substitute(
     return res.with_node(new), undefined, opaque
 
 
+def _const(node: ynodes.Node) -> Callable[[ynodes.Node | None], ynodes.Node]:
+    return lambda _old: node
+
+
 def common_metadata(res: Resource, spec: ynodes.Node | None, ks_file: str) -> Resource:
     """`spec.commonMetadata`: labels and annotations merged into every object's
     `metadata` after the build (`ssautil.SetCommonMetadata`)."""
@@ -455,15 +461,10 @@ def common_metadata(res: Resource, spec: ynodes.Node | None, ks_file: str) -> Re
     node: ynodes.Node = res.node
     for section in ("labels", "annotations"):
         for key, value in _pairs(yn.get(meta_spec, section)):
-            text = yn.text(value) or ""
             file, line, _ = yn.origin_of(value, ks_file)
             mark = yn.Origin(file, line, "set by commonMetadata")
-            node = yn.update(
-                node,
-                ("metadata", section, key),
-                lambda _old, t=text, m=mark: yn.scalar(t, m, yn.STR, "'"),
-                mark=mark,
-            )
+            new_value = yn.scalar(yn.text(value) or "", mark, yn.STR, "'")
+            node = yn.update(node, ("metadata", section, key), _const(new_value), mark=mark)
     if node is res.node:
         return res
     assert isinstance(node, ynodes.MappingNode)

@@ -4,6 +4,7 @@ generated names (`api/internal/generators`, `api/kv`, `api/hasher` of kustomize 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import posixpath
 import re
@@ -91,12 +92,12 @@ def _generate(
             key, _, value = text.partition("=")
             pairs.append((key, value.encode()))
     for lit in _items(yn.get(item, "literals")):
-        text = yn.text(lit)
-        if text is None or "=" not in text or text.startswith("="):
-            acc.unknown.append(Unknown(where, f"has an invalid literal `{text}`", (kf.path,)))
+        literal = yn.text(lit)
+        if literal is None or "=" not in literal or literal.startswith("="):
+            acc.unknown.append(Unknown(where, f"has an invalid literal `{literal}`", (kf.path,)))
             known = False
             continue
-        key, _, value = text.partition("=")
+        key, _, value = literal.partition("=")
         pairs.append((key, _remove_quotes(value).encode()))
     for file_node in _items(yn.get(item, "files")):
         source = yn.text(file_node)
@@ -122,7 +123,8 @@ def _generate(
                     ProblemKind.GENERATOR,
                     kf.path,
                     line,
-                    f"{where} has the key `{key}` twice: kustomize fails with `illegally repeats the key`.",
+                    f"{where} has the key `{key}` twice: kustomize fails with `illegally "
+                    "repeats the key`.",
                 )
             )
         seen.add(key)
@@ -223,8 +225,9 @@ def _absorb(
                     ProblemKind.GENERATOR,
                     kf.path,
                     line,
-                    f"{where} has `behavior: {behavior}` but the build has no {res.kind} {res.name} to "
-                    f"{behavior}: kustomize fails with `does not exist; cannot merge or replace`.",
+                    f"{where} has `behavior: {behavior}` but the build has no "
+                    f"{res.kind} {res.name} to {behavior}: kustomize fails with "
+                    "`does not exist; cannot merge or replace`.",
                 )
             )
             return
@@ -391,7 +394,7 @@ def content_hash(node: ynodes.MappingNode) -> str:
         if isinstance(string_data, dict):
             m["stringData"] = string_data
     digest = hashlib.sha256(go_json(m).encode("utf-8", "replace")).hexdigest()[:10]
-    return digest.translate(str.maketrans({"0": "g", "1": "h", "3": "k", "a": "m", "e": "t"}))
+    return digest.translate(str.maketrans("013ae", "ghkmt"))
 
 
 def add_hashes(resources: list[Resource]) -> list[Resource]:
@@ -407,7 +410,7 @@ def add_hashes(resources: list[Resource]) -> list[Resource]:
         node = yn.update(
             res.node,
             ("metadata", "name"),
-            lambda _: yn.scalar(name, mark.start_mark if mark is not None else None),
+            functools.partial(_renamed, name, mark),
         )
         assert isinstance(node, ynodes.MappingNode)
         out.append(res.with_node(node))
@@ -415,3 +418,7 @@ def add_hashes(resources: list[Resource]) -> list[Resource]:
 
 
 _ = re
+
+
+def _renamed(name: str, mark: ynodes.Node | None, _old: ynodes.Node | None) -> ynodes.Node:
+    return yn.scalar(name, mark.start_mark if mark is not None else None)

@@ -141,10 +141,10 @@ def read(path: str, root: ynodes.Node | None, directory: str | None = None) -> K
         value = yn.text(item)
         if value is None:
             continue
-        if "\n" in value or ": " in value:
+        if ("\n" in value or ": " in value) and isinstance(item, ynodes.ScalarNode):
             kf.patches.append(
                 PatchEntry("patchesStrategicMerge", _line(item), path, directory, inline=item)
-            )  # type: ignore[arg-type]
+            )
         else:
             kf.patches.append(
                 PatchEntry("patchesStrategicMerge", _line(item), path, directory, path=value)

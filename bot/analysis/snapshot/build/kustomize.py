@@ -32,7 +32,6 @@ from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Unkn
 from bot.analysis.snapshot.build.resource import ResMap, Resource
 from bot.analysis.snapshot.build.source import View
 
-
 # Manifests larger than this are not built (see `Kustomizer.load_objects`).
 MAX_BUILD_BYTES = 8 * 2**20
 
@@ -109,7 +108,7 @@ class Kustomizer:
 
     # --- reading ------------------------------------------------------------------
 
-    def kustfile(self, view_path: str) -> KustFile | None:
+    def read_kustfile(self, view_path: str) -> KustFile | None:
         """The kustomization file at `view_path`, read; None when it does not parse."""
         found = self._kfiles.get(view_path)
         if found is None:
@@ -135,7 +134,9 @@ class Kustomizer:
             # The API server takes objects of about 1.5 MiB at most (etcd's request
             # limit): a manifest this large is a bundle of many, or a mistake, and
             # composing it costs seconds of a review. Its syntax is still checked.
-            acc.unknown.append(Unknown(real, f"is too large to build ({size // 2**20} MiB)", (real,)))
+            acc.unknown.append(
+                Unknown(real, f"is too large to build ({size // 2**20} MiB)", (real,))
+            )
             return []
         out: list[Resource] = []
         # kustomize pushes a List's items to the end of the file's queue.
@@ -173,7 +174,7 @@ class Kustomizer:
             return cached
         acc = Accumulated()
         kpath = self.view.kustomization_in(directory)
-        kf = self.kustfile(kpath) if kpath is not None else None
+        kf = self.read_kustfile(kpath) if kpath is not None else None
         if kpath is None:
             acc.unknown.append(Unknown(directory or ".", "has no kustomization file", ()))
         elif kf is None:
@@ -261,7 +262,7 @@ class Kustomizer:
                     )
                 )
                 return
-            sub_kf = self.kustfile(kpath)
+            sub_kf = self.read_kustfile(kpath)
             acc.reads.append(Read(self.view.real(kpath) or kpath, reader, kf.path, entry.line))
             if sub_kf is not None and sub_kf.is_component:
                 acc.problems.append(
@@ -322,7 +323,7 @@ class Kustomizer:
                 )
             )
             return
-        ckf = self.kustfile(kpath)
+        ckf = self.read_kustfile(kpath)
         acc.reads.append(
             Read(self.view.real(kpath) or kpath, Reader.KUSTOMIZATION_ENTRY, kf.path, entry.line)
         )

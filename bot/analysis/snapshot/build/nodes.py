@@ -36,7 +36,7 @@ class Origin(yaml.Mark):
     ConfigMap flux-system/cluster-settings (cluster/settings.yaml:7)")."""
 
     def __init__(self, path: str, line: int, via: str | None = None, secret: bool = False) -> None:
-        super().__init__(path, 0, max(line - 1, 0), 0, None, None)
+        super().__init__(path, 0, max(line - 1, 0), 0, None, None)  # type: ignore[arg-type]
         self.via = via
         # The value came from a Secret (through post-build substitution): never shown.
         self.secret = secret
@@ -78,6 +78,7 @@ def stamp(node: Node, path: str, line_offset: int = 0, via: str | None = None) -
             memo[id(n)] = out
             out.value = [copy(v, depth + 1) for v in n.value]
         else:
+            assert isinstance(n, ynodes.ScalarNode)
             out = ynodes.ScalarNode(n.tag, n.value, new_mark, new_mark, n.style)
             memo[id(n)] = out
         return out
@@ -429,4 +430,4 @@ def _implicit_tag(value: str) -> str:
     """The tag PyYAML's resolver gives a plain scalar: a plain scalar whose tag differs
     was tagged explicitly (`!!str 3`) and keeps it. (The C loader marks plain scalars
     with style '', the Python one with None: neither says whether the tag was written.)"""
-    return str(_RESOLVER.resolve(ynodes.ScalarNode, value, (True, False)))
+    return str(_RESOLVER.resolve(ynodes.ScalarNode, value, (True, False)))  # type: ignore[no-untyped-call]

@@ -22,9 +22,14 @@ from bot.analysis.model import KUSTOMIZATION_FILES
 class RepoFiles(Protocol):
     """What a view needs of a snapshot's files."""
 
-    path_set: set[str]
-    dirs: set[str]
-    children: Mapping[str, list[str]]
+    @property
+    def path_set(self) -> set[str]: ...
+
+    @property
+    def dirs(self) -> set[str]: ...
+
+    @property
+    def children(self) -> Mapping[str, list[str]]: ...
 
 
 class View:

@@ -5,6 +5,7 @@ commonLabels, commonAnnotations, patchesJson6902, replicas, images, replacements
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -147,7 +148,7 @@ def select(acc: Accumulated, target: ynodes.Node | None) -> list[Resource] | Non
         org_name, org_ns = res.prev[0] if res.prev else (res.name, res.namespace)
         cluster = res.cluster_scoped
 
-        def eff(ns: str | None) -> str:
+        def eff(ns: str | None, cluster: bool = cluster) -> str:
             return "_non_namespaceable_" if cluster else (ns or "default")
 
         ns_re, name_re = regexes["namespace"], regexes["name"]
@@ -196,7 +197,9 @@ def _patch(k: Kustomizer, entry: PatchEntry, acc: Accumulated) -> None:
             _fail(
                 acc,
                 entry,
-                f"{where} holds several strategic-merge patches and a `target`: kustomize fails with `Multiple Strategic-Merge Patches in one \\`patches\\` entry is not allowed to set \\`patches.target\\` field`.",
+                f"{where} holds several strategic-merge patches and a `target`: kustomize "
+                "fails with `Multiple Strategic-Merge Patches in one patches entry is not "
+                "allowed to set patches.target field`.",
             )
             return
         selected = select(acc, entry.target)
@@ -225,13 +228,24 @@ def _patch(k: Kustomizer, entry: PatchEntry, acc: Accumulated) -> None:
                     ProblemKind.PATCH_TARGET,
                     entry.file,
                     entry.line,
-                    f"{where} is for {kind} {name}, which is not in this build: kustomize fails with "
+                    f"{where} is for {kind} {name}, which is not in this build: "
+                    "kustomize fails with "
                     "`no matches for Id ...; failed to find unique target for patch`.",
                 )
             )
             continue
-        chosen_one = target
-        _map(acc, lambda r: _smp(r, doc, entry, acc, where) if r is chosen_one else r, where)
+        _map(acc, functools.partial(_smp_one, target, doc, entry, acc, where), where)
+
+
+def _smp_one(
+    chosen: Resource,
+    doc: ynodes.Node,
+    entry: PatchEntry,
+    acc: Accumulated,
+    where: str,
+    res: Resource,
+) -> Resource | None:
+    return _smp(res, doc, entry, acc, where) if res is chosen else res
 
 
 def _by_id(acc: Accumulated, patch: ynodes.MappingNode) -> Resource | None:
@@ -297,7 +311,9 @@ def _smp(
     if res.namespace is not None:
         merged = _set_scalar(merged, ("metadata", "namespace"), res.namespace, keep=True)
     elif yn.get(merged, "metadata", "namespace") is not None:
-        merged = yn.update(merged, ("metadata", "namespace"), lambda _: None, create=False)  # type: ignore[assignment]
+        cleared = yn.update(merged, ("metadata", "namespace"), lambda _: None, create=False)
+        assert isinstance(cleared, ynodes.MappingNode)
+        merged = cleared
     return res.with_node(merged)
 
 
@@ -324,7 +340,8 @@ def _json6902(entry: PatchEntry, docs: list[ynodes.Node], acc: Accumulated, wher
         _fail(
             acc,
             entry,
-            f"{where} is a JSON patch without a `target`: kustomize fails with `must specify a target for JSON patch`.",
+            f"{where} is a JSON patch without a `target`: "
+            "kustomize fails with `must specify a target for JSON patch`.",
         )
         return
     decoded = jsonpatch.operations(docs)
@@ -416,10 +433,10 @@ def _subjects(node: ynodes.Node, namespace: str, mark: Any) -> ynodes.Node:
     return yn.update(
         node,
         ("subjects",),
-        lambda old: ynodes.SequenceNode(
-            old.tag, items, old.start_mark, old.end_mark, old.flow_style
+        lambda _old: ynodes.SequenceNode(
+            subjects.tag, items, subjects.start_mark, subjects.end_mark, subjects.flow_style
         ),
-    )  # type: ignore[union-attr]
+    )
 
 
 _NO_AFFIX = (
@@ -695,7 +712,8 @@ def _images(node: ynodes.Node, file: str, acc: Accumulated) -> None:
                     value = yn.text(image) if isinstance(image, ynodes.ScalarNode) else None
                     new_value = update(value) if value is not None else None
                     if new_value is not None and new_value != value:
-                        item = yn.with_key(item, "image", yn.scalar(new_value, mark), mark)  # type: ignore[arg-type]
+                        assert isinstance(item, ynodes.MappingNode)
+                        item = yn.with_key(item, "image", yn.scalar(new_value, mark), mark)
                     items.append(item)
                 if any(a is not b for a, b in zip(items, new_v.value, strict=True)):
                     new_v = ynodes.SequenceNode(
