@@ -842,7 +842,7 @@ class _Walk:
         directory = secure_join(path_text)
         ks.directory = directory
         ks.followed = True
-        if directory and not view.is_dir(directory):
+        if directory and not source.is_dir(directory):
             ks.unknown.append(
                 Unknown(f"spec.path `{path_text}` of {ks.label}", "does not exist", (ks.path,))
             )
