@@ -9,6 +9,7 @@ tree directly so that a value the patch writes keeps the patch's file and line.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -164,11 +165,74 @@ def apply(root: ynodes.Node, ops: list[Any], value_nodes: list[ynodes.Node | Non
     return root
 
 
+# A JSON patch written in YAML reaches json-patch through sigs.k8s.io/yaml's `YAMLToJSON`,
+# that is go-yaml v2: a plain scalar is a YAML 1.1 boolean (`yes`, `on`, `n`...), a null,
+# a Go integer literal once its `_`s are removed (`0755`, `0x1F`, `1_000`), a float
+# (`1e3`, `.5`), or a string. (The object patched goes through go-yaml v3, which reads
+# `yes` as a string: only the patch's own values are typed this way.)
+_V2_MAP = {
+    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON"), yn.BOOL),
+    **dict.fromkeys(("true", "True", "TRUE", "false", "False", "FALSE"), yn.BOOL),
+    **dict.fromkeys(("n", "N", "no", "No", "NO", "off", "Off", "OFF"), yn.BOOL),
+    **dict.fromkeys(("", "~", "null", "Null", "NULL"), yn.NULL),
+    **dict.fromkeys((".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF"), yn.FLOAT),
+    **dict.fromkeys(("+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"), yn.FLOAT),
+}
+_V2_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+def _v2_tag(value: str) -> str:
+    found = _V2_MAP.get(value)
+    if found is not None:
+        return found
+    if value[0] in "+-0123456789":
+        plain = value.replace("_", "")
+        if yn._integer(plain) is not None:
+            return yn.INT
+        if _V2_FLOAT.match(plain):
+            return yn.FLOAT
+    elif value[0] == "." and _V2_FLOAT.match(value):
+        return yn.FLOAT
+    return yn.STR
+
+
+def _v2_typed(node: ynodes.Node, depth: int = 0) -> ynodes.Node:
+    """The value as go-yaml v2 types it: each plain scalar tagged explicitly (a quoted
+    style keeps `to_value` from reading it again as go-yaml v3 would)."""
+    if depth > 200:
+        raise PatchFailed("a value nested too deep")
+    if isinstance(node, ynodes.ScalarNode):
+        if node.style or node.tag != yn._implicit_tag(node.value):
+            return node
+        tag = _v2_tag(node.value)
+        value = node.value.replace("_", "") if tag == yn.INT else node.value
+        return ynodes.ScalarNode(tag, value, node.start_mark, node.end_mark, "'")
+    if isinstance(node, ynodes.SequenceNode):
+        return ynodes.SequenceNode(
+            node.tag,
+            [_v2_typed(v, depth + 1) for v in node.value],
+            node.start_mark,
+            node.end_mark,
+            node.flow_style,
+        )
+    if isinstance(node, ynodes.MappingNode):
+        return ynodes.MappingNode(
+            node.tag,
+            [(k, _v2_typed(v, depth + 1)) for k, v in node.value],
+            node.start_mark,
+            node.end_mark,
+            node.flow_style,
+        )
+    return node
+
+
 def operations(docs: list[ynodes.Node]) -> tuple[list[Any], list[ynodes.Node | None]] | None:
     """The operations of a JSON 6902 patch document (YAML or JSON: kustomize accepts
     both), with each operation's value node; None when it is not a list of operations."""
     if len(docs) != 1 or not isinstance(docs[0], ynodes.SequenceNode):
         return None
+    # kustomize decodes a patch that starts with `[` as JSON, anything else as YAML.
+    as_yaml = not docs[0].flow_style
     ops: list[Any] = []
     values: list[ynodes.Node | None] = []
     for item in docs[0].value:
@@ -180,7 +244,8 @@ def operations(docs: list[ynodes.Node]) -> tuple[list[Any], list[ynodes.Node | N
             if k != "value"
         }
         ops.append(spec)
-        values.append(yn.get(item, "value"))
+        value = yn.get(item, "value")
+        values.append(_v2_typed(value) if as_yaml and value is not None else value)
     return ops, values
 
 

@@ -157,9 +157,15 @@ def _setter(
         ns_node = yn.get(node, "namespace")
         pool = targets
         if ns_node is not None:
-            ns = yn.text(ns_node)
-            by_org = [r for r in targets if (r.prev[0][1] if r.prev else r.namespace) == ns]
-            pool = by_org or [r for r in targets if r.namespace == ns]
+            # `filterMapCandidatesByNamespace`: the candidates grouped by their effective
+            # namespace (none written is "default"), the original one first, so that a
+            # subject `{name: web, namespace: default}` follows a ServiceAccount written
+            # without a namespace to the namespace and name the build gives it.
+            ns = yn.text(ns_node) or ""
+            by_org = [
+                r for r in targets if _effective(r, r.prev[0][1] if r.prev else r.namespace) == ns
+            ]
+            pool = by_org or [r for r in targets if _effective(r, r.namespace) == ns]
         found = _select(
             name_node.value,
             pool,
