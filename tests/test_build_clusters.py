@@ -441,7 +441,7 @@ def test_post_build_substitution_names_objects() -> None:
     assert ids(model, "apps") == {"ConfigMap plex-settings", "ConfigMap plex"}
     name = origin(obj(model, "apps", "ConfigMap", "plex-settings"), "metadata", "name")
     assert name[:2] == ("apps/cm.yaml", 4)
-    assert name[2] is not None and "postBuild.substitute of Flux Kustomization" in name[2]
+    assert name[2] is not None and "from its postBuild.substitute" in name[2]
 
 
 OCI_APPS = repo(
@@ -918,3 +918,61 @@ def test_a_json_patch_in_yaml_types_its_values_as_kustomize_does() -> None:
         "plain": "yes",
         "flags": [True, "yes", True, 1000, 31, "1:30", "2024-01-01"],
     }
+
+
+CONFIG_CLUSTERS = """\
+clusters:
+  - clusters/lab
+  - name: edge
+    paths: [clusters/edge, infrastructure/edge]
+    substitute: {REPLICAS: 3, ZONE: eu-1}
+"""
+
+
+def test_the_configs_clusters_are_entry_points_with_their_substitutions() -> None:
+    files = {
+        "clusters/lab/web.yaml": deployment("lab-web", namespace="lab"),
+        "clusters/edge/web.yaml": dedent(
+            """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata:
+              name: edge-web
+              namespace: ${ZONE}
+            spec:
+              replicas: ${REPLICAS}
+            """
+        ),
+        "infrastructure/edge/cm.yaml": configmap("infra"),
+        "infrastructure/other/cm.yaml": configmap("other"),
+    }
+    model = build(files, CONFIG_CLUSTERS)
+    assert sorted((c.name, c.entry.kind) for c in model.clusters) == [
+        ("clusters/lab", "config"),
+        ("edge", "config"),
+    ]
+    [edge] = [c for c in model.clusters if c.name == "edge"]
+    web = next(o for o in edge.objects() if o.id.kind == "Deployment")
+    # the bootstrap's variables, as Flux substitutes them: a number where YAML reads one
+    assert (web.id.namespace, value(web, "spec", "replicas")) == ("eu-1", 3)
+    assert origin(web, "spec", "replicas") == (
+        "clusters/edge/web.yaml",
+        7,
+        "substituted by cluster edge's entry `clusters/edge` (flux-review config) "
+        "from its postBuild.substitute (.github/flux-review.yml:3)",
+    )
+    assert model.applied("infrastructure/edge/cm.yaml")
+    assert not model.applied("infrastructure/other/cm.yaml")
+    assert model.clusters_of("clusters/lab/web.yaml")[0].name == "clusters/lab"
+
+
+def test_a_configs_cluster_directory_that_is_missing_is_a_notice() -> None:
+    files = {"clusters/lab/web.yaml": deployment("lab-web", namespace="lab")}
+    findings = run(files, config="clusters: [clusters/lab, clusters/gone]\n")
+    [notice] = [f for f in findings if f.path == ".github/flux-review.yml"]
+    assert (notice.rule, notice.severity, notice.line) == (
+        "kustomize-missing-resource",
+        Severity.NOTICE,
+        1,
+    )
+    assert "clusters/gone" in notice.message

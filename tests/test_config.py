@@ -231,3 +231,50 @@ def test_invalid_external_objects_name_the_line(text: str, line: int, says: str)
     with pytest.raises(ConfigError) as info:
         parse_config(text)
     assert f"line {line}:" in str(info.value) and says in str(info.value)
+
+
+def test_clusters_and_kubernetes_version_are_read() -> None:
+    config = parse_config(
+        dedent(
+            """
+            clusters:
+              - clusters/lab/
+              - name: edge
+                paths: [clusters/edge, ./infrastructure/edge]
+                substitute: {REPLICAS: 3, TLS: true}
+                kubernetes_version: "1.31"
+            kubernetes_version:
+              "*": "1.33"
+              clusters/lab: v1.32.4
+            """
+        )
+    )
+    lab, edge = config.clusters
+    assert (lab.name, lab.paths, lab.line) == ("clusters/lab", ("clusters/lab",), 2)
+    # postBuild.substitute is a map of strings: what YAML read as 3 or true is that text
+    assert (edge.paths, edge.substitute) == (
+        ("clusters/edge", "infrastructure/edge"),
+        (("REPLICAS", "3"), ("TLS", "true")),
+    )
+    assert config.kubernetes_version("edge") == (1, 31)
+    assert config.kubernetes_version("clusters/lab") == (1, 32)
+    assert config.kubernetes_version("another") == (1, 33)
+    assert parse_config("flux_version: '2.6'\n").kubernetes_version("any") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("kubernetes_version: 1.30\n", "an unquoted 1.30 reads as 1.3"),
+        ('kubernetes_version: "2.1"\n', "must be a Kubernetes release"),
+        ("clusters: clusters/prod\n", "'clusters' must be a list"),
+        ("clusters: [{name: a}]\n", "'paths' must be a list of directories"),
+        ("clusters: [{paths: [a], substitutes: {}}]\n", "did you mean 'substitute'?"),
+        ("clusters: [{paths: [a], substitute: {1X: y}}]\n", "is not a variable name"),
+        ("clusters: [a, {name: a, paths: [b]}]\n", "a second cluster named 'a'"),
+    ],
+)
+def test_clusters_and_kubernetes_version_mistakes_name_the_line(text: str, says: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text)
+    assert says in str(raised.value) and ": line 1" in str(raised.value)

@@ -18,6 +18,7 @@ from bot.analysis.findings import Severity
 from bot.analysis.options import (
     CONFIG_PATH,
     FAIL_ON_CHOICES,
+    ClusterConfig,
     Config,
     ConfigError,
     ExternalObject,
@@ -35,9 +36,14 @@ _KEYS = (
     "review_drafts",
     "external_objects",
     "flux_version",
+    "clusters",
+    "kubernetes_version",
 )
 # `2.4.0`, `v2.4`, `2.4.x`: the Flux release the clusters run, to its minor at least.
 _FLUX_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(?:\d+|x|\*))?$")
+# `1.31`, `v1.31.4`: the Kubernetes minor a cluster runs.
+_KUBE_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(?:\d+|x|\*))?$")
+_VAR_NAME = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*$")
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _NAME_CHARS = re.compile(r"[^\s/]+")
 
@@ -87,6 +93,8 @@ def parse_config(
     review_drafts = True
     flux_version: tuple[int, int] | None = None
     external: tuple[ExternalObject, ...] = ()
+    clusters: tuple[ClusterConfig, ...] = ()
+    kube_versions: tuple[tuple[str, tuple[int, int]], ...] = ()
     for key, value in data.items():
         line = _line(data, key)
         if key not in _KEYS:
@@ -150,6 +158,10 @@ def parse_config(
             flux_version = _parse_flux_version(value, f"{source}: line {line}")
         elif key == "external_objects":
             external = _external_objects(value, source, line)
+        elif key == "clusters":
+            clusters = _clusters(value, source, line)
+        elif key == "kubernetes_version":
+            kube_versions = _kubernetes_versions(value, source, line)
     return Config(
         rules=rules,
         ignore=ignore,
@@ -158,6 +170,8 @@ def parse_config(
         review_drafts=review_drafts,
         external_objects=external,
         flux_version=flux_version,
+        clusters=clusters,
+        kubernetes_versions=kube_versions,
     )
 
 
@@ -190,6 +204,100 @@ def _parse_flux_version(value: Any, where: str) -> tuple[int, int]:
             f"(quoted, so YAML keeps it a string; got {value!r})"
         )
     return int(match[1]), int(match[2])
+
+
+def _parse_kube_version(value: Any, where: str) -> tuple[int, int]:
+    match = _KUBE_VERSION.match(value.strip()) if isinstance(value, str) else None
+    if match is None or int(match[1]) != 1:
+        raise ConfigError(
+            f'{where} must be a Kubernetes release such as "1.31" or "v1.31.4" (quoted, '
+            f"so YAML keeps it a string: an unquoted 1.30 reads as 1.3; got {value!r})"
+        )
+    return int(match[1]), int(match[2])
+
+
+def _kubernetes_versions(
+    value: Any, source: str, line: int
+) -> tuple[tuple[str, tuple[int, int]], ...]:
+    if isinstance(value, dict):
+        out = []
+        for name, version in value.items():
+            where = f"{source}: line {_line(value, name)}: kubernetes_version of {name!r}"
+            if not (isinstance(name, str) and name):
+                raise ConfigError(f"{where}: a cluster name must be a string")
+            out.append((name, _parse_kube_version(version, where)))
+        return tuple(out)
+    return (("*", _parse_kube_version(value, f"{source}: line {line}: 'kubernetes_version'")),)
+
+
+def _clusters(value: Any, source: str, line: int) -> tuple[ClusterConfig, ...]:
+    usage = "a directory, or {name, paths: [directories], substitute: {VAR: value}}"
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: line {line}: 'clusters' must be a list, each item {usage}")
+    out: list[ClusterConfig] = []
+    names: set[str] = set()
+    for index, item in enumerate(value):
+        iline = _line(value, index)
+        where = f"{source}: line {iline}: clusters item {index + 1}"
+        if isinstance(item, str) and item.strip():
+            path = _clean_dir(item)
+            entry = ClusterConfig(path or ".", (path,), line=iline)
+        elif isinstance(item, dict):
+            known = ("name", "paths", "substitute", "kubernetes_version")
+            for key in item:
+                if key not in known:
+                    raise ConfigError(
+                        f"{where}: unknown key {key!r}{_did_you_mean(key, known)} "
+                        f"(known: {', '.join(known)})"
+                    )
+            paths = item.get("paths")
+            if isinstance(paths, str):
+                paths = [paths]
+            if not (
+                isinstance(paths, list)
+                and paths
+                and all(isinstance(p, str) and p.strip() for p in paths)
+            ):
+                raise ConfigError(f"{where}: 'paths' must be a list of directories")
+            clean = tuple(_clean_dir(p) for p in paths)
+            name = item.get("name", clean[0] or ".")
+            if not (isinstance(name, str) and name.strip()):
+                raise ConfigError(f"{where}: 'name' must be a string (got {name!r})")
+            substitute = item.get("substitute") or {}
+            if not isinstance(substitute, dict):
+                raise ConfigError(f"{where}: 'substitute' must be a mapping of VAR to value")
+            pairs = []
+            for var, val in substitute.items():
+                if not (isinstance(var, str) and _VAR_NAME.match(var)):
+                    raise ConfigError(
+                        f"{where}: substitute key {var!r} is not a variable name "
+                        "Flux substitutes (letters, digits and `_`, not starting with a digit)"
+                    )
+                if isinstance(val, (dict, list)) or val is None:
+                    raise ConfigError(f"{where}: substitute.{var} must be a string (got {val!r})")
+                # Flux's postBuild.substitute is a map of strings: a YAML true or 3 is
+                # what the user wrote, as text.
+                text = ("true" if val else "false") if isinstance(val, bool) else str(val)
+                pairs.append((var, text))
+            version = item.get("kubernetes_version")
+            entry = ClusterConfig(
+                name.strip(),
+                clean,
+                tuple(pairs),
+                _parse_kube_version(version, f"{where}: kubernetes_version")
+                if version is not None
+                else None,
+                iline,
+            )
+        else:
+            raise ConfigError(f"{where} must be {usage} (got {item!r})")
+        if entry.name in names:
+            raise ConfigError(f"{where}: a second cluster named {entry.name!r}")
+        names.add(entry.name)
+        out.append(entry)
+    return tuple(out)
 
 
 def _external_objects(value: Any, source: str, line: int) -> tuple[ExternalObject, ...]:

@@ -240,7 +240,8 @@ _NOT_APPLIED = (
 
 def _outside_clusters(repo: Snapshot, findings: list[Finding]) -> list[Finding]:
     """A file that no cluster reaches (an `.archive/` of old apps, a directory its parent
-    no longer lists) breaks nothing on a cluster: its errors are notices. Only when the
+    no longer lists) breaks nothing on a cluster: its errors and warnings are notices
+    (unless the rule is about unapplied files). Only when the
     repository's clusters are known; Helm's files are read through HelmReleases, which
     the inventory does not follow, and keep their severity."""
     build = repo.build
@@ -249,7 +250,7 @@ def _outside_clusters(repo: Snapshot, findings: list[Finding]) -> list[Finding]:
     out = []
     for f in findings:
         if (
-            f.severity is Severity.ERROR
+            f.severity in (Severity.ERROR, Severity.WARNING)
             and f.side is Side.HEAD
             and not RULES[f.rule].about_unapplied_files
             and not build.applied(f.path)

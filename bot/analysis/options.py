@@ -44,6 +44,19 @@ class ExternalObject:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """A cluster whose Flux is pointed at this repository from outside it (cloud-init,
+    Terraform, a bootstrap in another repository): what its entry Kustomizations apply."""
+
+    name: str
+    paths: tuple[str, ...]
+    # postBuild.substitute of the entry Kustomizations, as the outside bootstrap sets it
+    substitute: tuple[tuple[str, str], ...] = ()
+    kubernetes_version: tuple[int, int] | None = None
+    line: int = 1  # of the item in the config file
+
+
+@dataclass(frozen=True)
 class Config:
     # rule id -> severity, or None when the rule is off
     rules: dict[str, Severity | None] = field(default_factory=dict)
@@ -53,6 +66,21 @@ class Config:
     review_drafts: bool = True
     flux_version: tuple[int, int] | None = None  # (major, minor) the clusters run
     external_objects: tuple[ExternalObject, ...] = ()
+    clusters: tuple[ClusterConfig, ...] = ()
+    # cluster name -> Kubernetes (major, minor); "*" for every cluster not named
+    kubernetes_versions: tuple[tuple[str, tuple[int, int]], ...] = ()
+
+    def kubernetes_version(self, cluster: str | None = None) -> tuple[int, int] | None:
+        """The Kubernetes minor the config gives for `cluster` (a `clusters` item's own,
+        then the `kubernetes_version` entry of that name, then its `"*"` or plain value);
+        None when the config does not say."""
+        for item in self.clusters:
+            if item.name == cluster and item.kubernetes_version is not None:
+                return item.kubernetes_version
+        by_name = dict(self.kubernetes_versions)
+        if cluster is not None and cluster in by_name:
+            return by_name[cluster]
+        return by_name.get("*")
 
     def has_external(self, kind: str, namespace: str | None, name: str) -> bool:
         """Whether the config lists this object as existing outside the repository;

@@ -4,7 +4,8 @@ kustomize fails the whole build when an entry of `resources`, `components`, `pat
 `patchesStrategicMerge`, `patchesJson6902`, `crds`, `configurations`, `replacements` or a
 generator's `files`/`envs` names a file that does not exist, or a directory without a
 `kustomization.yaml`. kustomize-controller fails with `kustomization path not found` when
-`spec.path` does not exist in the source.
+`spec.path` does not exist in the source. A directory that a `clusters` item of the
+flux-review config names and the commit does not have is a notice.
 
 Also reported: entries that leave the repository (`../../..` above the root, absolute
 paths; Flux builds inside the source artifact and cannot read outside it) and entries or
@@ -38,6 +39,7 @@ from collections.abc import Iterator
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.model import KUSTOMIZATION_FILES, SCAFFOLD_SYNTAX, secure_join
+from bot.analysis.options import CONFIG_PATH
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
 
@@ -238,3 +240,16 @@ def check(ctx: Context) -> Iterator[Finding]:
                 "exist in the repository: kustomize-controller fails with "
                 "`kustomization path not found`.",
             )
+    for cluster in repo.config.clusters:
+        for directory in cluster.paths:
+            if directory and not repo.is_dir(directory):
+                # The config is read from the default branch: a cluster it names may
+                # not exist yet in this commit, or the config is out of date.
+                yield ctx.finding(
+                    ID,
+                    Severity.NOTICE,
+                    CONFIG_PATH,
+                    cluster.line,
+                    f"Cluster {cluster.name} of the flux-review config applies `{directory}`, "
+                    "which is not a directory of this commit: nothing is checked for it.",
+                )

@@ -152,9 +152,14 @@ class FluxKustomization:
     # False for a root whose definition nothing here applies (applied from outside the
     # repository, perhaps with patches of its own): what its spec says is not certain.
     spec_known: bool = True
+    # How to name it when its name is not the one on the cluster (a config cluster's
+    # entry, which the outside bootstrap names).
+    title: str | None = None
 
     @property
     def label(self) -> str:
+        if self.title is not None:
+            return self.title
         if self.kind == "Kustomization":
             return (
                 f"Flux Kustomization {self.namespace}/{self.name}"
@@ -383,11 +388,13 @@ class ClusterBuilder:
             entry = EntryPoint("config", item.name, config_path, item.line)
             roots = []
             for directory in item.paths:
+                # One Kustomization per directory, named apart so that each is followed.
+                name = item.name if len(item.paths) == 1 else f"{item.name}:{directory or '.'}"
                 node = yn.from_value(
                     {
                         "apiVersion": f"{FLUX_KS}/v1",
                         "kind": "Kustomization",
-                        "metadata": {"name": item.name, "namespace": BOOTSTRAP_NAME},
+                        "metadata": {"name": name, "namespace": BOOTSTRAP_NAME},
                         "spec": {
                             "path": directory,
                             "prune": True,
@@ -404,7 +411,15 @@ class ClusterBuilder:
                 assert isinstance(node, ynodes.MappingNode)
                 roots.append(
                     FluxKustomization(
-                        "Kustomization", item.name, BOOTSTRAP_NAME, node, None, None, entry
+                        "Kustomization",
+                        name,
+                        BOOTSTRAP_NAME,
+                        node,
+                        None,
+                        None,
+                        entry,
+                        title=f"cluster {item.name}'s entry `{directory or '.'}` "
+                        "(flux-review config)",
                     )
                 )
             yield entry, roots
@@ -901,7 +916,7 @@ class _Walk:
             file, line, _ = yn.origin_of(value, ks.path)
             vars.values[key] = flux.Var(
                 (yn.text(value) or "").replace("\n", ""),
-                f"postBuild.substitute of {ks.label} ({file}:{line})",
+                f"its postBuild.substitute ({file}:{line})",
             )
         if not vars.runs(yn.text(yn.get(post, "substituteStrategy"))):
             return resources
