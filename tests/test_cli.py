@@ -108,6 +108,7 @@ def test_json_output_follows_the_contract(repo: GitRepo) -> None:
         "suggestion": None,
         "side": "head",
         "related": [],
+        "detail": finding["detail"],
     }
     assert "ghcr.io/Example/web:" in str(finding["message"])
 

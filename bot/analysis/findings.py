@@ -57,6 +57,9 @@ class Finding:
     # The locations that caused the finding, when they are elsewhere: a Chart.yaml
     # `version:` line behind a HelmRelease that no longer matches it.
     related: tuple[Location, ...] = ()
+    # The reasoning behind the message (the consumer chain, the evidence, versions and
+    # where they were read): the message says what breaks in one sentence, this says why.
+    detail: str = field(default="", compare=False)
     # What makes this finding the same one in another commit, chosen by the rule (the
     # HelmRelease and the field, say); None: its path and line, followed through the diff.
     key: tuple[str, ...] | None = field(default=None, compare=False)
@@ -94,4 +97,5 @@ class Finding:
             "suggestion": self.suggestion,
             "side": self.side.value,
             "related": [r.to_json() for r in self.related],
+            "detail": self.detail,
         }

@@ -40,6 +40,7 @@ def _finding(
     related: Iterable[Location],
     key: Iterable[str] | None,
     side: Side,
+    detail: str = "",
 ) -> Finding:
     return Finding(
         rule=rule,
@@ -52,6 +53,7 @@ def _finding(
         side=side,
         related=tuple(related),
         key=tuple(key) if key is not None else None,
+        detail=detail,
     )
 
 
@@ -78,9 +80,20 @@ class Context:
         suggestion: str | None = None,
         related: Iterable[Location] = (),
         key: Iterable[str] | None = None,
+        detail: str = "",
     ) -> Finding:
         return _finding(
-            rule, severity, path, line, message, end_line, suggestion, related, key, Side.HEAD
+            rule,
+            severity,
+            path,
+            line,
+            message,
+            end_line,
+            suggestion,
+            related,
+            key,
+            Side.HEAD,
+            detail,
         )
 
 
@@ -111,7 +124,8 @@ class ChangeContext:
         related: Iterable[Location] = (),
         key: Iterable[str] | None = None,
         side: Side = Side.HEAD,
+        detail: str = "",
     ) -> Finding:
         return _finding(
-            rule, severity, path, line, message, end_line, suggestion, related, key, side
+            rule, severity, path, line, message, end_line, suggestion, related, key, side, detail
         )
