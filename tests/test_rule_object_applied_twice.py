@@ -80,3 +80,55 @@ def test_substituted_names_are_left_to_flux() -> None:
         }
     )
     assert of_rule(run(files), RULE) == []
+
+
+def _remote(name: str, secret: str) -> str:
+    """A hub's Kustomization that applies `./spoke` to the cluster whose kubeconfig is
+    in Secret `secret`."""
+    return flux_kustomization(name, "./spoke") + (
+        f"  kubeConfig:\n    secretRef:\n      name: {secret}\n"
+    )
+
+
+def test_a_hub_applies_the_same_object_to_each_of_its_spokes() -> None:
+    files = repo(
+        {
+            "clusters/hub/staging.yaml": _remote("staging", "staging-kubeconfig"),
+            "clusters/hub/production.yaml": _remote("production", "production-kubeconfig"),
+            # also on the hub itself
+            "clusters/hub/local.yaml": flux_kustomization("local", "./spoke"),
+            "spoke/settings.yaml": configmap("settings"),
+        },
+        cluster="hub",
+    )
+    assert of_rule(run(files), RULE) == []
+
+
+def test_two_kustomizations_applying_to_the_same_spoke_collide() -> None:
+    files = repo(
+        {
+            "clusters/hub/a.yaml": _remote("a", "spoke-kubeconfig"),
+            "clusters/hub/b.yaml": _remote("b", "spoke-kubeconfig"),
+            "spoke/settings.yaml": configmap("settings"),
+        },
+        cluster="hub",
+    )
+    [finding] = of_rule(run(files), RULE)
+    assert "on the cluster of Secret flux-system/spoke-kubeconfig" in finding.message
+
+
+def test_a_kustomization_whose_build_fails_applies_nothing_twice() -> None:
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "clusters/prod/infra.yaml": flux_kustomization("infra", "./infra"),
+            "apps/kustomization.yaml": kustomization(["../shared/settings.yaml"]),
+            # the same file twice: kustomize fails this build, which applies nothing
+            "infra/kustomization.yaml": kustomization(
+                ["../shared/settings.yaml", "../shared/settings.yaml"]
+            ),
+            "shared/settings.yaml": configmap("settings"),
+        }
+    )
+    rules = {f.rule for f in run(files)}
+    assert RULE not in rules and "kustomize-duplicate-resource" in rules

@@ -10,8 +10,11 @@ name after every kustomize and Flux transformation (`namespace`, `namePrefix`,
 
 A cluster is a root Flux Kustomization (`flux-system`) and every Flux Kustomization it
 reaches through what it applies. Objects whose name or namespace holds a `${VAR}` are
-left out: Flux's post-build substitution decides them. The finding sits on the file
-that the later Kustomization applies and names the other one.
+left out: Flux's post-build substitution decides them. A Kustomization with
+`spec.kubeConfig` applies to another cluster (a hub's spoke): its objects are compared
+with those of the Kustomizations that apply to that same cluster only. A Kustomization
+whose kustomize build fails applies nothing. The finding sits on the file that the later
+Kustomization applies and names the other one.
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ SEVERITY = Severity.WARNING
 def check(ctx: Context) -> Iterator[Finding]:
     reported: set[tuple[str, int, str]] = set()
     for cluster in ctx.repo.build.clusters:
-        first: dict[tuple[str, str, str | None, str], Applied] = {}
+        first: dict[tuple[str | None, tuple[str, str, str | None, str]], Applied] = {}
         for obj in cluster.objects():
-            if obj.id.templated:
+            if obj.id.templated or obj.owner.problems:
                 continue
-            key = obj.id.key()
+            key = (obj.owner.remote, obj.id.key())
             other = first.get(key)
             if other is None:
                 first[key] = obj
@@ -46,9 +49,12 @@ def check(ctx: Context) -> Iterator[Finding]:
                 if (other.path, other.line) == (obj.path, obj.line)
                 else f"from {other.path}:{other.line}"
             )
+            target = f"cluster {cluster.name}" + (
+                f" (on the cluster of {fb.remote})" if fb.remote else ""
+            )
             message = (
                 f"{obj.id} is applied by {fb.label} and by {other_fb.label} ({where}) in "
-                f"cluster {cluster.name}: they take it over from each other, and when one "
+                f"{target}: they take it over from each other, and when one "
                 "stops applying it, pruning deletes it."
             )
             mark = (obj.path, obj.line, message)

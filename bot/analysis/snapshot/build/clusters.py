@@ -198,6 +198,20 @@ class FluxKustomization:
     def spec(self) -> ynodes.Node | None:
         return yn.get(self.node, "spec")
 
+    @property
+    def remote(self) -> str | None:
+        """The other cluster it applies to, when `spec.kubeConfig` names one (the Secret
+        or ConfigMap holding its kubeconfig, in the Kustomization's namespace): a hub
+        applying to its spokes. None: the cluster its controller runs in."""
+        ref = yn.get(self.spec, "kubeConfig")
+        if ref is None or self.kind != "Kustomization":
+            return None
+        for field_name, what in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+            name = yn.text(yn.get(ref, field_name, "name"))
+            if name:
+                return f"{what} {self.namespace}/{name}"
+        return "a kubeconfig"
+
 
 @dataclass(eq=False)
 class Cluster:
