@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from bot.analysis import Severity
 from bot.analysis.snapshot import Snapshot
 from bot.analysis.snapshot.build import nodes as yn
@@ -317,12 +315,6 @@ def test_an_archive_directory_is_applied_by_no_cluster() -> None:
     assert (image.path, image.severity) == (".archive/app/deployment.yaml", Severity.NOTICE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a flux-system directory whose gotk-sync.yaml syncs another path (an archived "
-    "copy of a cluster) starts a cluster through its gotk-components.yaml "
-    "(clusters.py `_bootstrap_entries`, second loop)",
-)
 def test_an_archived_copy_of_a_cluster_starts_nothing() -> None:
     files = repo(
         {
@@ -466,14 +458,26 @@ def test_another_source_leaves_a_kustomization_unfollowed() -> None:
     assert not cluster.known
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no build reads a path that an unfollowed Kustomization applies, so its files "
-    "lose every finding of the rules that check what a build reads",
-)
 def test_a_file_an_unfollowed_kustomization_may_apply_keeps_its_errors() -> None:
-    found = {(f.rule, f.path) for f in run(OCI_APPS)}
-    assert ("yaml-syntax-error", "apps/web.yaml") in found
+    # An OCI artifact may well be pushed from this path: its files are judged as applied,
+    # but what they build is not counted as the cluster's.
+    found = {(f.rule, f.path, f.severity) for f in run(OCI_APPS)}
+    assert ("yaml-syntax-error", "apps/web.yaml", Severity.ERROR) in found
+    model = build(OCI_APPS)
+    assert model.applied("apps/web.yaml")
+    assert not [o for o in model.clusters[0].objects() if o.id.kind == "Deployment"]
+
+
+def test_the_root_of_another_artifact_is_not_this_repositorys() -> None:
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization(
+                "apps", "./", source_kind="OCIRepository", source="podinfo"
+            ),
+            "notes/web.yaml": deployment("web").replace("  replicas: 2\n", "  replicas: 2\n" * 2),
+        }
+    )
+    assert not build(files).applied("notes/web.yaml")
 
 
 # --- content ----------------------------------------------------------------------------
@@ -804,12 +808,6 @@ def test_a_resourceset_expands_its_inline_inputs() -> None:
     assert not model.applied("tenants/team3/settings.yaml")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`| quote` in a ResourceSet template writes the quotes into the value "
-    '(`"3"` with its quotes): flux-operator renders the template as YAML text, where they '
-    "delimit a string (clusters.py `_render`)",
-)
 def test_a_quoted_resourceset_input_is_a_string() -> None:
     files = repo({**TENANT_FILES, "tenants/team2/deployment.yaml": TENANT_APP})
     model = build(files)

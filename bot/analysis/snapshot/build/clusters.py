@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
+import yaml
 from yaml import nodes as ynodes
 
 from bot.analysis.ignorefiles import SourceIgnore
@@ -155,6 +156,11 @@ class FluxKustomization:
     # How to name it when its name is not the one on the cluster (a config cluster's
     # entry, which the outside bootstrap names).
     title: str | None = None
+    # Not followed, but its source may well be made from this repository (an OCI
+    # artifact pushed by CI, a GitRepository defined on the cluster, another branch): its
+    # path here is built so that its files are still judged, and its objects are not
+    # counted as the cluster's.
+    shadow: bool = False
 
     @property
     def label(self) -> str:
@@ -450,6 +456,7 @@ class ClusterBuilder:
 
     def _bootstrap_entries(self) -> Iterator[tuple[EntryPoint, FluxKustomization]]:
         seen_dirs: set[str] = set()
+        copies: set[str] = set()
         for path, _i, doc in self._docs_with(b"kustomize.toolkit.fluxcd.io", b"Kustomization"):
             if not (yn.text(yn.get(doc, "apiVersion")) or "").startswith(FLUX_KS + "/"):
                 continue
@@ -464,6 +471,7 @@ class ClusterBuilder:
             # A bootstrap's files live in the directory it syncs: a copy elsewhere (an
             # archived cluster) no longer starts anything.
             if directory and not path.startswith(directory + "/"):
+                copies.add(posixpath.dirname(posixpath.dirname(path)))
                 continue
             if directory in seen_dirs:
                 continue
@@ -491,7 +499,7 @@ class ClusterBuilder:
             if posixpath.basename(flux_dir) != BOOTSTRAP_NAME:
                 continue
             directory = posixpath.dirname(flux_dir)
-            if directory in seen_dirs:
+            if directory in seen_dirs or directory in copies:
                 continue
             seen_dirs.add(directory)
             entry = EntryPoint("bootstrap", directory or ".", path, 1)
@@ -863,6 +871,8 @@ class _Walk:
             return True
         source = self._source(ks, final)
         if source is None:
+            if ks.shadow:
+                self._shadow_build(ks)
             return ks.unfollowed is not None or final
         path_text = yn.text(yn.get(spec, "path")) or ""
         if "${" in path_text:
@@ -890,6 +900,19 @@ class _Walk:
         resources = [flux.common_metadata(r, spec, ks.path) for r in resources]
         self._add_objects(ks, resources)
         return True
+
+    def _shadow_build(self, ks: FluxKustomization) -> None:
+        path_text = yn.text(yn.get(ks.spec, "path")) or ""
+        if "${" in path_text:
+            return
+        view = self.b.repo_view(self._entry_ignore(), "this repository")
+        directory = secure_join(path_text)
+        # The root of another artifact (`./`) says nothing about this repository's files.
+        if not directory or not view.is_dir(directory):
+            ks.shadow = False
+            return
+        ks.directory = directory
+        ks.built = self.b._build(view, directory, ks.node, ks.path)
 
     def _source_object(self, kind: str, namespace: str, name: str) -> Applied | None:
         """A ConfigMap or Secret a `substituteFrom` names: in the Kustomization's
@@ -971,6 +994,7 @@ class _Walk:
             if self._is_entry_source(kind, name, namespace):
                 return self.b.repo_view(self._entry_ignore(), "this repository")
             ks.unfollowed = f"its source is {ks.source_label}"
+            ks.shadow = kind in ("OCIRepository", "Bucket")
             return None
         if self._is_entry_source(kind, name, namespace):
             # The source the entry point syncs from is this repository by definition.
@@ -980,6 +1004,7 @@ class _Walk:
             if not final:
                 return None  # perhaps applied by a Kustomization not built yet
             ks.unfollowed = f"its source {ks.source_label} is not applied from this repository"
+            ks.shadow = True
             return None
         spec = yn.get(found.node, "spec")
         url = yn.text(yn.get(spec, "url"))
@@ -991,6 +1016,7 @@ class _Walk:
                 f"its source {ks.source_label} follows another revision of "
                 f"{url or 'this repository'}"
             )
+            ks.shadow = True
             return None
         if yn.get(spec, "include") is not None:
             ks.unknown.append(
@@ -1239,6 +1265,9 @@ _EXPR = re.compile(r"<<-?\s*(.*?)\s*-?>>", re.S)
 _SIMPLE = re.compile(r"^inputs((?:\.[A-Za-z_][A-Za-z0-9_]*)*)$")
 
 
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'')
+
+
 def _render(
     template: ynodes.Node, values: dict[str, Any] | None, path: str, via: str
 ) -> ynodes.Node | None:
@@ -1298,7 +1327,17 @@ def _render(
         out.append(node.value[pos:])
         text = "".join(out)
         file, line, _ = yn.origin_of(node, path)
-        return flux._retyped(text, "x", yn.Origin(file, line, via))
+        mark = yn.Origin(file, line, via)
+        # flux-operator renders the resource as YAML text and reads it back: quotes the
+        # template wrote (`| quote`) delimit a string there, they are not part of it.
+        if _QUOTED.fullmatch(text):
+            try:
+                loaded = yaml.safe_load(text)
+            except yaml.YAMLError:
+                loaded = None
+            if isinstance(loaded, str):
+                return yn.scalar(loaded, mark, yn.STR, '"')
+        return flux._retyped(text, "x", mark)
 
     def walk(node: ynodes.Node, depth: int) -> ynodes.Node:
         if depth > 100:
