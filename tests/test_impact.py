@@ -164,3 +164,32 @@ def test_a_change_to_files_reaching_a_cluster_through_an_unfollowed_source_says_
     [cluster] = result.impact
     assert [k.changed for k in cluster.kustomizations] == [["ConfigMap settings"]]
     assert cluster.unfollowed == []
+
+
+def test_a_change_no_cluster_can_apply_names_no_unfollowed_kustomization() -> None:
+    # flux's own manifests come from an OCI artifact that is not this repository: a change
+    # to an archived app cannot reach the cluster through it.
+    base: dict[str, str | bytes] = {
+        **bootstrap("prod"),
+        "clusters/prod/flux.yaml": flux_kustomization(
+            "flux", "./", source="flux-manifests", source_kind="OCIRepository"
+        ),
+        "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+        "apps/web.yaml": deployment("web", "ghcr.io/example/web:1.0"),
+        ".archive/old/web.yaml": deployment("old", "ghcr.io/example/old:1.0"),
+    }
+    head = dict(base, **{".archive/old/web.yaml": deployment("old", "ghcr.io/example/old:2.0")})
+    result = analyze(tree(head), tree(base))
+    assert result.impact == []
+    assert impact_lines(result.impact) == [
+        "No cluster is affected: nothing that Flux applies changes."
+    ]
+    # An OCI artifact pushed from a directory of this repository may carry its change.
+    base["clusters/prod/apps.yaml"] = flux_kustomization(
+        "apps", "./apps", source="apps", source_kind="OCIRepository"
+    )
+    head = dict(base, **{"apps/web.yaml": deployment("web", "ghcr.io/example/web:2.0")})
+    [cluster] = analyze(tree(head), tree(base)).impact or []
+    assert cluster.unfollowed == [
+        "Flux Kustomization flux-system/apps (its source is OCIRepository flux-system/apps)"
+    ]

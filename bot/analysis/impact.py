@@ -92,14 +92,22 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
     for c in after:
         clusters.setdefault(c.name, ([], []))[1].extend(c.kustomizations)
     touched = set(change.files) | set(change.base_files)
-    followed = set().union(*(c.files for c in (*before, *after)))
-    # Files Flux could apply that no followed build holds: they may reach a cluster
-    # through what flux-review cannot follow.
+    followed = {
+        r.path for c in (*before, *after) for k in c.kustomizations if not k.shadow for r in k.reads
+    }
+    followed |= {k.path for c in (*before, *after) for k in c.kustomizations if k.res}
+    # Files Flux could apply that no followed build holds.
     outside = {p for p in touched - followed if _manifest(p)}
+    # A changed file may reach a cluster through a Kustomization flux-review cannot
+    # follow only where that one may read it: an OCI artifact built from its path, a
+    # path named by a variable. Not every unfollowed Kustomization for every change.
     unfollowed: dict[str, list[str]] = {}
     for c in (*before, *after):
-        unfollowed.setdefault(c.name, [])
-        unfollowed[c.name] += [u for u in c.unfollowed if u not in unfollowed[c.name]]
+        seen = unfollowed.setdefault(c.name, [])
+        for ks in c.kustomizations:
+            text = f"{ks.label} ({ks.unfollowed})"
+            if text not in seen and any(ks.may_read(p) for p in outside):
+                seen.append(text)
     result = []
     for name, (old_kss, new_kss) in sorted(clusters.items()):
         old, new = _objects(old_kss), _objects(new_kss)
@@ -122,7 +130,7 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
                     k.changed.append(str(b.id))
             if k.added or k.changed or k.removed or (k.unknown and label in old):
                 impacts.append(k)
-        maybe = unfollowed.get(name, []) if outside else []
+        maybe = unfollowed.get(name, [])
         if impacts or maybe:
             result.append(ClusterImpact(name, impacts, maybe))
     return result

@@ -161,6 +161,17 @@ class FluxKustomization:
     # path here is built so that its files are still judged, and its objects are not
     # counted as the cluster's.
     shadow: bool = False
+    # Not followed, and what it applies may be any file of this repository (its path or
+    # its source is named by a variable, an ExternalArtifact made elsewhere).
+    reach_unknown: bool = False
+
+    def may_read(self, path: str) -> bool:
+        """Whether this Kustomization, which is not followed, may apply `path`."""
+        if not self.unfollowed or self.unfollowed == "suspended":
+            return False
+        if self.shadow:
+            return any(r.path == path for r in self.reads)
+        return self.reach_unknown
 
     @property
     def label(self) -> str:
@@ -877,6 +888,7 @@ class _Walk:
         path_text = yn.text(yn.get(spec, "path")) or ""
         if "${" in path_text:
             ks.unfollowed = "its spec.path is substituted"
+            ks.reach_unknown = True
             return True
         directory = secure_join(path_text)
         ks.directory = directory
@@ -987,6 +999,7 @@ class _Walk:
         ks.source_label = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
         if "${" in name or "${" in (namespace or ""):
             ks.unfollowed = f"its source {ks.source_label} is named by a variable"
+            ks.reach_unknown = True
             return None
         if kind == "ExternalArtifact":
             return self._external_artifact(ks, name, namespace or "", final)
@@ -1105,6 +1118,7 @@ class _Walk:
             f"its source {ks.source_label} is made by no ArtifactGenerator applied from this "
             "repository"
         )
+        ks.reach_unknown = True
         return None
 
     def _artifact_view(
