@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.analysis_helpers import (
     configmap,
+    dedent,
     deployment,
     flux_kustomization,
     helm_repository,
@@ -160,5 +161,43 @@ def test_a_kustomization_nothing_applies_is_not_checked() -> None:
             "old/a.yaml": configmap("x"),
             "old/b.yaml": configmap("x"),
         }
+    )
+    assert of_rule(run(files), RULE) == []
+
+
+def test_two_objects_that_substitution_names_alike_fail_the_flux_build() -> None:
+    configmaps = dedent(
+        """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: ${A}-settings
+          namespace: default
+        data: {k: a}
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: ${B}-settings
+        data: {k: b}
+        """
+    )
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization(
+                "apps", "./apps", substitute={"A": "same", "B": "same"}
+            ),
+            "apps/kustomization.yaml": kustomization(["configmaps.yaml"]),
+            "apps/configmaps.yaml": configmaps,
+        }
+    )
+    [finding] = of_rule(run(files), RULE)
+    # on the second object, naming the first: an empty namespace is `default` to kustomize
+    assert (finding.path, finding.line, finding.severity) == ("apps/configmaps.yaml", 11, "error")
+    assert "id matched 2 resources" in finding.message
+    assert "apps/configmaps.yaml:4" in finding.message
+    # distinct values: two objects, no finding
+    files["clusters/prod/apps.yaml"] = flux_kustomization(
+        "apps", "./apps", substitute={"A": "one", "B": "two"}
     )
     assert of_rule(run(files), RULE) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.analysis import analyze
 from tests.analysis_helpers import (
     deployment,
     flux_kustomization,
@@ -14,6 +15,7 @@ from tests.analysis_helpers import (
     repo,
     run,
     service,
+    tree,
 )
 
 RULE = "kustomize-missing-resource"
@@ -298,3 +300,25 @@ def test_a_directory_of_submodules_is_not_missing() -> None:
     files = with_submodule(recurse=False)
     files["clusters/prod/vendor.yaml"] = flux_kustomization("vendor", "./vendor")
     assert [f.path for f in run(files)] == [KFILE, KFILE]
+
+
+def test_a_narrowed_source_of_the_same_repository_leaves_flux_systems_path_alone() -> None:
+    # flux-system ignores nothing; `apps-src`, the same repository narrowed to
+    # kubernetes/, is the source of one Kustomization only.
+    url = "ssh://git@github.com/example/platform-gitops"
+    narrowed = git_repository("apps-src", url).replace(
+        "spec:\n", "spec:\n  ignore: |\n    /*\n    !/kubernetes\n", 1
+    )
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization(
+                "apps", "./kubernetes/apps", source="apps-src"
+            )
+            + "---\n"
+            + narrowed,
+            "kubernetes/apps/kustomization.yaml": kustomization(["web.yaml"]),
+            "kubernetes/apps/web.yaml": deployment("web"),
+        }
+    )
+    result = analyze(tree(files), None, report_all=True, self_urls=[url])
+    assert [f for f in result.findings if f.rule == RULE] == []

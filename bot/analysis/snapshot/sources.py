@@ -132,16 +132,20 @@ class SourcesIndex:
                 files[posixpath.dirname(path)] = self.files.text(path) or ""
         extra: list[str] = []
         own: set[str] = set()
+        bootstrap = False
         for obj in self.flux.objects_of("GitRepository"):
             ignore = ys.scalar(ys.get(obj.node, "spec", "ignore"))
             if obj.name == BOOTSTRAP_NAME:
+                bootstrap = True
                 if ignore:
                     extra.extend(split_lines(ignore))
             elif self.files.self_urls and self.same_revision(obj):
                 url = normalize_git_url(ys.scalar(ys.get(obj.node, "spec", "url")) or "")
                 if url in self.files.self_urls:
                     own.add(ignore or "")
-        if not extra and len(own) == 1:
+        # A flux-system source without `spec.ignore` ignores nothing more: another
+        # GitRepository of the same URL (a narrowed view for one app) is not its rules.
+        if not bootstrap and len(own) == 1:
             # No flux-system source: the one GitRepository that builds this repository
             # (`home-kubernetes`), when all that do agree on what they ignore.
             extra = split_lines(own.pop())

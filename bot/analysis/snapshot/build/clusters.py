@@ -41,7 +41,7 @@ from bot.analysis.snapshot.build import flux, kustfile
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.ids import CLUSTER_SCOPED, ObjectId, group_version
 from bot.analysis.snapshot.build.kustomize import Built, Files, Kustomizer, Read, generated_index
-from bot.analysis.snapshot.build.problems import BuildProblem, Unknown
+from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Related, Unknown
 from bot.analysis.snapshot.build.resource import Resource
 from bot.analysis.snapshot.build.source import MappedView, RepoView, View
 
@@ -164,6 +164,9 @@ class FluxKustomization:
     # Not followed, and what it applies may be any file of this repository (its path or
     # its source is named by a variable, an ExternalArtifact made elsewhere).
     reach_unknown: bool = False
+    # What kustomize-controller fails on after the kustomize build (two objects that
+    # substitution gives one id).
+    flux_problems: list[BuildProblem] = field(default_factory=list)
 
     def may_read(self, path: str) -> bool:
         """Whether this Kustomization, which is not followed, may apply `path`."""
@@ -209,7 +212,8 @@ class FluxKustomization:
 
     @property
     def problems(self) -> list[BuildProblem]:
-        return self.built.problems if self.built is not None else []
+        own = self.built.problems if self.built is not None else []
+        return own + self.flux_problems if self.flux_problems else own
 
     @property
     def spec(self) -> ynodes.Node | None:
@@ -987,7 +991,37 @@ class _Walk:
                     )
                 )
             out.append(new)
+        self._collisions(ks, resources, out)
         return out
+
+    def _collisions(
+        self, ks: FluxKustomization, before: list[Resource], after: list[Resource]
+    ) -> None:
+        """kustomize-controller substitutes each object in place in kustomize's resource
+        map and then `Replace`s it by its current id (`kustomization_controller.go`
+        `build`): once two objects have the same id, that lookup matches both and the
+        build fails (`in Replace: id matched 2 resources`), so nothing is applied."""
+        first: dict[tuple[str, str, str, str, str], tuple[Resource, Resource]] = {}
+        for old, new in zip(before, after, strict=True):
+            key = new.key()
+            if key not in first:
+                first[key] = (old, new)
+                continue
+            other_old, other = first[key]
+            if other_old.key() == old.key():
+                continue  # one id before substitution already: kustomize's own failure
+            ks.flux_problems.append(
+                BuildProblem(
+                    ProblemKind.DUPLICATE_ID,
+                    new.path,
+                    new.line,
+                    f"After postBuild substitution {new} has the same id as the object "
+                    f"from {other.path}:{other.line}: kustomize-controller fails the build of "
+                    f"{ks.label} with `id matched 2 resources` and applies nothing.",
+                    (Related(other.path, other.line, f"the other {new}"),),
+                )
+            )
+            return
 
     # --- sources -----------------------------------------------------------------------
 

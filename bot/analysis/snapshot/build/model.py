@@ -129,6 +129,10 @@ class BuildModel:
             for p in built.problems:
                 if p.kind is kind:
                     seen.setdefault((p.path, p.line, p.message), p)
+        for k in self.kustomizations:
+            for p in k.flux_problems:
+                if p.kind is kind:
+                    seen.setdefault((p.path, p.line, p.message), p)
         return list(seen.values())
 
     # --- readers ----------------------------------------------------------------------
