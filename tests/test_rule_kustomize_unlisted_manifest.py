@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from tests.analysis_helpers import (
     chart_yaml,
+    configmap,
     deployment,
     flux_kustomization,
     kustomization,
+    of_rule,
     repo,
     run,
     service,
@@ -113,3 +115,19 @@ def test_subdirectory_with_its_own_kustomization_is_not_the_parent_s_business() 
     files["apps/podinfo/redis/sentinel.yaml"] = deployment("sentinel", "redis:7.2")
     [finding] = run(files)
     assert "`apps/podinfo/redis/kustomization.yaml` does not list" in finding.message
+
+
+def test_a_manifest_listed_by_a_component_nothing_uses_is_listed() -> None:
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": kustomization(["web.yaml"]),
+            "apps/web.yaml": deployment("web"),
+            "components/backup/kustomization.yaml": (
+                "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"
+                "resources:\n  - ./secret.yaml\n"
+            ),
+            "components/backup/secret.yaml": configmap("backup"),
+        }
+    )
+    assert of_rule(run(files), RULE) == []

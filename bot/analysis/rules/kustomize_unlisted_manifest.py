@@ -48,6 +48,8 @@ def check(ctx: Context) -> Iterator[Finding]:
             d = posixpath.dirname(d)
         if owner is None or repo.chart_of(path) is not None:
             continue
+        if any(e.target == path for e in owner.entries):
+            continue  # listed, in a kustomization no build reads (an unused component)
         if repo.problem(owner.path) is not None:
             # What a kustomization file that does not parse lists is unknown; the build
             # fails on it, and yaml-syntax-error reports why.
