@@ -1153,6 +1153,31 @@ CONTENT: Files = repo(
                       image: ghcr.io/example/web:1.0.0
             """
         ),
+        # annotations as kustomize writes them: every value a string, none when empty
+        "clusters/prod/annotations.yaml": _ks("annotations", "./content/annotations"),
+        "content/annotations/kustomization.yaml": kustomization(["objects.yaml"]),
+        "content/annotations/objects.yaml": dedent(
+            """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: numbers
+              annotations: {count: 1, ratio: 0.5, enabled: true, nothing: ~, list: [a]}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: empty
+              annotations: {}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: null-annotations
+              annotations:
+              labels:
+            """
+        ),
         # an entry kustomization without resources: Flux adds origin annotations
         "clusters/prod/generated-only.yaml": _ks("generated-only", "./content/generated-only"),
         "content/generated-only/kustomization.yaml": kustomization(
