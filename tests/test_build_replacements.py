@@ -938,3 +938,55 @@ def test_a_misspelt_field_of_a_replacement_is_refused_or_dropped() -> None:
     assert finding.severity == "warning"
     [apps] = [k for k in Snapshot(tree(entry)).build.kustomizations if k.name == "apps"]
     assert "Ingress shop/shop.example.com" in {str(o.id) for o in apps.objects}
+
+
+# --- hostile replacements -------------------------------------------------------------------
+
+
+def test_a_pattern_takes_time_linear_in_the_text() -> None:
+    """`(a|a)*b` against thirty `a`s: a backtracking engine tries 2^30 ways; kustomize's
+    Go regexp, and RE2 here, one pass. Nothing matches, so kustomize fails."""
+    files = case(
+        """
+        - source: {kind: ConfigMap, name: settings, fieldPath: data.host}
+          targets:
+            - select: {kind: Deployment}
+              fieldPaths: ["spec.template.spec.containers.[name=(a|a)*b].image"]
+        """
+    )
+    files = {**files, "workload.yaml": WORKLOAD.replace("name: proxy", "name: " + "a" * 30)}
+    built = _build(files)
+    [problem] = built.problems
+    assert "unable to find field" in problem.message
+
+
+def test_replacements_that_would_take_too_long_are_not_followed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.analysis.snapshot.build import replacements
+
+    many = "".join(
+        f"- source: {{kind: ConfigMap, name: settings, fieldPath: data.host}}\n"
+        f"  targets: [{{select: {{}}, fieldPaths: [metadata.annotations.a{i}], "
+        "options: {create: true}}]\n"
+        for i in range(40)
+    )
+    monkeypatch.setattr(replacements, "_MAX_STEPS", 200)
+    built = _build(case(many))
+    assert not built.problems
+    assert [u.why for u in built.unknown] == [
+        "takes more steps than the build spends on replacements"
+    ]
+    monkeypatch.undo()
+    assert not _build(case(many)).unknown
+    deep = case(
+        """
+        - source: {kind: ConfigMap, name: settings, fieldPath: data.host}
+          targets:
+            - select: {kind: Ingress}
+              fieldPaths: [DEEP]
+              options: {create: true}
+        """.replace("DEEP", ".".join(["a"] * 150))
+    )
+    [unknown] = _build(deep).unknown
+    assert unknown.why.endswith("a field path too long to follow")

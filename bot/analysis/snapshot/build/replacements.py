@@ -26,9 +26,13 @@ left:
 A replaced value's `Origin` names the replacement's file and line (its `fieldPaths`
 entry) and, in `via`, the object and field it was copied from. Where kustomize fails the
 build is a `BuildProblem`; where the outcome depends on something the build does not
-know (part of it unknown, a pattern Python and Go may read differently), the build is
-"not fully known" instead. The ReplacementTransformer listed under `transformers:` is a
-plugin configuration the build does not follow (`transformers` makes it not fully known).
+know (part of it unknown, a pattern RE2 refuses, a value whose printed form a pattern
+depends on), the build is "not fully known" instead; so it is where the replacements
+would take the build more steps than it spends (kustomize has no limit, a review must).
+
+Patterns are matched with RE2 (google-re2), whose syntax is Go's and whose time is linear
+in the text. The ReplacementTransformer listed under `transformers:` is a plugin
+configuration the build does not follow (`transformers` makes it not fully known).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import re2
 from yaml import nodes as ynodes
 
 from bot.analysis.model import _REMOTE, Reader
@@ -53,6 +58,11 @@ if TYPE_CHECKING:
 DEFAULT_FIELD_PATH = "metadata.name"
 # kustomize's error texts quote whole values; a message keeps this much of one.
 _QUOTE = 40
+# kustomize has no limits; a pull request's replacements must not make a review run
+# unbounded: objects times targets, fields written and nodes copied each cost a step,
+# and a field path longer than any object is deep is not followed.
+_MAX_STEPS = 1_000_000
+_MAX_PARTS = 100
 
 
 # --- what a replacement says -------------------------------------------------------------
@@ -180,6 +190,16 @@ class Fails(Exception):
 
 class NotKnown(Exception):
     """What kustomize does depends on something the build does not know."""
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.left = _MAX_STEPS
+
+    def spend(self, steps: int = 1) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise NotKnown("takes more steps than the build spends on replacements")
 
 
 def _line(node: ynodes.Node | None, default: int) -> int:
@@ -617,13 +637,14 @@ class _Decode(Exception):
         self.now, self.text, self.was = now, text, was
 
 
-def _marked(node: ynodes.Node, mark: Any) -> ynodes.Node:
+def _marked(node: ynodes.Node, mark: Any, budget: _Budget) -> ynodes.Node:
     """A copy of `node` whose every node carries `mark`."""
     memo: dict[int, ynodes.Node] = {}
 
     def copy(n: ynodes.Node, depth: int) -> ynodes.Node:
         if depth > 300:
-            raise RecursionError("nesting too deep")
+            raise NotKnown("copies a value nested too deep to follow")
+        budget.spend()
         done = memo.get(id(n))
         if done is not None:
             return done
@@ -657,9 +678,9 @@ class _Value:
     def raw(self) -> str:
         return self.text if self.text is not None else _raw_value(self.node)
 
-    def as_node(self, mark: Any) -> ynodes.Node:
+    def as_node(self, mark: Any, budget: _Budget) -> ynodes.Node:
         if self.text is None or not isinstance(self.node, ynodes.ScalarNode):
-            return _marked(self.node, mark)
+            return _marked(self.node, mark, budget)
         return _retext(self.node, self.text, mark)
 
 
@@ -713,13 +734,23 @@ def _go_string(node: ynodes.Node, pattern: str) -> str:
     raise NotKnown(f"matches `{pattern}` against a value whose printed form it depends on")
 
 
-def _pattern(text: str) -> re.Pattern[str]:
+_RE2 = re2.Options()
+_RE2.log_errors = False
+
+
+def _pattern(text: str) -> Callable[[str], bool]:
+    """kyaml's `regexp.Compile(value).MatchString`: found anywhere in the text."""
     try:
-        return re.compile(text)
-    except re.error:
-        # Go's RE2 and Python's re read most patterns alike; one Python refuses may
-        # still be one Go accepts.
+        compiled = re2.compile(text, _RE2)
+    except re2.error:
+        # RE2 and Go's regexp read the same syntax; where their limits differ (the size
+        # of a pattern), what kustomize does is not certain.
         raise NotKnown(f"has a pattern `{text}` the build cannot read") from None
+
+    def search(value: str) -> bool:
+        return compiled.search(value) is not None
+
+    return search
 
 
 @dataclass
@@ -730,6 +761,7 @@ class _Writer:
     create: str | None  # the node kind to create at the end ("scalar", "map", "seq")
     leaf: Callable[[ynodes.Node], ynodes.Node]
     mark: Any
+    budget: _Budget
     count: int = 0
 
     def new(self, next_part: str) -> ynodes.Node:
@@ -748,6 +780,7 @@ class _Writer:
 
     def walk(self, node: ynodes.Node, parts: list[str]) -> tuple[ynodes.Node, bool]:
         """`node` with the fields below it written, and whether any was found."""
+        self.budget.spend()
         if not parts:
             self.count += 1
             return self.leaf(node), True
@@ -835,7 +868,7 @@ class _Writer:
             assert pattern is not None
             if not key:
                 # A list of scalars: the item itself is the field, whatever follows.
-                if not pattern.search(_go_string(item, regex)):
+                if not pattern(_go_string(item, regex)):
                     continue
                 self.count += 1
                 items[i] = self.leaf(item)
@@ -844,7 +877,7 @@ class _Writer:
             if not isinstance(item, ynodes.MappingNode):
                 continue
             value = yn.get(item, key)
-            if value is None or not pattern.search(_go_string(value, regex)):
+            if value is None or not pattern(_go_string(value, regex)):
                 continue
             new, found = self.walk(item, parts[1:])
             if found:
@@ -890,9 +923,10 @@ def run(k: Kustomizer, kf: KustFile, acc: Accumulated) -> None:
     specs = _load(k, kf, acc)
     if specs is None:
         return
+    budget = _Budget()
     for spec in specs:
         try:
-            _apply(spec, acc)
+            _apply(spec, acc, budget)
         except Fails as exc:
             if acc.unknown and not exc.certain:
                 # What is not known might be what the replacement looks for.
@@ -911,7 +945,7 @@ def run(k: Kustomizer, kf: KustFile, acc: Accumulated) -> None:
             return
 
 
-def _apply(spec: Replacement, acc: Accumulated) -> None:
+def _apply(spec: Replacement, acc: Accumulated, budget: _Budget) -> None:
     """kustomize's replacement `Filter` for one replacement; raises `Fails` where
     kustomize fails the build."""
     if spec.source is None or not spec.targets:
@@ -973,8 +1007,9 @@ def _apply(spec: Replacement, acc: Accumulated) -> None:
                     target.line,
                     certain=True,
                 )
+            budget.spend()
             if _is_target(new, target):
-                new = _write(new, target, value, spec, via, secret)
+                new = _write(new, target, value, spec, via, secret, budget)
         if new is not res:
             changed = True
             if not new.kind or not new.name:
@@ -992,7 +1027,13 @@ def _apply(spec: Replacement, acc: Accumulated) -> None:
 
 
 def _write(
-    res: Resource, target: Target, value: _Value, spec: Replacement, via: str, secret: bool
+    res: Resource,
+    target: Target,
+    value: _Value,
+    spec: Replacement,
+    via: str,
+    secret: bool,
+    budget: _Budget,
 ) -> Resource:
     """kustomize's `copyValueToTarget`: every field path of the target in `res`."""
     node: ynodes.Node = res.node
@@ -1003,11 +1044,14 @@ def _write(
         create = _kind_of(value.node) if options.create else None
 
         def leaf(field_node: ynodes.Node, mark: Any = mark, path: str = path) -> ynodes.Node:
-            return _set(field_node, value, options, mark, res, path)
+            return _set(field_node, value, options, mark, res, path, budget)
 
-        writer = _Writer(create, leaf, mark)
+        parts = split_path(path)
+        if len(parts) > _MAX_PARTS:
+            raise NotKnown(f"writes `{_cut(path)}`, a field path too long to follow")
+        writer = _Writer(create, leaf, mark, budget)
         try:
-            node, _ = writer.walk(node, split_path(path))
+            node, _ = writer.walk(node, parts)
         except _PathError as exc:
             raise Fails(
                 f"This replacement cannot write `{path}` of {res}: kustomize fails with "
@@ -1038,7 +1082,13 @@ def _retrieval(create: bool) -> str:
 
 
 def _set(
-    target: ynodes.Node, value: _Value, options: Options, mark: Any, res: Resource, path: str
+    target: ynodes.Node,
+    value: _Value,
+    options: Options,
+    mark: Any,
+    res: Resource,
+    path: str,
+    budget: _Budget,
 ) -> ynodes.Node:
     """kustomize's `setFieldValue`."""
     if options.delimiter:
@@ -1063,7 +1113,7 @@ def _set(
         if isinstance(target, ynodes.ScalarNode):
             # Only the text: the target keeps its type.
             return _retext(target, value.raw, mark)
-        return value.as_node(mark)
+        return value.as_node(mark, budget)
     except _Decode as exc:
         raise Fails(
             f"This replacement writes `{_cut(exc.text)}` into `{path}` of {res}, which "
