@@ -286,6 +286,18 @@ BROKEN: Files = repo(
         "clusters/prod/plain-dir.yaml": _ks("plain-dir", "./broken/plaindir"),
         "broken/plaindir/kustomization.yaml": kustomization(["app"]),
         "broken/plaindir/app/cm.yaml": A_CM,
+        "clusters/prod/replacement.yaml": _ks("replacement", "./broken/replacement"),
+        "broken/replacement/kustomization.yaml": kustomization(
+            ["deployment.yaml"],
+            extra="""
+            replacements:
+              - source: {kind: ConfigMap, name: settings, fieldPath: data.replicas}
+                targets:
+                  - select: {kind: Deployment}
+                    fieldPaths: [spec.replicas]
+            """,
+        ),
+        "broken/replacement/deployment.yaml": deployment("web"),
         "clusters/prod/missing.yaml": _ks("missing", "./broken/missing"),
         "broken/missing/kustomization.yaml": kustomization(["cm.yaml", "gone.yaml"]),
         "broken/missing/cm.yaml": A_CM,
@@ -1153,6 +1165,122 @@ CONTENT: Files = repo(
                       image: ghcr.io/example/web:1.0.0
             """
         ),
+        # annotations as kustomize writes them: every value a string, none when empty
+        "clusters/prod/annotations.yaml": _ks("annotations", "./content/annotations"),
+        "content/annotations/kustomization.yaml": kustomization(["objects.yaml"]),
+        "content/annotations/objects.yaml": dedent(
+            """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: numbers
+              annotations: {count: 1, ratio: 0.5, enabled: true, nothing: ~, list: [a]}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: empty
+              annotations: {}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: null-annotations
+              annotations:
+              labels:
+            """
+        ),
+        # replacements: in a base, in the entry (inline and from a file) after the Flux
+        # spec's namespace, prefix and images, and in a component
+        "clusters/prod/replacements.yaml": _ks(
+            "replacements",
+            "./content/replacements/overlay",
+            """
+            targetNamespace: shop
+            namePrefix: eu-
+            images:
+              - name: ghcr.io/example/app
+                newTag: 2.1.0
+            components:
+              - ../component
+            """,
+        ),
+        "content/replacements/base/kustomization.yaml": kustomization(
+            ["deployment.yaml", "service.yaml"],
+            extra="""
+            replacements:
+              - source: {kind: Service, name: web, fieldPath: spec.ports.0.port}
+                targets:
+                  - select: {kind: Deployment}
+                    fieldPaths:
+                      - spec.template.spec.containers.[name=web].ports.0.containerPort
+                      - spec.template.metadata.annotations.[example.com/port]
+                    options: {create: true}
+            """,
+        ),
+        "content/replacements/base/deployment.yaml": deployment("web"),
+        "content/replacements/base/service.yaml": service("web"),
+        "content/replacements/overlay/kustomization.yaml": kustomization(
+            ["../base", "settings.yaml"],
+            extra="""
+            configMapGenerator:
+              - name: web-env
+                literals: [MODE=production]
+            replacements:
+              - path: replacements.yaml
+              - source:
+                  kind: Deployment
+                  name: web
+                  fieldPath: spec.template.spec.containers.0.image
+                  options: {delimiter: ":", index: 1}
+                targets:
+                  - select: {kind: Deployment}
+                    fieldPaths: [metadata.labels.version]
+                    options: {create: true}
+                  - select: {kind: Service}
+                    fieldPaths: [metadata.annotations.version]
+                    options: {create: true}
+            """,
+        ),
+        "content/replacements/overlay/settings.yaml": dedent(
+            """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: settings
+              annotations:
+                config.kubernetes.io/local-config: "true"
+            data:
+              replicas: "4"
+              domain: shop.example.com
+            """
+        ),
+        "content/replacements/overlay/replacements.yaml": dedent(
+            """
+            - source: {kind: ConfigMap, name: settings, fieldPath: data.replicas}
+              targets:
+                - select: {kind: Deployment}
+                  fieldPaths: [spec.replicas]
+            - source: {kind: ConfigMap, name: web-env}
+              targets:
+                - select: {kind: Deployment}
+                  fieldPaths:
+                    - spec.template.spec.containers.[name=web].envFrom.0.configMapRef.name
+                  options: {create: true}
+            """
+        ),
+        "content/replacements/component/kustomization.yaml": dedent(
+            """
+            apiVersion: kustomize.config.k8s.io/v1alpha1
+            kind: Component
+            replacements:
+              - source: {kind: ConfigMap, name: settings, fieldPath: data.domain}
+                targets:
+                  - select: {kind: Service}
+                    fieldPaths: [metadata.annotations.domain]
+                    options: {create: true}
+            """
+        ),
         # an entry kustomization without resources: Flux adds origin annotations
         "clusters/prod/generated-only.yaml": _ks("generated-only", "./content/generated-only"),
         "content/generated-only/kustomization.yaml": kustomization(
@@ -1476,6 +1604,7 @@ def test_the_broken_repository_fails_where_kustomize_does() -> None:
     assert ("kustomize-invalid-kustomization", "broken/parent/child/kustomization.yaml") in found
     assert ("kustomize-invalid-kustomization", "broken/patch/kustomization.yaml") in found
     assert ("kustomize-invalid-kustomization", "broken/types/kustomization.yaml") in found
+    assert ("kustomize-invalid-kustomization", "broken/replacement/kustomization.yaml") in found
     # Flux drops a field kustomize does not know when it rewrites its entry point
     [unknown] = [f for f in run(BROKEN) if f.path == "broken/unknown/kustomization.yaml"]
     assert (unknown.rule, unknown.severity) == ("kustomize-invalid-kustomization", "warning")

@@ -19,7 +19,12 @@ and fails the whole build on:
   matches for Id ...; failed to find unique target for patch`). Matched generously (by
   kind and any name the object had on the way, any namespace), and not checked when part
   of the build is unknown (a remote resource, a Helm chart generator);
-- two kustomization files in one directory (`Found multiple kustomization files`).
+- two kustomization files in one directory (`Found multiple kustomization files`);
+- a replacement kustomize cannot carry out: a source that selects no object or several
+  (`nothing selected by ...`, `multiple matches for selector ...`), a source field that
+  is not set, a target field that does not exist without `options.create` (`unable to
+  find field ... in replacement target`), a value the target's type cannot hold (the
+  text `abc` in `replicas: 1`).
 
 Only kustomization files that something applies are checked (through a Flux
 Kustomization of this repository or a `raw_paths` entry; every one in a repository
@@ -78,6 +83,26 @@ _GENERATOR = {
     "env": S,
     "options": ("object", _GEN_OPTIONS),
 }
+_FIELD_OPTIONS = {"delimiter": S, "index": N, "encoding": S, "create": B}
+_REPLACEMENT = {
+    "path": S,
+    "source": (
+        "object",
+        {
+            **{k: S for k in ("group", "version", "kind", "name", "namespace", "fieldPath")},
+            "options": ("object", _FIELD_OPTIONS),
+        },
+    ),
+    "targets": (
+        "objects",
+        {
+            "select": ("object", _SELECTOR),
+            "reject": ("objects", _SELECTOR),
+            "fieldPaths": L,
+            "options": ("object", _FIELD_OPTIONS),
+        },
+    ),
+}
 _SCHEMA: dict[str, Any] = {
     "apiVersion": S,
     "kind": S,
@@ -94,7 +119,7 @@ _SCHEMA: dict[str, Any] = {
     "patches": ("objects", _PATCH),
     "images": ("objects", _IMAGE),
     "imageTags": ("objects", _IMAGE),
-    "replacements": ("objects", {"path": S, "source": A, "targets": A}),
+    "replacements": ("objects", _REPLACEMENT),
     "replicas": ("objects", {"name": S, "count": N}),
     "vars": ("objects", {"name": S, "objref": A, "fieldref": A}),
     "sortOptions": A,
@@ -290,6 +315,7 @@ _PROBLEMS = (
     ProblemKind.MULTIPLE_FILES,
     ProblemKind.GENERATOR,
     ProblemKind.ENTRY_KIND,
+    ProblemKind.REPLACEMENT,
 )
 
 

@@ -152,7 +152,7 @@ class Kustomizer:
             if kind.endswith("List") and isinstance(list_items, ynodes.SequenceNode):
                 for item in list_items.value:
                     if isinstance(item, ynodes.MappingNode) and _identified(item):
-                        items.append(Resource.of(item, real, -1))
+                        items.append(_annotations_as_strings(Resource.of(item, real, -1)))
                     else:
                         acc.unknown.append(
                             Unknown(real, "holds a list item without kind or name", (real,))
@@ -163,7 +163,7 @@ class Kustomizer:
                     continue
                 acc.unknown.append(Unknown(real, "holds a document without kind or name", (real,)))
                 continue
-            out.append(Resource.of(doc, real, index))
+            out.append(_annotations_as_strings(Resource.of(doc, real, index)))
         return out + items
 
     # --- building -----------------------------------------------------------------
@@ -429,8 +429,8 @@ def _without_build_annotations(res: Resource) -> Resource:
             )
         )
     ]
-    if len(keep) == len(annotations.value) and keep:
-        return res
+    if len(keep) == len(annotations.value):
+        return _annotations_as_strings(res)
     new_value = (
         ynodes.MappingNode(
             annotations.tag,
@@ -444,19 +444,55 @@ def _without_build_annotations(res: Resource) -> Resource:
     )
     node = yn.update(res.node, ("metadata", "annotations"), lambda _: new_value, create=False)
     assert isinstance(node, ynodes.MappingNode)
-    return Resource(
-        node,
-        res.path,
-        res.line,
-        res.doc,
-        res.api_version,
-        res.kind,
-        res.name,
-        res.namespace,
-        res.generator,
-        res.hashed,
-        res.prev,
+    return _annotations_as_strings(
+        Resource(
+            node,
+            res.path,
+            res.line,
+            res.doc,
+            res.api_version,
+            res.kind,
+            res.name,
+            res.namespace,
+            res.generator,
+            res.hashed,
+            res.prev,
+        )
     )
+
+
+def _annotations_as_strings(res: Resource) -> Resource:
+    """kustomize sets every object's annotations anew when it reads the object and when
+    it writes it out (kyaml's `SetAnnotations`): each value becomes the string of its
+    text (`1` is "1", `~` is "~"), and annotations that are null or empty disappear. A
+    replacement that creates an annotation from a number writes a string."""
+    annotations = yn.get(res.node, "metadata", "annotations")
+    if annotations is None:
+        return res
+    new_value: ynodes.Node | None = None
+    if isinstance(annotations, ynodes.MappingNode) and annotations.value:
+        pairs = []
+        for k, v in annotations.value:
+            if isinstance(v, ynodes.ScalarNode) and type(yn.to_value(v)) is str:
+                pairs.append((k, v))
+            elif isinstance(v, ynodes.ScalarNode):
+                pairs.append((k, yn.scalar(str(v.value), v.start_mark, yn.STR, '"')))
+            else:
+                pairs.append((k, yn.scalar("", v.start_mark, yn.STR, '"')))
+        if all(a is b for (_, a), (_, b) in zip(pairs, annotations.value, strict=True)):
+            return res
+        new_value = ynodes.MappingNode(
+            annotations.tag,
+            pairs,
+            annotations.start_mark,
+            annotations.end_mark,
+            annotations.flow_style,
+        )
+    elif isinstance(annotations, ynodes.ScalarNode) and yn.text(annotations) is not None:
+        return res  # not a mapping: kustomize refuses the object; not this function's
+    node = yn.update(res.node, ("metadata", "annotations"), lambda _: new_value, create=False)
+    assert isinstance(node, ynodes.MappingNode)
+    return res.with_node(node, store=False)
 
 
 def _local_config(res: Resource) -> bool:

@@ -29,6 +29,9 @@ class ProblemKind(enum.StrEnum):
     # A component listed as a resource, a resource that is a component, and other
     # misuse of one kind of entry for another.
     ENTRY_KIND = "entry-kind"
+    # A replacement kustomize cannot carry out: a source that selects no object or
+    # several, a field missing at the source or (without `create`) at a target.
+    REPLACEMENT = "replacement"
 
 
 @dataclass(frozen=True, slots=True)
