@@ -974,3 +974,27 @@ def test_a_configs_cluster_directory_that_is_missing_is_a_notice() -> None:
         1,
     )
     assert "clusters/gone" in notice.message
+
+
+def test_a_patch_targets_pattern_is_matched_in_linear_time() -> None:
+    # `(a*)*b` against forty `a`s backtracks for hours in a backtracking engine; Go's
+    # regexp (and RE2) answer at once: no match, so the patch changes nothing.
+    name = "a" * 40
+    text = dedent(
+        """
+        resources: [deployment.yaml]
+        patches:
+          - target: {kind: Deployment, name: "(a*)*b"}
+            patch: |
+              - {op: replace, path: /spec/replicas, value: 9}
+        """
+    )
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": text,
+            "apps/deployment.yaml": deployment(name),
+        }
+    )
+    model = build(files)
+    assert value(obj(model, "apps", "Deployment", name), "spec", "replicas") == 2
