@@ -12,13 +12,19 @@ A cluster is a root Flux Kustomization (`flux-system`) and every Flux Kustomizat
 reaches through what it applies. Objects whose name or namespace holds a `${VAR}` are
 left out: Flux's post-build substitution decides them. The finding sits on the file
 that the later Kustomization applies and names the other one.
+
+With the `helm` extra, what a HelmRelease of an in-repository chart installs counts too:
+an object it renders that a Flux Kustomization also applies raw (or another HelmRelease
+renders) is one object with two owners. Helm refuses to take over an object another
+manager created (`invalid ownership metadata`), and when it did create it first, the two
+still overwrite each other. That finding sits on the template line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot.build.clusters import Applied
 
@@ -39,20 +45,53 @@ def check(ctx: Context) -> Iterator[Finding]:
                 first[key] = obj
                 continue
             fb, other_fb = obj.owner, other.owner
-            if other_fb is fb:
+            if other_fb is fb and obj.rendered_by is other.rendered_by:
                 continue  # the same build twice is kustomize-duplicate-resource's
-            where = (
-                "from the same file"
-                if (other.path, other.line) == (obj.path, obj.line)
-                else f"from {other.path}:{other.line}"
-            )
-            message = (
-                f"{obj.id} is applied by {fb.label} and by {other_fb.label} ({where}) in "
-                f"cluster {cluster.name}: they take it over from each other, and when one "
-                "stops applying it, pruning deletes it."
-            )
+            related: list[Location] = []
+            detail = ""
+            if obj.rendered_by is not None or other.rendered_by is not None:
+                if obj.rendered_by is None:
+                    obj, other = other, obj
+                message = (
+                    f"{obj.id} is rendered by {_applier(obj)} and also applied by "
+                    f"{_applier(other)} in cluster {cluster.name}: Helm refuses to adopt it, "
+                    "or the two overwrite each other."
+                )
+                detail = (
+                    f"The other definition is at {other.path}:{other.line}. Helm installs an "
+                    "object only when it does not exist yet or carries the release's "
+                    "ownership labels and annotations; otherwise the install or upgrade "
+                    "fails with `invalid ownership metadata`. When Helm made it first, each "
+                    "reconciliation of the other owner overwrites Helm's version."
+                )
+                related.append(
+                    Location(other.path, other.line, message=f"{_applier(other)} applies it here")
+                )
+            else:
+                where = (
+                    "from the same file"
+                    if (other.path, other.line) == (obj.path, obj.line)
+                    else f"from {other.path}:{other.line}"
+                )
+                message = (
+                    f"{obj.id} is applied by {fb.label} and by {other_fb.label} ({where}) in "
+                    f"cluster {cluster.name}: they take it over from each other, and when one "
+                    "stops applying it, pruning deletes it."
+                )
             mark = (obj.path, obj.line, message)
             if mark in reported:
                 continue
             reported.add(mark)
-            yield ctx.finding(ID, SEVERITY, obj.path, obj.line, message)
+            yield ctx.finding(
+                ID, SEVERITY, obj.path, obj.line, message, related=related, detail=detail
+            )
+
+
+def _applier(obj: Applied) -> str:
+    """Who applies an object: the HelmRelease whose render it is, or its Flux
+    Kustomization."""
+    hr = obj.rendered_by
+    if hr is None:
+        return obj.owner.label
+    where = f"{hr.id.namespace}/" if hr.id.namespace else ""
+    return f"HelmRelease {where}{hr.id.name}"
