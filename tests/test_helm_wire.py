@@ -646,3 +646,32 @@ def test_the_fixture_charts_install_what_helm_template_renders(renderer, case):
         assert obj.path in files and obj.path.startswith("charts/"), obj.path
     key = lambda o: json.dumps(o, sort_keys=True)  # noqa: E731
     assert sorted(got, key=key) == sorted(want, key=key)
+
+
+def test_hooks_are_not_what_the_release_keeps_applied(renderer):
+    hook = dedent(
+        """
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: "{{ .Release.Name }}-test"
+          annotations:
+            helm.sh/hook: test
+        spec:
+          containers:
+            - name: wget
+              image: busybox
+        """
+    )
+    files = repo(
+        {
+            **apps("release.yaml"),
+            "apps/release.yaml": git_release(),
+            **demo_chart(**{"tests/t.yaml": hook}),
+        }
+    )
+    r = release(snapshot(files, renderer))
+    assert sorted(str(o.id) for o in r.objects) == [
+        "Deployment flux-system/demo",
+        "Service flux-system/demo",
+    ]

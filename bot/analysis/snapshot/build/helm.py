@@ -97,6 +97,7 @@ HELM_GROUP = "helm.toolkit.fluxcd.io"
 ReleaseKey = tuple[str, str, str]
 
 _NOT_FETCHED = "charts from outside this repository are never fetched"
+_HOOK = "helm.sh/hook"
 
 
 class ChangeScope:
@@ -656,6 +657,10 @@ class HelmReleases:
                     res = Resource.of(stamped, path, -1)
                     if not res.kind or not res.api_version or not res.name:
                         continue  # Helm's kube client refuses it, or there is nothing
+                    if yn.get(stamped, "metadata", "annotations", _HOOK) is not None:
+                        # A hook (`releaseutil.SortManifests`): run around an install or
+                        # by `helm test`, not part of what the release keeps applied.
+                        continue
                     resources.append(res)
         install_crds = yn.text(yn.get(hr.node, "spec", "install", "crds")) or "Create"
         if install_crds != "Skip":
