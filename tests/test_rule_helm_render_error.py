@@ -317,3 +317,29 @@ def test_a_recursive_include_fails_as_helm_fails_it(limited):
         "calling include: rendering template has a nested reference name: r: unable to "
         "execute template."
     )
+
+
+def test_a_chart_path_that_is_not_there_fails_at_the_helmreleases_chart_line(renderer):
+    head = platform(**{"apps/release.yaml": release().replace("./charts/demo", "./charts/dmeo")})
+    (f,) = run(renderer, head)
+    assert (f.path, f.line) == (
+        "apps/release.yaml",
+        line_of(head["apps/release.yaml"], "chart: ./"),
+    )
+    assert f.message == (
+        "HelmRelease flux-system/demo fails to render on cluster clusters/prod: "
+        "no Chart.yaml in 'charts/dmeo'."
+    )
+
+
+def test_a_suspended_helmrelease_is_not_rendered(renderer):
+    template = DEPLOYMENT.replace('include "demo.name"', 'include "demo.nmae"')
+    head = platform(
+        **{
+            "charts/demo/templates/deployment.yaml": template,
+            "apps/release.yaml": release(spec="suspend: true"),
+        }
+    )
+    result = analyze(tree(head), renderer=renderer)
+    assert of_rule(result.findings, ID) == []
+    assert result.notes == ["HelmRelease flux-system/demo is not rendered: it is suspended."]

@@ -229,6 +229,7 @@ class HelmReleases:
         self.error: str | None = None  # rendering itself failed (a bug: logged)
         self._prepared: list[ReleaseRender] | None = None
         self._elsewhere: list[NotRendered] = []
+        self._signatures: dict[ReleaseKey, str] | None = None
         self._joined = False
         self._listings: dict[int, ChartListing] = {}
         self._charts: dict[tuple[int, str], ChartFiles | ChartProblem] = {}
@@ -268,10 +269,12 @@ class HelmReleases:
     @property
     def signatures(self) -> dict[ReleaseKey, str]:
         """What decides whether a HelmRelease's render differs from the other side's."""
-        found = {r.key: r.signature for r in self._prepare()}
-        for other in self._elsewhere:
-            found.setdefault(other.key, other.signature)
-        return found
+        if self._signatures is None:
+            found = {r.key: r.signature for r in self._prepare()}
+            for other in self._elsewhere:
+                found.setdefault(other.key, other.signature)
+            self._signatures = found
+        return self._signatures
 
     @property
     def elsewhere(self) -> list[NotRendered]:
@@ -298,6 +301,9 @@ class HelmReleases:
         """Where the chart of a HelmRelease is, or why it is not in this repository."""
         spec = yn.get(obj.node, "spec")
         namespace = obj.id.namespace or ""
+        if yn.to_value(yn.get(spec, "suspend")) is True:
+            # helm-controller leaves it as it was: nothing is rendered or upgraded.
+            return _Elsewhere("it is suspended", outside=False)
         ref = yn.get(spec, "chartRef")
         if ref is not None:
             kind = yn.text(yn.get(ref, "kind")) or ""
@@ -428,7 +434,9 @@ class HelmReleases:
         out = ReleaseRender(cluster, obj, key, located.source, real_dir, view=located.view)
         chart = self._chart(located)
         if isinstance(chart, ChartProblem):
-            where = (located.view.real(chart.path) or chart.path, chart.line)
+            real = located.view.real(chart.path)
+            # A chart directory that is not there: the HelmRelease's `chart:` line says so.
+            where = (real, chart.line) if real is not None else _chart_line(obj)
             if not chart.definite:
                 out.status, out.why = Status.UNKNOWN, (chart.message,)
                 out.signature = "unknown:" + chart.message
@@ -904,6 +912,14 @@ def _values_line(obj: Applied, error: ValuesError, view: View) -> tuple[str, int
         file, line, _ = yn.origin_of(files, obj.path)
         return file, line
     return obj.path, obj.line
+
+
+def _chart_line(obj: Applied) -> tuple[str, int]:
+    node = yn.get(obj.node, "spec", "chart", "spec", "chart")
+    if node is None:
+        return obj.path, obj.line
+    file, line, _ = yn.origin_of(node, obj.path)
+    return file, line
 
 
 def _failed(r: ReleaseRender, failure: RenderFailure, where: tuple[str, int]) -> ReleaseRender:
