@@ -41,6 +41,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -233,10 +234,29 @@ class HelmReleases:
         self._joined = False
         self._listings: dict[int, ChartListing] = {}
         self._charts: dict[tuple[int, str], ChartFiles | ChartProblem] = {}
+        self._sources: dict[int, dict[tuple[str, str, str], Applied]] = {}
 
     @property
     def active(self) -> bool:
         return self.options.renderer is not None
+
+    @cached_property
+    def _own_registries(self) -> dict[str, dict[str, str]]:
+        from bot.analysis.charts import own_registries  # the charts index imports the build
+
+        return own_registries(self._snap)
+
+    def _source(self, cluster: Cluster, kind: str, namespace: str, name: str) -> Applied | None:
+        """A Flux source the cluster applies from this repository."""
+        index = self._sources.get(id(cluster))
+        if index is None:
+            index = {}
+            for obj in cluster.objects():
+                i = obj.id
+                if obj.rendered_by is None and i.group == "source.toolkit.fluxcd.io":
+                    index.setdefault((i.kind, i.namespace or "", i.name), obj)
+            self._sources[id(cluster)] = index
+        return index.get((kind, namespace, name))
 
     # --- preparing ------------------------------------------------------------------
 
@@ -333,7 +353,8 @@ class HelmReleases:
             directory = secure_join(chart)
             return _Located(self._listing(view), view, directory, True, f"{kind} {ns}/{name}")
         if kind == "HelmRepository":
-            url = _source_url(cluster, kind, name, ns)
+            found = self._source(cluster, kind, ns, name)
+            url = yn.text(yn.get(found.node, "spec", "url")) if found is not None else None
             if url is None:
                 return _Elsewhere(
                     f"its source {kind} {ns}/{name} is not applied from this repository"
@@ -343,7 +364,7 @@ class HelmReleases:
         return _Elsewhere(f"its chart comes from {kind} {ns}/{name}")
 
     def _oci(self, cluster: Cluster, name: str, namespace: str) -> _Resolved:
-        found = _find(cluster, "source.toolkit.fluxcd.io", "OCIRepository", namespace, name)
+        found = self._source(cluster, "OCIRepository", namespace, name)
         if found is None:
             return _Elsewhere(
                 f"its source OCIRepository {namespace}/{name} is not applied from this repository"
@@ -378,11 +399,8 @@ class HelmReleases:
     ) -> _Resolved:
         """A chart from a registry: this repository's own chart when the repository
         publishes its charts there and the version asked for is the commit's."""
-        from bot.analysis.charts import own_registries  # the charts index imports the build
-
         registry = _registry(url)
-        own = own_registries(self._snap)
-        if registry not in own:
+        if registry not in self._own_registries:
             return _Elsewhere(f"its chart {chart} comes from {url}")
         same = [c for c in self._snap.charts if c.name == chart and c.version]
         if len(same) != 1:
@@ -848,25 +866,6 @@ def _real_dir(view: View, directory: str) -> str:
         if real is not None:
             return posixpath.dirname(real)
     return directory
-
-
-def _find(cluster: Cluster, group: str, kind: str, namespace: str, name: str) -> Applied | None:
-    for obj in cluster.objects():
-        i = obj.id
-        if (
-            obj.rendered_by is None
-            and i.group == group
-            and i.kind == kind
-            and i.name == name
-            and (i.namespace or "") == namespace
-        ):
-            return obj
-    return None
-
-
-def _source_url(cluster: Cluster, kind: str, name: str, namespace: str) -> str | None:
-    found = _find(cluster, "source.toolkit.fluxcd.io", kind, namespace, name)
-    return yn.text(yn.get(found.node, "spec", "url")) if found is not None else None
 
 
 def _registry(url: str) -> str:
