@@ -675,3 +675,39 @@ def test_hooks_are_not_what_the_release_keeps_applied(renderer):
         "Deployment flux-system/demo",
         "Service flux-system/demo",
     ]
+
+
+def test_a_chart_whose_files_were_not_all_fetched_is_not_guessed(renderer):
+    """The App's file-by-file download holds what `is_read` accepts: a file a template
+    reads with `.Files.Get` may not be there, and Helm would render it."""
+    from bot.analysis import is_read
+    from bot.github.gitdata import SparseTree
+
+    conf = dedent(
+        """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: conf
+        data:
+          app.conf: {{ .Files.Get "files/app.conf" | quote }}
+        """
+    )
+    files = repo(
+        {
+            **apps("release.yaml"),
+            "apps/release.yaml": git_release(),
+            **demo_chart(**{"conf.yaml": conf}),
+            "charts/demo/files/app.conf": "threads = 4\n",
+        }
+    )
+    full = tree(files)
+    ids = {p: full.blob_id(p) or "" for p in full.paths()}
+    sparse = SparseTree({p: full.read(p) or b"" for p in full.paths() if is_read(p)}, ids)
+    assert release(snapshot(files, renderer)).status is Status.RENDERED
+    snap = Snapshot(sparse, helm=HelmOptions(renderer))
+    r = release(snap)
+    assert (r.status, r.why) == (
+        Status.UNKNOWN,
+        ("the chart's file charts/demo/files/app.conf is not in what was fetched of the commit",),
+    )

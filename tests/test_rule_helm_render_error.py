@@ -53,13 +53,11 @@ HELPERS = dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def renderer() -> Iterator[Renderer]:
+def renderer() -> Renderer | RendererUnavailable:
+    """The process's renderer (what the command line and the App render with)."""
     import bot.helm
 
-    shared = bot.helm.renderer()
-    assert not isinstance(shared, RendererUnavailable)
-    yield shared
+    return bot.helm.renderer()
 
 
 def release(name: str = "demo", values: str = "image: nginx:1.27\n", spec: str = "") -> str:
@@ -85,8 +83,8 @@ def platform(**overrides: str) -> dict[str, Any]:
     return files
 
 
-def run(renderer: Any, head: dict[str, Any], base: dict[str, Any] | None = None) -> list[Finding]:
-    result = analyze(tree(head), tree(base) if base is not None else None, renderer=renderer)
+def run(using: Any, head: dict[str, Any], base: dict[str, Any] | None = None) -> list[Finding]:
+    result = analyze(tree(head), tree(base) if base is not None else None, renderer=using)
     assert not result.errors, result.errors
     return of_rule(result.findings, ID)
 
@@ -95,7 +93,7 @@ def where(findings: list[Finding]) -> list[tuple[str, int, Severity]]:
     return [(f.path, f.line, f.severity) for f in findings]
 
 
-def test_a_required_value_nobody_sets_fails_at_the_templates_line(renderer):
+def test_a_required_value_nobody_sets_fails_at_the_templates_line():
     template = DEPLOYMENT.replace(
         "{{ .Values.image }}", '{{ required "image is required" .Values.image }}'
     )
@@ -106,7 +104,7 @@ def test_a_required_value_nobody_sets_fails_at_the_templates_line(renderer):
             "apps/release.yaml": release(values=""),
         }
     )
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert where([f]) == [
         ("charts/demo/templates/deployment.yaml", line_of(template, "image:"), Severity.ERROR)
     ]
@@ -117,7 +115,7 @@ def test_a_required_value_nobody_sets_fails_at_the_templates_line(renderer):
     assert [(r.path, r.line) for r in f.related] == [("apps/release.yaml", 4)]
 
 
-def test_the_change_that_removes_a_required_value_is_what_breaks_the_render(renderer):
+def test_the_change_that_removes_a_required_value_is_what_breaks_the_render():
     template = DEPLOYMENT.replace(
         "{{ .Values.image }}", '{{ required "image is required" .Values.image }}'
     )
@@ -126,7 +124,7 @@ def test_the_change_that_removes_a_required_value_is_what_breaks_the_render(rend
     )
     head = dict(base)
     head["apps/release.yaml"] = release(values="")
-    (f,) = run(renderer, head, base)
+    (f,) = run(renderer(), head, base)
     assert f.introduced and f.message == (
         "This change makes HelmRelease flux-system/demo fail to render on cluster "
         "clusters/prod: image is required."
@@ -136,28 +134,28 @@ def test_the_change_that_removes_a_required_value_is_what_breaks_the_render(rend
     assert f.line == line_of(template, "image:")
 
 
-def test_a_typo_in_an_include_fails_at_the_include(renderer):
+def test_a_typo_in_an_include_fails_at_the_include():
     template = DEPLOYMENT.replace('include "demo.name"', 'include "demo.nmae"')
     head = platform(**{"charts/demo/templates/deployment.yaml": template})
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert (f.path, f.line) == ("charts/demo/templates/deployment.yaml", 4)
     assert 'no template "demo.nmae"' in f.message
     # Without a base every failure is reported; a pull request that does not touch the
     # release does not render it and says nothing of it.
     other = dict(head)
     other["README.md"] = "docs\n"
-    assert run(renderer, other, head) == []
+    assert run(renderer(), other, head) == []
 
 
-def test_a_failing_helper_is_reported_in_the_helper(renderer):
+def test_a_failing_helper_is_reported_in_the_helper():
     helpers = HELPERS.replace("{{ .Release.Name }}", "{{ .Values.missing.name }}")
     head = platform(**{"charts/demo/templates/_helpers.tpl": helpers})
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert (f.path, f.line) == ("charts/demo/templates/_helpers.tpl", 2)
     assert "nil pointer" in f.message
 
 
-def test_an_umbrella_chart_whose_dependency_was_renamed_fails_at_the_dependency(renderer):
+def test_an_umbrella_chart_whose_dependency_was_renamed_fails_at_the_dependency():
     umbrella = chart_yaml("platform", "1.0.0", dependencies=[("demo", "0.1.x", "file://../demo")])
     head = platform(
         **{
@@ -166,12 +164,12 @@ def test_an_umbrella_chart_whose_dependency_was_renamed_fails_at_the_dependency(
             "apps/release.yaml": release().replace("./charts/demo", "./charts/platform"),
         }
     )
-    assert run(renderer, head) == []
+    assert run(renderer(), head) == []
     moved = {
         ("charts/web" + p[len("charts/demo") :] if p.startswith("charts/demo/") else p): t
         for p, t in head.items()
     }
-    (f,) = run(renderer, moved, head)
+    (f,) = run(renderer(), moved, head)
     assert (f.path, f.line) == ("charts/platform/Chart.yaml", line_of(umbrella, "- name: demo"))
     assert f.message.startswith(
         "This change makes HelmRelease flux-system/demo fail to render on cluster "
@@ -179,7 +177,7 @@ def test_an_umbrella_chart_whose_dependency_was_renamed_fails_at_the_dependency(
     )
 
 
-def test_values_flux_cannot_compose_fail_at_the_values_from_entry(renderer):
+def test_values_flux_cannot_compose_fail_at_the_values_from_entry():
     head = platform(
         **{
             "apps/kustomization.yaml": kustomization(["release.yaml", "values.yaml"]),
@@ -191,7 +189,7 @@ def test_values_flux_cannot_compose_fail_at_the_values_from_entry(renderer):
             ),
         }
     )
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert (f.path, f.line) == (
         "apps/release.yaml",
         line_of(head["apps/release.yaml"], "- kind: ConfigMap"),
@@ -202,7 +200,7 @@ def test_values_flux_cannot_compose_fail_at_the_values_from_entry(renderer):
     )
 
 
-def test_values_the_schema_refuses(renderer):
+def test_values_the_schema_refuses():
     schema = '{"type": "object", "properties": {"image": {"type": "string", "pattern": "^[a-z]"}}}'
     head = platform(
         **{
@@ -210,13 +208,13 @@ def test_values_the_schema_refuses(renderer):
             "apps/release.yaml": release(values="image: 42\n"),
         }
     )
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert f.path == "apps/release.yaml" and "image" in f.message
 
 
-def test_output_that_is_not_yaml_fails_as_helm_controller_fails_it(renderer):
+def test_output_that_is_not_yaml_fails_as_helm_controller_fails_it():
     head = platform(**{"charts/demo/templates/bad.yaml": "a: {{ .Values.image }}\n  b: c\n"})
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert (f.path, f.line) == ("charts/demo/templates/bad.yaml", 2)
     assert f.message.startswith(
         "HelmRelease flux-system/demo fails to render on cluster clusters/prod: YAML parse "
@@ -224,14 +222,14 @@ def test_output_that_is_not_yaml_fails_as_helm_controller_fails_it(renderer):
     )
 
 
-def test_one_finding_names_every_release_and_cluster_that_hits_the_failure(renderer):
+def test_one_finding_names_every_release_and_cluster_that_hits_the_failure():
     template = DEPLOYMENT.replace("{{ .Values.image }}", "{{ .Values.image.name }}")
     head = platform(**{"charts/demo/templates/deployment.yaml": template})
     head.update(repo({}, cluster="staging"))
     head["clusters/staging/apps.yaml"] = flux_kustomization("apps", "./apps")
     head["apps/kustomization.yaml"] = kustomization(["release.yaml", "other.yaml"])
     head["apps/other.yaml"] = release("other")
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert f.message.startswith(
         "HelmRelease flux-system/demo and 1 more fail to render on clusters clusters/prod "
         "and 1 more:"
@@ -240,7 +238,7 @@ def test_one_finding_names_every_release_and_cluster_that_hits_the_failure(rende
     assert f.detail.count("on cluster clusters/prod") == 2
 
 
-def test_the_seed_shared_templates_show_both_outcomes(renderer):
+def test_the_seed_shared_templates_show_both_outcomes():
     """The incident's chart: Helm renders its templates for one cluster, a Flux
     Kustomization applies the same files raw on another. A template change breaks both,
     each in its own way."""
@@ -261,7 +259,7 @@ def test_the_seed_shared_templates_show_both_outcomes(renderer):
     head["charts/demo/templates/deployment.yaml"] = template.replace(
         '{{ include "demo.name" . }}', "demo"
     )
-    result = analyze(tree(head), tree(base), renderer=renderer)
+    result = analyze(tree(head), tree(base), renderer=renderer())
     line = line_of(template, "image:")
     found = sorted((f.rule, f.path, f.line) for f in result.findings if f.line == line)
     assert found == [
@@ -319,9 +317,9 @@ def test_a_recursive_include_fails_as_helm_fails_it(limited):
     )
 
 
-def test_a_chart_path_that_is_not_there_fails_at_the_helmreleases_chart_line(renderer):
+def test_a_chart_path_that_is_not_there_fails_at_the_helmreleases_chart_line():
     head = platform(**{"apps/release.yaml": release().replace("./charts/demo", "./charts/dmeo")})
-    (f,) = run(renderer, head)
+    (f,) = run(renderer(), head)
     assert (f.path, f.line) == (
         "apps/release.yaml",
         line_of(head["apps/release.yaml"], "chart: ./"),
@@ -332,7 +330,7 @@ def test_a_chart_path_that_is_not_there_fails_at_the_helmreleases_chart_line(ren
     )
 
 
-def test_a_suspended_helmrelease_is_not_rendered(renderer):
+def test_a_suspended_helmrelease_is_not_rendered():
     template = DEPLOYMENT.replace('include "demo.name"', 'include "demo.nmae"')
     head = platform(
         **{
@@ -340,6 +338,6 @@ def test_a_suspended_helmrelease_is_not_rendered(renderer):
             "apps/release.yaml": release(spec="suspend: true"),
         }
     )
-    result = analyze(tree(head), renderer=renderer)
+    result = analyze(tree(head), renderer=renderer())
     assert of_rule(result.findings, ID) == []
     assert result.notes == ["HelmRelease flux-system/demo is not rendered: it is suspended."]

@@ -451,6 +451,11 @@ class HelmReleases:
         real_dir = _real_dir(located.view, located.directory)
         out = ReleaseRender(cluster, obj, key, located.source, real_dir, view=located.view)
         chart = self._chart(located)
+        missing = _unread(located, chart)
+        if missing:
+            why = f"the chart's file {missing} is not in what was fetched of the commit"
+            out.status, out.why, out.signature = Status.UNKNOWN, (why,), "unknown:" + why
+            return out
         if isinstance(chart, ChartProblem):
             real = located.view.real(chart.path)
             # A chart directory that is not there: the HelmRelease's `chart:` line says so.
@@ -842,6 +847,9 @@ class _ViewTree:
     def __init__(self, view: View, snap: Snapshot) -> None:
         self.view = view
         self.snap = snap
+        # Files the commit lists without their content (the App's file-by-file download
+        # of what the analysis reads, `reads.is_read`): a chart that has one is not known.
+        self.unreadable: set[str] = set()
 
     def paths(self) -> Iterable[str]:
         if isinstance(self.view, MappedView):
@@ -852,11 +860,27 @@ class _ViewTree:
 
     def read(self, path: str) -> bytes | None:
         real = self.view.real(path)
-        return self.snap.data(real) if real is not None else None
+        data = self.snap.data(real) if real is not None else None
+        if data is None and real is not None:
+            self.unreadable.add(path)
+        return data
 
     def blob_id(self, path: str) -> str | None:
         real = self.view.real(path)
         return self.snap.tree.blob_id(real) if real is not None else None
+
+
+def _unread(located: _Located, chart: ChartFiles | ChartProblem) -> str | None:
+    """A file of the chart (or of its `file://` dependencies) that the tree lists but did
+    not give: what Helm would load is not known."""
+    tree = located.listing.tree
+    if not isinstance(tree, _ViewTree) or not tree.unreadable:
+        return None
+    dirs = chart.directories if isinstance(chart, ChartFiles) else frozenset({located.directory})
+    for path in sorted(tree.unreadable):
+        if any(not d or path == d or path.startswith(d + "/") for d in dirs):
+            return path
+    return None
 
 
 def _real_dir(view: View, directory: str) -> str:
