@@ -34,6 +34,7 @@ from bot.gitrepo import (
     resolve,
     subdirectory,
 )
+from bot.helm import renderer as helm_renderer
 from bot.report import formats, markdown
 
 FORMATS = ("text", "json", "sarif", "github", "markdown")
@@ -160,8 +161,9 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
         report_all=args.all,
         workers=default_workers(),
         self_urls=remote_urls(repo),
+        renderer=helm_renderer(),
     )
-    notes = []
+    notes = list(result.notes)
     below = subdirectory(repo)
     if below:
         # Who applies a file is decided anywhere in the repository (a Flux Kustomization

@@ -43,6 +43,7 @@ from bot.github.repo import (
     list_pull_request_files,
 )
 from bot.github.tarball import SnapshotError, SnapshotTooLarge
+from bot.helm import renderer as helm_renderer
 from bot.report.checkrun import (
     CHECK_NAME,
     CheckOutput,
@@ -119,7 +120,10 @@ def _analyze(
     self_urls: Sequence[str],
     cancel: threading.Event,
 ) -> AnalysisResult:
-    return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
+    # The process's renderer: its children and its render cache serve every review.
+    return analyze(
+        head, base, changed, config, self_urls=self_urls, cancel=cancel, renderer=helm_renderer()
+    )
 
 
 class Claims(Protocol):
@@ -602,6 +606,7 @@ async def _review(
             rule_errors=rule_errors,
             notes=[
                 *notes,
+                *analysis.notes,
                 *(
                     f"The base could not be compared for one check ({e}): only its findings on "
                     "lines this pull request touched are reported."

@@ -50,6 +50,7 @@ import pytest
 from bot.__main__ import main as bot_main
 from tests.analysis_helpers import dedent, line_of
 from tests.fakegithub.gitrepo import GitRepo
+from tests.helm_support import HELM
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +64,7 @@ DANGLING = "dangling-reference"
 IMAGE = "invalid-image-reference"
 SYNTAX = "yaml-syntax-error"
 PRUNE = "prune-deletes"
+RENDER = "helm-render-error"
 
 # --------------------------------------------------------------------------------------
 # The monorepo
@@ -1153,11 +1155,31 @@ def test_the_monorepo_is_clean_as_a_whole_tree(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "platform-gitops")
     repo.commit("platform", platform())
     proc = _cli(repo.path)
-    assert json.loads(proc.stdout)["findings"] == []
+    # With the helm extra, the traps show: the platform-raw and portal-raw Kustomizations
+    # apply, raw, the very objects the HelmReleases of their charts install.
+    expected = (
+        [
+            ("object-applied-twice", WARNING, f"charts/{path}", 4)
+            for path in (
+                "platform/templates/api-deployment.yaml",
+                "platform/templates/api-service.yaml",
+                "platform/templates/worker-deployment.yaml",
+                "portal/templates/configmap.yaml",
+                "portal/templates/deployment.yaml",
+            )
+        ]
+        if HELM
+        else []
+    )
+    found = [
+        (f["rule"], f["severity"], f["path"], f["line"])
+        for f in json.loads(proc.stdout)["findings"]
+    ]
+    assert found == expected
     assert proc.returncode == 0
     # Also once the CLI knows where the repository lives.
     repo.git("remote", "add", "origin", "git@github.com:example/platform-gitops.git")
-    assert json.loads(_cli(repo.path).stdout)["findings"] == []
+    assert len(json.loads(_cli(repo.path).stdout)["findings"]) == len(expected)
 
 
 # --------------------------------------------------------------------------------------
@@ -1220,6 +1242,8 @@ def test_incident_through_a_kustomization_that_lists_the_template_files(
         (TEMPLATE, deployment, r.line(deployment, "imageRegistry"), ERROR, True),
         # portal is built from Git with reconcileStrategy ChartVersion: not bumped.
         not_bumped(r, "portal"),
+        # Its values have no `global`: Helm fails on the same line.
+        *([(RENDER, deployment, r.line(deployment, "imageRegistry"), ERROR, True)] if HELM else []),
     }
     message = r.message(TEMPLATE, deployment)
     assert "deploy/portal/kustomization.yaml" in message
@@ -1322,6 +1346,8 @@ def test_a_new_conditional_template_in_a_raw_applied_templates_directory(
         (TEMPLATE, hpa, 12, ERROR, True),
         (TEMPLATE, hpa, 13, ERROR, True),
         not_bumped(r, "platform"),
+        # The values have no `autoscaling`: Helm fails on the `if`.
+        *([(RENDER, hpa, 1, ERROR, True)] if HELM else []),
     }
 
 

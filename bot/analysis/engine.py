@@ -21,9 +21,11 @@ from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact, cluster_impact
 from bot.analysis.lines import split_lines
 from bot.analysis.model import AnalysisCancelled, StopSignal
+from bot.analysis.rendering import Renderer, RendererUnavailable
 from bot.analysis.rules import RULES, RuleInfo
 from bot.analysis.rules.base import ChangeContext, Context
 from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build.helm import ChangeScope, HelmOptions
 from bot.analysis.suppress import suppressed_lines
 from bot.analysis.tree import ChangedFile, Tree
 
@@ -47,6 +49,9 @@ class AnalysisResult:
     # With a base: per cluster, what the change adds to, changes in and removes from
     # each Flux Kustomization (empty when no cluster is affected)
     impact: list[ClusterImpact] | None = None
+    # What the user should know about what was analysed (once each): HelmReleases that
+    # were not rendered, and why
+    notes: list[str] = field(default_factory=list)
 
 
 def _run(
@@ -159,6 +164,7 @@ def analyze(
     workers: int = 1,
     self_urls: Sequence[str] = (),
     cancel: StopSignal | None = None,
+    renderer: Renderer | RendererUnavailable | None = None,
 ) -> AnalysisResult:
     """Findings at `head`, each marked `introduced` relative to `base`.
 
@@ -168,7 +174,10 @@ def analyze(
     forks processes for the YAML checks of large trees: only for a caller that owns its
     process. `self_urls` are this repository's clone URLs: a Flux GitRepository with one
     of them is this repository too (besides the bootstrap `flux-system`). Once `cancel`
-    is set, the analysis raises `AnalysisCancelled` at its next file or rule.
+    is set, the analysis raises `AnalysisCancelled` at its next file or rule. With a
+    `renderer`, HelmReleases of in-repository charts are rendered (with a base, only
+    those whose chart, values or valuesFrom sources the change touches); with
+    `RendererUnavailable`, the result's notes say once that they were not.
     """
     config = config or Config()
     # Shared by both snapshots: every parse is keyed by blob id, so the base costs only
@@ -176,7 +185,16 @@ def analyze(
     cache: dict[object, object] = {}
     errors: list[str] = []
     base_errors: list[str] = []
-    repo = Snapshot(head, config, cache, self_urls, cancel)
+    scope = ChangeScope() if base is not None and renderer is not None else None
+    repo = Snapshot(head, config, cache, self_urls, cancel, HelmOptions(renderer, scope, "head"))
+    base_repo: Snapshot | None = None
+    if base is not None:
+        base_repo = Snapshot(
+            base, config, cache, self_urls, cancel, HelmOptions(renderer, scope, "base")
+        )
+    if scope is not None and base_repo is not None:
+        scope.bind("head", repo)
+        scope.bind("base", base_repo)
     if workers > 1:
         repo.warm_yaml(workers)
     rules = {
@@ -186,12 +204,10 @@ def analyze(
     }
     snapshot = _snapshot_findings(repo, list(rules.values()), errors)
 
-    base_repo: Snapshot | None = None
     impact: list[ClusterImpact] | None = None
-    if base is None:
+    if base is None or base_repo is None:
         findings = [f for fs in snapshot.values() for f in fs or ()]
     else:
-        base_repo = Snapshot(base, config, cache, self_urls, cancel)
         change = Change(
             base_repo, repo, changed if changed is not None else changed_files(head, base)
         )
@@ -229,7 +245,19 @@ def analyze(
         errors=errors,
         base_errors=base_errors,
         impact=impact,
+        notes=_helm_notes(repo, errors),
     )
+
+
+def _helm_notes(repo: Snapshot, errors: list[str]) -> list[str]:
+    """What rendering the head's HelmReleases said, once each."""
+    if repo.helm_options is None or repo.helm_options.renderer is None:
+        return []
+    repo.build.clusters  # noqa: B018 (the render happens with the build)
+    helm = repo.build.helm
+    if helm.error is not None:
+        errors.append(helm.error)
+    return list(dict.fromkeys(helm.notes))
 
 
 _NOT_APPLIED = (

@@ -82,6 +82,37 @@ def _content(applied: Applied) -> Any:
     return yn.to_value(applied.node)
 
 
+_Unrendered = dict[tuple[str, str], dict[str, str]]
+
+
+def _unrendered(change: Change) -> tuple[_Unrendered, _Unrendered]:
+    """Per side, per cluster and Flux Kustomization label: the HelmReleases it applies
+    that were to be rendered and were not (a render that fails leaves the release as it
+    was; one not fully known says nothing), by object key -> why."""
+    sides: list[_Unrendered] = []
+    for snap, when in ((change.base, "at the base"), (change.head, "after the change")):
+        found: _Unrendered = {}
+        for r in snap.build.helm.releases:
+            if r.status.value in ("rendered", "skipped", "unrendered"):
+                continue
+            why = r.failure.message if r.failure is not None else "; ".join(r.why)
+            where = (r.cluster.name, r.release.owner.label)
+            found.setdefault(where, {})[str(r.release.stable_key())] = (
+                f"{r.label} is not rendered {when} ({why})"
+            )
+        for e in snap.build.helm.elsewhere:
+            where = (e.cluster.name, e.release.owner.label)
+            found.setdefault(where, {})[str(e.release.stable_key())] = (
+                f"{e.label} is not rendered {when} ({e.why})"
+            )
+        sides.append(found)
+    return sides[0], sides[1]
+
+
+def _by(applied: Applied) -> str | None:
+    return str(applied.rendered_by.stable_key()) if applied.rendered_by is not None else None
+
+
 def cluster_impact(change: Change) -> list[ClusterImpact]:
     """Per cluster of either side, what the change adds, changes and removes."""
     before = change.base.build.clusters
@@ -108,6 +139,7 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
             text = f"{ks.label} ({ks.unfollowed})"
             if text not in seen and any(ks.may_read(p) for p in outside):
                 seen.append(text)
+    unrendered_before, unrendered_after = _unrendered(change)
     result = []
     for name, (old_kss, new_kss) in sorted(clusters.items()):
         old, new = _objects(old_kss), _objects(new_kss)
@@ -119,9 +151,18 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
             k = KustomizationImpact(
                 label, unknown=[str(r) for r in unknown.get(label, []) if _about(r, touched)]
             )
-            k.added = sorted(str(n[key].id) for key in n.keys() - o.keys())
+            # What a HelmRelease renders on one side only, because the other side's render
+            # failed or is not known, is neither added nor removed: the release stays.
+            was = unrendered_before.get((name, label), {})
+            now = unrendered_after.get((name, label), {})
+            k.added = sorted(
+                str(n[key].id) for key in n.keys() - o.keys() if _by(n[key]) not in was
+            )
             if label not in unknown:
-                k.removed = sorted(str(o[key].id) for key in o.keys() - n.keys())
+                k.removed = sorted(
+                    str(o[key].id) for key in o.keys() - n.keys() if _by(o[key]) not in now
+                )
+            k.unknown += [why for why in {**was, **now}.values() if why not in k.unknown]
             for key in sorted(n.keys() & o.keys(), key=str):
                 a, b = o[key], n[key]
                 if a.node is b.node:

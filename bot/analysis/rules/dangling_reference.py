@@ -21,8 +21,10 @@ literal lines of chart templates (`imagePullSecrets: [{name: regcred}]`, `secret
 To stay precise in repositories that hold only part of a platform, the rule only checks
 a kind that the repository defines at least once (a tenant repository whose
 HelmRepositories live elsewhere is not flagged), skips sources named `flux-system`
-(created by `flux bootstrap` or a Flux Operator `FluxInstance`), objects that a chart
-template or a Flux Operator `ResourceSet` creates, objects defined in a file that does
+(created by `flux bootstrap` or a Flux Operator `FluxInstance`), kinds of objects that a
+chart template (unless, with the `helm` extra, every HelmRelease of that chart rendered:
+then what it renders counts, as referrer and as target) or a Flux Operator
+`ResourceSet` creates, objects defined in a file that does
 not parse (reported by `yaml-syntax-error`), and namespaces that kustomize or Flux
 rewrite (`namespace` in a kustomization file on the way, or `targetNamespace`). An object
 renamed on the way (`namePrefix`, `nameSuffix`) is taken to match a reference that
@@ -177,9 +179,20 @@ def _scopes(repo: Snapshot) -> list[tuple[str | None, bool, list[_Object]]]:
     return scopes
 
 
+def _templated_kinds(repo: Snapshot) -> set[str]:
+    """Flux kinds a chart template creates under names not known here: those of templates
+    whose renders are not all known (with the `helm` extra, a chart every HelmRelease of
+    which rendered makes objects the clusters hold)."""
+    known = repo.build.helm.known_templates
+    if not known:
+        return repo.templated_kinds
+    return {k for k, paths in repo.flux.templated_kind_paths.items() if not paths <= known}
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     unparsed = _unparsed(repo)
+    templated = _templated_kinds(repo)
     generated, generated_kinds = repo.generated_objects
     written: dict[str, list[FluxObject]] = {}
     for o in repo.flux_objects:
@@ -227,7 +240,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     continue  # created by `flux bootstrap` or the Flux Operator
                 if (
                     kind not in written
-                    or kind in repo.templated_kinds
+                    or kind in templated
                     or kind in generated_kinds
                     or kind == "ExternalArtifact"
                 ):

@@ -19,18 +19,26 @@ Images written with Helm template syntax are reported once, by
 raw. Policy engines (Kyverno, Gatekeeper, Kubewarden) write container lists that are
 patterns, not Pods (`image: "!*:latest"`, `image: "ghcr.io/org/*"`): their documents, and
 any image with a `*` or `?` wildcard, are not checked.
+
+With the `helm` extra, the images of what a HelmRelease of an in-repository chart
+renders are checked too (a values change that renders `registry//app`, an empty tag):
+the finding sits on the template line that writes the image and names the HelmRelease.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import yaml
+
 from bot.analysis import yamlscan as ys
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.images import image_name, problem
 from bot.analysis.model import ReadKind
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build import nodes as yn
+from bot.analysis.snapshot.build.helm import Status
 from bot.analysis.templating import PAYLOAD_KINDS
 
 ID = "invalid-image-reference"
@@ -101,4 +109,47 @@ def check(ctx: Context) -> Iterator[Finding]:
                     line,
                     f"`{value}` is not a valid image reference ({reason}): Pods using it "
                     "fail with InvalidImageName.",
+                )
+    yield from _rendered(ctx)
+
+
+def _rendered(ctx: Context) -> Iterator[Finding]:
+    """The images of what HelmReleases of in-repository charts render."""
+    seen: set[tuple[str, int, str]] = set()
+    for release in ctx.repo.build.helm.releases:
+        if release.status is not Status.RENDERED:
+            continue
+        for obj in release.objects:
+            if obj.id.kind in PAYLOAD_KINDS or _is_policy(obj.res.api_version):
+                continue
+            for path, node in yn.walk(obj.node):
+                if (
+                    len(path) < 3
+                    or path[-1] != "image"
+                    or path[-3] not in ys.CONTAINER_LISTS
+                    or not isinstance(node, yaml.ScalarNode)
+                ):
+                    continue
+                value = node.value
+                reason = problem(value) if "*" not in value and "?" not in value else None
+                if reason is None:
+                    continue
+                file, line, _ = yn.origin_of(node, obj.path)
+                if (file, line, value) in seen:
+                    continue
+                seen.add((file, line, value))
+                hr = release.release
+                yield ctx.finding(
+                    ID,
+                    SEVERITY,
+                    file,
+                    line,
+                    f"{release.label} renders `{value}` here, which is not a valid image "
+                    f"reference ({reason}): its Pods fail with InvalidImageName.",
+                    related=[Location(hr.path, hr.line, message=f"{release.label} is here")],
+                    key=(file, value, release.label),
+                    detail=(
+                        f"Rendered for cluster {release.cluster.name} with values from "
+                        f"{', '.join(release.values_origin)}."
+                    ),
                 )

@@ -15,14 +15,21 @@ left out: Flux's post-build substitution decides them. A Kustomization with
 with those of the Kustomizations that apply to that same cluster only. A Kustomization
 whose kustomize build fails applies nothing. The finding sits on the file that the later
 Kustomization applies and names the other one.
+
+With the `helm` extra, what a HelmRelease of an in-repository chart installs counts too:
+an object it renders that a Flux Kustomization also applies raw (or another HelmRelease
+renders) is one object with two owners. Helm refuses to take over an object another
+manager created (`invalid ownership metadata`), and when it did create it first, the two
+still overwrite each other. That finding sits on the template line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.clusters import Applied
 
 ID = "object-applied-twice"
@@ -36,29 +43,78 @@ def check(ctx: Context) -> Iterator[Finding]:
         for obj in cluster.objects():
             if obj.id.templated or obj.owner.problems:
                 continue
-            key = (obj.owner.remote, obj.id.key())
+            key = (_target(obj), obj.id.key())
             other = first.get(key)
             if other is None:
                 first[key] = obj
                 continue
             fb, other_fb = obj.owner, other.owner
-            if other_fb is fb:
+            if other_fb is fb and obj.rendered_by is other.rendered_by:
                 continue  # the same build twice is kustomize-duplicate-resource's
-            where = (
-                "from the same file"
-                if (other.path, other.line) == (obj.path, obj.line)
-                else f"from {other.path}:{other.line}"
-            )
-            target = f"cluster {cluster.name}" + (
-                f" (on the cluster of {fb.remote})" if fb.remote else ""
-            )
-            message = (
-                f"{obj.id} is applied by {fb.label} and by {other_fb.label} ({where}) in "
-                f"{target}: they take it over from each other, and when one "
-                "stops applying it, pruning deletes it."
-            )
+            related: list[Location] = []
+            detail = ""
+            if obj.rendered_by is not None or other.rendered_by is not None:
+                if obj.rendered_by is None:
+                    obj, other = other, obj
+                message = (
+                    f"{obj.id} is rendered by {_applier(obj)} and also applied by "
+                    f"{_applier(other)} in cluster {cluster.name}: Helm refuses to adopt it, "
+                    "or the two overwrite each other."
+                )
+                detail = (
+                    f"The other definition is at {other.path}:{other.line}. Helm installs an "
+                    "object only when it does not exist yet or carries the release's "
+                    "ownership labels and annotations; otherwise the install or upgrade "
+                    "fails with `invalid ownership metadata`. When Helm made it first, each "
+                    "reconciliation of the other owner overwrites Helm's version."
+                )
+                related.append(
+                    Location(other.path, other.line, message=f"{_applier(other)} applies it here")
+                )
+            else:
+                where = (
+                    "from the same file"
+                    if (other.path, other.line) == (obj.path, obj.line)
+                    else f"from {other.path}:{other.line}"
+                )
+                target = f"cluster {cluster.name}" + (
+                    f" (on the cluster of {fb.remote})" if fb.remote else ""
+                )
+                message = (
+                    f"{obj.id} is applied by {fb.label} and by {other_fb.label} ({where}) in "
+                    f"{target}: they take it over from each other, and when one "
+                    "stops applying it, pruning deletes it."
+                )
             mark = (obj.path, obj.line, message)
             if mark in reported:
                 continue
             reported.add(mark)
-            yield ctx.finding(ID, SEVERITY, obj.path, obj.line, message)
+            yield ctx.finding(
+                ID, SEVERITY, obj.path, obj.line, message, related=related, detail=detail
+            )
+
+
+def _target(obj: Applied) -> str | None:
+    """The other cluster an object goes to: a HelmRelease's own `spec.kubeConfig` for
+    what it renders (helm-controller installs there), else its Kustomization's."""
+    hr = obj.rendered_by
+    if hr is not None:
+        ref = yn.get(hr.node, "spec", "kubeConfig")
+        if ref is not None:
+            # Named as FluxKustomization.remote names it: the same kubeconfig, one cluster.
+            for field_name, what in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                name = yn.text(yn.get(ref, field_name, "name"))
+                if name:
+                    return f"{what} {hr.id.namespace}/{name}"
+            return "a kubeconfig"
+    return obj.owner.remote
+
+
+def _applier(obj: Applied) -> str:
+    """Who applies an object: the HelmRelease whose render it is, or its Flux
+    Kustomization."""
+    hr = obj.rendered_by
+    if hr is None:
+        return obj.owner.label
+    where = f"{hr.id.namespace}/" if hr.id.namespace else ""
+    return f"HelmRelease {where}{hr.id.name}"

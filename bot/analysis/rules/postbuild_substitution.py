@@ -174,7 +174,11 @@ def check(ctx: Context) -> Iterator[Finding]:
                     else "defines no variable"
                 )
                 for obj in k.objects:
-                    if flux.opted_out(obj.res) or repo.raw_template_actions(obj.path):
+                    if (
+                        obj.rendered_by is not None  # helm-controller applies it: no postBuild
+                        or flux.opted_out(obj.res)
+                        or repo.raw_template_actions(obj.path)
+                    ):
                         continue
                     for use in _literal_uses(obj.node, obj.path):
                         key = (use.file, use.line, use.ref.name)

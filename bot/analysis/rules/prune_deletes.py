@@ -19,7 +19,8 @@ Nothing is reported for an object that moves to another Flux Kustomization of th
 cluster (Flux hands it over instead of deleting it), for one annotated
 `kustomize.toolkit.fluxcd.io/prune: disabled` (Flux leaves it on the cluster), or for a
 Kustomization without `prune: true`; nor when what the cluster applies after the change
-cannot be known from the repository (a file that does not parse, a remote base). The
+cannot be known from the repository (a file that does not parse, a remote base); nor for
+what a HelmRelease renders (with the `helm` extra: Helm, not the prune, removes it). The
 finding sits on the object's line in the base
 (the left side of the diff) and names the Flux Kustomization and the cluster; the
 kustomization entry the change removed, when there is one, is a related location. Only
@@ -109,7 +110,13 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
                 )
             for applied in fb.objects:
                 i: ObjectId = applied.id
-                if i.templated or applied.stable_key() in still or _prune_disabled(applied):
+                if (
+                    i.templated
+                    or applied.stable_key() in still
+                    or _prune_disabled(applied)
+                    # Helm, not Flux's prune, removes what a release no longer renders.
+                    or applied.rendered_by is not None
+                ):
                     continue
                 loses = _LOSES.get((i.group, i.kind))
                 severity = Severity.WARNING if loses is not None else Severity.NOTICE

@@ -20,6 +20,7 @@ from bot.analysis.model import (
     StopSignal,
 )
 from bot.analysis.options import Config
+from bot.analysis.snapshot.build.helm import HelmOptions
 from bot.analysis.snapshot.build.model import BuildModel
 from bot.analysis.snapshot.charts import ChartsIndex
 from bot.analysis.snapshot.facts import Facts
@@ -40,8 +41,11 @@ class Snapshot:
         cache: dict[object, object] | None = None,
         self_urls: Iterable[str] = (),
         cancel: StopSignal | None = None,
+        helm: HelmOptions | None = None,
     ) -> None:
         self.files = FilesIndex(tree, config, cache, self_urls, cancel)
+        # How HelmReleases of in-repository charts are rendered (not at all without).
+        self.helm_options = helm
 
     # --- the indexes -----------------------------------------------------------------
 

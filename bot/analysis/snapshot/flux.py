@@ -90,7 +90,13 @@ class FluxIndex:
     @cached_property
     def templated_kinds(self) -> set[str]:
         """Flux kinds that some chart template creates: their names are not knowable."""
-        kinds: set[str] = set()
+        return set(self.templated_kind_paths)
+
+    @cached_property
+    def templated_kind_paths(self) -> dict[str, set[str]]:
+        """The same, each with the templates that create it (a template whose renders
+        are all known says which names it makes)."""
+        kinds: dict[str, set[str]] = {}
         for path in self.files.paths:
             role = self.charts.chart_role(path)
             if role is None or role[1] != "templates":
@@ -100,7 +106,7 @@ class FluxIndex:
                 continue
             text = ys.decode(data) or ""
             for m in re.finditer(r"^\s*kind:\s*['\"]?(\w+)", text, re.M):
-                kinds.add(m.group(1))
+                kinds.setdefault(m.group(1), set()).add(path)
         return kinds
 
     @cached_property

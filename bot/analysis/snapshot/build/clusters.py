@@ -94,6 +94,9 @@ class Applied:
     id: ObjectId
     res: Resource
     owner: FluxKustomization
+    # The HelmRelease (as its parent built it) whose render this object is; None for an
+    # object kustomize-controller applies. Its file and line are the template's.
+    rendered_by: Applied | None = None
 
     @property
     def path(self) -> str:
@@ -234,10 +237,16 @@ class FluxKustomization:
         return "a kubeconfig"
 
 
+# `(kind, name, namespace)` of a Flux source -> its files as the cluster's controllers see
+# them, or why they are not this repository's (the walk's own answer, kept for Helm).
+SourceOf = Callable[[str, str, str], View | str]
+
+
 @dataclass(eq=False)
 class Cluster:
     entry: EntryPoint
     kustomizations: list[FluxKustomization] = field(default_factory=list)
+    source_of: SourceOf | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -725,7 +734,9 @@ class ClusterBuilder:
         clusters = []
         for entry, roots in entries:
             cluster = Cluster(entry)
-            _Walk(self, cluster, roots).run()
+            walk = _Walk(self, cluster, roots)
+            walk.run()
+            cluster.source_of = walk.source_view
             clusters.append(cluster)
         return clusters
 
@@ -779,6 +790,7 @@ class _Walk:
         self.index: dict[tuple[str, str, str | None, str], Applied] = {}
         self.by_name: dict[tuple[str, str], FluxKustomization] = {}
         self.strict = builder.flux_strict(cluster.entry)
+        self._source_views: dict[tuple[str, str, str], View | str] = {}
 
     def _lookup(self, group: str, kind: str, namespace: str | None, name: str) -> Applied | None:
         return self.index.get((group, kind, namespace, name))
@@ -1024,6 +1036,28 @@ class _Walk:
             return
 
     # --- sources -----------------------------------------------------------------------
+
+    def source_view(self, kind: str, name: str, namespace: str) -> View | str:
+        """The files of the source `kind namespace/name` (a HelmRelease's chart source),
+        once the walk is done, or why they are not this repository's."""
+        known = self._source_views.get((kind, name, namespace))
+        if known is not None:
+            return known
+        probe = FluxKustomization(
+            "Kustomization",
+            "",
+            namespace,
+            yn.from_value(  # type: ignore[arg-type]
+                {"spec": {"sourceRef": {"kind": kind, "name": name, "namespace": namespace}}}
+            ),
+            None,
+            None,
+            self.cluster.entry,
+        )
+        view = self._source(probe, True)
+        found = view if view is not None else (probe.unfollowed or "it is not followed")
+        self._source_views[(kind, name, namespace)] = found
+        return found
 
     def _source(self, ks: FluxKustomization, final: bool) -> View | None:
         ref = yn.get(ks.spec, "sourceRef")

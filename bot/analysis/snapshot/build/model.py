@@ -5,12 +5,13 @@ still seen, as a notice)."""
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from bot.analysis.model import KUSTOMIZATION_FILES, Consumer, Reader
+from bot.analysis.model import KUSTOMIZATION_FILES, AnalysisCancelled, Consumer, Reader
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.clusters import (
     Applied,
@@ -19,11 +20,14 @@ from bot.analysis.snapshot.build.clusters import (
     EntryPoint,
     FluxKustomization,
 )
+from bot.analysis.snapshot.build.helm import HelmReleases
 from bot.analysis.snapshot.build.kustomize import Built, Read
 from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind
 
 if TYPE_CHECKING:
     from bot.analysis.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
 
 
 class BuildModel:
@@ -34,8 +38,26 @@ class BuildModel:
         self._builder = ClusterBuilder(snapshot, snapshot.config, flux_strict)
 
     @cached_property
-    def clusters(self) -> list[Cluster]:
+    def _walked(self) -> list[Cluster]:
         return self._builder.build()
+
+    @cached_property
+    def helm(self) -> HelmReleases:
+        """The HelmReleases of in-repository charts, rendered when a renderer is given."""
+        return HelmReleases(self._snap, self._builder, self._walked, self._snap.helm_options)
+
+    @cached_property
+    def clusters(self) -> list[Cluster]:
+        clusters = self._walked
+        # What Helm installs joins each cluster as objects of the HelmRelease's owner.
+        try:
+            self.helm.join()
+        except AnalysisCancelled:
+            raise
+        except Exception as exc:  # a bug in rendering must cost the renders, not the review
+            log.exception("rendering HelmReleases failed")
+            self.helm.error = f"rendering HelmReleases failed: {type(exc).__name__}: {exc}"
+        return clusters
 
     @cached_property
     def has_clusters(self) -> bool:
