@@ -250,5 +250,30 @@ def test_a_render_that_fails_after_the_change_removes_nothing(renderer):
     (k,) = [k for c in result.impact for k in c.kustomizations]
     assert (k.removed, k.unknown) == (
         [],
-        ["HelmRelease shop/web is not rendered after the change (tag)"],
+        ["HelmRelease shop/web is not rendered after the change: tag"],
     )
+
+
+def test_only_the_remote_chart_release_the_change_touches_is_said_to_be_unrendered(renderer):
+    """A chart from a remote registry is never rendered; the change summary says so for
+    the release the change edits, not for every other release of the cluster."""
+    remote = helm_repository("bitnami", "https://charts.bitnami.com/bitnami")
+    base = repo(
+        {
+            "clusters/prod/redis.yaml": flux_kustomization("redis", "./redis"),
+            "clusters/prod/kafka.yaml": flux_kustomization("kafka", "./kafka"),
+            "clusters/prod/sources.yaml": remote,
+            "redis/release.yaml": helm_release("redis", version="1.0.0", source="bitnami"),
+            "kafka/release.yaml": helm_release("kafka", version="2.0.0", source="bitnami"),
+        }
+    )
+    head = dict(base)
+    head["redis/release.yaml"] = helm_release("redis", version="1.0.1", source="bitnami")
+    impact = run(renderer, head, base).impact
+    assert impact is not None
+    (k,) = [k for c in impact for k in c.kustomizations]
+    assert k.label == "Flux Kustomization flux-system/redis"
+    assert k.changed == ["HelmRelease flux-system/redis"]
+    assert [why.split(":")[0] for why in k.unknown] == [
+        "HelmRelease flux-system/redis is not rendered after the change"
+    ]
