@@ -269,7 +269,7 @@ def test_the_incident_pull_request(
     found = {(c, p["title"], p["file"], int(p["line"])) for c, p, _ in run.annotations()}
     assert found == INCIDENT
     assert "## flux-review" in run.summary
-    assert "**6 errors, 1 warning** introduced by the change" in run.summary
+    assert "**5 errors, 2 warnings** introduced by the change" in run.summary
     assert "`infrastructure/platform-release.yaml` line 12" in run.summary
     assert run.outputs == {"errors": "6", "warnings": "1", "sarif": "flux-review.sarif"}
     sarif = json.loads((workspace / "flux-review.sarif").read_text())

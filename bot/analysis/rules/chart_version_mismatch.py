@@ -96,9 +96,10 @@ def check(ctx: Context) -> Iterator[Finding]:
             for c in ref.charts
             if c.version_line is not None
         ]
+        earlier = [v for v in published if v not in versions]
         known = (
-            f"Earlier versions of the chart known here: {', '.join(published)}."
-            if published
+            f"Earlier versions of the chart known here: {', '.join(earlier)}."
+            if earlier
             else "No earlier version of the chart is known here."
         )
         if had:

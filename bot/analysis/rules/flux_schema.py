@@ -11,7 +11,7 @@ Kustomization from being updated.
 Checked against the schemas of the Flux release the cluster runs (vendored for every Flux
 minor release from v2.0; the check names the version and where it was read, see the
 README): unknown fields (with the nearest field name, `dependson` -> `dependsOn`), fields
-that only a newer Flux has ("added in Flux v2.5; this cluster runs v2.4"), wrong types,
+that only a newer Flux has ("added in Flux v2.5, but this cluster runs v2.4"), wrong types,
 enums, required fields, patterns and bounds, and an `apiVersion` that release no longer
 (or not yet) serves, such as `helm.toolkit.fluxcd.io/v2beta1` from Flux v2.7. Under
 `x-kubernetes-preserve-unknown-fields` (HelmRelease `values`, for example) any field is
@@ -20,6 +20,10 @@ allowed. `metadata` is checked against the fields of ObjectMeta only.
 When nothing says which Flux the cluster runs, an apiVersion that newer releases no
 longer serve is a warning (set `flux_version`), unless an object applied beside it
 uses an apiVersion that only those releases serve: then the cluster cannot be older.
+Those warnings come one per kind and apiVersion, on its first object, with the count;
+the other objects are its related locations (a repository written for an older Flux has
+the same apiVersion on every object of a kind). A change that touches one of them
+reports the group.
 
 A value holding `${VAR}` matches any type: Flux's post-build substitution replaces it
 before the API server sees it. A `{{ }}` value is left to helm-template-in-raw-manifest.
@@ -230,7 +234,7 @@ def _dotted(path: Path) -> str:
 
 def _field(path: Path) -> str:
     """A field in a message: in code when it has a name, else the object itself."""
-    return f"{_field(path)}" if path else "the object"
+    return f"`{_dotted(path)}`" if path else "the object"
 
 
 def _pretty_type(value: Any) -> str:
@@ -595,7 +599,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                     line,
                     message.replace(
                         f"not served by Flux {version.release.label}",
-                        f"not served by Flux {floor.label}, which this cluster runs at least",
+                        f"not served by this cluster's Flux, at least {floor.label},",
                     ),
                     detail=(
                         f"Nothing says which Flux the cluster runs, but it serves an apiVersion "

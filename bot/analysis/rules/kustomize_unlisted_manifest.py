@@ -88,7 +88,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             SEVERITY,
             path,
             1,
-            f"`{owner.path}` does not list this manifest, so kustomize never applies it; "
+            f"`{owner.path}` does not list this manifest, so it is never applied; "
             f"add `- {rel}` to its `resources` or delete the file.",
             related=[Location(owner.path, 1, message="the kustomization file")],
         )

@@ -75,13 +75,16 @@ def check(ctx: Context) -> Iterator[Finding]:
                 target = f"cluster {cluster.name}" + (
                     f", on the cluster of {fb.remote}" if fb.remote else ""
                 )
+                both = _both(fb.label, other_fb.label)
                 message = (
-                    f"{obj.id} is applied by {fb.label} and by {other_fb.label}: they take it "
-                    "over from each other, and pruning deletes it when one stops applying it."
+                    f"{obj.id} is applied by {both}: they take it over from each other, and "
+                    "pruning may delete it."
                 )
                 detail = (
                     f"Both apply it in {target}; the other definition is at "
-                    f"{other.path}:{other.line}."
+                    f"{other.path}:{other.line}. Each takes it over with server-side apply on "
+                    "every reconciliation, and when one stops applying it, a `prune: true` "
+                    "deletes it although the other still wants it."
                 )
                 if (other.path, other.line) != (obj.path, obj.line):
                     related.append(
@@ -96,6 +99,14 @@ def check(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(
                 ID, SEVERITY, obj.path, obj.line, message, related=related, detail=detail
             )
+
+
+def _both(one: str, other: str) -> str:
+    """Two appliers in a message, their kind said once when they share it."""
+    kind = "Flux Kustomization "
+    if one.startswith(kind) and other.startswith(kind):
+        return f"Flux Kustomizations {one[len(kind) :]} and {other[len(kind) :]}"
+    return f"{one} and by {other}"
 
 
 def _target(obj: Applied) -> str | None:
