@@ -104,6 +104,23 @@ def test_deprecations_group_per_kind_and_api_version(tmp_path: Path) -> None:
     assert "this object uses it" in grouped[1][1]
 
 
+def test_a_suppressed_object_leaves_the_group_not_the_group_with_it(tmp_path: Path) -> None:
+    files = cluster()
+    files["apps/kustomization.yaml"] = kustomization(["a.yaml", "b.yaml", "c.yaml"])
+    files["apps/a.yaml"] = (
+        "# flux-review: ignore flux-schema -- migrated with the next Flux upgrade\n"
+        + old_helm_repository("charts")
+    )
+    files["apps/b.yaml"] = old_helm_repository("more")
+    files["apps/c.yaml"] = old_helm_repository("most")
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("one silenced", files)
+    _, findings, _ = check(repo.path, "--format", "json")
+    [finding] = [f for f in findings if f["rule"] == DEPRECATED]
+    assert finding["path"] == "apps/b.yaml"
+    assert "2 HelmRepository objects use it" in str(finding["message"])
+
+
 def test_a_pull_request_adding_an_object_of_a_deprecated_version_reports_the_group(
     tmp_path: Path,
 ) -> None:

@@ -54,6 +54,7 @@ from bot.analysis.model import ReadKind
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
 from bot.analysis.snapshot.build import nodes as yn
+from bot.analysis.suppress import suppressed_lines
 
 ID = "flux-schema"
 SEVERITY = Severity.ERROR
@@ -633,7 +634,20 @@ def check(ctx: Context) -> Iterator[Finding]:
         schema_id = version.release.kinds[target.api][target.kind]
         yield from _error_findings(ctx, target, version, _Doc(value, lines), schema_id)
     for (kind, api), where in sorted(deprecated.items()):
-        yield _deprecation(ctx, kind, api, sorted(where))
+        # The group stands for each object: one that its own line or the config silences
+        # is left out of it, not the whole group with it (as it would be, first).
+        kept = [(f, n) for f, n in sorted(where) if not _silenced(ctx, f, n)]
+        if kept:
+            yield _deprecation(ctx, kind, api, kept)
+
+
+def _silenced(ctx: Context, path: str, line: int) -> bool:
+    repo = ctx.repo
+    if repo.config.is_ignored(path):
+        return True
+    if b"flux-review:" not in (repo.data(path) or b""):
+        return False
+    return ID in suppressed_lines(repo.text(path) or "", ctx.rule_ids).get(line, ())
 
 
 def _deprecation(ctx: Context, kind: str, api: str, where: list[tuple[str, int]]) -> Finding:
