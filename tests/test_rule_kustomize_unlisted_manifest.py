@@ -36,7 +36,7 @@ def test_new_manifest_not_in_resources_is_reported() -> None:
         1,
         "warning",
     )
-    assert "`apps/podinfo/kustomization.yaml` does not list this manifest" in finding.message
+    assert "`apps/podinfo/kustomization.yaml` does not list this file" in finding.message
     assert "add `- service.yaml`" in finding.message
 
 

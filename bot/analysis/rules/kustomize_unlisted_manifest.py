@@ -88,8 +88,8 @@ def check(ctx: Context) -> Iterator[Finding]:
             SEVERITY,
             path,
             1,
-            f"`{owner.path}` does not list this manifest, so it is never applied; "
-            f"add `- {rel}` to its `resources` or delete the file.",
+            f"`{owner.path}` does not list this file, so it is never applied; "
+            f"add `- {rel}` to `resources` or delete it.",
             related=[Location(owner.path, 1, message="the kustomization file")],
         )
 

@@ -77,8 +77,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 )
                 both = _both(fb.label, other_fb.label)
                 message = (
-                    f"{obj.id} is applied by {both}: they take it over from each other, and "
-                    "pruning may delete it."
+                    f"{obj.id} is applied by {both}, which overwrite each other; pruning may "
+                    "delete it."
                 )
                 detail = (
                     f"Both apply it in {target}; the other definition is at "
