@@ -275,7 +275,7 @@ def test_if_and_end_lines_are_reported_each() -> None:
     assert first.path == "apps/manifest.yaml"
     assert first.severity == "error"
     assert "`{{- if .Values.podinfo.enabled }}`" in first.message
-    assert "Flux Kustomization flux-system/apps applies raw" in first.message
+    assert "applied raw by Flux Kustomization flux-system/apps" in first.message
     assert APPS in first.detail
     assert "the build fails" in first.message
 
@@ -406,7 +406,7 @@ def test_file_both_chart_template_and_applied_raw_names_both_consumers() -> None
     )
     [finding] = run(files)
     assert (finding.rule, finding.path) == (RULE, "charts/platform/templates/api.yaml")
-    assert "Flux Kustomization flux-system/platform-services applies raw" in finding.message
+    assert "applied raw by Flux Kustomization flux-system/platform-services" in finding.message
     assert (
         "Flux Kustomization flux-system/platform-services (clusters/prod/platform.yaml)"
         in finding.detail
@@ -467,7 +467,7 @@ def test_template_reached_through_kustomization_names_the_flux_kustomization() -
     )
     [finding] = run(files)
     assert finding.path == "apps/base/api/deployment.yaml"
-    assert "Flux Kustomization flux-system/apps applies raw" in finding.message
+    assert "applied raw by Flux Kustomization flux-system/apps" in finding.message
     assert "kustomize via apps/base/api/kustomization.yaml" in finding.detail
     assert "built by Flux Kustomization flux-system/apps" in finding.detail
 

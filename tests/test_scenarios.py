@@ -1316,7 +1316,7 @@ def test_a_file_read_by_helm_and_kustomize_gains_a_helm_only_construct(tmp_path:
         (TEMPLATE, configmap, r.line(configmap, "include"), ERROR, True),
         not_bumped(r, "portal"),
     }
-    assert "and chart portal renders" in r.message(TEMPLATE, configmap)
+    assert "and rendered by chart portal" in r.message(TEMPLATE, configmap)
     detail = r.detail(TEMPLATE, configmap)
     assert "kustomize via deploy/portal/kustomization.yaml" in detail
     assert "Helm, which renders it as a template of chart portal" in detail

@@ -75,7 +75,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         # Both consumers in the message: the one that renders the file is why it looks
         # right to whoever wrote it.
         charts = list(dict.fromkeys(c.chart.name or "?" for c in helm if c.chart is not None))
-        renders = f" and chart {charts[0]} renders" if charts else ""
+        renders = f" and rendered by chart {charts[0]}" if charts else ""
         related = [Location(c.source, c.line, message=c.description) for c in (*raw, *helm)]
         chain = f"Read without rendering by {raw_text}."
         if helm:
@@ -100,7 +100,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 effect = f"the API server gets the literal text in {field}"
             what = "Helm template" if action.helm_specific else "Template action"
             message = (
-                f"{what} `{_short(action.expression)}` in a file {applier} applies raw"
+                f"{what} `{_short(action.expression)}` is applied raw by {applier}"
                 f"{renders}: {effect}."
             )
             yield ctx.finding(
@@ -118,9 +118,14 @@ def check(ctx: Context) -> Iterator[Finding]:
 def _applier(repo: Snapshot, path: str, raw: list[Consumer]) -> str:
     """Who applies the file raw, in a few words: the Flux Kustomization whose build reads
     it (the kustomization files between them are in the detail)."""
-    appliers = list(repo.build.appliers(path))
-    if appliers:
-        return str(appliers[0].label)
+    labels = list(dict.fromkeys(str(k.label) for k in repo.build.appliers(path)))
+    kind = "Flux Kustomization "
+    if len(labels) == 2 and all(label.startswith(kind) for label in labels):
+        return f"Flux Kustomizations {labels[0][len(kind) :]} and {labels[1][len(kind) :]}"
+    if len(labels) > 1:
+        return f"{labels[0]} and {len(labels) - 1} more"
+    if labels:
+        return labels[0]
     return "Helm" if _helm_crds_only(raw) else "kustomize"
 
 
@@ -149,5 +154,5 @@ def _quoted(line: str, action: templating.Action) -> str | None:
     return f'{m.group(1)}"{m.group(2)}"'
 
 
-def _short(expression: str, limit: int = 44) -> str:
+def _short(expression: str, limit: int = 40) -> str:
     return expression if len(expression) <= limit else expression[: limit - 1] + "…"
