@@ -42,9 +42,10 @@ The finding sits on the reference's version line and suggests the chart's versio
 A version the chart had earlier was published: a reference to it still installs, the
 older chart. That is a warning that the reference lags, not an error. Which versions a
 chart had comes from the repository's history: the command line reads the `Chart.yaml`'s
-past versions with git (`git log`, the last 500 commits that touch it); on a pull request
-the version the chart has at the base counts as published too (the App reads no history
-beyond the base). A version the chart never had stays an error.
+past versions with git (`git log`, the last 500 commits that touch it; a shallow clone
+knows only the commits it fetched); on a pull request the version the chart has at the
+base counts as published too (the App reads no history beyond the base). A version the
+chart never had stays an error.
 """
 
 from __future__ import annotations
