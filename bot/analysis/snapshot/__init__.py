@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from bot.analysis import templating
 from bot.analysis import yamlscan as ys
@@ -30,6 +31,9 @@ from bot.analysis.snapshot.kustomize import KustomizeIndex
 from bot.analysis.snapshot.sources import SourcesIndex
 from bot.analysis.tree import Tree
 
+if TYPE_CHECKING:
+    from bot.analysis.kubeobjects import KubeObjects, Peer
+
 
 class Snapshot:
     """Everything the rules need to know about one commit, computed lazily."""
@@ -46,6 +50,9 @@ class Snapshot:
         self.files = FilesIndex(tree, config, cache, self_urls, cancel)
         # How HelmReleases of in-repository charts are rendered (not at all without).
         self.helm_options = helm
+        # The other side of the change this snapshot is one side of, when only what the
+        # change may have changed is to be judged object by object.
+        self.peer: Peer | None = None
 
     # --- the indexes -----------------------------------------------------------------
 
@@ -70,6 +77,12 @@ class Snapshot:
         from bot.analysis.fluxversion import strict_substitution
 
         return BuildModel(self, lambda entry: strict_substitution(self, entry))
+
+    @cached_property
+    def kube(self) -> KubeObjects:
+        from bot.analysis.kubeobjects import KubeObjects
+
+        return KubeObjects(self)
 
     @cached_property
     def facts(self) -> Facts:
