@@ -122,12 +122,6 @@ class KubeVersions:
             return KubeVersion(hint.minor, f"{hint.how} in {hint.path}", True)
         return KubeVersion(k8sschemas.newest().minor, "the newest vendored", False)
 
-    def newest_used(self) -> KubeVersion:
-        """The newest minor any cluster runs (a chart's templates may go to any)."""
-        clusters = self._repo.build.clusters
-        found = [self.of(c) for c in clusters] or [self.of(None)]
-        return max(found, key=lambda v: v.minor)
-
     def note(self) -> str | None:
         """What to say once: the minor that was assumed, where nothing said it."""
         if not self.assumed:
@@ -250,7 +244,8 @@ def value_of(node: ynodes.Node | None, path: str, depth: int = 0) -> Any:
     """The JSON value of a built object's node, with `Unjudged` where the value is not
     known here: a value Flux substitutes from outside the repository or from a Secret, a
     plain scalar whose type YAML readers disagree on (`yes`), and a SOPS-encrypted value
-    (`ENC[...]`: kustomize-controller decrypts it before it applies the object)."""
+    (`ENC[...]`: kustomize-controller decrypts it before it applies the object), and
+    Helm template syntax in a file applied raw (helm-template-in-raw-manifest's)."""
     if node is None:
         return None
     if depth > 300:
@@ -281,7 +276,9 @@ def value_of(node: ynodes.Node | None, path: str, depth: int = 0) -> Any:
     value = yn.to_value(node)
     if isinstance(value, yn.Unsure):
         return Unjudged(str(value))
-    if isinstance(value, str) and value.startswith("ENC[") and value.endswith("]"):
+    if isinstance(value, str) and (
+        (value.startswith("ENC[") and value.endswith("]")) or "{{" in value
+    ):
         return Unjudged(value)
     return value
 

@@ -128,10 +128,12 @@ def check(ctx: Context) -> Iterator[Finding]:
         if judged is None:
             continue
         compiled, context, other_context, version = judged
+        if not target.rendered and repo.raw_template_actions(target.path):
+            # Template syntax in a file applied raw is one mistake, reported once, by
+            # helm-template-in-raw-manifest; what it breaks here follows from it.
+            continue
         if repo.kube.unchanged(target, context, other_context):
             continue
-        if version is not None:
-            repo.kube.versions.of(target.cluster)  # used: said once when assumed
         instance = _instance(target)
         if not isinstance(instance, dict):
             continue
@@ -162,6 +164,8 @@ def check(ctx: Context) -> Iterator[Finding]:
             detail = against + (f" The value was {via}." if via else "")
             if target.cluster is not None:
                 detail += f" Built for cluster {target.cluster.name}."
+            if version is not None:
+                repo.kube.versions.of(target.cluster)  # said once, when assumed
             yield ctx.finding(
                 ID,
                 SEVERITY,

@@ -37,6 +37,7 @@ from bot.analysis.kubeobjects import KubeVersion, locate, targets
 from bot.analysis.lines import split_lines
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
+from bot.analysis.snapshot.build.clusters import Cluster
 
 ID = "removed-api-version"
 SEVERITY = Severity.ERROR
@@ -52,6 +53,7 @@ _CONDITION = re.compile(r"\{\{-?\s*(?:if|else|with|range|define)\b|\.Capabilitie
 class _Use:
     status: RemovalStatus
     version: KubeVersion
+    clusters: list[Cluster | None] = field(default_factory=list)
     where: list[tuple[str, int, str]] = field(default_factory=list)  # file, line, what
 
 
@@ -89,18 +91,34 @@ def _document(doc: list[tuple[int, str]]) -> tuple[int, str, str] | None:
     return line, api, kinds[0]
 
 
+def _newest(repo: Snapshot) -> tuple[KubeVersion, Cluster | None]:
+    """The newest minor any cluster runs, and that cluster: a chart may go to any."""
+    clusters: list[Cluster | None] = [*repo.build.clusters] or [None]
+    found = [(repo.kube.versions.of(c, use=False), c) for c in clusters]
+    return max(found, key=lambda f: f[0].minor)
+
+
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     versions = repo.kube.versions
     uses: dict[tuple[str, str, Removal, tuple[int, int]], _Use] = {}
 
-    def add(api: str, kind: str, version: KubeVersion, file: str, line: int, what: str) -> None:
+    def add(
+        api: str,
+        kind: str,
+        version: KubeVersion,
+        file: str,
+        line: int,
+        what: str,
+        cluster: Cluster | None,
+    ) -> None:
         status = removal(api, kind, version.minor)
         if status is None:
             return
         use = uses.setdefault((api, kind, status.removal, version.minor), _Use(status, version, []))
         if all((f, n) != (file, line) for f, n, _ in use.where):
             use.where.append((file, line, what))
+        use.clusters.append(cluster)
 
     for target in targets(repo):
         res = target.res
@@ -109,18 +127,19 @@ def check(ctx: Context) -> Iterator[Finding]:
         version = versions.of(target.cluster, use=False)
         if removal(res.api_version, res.kind, version.minor) is None:
             continue
-        versions.of(target.cluster)
         file, line, _ = locate(target.node, ("apiVersion",), target.path, key=True)
         name = f"{res.kind} {res.namespace + '/' if res.namespace else ''}{res.name}"
         where = f" on cluster {target.cluster.name}" if target.cluster is not None else ""
-        add(res.api_version, res.kind, version, file, line, f"{name}{where}")
-    chart_version: KubeVersion | None = None
+        add(res.api_version, res.kind, version, file, line, f"{name}{where}", target.cluster)
+    chart_version: tuple[KubeVersion, Cluster | None] | None = None
     for file, line, api, kind in _template_uses(repo):
         if chart_version is None:
-            chart_version = versions.newest_used()
-        add(api, kind, chart_version, file, line, f"a template of the chart in {file}")
+            chart_version = _newest(repo)
+        add(api, kind, chart_version[0], file, line, "a chart template", chart_version[1])
 
     for (api, kind, state, _), use in uses.items():
+        for cluster in use.clusters:
+            versions.of(cluster)  # said once, when assumed
         places = sorted(use.where)
         file, line, what = places[0]
         severity = Severity.ERROR if state is Removal.REMOVED else Severity.WARNING
