@@ -3,9 +3,12 @@ the cluster's Kubernetes minor; each mistake beside its correct twin."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.analysis import Finding
+from bot.analysis.k8sschemas.validate import KindValidator, SchemaProblem, problems
 from bot.analysis.rules import kubernetes_schema
 from tests.analysis_helpers import (
     analyze_files,
@@ -361,11 +364,10 @@ def test_a_pull_request_reports_what_it_introduces_as_a_full_analysis_does(
     ]
 
     judged: list[str] = []
-    real = kubernetes_schema.problems
 
-    def spy(compiled, instance, what):  # type: ignore[no-untyped-def]
+    def spy(compiled: KindValidator, instance: Any, what: str) -> list[SchemaProblem]:
         judged.append(instance["metadata"]["name"])
-        return real(compiled, instance, what)
+        return problems(compiled, instance, what)
 
     monkeypatch.setattr(kubernetes_schema, "problems", spy)
     introduced = of_rule(run(head, base), RULE)
