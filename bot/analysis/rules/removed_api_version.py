@@ -127,7 +127,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         version = versions.of(target.cluster, use=False)
         if removal(res.api_version, res.kind, version.minor) is None:
             continue
-        file, line, _ = locate(target.node, ("apiVersion",), target.path, key=True)
+        file, line, _ = locate(target.node, ("apiVersion",), target.path)
         name = f"{res.kind} {res.namespace + '/' if res.namespace else ''}{res.name}"
         where = f" on cluster {target.cluster.name}" if target.cluster is not None else ""
         add(res.api_version, res.kind, version, file, line, f"{name}{where}", target.cluster)
