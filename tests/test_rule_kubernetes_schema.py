@@ -7,19 +7,23 @@ from typing import Any
 
 import pytest
 
-from bot.analysis import Finding
+from bot.analysis import Finding, analyze
 from bot.analysis.k8sschemas.validate import KindValidator, SchemaProblem, problems
 from bot.analysis.rules import kubernetes_schema
 from tests.analysis_helpers import (
     analyze_files,
+    chart_yaml,
     dedent,
     flux_kustomization,
+    helm_release,
     kustomization,
     line_of,
     of_rule,
     repo,
     run,
+    tree,
 )
+from tests.helm_support import requires_helm
 
 RULE = "kubernetes-schema"
 PATH = "apps/web/deployment.yaml"
@@ -408,3 +412,50 @@ def test_a_pull_request_that_moves_a_bad_value_into_a_patch_reports_it_there() -
     )
     introduced = of_rule(run(head, base), RULE)
     assert [(f.path, f.introduced) for f in introduced] == [("apps/web/port.yaml", True)]
+
+
+# --- what Helm renders ------------------------------------------------------------------
+
+CHART_DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  selector:
+    matchLabels:
+      app: {{ .Release.Name }}
+  template:
+    metadata:
+      labels:
+        app: {{ .Release.Name }}
+    spec:
+      containers:
+        - name: app
+          image: ghcr.io/example/app:1.0.0
+          imagePullPolicy: {{ .Values.pullPolicy }}
+"""
+
+
+@requires_helm
+@pytest.mark.parametrize(("policy", "expected"), [("Sometimes", 1), ("Always", 0)])
+def test_what_a_helmrelease_of_an_in_repository_chart_renders_is_judged_on_the_template_line(
+    policy: str, expected: int
+) -> None:
+    import bot.helm
+
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": kustomization(["release.yaml"]),
+            "apps/release.yaml": helm_release(
+                "demo", "./charts/demo", source_kind="GitRepository", source="flux-system"
+            ),
+            "charts/demo/Chart.yaml": chart_yaml("demo", "0.1.0"),
+            "charts/demo/values.yaml": f"pullPolicy: {policy}\n",
+            "charts/demo/templates/deployment.yaml": CHART_DEPLOYMENT,
+        }
+    )
+    result = analyze(tree(files), renderer=bot.helm.renderer())
+    found = [(f.path, f.line) for f in of_rule(result.findings, RULE)]
+    line = line_of(CHART_DEPLOYMENT, "imagePullPolicy")
+    assert found == [("charts/demo/templates/deployment.yaml", line)] * expected
