@@ -459,3 +459,40 @@ def test_what_a_helmrelease_of_an_in_repository_chart_renders_is_judged_on_the_t
     found = [(f.path, f.line) for f in of_rule(result.findings, RULE)]
     line = line_of(CHART_DEPLOYMENT, "imagePullPolicy")
     assert found == [("charts/demo/templates/deployment.yaml", line)] * expected
+
+
+def test_without_a_cluster_the_kustomize_builds_of_the_repository_are_judged() -> None:
+    files: dict[str, str | bytes] = {
+        "deploy/kustomization.yaml": kustomization(["deployment.yaml"]),
+        "deploy/deployment.yaml": web(pull="Sometimes"),
+    }
+    assert [(f.path, f.severity.value) for f in of_rule(run(files), RULE)] == [
+        ("deploy/deployment.yaml", "error")
+    ]
+    files["deploy/deployment.yaml"] = web()
+    assert of_rule(run(files), RULE) == []
+
+
+def test_sops_encrypted_objects_are_judged_as_kustomize_controller_decrypts_them() -> None:
+    secret = dedent(
+        """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: settings
+          namespace: web
+        data:
+          token: ENC[AES256_GCM,data:Zm9v,iv:YmFy,tag:YmF6,type:str]
+        sops:
+          age:
+            - recipient: age1example
+          lastmodified: "2025-01-01T00:00:00Z"
+          version: 3.9.0
+        """
+    )
+    files = applied(web(), **{"apps/web/settings.yaml": secret})
+    files["apps/web/kustomization.yaml"] = kustomization(["deployment.yaml", "settings.yaml"])
+    assert found(files) == []
+    typo = secret.replace("\ndata:\n", "\ndta:\n")
+    files["apps/web/settings.yaml"] = typo
+    assert [line for _, line in found(files)] == [line_of(typo, "dta:")]
