@@ -496,3 +496,52 @@ def test_sops_encrypted_objects_are_judged_as_kustomize_controller_decrypts_them
     typo = secret.replace("\ndata:\n", "\ndta:\n")
     files["apps/web/settings.yaml"] = typo
     assert [line for _, line in found(files)] == [line_of(typo, "dta:")]
+
+
+def _edits() -> list[tuple[str, dict[str, str | None]]]:
+    """Changes to `two_apps(web(pull="Sometimes"), api())`: path -> new text (None:
+    removed). A full analysis finds 0, 1, 1, 1, 0, 0 and 2 introduced."""
+    bad_web = web(pull="Sometimes")
+    return [
+        ("a comment line above the bad value", {PATH: "# web\n" + bad_web}),
+        ("the bad line reformatted", {PATH: bad_web.replace("Sometimes", "Sometimes  # ?")}),
+        ("the file renamed", {PATH: None, "apps/web/web.yaml": bad_web}),
+        ("a second bad value", {"apps/web/api.yaml": api(pull="Often")}),
+        ("the bad value fixed", {PATH: web()}),
+        ("an unrelated object changed", {"apps/web/api.yaml": api().replace("2", "3", 1)}),
+        (
+            "a patch that breaks both",
+            {
+                "apps/web/kustomization.yaml": kustomization(
+                    ["deployment.yaml", "api.yaml"],
+                    extra=(
+                        "patches:\n  - target:\n      kind: Deployment\n    patch: |\n"
+                        "      - op: add\n        path: /spec/paused\n        value: maybe\n"
+                    ),
+                )
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("what", "edit"), _edits(), ids=[w for w, _ in _edits()])
+def test_a_pull_request_reports_exactly_what_a_full_analysis_finds_introduced(
+    what: str, edit: dict[str, str | None]
+) -> None:
+    base = two_apps(web(pull="Sometimes"), api())
+    head = dict(base)
+    for path, text in edit.items():
+        if text is None:
+            del head[path]
+        else:
+            head[path] = text
+    if "apps/web/web.yaml" in head:
+        head["apps/web/kustomization.yaml"] = kustomization(["web.yaml", "api.yaml"])
+    full = sorted(
+        (f.path, f.line, f.message)
+        for f in run(head, base, report_all=True)
+        if f.rule == RULE and f.introduced
+    )
+    assert full == sorted((f.path, f.line, f.message) for f in of_rule(run(head, base), RULE))
+    expected = {"the bad line reformatted": 1, "the file renamed": 1, "a second bad value": 1}
+    assert len(full) == expected.get(what, 2 if "patch" in what else 0)
