@@ -66,7 +66,16 @@ class KubeVersion:
         return "{}.{}".format(*self.minor)
 
     def describe(self) -> str:
-        return f"Kubernetes {self.label} ({self.reason})"
+        schemas = self.release
+        if schemas.minor == self.minor:
+            return f"Kubernetes {self.label} ({self.reason})"
+        # A minor that is not vendored is judged by the nearest older one, or by the
+        # oldest for one older than all: a finding says which schemas it comes from.
+        which = "oldest" if schemas.minor > self.minor else "nearest"
+        return (
+            f"Kubernetes {self.label} ({self.reason}; the schemas of {schemas.label}, "
+            f"the {which} vendored)"
+        )
 
 
 class KubeVersions:

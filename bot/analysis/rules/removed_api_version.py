@@ -158,5 +158,5 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"{use.status.message}{consequence}{also}.",
             related=[Location(f, n, message=f"{kind} {api}: {w}") for f, n, w in places[1:]],
             key=(api, kind, state.value, use.version.label),
-            detail=f"{what}. Checked against {use.version.describe()}.",
+            detail=f"{what}. Checked against Kubernetes {use.version.label} ({use.version.reason}).",
         )
