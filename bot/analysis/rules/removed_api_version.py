@@ -141,6 +141,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         for cluster in use.clusters:
             versions.of(cluster)  # said once, when assumed
         places = sorted(use.where)
+        version = use.version
         file, line, what = places[0]
         severity = Severity.ERROR if state is Removal.REMOVED else Severity.WARNING
         more = len(places) - 1
@@ -158,5 +159,5 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"{use.status.message}{consequence}{also}.",
             related=[Location(f, n, message=f"{kind} {api}: {w}") for f, n, w in places[1:]],
             key=(api, kind, state.value, use.version.label),
-            detail=f"{what}. Checked against Kubernetes {use.version.label} ({use.version.reason}).",
+            detail=f"{what}. Checked against Kubernetes {version.label} ({version.reason}).",
         )
