@@ -8,7 +8,9 @@ between 1 and 65535`), and nothing it applies is updated until it is fixed.
 
 Every object a cluster receives is checked as built: after kustomize, the Flux
 Kustomization's patches and post-build substitution, and Helm's render for the
-HelmReleases of in-repository charts (with the `helm` extra). Objects of built-in kinds
+HelmReleases of in-repository charts (with the `helm` extra); where the repository
+shows no cluster (something outside applies it), the kustomize build of each of its
+kustomization directories. Objects of built-in kinds
 are checked against the OpenAPI schema of the cluster's Kubernetes minor (vendored for
 the minors still supported and the two before them), with the ranges and enums the API
 server's validation code enforces: a field the schema does not declare (with the field
