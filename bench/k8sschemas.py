@@ -16,8 +16,8 @@ by the first check that needs them), as ratios, and how many validators were com
 from __future__ import annotations
 
 import argparse
-import importlib
 import collections
+import importlib
 import sys
 import time
 from pathlib import Path
