@@ -136,7 +136,7 @@ def test_a_mistake_the_api_server_refuses_and_its_correct_twin(
     assert (finding.path, finding.line) == (PATH, line_of(wrong, needle))
     assert finding.message.startswith(says)
     assert finding.message.endswith(
-        "the API server refuses Deployment web/web, and Flux Kustomization flux-system/apps "
+        ". The API server refuses Deployment web/web, and Flux Kustomization flux-system/apps "
         "fails to apply it."
     )
     assert found(applied(right)) == []

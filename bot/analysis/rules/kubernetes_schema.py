@@ -151,7 +151,7 @@ def check(ctx: Context) -> Iterator[Finding]:
             name = f"{res.kind} {res.namespace + '/' if res.namespace else ''}{res.name}"
             applier = target.owner or "the Flux Kustomization applying it"
             message = (
-                f"{problem.message}: the API server refuses {name}, and {applier} fails to "
+                f"{problem.message}. The API server refuses {name}, and {applier} fails to "
                 "apply it."
             )
             if (file, line, message) in seen:

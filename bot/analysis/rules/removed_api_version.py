@@ -147,9 +147,9 @@ def check(ctx: Context) -> Iterator[Finding]:
         more = len(places) - 1
         also = f" ({more} more use{'s' if more > 1 else ''} of it below)" if more else ""
         consequence = (
-            ": the API server refuses the object and what applies it fails"
+            ". The Flux Kustomization or Helm release applying it fails"
             if state is Removal.REMOVED
-            else ": the upgrade to that minor breaks what applies it"
+            else ". Upgrading the cluster breaks what applies it"
         )
         yield ctx.finding(
             ID,
