@@ -125,6 +125,7 @@ def _suggestion(repo: Snapshot, file: str, line: int, problem: SchemaProblem) ->
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     seen: set[tuple[str, int, str]] = set()
+    judged_nodes: dict[tuple[int, int], list[SchemaProblem]] = {}
     for target in targets(repo):
         judged = _judge(repo, target)
         if judged is None:
@@ -136,12 +137,16 @@ def check(ctx: Context) -> Iterator[Finding]:
             continue
         if repo.kube.unchanged(target, context, other_context):
             continue
-        instance = _instance(target)
-        if not isinstance(instance, dict):
-            continue
         res = target.res
-        what = f"{res.kind} {res.api_version}"
-        for problem in problems(compiled, instance, what):
+        # A base that several clusters or overlays apply unchanged is one node tree.
+        memo = (id(target.node), id(compiled))
+        found = judged_nodes.get(memo)
+        if found is None:
+            instance = _instance(target)
+            what = f"{res.kind} {res.api_version}"
+            found = problems(compiled, instance, what) if isinstance(instance, dict) else []
+            judged_nodes[memo] = found
+        for problem in found:
             file, line, via = locate(
                 target.node,
                 problem.path,
