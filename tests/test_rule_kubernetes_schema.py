@@ -456,9 +456,15 @@ def test_what_a_helmrelease_of_an_in_repository_chart_renders_is_judged_on_the_t
         }
     )
     result = analyze(tree(files), renderer=bot.helm.renderer())
-    found = [(f.path, f.line) for f in of_rule(result.findings, RULE)]
+    findings = of_rule(result.findings, RULE)
     line = line_of(CHART_DEPLOYMENT, "imagePullPolicy")
-    assert found == [("charts/demo/templates/deployment.yaml", line)] * expected
+    assert [(f.path, f.line) for f in findings] == [
+        ("charts/demo/templates/deployment.yaml", line)
+    ] * expected
+    for finding in findings:
+        # helm-controller applies it: the release fails, and it is named.
+        assert finding.message.endswith("HelmRelease flux-system/demo fails to install or upgrade.")
+        assert [(r.path, r.line) for r in finding.related] == [("apps/release.yaml", 4)]
 
 
 def test_without_a_cluster_the_kustomize_builds_of_the_repository_are_judged() -> None:

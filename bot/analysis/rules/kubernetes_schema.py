@@ -22,7 +22,9 @@ are checked against that CRD's schema; other custom resources are not judged (th
 schema is not here).
 
 The finding lands on the line that holds the value: the patch that set it, the
-ConfigMap a substitution took it from, the chart template that rendered it. Not judged:
+`${VAR}` a substitution replaced (its detail says where the value came from), the chart
+template that rendered it (with the HelmRelease, which fails to install or upgrade, as
+a related location). Not judged:
 a value still holding `${VAR}` (Flux decides it), one substituted from a Secret or from
 outside the repository, a SOPS-encrypted value, a `status`, a plain scalar whose type
 YAML readers disagree on (`yes`), the CEL rules of CRDs, and Flux's own kinds
@@ -41,7 +43,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bot.analysis import k8sschemas
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.k8sschemas.validate import (
     KindValidator,
     ProblemKind,
@@ -154,11 +156,17 @@ def check(ctx: Context) -> Iterator[Finding]:
                 key=problem.kind is ProblemKind.UNKNOWN_FIELD,
             )
             name = f"{res.kind} {res.namespace + '/' if res.namespace else ''}{res.name}"
-            applier = target.owner or "the Flux Kustomization applying it"
-            message = (
-                f"{problem.message}. The API server refuses {name}, and {applier} fails to "
-                "apply it."
-            )
+            related: list[Location] = []
+            chart = target.applied.rendered_by if target.applied is not None else None
+            if chart is not None:
+                # helm-controller applies what the chart renders: the release fails.
+                release = f"HelmRelease {chart.id.namespace}/{chart.id.name}"
+                consequence = f"{release} fails to install or upgrade"
+                related.append(Location(chart.path, chart.line, message=f"{release} is here"))
+            else:
+                applier = target.owner or "the Flux Kustomization applying it"
+                consequence = f"{applier} fails to apply it"
+            message = f"{problem.message}. The API server refuses {name}, and {consequence}."
             if (file, line, message) in seen:
                 continue
             seen.add((file, line, message))
@@ -180,5 +188,6 @@ def check(ctx: Context) -> Iterator[Finding]:
                 line,
                 message,
                 suggestion=_suggestion(repo, file, line, problem),
+                related=related,
                 detail=detail,
             )
