@@ -29,6 +29,12 @@ spec:
       containers:
         - name: web
           image: {image}
+    metadata:
+      labels:
+        app: web
+  selector:
+    matchLabels:
+      app: web
 """
 
 

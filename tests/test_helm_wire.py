@@ -459,7 +459,7 @@ def test_without_the_extra_one_notice_and_nothing_else_changes():
                 values="replicas: 2\n", spec="valuesFrom:\n  - kind: ConfigMap\n    name: nowhere\n"
             ),
             "apps/service.yaml": service("demo").replace(
-                "name: demo", "name: demo\n  namespace: x"
+                "name: demo", "name: demo\n  namespace: x", 1
             ),
             **demo_chart(**{"broken.yaml": '{{ include "nope" . }}\n'}),
         }

@@ -46,7 +46,7 @@ CASES: dict[str, tuple[str | bytes, int | None]] = {
     "twenty-mb": (_big_manifest(), None),
     "million-lines": ("# comment\n" * 1_000_000 + CONFIGMAP, None),
     "duplicate-keys": (CONFIGMAP + "  name: y\n", 5),
-    "merge-keys": ("x: &x {a: 1}\n" + CONFIGMAP + "  <<: *x\n", None),
+    "merge-keys": (CONFIGMAP + "  labels: &x {a: b}\n  annotations:\n    <<: *x\n", None),
     "anchors": (CONFIGMAP + "data:\n  a: &v one\n  b: *v\n", None),
     "non-string-keys": (CONFIGMAP + "data:\n  1: a\n  ? [x]\n  : b\n", 7),
     "tabs": ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n\tname: x\n", 4),

@@ -131,6 +131,56 @@ def test_kinds_no_crd_defines_are_not_judged() -> None:
 # --- removed apiVersions --------------------------------------------------------------
 
 
+def test_a_branch_of_any_of_checks_declared_fields_without_closing_the_object() -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "spec": {
+            "group": "example.com",
+            "names": {"kind": "Route"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "host": {"type": "string"},
+                                        "path": {"type": "string"},
+                                    },
+                                    "anyOf": [
+                                        {"properties": {"host": {"minLength": 1}}},
+                                        {"required": ["path"]},
+                                    ],
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    schemas = CrdSchemas([crd])
+
+    def route(**spec: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "example.com/v1",
+            "kind": "Route",
+            "metadata": {"name": "r"},
+            "spec": spec,
+        }
+
+    # `path` is declared by the object, not by the branch that checks `host`.
+    assert schemas.validate(route(host="a", path="/")) == []
+    assert [p.path for p in schemas.validate(route(host="a", extra="x"))] == [("spec", "extra")]
+    # Neither branch holds: an empty host and no path.
+    assert [p.path for p in schemas.validate(route(host=""))] == [("spec",)]
+
+
 def test_a_removed_api_version_is_an_error_and_the_next_minor_s_removal_a_warning() -> None:
     api = removed.lookup("extensions/v1beta1", "Ingress")
     assert api is not None

@@ -445,7 +445,13 @@ spec:
       metadata:
         name: << inputs.name >>-probe
       spec:
+        selector:
+          matchLabels:
+            app: probe
         template:
+          metadata:
+            labels:
+              app: probe
           spec:
             containers:
               - name: probe
@@ -641,7 +647,13 @@ def test_post_build_substitution_everywhere() -> None:
                   namespace: ${NAMESPACE}
                 spec:
                   replicas: ${REPLICAS:-1}
+                  selector:
+                    matchLabels:
+                      app: echo
                   template:
+                    metadata:
+                      labels:
+                        app: echo
                     spec:
                       containers:
                         - name: echo
@@ -1424,7 +1436,9 @@ def test_images_that_real_repositories_use() -> None:
     )
     deployment = (
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: many\nspec:\n"
-        "  template:\n    spec:\n      containers:\n" + containers + "\n"
+        "  selector:\n    matchLabels:\n      app: many\n"
+        "  template:\n    metadata:\n      labels:\n        app: many\n"
+        "    spec:\n      containers:\n" + containers + "\n"
     )
     files = applied(
         {

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot.analysis import DictTree, analyze
+from bot.analysis.findings import Side
 from tests.analysis_helpers import gotk_sync
 
 REPO: dict[str, str] = {
@@ -38,6 +39,12 @@ spec:
           env:
             - name: GREETING
               value: "hello {{ .name }}"
+    metadata:
+      labels:
+        app: web
+  selector:
+    matchLabels:
+      app: web
 """,
     "apps/release.yaml": """\
 apiVersion: helm.toolkit.fluxcd.io/v2
@@ -199,7 +206,9 @@ def test_engine_never_raises_and_lines_stay_in_the_file(files: dict[str, str]) -
     result = analyze(tree(files), tree(REPO), report_all=True)
     assert result.errors == []
     for f in result.findings:
-        data = files[f.path].encode("utf-8", "surrogatepass")
+        # A base-side finding (an object the change removes) points into the base's file.
+        side = REPO if f.side is Side.BASE else files
+        data = side[f.path].encode("utf-8", "surrogatepass")
         assert 1 <= f.line <= data.count(b"\n") + 1, (f.path, f.line)
         assert f.end_line is None or f.end_line >= f.line
         assert f.message

@@ -65,6 +65,8 @@ IMAGE = "invalid-image-reference"
 SYNTAX = "yaml-syntax-error"
 PRUNE = "prune-deletes"
 RENDER = "helm-render-error"
+SCHEMA = "kubernetes-schema"
+REMOVED = "removed-api-version"
 
 # --------------------------------------------------------------------------------------
 # The monorepo
@@ -1843,6 +1845,75 @@ def test_tab_indentation_in_a_bootstrap_kit_helmrelease(tmp_path: Path) -> None:
     release = "clusters/prod/bootstrap-kit/ingress-nginx.yaml"
     r = scenario(tmp_path, {release: sub("    replicaCount: 2", "\treplicaCount: 2")})
     assert r.keys() == {(SYNTAX, release, r.line(release, "\treplicaCount"), ERROR, True)}
+
+
+# --- what the API server refuses --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "refused"),
+    [
+        ("replicas: 2", "replica: 2", True),
+        ("replicas: 2", "replicas: 3", False),
+        ("replicas: 2", 'replicas: "2"', True),
+        ("replicas: 2", "replicas: 0", False),
+    ],
+    ids=["field-typo", "field-twin", "wrong-type", "type-twin"],
+)
+def test_a_deployment_mistake_the_api_server_refuses(
+    tmp_path: Path, old: str, new: str, refused: bool
+) -> None:
+    deployment = "apps/base/api/deployment.yaml"
+    r = scenario(tmp_path, {deployment: sub(old, new)})
+    expected = {(SCHEMA, deployment, r.line(deployment, new), ERROR, True)} if refused else set()
+    assert r.keys() == expected
+    assert r.returncode == (1 if refused else 0)
+
+
+@pytest.mark.parametrize(("policy", "refused"), [("Sometimes", True), ("Always", False)])
+def test_an_overlay_patch_that_sets_a_value_the_api_server_refuses(
+    tmp_path: Path, policy: str, refused: bool
+) -> None:
+    overlay = "apps/prod/kustomization.yaml"
+    patch = (
+        "patches:\n"
+        "  - target:\n"
+        "      kind: Deployment\n"
+        "      name: api\n"
+        "    patch: |\n"
+        "      - op: add\n"
+        "        path: /spec/template/spec/containers/0/imagePullPolicy\n"
+        f"        value: {policy}\n"
+    )
+    r = scenario(tmp_path, {overlay: lambda text: text + patch})
+    expected = {(SCHEMA, overlay, r.line(overlay, policy), ERROR, True)} if refused else set()
+    assert r.keys() == expected
+
+
+@pytest.mark.parametrize("default", ["two", "3"])
+def test_a_variable_a_secret_outside_the_repository_may_set_is_not_judged(
+    tmp_path: Path, default: str
+) -> None:
+    # `apps` substitutes from the Secret cluster-secrets, which the repository does not
+    # hold: what `${APP_REPLICAS}` becomes is not known here, whatever its default.
+    deployment = "apps/base/podinfo/deployment.yaml"
+    r = scenario(tmp_path, {deployment: sub("${APP_REPLICAS:=1}", f"${{APP_REPLICAS:={default}}}")})
+    assert r.keys() == set()
+
+
+@pytest.mark.parametrize(
+    ("version", "severity"), [("1.26", ERROR), ("1.25", WARNING), ("1.24", None)]
+)
+def test_an_hpa_moved_to_an_apiversion_kubernetes_removes(
+    tmp_path: Path, version: str, severity: str | None
+) -> None:
+    hpa = "apps/base/podinfo/hpa.yaml"
+    r = scenario(
+        tmp_path,
+        {hpa: sub("autoscaling/v2\n", "autoscaling/v2beta2\n")},
+        before={".github/flux-review.yml": f'kubernetes_version: "{version}"\n'},
+    )
+    assert r.keys() == ({(REMOVED, hpa, 1, severity, True)} if severity else set())
 
 
 def test_duplicate_key_in_a_kustomization_file(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
 from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact, cluster_impact
+from bot.analysis.kubeobjects import Peer
 from bot.analysis.lines import split_lines
 from bot.analysis.model import AnalysisCancelled, ChartHistory, StopSignal
 from bot.analysis.rendering import Renderer, RendererUnavailable
@@ -202,6 +203,15 @@ def analyze(
     if scope is not None and base_repo is not None:
         scope.bind("head", repo)
         scope.bind("base", base_repo)
+    if base is not None and base_repo is not None and changed is None:
+        changed = changed_files(head, base)
+    if base_repo is not None and changed is not None and not report_all:
+        # Only what the change introduces is reported: rules that judge objects one by
+        # one (kubernetes-schema) leave out, on both sides, those the change left as
+        # they were, whose findings cannot be introduced.
+        touched = frozenset(p for c in changed for p in (c.path, c.previous_path) if p is not None)
+        repo.peer = Peer(base_repo, touched)
+        base_repo.peer = Peer(repo, touched)
     if workers > 1:
         repo.warm_yaml(workers)
     rules = {
@@ -252,7 +262,7 @@ def analyze(
         errors=errors,
         base_errors=base_errors,
         impact=impact,
-        notes=_helm_notes(repo, errors),
+        notes=_helm_notes(repo, errors) + _kube_notes(repo),
     )
 
 
@@ -280,6 +290,12 @@ def _helm_notes(repo: Snapshot, errors: list[str]) -> list[str]:
     if helm.error is not None:
         errors.append(helm.error)
     return list(dict.fromkeys(helm.notes))
+
+
+def _kube_notes(repo: Snapshot) -> list[str]:
+    """Which Kubernetes the objects were checked against, where nothing said it."""
+    note = repo.kube.versions.note() if "kube" in repo.__dict__ else None
+    return [note] if note is not None else []
 
 
 _NOT_APPLIED = " No cluster applies this file yet."

@@ -180,21 +180,26 @@ def _constrain(prop: Schema, check: apiserver.Check) -> Schema:
     return target | check.constraint
 
 
-def compile_schema(node: Any) -> Any:
+_COMBINATORS = frozenset({"allOf", "anyOf", "oneOf", "not"})
+
+
+def compile_schema(node: Any, branch: bool = False) -> Any:
     """A structural OpenAPI schema as jsonschema reads it for the API server: objects
-    closed to undeclared fields, int-or-string as either type."""
+    closed to undeclared fields, int-or-string as either type. A branch of `allOf`,
+    `anyOf`, `oneOf` or `not` only adds checks to the fields its parent declares (a
+    structural schema declares fields outside them), so it is not closed itself."""
     if isinstance(node, list):
-        return [compile_schema(v) for v in node]
+        return [compile_schema(v, branch) for v in node]
     if not isinstance(node, dict):
         return node
     out: Schema = {}
     for key, value in node.items():
         if key in ("properties", "patternProperties", "definitions"):
-            out[key] = {name: compile_schema(s) for name, s in value.items()}
+            out[key] = {name: compile_schema(s, branch) for name, s in value.items()}
         elif key in ("enum", "required", "x-kubernetes-list-map-keys"):
             out[key] = value
         else:
-            out[key] = compile_schema(value)
+            out[key] = compile_schema(value, branch or key in _COMBINATORS)
     if out.get("format") == "int-or-string" or out.get("x-kubernetes-int-or-string"):
         out.pop("format", None)
         out["type"] = ["integer", "string"]
@@ -205,7 +210,7 @@ def compile_schema(node: Any) -> Any:
         for field in ("apiVersion", "kind"):
             props.setdefault(field, {"type": "string"})
         props.setdefault("metadata", {"type": "object"})
-    if "properties" in out and "additionalProperties" not in out and not preserve:
+    if "properties" in out and "additionalProperties" not in out and not preserve and not branch:
         out["additionalProperties"] = False
     return out
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from bot.analysis import templating
 from bot.analysis import yamlscan as ys
@@ -31,6 +32,9 @@ from bot.analysis.snapshot.kustomize import KustomizeIndex
 from bot.analysis.snapshot.sources import SourcesIndex
 from bot.analysis.tree import Tree
 
+if TYPE_CHECKING:
+    from bot.analysis.kubeobjects import KubeObjects, Peer
+
 
 class Snapshot:
     """Everything the rules need to know about one commit, computed lazily."""
@@ -50,6 +54,10 @@ class Snapshot:
         # The versions each Chart.yaml (by path) had before this commit, when the caller
         # knows them: what the repository has published of its charts.
         self.chart_history: ChartHistory | None = None
+
+        # The other side of the change this snapshot is one side of, when only what the
+        # change may have changed is to be judged object by object.
+        self.peer: Peer | None = None
 
     def published_versions(self, chart_path: str) -> frozenset[str]:
         """The versions of the chart at `chart_path` that this repository had before
@@ -81,6 +89,12 @@ class Snapshot:
         from bot.analysis.fluxversion import strict_substitution
 
         return BuildModel(self, lambda entry: strict_substitution(self, entry))
+
+    @cached_property
+    def kube(self) -> KubeObjects:
+        from bot.analysis.kubeobjects import KubeObjects
+
+        return KubeObjects(self)
 
     @cached_property
     def facts(self) -> Facts:
