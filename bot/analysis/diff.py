@@ -34,10 +34,12 @@ from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.clusters import Applied, FluxKustomization
 
 CONTEXT_LINES = 3
-# A Secret's value shorter than this is not looked for inside other values: "true" or
-# "1" would mark half of every object as secret. Values a Secret gives through
+# A Secret's value is looked for inside every other value only when it is long enough
+# not to be a common word: a Secret's `username: postgres` or `enabled: "true"` must not
+# hide every namespace, image or flag that says the same. Values a Secret gives through
 # substitution are marked where they land whatever their length.
-MIN_SCRUB_LENGTH = 6
+MIN_SCRUB_LENGTH = 8
+MIN_WORD_SCRUB_LENGTH = 16
 
 
 class Redactor:
@@ -56,7 +58,8 @@ class Redactor:
     def learn(self, value: str) -> None:
         """A value to look for in every other value and text."""
         for text in (value, value.strip()):
-            if len(text) >= MIN_SCRUB_LENGTH:
+            word = re.fullmatch(r"[A-Za-z_.-]*", text) is not None
+            if len(text) >= (MIN_WORD_SCRUB_LENGTH if word else MIN_SCRUB_LENGTH):
                 self._secrets.add(text)
         self._pattern = None
 
@@ -81,11 +84,14 @@ class Redactor:
         pattern = self._compiled()
         return pattern is not None and pattern.search(text) is not None
 
-    def scrub(self, text: str) -> str:
-        """`text` with every known secret value inside it replaced by its marker."""
+    def scrub(self, text: str, fixed: str | None = None) -> str:
+        """`text` with every known secret value inside it replaced by its marker (by
+        `fixed` when given: a text whose identity must not change from run to run)."""
         pattern = self._compiled()
         if pattern is None:
             return text
+        if fixed is not None:
+            return pattern.sub(fixed, text)
         return pattern.sub(lambda m: self.marker(m.group(0)), text)
 
     def _compiled(self) -> re.Pattern[str] | None:
@@ -166,13 +172,15 @@ def redacted(applied: Applied, redactor: Redactor) -> dict[str, Any]:
         # the repository holds only cipher text, which is shown as written.
         encrypted = "sops" in value
         for field_name in ("data", "stringData"):
-            values = value.get(field_name)
-            if isinstance(values, dict):
+            raw = _plain(yn.to_value(yn.get(applied.node, field_name)))
+            if raw is None or encrypted:
+                continue
+            if isinstance(raw, dict):
                 value[field_name] = {
-                    k: v if encrypted or _sops(v) else redactor.marker(v) for k, v in values.items()
+                    k: v if _sops(v) else redactor.marker(v) for k, v in raw.items()
                 }
-            elif values is not None and not encrypted:
-                value[field_name] = redactor.marker(values)
+            else:
+                value[field_name] = redactor.marker(raw)
     return value
 
 
@@ -480,11 +488,17 @@ def _plural(kind: str, n: int) -> str:
 
 
 def _where(o: ObjectDiff) -> str:
-    return f"{o.path}:{o.line}" + (" (base)" if o.side == "base" else "")
+    return ("base: " if o.side == "base" else "") + f"{o.path}:{o.line}"
 
 
-def _header(o: ObjectDiff) -> list[str]:
+def _header(o: ObjectDiff, renamed: dict[tuple[str, str, str, str], ObjectDiff]) -> list[str]:
     head = f"# {o.change}: {o.api_version} {o.title} ({_where(o)})"
+    if o.change == "added":
+        # A namespace (or name prefix) changed: on the cluster the old object is deleted
+        # and a new one created, which the diff shows as such, side by side.
+        old = renamed.get((o.api_version, o.kind, o.name, o.path))
+        if old is not None and old.namespace != o.namespace:
+            head += f", replaces {old.title} (namespace changed)"
     if o.change != "moved":
         return [head]
     parts = []
@@ -507,6 +521,7 @@ def entries(objects: list[ObjectDiff], group_from: int = 2) -> list[Entry]:
     diff of the first of them."""
     groups: dict[tuple[Any, ...], list[ObjectDiff]] = {}
     order: list[tuple[Any, ...] | ObjectDiff] = []
+    renamed = {(o.api_version, o.kind, o.name, o.path): o for o in objects if o.change == "removed"}
     for o in objects:
         if o.change != "changed":
             order.append(o)
@@ -519,12 +534,12 @@ def entries(objects: list[ObjectDiff], group_from: int = 2) -> list[Entry]:
     out = []
     for item in order:
         if isinstance(item, ObjectDiff):
-            out.append(Entry([item], _header(item) + unified(item)))
+            out.append(Entry([item], _header(item, renamed) + unified(item)))
             continue
         members = groups[item]
         first = members[0]
         if len(members) < group_from:
-            out.append(Entry([first], _header(first) + unified(first)))
+            out.append(Entry([first], _header(first, renamed) + unified(first)))
             continue
         names = ", ".join(
             (f"{m.namespace}/{m.name}" if m.namespace else m.name)

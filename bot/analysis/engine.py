@@ -17,8 +17,8 @@ from functools import partial
 
 from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
-from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.diff import ClusterDiff, Redactor, change_diff
+from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact, cluster_impact, pairings
 from bot.analysis.lines import split_lines
 from bot.analysis.model import AnalysisCancelled, StopSignal
@@ -232,6 +232,7 @@ def analyze(
         impact, diff = _impact_and_diff(change, redactor, errors)
 
     findings = _apply_config_and_suppressions(repo, base_repo, findings, config)
+    findings = [_scrubbed(f, redactor) for f in findings]
     findings = _outside_clusters(repo, findings)
     findings.sort(key=Finding.sort_key)
     if base_repo is not None and not report_all:
@@ -251,6 +252,24 @@ def analyze(
         diff=diff,
         redactor=redactor,
     )
+
+
+# Stands for a Secret's value in a finding: unsalted, since a finding's wording is part of
+# its identity across reviews (the same finding is never posted twice).
+SECRET_IN_FINDING = "<secret>"
+
+
+def _scrubbed(f: Finding, redactor: Redactor) -> Finding:
+    """The finding without any value of a Secret the diff has seen (a rule may quote a
+    value that substitution or a replacement took from one)."""
+    message = redactor.scrub(f.message, SECRET_IN_FINDING)
+    detail = redactor.scrub(f.detail, SECRET_IN_FINDING)
+    related = tuple(
+        replace(r, message=redactor.scrub(r.message, SECRET_IN_FINDING)) for r in f.related
+    )
+    if message == f.message and detail == f.detail and related == f.related:
+        return f
+    return replace(f, message=message, detail=detail, related=related)
 
 
 def _impact_and_diff(
@@ -283,6 +302,8 @@ def _impact_and_diff(
 class DiffResult:
     clusters: list[ClusterDiff]
     redactor: Redactor
+    # Every cluster of either side, changed or not.
+    names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -294,6 +315,7 @@ def diff_trees(
     config: Config | None = None,
     self_urls: Sequence[str] = (),
     renderer: Renderer | RendererUnavailable | None = None,
+    redactor: Redactor | None = None,
 ) -> DiffResult:
     """What the change from `base` to `head` does to each cluster, object by object,
     without running the rules."""
@@ -306,10 +328,11 @@ def diff_trees(
         scope.bind("head", repo)
         scope.bind("base", base_repo)
     change = Change(base_repo, repo, changed if changed is not None else changed_files(head, base))
-    redactor = Redactor()
+    redactor = redactor or Redactor()
     errors: list[str] = []
     diff = change_diff(change, redactor)
-    return DiffResult(diff, redactor, _helm_notes(repo, errors), errors)
+    names = sorted({c.name for snap in (base_repo, repo) for c in snap.build.clusters})
+    return DiffResult(diff, redactor, names, _helm_notes(repo, errors), errors)
 
 
 def _helm_notes(repo: Snapshot, errors: list[str]) -> list[str]:
