@@ -22,7 +22,14 @@ import pytest
 import yaml
 
 from bot.analysis import Config
-from bot.analysis.diff import ClusterDiff, Redactor
+from bot.analysis.diff import (
+    ClusterDiff,
+    KustomizationDiff,
+    ObjectDiff,
+    Redactor,
+    entries,
+    field_changes,
+)
 from bot.analysis.engine import diff_trees
 from bot.analysis.snapshot.build import nodes as yn
 from bot.report import diff as report
@@ -343,3 +350,113 @@ def test_kubectl_is_there_when_required() -> None:
     if KUBECTL is None:
         print("test_diff: kubectl is not on the PATH: the kustomize comparisons are skipped")
     assert KUBECTL is not None or not REQUIRED
+
+
+# --- within GitHub's limits -----------------------------------------------------------
+
+
+def _object(i: int, kind: str = "Deployment", change: str = "changed") -> ObjectDiff:
+    before = {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": f"app-{i}"}}
+    after = {**before, "spec": {"replicas": i}}
+    return ObjectDiff(
+        "apps/v1",
+        kind,
+        "web",
+        f"app-{i}",
+        change,
+        before if change != "added" else None,
+        after,
+        f"apps/app-{i}.yaml",
+        4,
+        "head",
+    )
+
+
+def _cluster(name: str, kustomizations: int, objects: int) -> ClusterDiff:
+    return ClusterDiff(
+        name,
+        [
+            KustomizationDiff(
+                f"flux-system/ks-{k}",
+                f"Flux Kustomization flux-system/ks-{k}",
+                objects=[_object(k * 1000 + i) for i in range(objects)],
+            )
+            for k in range(kustomizations)
+        ],
+    )
+
+
+def _blocks_whole(text: str) -> None:
+    assert text.count("<details>") == text.count("</details>")
+    for block in text.split("<details>")[1:]:
+        body = block.split("</details>")[0]
+        fences = [line for line in body.splitlines() if line.startswith("```")]
+        assert len(fences) in (0, 2), body[:200]
+
+
+def test_a_large_change_fits_githubs_limit_largest_clusters_first() -> None:
+    clusters = [_cluster("clusters/small", 1, 3), _cluster("clusters/large", 20, 100)]
+    text = report.section(clusters, Redactor(), base="a" * 40, head="b" * 40, limit=65535)
+    assert len(text) <= 65535
+    _blocks_whole(text)
+    assert text.index("<code>clusters/large</code>") == text.index("<code>")
+    shown = text.count("# changed: ")
+    total = 3 + 20 * 100
+    last = text.rstrip().splitlines()[-1]
+    hidden = total - shown
+    # Whole Kustomizations and single objects are left out, never part of a block.
+    blocks = text.count("<details>")
+    assert 0 < shown < total and blocks >= 2
+    assert last.startswith(f"{hidden} more objects in ")
+    assert last.endswith(
+        f"are not shown (of {total}); run `flux-review diff --base {'a' * 12} --head {'b' * 12}`"
+        " to see every change."
+    )
+
+
+def test_everything_shown_when_it_fits_largest_cluster_first() -> None:
+    clusters = [_cluster("clusters/prod", 2, 5), _cluster("clusters/staging", 3, 5)]
+    text = report.section(clusters, Redactor(), base="a", head="b", limit=65535)
+    assert text.count("# changed: ") == 25 and "not shown" not in text
+    assert text.index("clusters/staging") < text.index("clusters/prod")
+    _blocks_whole(text)
+
+
+def test_identical_changes_are_shown_once() -> None:
+    objects = []
+    for i in range(480):
+        before = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"d{i}"}}
+        after = {**before, "metadata": {"name": f"d{i}", "labels": {"team": "core"}}}
+        objects.append(
+            ObjectDiff(
+                "apps/v1",
+                "Deployment",
+                "web",
+                f"d{i}",
+                "changed",
+                before,
+                after,
+                "a.yaml",
+                i,
+                "head",
+            )
+        )
+    [entry] = entries(objects)
+    assert entry.count == 480
+    assert entry.lines[0].startswith("# the same change in 480 Deployments: web/d0, web/d1")
+    assert entry.lines[1] == '#   + metadata.labels.team: "core"'
+    assert field_changes(objects[0]) == ['+ metadata.labels.team: "core"']
+
+
+def test_a_value_holding_backticks_does_not_end_the_block() -> None:
+    o = _object(1)
+    assert o.after is not None
+    o.after["data"] = {"script": "echo ```done```"}
+    text = report.section(
+        [ClusterDiff("c", [KustomizationDiff("n/k", "Flux Kustomization n/k", objects=[o])])],
+        Redactor(),
+        base="a",
+        head="b",
+        limit=65535,
+    )
+    assert "````diff" in text and "\n````\n" in text

@@ -365,12 +365,13 @@ def _cluster(cp: ClusterPairing, redactor: Redactor) -> ClusterDiff:
             per[p.label].append(_object(old, "removed", redacted(old, redactor), None))
     for p in cp.pairs:
         objs = sorted(per[p.label], key=lambda o: o.sort_key)
-        reasons = [str(r) for r in p.unknown or []]
-        if not objs:
+        if objs:
+            reasons = [str(r) for r in p.unknown or []]
+            reasons += [why for why in {**p.was, **p.now}.values() if why not in reasons]
+        else:
             # Without a change to its objects, a build not fully known is said only
-            # where the change is the reason (as the change summary does).
+            # where the change is the reason.
             reasons = [str(r) for r in p.unknown or [] if _about(r, cp.touched)]
-        reasons += [why for why in {**p.was, **p.now}.values() if why not in reasons]
         ks = p.new_ks or p.old_ks
         if objs or (reasons and p.old_ks is not None):
             cluster.kustomizations.append(

@@ -100,15 +100,17 @@ class _Block:
     entries: list[Entry]
 
 
-def _summary_line(cluster: str, k: KustomizationDiff) -> str:
+def _summary_line(cluster: str, k: KustomizationDiff, shown: int) -> str:
+    part = f" ({shown} shown)" if shown < len(k.objects) else ""
     return (
         f"<summary><code>{html.escape(cluster)}</code> · {html.escape(k.label)}: "
-        f"{html.escape(counts(k.objects))}</summary>"
+        f"{html.escape(counts(k.objects))}{part}</summary>"
     )
 
 
 def _render_block(cluster: str, k: KustomizationDiff, shown: Sequence[Entry]) -> str:
-    out = ["<details>", _summary_line(cluster, k), ""]
+    count = sum(e.count for e in shown)
+    out = ["<details>", _summary_line(cluster, k, count), ""]
     out += [f"> Not fully known: {html.escape(why)}" for why in k.unknown]
     if k.unknown:
         out.append("")
@@ -171,7 +173,8 @@ def section(
             else:
                 hidden_objects += e.count
                 hidden_in.add(i)
-        out += _render_block(b.cluster, b.k, shown)
+        if shown or b.k.unknown:
+            out += _render_block(b.cluster, b.k, shown)
     if hidden_objects:
         out += (
             f"{hidden_objects} more object{'s' if hidden_objects != 1 else ''} in "
