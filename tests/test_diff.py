@@ -34,7 +34,6 @@ from bot.analysis.engine import diff_trees
 from bot.analysis.snapshot.build import nodes as yn
 from bot.report import diff as report
 from tests.analysis_helpers import (
-    Files,
     bootstrap,
     configmap,
     dedent,
@@ -51,6 +50,7 @@ UPDATE = bool(os.environ.get("FLUX_REVIEW_UPDATE_GOLDEN"))
 KUBECTL = shutil.which("kubectl")
 REQUIRED = bool(os.environ.get("FLUX_REVIEW_REQUIRE_KUBECTL"))
 SALT = b"golden"
+Files = dict[str, str | bytes]
 
 
 def base_files() -> dict[str, str | bytes]:
