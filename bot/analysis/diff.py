@@ -398,11 +398,15 @@ def _ordered(value: Any, top: bool = False) -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter when PyYAML has it: a large diff dumps thousands of objects.
+_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc]
     pass
 
 
-def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+def _str(dumper: Any, data: str) -> Any:
     style = "|" if "\n" in data else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
