@@ -333,9 +333,9 @@ def _cluster(cp: ClusterPairing, redactor: Redactor) -> ClusterDiff:
             after = redacted(new, redactor)
             origin = removed.get(key)
             if origin is not None and origin[0] is not p:
-                # The same object, applied by another Kustomization than at the base:
-                # Flux hands it over (the old one's prune would delete it only if the
-                # new one did not apply it in the same reconciliation).
+                # The same object, now applied by another Kustomization of the
+                # cluster: on the cluster it is one object that changes owner, so it is
+                # one entry, not a removal and an addition.
                 old_p, old = origin
                 moved_away.add((old_p.label, key))
                 o = _object(new, "moved", redacted(old, redactor), after)
