@@ -365,7 +365,7 @@ def run_diff(args: argparse.Namespace) -> int:
         )
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-        out = diff_report.to_text(clusters, result.redactor, color=color)
+        out = diff_report.to_text(clusters, result.redactor, color=color, cluster=args.cluster)
     sys.stdout.write(out)
     return 0
 

@@ -133,3 +133,16 @@ def test_a_change_that_applies_nothing_says_so(history: tuple[GitRepo, str, str]
     assert done.stdout == "This change touches no object that a cluster applies.\n"
     check = _run(git.path, "check", "--base", head, "--head", readme)
     assert "flux-review diff" not in check.stdout
+
+
+def test_staged_changes_against_the_base(tmp_path: Path) -> None:
+    git = GitRepo(tmp_path / "gitops")
+    files = base_files()
+    base = git.commit("base", files)
+    git.write({"apps/web.yaml": str(files["apps/web.yaml"]).replace("web:1.0.0", "web:2.0.0")})
+    git.git("add", "apps/web.yaml")
+    done = _run(git.path, "diff", "--base", base, "--staged", "--color", "never")
+    assert done.returncode == 0, done.stderr
+    assert "+      - image: ghcr.io/example/web:2.0.0" in done.stdout
+    check = _run(git.path, "check", "--staged")
+    assert f"flux-review diff --base {base[:12]} --staged" in check.stdout

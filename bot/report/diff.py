@@ -64,6 +64,8 @@ def to_text(
 ) -> str:
     shown = [c for c in clusters if cluster is None or c.cluster == cluster]
     if not shown:
+        if cluster is not None:
+            return f"This change touches no object that {cluster} applies.\n"
         return NO_CHANGE + "\n"
     lines: list[str] = []
     for c in shown:
