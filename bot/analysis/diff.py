@@ -204,6 +204,9 @@ class ObjectDiff:
     # Where it was defined at the base, when that is another file (or line).
     moved_from_path: str | None = None
     moved_from_line: int | None = None
+    # Where changed values were written, when not in the object's own file (a patch, a
+    # component, a substitution): "spec.replicas: apps/replicas.yaml:6".
+    origins: list[str] = field(default_factory=list)
 
     @property
     def sort_key(self) -> tuple[str, str, str, str]:
@@ -303,6 +306,70 @@ def _object(
     )
 
 
+ORIGINS_SHOWN = 5
+
+
+def _changed_paths(
+    a: Any, b: Any, at: tuple[str | int, ...] = ()
+) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(a.keys() | b.keys()):
+            if a.get(k, _MISSING) != b.get(k, _MISSING) and k in b:
+                yield from _changed_paths(a.get(k), b[k], (*at, k))
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                yield from _changed_paths(x, y, (*at, i))
+    elif a != b:
+        yield at
+
+
+def _node_at(node: ynodes.Node, path: tuple[str | int, ...]) -> ynodes.Node | None:
+    for step in path:
+        if isinstance(step, int) and isinstance(node, ynodes.SequenceNode):
+            if step >= len(node.value):
+                return None
+            node = node.value[step]
+        elif isinstance(step, str) and isinstance(node, ynodes.MappingNode):
+            found = yn.get(node, step)
+            if found is None:
+                return None
+            node = found
+        else:
+            return None
+    return node
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for step in path:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        else:
+            key = step if re.fullmatch(r"[A-Za-z0-9_-]+", step) else json.dumps(step)
+            out += f".{key}" if out else key
+    return out
+
+
+def _origins(applied: Applied, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Where the values a change sets were written, for those not written in the
+    object's own file: a reviewer of a patch or a substitution sees which line did it."""
+    out: list[str] = []
+    for path in _changed_paths(before, after):
+        node = _node_at(applied.node, path)
+        if node is None:
+            continue
+        file, line, via = yn.origin_of(node, applied.path)
+        if file == applied.path and via is None:
+            continue
+        text = f"{_dotted(path) or '(the object)'}: {via + ', ' if via else ''}{file}:{line}"
+        if text not in out:
+            out.append(text)
+        if len(out) >= ORIGINS_SHOWN:
+            break
+    return out
+
+
 def change_diff(
     change: Change,
     redactor: Redactor | None = None,
@@ -356,7 +423,9 @@ def _cluster(cp: ClusterPairing, redactor: Redactor) -> ClusterDiff:
                 o.moved_from_path, o.moved_from_line = a.path, a.line
                 objs.append(o)
             else:
-                objs.append(_object(b, "changed", before, after))
+                o = _object(b, "changed", before, after)
+                o.origins = _origins(b, before, after)
+                objs.append(o)
     for p in cp.pairs:
         for key in p.removed():
             if (p.label, key) in moved_away:
@@ -505,7 +574,7 @@ def _header(o: ObjectDiff, renamed: dict[tuple[str, str, str, str], ObjectDiff])
         if old is not None and old.namespace != o.namespace:
             head += f", replaces {old.title} (namespace changed)"
     if o.change != "moved":
-        return [head]
+        return [head] + [f"#   {origin}" for origin in o.origins]
     parts = []
     if o.moved_from is not None:
         parts.append(f"from {o.moved_from}")
@@ -560,6 +629,7 @@ def entries(objects: list[ObjectDiff], group_from: int = 2) -> list[Entry]:
         if len(fields) > 6:
             lines.append(f"#   … {len(fields) - 6} more field lines")
         lines.append(f"#   shown on {first.title} ({_where(first)})")
+        lines += [f"#   {origin}" for origin in first.origins]
         out.append(Entry(members, lines + unified(first)))
     return out
 
