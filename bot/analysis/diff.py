@@ -205,7 +205,7 @@ class ObjectDiff:
     moved_from_path: str | None = None
     moved_from_line: int | None = None
     # Where changed values were written, when not in the object's own file (a patch, a
-    # component, a substitution): "spec.replicas: apps/replicas.yaml:6".
+    # component, a substitution): "spec.replicas (apps/replicas.yaml:6)".
     origins: list[str] = field(default_factory=list)
 
     @property
@@ -362,7 +362,7 @@ def _origins(applied: Applied, before: dict[str, Any], after: dict[str, Any]) ->
         file, line, via = yn.origin_of(node, applied.path)
         if file == applied.path and via is None:
             continue
-        text = f"{_dotted(path) or '(the object)'}: {via + ', ' if via else ''}{file}:{line}"
+        text = f"{_dotted(path) or '(the object)'} ({file}:{line})" + (f": {via}" if via else "")
         if text not in out:
             out.append(text)
         if len(out) >= ORIGINS_SHOWN:
