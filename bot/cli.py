@@ -27,6 +27,7 @@ from bot.gitrepo import (
     GitError,
     GitTree,
     changed_files,
+    chart_history,
     has_commits,
     index_path,
     index_tree,
@@ -188,6 +189,8 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
         workers=default_workers(),
         self_urls=remote_urls(repo),
         renderer=helm_renderer(),
+        # The index is no commit: its history is the base's.
+        chart_history=chart_history(repo, base if staged else head),
     )
     notes = list(result.notes)
     below = subdirectory(repo)
@@ -220,6 +223,7 @@ def render(
     *,
     color: bool = False,
     fail_on: Severity | None = Severity.ERROR,
+    verbose: bool = False,
 ) -> str:
     findings = outcome.findings
     if fmt == "json":
@@ -249,7 +253,7 @@ def render(
             diff=outcome.result.diff,
             redactor=outcome.result.redactor,
         )
-    text = formats.to_text(findings, color=color, impact=outcome.impact)
+    text = formats.to_text(findings, color=color, impact=outcome.impact, verbose=verbose)
     if outcome.base is not None and outcome.result.diff:
         text += (
             "\nTo see what this changes, object by object: "
@@ -267,7 +271,15 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"flux-review: note: {scrub(note)}", file=sys.stderr)
     for warning in outcome.warnings:
         print(f"flux-review: warning: {scrub(warning)}", file=sys.stderr)
-    sys.stdout.write(render(outcome, args.format, color=sys.stdout.isatty(), fail_on=fail_on))
+    sys.stdout.write(
+        render(
+            outcome,
+            args.format,
+            color=sys.stdout.isatty(),
+            fail_on=fail_on,
+            verbose=getattr(args, "verbose", False),
+        )
+    )
     # DESIGN.md's contract: the exit status counts every reported finding, so `--all`
     # fails on an error the change did not introduce (without `--all` every reported
     # finding is introduced, and this is what the check run decides).
@@ -305,6 +317,12 @@ def add_check_parser(sub: Any) -> None:
         "--all", action="store_true", help="with --base, also report findings that already existed"
     )
     p.add_argument("--config", help="config file (default: .github/flux-review.yml at base)")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="text: each finding's detail (why, through which files) and every related location",
+    )
     p.add_argument(
         "--fail-on",
         choices=FAIL_ON_CHOICES,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot.analysis.tree import ChangedFile, ChangeStatus
@@ -67,6 +67,48 @@ def resolve(repo: Path, rev: str) -> str:
         )
     except GitError:
         raise GitError(f"unknown revision {rev!r} in {repo}{shallow_hint(repo)}") from None
+
+
+# How far back a chart's versions are read: years of releases for most charts, and one
+# bounded git call per chart for a repository with a long history.
+CHART_HISTORY_COMMITS = 500
+# A top-level `version:` line added or removed by a commit (a dependency's is indented).
+_VERSION_DIFF_LINE = re.compile(rb"""^[-+]version:[ \t]*['"]?([^\s'"#]+)""", re.M)
+
+
+def chart_history(repo: Path, rev: str | None) -> Callable[[str], frozenset[str]]:
+    """The versions each Chart.yaml (by path) has had in the commits before `rev`, read
+    from their diffs (`git log -p`, the last CHART_HISTORY_COMMITS that touch it). A
+    clone whose history is shallow knows fewer; a path git cannot read has none."""
+    cache: dict[str, frozenset[str]] = {}
+
+    def versions(chart_path: str) -> frozenset[str]:
+        if rev is None:
+            return frozenset()
+        if chart_path not in cache:
+            try:
+                out = _git(
+                    repo,
+                    "log",
+                    f"-n{CHART_HISTORY_COMMITS}",
+                    "--format=",
+                    "-p",
+                    "-U0",
+                    "--no-color",
+                    "--no-ext-diff",
+                    "--no-renames",
+                    rev,
+                    "--",
+                    f":(literal){chart_path}",
+                )
+            except GitError:
+                out = b""
+            cache[chart_path] = frozenset(
+                m.decode("utf-8", "replace") for m in _VERSION_DIFF_LINE.findall(out)
+            )
+        return cache[chart_path]
+
+    return versions
 
 
 def is_shallow(repo: Path) -> bool:

@@ -16,6 +16,42 @@ from bot.analysis import AnalysisResult, Config, DictTree, Finding, analyze, par
 Files = Mapping[str, str | bytes]
 
 
+# What a reviewer reads on the line: one sentence, short enough to take in at a glance
+# (GitHub shows an annotation's first lines; longer reasoning belongs in `detail`). Names
+# in a message (object ids, paths) have no bound, so the limit leaves them room.
+MESSAGE_LIMIT = 200
+
+
+def message_problems(message: str) -> list[str]:
+    """Why a finding's message is not one readable sentence: too long, parentheses
+    inside parentheses, empty backquotes."""
+    problems = []
+    if len(message) > MESSAGE_LIMIT:
+        problems.append(f"{len(message)} characters, over {MESSAGE_LIMIT}")
+    depth = 0
+    for char in message:
+        if char == "(":
+            depth += 1
+            if depth > 1:
+                problems.append("parentheses inside parentheses")
+                break
+        elif char == ")":
+            depth = max(0, depth - 1)
+    if "``" in message.replace("```", "") or "` `" in message:
+        problems.append("empty backquotes")
+    return problems
+
+
+def assert_readable(findings: Iterable[Mapping[str, object]]) -> None:
+    """Every finding's message reads as one sentence a reviewer can act on."""
+    bad = {
+        str(f["message"]): problems
+        for f in findings
+        if (problems := message_problems(str(f["message"])))
+    }
+    assert not bad, bad
+
+
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 

@@ -408,11 +408,12 @@ def test_file_listed_by_two_kustomizations_names_both_in_findings() -> None:
     ]
     [finding] = run(files)
     assert finding.rule == "helm-template-in-raw-manifest"
-    assert "apps/prod/kustomization.yaml" in finding.message
-    assert "apps/staging/kustomization.yaml" in finding.message
+    assert "apps/prod/kustomization.yaml" in finding.detail
+    assert "apps/staging/kustomization.yaml" in finding.detail
     # and the Flux Kustomizations that build them
-    assert "Flux Kustomization flux-system/apps" in finding.message
-    assert "Flux Kustomization flux-system/staging" in finding.message
+    assert "applied raw by Flux Kustomizations flux-system/apps and flux-system/staging" in (
+        finding.message
+    )
 
 
 # --- raw_paths and foreign sources ------------------------------------------------------

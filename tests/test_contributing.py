@@ -21,7 +21,7 @@ def test_the_app_runs_locally_against_the_fake_github() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "pull_request.opened -> 202" in out
-    assert "completed / failure: 6 errors, 1 warning" in out
+    assert "completed / failure: 5 errors, 2 warnings" in out
     assert (
         "annotation charts/platform/templates/api-deployment.yaml:22 failure "
         "helm-template-in-raw-manifest"

@@ -32,7 +32,7 @@ INCIDENT = {
         "charts/platform/templates/worker-deployment.yaml",
         22,
     ),
-    ("error", "chart-version-mismatch", "infrastructure/platform-release.yaml", 12),
+    ("warning", "chart-version-mismatch", "infrastructure/platform-release.yaml", 12),
     ("error", "dangling-reference", "infrastructure/platform-release.yaml", 15),
     ("warning", "kustomize-unlisted-manifest", "infrastructure/network-policy.yaml", 1),
 }
@@ -82,7 +82,7 @@ def test_the_job_summary_counts_and_tabulates_every_finding(incident: Path) -> N
     assert proc.returncode == 1
     text = proc.stdout
     assert text.startswith("## flux-review\n")
-    assert "**6 errors, 1 warning** introduced by the change" in text
+    assert "**5 errors, 2 warnings** introduced by the change" in text
     rows = [line for line in text.splitlines() if line.startswith("| :")]
     assert len(rows) == 7
     assert any(
@@ -187,12 +187,14 @@ def test_a_deleted_line_is_annotated_on_its_head_side_cause_or_on_no_file() -> N
     )
     _, props, message = parse_workflow_command(formats.github_annotation(f))
     assert (props["file"], props["line"]) == ("clusters/prod/apps.yaml", "7")
-    assert message.startswith("apps/pvc.yaml line 4 (deleted): the PVC data is deleted")
-    assert "(deleted)" in markdown.findings_table([f])
+    # The line is gone, not necessarily the file: "before this change", never "(deleted)".
+    assert message.startswith("apps/pvc.yaml line 4 (before this change): the PVC data is")
+    assert "(before this change)" in markdown.findings_table([f])
+    assert "(deleted)" not in message + markdown.findings_table([f])
     alone = finding(path="apps/pvc.yaml", line=4, side=Side.BASE)
     _, props, message = parse_workflow_command(formats.github_annotation(alone))
     assert "file" not in props and "line" not in props
-    assert message.startswith("apps/pvc.yaml line 4 (deleted): ")
+    assert message.startswith("apps/pvc.yaml line 4 (before this change): ")
 
 
 def test_table_cells_survive_pipes_newlines_and_angle_brackets() -> None:

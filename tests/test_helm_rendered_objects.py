@@ -129,8 +129,8 @@ def test_a_rendered_service_colliding_with_a_raw_one(renderer):
             "charts/web/templates/service.yaml",
             4,
             "Service shop/web is rendered by HelmRelease shop/web and also applied by Flux "
-            "Kustomization flux-system/apps in cluster clusters/prod: Helm refuses to adopt "
-            "it, or the two overwrite each other.",
+            "Kustomization flux-system/apps: Helm refuses to adopt it, or the two overwrite "
+            "each other.",
         )
     ]
     # Without a renderer, only the raw Service is known.
@@ -151,8 +151,8 @@ def test_a_values_change_that_renders_an_invalid_image(renderer):
         True,
     )
     assert image.message.startswith(
-        "HelmRelease shop/web renders `ghcr.io/example//web:1.0` here, which is not a valid "
-        "image reference"
+        "HelmRelease shop/web renders `ghcr.io/example//web:1.0` here, an invalid image "
+        "reference: it contains an empty path component"
     )
     assert [(r.path, r.line) for r in image.related] == [("apps/release.yaml", 4)]
 
@@ -166,8 +166,7 @@ def test_a_rendered_pull_secret_nothing_defines(renderer):
             "charts/web/templates/deployment.yaml",
             line_of(DEPLOYMENT, "- name: {{ .Values.pullSecret }}"),
             "`imagePullSecrets` of Deployment shop/web names Secret ghcr-pul, which nothing "
-            "that cluster clusters/prod applies defines in namespace shop: Pods that pull "
-            "from a private registry fail with `ImagePullBackOff`. Did you mean ghcr-pull?",
+            "on cluster clusters/prod defines in namespace shop; did you mean ghcr-pull?",
         )
     ]
     assert found(run(renderer, platform()), "missing-pull-secret") == []
@@ -250,5 +249,30 @@ def test_a_render_that_fails_after_the_change_removes_nothing(renderer):
     (k,) = [k for c in result.impact for k in c.kustomizations]
     assert (k.removed, k.unknown) == (
         [],
-        ["HelmRelease shop/web is not rendered after the change (tag)"],
+        ["HelmRelease shop/web is not rendered after the change: tag"],
     )
+
+
+def test_only_the_remote_chart_release_the_change_touches_is_said_to_be_unrendered(renderer):
+    """A chart from a remote registry is never rendered; the change summary says so for
+    the release the change edits, not for every other release of the cluster."""
+    remote = helm_repository("bitnami", "https://charts.bitnami.com/bitnami")
+    base = repo(
+        {
+            "clusters/prod/redis.yaml": flux_kustomization("redis", "./redis"),
+            "clusters/prod/kafka.yaml": flux_kustomization("kafka", "./kafka"),
+            "clusters/prod/sources.yaml": remote,
+            "redis/release.yaml": helm_release("redis", version="1.0.0", source="bitnami"),
+            "kafka/release.yaml": helm_release("kafka", version="2.0.0", source="bitnami"),
+        }
+    )
+    head = dict(base)
+    head["redis/release.yaml"] = helm_release("redis", version="1.0.1", source="bitnami")
+    impact = run(renderer, head, base).impact
+    assert impact is not None
+    (k,) = [k for c in impact for k in c.kustomizations]
+    assert k.label == "Flux Kustomization flux-system/redis"
+    assert k.changed == ["HelmRelease flux-system/redis"]
+    assert [why.split(":")[0] for why in k.unknown] == [
+        "HelmRelease flux-system/redis is not rendered after the change"
+    ]

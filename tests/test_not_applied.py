@@ -36,7 +36,8 @@ def test_an_archived_app_gets_notices_not_errors() -> None:
     missing = found[("kustomize-missing-resource", ".archive/old/kustomization.yaml")]
     for f in (image, missing):
         assert f.severity is Severity.NOTICE
-        assert "Nothing in this repository applies this file" in f.message
+        assert f.message.endswith(" No cluster applies this file yet.")
+        assert "Nothing in this repository applies this file" in f.detail
 
 
 def test_an_app_its_parent_no_longer_lists_gets_notices() -> None:

@@ -1006,7 +1006,7 @@ def test_name_prefix_and_suffix_rename_flux_objects() -> None:
         ("dangling-reference", "platform/base/releases.yaml", 13),
         ("dangling-reference", "platform/base/releases.yaml", 29),
     ]
-    assert all("renamed to prod-bitnami-v2" in f.message for f in run(files))
+    assert all("kustomize renames to prod-bitnami-v2" in f.message for f in run(files))
 
 
 def test_namespaces_set_by_kustomize_and_flux() -> None:

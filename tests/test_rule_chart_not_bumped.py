@@ -58,8 +58,9 @@ def test_values_change_without_bump_is_reported_on_the_version_line() -> None:
     [finding] = run(head, base)
     assert (finding.rule, finding.path, finding.severity) == (RULE, CHART, "warning")
     assert finding.line == line_of(str(head[CHART]), "version: 1.1.12")
-    assert "`values.yaml`" in finding.message
-    assert "HelmRelease podinfo" in finding.message
+    assert "Chart podinfo changed but its version is still 1.1.12" in finding.message
+    assert "`values.yaml`" in finding.detail
+    assert "HelmRelease podinfo" in finding.detail
     assert finding.suggestion == "version: 1.1.13"
 
 
@@ -91,7 +92,7 @@ def test_removed_template_counts_as_a_change() -> None:
     base = base_files()
     head = changed(base, **{"charts__podinfo__templates__deployment.yaml": None})
     [finding] = run(head, base)
-    assert "`templates/deployment.yaml`" in finding.message
+    assert "`templates/deployment.yaml`" in finding.detail
 
 
 def test_without_base_nothing_is_reported() -> None:
@@ -106,7 +107,7 @@ def test_git_sourced_chart_with_default_strategy_is_reported() -> None:
     head = changed(base, **{"charts__podinfo__values.yaml": "replicaCount: 2\n"})
     [finding] = run(head, base)
     assert finding.rule == RULE
-    assert "will not roll out" in finding.message
+    assert "does not roll out" in finding.message
 
 
 def test_git_sourced_chart_with_revision_strategy_is_silent() -> None:
@@ -163,7 +164,7 @@ def test_file_renamed_out_of_the_chart_counts() -> None:
         ],
     )
     assert [f.rule for f in result.findings] == [RULE]
-    assert "`templates/deployment.yaml`" in result.findings[0].message
+    assert "`templates/deployment.yaml`" in result.findings[0].detail
 
 
 def test_chart_of_another_git_repository_is_not_this_chart() -> None:

@@ -39,7 +39,8 @@ def platform(**files: str) -> dict[str, str | bytes]:
 
 
 def findings(files: dict[str, str | bytes]) -> list[tuple[str, int, str]]:
-    return [(f.path, f.line, f.message) for f in of_rule(run(files), RULE)]
+    """Each finding's place, and its message with its detail."""
+    return [(f.path, f.line, f"{f.message}\n{f.detail}") for f in of_rule(run(files), RULE)]
 
 
 def test_a_renamed_chart_is_reported_with_its_new_name() -> None:
@@ -161,8 +162,8 @@ def test_renaming_the_only_chart_deployed_from_the_registry() -> None:
         "apps/podinfo.yaml",
         line_of(str(head["apps/podinfo.yaml"]), "chart: podinfo"),
     )
-    assert "after this change no chart in the repository is named podinfo" in finding.message
-    assert "closest in-repository charts: podinfo-app" in finding.message
+    assert "this change leaves no chart of the repository named" in finding.message
+    assert "closest in-repository charts: podinfo-app" in finding.detail
     assert finding.introduced
     assert [(r.path, r.side.value) for r in finding.related] == [
         ("charts/podinfo/Chart.yaml", "head")

@@ -49,8 +49,8 @@ def test_helmrelease_pinning_the_old_version_is_reported_with_a_suggestion() -> 
     [finding] = run(platform("1.1.13", **{RELEASE: text}))
     assert (finding.rule, finding.path, finding.severity) == (RULE, RELEASE, "error")
     assert finding.line == line_of(text, 'version: "1.1.12"')
-    assert "asks for version `1.1.12`" in finding.message
-    assert "charts/podinfo/Chart.yaml is version 1.1.13" in finding.message
+    assert "asks for chart podinfo `1.1.12`" in finding.message
+    assert "charts/podinfo/Chart.yaml is 1.1.13" in finding.message
     assert finding.suggestion == '      version: "1.1.13"'
 
 
@@ -231,7 +231,7 @@ def test_umbrella_file_dependency_follows_the_path_not_the_name() -> None:
     assert run(files) == []
     files["charts/platform/Chart.yaml"] = umbrella("1.1.13", "file://../podinfo-fork")
     [finding] = run(files)
-    assert "charts/podinfo-fork/Chart.yaml is version 0.9.0" in finding.message
+    assert "charts/podinfo-fork/Chart.yaml is 0.9.0" in finding.message
 
 
 def test_umbrella_dependency_by_name_from_the_repositorys_own_registry_is_reported() -> None:

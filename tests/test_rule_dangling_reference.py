@@ -45,7 +45,7 @@ def test_helmrelease_source_that_does_not_exist() -> None:
     )
     assert finding.line == line_of(text, "name: bitnami-charts")
     assert "names HelmRepository bitnami-charts" in finding.message
-    assert "Known HelmRepositories: bitnami." in finding.message
+    assert "Known HelmRepositories: bitnami." in finding.detail
 
 
 def test_existing_source_is_silent() -> None:
@@ -120,7 +120,8 @@ def test_reference_in_another_namespace_says_where_the_object_is() -> None:
     [finding] = run(infra(**{"infrastructure/redis.yaml": text}))
     assert finding.rule == RULE
     assert "names HelmRepository bitnami in namespace cache" in finding.message
-    assert "namespace flux-system" in finding.message
+    assert "set `namespace: flux-system`" in finding.message
+    assert "namespace flux-system" in finding.detail
 
 
 def test_explicit_source_namespace_is_honoured() -> None:
@@ -277,7 +278,7 @@ def test_renamed_pull_secret_is_reported_on_the_reference() -> None:
         "apps/web.yaml",
         line_of(WORKLOAD, "registry-credentials"),
     )
-    assert "registry-credentials" in finding.message and "apps/pull-secret.yaml" in finding.message
+    assert "registry-credentials" in finding.message and "apps/pull-secret.yaml" in finding.detail
     assert finding.introduced
 
 

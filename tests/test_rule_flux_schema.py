@@ -69,7 +69,7 @@ def test_a_typo_is_reported_on_its_line_with_the_field_meant() -> None:
     assert "`spec.dependson` is not a field of HelmRelease" in finding.message
     assert "Did you mean `dependsOn`?" in finding.message
     assert "Flux v2.4" in finding.message
-    assert "clusters/prod/flux-system/gotk-components.yaml" in finding.message
+    assert "clusters/prod/flux-system/gotk-components.yaml" in finding.detail
 
 
 def test_a_field_newer_than_the_clusters_flux_names_both_versions() -> None:
@@ -85,7 +85,7 @@ def test_a_field_newer_than_the_clusters_flux_names_both_versions() -> None:
     message = found[0].message
     assert "`spec.install.disableTakeOwnership` was added in Flux v2.5" in message
     assert "this cluster runs v2.4" in message
-    assert "gotk-components.yaml" in message
+    assert "gotk-components.yaml" in found[0].detail
     # The same HelmRelease on a cluster that runs Flux v2.5 is fine.
     assert findings(applied(text, "v2.5.1")) == []
 
@@ -95,9 +95,8 @@ def test_the_version_comes_from_the_config_when_the_repository_does_not_say() ->
     files = applied(text, version=None)
     assert findings(files) == []  # the newest Flux has the field
     [finding] = findings(files, config='flux_version: "2.4.0"')
-    assert "this cluster runs v2.4 (from flux_version in the flux-review config)" in (
-        finding.message
-    )
+    assert "this cluster runs v2.4" in finding.message
+    assert "Flux v2.4 (from flux_version in the flux-review config)" in finding.detail
 
 
 def test_a_flux_instance_gives_the_version() -> None:
@@ -117,7 +116,7 @@ def test_a_flux_instance_gives_the_version() -> None:
         """
     )
     [finding] = findings(files)
-    assert "FluxInstance spec.distribution.version '2.4.x'" in finding.message
+    assert "FluxInstance spec.distribution.version '2.4.x'" in finding.detail
 
 
 def test_a_removed_api_version_is_reported_on_the_api_version_line() -> None:
@@ -150,9 +149,9 @@ def test_an_api_version_newer_than_the_cluster() -> None:
         (
             ("        kind: HelmRepository\n", "        kind: HelmRepo\n"),
             "kind: HelmRepo",
-            "accepts one of",
+            "HelmRelease in Flux v2.4 accepts: HelmRepository, GitRepository",
         ),
-        (("  interval: 30m\n", ""), "spec:", "'interval' is a required property"),
+        (("  interval: 30m\n", ""), "spec:", "`spec` lacks `interval`"),
     ],
 )
 def test_types_patterns_enums_and_required_fields(
@@ -292,8 +291,8 @@ def test_without_a_version_a_removed_api_version_needs_proof() -> None:
     # An older Flux may serve it: nothing says which the cluster runs.
     [warning] = findings(applied(old, version=None))
     assert warning.severity == "warning"
-    assert "served up to Flux v2.6 only: Flux v2.7 and later cannot apply" in warning.message
-    assert "set `flux_version`" in warning.message
+    assert "served up to Flux v2.6 only, so Flux v2.7 and later cannot apply" in warning.message
+    assert "set `flux_version`" in warning.detail
     # Beside it, an apiVersion that only Flux v2.7 and later serve: the cluster runs one
     # of those, which no longer serve helm.toolkit.fluxcd.io/v2beta1.
     policy = dedent(

@@ -275,8 +275,9 @@ def test_if_and_end_lines_are_reported_each() -> None:
     assert first.path == "apps/manifest.yaml"
     assert first.severity == "error"
     assert "`{{- if .Values.podinfo.enabled }}`" in first.message
-    assert APPS in first.message
-    assert "whole build fails" in first.message
+    assert "applied raw by Flux Kustomization flux-system/apps" in first.message
+    assert APPS in first.detail
+    assert "the build fails" in first.message
 
 
 def test_include_nindent_line_is_reported() -> None:
@@ -405,11 +406,12 @@ def test_file_both_chart_template_and_applied_raw_names_both_consumers() -> None
     )
     [finding] = run(files)
     assert (finding.rule, finding.path) == (RULE, "charts/platform/templates/api.yaml")
+    assert "applied raw by Flux Kustomization flux-system/platform-services" in finding.message
     assert (
         "Flux Kustomization flux-system/platform-services (clusters/prod/platform.yaml)"
-        in finding.message
+        in finding.detail
     )
-    assert "Helm, which renders it as a template of chart platform" in finding.message
+    assert "Helm, which renders it as a template of chart platform" in finding.detail
 
 
 def test_chart_template_alone_is_not_reported() -> None:
@@ -437,7 +439,7 @@ def test_template_in_chart_crds_is_reported_as_a_helm_crd_problem() -> None:
     }
     [finding] = run(files)
     assert (finding.rule, finding.line) == (RULE, 4)
-    assert "crds/ of chart operator" in finding.message
+    assert "crds/ of chart operator" in finding.detail
     # Helm, not kustomize, is the one that fails here.
     assert "kustomize" not in finding.message
 
@@ -465,8 +467,9 @@ def test_template_reached_through_kustomization_names_the_flux_kustomization() -
     )
     [finding] = run(files)
     assert finding.path == "apps/base/api/deployment.yaml"
-    assert "kustomize via apps/base/api/kustomization.yaml" in finding.message
-    assert "built by Flux Kustomization flux-system/apps" in finding.message
+    assert "applied raw by Flux Kustomization flux-system/apps" in finding.message
+    assert "kustomize via apps/base/api/kustomization.yaml" in finding.detail
+    assert "built by Flux Kustomization flux-system/apps" in finding.detail
 
 
 def test_unconsumed_file_with_templates_is_silent() -> None:
@@ -483,5 +486,5 @@ def test_unquoted_non_helm_template_breaks_yaml_and_says_to_quote() -> None:
     [finding] = findings
     assert finding.line == line_of(text, "{{ $labels.pod }} has")
     assert "Helm template" not in finding.message
-    assert "quote" in finding.message
+    assert "quote" in finding.detail
     assert finding.suggestion == '            summary: "{{ $labels.pod }} has a high error rate"'

@@ -29,7 +29,7 @@ def test_kustomize_file_in_templates_is_reported_with_the_fix() -> None:
     [finding] = run(chart(**{KFILE: text}))
     assert (finding.rule, finding.path, finding.severity) == (RULE, KFILE, "error")
     assert finding.line == line_of(text, "kind: Kustomization")
-    assert "Add `templates/kustomization.yaml` to `charts/platform/.helmignore`" in (
+    assert "add `templates/kustomization.yaml` to `charts/platform/.helmignore`" in (
         finding.message
     )
 

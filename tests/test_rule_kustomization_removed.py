@@ -38,9 +38,9 @@ def test_deleting_a_flux_path_kustomization_is_reported_on_the_deleted_file() ->
     assert finding.path == "apps/kustomization.yaml" and finding.side is Side.BASE
     assert finding.introduced
     # Two files it did not list are applied now, and its namespace is gone.
-    assert "2 file(s)" in finding.message
-    assert "`apps/ci.yaml`" in finding.message and "`apps/old/legacy.yaml`" in finding.message
-    assert "namespace" in finding.message
+    assert "2 of them new to the build" in finding.message
+    assert "`apps/ci.yaml`" in finding.detail and "`apps/old/legacy.yaml`" in finding.detail
+    assert "namespace" in finding.detail
     [related] = finding.related
     assert related.path == "clusters/prod/apps.yaml" and related.side is Side.HEAD
 

@@ -139,7 +139,8 @@ def test_entry_excluded_by_sourceignore() -> None:
     [finding] = run(files)
     assert (finding.rule, finding.path) == (RULE, KFILE)
     assert finding.line == line_of(text, "deployment.yaml")
-    assert "excluded from the Flux source artifact" in finding.message
+    assert "left out of the Flux source artifact" in finding.message
+    assert "ignore rules exclude it" in finding.detail
 
 
 def test_directory_entry_excluded_by_sourceignore() -> None:
@@ -155,7 +156,8 @@ def test_directory_entry_excluded_by_sourceignore() -> None:
     [finding] = run(files)
     assert (finding.rule, finding.path) == (RULE, KFILE)
     assert finding.line == line_of(text, "../base")
-    assert "excluded from the Flux source artifact" in finding.message
+    assert "left out of the Flux source artifact" in finding.message
+    assert "ignore rules exclude it" in finding.detail
 
 
 def test_flux_spec_path_that_does_not_exist() -> None:
@@ -220,7 +222,8 @@ def test_flux_spec_path_left_out_by_the_git_repository_ignore() -> None:
     [finding] = run(files)
     assert (finding.rule, finding.path) == (RULE, "clusters/prod/platform.yaml")
     assert finding.line == line_of(text, "path: ./charts/platform/templates")
-    assert "excluded from the Flux source artifact" in finding.message
+    assert "left out of the Flux source artifact" in finding.message
+    assert "ignore rules exclude it" in finding.detail
     # Under an included directory the same layout is fine.
     files["clusters/prod/flux-system/gotk-sync.yaml"] = sync.replace("!/apps/", "!/charts/")
     assert run(files) == []
@@ -250,7 +253,7 @@ def test_entries_into_a_submodule_that_flux_does_not_fetch() -> None:
     findings = run(with_submodule(recurse=False))
     assert [(f.rule, f.path, f.line) for f in findings] == [(RULE, KFILE, 4), (RULE, KFILE, 5)]
     assert "git submodule `vendor/addons`" in findings[0].message
-    assert "spec.recurseSubmodules: true" in findings[0].message
+    assert "spec.recurseSubmodules: true" in findings[0].detail
 
 
 def test_entries_into_a_submodule_that_flux_fetches_are_silent() -> None:

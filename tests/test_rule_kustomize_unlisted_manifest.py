@@ -36,14 +36,14 @@ def test_new_manifest_not_in_resources_is_reported() -> None:
         1,
         "warning",
     )
-    assert "`apps/podinfo/kustomization.yaml` does not list this manifest" in finding.message
-    assert "Add `- service.yaml`" in finding.message
+    assert "`apps/podinfo/kustomization.yaml` does not list this file" in finding.message
+    assert "add `- service.yaml`" in finding.message
 
 
 def test_manifest_in_subdirectory_without_own_kustomization() -> None:
     [finding] = run(podinfo(**{"apps/podinfo/monitoring/servicemonitor.yaml": service("x")}))
     assert finding.path == "apps/podinfo/monitoring/servicemonitor.yaml"
-    assert "Add `- monitoring/servicemonitor.yaml`" in finding.message
+    assert "add `- monitoring/servicemonitor.yaml`" in finding.message
 
 
 def test_listed_patch_and_generator_files_are_silent() -> None:

@@ -71,7 +71,7 @@ def test_the_renamed_pull_secret_says_did_you_mean() -> None:
     )
     assert "names Secret ghcr-pull-secret" in finding.message
     assert "namespace media" in finding.message
-    assert "Did you mean ghcr-pull?" in finding.message
+    assert "did you mean ghcr-pull?" in finding.message
 
 
 def test_a_secret_in_another_namespace_does_not_count() -> None:
@@ -82,7 +82,8 @@ def test_a_secret_in_another_namespace_does_not_count() -> None:
         }
     )
     [finding] = of_rule(run(files), RULE)
-    assert "Did you mean ghcr-pull (defined in namespace other)?" in finding.message
+    assert "did you mean ghcr-pull?" in finding.message
+    assert "It is defined in namespace other." in finding.detail
 
 
 def test_defined_by_a_secret_a_sealed_secret_an_external_secret_or_a_generator() -> None:
@@ -179,7 +180,7 @@ def test_helm_release_values_only_near_misses() -> None:
     files = cluster({"apps/secret.yaml": pull_secret("ghcr-pull"), "apps/plex.yaml": release})
     [finding] = of_rule(run(files), RULE)
     assert "the values of HelmRelease media/plex" in finding.message
-    assert "Did you mean ghcr-pull?" in finding.message
+    assert "did you mean ghcr-pull?" in finding.message
     # a name far from any pull secret may be made by the chart itself
     release = helm_release(
         "plex", version="1.x", namespace="media", values="imagePullSecrets:\n  - name: quay-creds\n"
@@ -208,8 +209,8 @@ def test_a_source_secret_ref() -> None:
     files = cluster({"apps/source.yaml": source, "apps/auth.yaml": auth})
     [finding] = of_rule(run(files), RULE)
     assert "`spec.secretRef` of HelmRepository flux-system/private" in finding.message
-    assert "never becomes ready" in finding.message
-    assert "Did you mean charts-auth?" in finding.message
+    assert "never becomes ready" in finding.detail
+    assert "did you mean charts-auth?" in finding.message
 
 
 def test_the_pull_secret_of_an_in_repo_chart() -> None:
@@ -246,7 +247,7 @@ def test_the_pull_secret_of_an_in_repo_chart() -> None:
         "charts/api/values.yaml",
         line_of(values, "ghcr-pull-secret"),
     )
-    assert "Did you mean ghcr-pull?" in finding.message
+    assert "did you mean ghcr-pull?" in finding.message
     # the release's own values replace the chart's
     files["apps/api.yaml"] = release + "  values:\n    imagePullSecrets:\n      - name: ghcr-pull\n"
     assert of_rule(run(files), RULE) == []

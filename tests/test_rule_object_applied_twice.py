@@ -30,7 +30,7 @@ def test_a_file_listed_by_two_kustomizations_of_one_cluster() -> None:
     assert (finding.path, finding.severity) == ("shared/settings.yaml", "warning")
     assert "ConfigMap shop/settings" in finding.message
     assert "flux-system/apps" in finding.message and "flux-system/infra" in finding.message
-    assert "cluster clusters/prod" in finding.message
+    assert "cluster clusters/prod" in finding.detail
 
 
 def test_a_flux_path_inside_another_flux_path_is_applied_by_both() -> None:
@@ -114,7 +114,7 @@ def test_two_kustomizations_applying_to_the_same_spoke_collide() -> None:
         cluster="hub",
     )
     [finding] = of_rule(run(files), RULE)
-    assert "on the cluster of Secret flux-system/spoke-kubeconfig" in finding.message
+    assert "on the cluster of Secret flux-system/spoke-kubeconfig" in finding.detail
 
 
 def test_a_kustomization_whose_build_fails_applies_nothing_twice() -> None:

@@ -53,8 +53,10 @@ def test_an_undefined_variable_fails_a_strict_kustomize_controller() -> None:
     assert (finding.path, finding.severity) == (PATH, "error")
     assert finding.line == line_of(manifest, "image:")
     assert "`${PODINFO_TAG}` has no default" in finding.message
-    assert "Flux Kustomization flux-system/apps (clusters/prod/apps.yaml)" in finding.message
-    assert "v1.9.0 and later fail the whole Kustomization" in finding.message
+    assert "Flux Kustomization flux-system/apps does not define it" in finding.message
+    assert "fails the whole Kustomization" in finding.message
+    assert "Flux Kustomization flux-system/apps (clusters/prod/apps.yaml)" in finding.detail
+    assert "v1.9.0 and later substitute strictly" in finding.detail
     # Reported once: invalid-image-reference reads it as a placeholder.
     assert [f.rule for f in run(files)] == [RULE]
 
@@ -62,7 +64,7 @@ def test_an_undefined_variable_fails_a_strict_kustomize_controller() -> None:
 def test_before_strict_substitution_an_image_left_invalid_is_reported() -> None:
     files = applied(deployment("podinfo", IMAGE), substitute={"CLUSTER": "prod"}, version="v2.4.0")
     [finding] = findings(files)
-    assert "the image becomes `ghcr.io/stefanprodan/podinfo:`" in finding.message
+    assert "the image `ghcr.io/stefanprodan/podinfo:` is invalid" in finding.message
     assert "InvalidImageName" in finding.message
 
 
@@ -71,7 +73,7 @@ def test_before_strict_substitution_an_empty_value_elsewhere_is_a_warning() -> N
     [warning] = findings(applied(manifest, substitute={"CLUSTER": "prod"}, version="v2.4.0"))
     assert warning.severity == "warning"
     assert warning.line == line_of(manifest, "greeting")
-    assert "Flux replaces it with an empty string, so this becomes `hello `" in (warning.message)
+    assert "Flux substitutes an empty string, so the value becomes `hello `" in warning.message
     [error] = findings(applied(manifest, substitute={"CLUSTER": "prod"}))
     assert (error.severity, error.line) == ("error", line_of(manifest, "greeting"))
 
@@ -139,7 +141,9 @@ def test_without_post_build_a_variable_stays_in_the_image() -> None:
     manifest = deployment("podinfo", IMAGE)
     [finding] = findings(applied(manifest))
     assert finding.line == line_of(manifest, "image:")
-    assert "has no postBuild, so nothing substitutes it" in finding.message
+    assert "stays as written because Flux Kustomization flux-system/apps has no postBuild" in (
+        finding.message
+    )
     assert "InvalidImageName" in finding.message
     # Elsewhere in the object a literal `${X}` is a legitimate string.
     assert findings(applied(configmap("settings", "greeting: ${NAME}"))) == []
@@ -150,12 +154,12 @@ def test_an_unknown_flux_version_is_an_error_only_where_every_version_breaks() -
     [warning] = findings(applied(manifest, substitute={"CLUSTER": "prod"}, version=None))
     assert warning.severity == "warning"
     assert "On Flux v2.9 and later (kustomize-controller v1.9.0) the Kustomization fails" in (
-        warning.message
+        warning.detail
     )
     files = applied(deployment("podinfo", IMAGE), substitute={"CLUSTER": "prod"}, version=None)
     [finding] = findings(files)
     assert finding.severity == "error"
-    assert "the image becomes" in finding.message
+    assert "the image `ghcr.io/stefanprodan/podinfo:` is invalid" in finding.message
 
 
 def test_a_parent_that_patches_in_post_build_is_trusted() -> None:

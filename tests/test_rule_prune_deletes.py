@@ -65,7 +65,7 @@ def test_a_deleted_pvc_is_a_warning_on_its_deleted_line() -> None:
     assert finding.line == 4  # metadata.name of the deleted PVC
     assert "PersistentVolumeClaim db/data" in finding.message
     assert "Flux Kustomization flux-system/db" in finding.message
-    assert "clusters/prod" in finding.message and "data" in finding.message
+    assert "clusters/prod" in finding.detail and "data" in finding.message
     assert finding.introduced
 
 

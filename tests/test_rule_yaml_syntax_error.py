@@ -16,7 +16,8 @@ from tests.analysis_helpers import (
 
 RULE = "yaml-syntax-error"
 PATH = "apps/podinfo/configmap.yaml"
-APPS = "Flux Kustomization flux-system/apps (clusters/prod/apps.yaml)"
+APPS = "Flux Kustomization flux-system/apps"
+APPS_AT = "Flux Kustomization flux-system/apps (clusters/prod/apps.yaml)"
 
 
 def applied(text: str | bytes, path: str = PATH) -> dict[str, str | bytes]:
@@ -64,7 +65,9 @@ def test_document_without_kind_in_a_flux_applied_directory() -> None:
     _, line, message = only(applied(text))
     assert line == line_of(text, "apiVersion: v1")
     assert "this document has no kind" in message
-    assert APPS in message
+    assert f"so {APPS} cannot decode it" in message
+    [finding] = run(applied(text))
+    assert f"Applied as a manifest by {APPS_AT}." == finding.detail
 
 
 def test_values_file_in_a_flux_applied_directory_is_not_an_object() -> None:

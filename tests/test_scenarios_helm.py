@@ -24,6 +24,7 @@ import pytest
 
 from bot.__main__ import main as bot_main
 from tests.analysis_helpers import (
+    assert_readable,
     bootstrap,
     chart_yaml,
     dedent,
@@ -193,6 +194,7 @@ def check(
     assert code in (0, 1), err.getvalue()
     assert "warning:" not in err.getvalue(), err.getvalue()
     document = json.loads(out.getvalue())
+    assert_readable(document["findings"])
     found = {
         (f["rule"], f["path"], f["line"], f["severity"], f["introduced"])
         for f in document["findings"]

@@ -436,7 +436,11 @@ def _cluster(cp: ClusterPairing, redactor: Redactor) -> ClusterDiff:
         objs = sorted(per[p.label], key=lambda o: o.sort_key)
         if objs:
             reasons = [str(r) for r in p.unknown or []]
-            reasons += [why for why in {**p.was, **p.now}.values() if why not in reasons]
+            # A HelmRelease not rendered is said where the change touched its inputs (a
+            # remote chart's release that nothing touched is not news).
+            reasons += [
+                why for why in {**p.was, **p.now}.values() if why in cp.news and why not in reasons
+            ]
         else:
             # Without a change to its objects, a build not fully known is said only
             # where the change is the reason.

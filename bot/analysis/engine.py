@@ -21,7 +21,7 @@ from bot.analysis.diff import ClusterDiff, Redactor, change_diff
 from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact, cluster_impact, pairings
 from bot.analysis.lines import split_lines
-from bot.analysis.model import AnalysisCancelled, StopSignal
+from bot.analysis.model import AnalysisCancelled, ChartHistory, StopSignal
 from bot.analysis.rendering import Renderer, RendererUnavailable
 from bot.analysis.rules import RULES, RuleInfo
 from bot.analysis.rules.base import ChangeContext, Context
@@ -172,6 +172,7 @@ def analyze(
     self_urls: Sequence[str] = (),
     cancel: StopSignal | None = None,
     renderer: Renderer | RendererUnavailable | None = None,
+    chart_history: ChartHistory | None = None,
 ) -> AnalysisResult:
     """Findings at `head`, each marked `introduced` relative to `base`.
 
@@ -185,6 +186,9 @@ def analyze(
     `renderer`, HelmReleases of in-repository charts are rendered (with a base, only
     those whose chart, values or valuesFrom sources the change touches); with
     `RendererUnavailable`, the result's notes say once that they were not.
+    `chart_history` gives the versions each chart's Chart.yaml had before `head` (the CLI
+    reads them from git); with a `base`, the base's versions count as published too, so
+    the App, which reads no history, knows at least those.
     """
     config = config or Config()
     # Shared by both snapshots: every parse is keyed by blob id, so the base costs only
@@ -199,6 +203,9 @@ def analyze(
         base_repo = Snapshot(
             base, config, cache, self_urls, cancel, HelmOptions(renderer, scope, "base")
         )
+    repo.chart_history = _published(chart_history, base_repo)
+    if base_repo is not None:
+        base_repo.chart_history = chart_history
     if scope is not None and base_repo is not None:
         scope.bind("head", repo)
         scope.bind("base", base_repo)
@@ -336,6 +343,21 @@ def diff_trees(
     return DiffResult(diff, redactor, names, _helm_notes(repo, errors), errors)
 
 
+def _published(given: ChartHistory | None, base: Snapshot | None) -> ChartHistory | None:
+    """The versions a chart had before the head: those `given` knows, and the one it has
+    at the base (a version a merged commit had, published when the repository publishes
+    on merge)."""
+    if base is None:
+        return given
+
+    def versions(chart_path: str) -> frozenset[str]:
+        out = set(given(chart_path)) if given is not None else set()
+        out.update(c.version for c in base.charts if c.path == chart_path and c.version)
+        return frozenset(out)
+
+    return versions
+
+
 def _helm_notes(repo: Snapshot, errors: list[str]) -> list[str]:
     """What rendering the head's HelmReleases said, once each."""
     if repo.helm_options is None or repo.helm_options.renderer is None:
@@ -347,9 +369,10 @@ def _helm_notes(repo: Snapshot, errors: list[str]) -> list[str]:
     return list(dict.fromkeys(helm.notes))
 
 
-_NOT_APPLIED = (
-    " Nothing in this repository applies this file (no cluster's Flux Kustomizations "
-    "reach it), so it breaks nothing yet; it would once something applies it."
+_NOT_APPLIED = " No cluster applies this file yet."
+_NOT_APPLIED_DETAIL = (
+    "Nothing in this repository applies this file: no cluster's Flux Kustomizations reach "
+    "it, so it breaks nothing yet; it would once something applies it."
 )
 
 
@@ -371,7 +394,12 @@ def _outside_clusters(repo: Snapshot, findings: list[Finding]) -> list[Finding]:
             and not build.applied(f.path)
             and repo.chart_of(f.path) is None
         ):
-            f = replace(f, severity=Severity.NOTICE, message=f.message + _NOT_APPLIED)
+            f = replace(
+                f,
+                severity=Severity.NOTICE,
+                message=f.message + _NOT_APPLIED,
+                detail="\n".join(d for d in (f.detail, _NOT_APPLIED_DETAIL) if d),
+            )
         out.append(f)
     return out
 

@@ -85,11 +85,20 @@ def _content(applied: Applied) -> Any:
 _Unrendered = dict[tuple[str, str], dict[str, str]]
 
 
-def _unrendered(change: Change) -> tuple[_Unrendered, _Unrendered]:
+def _unrendered(change: Change) -> tuple[_Unrendered, _Unrendered, set[str]]:
     """Per side, per cluster and Flux Kustomization label: the HelmReleases it applies
     that were to be rendered and were not (a render that fails leaves the release as it
-    was; one not fully known says nothing), by object key -> why."""
+    was; one not fully known says nothing), by object key -> why; and which of those
+    reasons the change is responsible for (the release's inputs differ between the
+    sides: a remote chart's release that nothing touched is not news)."""
     sides: list[_Unrendered] = []
+    signatures = (change.base.build.helm.signatures, change.head.build.helm.signatures)
+    changed = {
+        k
+        for k in signatures[0].keys() | signatures[1].keys()
+        if signatures[0].get(k) != signatures[1].get(k)
+    }
+    news: set[str] = set()
     for snap, when in ((change.base, "at the base"), (change.head, "after the change")):
         found: _Unrendered = {}
         for r in snap.build.helm.releases:
@@ -97,16 +106,18 @@ def _unrendered(change: Change) -> tuple[_Unrendered, _Unrendered]:
                 continue
             why = r.failure.message if r.failure is not None else "; ".join(r.why)
             where = (r.cluster.name, r.release.owner.label)
-            found.setdefault(where, {})[str(r.release.stable_key())] = (
-                f"{r.label} is not rendered {when} ({why})"
-            )
+            text = f"{r.label} is not rendered {when}: {why}"
+            found.setdefault(where, {})[str(r.release.stable_key())] = text
+            if r.key in changed:
+                news.add(text)
         for e in snap.build.helm.elsewhere:
             where = (e.cluster.name, e.release.owner.label)
-            found.setdefault(where, {})[str(e.release.stable_key())] = (
-                f"{e.label} is not rendered {when} ({e.why})"
-            )
+            text = f"{e.label} is not rendered {when}: {e.why}"
+            found.setdefault(where, {})[str(e.release.stable_key())] = text
+            if e.key in changed:
+                news.add(text)
         sides.append(found)
-    return sides[0], sides[1]
+    return sides[0], sides[1], news
 
 
 def _by(applied: Applied) -> str | None:
@@ -164,6 +175,8 @@ class ClusterPairing:
     unfollowed: list[str]
     # The files the change touches, at either side.
     touched: set[str]
+    # Why HelmReleases are not rendered, for those whose inputs the change touched.
+    news: set[str] = field(default_factory=set)
 
 
 def pairings(change: Change) -> list[ClusterPairing]:
@@ -192,7 +205,7 @@ def pairings(change: Change) -> list[ClusterPairing]:
             text = f"{ks.label} ({ks.unfollowed})"
             if text not in seen and any(ks.may_read(p) for p in outside):
                 seen.append(text)
-    unrendered_before, unrendered_after = _unrendered(change)
+    unrendered_before, unrendered_after, news = _unrendered(change)
     result = []
     for name, (old_kss, new_kss) in sorted(clusters.items()):
         old, new = _objects(old_kss), _objects(new_kss)
@@ -213,7 +226,7 @@ def pairings(change: Change) -> list[ClusterPairing]:
             )
             for label in sorted(set(old) | set(new))
         ]
-        result.append(ClusterPairing(name, pairs, unfollowed.get(name, []), touched))
+        result.append(ClusterPairing(name, pairs, unfollowed.get(name, []), touched, news))
     return result
 
 
@@ -231,7 +244,11 @@ def cluster_impact(
             )
             k.added = sorted(str(p.new[key].id) for key in p.added())
             k.removed = sorted(str(p.old[key].id) for key in p.removed())
-            k.unknown += [why for why in {**p.was, **p.now}.values() if why not in k.unknown]
+            k.unknown += [
+                why
+                for why in {**p.was, **p.now}.values()
+                if why in cp.news and why not in k.unknown
+            ]
             k.changed = [str(p.new[key].id) for key in p.changed()]
             if k.added or k.changed or k.removed or (k.unknown and p.old_ks is not None):
                 impacts.append(k)

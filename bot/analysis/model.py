@@ -6,12 +6,18 @@ from __future__ import annotations
 import enum
 import posixpath
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.ignorefiles import HelmIgnore
 from bot.analysis.lines import split_lines
+
+# What the analysis is told of a repository's past: the versions a chart's Chart.yaml
+# (given by its path) has had in earlier commits. The analysis reads commits, not
+# histories; whoever has the history (the CLI has git) fills this in.
+ChartHistory = Callable[[str], Collection[str]]
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 FLUX_GROUPS = {

@@ -18,6 +18,7 @@ from bot.analysis.options import fails
 from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.repo import RepoRef
 from bot.report.diff import section as diff_section
+from bot.report.markdown import BEFORE as _BEFORE
 from bot.report.markdown import ICON as _ICON
 from bot.report.markdown import clip as _clip
 from bot.report.markdown import code as _code
@@ -201,11 +202,11 @@ def annotation(finding: Finding) -> dict[str, Any] | None:
         if head_side is None:
             return None
         path, line, end = head_side.path, head_side.line, None
-        message = f"{finding.path} line {finding.line} (deleted): {message}"
+        message = f"{finding.path} line {finding.line}{_BEFORE}: {message}"
     extra = related_text(finding)
     if extra:
         message = f"{message}\n\n{extra}"
-    return {
+    out: dict[str, Any] = {
         "path": path,
         "start_line": line,
         "end_line": end or line,
@@ -213,6 +214,11 @@ def annotation(finding: Finding) -> dict[str, Any] | None:
         "title": finding.rule[:255],
         "message": _clip(message, 60_000),
     }
+    if finding.detail:
+        # GitHub folds raw_details under the annotation ("Show more"): the reasoning
+        # stays one click away from the one-sentence message. Its limit is 64 KB.
+        out["raw_details"] = _clip(finding.detail, 60_000)
+    return out
 
 
 def annotation_batches(findings: Sequence[Finding]) -> list[list[dict[str, Any]]]:

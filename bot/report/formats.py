@@ -34,11 +34,19 @@ def counts(findings: list[Finding]) -> str:
     return ", ".join(parts) if parts else "no problems found"
 
 
+# A grouped finding (one deprecated apiVersion on a hundred objects) keeps its text short.
+RELATED_SHOWN = 5
+
+
 def to_text(
     findings: list[Finding],
     color: bool = False,
     impact: Sequence[ClusterImpact] | None = None,
+    verbose: bool = False,
 ) -> str:
+    """One line per finding, its related locations and suggestion below it; `verbose`
+    adds each finding's detail (the reasoning behind the message) and lists every related
+    location, where the short form stops at `RELATED_SHOWN`."""
     colors = {Severity.ERROR: "\033[31m", Severity.WARNING: "\033[33m", Severity.NOTICE: "\033[36m"}
     lines = []
     for f in findings:
@@ -46,13 +54,18 @@ def to_text(
         if color:
             sev = f"{colors[f.severity]}{sev}\033[0m"
         marker = "" if f.introduced else " (pre-existing)"
-        where = f"{f.path}:{f.line}" + (" (deleted)" if f.side is Side.BASE else "")
+        where = f"{f.path}:{f.line}" + (markdown.BEFORE if f.side is Side.BASE else "")
         lines.append(f"{where}: {sev} [{f.rule}]{marker} {f.message}")
-        for r in f.related:
-            side = " (before this change)" if r.side is Side.BASE else ""
+        if verbose and f.detail:
+            lines += [f"    {d}" if d else "" for d in f.detail.splitlines()]
+        shown = f.related if verbose else f.related[:RELATED_SHOWN]
+        for r in shown:
+            side = markdown.BEFORE if r.side is Side.BASE else ""
             lines.append(
                 f"    related: {r.path}:{r.line}{side}" + (f": {r.message}" if r.message else "")
             )
+        if len(shown) < len(f.related):
+            lines.append(f"    related: {len(f.related) - len(shown)} more (-v lists them)")
         if f.suggestion is not None:
             for s in f.suggestion.splitlines() or [""]:
                 lines.append(f"    suggestion: {s}")
@@ -259,7 +272,7 @@ def github_annotation(finding: Finding) -> str:
     if finding.side is Side.BASE:
         head_side = next((r for r in finding.related if r.side is Side.HEAD), None)
         path, line, end = (head_side.path, head_side.line, None) if head_side else (None, 0, None)
-        message = f"{finding.path} line {finding.line} (deleted): {message}"
+        message = f"{finding.path} line {finding.line}{markdown.BEFORE}: {message}"
     related = markdown.related_text(finding)
     if related:
         message += "\n\n" + related

@@ -56,8 +56,13 @@ def code(text: str) -> str:
     return f"{fence}{text}{fence}" if fence == "`" else f"{fence} {text} {fence}"
 
 
+# A base-side finding is on a line as the base had it: the line, not always its file, is
+# gone from the head (a removed list entry, a resource moved away).
+BEFORE = " (before this change)"
+
+
 def lines(finding: Finding) -> str:
-    deleted = " (deleted)" if finding.side is Side.BASE else ""
+    deleted = BEFORE if finding.side is Side.BASE else ""
     if finding.end_line and finding.end_line != finding.line:
         return f"lines {finding.line}–{finding.end_line}{deleted}"
     return f"line {finding.line}{deleted}"
@@ -67,7 +72,7 @@ def related_text(finding: Finding) -> str:
     """The finding's causes elsewhere, one line each, for texts that carry no links."""
     lines = []
     for r in finding.related:
-        where = f"{r.path}:{r.line}" + (" (before this change)" if r.side is Side.BASE else "")
+        where = f"{r.path}:{r.line}" + (BEFORE if r.side is Side.BASE else "")
         lines.append(f"- {where}" + (f": {r.message}" if r.message else ""))
     return "Related:\n" + "\n".join(lines) if lines else ""
 

@@ -69,10 +69,14 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             SEVERITY,
             chart.path,
             chart.version_line,
-            f"{chart.label} changed ({sample}{more}) but its version is still "
-            f"{chart.version}; it is deployed by version ({deployed[chart.directory]}), so "
-            f"the change will not roll out. Bump the version"
+            f"Chart {chart.name} changed but its version is still {chart.version}, so "
+            "the change does not roll out where it is deployed by version; bump it"
             + (f" to {bumped}." if bumped else "."),
+            detail=(
+                f"Changed in {chart.label}: {sample}{more}. {deployed[chart.directory]} "
+                "deploys it by version, and Flux fetches a chart version again only when "
+                "it changes."
+            ),
             suggestion=suggestion,
             key=(chart.directory,),
         )

@@ -53,11 +53,13 @@ def check(ctx: Context) -> Iterator[Finding]:
             SEVERITY,
             request.path,
             request.line,
-            f"{request.what} asks {request.registry} for chart {request.chart}, but no chart "
-            f"in the repository is named {request.chart}, and this repository publishes its "
-            f"own charts there ({example_ref} deploys {example_chart} from it): the chart is "
-            f"never published, and Flux fails with `chart not found`. A renamed chart keeps "
-            f"only its new name.{hint}",
+            f"{request.what} asks {request.registry} for chart {request.chart}, which no "
+            "chart of this repository is, so Flux fails with `chart not found`.",
+            detail=(
+                f"This repository publishes its own charts to {request.registry}: "
+                f"{example_ref} deploys {example_chart} from it. A chart of another name is "
+                f"never published there, and a renamed chart keeps only its new name.{hint}"
+            ),
             related=_renamed(repo, close),
             key=(request.path, request.what, request.chart),
         )
@@ -85,11 +87,14 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             SEVERITY,
             request.path,
             request.line,
-            f"{request.what} asks {request.registry} for chart {request.chart}, but after "
-            f"this change no chart in the repository is named {request.chart}, and the "
-            f"repository publishes its own charts there ({example_ref} deployed "
-            f"{example_chart} from it before): the chart is no longer published, and Flux "
-            f"fails with `chart not found`. A renamed chart keeps only its new name.{hint}",
+            f"{request.what} asks {request.registry} for chart {request.chart}, which this "
+            "change leaves no chart of the repository named, so Flux fails with "
+            "`chart not found`.",
+            detail=(
+                f"The repository publishes its own charts to {request.registry}: "
+                f"{example_ref} deployed {example_chart} from it before this change. A "
+                f"renamed chart keeps only its new name.{hint}"
+            ),
             related=[*_renamed(head, close), *gone],
             key=(request.path, request.what, request.chart),
         )

@@ -38,6 +38,14 @@ Bucket source are not checked here: Flux ignores `version` for them (see
 
 The finding sits on the reference's version line and suggests the chart's version
 (spelled with `_` for `+` in an OCI tag).
+
+A version the chart had earlier was published: a reference to it still installs, the
+older chart. That is a warning that the reference lags, not an error. Which versions a
+chart had comes from the repository's history: the command line reads the `Chart.yaml`'s
+past versions with git (`git log`, the last 500 commits that touch it; a shallow clone
+knows only the commits it fetched); on a pull request the version the chart has at the
+base counts as published too (the App reads no history beyond the base). A version the
+chart never had stays an error.
 """
 
 from __future__ import annotations
@@ -65,6 +73,13 @@ def check(ctx: Context) -> Iterator[Finding]:
         if ok or not versions:
             continue
         chart = max(ref.charts, key=lambda c: _sort_key(c.version or ""))
+        published = sorted(
+            {v for c in ref.charts for v in repo.published_versions(c.path)}, key=_sort_key
+        )
+        if ref.exact_tag:
+            had = [v for v in published if v == ref.constraint or _same(v, ref.constraint)]
+        else:
+            had = [v for v in published if semver.matches(ref.constraint, v)]
         target = chart.version or versions[0]
         if ref.exact_tag:
             # What `helm push` names the tag: OCI tags cannot hold `+`.
@@ -82,17 +97,45 @@ def check(ctx: Context) -> Iterator[Finding]:
             for c in ref.charts
             if c.version_line is not None
         ]
+        earlier = [v for v in published if v not in versions]
+        known = (
+            f"Earlier versions of the chart known here: {', '.join(earlier)}."
+            if earlier
+            else "No earlier version of the chart is known here."
+        )
+        if had:
+            yield ctx.finding(
+                ID,
+                Severity.WARNING,
+                ref.path,
+                ref.line,
+                f"{ref.what} pins chart {chart.name} `{ref.shown}`, an earlier version: "
+                f"{chart.path} is now {have}, so the dependency lags; use `{target}`.",
+                suggestion=suggestion,
+                related=related,
+                key=(ref.path, ref.what),
+                detail=(
+                    f"The chart had version {had[-1]} before, so it was published and the "
+                    f"reference still installs that older chart, not the one in this "
+                    f"commit. {known}"
+                ),
+            )
+            continue
         yield ctx.finding(
             ID,
             SEVERITY,
             ref.path,
             ref.line,
-            f"{ref.what} asks for version `{ref.shown}` of chart {chart.name}, but "
-            f"{chart.path} is version {have}: the chart in this repository is not the one "
-            f"that gets deployed. Use `{target}`.",
+            f"{ref.what} asks for chart {chart.name} `{ref.shown}`, but {chart.path} is "
+            f"{have} and no earlier version matches; use `{target}`.",
             suggestion=suggestion,
             related=related,
             key=(ref.path, ref.what),
+            detail=(
+                "Flux asks the registry for a version this repository is not known to have "
+                "published, so the chart in this repository is not the one that gets "
+                f"deployed, and the release fails if the registry has no such version. {known}"
+            ),
         )
 
 

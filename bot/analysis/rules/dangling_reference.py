@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 from bot.analysis import secrets
 from bot.analysis import yamlscan as ys
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.model import BOOTSTRAP_NAME, FluxObject
 from bot.analysis.rules.base import ChangeContext, Context
 from bot.analysis.snapshot import Snapshot
@@ -256,44 +256,52 @@ def check(ctx: Context) -> Iterator[Finding]:
                     o for o in written[kind] if o.name == name or _substituted_match(o.name, name)
                 ]
                 renamed = [o for o in objects if o.kind == kind and name in o.previous]
+                ref_text = f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}"
+                related: list[Location] = []
                 if renamed:
                     message = (
-                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which is "
-                        f"renamed to {renamed[0].name} on the way (a `namePrefix` or "
-                        "`nameSuffix`; kustomize does not update Flux's references), so it "
-                        f"never becomes ready. Name it {renamed[0].name}."
+                        f"{ref_text}, which kustomize renames to {renamed[0].name}, so it never "
+                        f"becomes ready; name it {renamed[0].name}."
+                    )
+                    detail = (
+                        "A `namePrefix` or `nameSuffix` renames the object on the way, and "
+                        "kustomize does not update Flux's references to it."
                     )
                 elif in_scope and "?" not in in_scope:
                     message = (
-                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
-                        f"does not exist there, so it never becomes ready. {kind} {name} is in "
-                        f"namespace {', '.join(in_scope)}: set `namespace: {in_scope[0]}` in "
-                        "the reference."
+                        f"{ref_text}, which does not exist there, so it never becomes ready; "
+                        f"set `namespace: {in_scope[0]}` in the reference."
                     )
+                    detail = f"{kind} {name} is in namespace {', '.join(in_scope)}."
                 elif in_scope:
                     continue
                 elif cluster is not None and in_repo:
                     if not complete:
                         continue  # what the cluster applies beyond what is followed may hold it
                     message = (
-                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
-                        f"cluster {cluster} does not apply (it is in {in_repo[0].path}, but "
-                        "none of that cluster's Kustomizations includes it), so it never "
+                        f"{ref_text}, which cluster {cluster} does not apply, so it never "
                         "becomes ready there."
+                    )
+                    detail = (
+                        f"{kind} {name} is in {in_repo[0].path}, but none of the cluster's "
+                        "Kustomizations includes that file."
+                    )
+                    related.append(
+                        Location(in_repo[0].path, in_repo[0].line, message=f"{kind} {name}")
                     )
                 else:
                     others = sorted({o.name for o in written[kind]})
-                    hint = (
-                        f" Known {_plural(kind)}: {', '.join(others)}." if len(others) <= 8 else ""
-                    )
                     message = (
-                        f"{field} of {obj.kind} {obj.name} names {kind} {name}{where}, which "
-                        f"does not exist in the repository, so it never becomes ready.{hint}"
+                        f"{ref_text}, which does not exist in the repository, so it never "
+                        "becomes ready."
+                    )
+                    detail = (
+                        f"Known {_plural(kind)}: {', '.join(others)}." if len(others) <= 20 else ""
                     )
                 if (path, line, message) in reported:
                     continue
                 reported.add((path, line, message))
-                yield ctx.finding(ID, SEVERITY, path, line, message)
+                yield ctx.finding(ID, SEVERITY, path, line, message, related=related, detail=detail)
 
 
 def check_change(ctx: ChangeContext) -> Iterator[Finding]:
@@ -323,6 +331,9 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             ref.path,
             ref.line,
             f"`{ref.field}` names {ref.kind} {ref.name}, which this change removes from the "
-            f"repository (it was defined in {before[ref.kind][ref.name]}): Pods and Flux "
-            f"objects that need it fail on every cluster that does not already have it.",
+            "repository: what needs it fails on every cluster that does not have it yet.",
+            detail=(
+                f"{ref.kind} {ref.name} was defined in {before[ref.kind][ref.name]} at the "
+                "base. Pods and Flux objects that need it fail where it is missing."
+            ),
         )

@@ -54,9 +54,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 SEVERITY,
                 path,
                 dup.line,
-                f"`{dup.key}` is defined twice in this {name} (first on line "
-                f"{dup.first_line}): Helm keeps this value and silently drops the one on "
-                f"line {dup.first_line}. Remove the line that is not meant.",
+                f"`{dup.key}` is defined twice in this {name}: Helm keeps this value and "
+                f"silently drops the one on line {dup.first_line}; remove the one not meant.",
                 related=[Location(path, dup.first_line, message=f"`{dup.key}` first defined")],
                 key=(path, dup.key),
             )

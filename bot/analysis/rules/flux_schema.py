@@ -11,7 +11,7 @@ Kustomization from being updated.
 Checked against the schemas of the Flux release the cluster runs (vendored for every Flux
 minor release from v2.0; the check names the version and where it was read, see the
 README): unknown fields (with the nearest field name, `dependson` -> `dependsOn`), fields
-that only a newer Flux has ("added in Flux v2.5; this cluster runs v2.4"), wrong types,
+that only a newer Flux has ("added in Flux v2.5, but this cluster runs v2.4"), wrong types,
 enums, required fields, patterns and bounds, and an `apiVersion` that release no longer
 (or not yet) serves, such as `helm.toolkit.fluxcd.io/v2beta1` from Flux v2.7. Under
 `x-kubernetes-preserve-unknown-fields` (HelmRelease `values`, for example) any field is
@@ -20,6 +20,10 @@ allowed. `metadata` is checked against the fields of ObjectMeta only.
 When nothing says which Flux the cluster runs, an apiVersion that newer releases no
 longer serve is a warning (set `flux_version`), unless an object applied beside it
 uses an apiVersion that only those releases serve: then the cluster cannot be older.
+Those warnings come one per kind and apiVersion, on its first object, with the count;
+the other objects are its related locations (a repository written for an older Flux has
+the same apiVersion on every object of a kind). A change that touches one of them
+reports the group.
 
 A value holding `${VAR}` matches any type: Flux's post-build substitution replaces it
 before the API server sees it. A `{{ }}` value is left to helm-template-in-raw-manifest.
@@ -44,12 +48,13 @@ from yaml import nodes as ynodes
 
 from bot.analysis import fluxschemas
 from bot.analysis import yamlscan as ys
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.fluxversion import FluxVersion, cluster_version, flux_version
 from bot.analysis.model import ReadKind
 from bot.analysis.rules.base import Context
 from bot.analysis.snapshot import Snapshot
 from bot.analysis.snapshot.build import nodes as yn
+from bot.analysis.suppress import suppressed_lines
 
 ID = "flux-schema"
 SEVERITY = Severity.ERROR
@@ -228,6 +233,11 @@ def _dotted(path: Path) -> str:
     return out or "the object"
 
 
+def _field(path: Path) -> str:
+    """A field in a message: in code when it has a name, else the object itself."""
+    return f"`{_dotted(path)}`" if path else "the object"
+
+
 def _pretty_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -386,7 +396,8 @@ def _served_hint(target: _Target, version: FluxVersion) -> str:
     return f"; use {group}/{served[-1]} (see `flux migrate`)" if served else ""
 
 
-def _api_problem(target: _Target, version: FluxVersion) -> str | None:
+def _api_problem(target: _Target, version: FluxVersion) -> tuple[str, str] | None:
+    """The message and detail of an apiVersion the release does not serve."""
     release = version.release
     if target.kind in release.kinds.get(target.api, {}):
         return None
@@ -413,8 +424,9 @@ def _api_problem(target: _Target, version: FluxVersion) -> str | None:
         else (f"; use {group}/{served[-1]}" if served else "")
     )
     return (
-        f"`{target.api}` {target.kind} is not served by {version.describe()}: {when}{hint}. "
-        "Flux cannot apply this object."
+        f"`{target.api}` {target.kind} is not served by Flux {release.label}: {when}{hint}.",
+        f"Flux version: {version.describe()}. The API server has no CRD version for the "
+        "object, so the Kustomization applying it fails.",
     )
 
 
@@ -423,7 +435,11 @@ def _error_findings(
 ) -> Iterator[Finding]:
     validator = _validator(schema_id)
     seen: set[tuple[str, int, str]] = set()
-    where = f"{target.kind} in {version.describe()}"
+    where = f"{target.kind} in Flux {version.release.label}"
+    detail = (
+        f"Flux version: {version.describe()}. The API server validates the object against "
+        "this CRD schema and refuses it, so the Kustomization applying it fails."
+    )
     errors = list(validator.iter_errors(converted.value))
     # A typo'd field is also a missing one: `intervall` is reported once, as the typo.
     meant: set[tuple[Path, str]] = set()
@@ -458,24 +474,20 @@ def _error_findings(
                 newer = _newer_release_with(target.api, target.kind, full, version.minor)
                 if newer is not None:
                     message = (
-                        f"`{_dotted(full)}` was added in Flux {newer.label}; this cluster runs "
-                        f"{version.release.label} ({version.reason}), whose {target.kind} "
-                        "schema does not declare it: the API server refuses the object "
-                        "(field not declared in schema) and the Kustomization applying it "
-                        "fails."
+                        f"{_field(full)} was added in Flux {newer.label}, but this cluster "
+                        f"runs {version.release.label}: the API server refuses the object."
                     )
                 else:
                     message = (
-                        f"`{_dotted(full)}` is not a field of {where}: the API server refuses "
-                        "the object (field not declared in schema) and the Kustomization "
-                        "applying it fails."
+                        f"{_field(full)} is not a field of {where}: the API server refuses "
+                        "the object."
                     )
                     guess = _guess(key, known)
                     if guess:
                         message += f" Did you mean `{guess}`?"
                 if (kfile, kline, message) not in seen:
                     seen.add((kfile, kline, message))
-                    yield ctx.finding(ID, SEVERITY, kfile, kline, message)
+                    yield ctx.finding(ID, SEVERITY, kfile, kline, message, detail=detail)
             continue
         if kind == "required":
             # As built, a missing field is missing; as written (no cluster shows what
@@ -485,26 +497,29 @@ def _error_findings(
             missing = error.message.split("'")[1] if error.message.count("'") >= 2 else ""
             if (path, missing) in meant:
                 continue
-            message = f"`{_dotted(path)}` lacks a required field of {where}: {error.message}."
+            message = (
+                f"{_field(path)} lacks `{missing}`, required in {where}."
+                if missing
+                else f"{_field(path)} lacks a field required in {where}: {error.message}."
+            )
         elif kind == "type":
             message = (
-                f"`{_dotted(path)}` must be {error.validator_value}, not "
+                f"{_field(path)} must be {error.validator_value}, not "
                 f"{_pretty_type(error.instance)}, in {where}."
             )
         elif kind == "enum":
             allowed = ", ".join(str(v) for v in list(error.validator_value))  # type: ignore[arg-type]
-            message = f"`{_dotted(path)}` is {error.instance!r}; {where} accepts one of: {allowed}."
+            message = f"{_field(path)} is {error.instance!r}; {where} accepts: {allowed}."
         elif kind == "pattern":
             message = (
-                f"`{_dotted(path)}` {error.instance!r} does not match the pattern "
+                f"{_field(path)} {error.instance!r} does not match the pattern "
                 f"`{error.validator_value}` of {where}."
             )
         else:
-            message = f"`{_dotted(path)}`: {error.message} ({kind} in {where})."
-        message += " Flux cannot apply this object."
+            message = f"{_field(path)} fails the {kind} check of {where}: {error.message}."
         if (file, line, message) not in seen:
             seen.add((file, line, message))
-            yield ctx.finding(ID, SEVERITY, file, line, message)
+            yield ctx.finding(ID, SEVERITY, file, line, message, detail=detail)
 
 
 def kind_enum_is_extended(target: _Target, path: Path, validator: object) -> bool:
@@ -554,6 +569,7 @@ def check(ctx: Context) -> Iterator[Finding]:
         return max(candidates, key=lambda r: r.minor, default=None)
 
     versions: dict[int, FluxVersion] = {}
+    deprecated: dict[tuple[str, str], dict[tuple[str, int], None]] = {}
     for target in targets:
         if target.cluster is not None:
             if id(target.cluster) not in versions:
@@ -572,8 +588,9 @@ def check(ctx: Context) -> Iterator[Finding]:
             ]
             floor = floor_of(target) if serving and not version.detected else None
             removed_by_floor = floor is not None and floor.minor > serving[-1].minor
+            message, detail = api_problem
             if version.detected or not serving:
-                yield ctx.finding(ID, SEVERITY, file, line, api_problem)
+                yield ctx.finding(ID, SEVERITY, file, line, message, detail=detail)
                 continue
             if removed_by_floor and floor is not None:
                 yield ctx.finding(
@@ -581,35 +598,34 @@ def check(ctx: Context) -> Iterator[Finding]:
                     SEVERITY,
                     file,
                     line,
-                    api_problem.replace(
-                        version.describe(),
-                        f"the Flux the cluster runs (at least {floor.label}, the first release "
-                        "that serves an apiVersion applied beside it)",
+                    message.replace(
+                        f"not served by Flux {version.release.label}",
+                        f"not served by this cluster's Flux, at least {floor.label},",
+                    ),
+                    detail=(
+                        f"Nothing says which Flux the cluster runs, but it serves an apiVersion "
+                        f"applied beside this object that Flux {floor.label} introduced."
                     ),
                 )
                 continue
             # Nothing says which Flux the cluster runs, and an older one may well serve
-            # this apiVersion: a warning. The object is checked against the newest
-            # release that serves its apiVersion.
-            removed = next(r for r in fluxschemas.releases() if r.minor > serving[-1].minor)
-            yield ctx.finding(
-                ID,
-                Severity.WARNING,
-                file,
-                line,
-                f"`{target.api}` {target.kind} is served up to Flux {serving[-1].label} "
-                f"only: Flux {removed.label} and later cannot apply this object"
-                + _served_hint(target, version)
-                + ". Nothing here says which Flux the clusters run (no gotk-components.yaml "
-                "or FluxInstance); set `flux_version` in the flux-review config to check "
-                "against it.",
-            )
+            # this apiVersion: a warning, one per apiVersion and kind (a repository that
+            # predates a Flux release has it on every object of that kind). The object is
+            # checked against the newest release that serves its apiVersion.
+            deprecated.setdefault((target.kind, target.api), {})[(file, line)] = None
             version = FluxVersion(
                 serving[-1],
                 serving[-1].release,
                 f"the newest release that serves {target.api}",
                 False,
             )
+            lines_: dict[Path, tuple[str, int]] = {}
+            value_ = _convert(target.doc, (), lines_, target.path)
+            if isinstance(value_, dict):
+                value_.pop("status", None)
+                schema_id = version.release.kinds[target.api][target.kind]
+                yield from _error_findings(ctx, target, version, _Doc(value_, lines_), schema_id)
+            continue
         lines: dict[Path, tuple[str, int]] = {}
         value = _convert(target.doc, (), lines, target.path)
         if not isinstance(value, dict):
@@ -617,3 +633,59 @@ def check(ctx: Context) -> Iterator[Finding]:
         value.pop("status", None)
         schema_id = version.release.kinds[target.api][target.kind]
         yield from _error_findings(ctx, target, version, _Doc(value, lines), schema_id)
+    for (kind, api), where in sorted(deprecated.items()):
+        # The group stands for each object: one that its own line or the config silences
+        # is left out of it, not the whole group with it (as it would be, first).
+        kept = [(f, n) for f, n in sorted(where) if not _silenced(ctx, f, n)]
+        if kept:
+            yield _deprecation(ctx, kind, api, kept)
+
+
+def _silenced(ctx: Context, path: str, line: int) -> bool:
+    repo = ctx.repo
+    if repo.config.is_ignored(path):
+        return True
+    if b"flux-review:" not in (repo.data(path) or b""):
+        return False
+    return ID in suppressed_lines(repo.text(path) or "", ctx.rule_ids).get(line, ())
+
+
+def _deprecation(ctx: Context, kind: str, api: str, where: list[tuple[str, int]]) -> Finding:
+    """One warning for every object of an apiVersion a newer Flux no longer serves, on
+    the first of them, the others related."""
+    serving = [r for r in fluxschemas.releases() if kind in r.kinds.get(api, {})]
+    removed = next(r for r in fluxschemas.releases() if r.minor > serving[-1].minor)
+    group = api.partition("/")[0]
+    newest = fluxschemas.releases()[-1]
+    served = sorted(
+        (
+            a.partition("/")[2]
+            for a, kinds in newest.kinds.items()
+            if a.startswith(group + "/") and kind in kinds
+        ),
+        key=_version_priority,
+    )
+    hint = f"; use {group}/{served[-1]}" if served else ""
+    count = f"{len(where)} {kind} objects use it" if len(where) > 1 else "this object uses it"
+    (file, line), others = where[0], where[1:]
+    message = (
+        f"`{api}` {kind} is served up to Flux {serving[-1].label} only, so Flux "
+        f"{removed.label} and later cannot apply it{hint}; {count}."
+    )
+    detail = (
+        "Nothing here says which Flux the clusters run (no gotk-components.yaml, FluxInstance "
+        "or flux-instance HelmRelease); set `flux_version` in the flux-review config to check "
+        "against it. `flux migrate` rewrites the objects."
+    )
+    if others:
+        detail += "\nObjects of this apiVersion:\n" + "\n".join(f"- {f}:{n}" for f, n in where)
+    return ctx.finding(
+        ID,
+        Severity.WARNING,
+        file,
+        line,
+        message,
+        related=[Location(f, n, message=f"also `{api}` {kind}") for f, n in others],
+        key=("deprecated", kind, api),
+        detail=detail,
+    )

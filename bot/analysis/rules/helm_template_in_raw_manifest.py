@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterator
 
 from bot.analysis import templating
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.lines import split_lines
 from bot.analysis.model import Consumer
 from bot.analysis.rules.base import Context
@@ -71,36 +71,62 @@ def check(ctx: Context) -> Iterator[Finding]:
         raw_text = raw_description(repo, path, raw)
         problem = repo.problem(path)
         lines = split_lines(repo.text(path) or "")
+        applier = _applier(repo, path, raw)
+        # Both consumers in the message: the one that renders the file is why it looks
+        # right to whoever wrote it.
+        charts = list(dict.fromkeys(c.chart.name or "?" for c in helm if c.chart is not None))
+        renders = f" and rendered by chart {charts[0]}" if charts else ""
+        related = [Location(c.source, c.line, message=c.description) for c in (*raw, *helm)]
+        chain = f"Read without rendering by {raw_text}."
+        if helm:
+            chain += (
+                f" The file is also read by {repo.describe(helm)}; Helm renders that copy, "
+                "but the raw copy breaks."
+            )
         for action in actions:
             suggestion = None
+            detail = chain
             if action.structural and problem is not None:
-                effect = (
-                    f"{_parser(raw)} cannot parse the file (it is not valid YAML until Helm "
-                    f"renders it), so {_failure(raw)}"
-                )
+                effect = f"{_parser(raw)} cannot parse it, so {_failure(raw)}"
+                detail = f"The file is not valid YAML until Helm renders it. {chain}"
                 if not action.helm_specific and action.key is not None:
-                    effect += (
-                        ". If the template is meant for another program, quote the value so "
-                        "that it stays a string"
+                    detail += (
+                        " If the template is meant for another program, quote the value so "
+                        "that it stays a string."
                     )
                     suggestion = _quoted(lines[action.line - 1], action)
             else:
                 field = f"`{action.key}`" if action.key else "this field"
-                effect = (
-                    f"the API server receives the literal text in {field}, which "
-                    "Helm was meant to fill in"
-                )
+                effect = f"the API server gets the literal text in {field}"
             what = "Helm template" if action.helm_specific else "Template action"
             message = (
-                f"{what} `{_short(action.expression)}` in a file applied without "
-                f"rendering by {raw_text}: {effect}."
+                f"{what} `{_short(action.expression)}` is applied raw by {applier}"
+                f"{renders}: {effect}."
             )
-            if helm:
-                message += (
-                    f" The file is also read by {repo.describe(helm)}; Helm renders "
-                    "that copy, but the raw copy breaks."
-                )
-            yield ctx.finding(ID, SEVERITY, path, action.line, message, suggestion=suggestion)
+            yield ctx.finding(
+                ID,
+                SEVERITY,
+                path,
+                action.line,
+                message,
+                suggestion=suggestion,
+                related=related,
+                detail=detail,
+            )
+
+
+def _applier(repo: Snapshot, path: str, raw: list[Consumer]) -> str:
+    """Who applies the file raw, in a few words: the Flux Kustomization whose build reads
+    it (the kustomization files between them are in the detail)."""
+    labels = list(dict.fromkeys(str(k.label) for k in repo.build.appliers(path)))
+    kind = "Flux Kustomization "
+    if len(labels) == 2 and all(label.startswith(kind) for label in labels):
+        return f"Flux Kustomizations {labels[0][len(kind) :]} and {labels[1][len(kind) :]}"
+    if len(labels) > 1:
+        return f"{labels[0]} and {len(labels) - 1} more"
+    if labels:
+        return labels[0]
+    return "Helm" if _helm_crds_only(raw) else "kustomize"
 
 
 def _helm_crds_only(raw: list[Consumer]) -> bool:
@@ -114,7 +140,7 @@ def _parser(raw: list[Consumer]) -> str:
 def _failure(raw: list[Consumer]) -> str:
     if _helm_crds_only(raw):
         return "installing the chart fails"
-    return "the whole build fails"
+    return "the build fails"
 
 
 _VALUE_LINE = re.compile(r"""^(\s*(?:-\s+)?[^\s#'"{][^:#]*?:[ \t]+)(\{\{[^"'\\#]*?)\s*$""")
@@ -128,5 +154,5 @@ def _quoted(line: str, action: templating.Action) -> str | None:
     return f'{m.group(1)}"{m.group(2)}"'
 
 
-def _short(expression: str, limit: int = 80) -> str:
+def _short(expression: str, limit: int = 40) -> str:
     return expression if len(expression) <= limit else expression[: limit - 1] + "…"

@@ -107,8 +107,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                     SEVERITY,
                     path,
                     line,
-                    f"`{value}` is not a valid image reference ({reason}): Pods using it "
-                    "fail with InvalidImageName.",
+                    f"`{_short(value)}` is not a valid image reference: {reason}, so Pods "
+                    "using it fail with InvalidImageName.",
                 )
     yield from _rendered(ctx)
 
@@ -144,8 +144,8 @@ def _rendered(ctx: Context) -> Iterator[Finding]:
                     SEVERITY,
                     file,
                     line,
-                    f"{release.label} renders `{value}` here, which is not a valid image "
-                    f"reference ({reason}): its Pods fail with InvalidImageName.",
+                    f"{release.label} renders `{_short(value)}` here, an invalid image "
+                    f"reference: {reason}, so its Pods fail with InvalidImageName.",
                     related=[Location(hr.path, hr.line, message=f"{release.label} is here")],
                     key=(file, value, release.label),
                     detail=(
@@ -153,3 +153,7 @@ def _rendered(ctx: Context) -> Iterator[Finding]:
                         f"{', '.join(release.values_origin)}."
                     ),
                 )
+
+
+def _short(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"

@@ -56,7 +56,12 @@ def check(ctx: Context) -> Iterator[Finding]:
             SEVERITY,
             path,
             line,
-            f"Helm renders this kustomize file as a resource of {chart.label} and the "
-            f"release fails (no such kind in the cluster). Add `{chart.rel(path)}` to "
-            f"`{ignore_path}` or move it out of `templates/`.",
+            f"Helm renders this kustomize file as a resource of chart {chart.name}, and the "
+            f"release fails; add `{chart.rel(path)}` to `{ignore_path}` or move it out of "
+            "`templates/`.",
+            detail=(
+                f"Everything under the `templates/` of {chart.label} that `.helmignore` "
+                "does not exclude is rendered and applied; the cluster has no kind "
+                "Kustomization of kustomize.config.k8s.io."
+            ),
         )

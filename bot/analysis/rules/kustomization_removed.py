@@ -104,9 +104,13 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             SEVERITY,
             path,
             1,
-            f"This change deletes the kustomization file of a path applied by {who}. Flux "
-            f"now generates one that applies every YAML file below `{directory or '.'}`: "
-            f"{applied}{settings}.",
+            f"This change deletes the kustomization file of a path {sorted(labels)[0]} applies: "
+            f"Flux now applies every YAML file below `{directory or '.'}`"
+            + (f", {len(newly)} of them new to the build." if newly else "."),
+            detail=(
+                f"Applied by {who}. Without a kustomization file Flux generates one that "
+                f"lists every YAML file below the path: {applied}{settings}."
+            ),
             side=Side.BASE,
             related=related,
             key=(path,),

@@ -84,8 +84,9 @@ def _excluded(ctx: Context, path: str, line: int, where: str) -> Finding:
         SEVERITY,
         path,
         line,
-        f"{where} is excluded from the Flux source artifact by `.sourceignore` or Flux's "
-        "default ignore rules, so the build will not find it.",
+        f"{where} is left out of the Flux source artifact, so the build will not find it.",
+        detail="`.sourceignore` or Flux's default ignore rules exclude it from the artifact "
+        "source-controller makes.",
     )
 
 
@@ -109,8 +110,9 @@ def _in_submodule(
         path,
         line,
         f"{where} is in the git submodule `{submodule}`, which source-controller does not "
-        "check out unless the GitRepository sets `spec.recurseSubmodules: true`, so the "
-        "kustomize build fails.",
+        "check out, so the kustomize build fails.",
+        detail="source-controller checks submodules out only when the GitRepository sets "
+        "`spec.recurseSubmodules: true`.",
     )
 
 
@@ -165,9 +167,9 @@ def check(ctx: Context) -> Iterator[Finding]:
                         SEVERITY,
                         kfile.path,
                         entry.line,
-                        f"{where} is a directory without a kustomization file "
-                        f"({', '.join(KUSTOMIZATION_FILES)}); kustomize "
-                        "cannot build it.",
+                        f"{where} is a directory without a kustomization file, "
+                        "so kustomize cannot build it.",
+                        detail=f"kustomize looks for {', '.join(KUSTOMIZATION_FILES)}.",
                     )
                 elif entry.field not in _DIR_FIELDS:
                     yield ctx.finding(
@@ -191,8 +193,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 SEVERITY,
                 kfile.path,
                 entry.line,
-                f"{where} does not exist: `{target}` is not in the repository, "
-                "so the kustomize build fails.",
+                f"{where} does not exist, so the kustomize build fails.",
+                detail=f"`{target}` is not in the repository.",
             )
     for obj in repo.objects_of("Kustomization"):
         if obj.group != "kustomize.toolkit.fluxcd.io" or not repo.is_self_source(obj):
@@ -209,10 +211,11 @@ def check(ctx: Context) -> Iterator[Finding]:
                 SEVERITY,
                 obj.path,
                 ys.line_of(node),
-                f"spec.path `{value}` of Flux Kustomization {obj.name} is excluded from the "
-                "Flux source artifact by `.sourceignore`, the GitRepository's `spec.ignore` "
-                "or Flux's default ignore rules: kustomize-controller fails with "
+                f"spec.path `{value}` of Flux Kustomization {obj.name} is left out of the "
+                "Flux source artifact: kustomize-controller fails with "
                 "`kustomization path not found`.",
+                detail="`.sourceignore`, the GitRepository's `spec.ignore` or Flux's default "
+                "ignore rules exclude it from the artifact source-controller makes.",
             )
         elif (
             directory
@@ -226,9 +229,10 @@ def check(ctx: Context) -> Iterator[Finding]:
                     obj.path,
                     ys.line_of(node),
                     f"spec.path `{value}` of Flux Kustomization {obj.name} is in the git "
-                    f"submodule `{submodule}`, which source-controller does not check out "
-                    "unless the GitRepository sets `spec.recurseSubmodules: true`, so "
-                    "kustomize-controller will not find the manifests there.",
+                    f"submodule `{submodule}`, which source-controller does not check out.",
+                    detail="source-controller checks submodules out only when the "
+                    "GitRepository sets `spec.recurseSubmodules: true`; without them "
+                    "kustomize-controller finds no manifests there.",
                 )
         elif directory and not repo.is_dir(directory):
             yield ctx.finding(

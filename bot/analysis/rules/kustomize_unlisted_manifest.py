@@ -10,6 +10,9 @@ part of a Helm chart.
 
 Files left out of the Flux artifact by `.sourceignore` are not reported, and neither are
 the files beside a kustomization file that does not parse (`yaml-syntax-error`).
+
+A manifest whose entry the kustomization file has commented out (`# - ./grafana.yaml`,
+or its directory's) is left out on purpose: a notice names the commented line instead.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import posixpath
 import re
 from collections.abc import Iterator
 
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
+from bot.analysis.lines import split_lines
 from bot.analysis.model import KUSTOMIZATION_FILES, is_yaml_name
 from bot.analysis.rules.base import Context
 
 ID = "kustomize-unlisted-manifest"
 SEVERITY = Severity.WARNING
 ABOUT_UNAPPLIED_FILES = True
+# A list entry behind a comment sign: `# - ./grafana.yaml`, `#- "grafana.yaml"`.
+_COMMENTED_ENTRY = re.compile(r"""^\s*#+\s*-\s*["']?([^\s"'#]+?)/?["']?\s*(?:#.*)?$""")
 _MANIFEST = re.compile(r"^apiVersion:.*$[\s\S]*?^kind:|^kind:.*$[\s\S]*?^apiVersion:", re.M)
 
 
@@ -60,11 +66,42 @@ def check(ctx: Context) -> Iterator[Finding]:
         if not text or not _MANIFEST.search(text):
             continue
         rel = path[len(owner.directory) + 1 :] if owner.directory else path
+        commented = _commented_entry(repo.text(owner.path) or "", rel)
+        if commented is not None:
+            line, entry = commented
+            yield ctx.finding(
+                ID,
+                Severity.NOTICE,
+                path,
+                1,
+                f"`{owner.path}` comments out `{entry}` on line {line}, "
+                "so kustomize does not apply this manifest.",
+                related=[Location(owner.path, line, message=f"`{entry}` commented out")],
+                detail=(
+                    f"The entry is a comment in {owner.path}, so the file is left out on "
+                    "purpose; remove the `#` to apply it again, or delete the file."
+                ),
+            )
+            continue
         yield ctx.finding(
             ID,
             SEVERITY,
             path,
             1,
-            f"`{owner.path}` does not list this manifest, so kustomize never applies it. "
-            f"Add `- {rel}` to its `resources` (or delete the file if it is unused).",
+            f"`{owner.path}` does not list this file, so it is never applied; "
+            f"add `- {rel}` to `resources` or delete it.",
+            related=[Location(owner.path, 1, message="the kustomization file")],
         )
+
+
+def _commented_entry(text: str, rel: str) -> tuple[int, str] | None:
+    """The line and text of a commented-out list entry naming the file or a directory
+    above it (relative to the kustomization's directory)."""
+    for number, line in enumerate(split_lines(text), 1):
+        m = _COMMENTED_ENTRY.match(line.rstrip("\r\n"))
+        if m is None:
+            continue
+        entry = posixpath.normpath(m[1])
+        if entry == rel or rel.startswith(entry + "/"):
+            return number, m[1]
+    return None

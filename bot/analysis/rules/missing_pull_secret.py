@@ -427,10 +427,10 @@ def check(ctx: Context) -> Iterator[Finding]:
                 )
                 if close:
                     where = sorted(ns for ns, names in secrets.by_ns.items() if close[0] in names)
-                    elsewhere = f" (defined in namespace {', '.join(where)})" if where else ""
+                    elsewhere = f" It is defined in namespace {', '.join(where)}." if where else ""
             if (ref.helm or ref.namespace in helm_ns) and not close:
                 continue  # a chart installed here may make it
-            hint = f" Did you mean {close[0]}{elsewhere}?" if close else ""
+            hint = f"; did you mean {close[0]}?" if close else "."
             effect = (
                 "Pods that pull from a private registry fail with `ImagePullBackOff`"
                 if "imagePullSecrets" in ref.what
@@ -442,7 +442,7 @@ def check(ctx: Context) -> Iterator[Finding]:
                 SEVERITY,
                 ref.path,
                 ref.line,
-                f"{ref.what} names Secret {ref.name}, which nothing that cluster "
-                f"{cluster.name} applies defines in namespace {ref.namespace}: {effect}."
-                f"{hint}",
+                f"{ref.what} names Secret {ref.name}, which nothing on cluster {cluster.name} "
+                f"defines in namespace {ref.namespace}{hint}",
+                detail=f"{effect[0].upper()}{effect[1:]}.{elsewhere}",
             )

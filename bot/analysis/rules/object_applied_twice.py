@@ -58,11 +58,11 @@ def check(ctx: Context) -> Iterator[Finding]:
                     obj, other = other, obj
                 message = (
                     f"{obj.id} is rendered by {_applier(obj)} and also applied by "
-                    f"{_applier(other)} in cluster {cluster.name}: Helm refuses to adopt it, "
-                    "or the two overwrite each other."
+                    f"{_applier(other)}: Helm refuses to adopt it, or the two overwrite each other."
                 )
                 detail = (
-                    f"The other definition is at {other.path}:{other.line}. Helm installs an "
+                    f"Both apply it in cluster {cluster.name}; the other definition is at "
+                    f"{other.path}:{other.line}. Helm installs an "
                     "object only when it does not exist yet or carries the release's "
                     "ownership labels and annotations; otherwise the install or upgrade "
                     "fails with `invalid ownership metadata`. When Helm made it first, each "
@@ -72,19 +72,26 @@ def check(ctx: Context) -> Iterator[Finding]:
                     Location(other.path, other.line, message=f"{_applier(other)} applies it here")
                 )
             else:
-                where = (
-                    "from the same file"
-                    if (other.path, other.line) == (obj.path, obj.line)
-                    else f"from {other.path}:{other.line}"
-                )
                 target = f"cluster {cluster.name}" + (
-                    f" (on the cluster of {fb.remote})" if fb.remote else ""
+                    f", on the cluster of {fb.remote}" if fb.remote else ""
                 )
+                both = _both(fb.label, other_fb.label)
                 message = (
-                    f"{obj.id} is applied by {fb.label} and by {other_fb.label} ({where}) in "
-                    f"{target}: they take it over from each other, and when one "
-                    "stops applying it, pruning deletes it."
+                    f"{obj.id} is applied by {both}, which overwrite each other; pruning may "
+                    "delete it."
                 )
+                detail = (
+                    f"Both apply it in {target}; the other definition is at "
+                    f"{other.path}:{other.line}. Each takes it over with server-side apply on "
+                    "every reconciliation, and when one stops applying it, a `prune: true` "
+                    "deletes it although the other still wants it."
+                )
+                if (other.path, other.line) != (obj.path, obj.line):
+                    related.append(
+                        Location(
+                            other.path, other.line, message=f"{other_fb.label} applies it here"
+                        )
+                    )
             mark = (obj.path, obj.line, message)
             if mark in reported:
                 continue
@@ -92,6 +99,14 @@ def check(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(
                 ID, SEVERITY, obj.path, obj.line, message, related=related, detail=detail
             )
+
+
+def _both(one: str, other: str) -> str:
+    """Two appliers in a message, their kind said once when they share it."""
+    kind = "Flux Kustomization "
+    if one.startswith(kind) and other.startswith(kind):
+        return f"Flux Kustomizations {one[len(kind) :]} and {other[len(kind) :]}"
+    return f"{one} and by {other}"
 
 
 def _target(obj: Applied) -> str | None:

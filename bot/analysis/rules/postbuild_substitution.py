@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from yaml import nodes as ynodes
 
 from bot.analysis import yamlscan as ys
-from bot.analysis.findings import Finding, Severity
+from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.fluxversion import cluster_version, flux_version
 from bot.analysis.images import problem as image_problem
 from bot.analysis.rules.base import Context
@@ -164,7 +164,8 @@ def check(ctx: Context) -> Iterator[Finding]:
         for k in cluster.kustomizations:
             if k.kind != "Kustomization" or not k.followed:
                 continue
-            label = f"{k.label} ({k.path})"
+            label = k.label
+            defined_at = [Location(k.path, k.line, message=f"{k.label}, its postBuild")]
             if not _substitutes(k):
                 if not k.spec_known:
                     continue  # applied from outside the repository: it may substitute
@@ -185,8 +186,15 @@ def check(ctx: Context) -> Iterator[Finding]:
                         if key in reported:
                             continue
                         reported.add(key)
+                        message = _literal_message(use, label, why)
                         yield ctx.finding(
-                            ID, SEVERITY, use.file, use.line, _literal_message(use, label, why)
+                            ID,
+                            SEVERITY,
+                            use.file,
+                            use.line,
+                            message,
+                            related=defined_at,
+                            detail=f"{label} ({k.path}) {why}.",
                         )
                 continue
             for u in k.undefined:
@@ -201,8 +209,16 @@ def check(ctx: Context) -> Iterator[Finding]:
                 use = _Use(
                     Ref(u.name, None, u.text, 0, 0), u.value, u.line, _where(u.field), u.path
                 )
-                severity, message = _message(use, strict, version, label)
-                yield ctx.finding(ID, severity, u.path, u.line, message)
+                severity, message, detail = _message(use, strict, version, label)
+                yield ctx.finding(
+                    ID,
+                    severity,
+                    u.path,
+                    u.line,
+                    message,
+                    related=defined_at,
+                    detail=f"{detail}\nApplied by {label} ({k.path}).",
+                )
 
 
 @dataclass
@@ -218,48 +234,55 @@ def _literal_message(use: _Use, label: str, why: str) -> str:
     ref = use.ref
     if use.where == "image":
         return (
-            f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, "
-            f"and the image `{use.value}` is not a valid reference: Pods using it fail "
-            "with InvalidImageName."
+            f"`{ref.text}` stays as written because {label} {why}: the image "
+            f"`{_short(use.value)}` is invalid and Pods fail with InvalidImageName."
         )
     return (
-        f"`{ref.text}` stays as written: {label} {why}, so nothing substitutes it, and "
-        f"`{use.value}` is not a valid Kubernetes name: the apply fails."
+        f"`{ref.text}` stays as written because {label} {why}: "
+        f"`{_short(use.value)}` is not a valid Kubernetes name and the apply fails."
     )
 
 
-def _message(use: _Use, strict: bool | None, version: str, label: str) -> tuple[Severity, str]:
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _message(use: _Use, strict: bool | None, version: str, label: str) -> tuple[Severity, str, str]:
+    """Severity, message and detail of an undefined variable."""
     ref = use.ref
-    undefined = (
-        f"`${{{ref.name}}}` has no default and neither postBuild.substitute nor a "
-        f"substituteFrom source of {label} defines it"
-    )
-    fix = (
-        f"Define it, give it a default (`${{{ref.name}:=value}}`) or escape it as "
-        f"`$${{{ref.name}}}`."
+    undefined = f"`${{{ref.name}}}` has no default and {label} does not define it"
+    defines = (
+        "Neither postBuild.substitute nor a substituteFrom source of the Kustomization "
+        f"defines `{ref.name}`. Define it, give it a default (`${{{ref.name}:=value}}`) or "
+        f"escape it as `$${{{ref.name}}}`."
     )
     if strict:
-        return SEVERITY, (
-            f"{undefined}: kustomize-controller v1.9.0 and later fail the whole "
-            f"Kustomization on it (strict substitution; {version}). {fix}"
+        return (
+            SEVERITY,
+            f"{undefined}: kustomize-controller fails the whole Kustomization on it.",
+            f"{defines}\nkustomize-controller v1.9.0 and later substitute strictly; the "
+            f"cluster runs {version}.",
         )
     becomes = substituted(use.value, {})
     later = (
-        "On Flux v2.9 and later (kustomize-controller v1.9.0) the Kustomization fails on "
-        f"it instead ({version})."
+        "On Flux v2.9 and later (kustomize-controller v1.9.0) the Kustomization fails on it "
+        f"instead; the Flux version checked: {version}."
         if strict is None
-        else f"({version}, before strict substitution)"
+        else f"The cluster runs {version}, before strict substitution."
     )
     if use.where == "image":
         reason = image_problem(becomes)
         if reason is not None:
-            return SEVERITY, (
-                f"{undefined}: Flux replaces it with an empty string, so the image becomes "
-                f"`{becomes}`, which is not a valid reference ({reason}): Pods fail with "
-                f"InvalidImageName. {later}"
+            return (
+                SEVERITY,
+                f"{undefined}: Flux substitutes an empty string, so the image "
+                f"`{_short(becomes)}` is invalid and Pods fail with InvalidImageName.",
+                f"{defines}\nThe image becomes `{becomes}`: {reason}.\n{later}",
             )
     shown = becomes if "\n" not in becomes else becomes.splitlines()[0]
-    return Severity.WARNING, (
-        f"{undefined}: Flux replaces it with an empty string, so this becomes `{shown}`. "
-        f"{later} {fix}"
+    result = f"so the value becomes `{_short(shown)}`" if shown.strip() else "so the value is empty"
+    return (
+        Severity.WARNING,
+        f"{undefined}: Flux substitutes an empty string, {result}.",
+        f"{defines}\n{later}",
     )

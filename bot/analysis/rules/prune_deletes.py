@@ -46,7 +46,7 @@ _LOSES = {
     ("", "Namespace"): "and every object in the namespace with it",
     ("", "PersistentVolumeClaim"): "and the volume's data with it",
     ("", "PersistentVolume"): "and, with the usual Delete reclaim policy, its data",
-    ("apps", "StatefulSet"): "with its Pods (and, with a Delete retention policy, its volumes)",
+    ("apps", "StatefulSet"): "with its Pods, and its volumes under a Delete retention policy",
     ("apiextensions.k8s.io", "CustomResourceDefinition"): (
         "and every custom resource of that kind on the cluster with it"
     ),
@@ -130,8 +130,8 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
                     severity,
                     applied.path,
                     applied.line,
-                    f"This change removes {i} from {fb.label} on cluster {cluster.name}, "
-                    f"which prunes: {what}.",
+                    f"This change removes {i} from {fb.label}, which prunes: {what}.",
+                    detail=f"On cluster {cluster.name}; {fb.label} has `prune: true`.",
                     side=Side.BASE,
                     related=[*_removed_entries(ctx, applied.path), *causes],
                     key=(cluster.name, fb.label, *map(str, i.key())),

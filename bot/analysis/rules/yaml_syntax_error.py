@@ -26,6 +26,7 @@ error comes from a Helm template action it is reported once, as
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator
 
 from bot.analysis import templating
@@ -109,7 +110,8 @@ def check(ctx: Context) -> Iterator[Finding]:
                 SEVERITY,
                 path,
                 problem.line,
-                f"{problem.message}; {reader} cannot read this file.",
+                f"{problem.message}; {_short(reader)} cannot read this file.",
+                detail=f"Read by {reader}.",
             )
             continue
         if objects:
@@ -126,8 +128,9 @@ def _not_objects(ctx: Context, path: str, reader: str) -> Iterator[Finding]:
                 SEVERITY,
                 path,
                 doc.line,
-                f"this document is not a Kubernetes object; {reader} fails with "
+                f"this document is not a Kubernetes object; {_short(reader)} fails with "
                 "`failed to decode Kubernetes YAML`.",
+                detail=f"Applied as a manifest by {reader}.",
             )
             continue
         if doc.kind and doc.kind.endswith("List") and doc.has_items:
@@ -147,7 +150,14 @@ def _not_objects(ctx: Context, path: str, reader: str) -> Iterator[Finding]:
                 SEVERITY,
                 path,
                 doc.line,
-                f"this document has no {', '.join(missing)}; it is applied as a "
-                f"manifest by {reader}, which cannot decode it as a Kubernetes "
-                "object.",
+                f"this document has no {', '.join(missing)}, so {_short(reader)} cannot decode "
+                "it as a Kubernetes object.",
+                detail=f"Applied as a manifest by {reader}.",
             )
+
+
+def _short(reader: str) -> str:
+    """The first reader of a file, without the file it is defined in: the message names
+    who fails, the detail every reader and where."""
+    first = reader.split("; ", 1)[0]
+    return re.sub(r" \([^()]*\)", "", first)

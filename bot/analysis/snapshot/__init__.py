@@ -13,6 +13,7 @@ from bot.analysis import yamlscan as ys
 from bot.analysis.ignorefiles import SourceIgnore
 from bot.analysis.model import (
     Chart,
+    ChartHistory,
     Consumer,
     FluxObject,
     KustomizationFile,
@@ -46,6 +47,16 @@ class Snapshot:
         self.files = FilesIndex(tree, config, cache, self_urls, cancel)
         # How HelmReleases of in-repository charts are rendered (not at all without).
         self.helm_options = helm
+        # The versions each Chart.yaml (by path) had before this commit, when the caller
+        # knows them: what the repository has published of its charts.
+        self.chart_history: ChartHistory | None = None
+
+    def published_versions(self, chart_path: str) -> frozenset[str]:
+        """The versions of the chart at `chart_path` that this repository had before
+        this commit (none when nothing says)."""
+        if self.chart_history is None:
+            return frozenset()
+        return frozenset(self.chart_history(chart_path))
 
     # --- the indexes -----------------------------------------------------------------
 
