@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from bot import __version__
-from bot.cli import add_check_parser, check_main
+from bot.cli import add_check_parser, add_diff_parser, check_main, diff_main
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flux-review {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_check_parser(sub)
+    add_diff_parser(sub)
     serve = sub.add_parser("serve", help="run the GitHub App webhook server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check":
         return check_main(args)
+    if args.command == "diff":
+        return diff_main(args)
     if args.command == "register":
         from bot.server.register import register_main
 

@@ -20,6 +20,7 @@ from bot.analysis import (
     analyze,
     parse_config,
 )
+from bot.analysis.engine import diff_trees
 from bot.analysis.options import FAIL_ON_CHOICES, fails, parse_fail_on
 from bot.analysis.parallel import default_workers
 from bot.gitrepo import (
@@ -36,6 +37,7 @@ from bot.gitrepo import (
     subdirectory,
 )
 from bot.helm import renderer as helm_renderer
+from bot.report import diff as diff_report
 from bot.report import formats, markdown
 
 FORMATS = ("text", "json", "sarif", "github", "markdown")
@@ -128,7 +130,18 @@ def _staged_index(
     )
 
 
-def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
+@dataclass
+class Revisions:
+    repo: Path
+    base: str | None
+    head: str
+    base_tree: GitTree | None
+    head_tree: GitTree
+    staged: bool
+
+
+def read_revisions(args: argparse.Namespace) -> Revisions:
+    """The commits (or the index, with --staged) that `check` and `diff` compare."""
     repo = Path(args.repo)
     if not repo.is_dir():
         raise UsageError(f"{repo} is not a directory")
@@ -151,6 +164,19 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
     base_tree = GitTree(repo, base) if base else None
     if staged:
         _staged_index(repo, base_tree, head_tree, had_index)
+    return Revisions(repo, base, head, base_tree, head_tree, staged)
+
+
+def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
+    revs = read_revisions(args)
+    repo, base, head, base_tree, head_tree = (
+        revs.repo,
+        revs.base,
+        revs.head,
+        revs.base_tree,
+        revs.head_tree,
+    )
+    staged = revs.staged
     # A PR must not switch off its own review: the config comes from the base.
     config = _load_config(args, repo, base_tree or head_tree)
     changes = changed_files(repo, base, head) if base else None
@@ -201,7 +227,9 @@ def render(
 ) -> str:
     findings = outcome.findings
     if fmt == "json":
-        return formats.to_json(findings, outcome.base, outcome.head, outcome.impact)
+        return formats.to_json(
+            findings, outcome.base, outcome.head, outcome.impact, outcome.result.diff
+        )
     if fmt == "sarif":
         return formats.to_sarif(
             findings,
@@ -222,17 +250,27 @@ def render(
             docs_url=formats.docs_url(),
             rule_errors=outcome.result.errors,
             consumers=outcome.result.consumers,
+            diff=outcome.result.diff,
+            redactor=outcome.result.redactor,
         )
-    return formats.to_text(findings, color=color, impact=outcome.impact, verbose=verbose)
+    text = formats.to_text(findings, color=color, impact=outcome.impact, verbose=verbose)
+    if outcome.base is not None and outcome.result.diff:
+        text += (
+            "\nTo see what this changes, object by object: "
+            f"{diff_report.command(outcome.base, outcome.head, not outcome.head_is_commit)}\n"
+        )
+    return text
 
 
 def run_check(args: argparse.Namespace) -> int:
     outcome = analyze_repository(args)
     fail_on = fail_on_for(args.fail_on, outcome.config)
+    redactor = outcome.result.redactor
+    scrub = redactor.scrub if redactor is not None else str
     for note in outcome.notes:
-        print(f"flux-review: note: {note}", file=sys.stderr)
+        print(f"flux-review: note: {scrub(note)}", file=sys.stderr)
     for warning in outcome.warnings:
-        print(f"flux-review: warning: {warning}", file=sys.stderr)
+        print(f"flux-review: warning: {scrub(warning)}", file=sys.stderr)
     sys.stdout.write(
         render(
             outcome,
@@ -296,6 +334,88 @@ def add_check_parser(sub: Any) -> None:
 def check_main(args: argparse.Namespace) -> int:
     try:
         return run_check(args)
+    except (UsageError, GitError, ConfigError) as exc:
+        print(f"flux-review: {exc}", file=sys.stderr)
+        return 2
+
+
+# --- diff ---------------------------------------------------------------------------
+
+DIFF_FORMATS = ("text", "json", "markdown")
+COLORS = ("auto", "always", "never")
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    revs = read_revisions(args)
+    if revs.base is None or revs.base_tree is None:
+        raise UsageError("diff needs --base: the revision to compare with")
+    config = _load_config(args, revs.repo, revs.base_tree)
+    changes = changed_files(revs.repo, revs.base, revs.head)
+    result = diff_trees(
+        revs.head_tree,
+        revs.base_tree,
+        changes,
+        config,
+        self_urls=remote_urls(revs.repo),
+        renderer=helm_renderer(),
+    )
+    clusters = result.clusters
+    if args.cluster is not None:
+        if args.cluster not in result.names:
+            known = ", ".join(result.names) or "none"
+            raise UsageError(f"--cluster {args.cluster}: no such cluster (clusters: {known})")
+        clusters = [c for c in clusters if c.cluster == args.cluster]
+    scrub = result.redactor.scrub
+    for note in result.notes:
+        print(f"flux-review: note: {scrub(note)}", file=sys.stderr)
+    for error in result.errors:
+        print(f"flux-review: warning: {scrub(error)}", file=sys.stderr)
+    if args.format == "json":
+        out = diff_report.to_json(clusters, revs.base, revs.head, result.redactor)
+    elif args.format == "markdown":
+        out = diff_report.section(
+            clusters,
+            result.redactor,
+            base=revs.base,
+            head=revs.head,
+            # A file or a terminal has no size limit: everything is shown.
+            limit=sys.maxsize,
+        )
+    else:
+        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+        out = diff_report.to_text(clusters, result.redactor, color=color, cluster=args.cluster)
+    sys.stdout.write(out)
+    return 0
+
+
+def add_diff_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "diff",
+        help="show what a change does to each cluster, object by object",
+        description="Show, per cluster and Flux Kustomization, each object a change adds, "
+        "removes, changes or moves, as built (read with git, not from the working tree). "
+        "Secret values are shown as a salted hash.",
+    )
+    p.add_argument("--repo", default=".", help="repository directory (default: .)")
+    p.add_argument("--base", required=True, help="base revision")
+    p.add_argument("--head", help="revision to compare with the base (default: HEAD)")
+    p.add_argument(
+        "--staged", action="store_true", help="compare the staged changes (the index) instead"
+    )
+    p.add_argument("--format", choices=DIFF_FORMATS, default="text")
+    p.add_argument("--cluster", help="only this cluster (its name as `check` prints it)")
+    p.add_argument(
+        "--color",
+        choices=COLORS,
+        default="auto",
+        help="color the text output (auto: when stdout is a terminal)",
+    )
+    p.add_argument("--config", help="config file (default: .github/flux-review.yml at base)")
+
+
+def diff_main(args: argparse.Namespace) -> int:
+    try:
+        return run_diff(args)
     except (UsageError, GitError, ConfigError) as exc:
         print(f"flux-review: {exc}", file=sys.stderr)
         return 2

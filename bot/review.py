@@ -51,8 +51,8 @@ from bot.report.checkrun import (
     annotation_batches,
     conclusion_for,
     count_title,
-    render_rule_docs,
     render_summary,
+    render_text,
 )
 from bot.report.review import (
     InlineComment,
@@ -615,7 +615,13 @@ async def _review(
             ],
             impact=analysis.impact,
         ),
-        text=render_rule_docs(f.rule for f in findings),
+        text=render_text(
+            (f.rule for f in findings),
+            getattr(analysis, "diff", None),
+            getattr(analysis, "redactor", None),
+            base=compared_with,
+            head=head_sha,
+        ),
     )
     await check.complete(conclusion, output, annotation_batches(findings))
     log.info("%s on %s: %s", conclusion, head_sha[:12], output.title)

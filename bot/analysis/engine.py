@@ -17,8 +17,9 @@ from functools import partial
 
 from bot.analysis.change import Change, changed_files
 from bot.analysis.config import Config
+from bot.analysis.diff import ClusterDiff, Redactor, change_diff
 from bot.analysis.findings import Finding, Severity, Side
-from bot.analysis.impact import ClusterImpact, cluster_impact
+from bot.analysis.impact import ClusterImpact, cluster_impact, pairings
 from bot.analysis.kubeobjects import Peer
 from bot.analysis.lines import split_lines
 from bot.analysis.model import AnalysisCancelled, ChartHistory, StopSignal
@@ -53,6 +54,12 @@ class AnalysisResult:
     # What the user should know about what was analysed (once each): HelmReleases that
     # were not rendered, and why
     notes: list[str] = field(default_factory=list)
+    # With a base: per cluster and Flux Kustomization, each object the change adds,
+    # removes, changes or moves, its secret values replaced
+    diff: list[ClusterDiff] | None = None
+    # What replaced the secret values (and finds them in any other text of this run);
+    # salted per run, so it is no part of what two analyses compare on
+    redactor: Redactor | None = field(default=None, compare=False)
 
 
 def _run(
@@ -222,6 +229,8 @@ def analyze(
     snapshot = _snapshot_findings(repo, list(rules.values()), errors)
 
     impact: list[ClusterImpact] | None = None
+    diff: list[ClusterDiff] | None = None
+    redactor = Redactor()
     if base is None or base_repo is None:
         findings = [f for fs in snapshot.values() for f in fs or ()]
     else:
@@ -238,15 +247,10 @@ def analyze(
             for f in result or ():
                 side_repo = base_repo if f.side is Side.BASE else repo
                 findings.append(replace(_anchor(side_repo, f), introduced=True))
-        try:
-            impact = cluster_impact(change)
-        except AnalysisCancelled:
-            raise
-        except Exception as exc:
-            log.exception("the change summary failed")
-            errors.append(f"the change summary failed: {type(exc).__name__}: {exc}")
+        impact, diff = _impact_and_diff(change, redactor, errors)
 
     findings = _apply_config_and_suppressions(repo, base_repo, findings, config)
+    findings = [_scrubbed(f, redactor) for f in findings]
     findings = _outside_clusters(repo, findings)
     findings.sort(key=Finding.sort_key)
     if base_repo is not None and not report_all:
@@ -263,7 +267,90 @@ def analyze(
         base_errors=base_errors,
         impact=impact,
         notes=_helm_notes(repo, errors) + _kube_notes(repo),
+        diff=diff,
+        redactor=redactor,
     )
+
+
+# Stands for a Secret's value in a finding: unsalted, since a finding's wording is part of
+# its identity across reviews (the same finding is never posted twice).
+SECRET_IN_FINDING = "<secret>"
+
+
+def _scrubbed(f: Finding, redactor: Redactor) -> Finding:
+    """The finding without any value of a Secret the diff has seen (a rule may quote a
+    value that substitution or a replacement took from one)."""
+    message = redactor.scrub(f.message, SECRET_IN_FINDING)
+    detail = redactor.scrub(f.detail, SECRET_IN_FINDING)
+    related = tuple(
+        replace(r, message=redactor.scrub(r.message, SECRET_IN_FINDING)) for r in f.related
+    )
+    if message == f.message and detail == f.detail and related == f.related:
+        return f
+    return replace(f, message=message, detail=detail, related=related)
+
+
+def _impact_and_diff(
+    change: Change, redactor: Redactor, errors: list[str]
+) -> tuple[list[ClusterImpact] | None, list[ClusterDiff] | None]:
+    """The change summary and the diff, from one pairing of the two sides' builds; a
+    failure of either costs only itself."""
+    impact: list[ClusterImpact] | None = None
+    diff: list[ClusterDiff] | None = None
+    try:
+        paired = pairings(change)
+        impact = cluster_impact(change, paired)
+    except AnalysisCancelled:
+        raise
+    except Exception as exc:
+        log.exception("the change summary failed")
+        errors.append(f"the change summary failed: {type(exc).__name__}: {exc}")
+        return None, None
+    try:
+        diff = change_diff(change, redactor, paired)
+    except AnalysisCancelled:
+        raise
+    except Exception as exc:
+        log.exception("the diff failed")
+        errors.append(f"the diff failed: {type(exc).__name__}: {exc}")
+    return impact, diff
+
+
+@dataclass
+class DiffResult:
+    clusters: list[ClusterDiff]
+    redactor: Redactor
+    # Every cluster of either side, changed or not.
+    names: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def diff_trees(
+    head: Tree,
+    base: Tree,
+    changed: Sequence[ChangedFile] | None = None,
+    config: Config | None = None,
+    self_urls: Sequence[str] = (),
+    renderer: Renderer | RendererUnavailable | None = None,
+    redactor: Redactor | None = None,
+) -> DiffResult:
+    """What the change from `base` to `head` does to each cluster, object by object,
+    without running the rules."""
+    config = config or Config()
+    cache: dict[object, object] = {}
+    scope = ChangeScope() if renderer is not None else None
+    repo = Snapshot(head, config, cache, self_urls, None, HelmOptions(renderer, scope, "head"))
+    base_repo = Snapshot(base, config, cache, self_urls, None, HelmOptions(renderer, scope, "base"))
+    if scope is not None:
+        scope.bind("head", repo)
+        scope.bind("base", base_repo)
+    change = Change(base_repo, repo, changed if changed is not None else changed_files(head, base))
+    redactor = redactor or Redactor()
+    errors: list[str] = []
+    diff = change_diff(change, redactor)
+    names = sorted({c.name for snap in (base_repo, repo) for c in snap.build.clusters})
+    return DiffResult(diff, redactor, names, _helm_notes(repo, errors), errors)
 
 
 def _published(given: ChartHistory | None, base: Snapshot | None) -> ChartHistory | None:

@@ -124,8 +124,63 @@ def _by(applied: Applied) -> str | None:
     return str(applied.rendered_by.stable_key()) if applied.rendered_by is not None else None
 
 
-def cluster_impact(change: Change) -> list[ClusterImpact]:
-    """Per cluster of either side, what the change adds, changes and removes."""
+@dataclass
+class Pairing:
+    """One Flux Kustomization of one cluster at base and head: the objects each side
+    applies (by stable key), why the head's build is not fully known, and the
+    HelmReleases not rendered on either side (by key -> why). The change summary and the
+    diff read the same pairing."""
+
+    cluster: str
+    label: str
+    old_ks: FluxKustomization | None
+    new_ks: FluxKustomization | None
+    old: dict[ObjectKey, Applied]
+    new: dict[ObjectKey, Applied]
+    # None when the head's build is fully known and followed.
+    unknown: list[Unknown] | None
+    was: dict[str, str]
+    now: dict[str, str]
+
+    def added(self) -> list[ObjectKey]:
+        """What the head applies that the base did not (a HelmRelease's render on one
+        side only, because the other side's render failed or is not known, is neither
+        added nor removed: the release stays)."""
+        return [k for k in self.new.keys() - self.old.keys() if _by(self.new[k]) not in self.was]
+
+    def removed(self) -> list[ObjectKey]:
+        if self.unknown is not None:
+            return []
+        return [k for k in self.old.keys() - self.new.keys() if _by(self.old[k]) not in self.now]
+
+    _changed: list[ObjectKey] | None = field(default=None, repr=False)
+
+    def changed(self) -> list[ObjectKey]:
+        """What both sides apply with another content (computed once)."""
+        if self._changed is None:
+            self._changed = [
+                key
+                for key in sorted(self.new.keys() & self.old.keys(), key=str)
+                if self.old[key].node is not self.new[key].node
+                and _content(self.old[key]) != _content(self.new[key])
+            ]
+        return self._changed
+
+
+@dataclass
+class ClusterPairing:
+    cluster: str
+    pairs: list[Pairing]
+    # Kustomizations that may apply a changed file flux-review cannot follow.
+    unfollowed: list[str]
+    # The files the change touches, at either side.
+    touched: set[str]
+    # Why HelmReleases are not rendered, for those whose inputs the change touched.
+    news: set[str] = field(default_factory=set)
+
+
+def pairings(change: Change) -> list[ClusterPairing]:
+    """Per cluster of either side (by name), each Flux Kustomization of either side."""
     before = change.base.build.clusters
     after = change.head.build.clusters
     clusters: dict[str, tuple[list[FluxKustomization], list[FluxKustomization]]] = {}
@@ -154,39 +209,51 @@ def cluster_impact(change: Change) -> list[ClusterImpact]:
     result = []
     for name, (old_kss, new_kss) in sorted(clusters.items()):
         old, new = _objects(old_kss), _objects(new_kss)
+        old_by = {k.label: k for k in old_kss}
+        new_by = {k.label: k for k in new_kss}
         unknown = _unknown(new_kss)
+        pairs = [
+            Pairing(
+                name,
+                label,
+                old_by.get(label),
+                new_by.get(label),
+                old.get(label, {}),
+                new.get(label, {}),
+                unknown.get(label),
+                unrendered_before.get((name, label), {}),
+                unrendered_after.get((name, label), {}),
+            )
+            for label in sorted(set(old) | set(new))
+        ]
+        result.append(ClusterPairing(name, pairs, unfollowed.get(name, []), touched, news))
+    return result
+
+
+def cluster_impact(
+    change: Change, paired: list[ClusterPairing] | None = None
+) -> list[ClusterImpact]:
+    """Per cluster of either side, what the change adds, changes and removes."""
+    result = []
+    for cp in paired if paired is not None else pairings(change):
         impacts = []
-        for label in sorted(set(old) | set(new)):
-            o, n = old.get(label, {}), new.get(label, {})
+        for p in cp.pairs:
             # What cannot be known is said only where the change is the reason.
             k = KustomizationImpact(
-                label, unknown=[str(r) for r in unknown.get(label, []) if _about(r, touched)]
+                p.label, unknown=[str(r) for r in p.unknown or [] if _about(r, cp.touched)]
             )
-            # What a HelmRelease renders on one side only, because the other side's render
-            # failed or is not known, is neither added nor removed: the release stays.
-            was = unrendered_before.get((name, label), {})
-            now = unrendered_after.get((name, label), {})
-            k.added = sorted(
-                str(n[key].id) for key in n.keys() - o.keys() if _by(n[key]) not in was
-            )
-            if label not in unknown:
-                k.removed = sorted(
-                    str(o[key].id) for key in o.keys() - n.keys() if _by(o[key]) not in now
-                )
+            k.added = sorted(str(p.new[key].id) for key in p.added())
+            k.removed = sorted(str(p.old[key].id) for key in p.removed())
             k.unknown += [
-                why for why in {**was, **now}.values() if why in news and why not in k.unknown
+                why
+                for why in {**p.was, **p.now}.values()
+                if why in cp.news and why not in k.unknown
             ]
-            for key in sorted(n.keys() & o.keys(), key=str):
-                a, b = o[key], n[key]
-                if a.node is b.node:
-                    continue
-                if _content(a) != _content(b):
-                    k.changed.append(str(b.id))
-            if k.added or k.changed or k.removed or (k.unknown and label in old):
+            k.changed = [str(p.new[key].id) for key in p.changed()]
+            if k.added or k.changed or k.removed or (k.unknown and p.old_ks is not None):
                 impacts.append(k)
-        maybe = unfollowed.get(name, [])
-        if impacts or maybe:
-            result.append(ClusterImpact(name, impacts, maybe))
+        if impacts or cp.unfollowed:
+            result.append(ClusterImpact(cp.cluster, impacts, cp.unfollowed))
     return result
 
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.analysis import ClusterImpact, Finding, Severity, Side
+from bot.analysis.diff import ClusterDiff, Redactor
 from bot.analysis.options import fails
 from bot.github.client import GitHubClient, UnexpectedResponse
 from bot.github.repo import RepoRef
+from bot.report.diff import section as diff_section
 from bot.report.markdown import BEFORE as _BEFORE
 from bot.report.markdown import ICON as _ICON
 from bot.report.markdown import clip as _clip
@@ -149,6 +151,25 @@ def _render_summary(
             "annotation of this check.\n"
         )
     return (out + note)[:limit]
+
+
+def render_text(
+    rules: Iterable[str],
+    diff: Sequence[ClusterDiff] | None,
+    redactor: Redactor | None,
+    *,
+    base: str | None,
+    head: str,
+    limit: int = MAX_OUTPUT_CHARS,
+) -> str:
+    """`output.text`: what the pull request changes, object by object (after the findings
+    of the summary), then the documentation of each rule that fired. The rules' documents
+    are kept whole and first in the budget: they explain the findings above."""
+    docs = render_rule_docs(rules, limit)
+    changes = diff_section(
+        diff, redactor, base=base, head=head, limit=limit - len(docs), heading="##"
+    )
+    return (changes + docs)[:limit]
 
 
 def render_rule_docs(rules: Iterable[str], limit: int = MAX_OUTPUT_CHARS) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot import __version__
+from bot.analysis.diff import ClusterDiff
 from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact
 from bot.analysis.rules import RULES
@@ -79,6 +80,7 @@ def to_json(
     base: str | None,
     head: str,
     impact: Sequence[ClusterImpact] | None = None,
+    diff: Sequence[ClusterDiff] | None = None,
 ) -> str:
     doc: dict[str, Any] = {
         "version": 1,
@@ -88,6 +90,9 @@ def to_json(
     }
     if impact is not None:
         doc["impact"] = [c.to_json() for c in impact]
+    if diff is not None:
+        # The same clusters as `flux-review diff --format json` gives, secrets replaced.
+        doc["diff"] = [c.to_json() for c in diff]
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

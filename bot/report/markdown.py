@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from bot.analysis.diff import ClusterDiff, Redactor
 from bot.analysis.findings import Finding, Severity, Side
 from bot.analysis.impact import ClusterImpact
 from bot.analysis.options import fails
+from bot.report.diff import section
 
 ICON = {
     Severity.ERROR: ":x:",
@@ -21,6 +23,9 @@ ICON = {
 ORDER = (Severity.ERROR, Severity.WARNING, Severity.NOTICE)
 # GitHub: a step's job summary is at most 1 MiB; a larger one is not shown at all.
 MAX_JOB_SUMMARY_BYTES = 1024 * 1024
+# The diff of a job summary is held to what a check run's `text` holds (GitHub's 65,535
+# characters), so both show the same.
+DIFF_LIMIT = 65535
 # How many object names an impact cell lists before it only counts.
 _NAMES_SHOWN = 5
 
@@ -197,9 +202,12 @@ def job_summary(
     docs_url: str = "",
     rule_errors: Sequence[str] = (),
     consumers: Mapping[str, Sequence[str]] | None = None,
+    diff: Sequence[ClusterDiff] | None = None,
+    redactor: Redactor | None = None,
 ) -> str:
     """The job summary of a workflow step: the counts and verdict, the clusters the change
-    reaches, every finding in a table, then who reads the files that have findings."""
+    reaches, every finding in a table, who reads the files that have findings, then what
+    the change does to each object (as in the check run's text)."""
     scope = (
         f"introduced by the change {code(base[:12])}…{code(head[:12])}"
         if base
@@ -231,4 +239,8 @@ def job_summary(
         room = MAX_JOB_SUMMARY_BYTES - len(out.encode()) - len(readers.encode()) - 100
         out += "### Findings\n\n" + findings_table(findings, docs_url, limit_bytes=room)
         out += "\n" + readers
+    room = min(DIFF_LIMIT, MAX_JOB_SUMMARY_BYTES - len(out.encode()) - 100)
+    if not out.endswith("\n\n"):
+        out += "\n"
+    out += section(diff, redactor, base=base, head=head, limit=room, heading="###")
     return out
