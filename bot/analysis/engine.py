@@ -165,6 +165,8 @@ def analyze(
     self_urls: Sequence[str] = (),
     cancel: StopSignal | None = None,
     renderer: Renderer | RendererUnavailable | None = None,
+    cache: dict[object, object] | None = None,
+    incremental: bool = True,
 ) -> AnalysisResult:
     """Findings at `head`, each marked `introduced` relative to `base`.
 
@@ -177,20 +179,29 @@ def analyze(
     is set, the analysis raises `AnalysisCancelled` at its next file or rule. With a
     `renderer`, HelmReleases of in-repository charts are rendered (with a base, only
     those whose chart, values or valuesFrom sources the change touches); with
-    `RendererUnavailable`, the result's notes say once that they were not.
+    `RendererUnavailable`, the result's notes say once that they were not. `cache` is
+    what the caller keeps of earlier analyses of the same repository (`RepositoryCaches`):
+    parses and builds are taken from it where their inputs are the same, and added to it.
+    With `incremental` false, base and head share nothing and `cache` is not used: each
+    is analysed as if alone (the findings must be the same; tests compare).
     """
     config = config or Config()
-    # Shared by both snapshots: every parse is keyed by blob id, so the base costs only
-    # what the change touched.
-    cache: dict[object, object] = {}
+    # Shared by both snapshots: every parse is keyed by blob id and every build by what it
+    # read, so the base costs only what the change touched.
+    shared: dict[object, object] = cache if cache is not None and incremental else {}
     errors: list[str] = []
     base_errors: list[str] = []
     scope = ChangeScope() if base is not None and renderer is not None else None
-    repo = Snapshot(head, config, cache, self_urls, cancel, HelmOptions(renderer, scope, "head"))
+    repo = Snapshot(head, config, shared, self_urls, cancel, HelmOptions(renderer, scope, "head"))
     base_repo: Snapshot | None = None
     if base is not None:
         base_repo = Snapshot(
-            base, config, cache, self_urls, cancel, HelmOptions(renderer, scope, "base")
+            base,
+            config,
+            shared if incremental else {},
+            self_urls,
+            cancel,
+            HelmOptions(renderer, scope, "base"),
         )
     if scope is not None and base_repo is not None:
         scope.bind("head", repo)
