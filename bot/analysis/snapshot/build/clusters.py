@@ -726,7 +726,7 @@ class ClusterBuilder:
             for entry in entries if isinstance(entries, list) else ():
                 if (
                     entry.owner is not self._token
-                    and _same_nodes(entry.nodes, (ks_node,))
+                    and _same_nodes(entry, (ks_node,))
                     and entry.asked.holds(view, blob_id)
                 ):
                     return entry.built  # type: ignore[no-any-return]
@@ -833,18 +833,18 @@ _BUILT = "flux-kustomization-build"
 _APPLIED = "flux-kustomization-applied"
 
 
-def _same_nodes(
-    ours: tuple[ynodes.Node | None, ...], theirs: tuple[ynodes.Node | None, ...]
-) -> bool:
-    """Whether nodes are the same YAML at the same places: at once when they are the same
-    objects (a file parsed once for both commits, a parent's build shared), else by
-    their fingerprints."""
-    if all(a is b for a, b in zip(ours, theirs, strict=True)):
+def _same_nodes(entry: _Shared | _AfterBuild, theirs: tuple[ynodes.Node | None, ...]) -> bool:
+    """Whether nodes are those an entry was made for, the same YAML at the same places: at
+    once when they are the same objects (a file parsed once for both commits, a parent's
+    build shared), else by their fingerprints (the entry's computed once)."""
+    if all(a is b for a, b in zip(entry.nodes, theirs, strict=True)):
         return True
     try:
-        return all(
-            yn.fingerprint(a) == yn.fingerprint(b) for a, b in zip(ours, theirs, strict=True)
-        )
+        prints = list(entry.prints)
+        if len(prints) != len(entry.nodes):
+            prints = [yn.fingerprint(a) for a in entry.nodes]
+            entry.prints[:] = prints  # one assignment: reviews may run in threads
+        return all(p == yn.fingerprint(b) for p, b in zip(prints, theirs, strict=True))
     except RecursionError:
         return False
 
@@ -857,6 +857,7 @@ class _Shared:
     nodes: tuple[ynodes.Node | None, ...]
     built: Built
     asked: Asked
+    prints: list[object] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -872,6 +873,7 @@ class _AfterBuild:
     opaque: list[tuple[str, int, str]]
     unknown: list[Unknown]
     problems: list[BuildProblem]
+    prints: list[object] = field(default_factory=list)
 
 
 class _Walk:
@@ -1048,7 +1050,7 @@ class _Walk:
             isinstance(found, _AfterBuild)
             and found.built is built
             and found.owner is not self.b._token
-            and _same_nodes(found.nodes, nodes)
+            and _same_nodes(found, nodes)
         ):
             ks.undefined.extend(found.undefined)
             ks.opaque.extend(found.opaque)
