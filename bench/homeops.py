@@ -280,10 +280,10 @@ def generate(apps: int) -> dict[str, str]:
     return files
 
 
-def pull_request(files: dict[str, bytes], n: int) -> dict[str, bytes]:
+def pull_request(files: dict[str, bytes], n: int, start: int = 0) -> dict[str, bytes]:
     """The head of a PR changing `n` files: in turn an image tag in a HelmRelease, a chart
-    version in an OCIRepository and a child's interval in its `ks.yaml`, over successive
-    apps (what dependency-update PRs and app changes touch)."""
+    version in an OCIRepository and a child's settings in its `ks.yaml`, over successive
+    apps from the `start`th (what dependency-update PRs and app changes touch)."""
     head = dict(files)
     edits = (
         ("/app/helmrelease.yaml", b"              tag: 1.", b"              tag: 2."),
@@ -292,7 +292,7 @@ def pull_request(files: dict[str, bytes], n: int) -> dict[str, bytes]:
     )
     apps = sorted({p.rsplit("/app/", 1)[0] for p in files if "/app/" in p})
     changed = 0
-    for app in apps:
+    for app in apps[start:]:
         for suffix, old, new in edits:
             if changed == n:
                 return head

@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-git", action="store_true", help="in memory only")
     args = parser.parse_args()
+    pull_request: Callable[[dict[str, bytes], int], dict[str, bytes]]
     if args.shape == "homeops":
         files = {p: t.encode() for p, t in homeops.generate(args.apps).items()}
         pull_request = homeops.pull_request
