@@ -435,6 +435,9 @@ async def big_part(
                 await wait_http(web_url + "/healthz", 30)
                 await asyncio.sleep(2.0)  # the worker's imports
                 for label, branch in branches:
+                    # Pull requests a second apart at least: the pacing measured is the
+                    # review's own, not the previous review's last write.
+                    await asyncio.sleep(1.5)
                     done = len(
                         [r for r in fake.check_runs_named("flux-review") if r.status == "completed"]
                     )
