@@ -394,7 +394,7 @@ class ClusterBuilder:
     def kustomizer(self, view: View) -> Kustomizer:
         k = self._kustomizers.get(id(view))
         if k is None:
-            k = Kustomizer(view, self.repo)
+            k = Kustomizer(view, self.repo, getattr(self.repo, "shared", None), self._token)
             self._kustomizers[id(view)] = k
         return k
 

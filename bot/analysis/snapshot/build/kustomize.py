@@ -26,12 +26,23 @@ from yaml import nodes as ynodes
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.model import _REMOTE, KUSTOMIZATION_FILES, Reader, secure_join
-from bot.analysis.snapshot.build import fieldspecs, generators, kustfile, nameref, transformers
+from bot.analysis.snapshot.build import (
+    fieldspecs,
+    generators,
+    kustfile,
+    nameref,
+    smp,
+    transformers,
+)
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.kustfile import KustFile
 from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Unknown
 from bot.analysis.snapshot.build.resource import ResMap, Resource
 from bot.analysis.snapshot.build.source import View
+
+_DIR = "kustomize-directory"
+_PATCH = "strategic-merge-patch"
+_MERGE = "strategic-merge"
 
 # Manifests larger than this are not built (see `Kustomizer.load_objects`).
 MAX_BUILD_BYTES = 8 * 2**20
@@ -181,16 +192,29 @@ class Kustomizer:
     `Asked` of each build under way (`recording`), cached results included: what a
     build read is then known exactly, for reusing it on another commit."""
 
-    def __init__(self, view: View, files: Files) -> None:
+    def __init__(
+        self,
+        view: View,
+        files: Files,
+        shared: dict[object, object] | None = None,
+        owner: object = None,
+    ) -> None:
         self.active: list[Asked] = []
         blob_id = getattr(files, "blob_id", None)
         self.records = blob_id is not None
+        self._blob_id = blob_id
+        self._raw_view = view
         self.view: View = _RecordingView(view, self.active) if self.records else view
         self.files: Files = (
             _RecordingFiles(files, blob_id, self.active) if blob_id is not None else files
         )
         self._dirs: dict[str, tuple[Accumulated, Asked]] = {}
         self._kfiles: dict[str, tuple[KustFile, Asked]] = {}
+        # What other commits' builds made (`shared`, keyed by content) and which of
+        # them are this commit's own (`owner`): a directory's build, a patch's merge.
+        self.shared = shared if self.records else None
+        self.owner = owner
+        self._patches: dict[int, tuple[ynodes.Node, object]] = {}
 
     def _replay(self, asked: Asked) -> None:
         for outer in self.active:
@@ -278,6 +302,15 @@ class Kustomizer:
         if cached is not None:
             self._replay(cached[1])
             return cached[0]
+        key = (_DIR, type(self._raw_view).__name__, self.view.label, directory, stack)
+        shared = self.shared
+        if shared is not None and self._blob_id is not None:
+            entries = shared.get(key)
+            for owner, asked, acc in entries if isinstance(entries, list) else ():
+                if owner is not self.owner and asked.holds(self._raw_view, self._blob_id):
+                    self._replay(asked)
+                    self._dirs[directory] = (acc, asked)
+                    return acc  # type: ignore[no-any-return]
         acc = Accumulated()
         with self.recording() as asked:
             kpath = self.view.kustomization_in(directory)
@@ -291,7 +324,50 @@ class Kustomizer:
                 self.accumulate(kf, acc, (*stack, directory))
         self._replay(asked)
         self._dirs[directory] = (acc, asked)
+        if shared is not None:
+            entries = shared.setdefault(key, [])
+            assert isinstance(entries, list)
+            entries[:] = [*entries[-3:], (self.owner, asked, acc)]
         return acc
+
+    def merge(
+        self,
+        patch: ynodes.Node,
+        res: Resource,
+        allow: tuple[bool, bool],
+        keep: Callable[[ynodes.Node | None], ynodes.Node | None],
+    ) -> ynodes.Node | None:
+        """`keep(smp.merge(...))` of `patch` into `res` (`allow`: the patch's options that
+        `keep` reads), shared with the other commits' builds that merged the same patch
+        (equal YAML at equal places) into the same node: a parent that patches every
+        child merges again only the children the change touched, and the others stay
+        the very nodes they were, for what is keyed by node after."""
+        schema = fieldspecs.Schema.of(res.api_version, res.kind)
+        shared = self.shared
+        if shared is None:
+            return keep(smp.merge(patch, res.node, schema))
+        known = self._patches.get(id(patch))
+        if known is None or known[0] is not patch:
+            try:
+                token = shared.setdefault((_PATCH, yn.fingerprint(patch)), object())
+            except RecursionError:
+                return keep(smp.merge(patch, res.node, schema))
+            known = self._patches[id(patch)] = (patch, token)
+        node, api, kind = res.node, res.api_version, res.kind
+        key = (_MERGE, known[1], id(node), api, kind, res.name, res.namespace, allow)
+        found = shared.get(key)
+        if isinstance(found, tuple) and found[0] is res.node:
+            if isinstance(found[1], smp.MergeFailed):
+                raise found[1]
+            return found[1]  # type: ignore[no-any-return]
+        try:
+            merged: ynodes.Node | smp.MergeFailed | None = keep(smp.merge(patch, res.node, schema))
+        except smp.MergeFailed as exc:
+            merged = exc
+        shared[key] = (res.node, merged)
+        if isinstance(merged, smp.MergeFailed):
+            raise merged
+        return merged
 
     def accumulate(self, kf: KustFile, acc: Accumulated, stack: tuple[str, ...]) -> None:
         """kustomize's `accumulateTarget` for one kustomization (or component) into `acc`."""
@@ -458,7 +534,11 @@ class Kustomizer:
         resources = generators.add_hashes(list(acc.resmap))
         resources = nameref.fix(resources, acc.config)
         resources = [_without_build_annotations(r) for r in resources if not _local_config(r)]
-        return Built(directory, kfile, resources, acc.unknown, acc.problems, acc.reads)
+        # Copies: `acc` may be a directory's build that other parents, and another
+        # commit's builds, share.
+        return Built(
+            directory, kfile, resources, list(acc.unknown), list(acc.problems), list(acc.reads)
+        )
 
     def build(self, directory: str, kf: KustFile | None = None) -> Built:
         """The top-level build of `directory`, from `kf` when given (a kustomization Flux
