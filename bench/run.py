@@ -90,10 +90,19 @@ PROFILE = "profile it: python -m cProfile -s cumtime bench/run.py --apps 200 --r
 TARGETS: dict[str, tuple[float, str]] = {
     "pr3/tree": (
         0.25,
-        "a 3-file PR reads base and head, but everything whose inputs are the same on "
-        "both sides (parses, builds, validations, keyed by blob id) is computed once; "
-        "above this, work on unchanged files is done again, or a whole-snapshot step "
-        f"(an index, a build of every cluster) dominates ({PROFILE})",
+        "a PR's base shares with its head every parse, build, merge and schema check whose "
+        "inputs are equal (keyed by blob id or by what a build read), but with nothing kept "
+        "from an earlier run the head is itself a whole tree's work (every file parsed, "
+        "every cluster built, every rule over every object), so this stays above 1 until "
+        "the head's rules are incremental too; the App's worker keeps the base (see the "
+        f"kept line) ({PROFILE})",
+    ),
+    "kept/tree": (
+        0.25,
+        "with the base's analysis kept, the head parses and builds only what the change "
+        "reached; what is left is per snapshot and walks every object again (the "
+        "kustomization and Flux object indexes, the rules' own passes, the change summary) "
+        f"({PROFILE})",
     ),
     "tree/floor": (
         1.0,
@@ -193,7 +202,7 @@ def main() -> None:
     print(f"3-file PR / whole tree, in memory: {verdict('pr3/tree', t_pr[3] / t_tree)}")
     if not args.no_git:
         print(f"3-file PR / whole tree, through git: {verdict('pr3/tree', t_git_pr / t_git)}")
-    print(f"3-file PR, base kept / whole tree: {verdict('pr3/tree', t_warm / t_tree)}")
+    print(f"3-file PR, base kept / whole tree: {verdict('kept/tree', t_warm / t_tree)}")
     print(f"100-file PR / whole tree, in memory: {t_pr[100] / t_tree:.2f}")
     print(f"whole tree / floor: {verdict('tree/floor', t_tree / t_floor)}")
     print(f"3-file PR / floor: {t_pr[3] / t_floor:.2f}")

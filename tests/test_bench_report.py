@@ -39,7 +39,7 @@ def test_every_ratio_the_benchmark_prints_is_judged_against_its_target() -> None
     for i, line in enumerate(lines):
         if "MISSED" in line:
             assert lines[i + 1].startswith("  why: "), proc.stdout
-    assert set(TARGETS) == {"pr3/tree", "tree/floor", "rss"}
+    assert set(TARGETS) == {"pr3/tree", "kept/tree", "tree/floor", "rss"}
     assert "PR, 100 files changed" in proc.stdout or "PR, 15 files changed" in proc.stdout
 
 
