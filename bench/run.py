@@ -152,8 +152,13 @@ def main() -> None:
     )
 
     tree = DictTree(files)
-    t_tree, result = best_of(args.repeat, lambda: analyze(tree))
+    # The peak after one check: a second one's objects would coexist with the first's.
+    t_tree, result = best_of(1, lambda: analyze(tree))
     rss = peak_rss_mib()
+    if args.repeat > 1:
+        del result
+        t_more, result = best_of(args.repeat - 1, lambda: analyze(tree))
+        t_tree = min(t_tree, t_more)
     errors = [f for f in result.findings if f.severity.value == "error"]
     print(
         f"whole tree (in memory): {t_tree:.2f} s  {mb / t_tree:.1f} MB/s  "
