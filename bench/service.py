@@ -6,11 +6,13 @@ redis-server of its own (or REDIS_URL):
   process's own histogram of it;
 - reviews per second with 1 and with 4 worker processes;
 - GitHub API calls per review;
-- time from delivery to completed check for a 3-file and a 100-file PR on the
-  10,000-manifest repository (bench/generate.py; the second PR finds the base cached);
+- time from delivery to completed check for 3-file PRs on the 10,000-manifest home-ops
+  repository (bench/homeops.py): the worker's first review (cold), its next one (warm:
+  what it parsed and built for the first is kept), a 100-file PR, each as deployed (one
+  GitHub write a second) and, for the 3-file PRs, without that pacing, to say its share;
 - resident memory of the web and the worker process.
 
-    python bench/service.py [--burst 500] [--reviews 60] [--apps 1600]
+    python bench/service.py [--burst 500] [--reviews 60] [--apps 2000] [--skip-small]
 
 The fake GitHub runs in this process and answers from git subprocesses, so the review
 figures (reviews per second above all) include its own time; machines are shared, so
@@ -46,7 +48,7 @@ import redis.asyncio as aioredis  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
-from bench.generate import generate  # noqa: E402
+from bench import homeops  # noqa: E402
 from tests.fakegithub import FakeGitHub, GitRepo  # noqa: E402
 from tests.redis_server import own_redis_server  # noqa: E402
 from tests.test_app_e2e import SYNC, TEMPLATED, deployment, flux_kustomization  # noqa: E402
@@ -231,14 +233,16 @@ def small_repo(git: GitRepo) -> None:
 
 
 def big_repo(git: GitRepo, apps: int) -> None:
-    """Branches `feature` (3 files changed) and `wide` (100 files) off the synthetic tree."""
-    files = generate(apps)
-    git.commit("synthetic", files)
-    deployments = sorted(p for p in files if p.endswith("/deployment.yaml"))
-    for branch, count in (("feature", 3), ("wide", 100)):
+    """The home-ops-shaped repository (bench/homeops.py) on `main`, with branches `pr-0`
+    to `pr-3` changing 3 files each (different apps) and `wide` changing 100."""
+    files = homeops.generate(apps)
+    git.commit("home-ops", files)
+    data = {p: t.encode() for p, t in files.items()}
+    branches = [(f"pr-{i}", homeops.pull_request(data, 3, start=1 + 2 * i)) for i in range(4)]
+    branches.append(("wide", homeops.pull_request(data, 100, start=20)))
+    for branch, head in branches:
         git.branch(branch, "main")
-        changed = {p: files[p].replace("replicas: ", "replicas: 1") for p in deployments[:count]}
-        git.commit(f"{count} files", changed)
+        git.commit(branch, {p: d.decode() for p, d in head.items() if data.get(p) != d})
     git.checkout("main")
 
 
@@ -260,19 +264,12 @@ def key_pem() -> tuple[str, str]:
 async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
     private, public = key_pem()
     results: dict[str, Any] = {}
-
-    # -- a small repository, for the burst, the throughput and the calls --------------
-    git = GitRepo(tmp / "small")
-    small_repo(git)
-    fake = FakeGitHub(git, app_public_key=public)
-    await fake.start()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    rds = aioredis.Redis.from_url(redis_url)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("REDIS_")},
-        "APP_ID": str(fake.app_id),
         "PRIVATE_KEY": private,
         "WEBHOOK_SECRET": SECRET,
-        "GITHUB_API_URL": fake.url,
         "REDIS_URL": redis_url,
         "REDIS_PREFIX": prefix,
         "GITHUB_WRITE_INTERVAL": "0",
@@ -280,8 +277,29 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         "PYTHONPATH": str(ROOT),
     }
+    if not args.skip_small:
+        await small_part(args, public, env, rds, results, tmp)
+    else:
+        results["rss_web"] = results["rss_worker_small"] = 0.0
+    await big_part(args, public, env, rds, results, tmp)
+
+
+async def small_part(
+    args: argparse.Namespace,
+    public: str,
+    env: dict[str, str],
+    rds: Any,
+    results: dict[str, Any],
+    tmp: Path,
+) -> None:
+    """A small repository, for the burst, the throughput and the calls."""
+    prefix = env["REDIS_PREFIX"]
+    git = GitRepo(tmp / "small")
+    small_repo(git)
+    fake = FakeGitHub(git, app_public_key=public)
+    await fake.start()
+    env = {**env, "APP_ID": str(fake.app_id), "GITHUB_API_URL": fake.url}
     procs = Procs(env, tmp)
-    rds = aioredis.Redis.from_url(redis_url)
     try:
         nothing_port = free_port()
         nothing = procs.start("-c", NOTHING, str(nothing_port))
@@ -376,44 +394,94 @@ async def run(args: argparse.Namespace, redis_url: str, tmp: Path) -> None:
         procs.stop_all()
         await fake.close()
 
-    # -- a 3-file PR on the 10,000-manifest repository ----------------------------------
+
+async def big_part(
+    args: argparse.Namespace,
+    public: str,
+    env: dict[str, str],
+    rds: Any,
+    results: dict[str, Any],
+    tmp: Path,
+) -> None:
+    """3-file PRs on the 10,000-manifest repository, cold and warm."""
+    prefix = env["REDIS_PREFIX"]
     git = GitRepo(tmp / "big")
     big_repo(git, args.apps)
+    files_in_repo = len(git.git("ls-files").split())
     fake = FakeGitHub(git, app_public_key=public)
     await fake.start()
-    env = {**env, "GITHUB_API_URL": fake.url, "REDIS_PREFIX": prefix + "-big"}
-    procs = Procs(env, tmp)
     try:
-        web_port = free_port()
-        web = procs.start("-m", "bot", "serve", "--no-worker", "--port", str(web_port))
-        worker = procs.start("-m", "bot", "worker")
-        web_url = f"http://127.0.0.1:{web_port}"
-        await wait_http(web_url + "/healthz", 30)
-        await asyncio.sleep(2.0)  # the worker's imports
-        files_in_repo = len(git.git("ls-files").split())
-        for done, (branch, count) in enumerate((("feature", 3), ("wide", 100)), 1):
-            pr = fake.add_pull(branch)
-            payload = fake.webhook_payload("pull_request.opened", pr=pr)
-            body, headers = signed(payload, "pull_request")
-            start = time.perf_counter()
-            await send(web_url, [(body.decode(), headers)])
-            await completed(fake, done, 300)
-            elapsed = time.perf_counter() - start
-            run = [r for r in fake.check_runs_named("flux-review") if r.status == "completed"][-1]
+        paced: dict[str, float] = {}
+        unpaced: dict[str, float] = {}
+        # As deployed (one write a second per installation), then without the pacing: the
+        # difference is what the pacing costs.
+        for interval, into, branches in (
+            ("1", paced, (("cold", "pr-0"), ("warm", "pr-1"), ("100 files, warm", "wide"))),
+            ("0", unpaced, (("cold", "pr-2"), ("warm", "pr-3"))),
+        ):
+            big_env = {
+                **env,
+                "APP_ID": str(fake.app_id),
+                "GITHUB_API_URL": fake.url,
+                "REDIS_PREFIX": f"{prefix}-big-{interval}",
+                "GITHUB_WRITE_INTERVAL": interval,
+            }
+            procs = Procs(big_env, tmp)
+            try:
+                web_port = free_port()
+                web = procs.start("-m", "bot", "serve", "--no-worker", "--port", str(web_port))
+                worker = procs.start("-m", "bot", "worker")
+                web_url = f"http://127.0.0.1:{web_port}"
+                await wait_http(web_url + "/healthz", 30)
+                await asyncio.sleep(2.0)  # the worker's imports
+                for label, branch in branches:
+                    # Pull requests a second apart at least: the pacing measured is the
+                    # review's own, not the previous review's last write.
+                    await asyncio.sleep(1.5)
+                    done = len(
+                        [r for r in fake.check_runs_named("flux-review") if r.status == "completed"]
+                    )
+                    pr = fake.add_pull(branch)
+                    payload = fake.webhook_payload("pull_request.opened", pr=pr)
+                    body, headers = signed(payload, "pull_request")
+                    start = time.perf_counter()
+                    await send(web_url, [(body.decode(), headers)])
+                    await completed(fake, done + 1, 600)
+                    into[label] = elapsed = time.perf_counter() - start
+                    run = [
+                        r for r in fake.check_runs_named("flux-review") if r.status == "completed"
+                    ][-1]
+                    pacing = "paced 1 write/s" if interval == "1" else "no pacing"
+                    print(
+                        f"delivery to completed check, {label} ({pacing}), on the "
+                        f"{args.apps}-app home-ops repository ({files_in_repo} files): "
+                        f"{elapsed:.2f} s ({run.conclusion}: {run.title}); "
+                        f"worker RSS {rss_mib(worker.pid):.0f} MiB",
+                        flush=True,
+                    )
+                if interval == "1":
+                    print(
+                        f"RSS: web {rss_mib(web.pid):.0f} MiB (after the burst: "
+                        f"{results['rss_web']:.0f} MiB); worker {rss_mib(worker.pid):.0f} MiB "
+                        f"after the big reviews ({results['rss_worker_small']:.0f} MiB after "
+                        "small ones)",
+                        flush=True,
+                    )
+            finally:
+                procs.stop_all()
+        for label in ("cold", "warm"):
+            share = max(paced[label] - unpaced[label], 0.0) / paced[label]
+            target = 6.0 if label == "cold" else 3.0
+            verdict = (
+                "ok" if paced[label] <= target else f"MISSED by {paced[label] / target - 1:.0%}"
+            )
             print(
-                f"delivery to completed check, {count}-file PR on the {args.apps}-app "
-                f"repository ({files_in_repo} files): {elapsed:.1f} s "
-                f"({run.conclusion}: {run.title})",
+                f"3-file PR, {label}: {paced[label]:.2f} s as deployed (target <= {target:g} s: "
+                f"{verdict}), {unpaced[label]:.2f} s without write pacing: "
+                f"{share:.0%} of it is GitHub's one-write-a-second pacing",
                 flush=True,
             )
-        print(
-            f"RSS: web {rss_mib(web.pid):.0f} MiB (after the burst: "
-            f"{results['rss_web']:.0f} MiB); worker {rss_mib(worker.pid):.0f} MiB after the "
-            f"big review ({results['rss_worker_small']:.0f} MiB after small ones)",
-            flush=True,
-        )
     finally:
-        procs.stop_all()
         await fake.close()
         keys = [k async for k in rds.scan_iter(match=f"{prefix}*")]
         if keys:
@@ -441,8 +509,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--reviews", type=int, default=60)
-    parser.add_argument("--apps", type=int, default=1600)
+    parser.add_argument("--apps", type=int, default=2000)
     parser.add_argument("--logs", type=Path, help="keep the processes' logs here")
+    parser.add_argument(
+        "--skip-small", action="store_true", help="only the 10,000-manifest repository's reviews"
+    )
     args = parser.parse_args()
     with redis() as url, tempfile.TemporaryDirectory(prefix="flux-review-bench-") as tmp:
         try:

@@ -30,6 +30,7 @@ from bot.analysis import (
     analyze,
     parse_config,
 )
+from bot.analysis.cache import RepositoryCaches, estimated_bytes
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
 from bot.github.repo import (
@@ -112,18 +113,37 @@ class Analyzer(Protocol):
     ) -> AnalysisResult: ...
 
 
-def _analyze(
-    head: Tree,
-    base: Tree | None,
-    changed: Sequence[ChangedFile] | None,
-    config: Config | None,
-    self_urls: Sequence[str],
-    cancel: threading.Event,
-) -> AnalysisResult:
-    # The process's renderer: its children and its render cache serve every review.
-    return analyze(
-        head, base, changed, config, self_urls=self_urls, cancel=cancel, renderer=helm_renderer()
-    )
+class CachingAnalyzer:
+    """The analysis, keeping per repository what it parsed and built for the next review
+    of that repository (bot/analysis/cache.py), within `max_bytes`."""
+
+    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+        self.caches = RepositoryCaches(max_bytes)
+
+    def __call__(
+        self,
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
+        cancel: threading.Event,
+    ) -> AnalysisResult:
+        repo = self.caches.key(self_urls)
+        cache = self.caches.begin(repo)
+        # The process's renderer: its children and its render cache serve every review.
+        result = analyze(
+            head,
+            base,
+            changed,
+            config,
+            self_urls=self_urls,
+            cancel=cancel,
+            renderer=helm_renderer(),
+            cache=cache,
+        )
+        self.caches.end(repo, cache, estimated_bytes(head))
+        return result
 
 
 class Claims(Protocol):
@@ -145,7 +165,7 @@ class ReviewServices:
     trees: TreeStore
     timeout: float = 120.0
     docs_url: str = ""
-    analyzer: Analyzer = field(default=_analyze)
+    analyzer: Analyzer = field(default_factory=CachingAnalyzer)
     claims: Claims | None = None
 
 

@@ -61,6 +61,8 @@ class Settings:
     max_file_bytes: int = 10 * MIB
     max_tarball_members: int = 200_000
     tree_cache_bytes: int = 256 * MIB
+    # What the analysis parsed and built, kept per repository for its next review.
+    analysis_cache_bytes: int = 512 * MIB
     # When the tarball cannot be used, the files the review reads are fetched one blob at a
     # time through the Git database API, within these bounds.
     git_api_max_blobs: int = 1000
@@ -108,6 +110,7 @@ _INT_VARS: dict[str, tuple[str, int, int]] = {
     "MAX_FILE_BYTES": ("max_file_bytes", 1024, 1 << 40),
     "MAX_TARBALL_MEMBERS": ("max_tarball_members", 1, 100_000_000),
     "TREE_CACHE_BYTES": ("tree_cache_bytes", 0, 1 << 40),
+    "ANALYSIS_CACHE_BYTES": ("analysis_cache_bytes", 0, 1 << 40),
     "GIT_API_MAX_BLOBS": ("git_api_max_blobs", 0, 1_000_000),
     "GIT_API_MAX_BYTES": ("git_api_max_bytes", 0, 1 << 40),
     "REVIEW_MAX_ATTEMPTS": ("max_attempts", 1, 100),

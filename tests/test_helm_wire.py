@@ -542,13 +542,14 @@ def test_renders_are_cached_by_their_inputs_across_reviews(renderer):
 
 def test_the_apps_worker_keeps_one_render_cache_across_reviews(monkeypatch, renderer):
     import bot.helm
-    from bot.review import _analyze
+    from bot.review import CachingAnalyzer
 
     recording = Recording(renderer)
     monkeypatch.setattr(bot.helm, "_shared", CachingRenderer(recording))
     files = _two_releases()
+    analyzer = CachingAnalyzer()
     for _ in range(2):
-        _analyze(tree(files), None, None, None, (), __import__("threading").Event())
+        analyzer(tree(files), None, None, None, (), __import__("threading").Event())
     assert sorted(r.release_name for r in recording.requests) == ["a", "b"]
 
 

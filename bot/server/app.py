@@ -18,7 +18,7 @@ from bot.github.gitdata import GitApiLimits
 from bot.github.repo import RepoRef, TreeStore
 from bot.github.tarball import TarballLimits
 from bot.queue import InProcessQueue, JobHandler, JobQueue, QueueFull, Submitted
-from bot.review import CONCLUDE_TIMEOUT, Analyzer, ReviewServices
+from bot.review import CONCLUDE_TIMEOUT, Analyzer, CachingAnalyzer, ReviewServices
 from bot.server.jobs import AnyJob, JobRunner, ReviewJob, decode_job, encode_job
 from bot.server.metrics import Metrics
 from bot.server.reconcile import (
@@ -111,6 +111,7 @@ def create_app(
         trees=trees,
         timeout=settings.review_timeout,
         docs_url=settings.docs_url,
+        analyzer=CachingAnalyzer(settings.analysis_cache_bytes),
     )
     if analyzer is not None:
         review_services = dataclasses.replace(review_services, analyzer=analyzer)

@@ -431,16 +431,15 @@ def _api_problem(target: _Target, version: FluxVersion) -> tuple[str, str] | Non
 
 
 def _error_findings(
-    ctx: Context, target: _Target, version: FluxVersion, converted: _Doc, schema_id: str
+    ctx: Context, target: _Target, version: FluxVersion, checked: _Validated
 ) -> Iterator[Finding]:
-    validator = _validator(schema_id)
+    converted, errors = checked.converted, checked.errors
     seen: set[tuple[str, int, str]] = set()
     where = f"{target.kind} in Flux {version.release.label}"
     detail = (
         f"Flux version: {version.describe()}. The API server validates the object against "
         "this CRD schema and refuses it, so the Kustomization applying it fails."
     )
-    errors = list(validator.iter_errors(converted.value))
     # A typo'd field is also a missing one: `intervall` is reported once, as the typo.
     meant: set[tuple[Path, str]] = set()
     for error in errors:
@@ -619,20 +618,10 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"the newest release that serves {target.api}",
                 False,
             )
-            lines_: dict[Path, tuple[str, int]] = {}
-            value_ = _convert(target.doc, (), lines_, target.path)
-            if isinstance(value_, dict):
-                value_.pop("status", None)
-                schema_id = version.release.kinds[target.api][target.kind]
-                yield from _error_findings(ctx, target, version, _Doc(value_, lines_), schema_id)
-            continue
-        lines: dict[Path, tuple[str, int]] = {}
-        value = _convert(target.doc, (), lines, target.path)
-        if not isinstance(value, dict):
-            continue
-        value.pop("status", None)
         schema_id = version.release.kinds[target.api][target.kind]
-        yield from _error_findings(ctx, target, version, _Doc(value, lines), schema_id)
+        checked = _validated(repo, target, schema_id)
+        if checked is not None:
+            yield from _error_findings(ctx, target, version, checked)
     for (kind, api), where in sorted(deprecated.items()):
         # The group stands for each object: one that its own line or the config silences
         # is left out of it, not the whole group with it (as it would be, first).
@@ -689,3 +678,31 @@ def _deprecation(ctx: Context, kind: str, api: str, where: list[tuple[str, int]]
         key=("deprecated", kind, api),
         detail=detail,
     )
+
+
+@dataclass(frozen=True)
+class _Validated:
+    """An object as the API server receives it, and its schema's errors."""
+
+    doc: ynodes.Node  # what it was made from (kept: its id is part of the key)
+    converted: _Doc
+    errors: list[jsonschema.ValidationError]
+
+
+def _validated(repo: Snapshot, target: _Target, schema_id: str) -> _Validated | None:
+    """`target` converted and validated against `schema_id`; None when it is no object.
+    Built objects the change did not reach are the same nodes at base and head (and in
+    the worker's next review), so their validation is shared by node."""
+    key = (ID, schema_id, target.path, id(target.doc))
+    found = repo.shared.get(key)
+    if isinstance(found, _Validated) and found.doc is target.doc:
+        return found
+    lines: dict[Path, tuple[str, int]] = {}
+    value = _convert(target.doc, (), lines, target.path)
+    if not isinstance(value, dict):
+        return None
+    value.pop("status", None)
+    errors = list(_validator(schema_id).iter_errors(value))
+    checked = _Validated(target.doc, _Doc(value, lines), errors)
+    repo.shared[key] = checked
+    return checked

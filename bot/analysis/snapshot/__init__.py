@@ -137,6 +137,14 @@ class Snapshot:
     def data(self, path: str) -> bytes | None:
         return self.files.data(path)
 
+    def blob_id(self, path: str) -> str | None:
+        return self.tree.blob_id(path)
+
+    @property
+    def shared(self) -> dict[object, object]:
+        """What the snapshots of one analysis (and a worker's reviews) share, by content."""
+        return self.files._cache
+
     def text(self, path: str) -> str | None:
         return self.files.text(path)
 

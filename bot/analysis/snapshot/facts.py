@@ -38,24 +38,40 @@ class Facts:
         snap = self.snap
         found: list[templating.Action] = []
         if any(c.how is ReadKind.RAW for c in snap.consumers.get(path, ())):
-            data = snap.data(path)
-            text = snap.text(path) if data and templating.may_break(data) else None
-            if text is not None:
-                problem = snap.problem(path)
-                lines: set[int] = set()
-                for action in templating.scan(text):
-                    if action.line in lines:
-                        continue
-                    # A `{{` where YAML expects structure breaks parsing, unless the YAML
-                    # is valid after all: then it is a quoted key or a multi-line string,
-                    # and only its content matters.
-                    if not (action.structural and problem is not None) and (
-                        not action.helm_specific
-                        or templating.is_payload(action.kind, action.api_version)
-                        or templating.PAYLOAD_KEYS.intersection(action.key_path)
-                    ):
-                        continue
-                    lines.add(action.line)
-                    found.append(action)
+            # Read raw, what breaks is a matter of the content alone: shared by blob id.
+            blob = snap.blob_id(path)
+            key = ("raw-template-actions", blob) if blob else None
+            known = snap.shared.get(key) if key is not None else None
+            if isinstance(known, list):
+                self._raw_actions[path] = known
+                return known
+            found = self._scan(path)
+            if key is not None:
+                snap.shared[key] = found
         self._raw_actions[path] = found
+        return found
+
+    def _scan(self, path: str) -> list[templating.Action]:
+        snap = self.snap
+        found: list[templating.Action] = []
+        data = snap.data(path)
+        text = snap.text(path) if data and templating.may_break(data) else None
+        if text is None:
+            return found
+        problem = snap.problem(path)
+        lines: set[int] = set()
+        for action in templating.scan(text):
+            if action.line in lines:
+                continue
+            # A `{{` where YAML expects structure breaks parsing, unless the YAML is valid
+            # after all: then it is a quoted key or a multi-line string, and only its
+            # content matters.
+            if not (action.structural and problem is not None) and (
+                not action.helm_specific
+                or templating.is_payload(action.kind, action.api_version)
+                or templating.PAYLOAD_KEYS.intersection(action.key_path)
+            ):
+                continue
+            lines.add(action.line)
+            found.append(action)
         return found

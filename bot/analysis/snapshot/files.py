@@ -39,6 +39,9 @@ class FilesIndex:
         self.config = config or Config()
         self.self_urls = {normalize_git_url(u) for u in self_urls if u}
         self._cache: dict[object, object] = cache if cache is not None else {}
+        # Names this snapshot's entries for files without a blob id: an object, not id(),
+        # whose number a later snapshot could be given while the cache still holds them.
+        self._token = object()
         # Files under a directory named after a template variable (cookiecutter's
         # `{{cookiecutter.app}}/`) are the input of a scaffolding tool, never applied.
         self.paths: list[str] = sorted(
@@ -65,7 +68,8 @@ class FilesIndex:
         return self.tree.read(path)
 
     def text(self, path: str) -> str | None:
-        key = ("text", path, self.tree.blob_id(path))
+        blob = self.tree.blob_id(path)
+        key = ("text", blob) if blob else ("text-path", path, self._token)
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
         data = self.data(path)
@@ -76,7 +80,7 @@ class FilesIndex:
     def yaml_info(self, path: str) -> ys.YamlInfo:
         """The YAML check and document summary of a file, cached by content."""
         blob = self.tree.blob_id(path)
-        key = ("yaml", blob) if blob else ("yaml-path", path, id(self))
+        key = ("yaml", blob) if blob else ("yaml-path", path, self._token)
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
         data = self.data(path)
@@ -101,7 +105,7 @@ class FilesIndex:
         ]
         for path, info in scan_all(self.tree, todo, workers).items():
             blob = self.tree.blob_id(path)
-            self._cache[("yaml", blob) if blob else ("yaml-path", path, id(self))] = info
+            self._cache[("yaml", blob) if blob else ("yaml-path", path, self._token)] = info
 
     def problem(self, path: str) -> ys.YamlProblem | None:
         """Why a Kubernetes YAML decoder refuses this file."""
@@ -110,7 +114,7 @@ class FilesIndex:
     def documents(self, path: str) -> list[ys.Node]:
         """Parsed documents of a valid YAML file; [] when it does not parse."""
         blob = self.tree.blob_id(path)
-        key = ("docs", blob) if blob else ("docs-path", path, id(self))
+        key = ("docs", blob) if blob else ("docs-path", path, self._token)
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
         docs: list[ys.Node] = []
@@ -132,7 +136,7 @@ class FilesIndex:
         if docs or problem is None or problem.duplicate_of is None:
             return docs
         blob = self.tree.blob_id(path)
-        key = ("helm-docs", blob) if blob else ("helm-docs-path", path, id(self))
+        key = ("helm-docs", blob) if blob else ("helm-docs-path", path, self._token)
         if key in self._cache:
             return self._cache[key]  # type: ignore[return-value]
         data = self.data(path)

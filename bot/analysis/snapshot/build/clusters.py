@@ -40,7 +40,14 @@ from bot.analysis.model import BOOTSTRAP_NAME, Reader, normalize_git_url, secure
 from bot.analysis.snapshot.build import flux, kustfile
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.ids import CLUSTER_SCOPED, ObjectId, group_version
-from bot.analysis.snapshot.build.kustomize import Built, Files, Kustomizer, Read, generated_index
+from bot.analysis.snapshot.build.kustomize import (
+    Asked,
+    Built,
+    Files,
+    Kustomizer,
+    Read,
+    generated_index,
+)
 from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Related, Unknown
 from bot.analysis.snapshot.build.resource import Resource
 from bot.analysis.snapshot.build.source import MappedView, RepoView, View
@@ -306,10 +313,23 @@ class ClusterBuilder:
         self._views: dict[Any, View] = {}
         self._crd_scopes: dict[tuple[str, str], bool] | None = None
         self._sourceignore_files: dict[str, str] | None = None
+        # Tells this snapshot's builds from another's in the shared cache.
+        self._token = object()
+        self._docs_found: dict[tuple[bytes, bytes], list[tuple[str, int, ynodes.MappingNode]]] = {}
 
     # --- documents of the repository, as written ----------------------------------------
 
     def _docs_with(
+        self, marker: bytes, kind: bytes
+    ) -> Iterator[tuple[str, int, ynodes.MappingNode]]:
+        # Asked once per Flux Kustomization (its source's ignore rules): the scan of every
+        # file is kept, so that a cluster of N Kustomizations costs N lookups, not N scans.
+        found = self._docs_found.get((marker, kind))
+        if found is None:
+            found = self._docs_found[(marker, kind)] = list(self._scan_docs(marker, kind))
+        return iter(found)
+
+    def _scan_docs(
         self, marker: bytes, kind: bytes
     ) -> Iterator[tuple[str, int, ynodes.MappingNode]]:
         for path in self.repo.paths:
@@ -374,7 +394,7 @@ class ClusterBuilder:
     def kustomizer(self, view: View) -> Kustomizer:
         k = self._kustomizers.get(id(view))
         if k is None:
-            k = Kustomizer(view, self.repo)
+            k = Kustomizer(view, self.repo, getattr(self.repo, "shared", None), self._token)
             self._kustomizers[id(view)] = k
         return k
 
@@ -692,7 +712,40 @@ class ClusterBuilder:
     def _build(
         self, view: View, directory: str, ks_node: ynodes.Node | None, ks_file: str
     ) -> Built:
+        """One Flux Kustomization's build. The base and the head of a change share the
+        builds whose inputs are the same on both: the Kustomization as written (with its
+        places), and every answer its source's view and files gave (the blob ids of the
+        files read, the listings and lookups of the directories visited)."""
         k = self.kustomizer(view)
+        shared = getattr(self.repo, "shared", None)
+        blob_id = getattr(self.repo, "blob_id", None)
+        key: tuple[object, ...] | None = None
+        if shared is not None and blob_id is not None and k.records:
+            key = (_BUILT, type(view).__name__, view.label, directory, ks_file)
+            entries = shared.get(key)
+            for entry in entries if isinstance(entries, list) else ():
+                if (
+                    entry.owner is not self._token
+                    and _same_nodes(entry, (ks_node,))
+                    and entry.asked.holds(view, blob_id)
+                ):
+                    return entry.built  # type: ignore[no-any-return]
+        with k.recording() as asked:
+            built, reusable = self._build_once(k, directory, ks_node, ks_file)
+        if shared is not None and key is not None and reusable:
+            entries = shared.setdefault(key, [])
+            assert isinstance(entries, list)
+            # A few commits' builds of one Kustomization are enough (base, head, the
+            # previous review's): older ones only cost memory.
+            entries[:] = [*entries[-3:], _Shared(self._token, (ks_node,), built, asked)]
+        return built
+
+    def _build_once(
+        self, k: Kustomizer, directory: str, ks_node: ynodes.Node | None, ks_file: str
+    ) -> tuple[Built, bool]:
+        """The build, and whether it is this Kustomization's own (not a directory build
+        the kustomizer shares with other parents, and may yet add to)."""
+        view = k.view
         spec = yn.get(ks_node, "spec")
         kpath = view.kustomization_in(directory)
         if kpath is not None:
@@ -702,7 +755,7 @@ class ClusterBuilder:
                 real = view.real(kpath)
                 if real is not None:
                     built.reads.insert(0, Read(real, Reader.FLUX_ENTRY, ks_file, 0))
-                return built
+                return built, False
         else:
             base = generated_index(view, directory)
         kf = flux.overlay(
@@ -713,7 +766,7 @@ class ClusterBuilder:
             lambda entry: (t := kustfile_join(entry)) is not None and view.is_dir(t),
         )
         if kpath is None and not kf.resources and not kf.components:
-            return Built(directory, None, [], [], [], [])
+            return Built(directory, None, [], [], [], []), True
         built = k.build(directory, kf)
         if kpath is not None:
             real = view.real(kpath)
@@ -725,7 +778,7 @@ class ClusterBuilder:
                 Read(r.path, Reader.FLUX_INDEX if r.source == "" else r.reader, r.source, r.line)
                 for r in built.reads
             ]
-        return built
+        return built, True
 
     def build(self) -> list[Cluster]:
         entries = self.entry_points()
@@ -776,6 +829,51 @@ def _sync_kustomization(
 
 
 _GLOB = re.compile(r"[*?\[]")
+_BUILT = "flux-kustomization-build"
+_APPLIED = "flux-kustomization-applied"
+
+
+def _same_nodes(entry: _Shared | _AfterBuild, theirs: tuple[ynodes.Node | None, ...]) -> bool:
+    """Whether nodes are those an entry was made for, the same YAML at the same places: at
+    once when they are the same objects (a file parsed once for both commits, a parent's
+    build shared), else by their fingerprints (the entry's computed once)."""
+    if all(a is b for a, b in zip(entry.nodes, theirs, strict=True)):
+        return True
+    try:
+        prints = list(entry.prints)
+        if len(prints) != len(entry.nodes):
+            prints = [yn.fingerprint(a) for a in entry.nodes]
+            entry.prints[:] = prints  # one assignment: reviews may run in threads
+        return all(p == yn.fingerprint(b) for p, b in zip(prints, theirs, strict=True))
+    except RecursionError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """A Kustomization's build, with the Kustomization it was built for and what it read."""
+
+    owner: object
+    nodes: tuple[ynodes.Node | None, ...]
+    built: Built
+    asked: Asked
+    prints: list[object] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _AfterBuild:
+    """A Kustomization's objects after Flux's post-build steps, and what those steps
+    found, for the other side of a change to take as they are."""
+
+    owner: object
+    nodes: tuple[ynodes.Node | None, ...]
+    built: Built
+    resources: list[Resource]
+    undefined: list[flux.Undefined]
+    opaque: list[tuple[str, int, str]]
+    unknown: list[Unknown]
+    problems: list[BuildProblem]
+    prints: list[object] = field(default_factory=list)
 
 
 class _Walk:
@@ -922,12 +1020,60 @@ class _Walk:
                 if kind and name and self._source_object(kind, ks.namespace, name) is None:
                     return False  # perhaps applied by a Kustomization not built yet
         ks.built = self.b._build(source, directory, ks.node, ks.path)
-        resources = ks.built.resources
-        if post is not None:
-            resources = self._post_build(ks, post, resources)
-        resources = [flux.common_metadata(r, spec, ks.path) for r in resources]
-        self._add_objects(ks, resources)
+        self._add_objects(ks, self._after_build(ks, post, spec, ks.built))
         return True
+
+    def _after_build(
+        self,
+        ks: FluxKustomization,
+        post: ynodes.Node | None,
+        spec: ynodes.Node | None,
+        built: Built,
+    ) -> list[Resource]:
+        """Flux's steps after kustomize's build: postBuild substitution, commonMetadata.
+        Shared, like the build, with the other side of a change when the build is the
+        same one, and so are the variables, the strictness and the Kustomization's own
+        `postBuild` and `commonMetadata`."""
+        vars = self._vars(ks, post) if post is not None else None
+        shared = getattr(self.b.repo, "shared", None)
+        nodes = (post, yn.get(spec, "commonMetadata"))
+        key = (
+            _APPLIED,
+            id(built),
+            ks.label,
+            ks.path,
+            bool(self.strict),
+            None if vars is None else vars.key(),
+        )
+        found = shared.get(key) if shared is not None else None
+        if (
+            isinstance(found, _AfterBuild)
+            and found.built is built
+            and found.owner is not self.b._token
+            and _same_nodes(found, nodes)
+        ):
+            ks.undefined.extend(found.undefined)
+            ks.opaque.extend(found.opaque)
+            ks.unknown.extend(found.unknown)
+            ks.flux_problems.extend(found.problems)
+            return found.resources
+        marks = (len(ks.undefined), len(ks.opaque), len(ks.unknown), len(ks.flux_problems))
+        resources = built.resources
+        if post is not None and vars is not None:
+            resources = self._post_build(ks, post, vars, resources)
+        resources = [flux.common_metadata(r, spec, ks.path) for r in resources]
+        if shared is not None:
+            shared[key] = _AfterBuild(
+                self.b._token,
+                nodes,
+                built,
+                resources,
+                ks.undefined[marks[0] :],
+                ks.opaque[marks[1] :],
+                ks.unknown[marks[2] :],
+                ks.flux_problems[marks[3] :],
+            )
+        return resources
 
     def _shadow_build(self, ks: FluxKustomization) -> None:
         path_text = yn.text(yn.get(ks.spec, "path")) or ""
@@ -956,9 +1102,8 @@ class _Walk:
             key = (applied.id.group, applied.id.kind, applied.id.namespace, applied.id.name)
             self.index.setdefault(key, applied)
 
-    def _post_build(
-        self, ks: FluxKustomization, post: ynodes.Node, resources: list[Resource]
-    ) -> list[Resource]:
+    def _vars(self, ks: FluxKustomization, post: ynodes.Node) -> flux.Vars:
+        """The variables of `postBuild`: its `substituteFrom` sources, then `substitute`."""
         vars = flux.Vars()
         for item in _items(yn.get(post, "substituteFrom")):
             kind = yn.text(yn.get(item, "kind")) or ""
@@ -983,6 +1128,11 @@ class _Walk:
                 (yn.text(value) or "").replace("\n", ""),
                 f"its postBuild.substitute ({file}:{line})",
             )
+        return vars
+
+    def _post_build(
+        self, ks: FluxKustomization, post: ynodes.Node, vars: flux.Vars, resources: list[Resource]
+    ) -> list[Resource]:
         if not vars.runs(yn.text(yn.get(post, "substituteStrategy"))):
             return resources
         out = []

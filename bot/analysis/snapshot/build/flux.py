@@ -124,6 +124,10 @@ class Vars:
     complete: bool = True
     incomplete_because: list[str] = field(default_factory=list)
 
+    def key(self) -> tuple[object, ...]:
+        """The variables as a value: equal for equal variables from the same places."""
+        return (tuple(self.values.items()), self.complete, tuple(self.incomplete_because))
+
     def runs(self, strategy: str | None) -> bool:
         """kustomize-controller substitutes only when some variable is defined, unless
         `substituteStrategy: Always` (v1.9.0)."""

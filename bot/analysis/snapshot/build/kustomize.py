@@ -16,21 +16,33 @@ guessed; everything else is built.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import yaml
 from yaml import nodes as ynodes
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.model import _REMOTE, KUSTOMIZATION_FILES, Reader, secure_join
-from bot.analysis.snapshot.build import fieldspecs, generators, kustfile, nameref, transformers
+from bot.analysis.snapshot.build import (
+    fieldspecs,
+    generators,
+    kustfile,
+    nameref,
+    smp,
+    transformers,
+)
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.kustfile import KustFile
 from bot.analysis.snapshot.build.problems import BuildProblem, ProblemKind, Unknown
 from bot.analysis.snapshot.build.resource import ResMap, Resource
 from bot.analysis.snapshot.build.source import View
+
+_DIR = "kustomize-directory"
+_PATCH = "strategic-merge-patch"
+_MERGE = "strategic-merge"
 
 # Manifests larger than this are not built (see `Kustomizer.load_objects`).
 MAX_BUILD_BYTES = 8 * 2**20
@@ -96,29 +108,146 @@ class Files(Protocol):
     def data(self, path: str) -> bytes | None: ...
 
 
+class Asked:
+    """What builds asked of their source and files: each question to the view with its
+    answer, and the blob id of each file read. A build is a function of these alone, so
+    another commit that gives the same answers gets the same build."""
+
+    __slots__ = ("blobs", "view")
+
+    def __init__(self) -> None:
+        self.view: dict[tuple[str, str], object] = {}
+        self.blobs: dict[str, str | None] = {}
+
+    def absorb(self, other: Asked) -> None:
+        self.view.update(other.view)
+        self.blobs.update(other.blobs)
+
+    def holds(self, view: View, blob_id: Callable[[str], str | None]) -> bool:
+        """Whether `view` and the files behind `blob_id` answer as recorded."""
+        for (question, arg), answer in self.view.items():
+            if getattr(view, question)(arg) != answer:
+                return False
+        return all(blob_id(path) == blob for path, blob in self.blobs.items())
+
+
+class _RecordingView(View):
+    """A view that notes every answer it gives in the `Asked` of each build under way."""
+
+    def __init__(self, inner: View, active: list[Asked]) -> None:
+        self.inner = inner
+        self.label = inner.label
+        self.active = active
+
+    def _noted(self, question: str, arg: str, answer: Any) -> Any:
+        for asked in self.active:
+            asked.view[(question, arg)] = answer
+        return answer
+
+    def real(self, path: str) -> str | None:
+        return self._noted("real", path, self.inner.real(path))  # type: ignore[no-any-return]
+
+    def is_dir(self, path: str) -> bool:
+        return self._noted("is_dir", path, self.inner.is_dir(path))  # type: ignore[no-any-return]
+
+    def files_in(self, directory: str) -> list[str]:
+        return self._noted("files_in", directory, self.inner.files_in(directory))  # type: ignore[no-any-return]
+
+    def subdirs(self, directory: str) -> list[str]:
+        return self._noted("subdirs", directory, self.inner.subdirs(directory))  # type: ignore[no-any-return]
+
+
+class _RecordingFiles:
+    """The snapshot's files, noting the blob id of each file a build reads."""
+
+    def __init__(self, inner: Files, blob_id: Callable[[str], str | None], active: list[Asked]):
+        self.inner = inner
+        self.blob_id = blob_id
+        self.active = active
+
+    def _note(self, path: str) -> None:
+        if self.active:
+            blob = self.blob_id(path)
+            for asked in self.active:
+                asked.blobs[path] = blob
+
+    def documents(self, path: str) -> list[ynodes.Node]:
+        self._note(path)
+        return self.inner.documents(path)
+
+    def problem(self, path: str) -> ys.YamlProblem | None:
+        self._note(path)
+        return self.inner.problem(path)
+
+    def data(self, path: str) -> bytes | None:
+        self._note(path)
+        return self.inner.data(path)
+
+
 class Kustomizer:
     """Builds directories of one source's view. Directory builds are cached: every parent
-    that includes a directory shares its (immutable) result."""
+    that includes a directory shares its (immutable) result.
 
-    def __init__(self, view: View, files: Files) -> None:
-        self.view = view
-        self.files = files
-        self._dirs: dict[str, Accumulated] = {}
-        self._kfiles: dict[str, KustFile] = {}
+    When the files say their blob ids, every question a build asks is noted in the
+    `Asked` of each build under way (`recording`), cached results included: what a
+    build read is then known exactly, for reusing it on another commit."""
+
+    def __init__(
+        self,
+        view: View,
+        files: Files,
+        shared: dict[object, object] | None = None,
+        owner: object = None,
+    ) -> None:
+        self.active: list[Asked] = []
+        blob_id = getattr(files, "blob_id", None)
+        self.records = blob_id is not None
+        self._blob_id = blob_id
+        self._raw_view = view
+        self.view: View = _RecordingView(view, self.active) if self.records else view
+        self.files: Files = (
+            _RecordingFiles(files, blob_id, self.active) if blob_id is not None else files
+        )
+        self._dirs: dict[str, tuple[Accumulated, Asked]] = {}
+        self._kfiles: dict[str, tuple[KustFile, Asked]] = {}
+        # What other commits' builds made (`shared`, keyed by content) and which of
+        # them are this commit's own (`owner`): a directory's build, a patch's merge.
+        self.shared = shared if self.records else None
+        self.owner = owner
+        self._patches: dict[int, tuple[ynodes.Node, object]] = {}
+
+    def _replay(self, asked: Asked) -> None:
+        for outer in self.active:
+            outer.absorb(asked)
+
+    @contextmanager
+    def recording(self) -> Iterator[Asked]:
+        """Notes what is read within, in the `Asked` it gives."""
+        asked = Asked()
+        self.active.append(asked)
+        try:
+            yield asked
+        finally:
+            self.active.remove(asked)
 
     # --- reading ------------------------------------------------------------------
 
     def read_kustfile(self, view_path: str) -> KustFile | None:
         """The kustomization file at `view_path`, read; None when it does not parse."""
-        found = self._kfiles.get(view_path)
-        if found is None:
+        cached = self._kfiles.get(view_path)
+        if cached is not None:
+            self._replay(cached[1])
+            return cached[0]
+        with self.recording() as asked:
             real = self.view.real(view_path)
             if real is None or self.files.problem(real) is not None:
+                self._replay(asked)
                 return None
             docs = self.files.documents(real)
             # Paths inside are relative to the kustomization's place in the artifact.
             found = kustfile.read(real, docs[0] if docs else None, posixpath.dirname(view_path))
-            self._kfiles[view_path] = found
+        self._replay(asked)
+        self._kfiles[view_path] = (found, asked)
         return found
 
     def load_objects(self, view_path: str, acc: Accumulated, where: str) -> list[Resource]:
@@ -171,19 +300,74 @@ class Kustomizer:
     def build_dir(self, directory: str, stack: tuple[str, ...] = ()) -> Accumulated:
         cached = self._dirs.get(directory)
         if cached is not None:
-            return cached
+            self._replay(cached[1])
+            return cached[0]
+        key = (_DIR, type(self._raw_view).__name__, self.view.label, directory, stack)
+        shared = self.shared
+        if shared is not None and self._blob_id is not None:
+            entries = shared.get(key)
+            for owner, asked, acc in entries if isinstance(entries, list) else ():
+                if owner is not self.owner and asked.holds(self._raw_view, self._blob_id):
+                    self._replay(asked)
+                    self._dirs[directory] = (acc, asked)
+                    return acc  # type: ignore[no-any-return]
         acc = Accumulated()
-        kpath = self.view.kustomization_in(directory)
-        kf = self.read_kustfile(kpath) if kpath is not None else None
-        if kpath is None:
-            acc.unknown.append(Unknown(directory or ".", "has no kustomization file", ()))
-        elif kf is None:
-            real = self.view.real(kpath) or kpath
-            acc.unknown.append(Unknown(real, "does not parse", (real,)))
-        else:
-            self.accumulate(kf, acc, (*stack, directory))
-        self._dirs[directory] = acc
+        with self.recording() as asked:
+            kpath = self.view.kustomization_in(directory)
+            kf = self.read_kustfile(kpath) if kpath is not None else None
+            if kpath is None:
+                acc.unknown.append(Unknown(directory or ".", "has no kustomization file", ()))
+            elif kf is None:
+                real = self.view.real(kpath) or kpath
+                acc.unknown.append(Unknown(real, "does not parse", (real,)))
+            else:
+                self.accumulate(kf, acc, (*stack, directory))
+        self._replay(asked)
+        self._dirs[directory] = (acc, asked)
+        if shared is not None:
+            entries = shared.setdefault(key, [])
+            assert isinstance(entries, list)
+            entries[:] = [*entries[-3:], (self.owner, asked, acc)]
         return acc
+
+    def merge(
+        self,
+        patch: ynodes.Node,
+        res: Resource,
+        allow: tuple[bool, bool],
+        keep: Callable[[ynodes.Node | None], ynodes.Node | None],
+    ) -> ynodes.Node | None:
+        """`keep(smp.merge(...))` of `patch` into `res` (`allow`: the patch's options that
+        `keep` reads), shared with the other commits' builds that merged the same patch
+        (equal YAML at equal places) into the same node: a parent that patches every
+        child merges again only the children the change touched, and the others stay
+        the very nodes they were, for what is keyed by node after."""
+        schema = fieldspecs.Schema.of(res.api_version, res.kind)
+        shared = self.shared
+        if shared is None:
+            return keep(smp.merge(patch, res.node, schema))
+        known = self._patches.get(id(patch))
+        if known is None or known[0] is not patch:
+            try:
+                token = shared.setdefault((_PATCH, yn.fingerprint(patch)), object())
+            except RecursionError:
+                return keep(smp.merge(patch, res.node, schema))
+            known = self._patches[id(patch)] = (patch, token)
+        node, api, kind = res.node, res.api_version, res.kind
+        key = (_MERGE, known[1], id(node), api, kind, res.name, res.namespace, allow)
+        found = shared.get(key)
+        if isinstance(found, tuple) and found[0] is res.node:
+            if isinstance(found[1], smp.MergeFailed):
+                raise found[1]
+            return found[1]  # type: ignore[no-any-return]
+        try:
+            merged: ynodes.Node | smp.MergeFailed | None = keep(smp.merge(patch, res.node, schema))
+        except smp.MergeFailed as exc:
+            merged = exc
+        shared[key] = (res.node, merged)
+        if isinstance(merged, smp.MergeFailed):
+            raise merged
+        return merged
 
     def accumulate(self, kf: KustFile, acc: Accumulated, stack: tuple[str, ...]) -> None:
         """kustomize's `accumulateTarget` for one kustomization (or component) into `acc`."""
@@ -350,7 +534,11 @@ class Kustomizer:
         resources = generators.add_hashes(list(acc.resmap))
         resources = nameref.fix(resources, acc.config)
         resources = [_without_build_annotations(r) for r in resources if not _local_config(r)]
-        return Built(directory, kfile, resources, acc.unknown, acc.problems, acc.reads)
+        # Copies: `acc` may be a directory's build that other parents, and another
+        # commit's builds, share.
+        return Built(
+            directory, kfile, resources, list(acc.unknown), list(acc.problems), list(acc.reads)
+        )
 
     def build(self, directory: str, kf: KustFile | None = None) -> Built:
         """The top-level build of `directory`, from `kf` when given (a kustomization Flux

@@ -86,6 +86,47 @@ def stamp(node: Node, path: str, line_offset: int = 0, via: str | None = None) -
     return copy(node, 0)
 
 
+def fingerprint(node: Node | None) -> object:
+    """A value equal for two nodes that are the same YAML written at the same places (tags,
+    styles, values, each node's line and column, and the file and route of an `Origin`):
+    what a build that copies values from `node` into its objects cannot tell apart."""
+    if node is None:
+        return None
+    memo: dict[int, object] = {}
+    scalar_t, mapping_t = ynodes.ScalarNode, ynodes.MappingNode
+
+    def mark_of(m: yaml.Mark | None) -> object:
+        if m is None:
+            return None
+        if type(m) is Origin:
+            return (m.name, m.line, m.via, m.secret)
+        return (m.line, m.column)
+
+    def fp(n: Node, depth: int) -> object:
+        if type(n) is scalar_t:
+            return (n.tag, n.value, n.style, mark_of(n.start_mark), mark_of(n.end_mark))
+        # Collections are remembered: an alias repeats one, and must not cost it again.
+        done = memo.get(id(n))
+        if done is not None:
+            return done
+        if depth > 500:
+            raise RecursionError("nesting too deep")
+        out: object
+        if type(n) is mapping_t or isinstance(n, ynodes.MappingNode):
+            items = tuple((fp(k, depth + 1), fp(v, depth + 1)) for k, v in n.value)
+            out = ("m", n.tag, n.flow_style, mark_of(n.start_mark), mark_of(n.end_mark), items)
+        elif isinstance(n, ynodes.SequenceNode):
+            values = tuple(fp(v, depth + 1) for v in n.value)
+            out = ("s", n.tag, n.flow_style, mark_of(n.start_mark), mark_of(n.end_mark), values)
+        else:
+            assert isinstance(n, ynodes.ScalarNode)
+            out = ("v", n.tag, n.value, n.style, mark_of(n.start_mark), mark_of(n.end_mark))
+        memo[id(n)] = out
+        return out
+
+    return fp(node, 0)
+
+
 # --- making nodes -------------------------------------------------------------------
 
 

@@ -216,7 +216,9 @@ def _patch(k: Kustomizer, entry: PatchEntry, acc: Accumulated) -> None:
         chosen = {id(r) for r in selected}
         _map(
             acc,
-            lambda r: _smp(r, docs[0], entry, acc, where, retarget=True) if id(r) in chosen else r,
+            lambda r: (
+                _smp(k, r, docs[0], entry, acc, where, retarget=True) if id(r) in chosen else r
+            ),
             where,
         )
         return
@@ -241,10 +243,11 @@ def _patch(k: Kustomizer, entry: PatchEntry, acc: Accumulated) -> None:
                 )
             )
             continue
-        _map(acc, functools.partial(_smp_one, target, doc, entry, acc, where), where)
+        _map(acc, functools.partial(_smp_one, k, target, doc, entry, acc, where), where)
 
 
 def _smp_one(
+    k: Kustomizer,
     chosen: Resource,
     doc: ynodes.Node,
     entry: PatchEntry,
@@ -252,7 +255,7 @@ def _smp_one(
     where: str,
     res: Resource,
 ) -> Resource | None:
-    return _smp(res, doc, entry, acc, where) if res is chosen else res
+    return _smp(k, res, doc, entry, acc, where) if res is chosen else res
 
 
 def _by_id(acc: Accumulated, patch: ynodes.MappingNode) -> Resource | None:
@@ -277,6 +280,7 @@ def _by_id(acc: Accumulated, patch: ynodes.MappingNode) -> Resource | None:
 
 
 def _smp(
+    k: Kustomizer,
     res: Resource,
     patch: ynodes.Node,
     entry: PatchEntry,
@@ -292,8 +296,9 @@ def _smp(
             if isinstance(k, ynodes.ScalarNode)
         )
     }
+    allow = (bool(options.get("allowKindChange")), bool(options.get("allowNameChange")))
     try:
-        merged = smp.merge(patch, res.node, fieldspecs.Schema.of(res.api_version, res.kind))
+        merged = k.merge(patch, res, allow, functools.partial(_kept_identity, res, allow))
     except smp.MergeFailed as exc:
         line = yn.origin_of(exc.node, entry.file)[1] if exc.node is not None else entry.line
         path = ".".join(str(p) for p in exc.path)
@@ -306,14 +311,25 @@ def _smp(
             )
         )
         return res
-    if merged is None or (isinstance(merged, ynodes.MappingNode) and not merged.value):
+    if merged is None:
         return None  # `$patch: delete`
     assert isinstance(merged, ynodes.MappingNode)
-    # kustomize keeps the target's name, kind and namespace unless the patch's options
-    # allow a change (`Resource.ApplySmPatch`).
-    if not options.get("allowKindChange"):
+    return res.with_node(merged)
+
+
+def _kept_identity(
+    res: Resource, allow: tuple[bool, bool], merged: ynodes.Node | None
+) -> ynodes.Node | None:
+    """A merge's result as kustomize keeps it: None for `$patch: delete`; else with the
+    target's name, kind and namespace, unless the patch's options allow a change
+    (`Resource.ApplySmPatch`)."""
+    if merged is None or (isinstance(merged, ynodes.MappingNode) and not merged.value):
+        return None
+    assert isinstance(merged, ynodes.MappingNode)
+    allow_kind, allow_name = allow
+    if not allow_kind:
         merged = _set_scalar(merged, ("kind",), res.kind)
-    if not options.get("allowNameChange"):
+    if not allow_name:
         merged = _set_scalar(merged, ("metadata", "name"), res.name, keep=True)
     if res.namespace is not None:
         merged = _set_scalar(merged, ("metadata", "namespace"), res.namespace, keep=True)
@@ -321,7 +337,7 @@ def _smp(
         cleared = yn.update(merged, ("metadata", "namespace"), lambda _: None, create=False)
         assert isinstance(cleared, ynodes.MappingNode)
         merged = cleared
-    return res.with_node(merged)
+    return merged
 
 
 def _set_scalar(

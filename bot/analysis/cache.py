@@ -1,0 +1,117 @@
+"""What a worker keeps of its analyses, so that the next review of a repository does not
+parse and build again what it already did.
+
+Every entry of an analysis's cache is keyed by content (a parse by blob id, a build by
+what it read, see snapshot/build/clusters.py), so an entry is as good for the next
+commit as for this one. Per repository, the worker keeps what the last analysis used
+(the base of the next pull request is almost always among it); across repositories,
+the least recently reviewed go first once their estimated size passes the budget.
+Repositories never share entries: a blob id names content within one repository's
+history, and one installation's files must not answer for another's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+
+from bot.analysis.tree import Tree
+
+_MISSING = object()
+
+# Python's node trees of a YAML file, its scan and the objects built from it take about
+# this many times the file's size (measured on bench/homeops.py's repository: the
+# worker's resident memory after a review, less before, over the YAML bytes read).
+BYTES_PER_YAML_BYTE = 60
+
+
+class Carried(dict[object, object]):
+    """One analysis's cache: what it computes, and on first use whatever the previous
+    analysis of the same repository kept."""
+
+    def __init__(self, previous: dict[object, object] | None = None) -> None:
+        super().__init__()
+        self._previous = previous if previous is not None else {}
+
+    def __contains__(self, key: object) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        found = self._previous.get(key, _MISSING)
+        if found is _MISSING:
+            return False
+        dict.__setitem__(self, key, found)
+        return True
+
+    def __getitem__(self, key: object) -> object:
+        if self.__contains__(key):
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def get(self, key: object, default: object = None) -> object:
+        return dict.__getitem__(self, key) if self.__contains__(key) else default
+
+    def setdefault(self, key: object, default: object = None) -> object:
+        if not self.__contains__(key):
+            dict.__setitem__(self, key, default)
+        return dict.__getitem__(self, key)
+
+    def kept(self) -> dict[object, object]:
+        """What this analysis used, for the next one."""
+        return dict(self.items())
+
+
+def estimated_bytes(tree: Tree) -> int:
+    """What an analysis of `tree` keeps in memory, about."""
+    total = 0
+    for path in tree.paths():
+        if path.endswith((".yaml", ".yml")):
+            total += len(tree.read(path) or b"")
+    return total * BYTES_PER_YAML_BYTE
+
+
+class RepositoryCaches:
+    """Per repository, what its last analysis used; at most `max_bytes` in all (by
+    `estimated_bytes`), the least recently reviewed repository out first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._kept: OrderedDict[Hashable, tuple[dict[object, object], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(urls: Iterable[str]) -> Hashable | None:
+        """A repository's key: its clone URLs (None without any: nothing is kept)."""
+        found = tuple(sorted({u for u in urls if u}))
+        return found or None
+
+    def begin(self, repo: Hashable | None) -> Carried:
+        with self._lock:
+            kept = self._kept.get(repo) if repo is not None else None
+            if kept is not None:
+                self._kept.move_to_end(repo)
+        return Carried(kept[0] if kept is not None else None)
+
+    def end(self, repo: Hashable | None, cache: Carried, cost: int) -> None:
+        """Keep what `cache` used for `repo`'s next analysis, within the budget."""
+        if repo is None or cost > self.max_bytes:
+            with self._lock:
+                if repo is not None:
+                    self._kept.pop(repo, None)
+            return
+        kept = cache.kept()
+        with self._lock:
+            self._kept[repo] = (kept, cost)
+            self._kept.move_to_end(repo)
+            total = sum(c for _, c in self._kept.values())
+            while total > self.max_bytes and len(self._kept) > 1:
+                _, (_, dropped) = self._kept.popitem(last=False)
+                total -= dropped
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(c for _, c in self._kept.values())
