@@ -182,7 +182,8 @@ def test_the_assumed_version_is_said_once() -> None:
     result = analyze_files(
         applied({"flow.yaml": flow_schema("flowcontrol.apiserver.k8s.io/v1beta2")})
     )
-    assert [f.severity for f in of_rule(result.findings, RULE)] == [Severity.ERROR]
+    # Assumed, not said: what an upgrade to it breaks, a warning.
+    assert [f.severity for f in of_rule(result.findings, RULE)] == [Severity.WARNING]
     assert len([n for n in result.notes if "the newest vendored" in n]) == 1
 
 
@@ -196,3 +197,30 @@ def test_a_pull_request_adding_a_use_reports_it_and_one_leaving_it_does_not() ->
         {"a.yaml": hpa("a"), "c.yaml": flow_schema("flowcontrol.apiserver.k8s.io/v1")}
     )
     assert of_rule(run(unrelated, base, config=config), RULE) == []
+
+
+def test_a_removal_against_an_assumed_kubernetes_is_a_warning_that_an_upgrade_breaks_it() -> None:
+    """Nothing says which Kubernetes the cluster runs: the newest vendored is assumed, and
+    a repository written for an older one (that still serves the apiVersion) is not
+    broken by it."""
+    [finding] = findings(applied({"a.yaml": hpa("a")}), version=None)
+    assert finding.severity is Severity.WARNING
+    assert finding.message.startswith(
+        "HorizontalPodAutoscaler autoscaling/v2beta2 was removed in Kubernetes 1.26: a cluster "
+        "on 1.26 or later refuses it"
+    )
+    assert "Upgrading the cluster breaks what applies it" in finding.message
+
+
+def test_the_k3s_release_an_ansible_inventory_installs_is_the_clusters_kubernetes() -> None:
+    files = applied({"a.yaml": hpa("a")})
+    files["ansible/inventory/group_vars/all/k3s.yml"] = (
+        'k3s_release_version: "v1.24.8+k3s1"\nk3s_install_hard_links: true\n'
+    )
+    # 1.24 serves autoscaling/v2beta2, and 1.25 still does.
+    assert findings(files, version=None) == []
+    files["ansible/inventory/group_vars/all/k3s.yml"] = 'k3s_release_version: "v1.26.0+k3s1"\n'
+    [finding] = findings(files, version=None)
+    assert finding.severity is Severity.ERROR
+    assert "this cluster (1.26) refuses it" in finding.message
+    assert "Ansible variable k3s_release_version in ansible/inventory" in (finding.detail or "")

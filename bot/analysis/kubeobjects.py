@@ -38,6 +38,8 @@ Path = tuple[str | int, ...]
 # files holding one of them are parsed for it.
 _VERSION_HINTS = (
     b"kubernetesVersion",
+    b"k3s_release_version",
+    b"k3s_version",
     b"kubelet",
     b"kube-apiserver",
     b"upgrade.cattle.io",

@@ -11,7 +11,10 @@ A pure function over `(path, documents)` pairs (each document parsed YAML). What
 - Cluster API: `KubeadmControlPlane`/`TalosControlPlane` `spec.version`, a
   `MachineDeployment`'s `spec.template.spec.version`, a `Cluster`'s `spec.topology.version`;
   Rancher's provisioning `Cluster`: `spec.kubernetesVersion`; eksctl's `ClusterConfig`:
-  `metadata.version`; k0sctl's `Cluster`: `spec.k0s.version`.
+  `metadata.version`; k0sctl's `Cluster`: `spec.k0s.version`;
+- Ansible variables of the k3s roles (`k3s_release_version` of xanmanning.k3s, which the
+  k8s-at-home cluster template installs with; `k3s_version` of k3s-io/k3s-ansible), in a
+  `group_vars`/`host_vars` file: `v1.20.7+k3s1`.
 A value still holding `${` (substituted later) says nothing. Flux's HelmRelease has no
 field for the cluster's version (none of its CRD versions declares one), so it is not read.
 """
@@ -28,6 +31,10 @@ from bot.analysis.k8sschemas import Minor, parse_minor
 _IMAGE_TAG = re.compile(
     r"(?:^|/)(?:kubelet|kube-apiserver|node):v?(\d+)\.(\d+)(?:\.\d+)?(?:[@+-]|$)"
 )
+
+
+# The k3s installers' Ansible roles name the release they install with these variables.
+_ANSIBLE_K3S = ("k3s_release_version", "k3s_version")
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,10 @@ def _in_document(doc: Mapping[str, Any]) -> Iterator[tuple[tuple[Minor, str] | N
             _image(_get(doc, "cluster", "apiServer", "image")),
             "Talos machine config's kube-apiserver",
         )
+    if kind is None:
+        for key in _ANSIBLE_K3S:
+            if key in doc:
+                yield _version(doc[key]), f"Ansible variable {key}"
     if group == "upgrade.cattle.io" and kind == "Plan":
         yield _version(_get(doc, "spec", "version")), "system-upgrade-controller Plan"
     elif group.startswith("tuppr.") and kind == "KubernetesUpgrade":

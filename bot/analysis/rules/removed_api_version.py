@@ -19,9 +19,13 @@ the apiVersion to use instead. A chart template whose `apiVersion` is chosen by 
 condition (`.Capabilities`, `if`) is left to the render.
 
 The Kubernetes version: the config's `kubernetes_version` (per cluster, or for all),
-else what the repository says (a Talos, kubeadm, k3s or kind config, a
+else what the repository says (a Talos, kubeadm, k3s or kind config, a k3s
+Ansible role's variables, a
 system-upgrade-controller Plan, Cluster API), else the newest vendored minor, which the
-check says once. A chart's templates are judged against the newest minor any cluster
+check says once; against an assumed minor, a removal is a warning (the cluster may run an
+older Kubernetes that still serves it; the repository worked when it was written), and an
+error once the config or the repository says the cluster runs a minor without it. A
+chart's templates are judged against the newest minor any cluster
 runs.
 """
 
@@ -144,11 +148,18 @@ def check(ctx: Context) -> Iterator[Finding]:
         version = use.version
         file, line, what = places[0]
         severity = Severity.ERROR if state is Removal.REMOVED else Severity.WARNING
+        message = use.status.message
+        if state is Removal.REMOVED and not version.detected:
+            # The newest vendored minor was assumed: a repository that says nothing of its
+            # Kubernetes may run an older one that still serves this apiVersion (it worked
+            # when it was written), so this is what an upgrade breaks, not a broken apply.
+            severity = Severity.WARNING
+            message = _assumed(use.status)
         more = len(places) - 1
         also = f" ({more} more use{'s' if more > 1 else ''} of it below)" if more else ""
         consequence = (
             ". The Flux Kustomization or Helm release applying it fails"
-            if state is Removal.REMOVED
+            if severity is Severity.ERROR
             else ". Upgrading the cluster breaks what applies it"
         )
         yield ctx.finding(
@@ -156,8 +167,18 @@ def check(ctx: Context) -> Iterator[Finding]:
             severity,
             file,
             line,
-            f"{use.status.message}{consequence}{also}.",
+            f"{message}{consequence}{also}.",
             related=[Location(f, n, message=f"{kind} {api}: {w}") for f, n, w in places[1:]],
             key=(api, kind, state.value, use.version.label),
             detail=f"{what}. Checked against Kubernetes {version.label} ({version.reason}).",
         )
+
+
+def _assumed(status: RemovalStatus) -> str:
+    api = status.api
+    removed = "{}.{}".format(*api.removed_in) if api.removed_in else "?"
+    use = f"; use {api.replacement}" if api.replacement else ""
+    return (
+        f"{api.kind} {api.api_version} was removed in Kubernetes {removed}: a cluster on "
+        f"{removed} or later refuses it{use}"
+    )
