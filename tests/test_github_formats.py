@@ -243,6 +243,33 @@ def test_the_impact_section_names_each_cluster() -> None:
     assert row.endswith("| – |")
 
 
+def test_the_impact_section_keeps_what_is_removed_beside_what_is_not_known() -> None:
+    # A Flux Kustomization dropped from its parent: its PersistentVolumeClaim is pruned,
+    # and its HelmRelease's chart was not rendered at the base. Both are said.
+    impact = [
+        ClusterImpact(
+            "clusters/prod",
+            [
+                KustomizationImpact(
+                    "Flux Kustomization default/atuin",
+                    removed=["HelmRelease default/atuin", "PersistentVolumeClaim default/atuin"],
+                    unknown=["HelmRelease default/atuin is not rendered at the base"],
+                ),
+                KustomizationImpact(
+                    "Flux Kustomization flux-system/apps", removed=["Kustomization default/atuin"]
+                ),
+            ],
+        )
+    ]
+    text = markdown.impact_section(impact)
+    assert "| Flux Kustomization | added | changed | removed | not fully known |" in text
+    row = next(line for line in text.splitlines() if "default/atuin |" in line)
+    assert "2: `HelmRelease default/atuin`, `PersistentVolumeClaim default/atuin`" in row
+    assert row.endswith("| HelmRelease default/atuin is not rendered at the base |")
+    apps = next(line for line in text.splitlines() if "flux-system/apps" in line)
+    assert apps.endswith("| 1: `Kustomization default/atuin` | – |")
+
+
 def test_no_cluster_affected_is_said_and_no_impact_is_silent() -> None:
     assert "No cluster is affected" in markdown.impact_section([])
     assert markdown.impact_section(None) == ""

@@ -150,16 +150,24 @@ def impact_section(impact: Sequence[ClusterImpact] | None, heading: str = "###")
         return out + "No cluster is affected: nothing a Flux Kustomization applies changes.\n"
     for cluster in impact:
         out += f"**{cell(cluster.cluster, 200)}**\n\n"
+        # What is not fully known has a column of its own: a Kustomization the change
+        # drops can both prune a PersistentVolumeClaim and hold a chart not rendered.
+        unknown = any(k.unknown for k in cluster.kustomizations)
         if cluster.kustomizations:
-            out += "| Flux Kustomization | added | changed | removed |\n|---|---|---|---|\n"
+            out += "| Flux Kustomization | added | changed | removed |"
+            out += (
+                " not fully known |\n|---|---|---|---|---|\n"
+                if unknown
+                else "\n|---|---|---|---|\n"
+            )
         for k in cluster.kustomizations:
-            removed = _objects(k.removed)
-            if k.unknown:
-                removed = f"unknown: {'; '.join(k.unknown[:3])}"
             out += (
                 f"| {cell(k.label, 300)} | {cell(_objects(k.added), 600)} | "
-                f"{cell(_objects(k.changed), 600)} | {cell(removed, 600)} |\n"
+                f"{cell(_objects(k.changed), 600)} | {cell(_objects(k.removed), 600)} |"
             )
+            if unknown:
+                out += f" {cell('; '.join(k.unknown[:3]) or '–', 600)} |"
+            out += "\n"
         if cluster.unfollowed:
             shown = "; ".join(clip(u, 200) for u in cluster.unfollowed[:5])
             more = len(cluster.unfollowed) - 5
