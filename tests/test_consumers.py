@@ -495,6 +495,34 @@ def test_git_repository_spec_ignore_hides_files_from_flux() -> None:
     assert consumers_of(files, "apps/team/b.draft.yaml") == []
 
 
+def test_git_repository_spec_ignore_re_includes_below_an_ignored_directory() -> None:
+    # source-controller walks into an ignored directory and judges each file on its own
+    # path with go-git's matcher (the last matching pattern wins), so `!/kubernetes/main`
+    # ships that directory although `/*` ignores `kubernetes/`: git's rule that a file
+    # below an excluded directory cannot be re-included is not Flux's.
+    sync = gotk_sync().replace(
+        "  url: ssh://git@github.com/example/platform-gitops\n",
+        "  url: ssh://git@github.com/example/platform-gitops\n"
+        "  ignore: |\n"
+        "    /*\n"
+        "    !/clusters/\n"
+        "    !/kubernetes/main\n",
+    )
+    files = repo(
+        {
+            "clusters/prod/flux-system/gotk-sync.yaml": sync,
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./kubernetes/main/apps"),
+            "clusters/prod/storage.yaml": flux_kustomization(
+                "storage", "./kubernetes/storage/apps"
+            ),
+            "kubernetes/main/apps/a.yaml": deployment("a"),
+            "kubernetes/storage/apps/b.yaml": deployment("b"),
+        }
+    )
+    assert consumers_of(files, "kubernetes/main/apps/a.yaml") == [APPS]
+    assert consumers_of(files, "kubernetes/storage/apps/b.yaml") == []
+
+
 def test_kustomize_entry_left_out_of_the_artifact_reads_nothing() -> None:
     # The build fails on the missing entry; the chart template is never applied raw.
     files = repo(

@@ -75,20 +75,43 @@ class RepoView(View):
         self.ignore = ignore
         self.label = label
         self._ignored: dict[str, bool] = {}
+        self._shipped: dict[str, bool] = {}
         self._subdirs: dict[str, list[str]] | None = None
 
     def _hidden(self, path: str) -> bool:
+        """Whether the ignore rules leave `path` out. source-controller's archive walk
+        goes on into an ignored directory and judges every file on its own path (go-git's
+        matcher: the last matching pattern wins), so `/*` then `!/kubernetes/main` ships
+        kubernetes/main although git would keep a file below an excluded directory out."""
         if self.ignore is None:
             return False
         found = self._ignored.get(path)
         if found is None:
             found = self.ignore.ignored(path)
-            if not found:
-                # A file below an ignored directory is gone with it.
-                parent = posixpath.dirname(path.rstrip("/"))
-                found = bool(parent) and self._hidden(parent + "/")
             self._ignored[path] = found
         return found
+
+    def _shipped_dir(self, directory: str) -> bool:
+        """A directory is in the artifact when it is not ignored or when a file below it
+        is re-included (the archive then holds it as that file's parent)."""
+        if not directory or not self._hidden(directory + "/"):
+            return True
+        found = self._shipped.get(directory)
+        if found is None:
+            found = any(not self._hidden(p) for p in self.files.children.get(directory, ())) or any(
+                self._shipped_dir(d) for d in self._subdirs_of(directory)
+            )
+            self._shipped[directory] = found
+        return found
+
+    def _subdirs_of(self, directory: str) -> list[str]:
+        if self._subdirs is None:
+            index: dict[str, list[str]] = defaultdict(list)
+            for d in self.files.dirs:
+                if d:
+                    index[posixpath.dirname(d)].append(d)
+            self._subdirs = {k: sorted(v) for k, v in index.items()}
+        return self._subdirs.get(directory, [])
 
     def real(self, path: str) -> str | None:
         if path in self.files.path_set and not self._hidden(path):
@@ -96,19 +119,13 @@ class RepoView(View):
         return None
 
     def is_dir(self, path: str) -> bool:
-        return path in self.files.dirs and (not path or not self._hidden(path + "/"))
+        return path in self.files.dirs and self._shipped_dir(path)
 
     def files_in(self, directory: str) -> list[str]:
         return sorted(p for p in self.files.children.get(directory, ()) if not self._hidden(p))
 
     def subdirs(self, directory: str) -> list[str]:
-        if self._subdirs is None:
-            index: dict[str, list[str]] = defaultdict(list)
-            for d in self.files.dirs:
-                if d:
-                    index[posixpath.dirname(d)].append(d)
-            self._subdirs = {k: sorted(v) for k, v in index.items()}
-        return [d for d in self._subdirs.get(directory, ()) if not self._hidden(d + "/")]
+        return [d for d in self._subdirs_of(directory) if self._shipped_dir(d)]
 
 
 class MappedView(View):
