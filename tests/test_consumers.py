@@ -523,6 +523,28 @@ def test_git_repository_spec_ignore_re_includes_below_an_ignored_directory() -> 
     assert consumers_of(files, "kubernetes/storage/apps/b.yaml") == []
 
 
+def test_each_cluster_reads_through_its_own_git_repository_ignore() -> None:
+    # Two clusters bootstrapped from their own config directories, each with a
+    # GitRepository of the same name that ships only that cluster's directory: each
+    # cluster's source is the one beside its root, not the first of that name.
+    files: dict[str, str | bytes] = {}
+    for cluster in ("main", "storage"):
+        source = (
+            git_repository("home-kubernetes", "ssh://git@github.com/example/platform-gitops")
+            + f"  ignore: |\n    /*\n    !/kubernetes/{cluster}\n"
+        )
+        root = flux_kustomization(
+            "cluster", f"./kubernetes/{cluster}/apps", source="home-kubernetes"
+        )
+        files[f"kubernetes/{cluster}/config/kustomization.yaml"] = kustomization(["cluster.yaml"])
+        files[f"kubernetes/{cluster}/config/cluster.yaml"] = source + "---\n" + root
+        files[f"kubernetes/{cluster}/apps/app.yaml"] = deployment(f"app-{cluster}")
+    for cluster in ("main", "storage"):
+        assert consumers_of(files, f"kubernetes/{cluster}/apps/app.yaml") == [
+            f"Flux Kustomization flux-system/cluster (kubernetes/{cluster}/config/cluster.yaml)"
+        ]
+
+
 def test_kustomize_entry_left_out_of_the_artifact_reads_nothing() -> None:
     # The build fails on the missing entry; the chart template is never applied raw.
     files = repo(

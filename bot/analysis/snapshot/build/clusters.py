@@ -1289,14 +1289,21 @@ class _Walk:
         found = self._lookup(SOURCE_GROUP, "GitRepository", namespace or None, name)
         if found is not None:
             return yn.text(yn.get(found.node, "spec", "ignore"))
-        for _path, _i, doc in self.b._docs_with(b"source.toolkit.fluxcd.io", b"GitRepository"):
+        # Clusters bootstrapped from their own directories often name their sources
+        # alike (`home-kubernetes` in kubernetes/main and kubernetes/storage, each
+        # shipping its own directory): the one nearest the root is this cluster's.
+        near = root.path
+        best: tuple[int, str | None] | None = None
+        for path, _i, doc in self.b._docs_with(b"source.toolkit.fluxcd.io", b"GitRepository"):
             if (
                 yn.text(yn.get(doc, "kind")) == "GitRepository"
                 and yn.text(yn.get(doc, "metadata", "name")) == name
                 and (yn.text(yn.get(doc, "metadata", "namespace")) or namespace) == namespace
             ):
-                return yn.text(yn.get(doc, "spec", "ignore"))
-        return None
+                shared = len(posixpath.commonpath([path, near])) if path != near else len(near) + 1
+                if best is None or shared > best[0]:
+                    best = (shared, yn.text(yn.get(doc, "spec", "ignore")))
+        return best[1] if best is not None else None
 
     def _same_revision(self, spec: ynodes.Node | None) -> bool:
         """A GitRepository of this repository's URL that follows another branch, a tag, a
