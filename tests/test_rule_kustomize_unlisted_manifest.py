@@ -131,3 +131,27 @@ def test_a_manifest_listed_by_a_component_nothing_uses_is_listed() -> None:
         }
     )
     assert of_rule(run(files), RULE) == []
+
+
+def test_commenting_out_an_applied_entry_is_said_once_as_the_prune() -> None:
+    # The change comments out a manifest a pruning Flux Kustomization applied: Flux
+    # deletes its objects, which prune-deletes says; the notice that the entry is
+    # commented out would be a second finding of the same edit.
+    base = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": kustomization(["./web.yaml", "./grafana.yaml"]),
+            "apps/web.yaml": deployment("web"),
+            "apps/grafana.yaml": configmap("grafana"),
+        }
+    )
+    head = dict(base)
+    head["apps/kustomization.yaml"] = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources:\n  - ./web.yaml\n  # - ./grafana.yaml\n"
+    )
+    findings = run(head, base)
+    assert [(f.rule, f.path) for f in findings] == [("prune-deletes", "apps/grafana.yaml")]
+    # Without the base, the commented entry is the notice it always was.
+    [notice] = of_rule(run(head), RULE)
+    assert notice.severity == "notice" and "comments out `./grafana.yaml`" in notice.message

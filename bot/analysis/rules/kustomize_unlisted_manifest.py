@@ -13,6 +13,8 @@ the files beside a kustomization file that does not parse (`yaml-syntax-error`).
 
 A manifest whose entry the kustomization file has commented out (`# - ./grafana.yaml`,
 or its directory's) is left out on purpose: a notice names the commented line instead.
+When a pull request comments out an entry that a pruning Flux Kustomization applied,
+`prune-deletes` reports what Flux deletes, and this notice is not repeated.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bot.analysis.findings import Finding, Location, Severity
 from bot.analysis.lines import split_lines
 from bot.analysis.model import KUSTOMIZATION_FILES, is_yaml_name
 from bot.analysis.rules.base import Context
+from bot.analysis.snapshot import Snapshot
 
 ID = "kustomize-unlisted-manifest"
 SEVERITY = Severity.WARNING
@@ -68,6 +71,8 @@ def check(ctx: Context) -> Iterator[Finding]:
         rel = path[len(owner.directory) + 1 :] if owner.directory else path
         commented = _commented_entry(repo.text(owner.path) or "", rel)
         if commented is not None:
+            if _pruned_by_change(repo, path):
+                continue
             line, entry = commented
             yield ctx.finding(
                 ID,
@@ -92,6 +97,16 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"add `- {rel}` to `resources` or delete it.",
             related=[Location(owner.path, 1, message="the kustomization file")],
         )
+
+
+def _pruned_by_change(repo: Snapshot, path: str) -> bool:
+    """Whether the other side of the change applied the file through a Flux
+    Kustomization that prunes: commenting out its entry is then the deletion that
+    prune-deletes reports, one finding for one edit."""
+    peer = repo.peer
+    if peer is None:
+        return False
+    return any(getattr(c.applier, "prune", False) for c in peer.other.consumers.get(path, ()))
 
 
 def _commented_entry(text: str, rel: str) -> tuple[int, str] | None:
