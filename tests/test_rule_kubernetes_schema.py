@@ -146,6 +146,24 @@ def test_a_mistake_the_api_server_refuses_and_its_correct_twin(
     assert found(applied(right)) == []
 
 
+def test_a_service_external_traffic_policy_outside_its_enum() -> None:
+    # validateServiceExternalTrafficPolicy accepts Cluster and Local only (and nothing
+    # at all for a Service that is not externally accessible).
+    def lb(policy: str) -> str:
+        return (
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: web\n"
+            f"spec:\n  type: LoadBalancer\n  externalTrafficPolicy: {policy}\n"
+            "  selector:\n    app: web\n  ports:\n    - port: 80\n"
+        )
+
+    finding = only(applied(lb("Locale")))
+    assert finding.line == line_of(lb("Locale"), "Locale")
+    assert finding.message.startswith(
+        '`.spec.externalTrafficPolicy` is "Locale": Service v1 accepts Cluster, Local'
+    )
+    assert found(applied(lb("Local"))) == []
+
+
 def test_an_unknown_field_comes_with_the_line_that_fixes_it() -> None:
     finding = only(applied(web(replicas="replica: 2")))
     assert finding.suggestion == "  replicas: 2"

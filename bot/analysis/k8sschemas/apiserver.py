@@ -158,6 +158,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(_C + "ServiceSpec", "sessionAffinity", _enum("ClientIP", "None"), CORE),
     Check(_C + "ServiceSpec", "internalTrafficPolicy", _enum("Cluster", "Local"), CORE),
+    Check(_C + "ServiceSpec", "externalTrafficPolicy", _enum("Cluster", "Local"), CORE),
     Check(
         _C + "ServiceSpec",
         "ipFamilyPolicy",
