@@ -49,7 +49,7 @@ def test_sharing_between_base_head_and_reviews_changes_no_finding(
     # One worker reviewing every repository of the module in turn, as if they were one
     # repository's pull requests: whatever it carries over is keyed by content.
     caches = RepositoryCaches(1 << 40)
-    differ = []
+    differ: list[tuple[Any, ...]] = []
     for number, (head, base, config) in enumerate(cases):
         full = _analysed(head, base, config, incremental=False)
         shared = _analysed(head, base, config)
