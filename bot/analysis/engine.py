@@ -257,11 +257,12 @@ def analyze(
             # Before the collector's thresholds are back: what the snapshots derived,
             # and the cache the caller does not keep, are freed here by reference
             # counting instead of walked by the collector.
+            kept = cache is not None and incremental
             for made_here in made:
                 if isinstance(made_here, dict):
                     made_here.clear()
                 else:
-                    made_here.release()
+                    made_here.release(kept)
             del made[:]
 
 

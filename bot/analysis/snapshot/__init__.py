@@ -63,14 +63,16 @@ class Snapshot:
         # change may have changed is to be judged object by object.
         self.peer: Peer | None = None
 
-    def release(self) -> None:
+    def release(self, kept: bool = True) -> None:
         """Drops what this snapshot derived (its indexes, build, per-rule state) and its
         peer; they are computed again if asked for. What an analysis derives is held in
         reference cycles (an index and its snapshot, the two sides of a change through
         their peers): left to Python's cyclic collector, millions of nodes are walked
         once more before they are freed, which took a quarter of a whole-tree check.
-        Released, they are freed as soon as nothing else holds them; what the cache
-        keeps stays."""
+        Released, they are freed as soon as nothing else holds them. Unless the cache
+        is `kept` for a later analysis, the cycles within the builds are cut too."""
+        if not kept and "build" in self.__dict__:
+            self.build.cut()
         for name in list(self.__dict__):
             if name not in _KEPT_ON_RELEASE:
                 del self.__dict__[name]
