@@ -31,6 +31,8 @@ Files that Helm template syntax breaks, chart templates and files
 a kustomization uses as a patch (partial objects: their required fields are not checked)
 are not checked as whole objects. The CEL rules of the CRDs (`x-kubernetes-validations`)
 are not evaluated: there is no maintained Python evaluator of Kubernetes' CEL dialect.
+In a pull request only the objects the change may have changed are validated against
+their schema.
 """
 
 from __future__ import annotations
