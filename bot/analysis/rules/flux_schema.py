@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -631,6 +632,22 @@ def _plan(
         yield target, (version, version.release.kinds[target.api][target.kind])
 
 
+_Deprecated = dict[tuple[str, str], dict[tuple[str, int], None]]
+# Each snapshot's plan, made once: a pull request's two sides each read the other's.
+_PLANS: weakref.WeakKeyDictionary[Snapshot, tuple[list[tuple[_Target, _Step]], _Deprecated]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _planned(repo: Snapshot) -> tuple[list[tuple[_Target, _Step]], _Deprecated]:
+    found = _PLANS.get(repo)
+    if found is None:
+        deprecated: _Deprecated = {}
+        found = (list(_plan(repo, deprecated)), deprecated)
+        _PLANS[repo] = found
+    return found
+
+
 def _judged_as(target: _Target, version: FluxVersion, schema_id: str) -> tuple[object, ...]:
     """What an object's schema findings are a function of: the very node (a built
     object is the same node at base and head when nothing it was built from changed,
@@ -649,7 +666,7 @@ def _judged_alike(repo: Snapshot) -> set[tuple[object, ...]] | None:
     if peer is None:
         return None
     alike: set[tuple[object, ...]] = set()
-    for target, step in _plan(peer.other, {}):
+    for target, step in _planned(peer.other)[0]:
         if len(step) == 2:
             alike.add(_judged_as(target, step[0], step[1]))
     return alike
@@ -658,8 +675,8 @@ def _judged_alike(repo: Snapshot) -> set[tuple[object, ...]] | None:
 def check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     alike = _judged_alike(repo)
-    deprecated: dict[tuple[str, str], dict[tuple[str, int], None]] = {}
-    for target, step in _plan(repo, deprecated):
+    plan, deprecated = _planned(repo)
+    for target, step in plan:
         if len(step) == 4:
             file, line, message, detail = step
             yield ctx.finding(ID, SEVERITY, file, line, message, detail=detail)
