@@ -36,10 +36,10 @@ RULES = ("kubernetes-schema", "removed-api-version")
 
 def checks(files: dict[str, str]) -> None:
     """Whole-tree and pull-request checks without the Kubernetes rules, then with them."""
-    from bench.run import pull_request
+    from bench.run import platform_pull_request
 
     data = {p: t.encode() for p, t in files.items()}
-    tree, head = DictTree(data), DictTree(pull_request(data))
+    tree, head = DictTree(data), DictTree(platform_pull_request(data, 3))
     off = parse_config("rules:\n" + "".join(f"  {r}: off\n" for r in RULES))
     timings: dict[str, float] = {}
     for label, config in (("without", off), ("with", None)):
