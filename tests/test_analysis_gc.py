@@ -59,3 +59,30 @@ def test_a_process_with_its_own_thresholds_gets_them_back() -> None:
         assert gc.get_threshold() == (1234, 5, 6)
     finally:
         gc.set_threshold(*before)
+
+
+def test_what_an_analysis_built_is_freed_without_the_collector() -> None:
+    # Nothing of a repository's nodes, builds or snapshots is left in reference cycles
+    # once an analysis whose cache nobody keeps has ended: the collection at its end
+    # has next to nothing to free (a few objects of the libraries it uses).
+    from bench import homeops
+
+    base = {p: t.encode() for p, t in homeops.generate(8).items()}
+    head = homeops.pull_request(base, 3)
+    collected: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collected.append(info["collected"])
+
+    gc.collect()
+    gc.disable()
+    gc.callbacks.append(watch)
+    try:
+        analyze(DictTree(head), DictTree(base))
+        analyze(DictTree(base))
+    finally:
+        gc.callbacks.remove(watch)
+        gc.enable()
+    assert len(collected) == 2, "one collection at the end of each analysis"
+    assert max(collected) < 500, collected

@@ -49,7 +49,7 @@ def test_sharing_between_base_head_and_reviews_changes_no_finding(
     # One worker reviewing every repository of the module in turn, as if they were one
     # repository's pull requests: whatever it carries over is keyed by content.
     caches = RepositoryCaches(1 << 40)
-    differ = []
+    differ: list[tuple[Any, ...]] = []
     for number, (head, base, config) in enumerate(cases):
         full = _analysed(head, base, config, incremental=False)
         shared = _analysed(head, base, config)
@@ -58,6 +58,14 @@ def test_sharing_between_base_head_and_reviews_changes_no_finding(
         caches.end("one repository", carried, 1)
         if not full == shared == kept:
             differ.append((number, sorted(head), full, shared, kept))
+        if base is not None:
+            # Only what the change introduces: rules may then leave out, on both sides,
+            # objects the change left as they were (flux-schema, kubernetes-schema).
+            introduced = [(f, anchor) for f, anchor in full[0] if f.introduced]
+            cfg = helpers.config_from(config) if isinstance(config, str) else config
+            reported = analyze(helpers.tree(head), helpers.tree(base), config=cfg).findings
+            if [(f, f.anchor) for f in reported] != introduced:
+                differ.append((number, sorted(head), introduced, reported))
     assert differ == [], f"{len(differ)} of {len(cases)} repositories differ"
 
 
@@ -174,3 +182,47 @@ def test_a_worker_keeps_what_fits_its_budget_least_recently_reviewed_out_first()
     caches.end("d", too_large, 101)
     assert "d" not in {k for k in caches._kept}
     assert isinstance(caches.begin(None), Carried) and RepositoryCaches.key([]) is None
+
+
+def test_a_pull_request_validates_only_the_flux_objects_its_change_reached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A field typo that predates the change, one the change writes, and an app whose
+    # HelmRelease the change edits: only the second is introduced, as a full analysis
+    # says, and the objects the change left as they were are validated on neither side.
+    from bot.analysis.rules import flux_schema
+
+    def typo(ks: bytes) -> bytes:
+        return ks.replace(b"  wait: false\n", b"  wait: false\n  intervall: 5m\n")
+
+    base = _home_ops(6)
+    base["kubernetes/apps/ns-01/app-00001/ks.yaml"] = typo(
+        base["kubernetes/apps/ns-01/app-00001/ks.yaml"]
+    )
+    head = homeops.pull_request(base, 3)
+    head["kubernetes/apps/ns-02/app-00002/ks.yaml"] = typo(
+        head["kubernetes/apps/ns-02/app-00002/ks.yaml"]
+    )
+    full = analyze(DictTree(head), DictTree(base), report_all=True, incremental=False)
+    validated: list[str] = []
+    real = flux_schema._validated
+
+    def counted(repo: Any, target: Any, schema_id: str) -> Any:
+        validated.append(target.path)
+        return real(repo, target, schema_id)
+
+    monkeypatch.setattr(flux_schema, "_validated", counted)
+    reported = analyze(DictTree(head), DictTree(base))
+    assert any(f.rule == "flux-schema" and f.introduced for f in full.findings)
+    assert [(f, f.anchor) for f in reported.findings] == [
+        (f, f.anchor) for f in full.findings if f.introduced
+    ]
+    assert [(f.path, f.message) for f in reported.findings if f.rule == "flux-schema"] == [
+        (f.path, f.message)
+        for f in full.findings
+        if f.rule == "flux-schema" and f.path.endswith("app-00002/ks.yaml")
+    ]
+    assert validated, "the objects the change reached are validated"
+    assert "kubernetes/apps/ns-01/app-00001/ks.yaml" not in validated
+    assert "kubernetes/apps/ns-02/app-00002/ks.yaml" in validated
+    assert len(validated) < len({p for p in head if p.endswith(("ks.yaml", "helmrelease.yaml"))})

@@ -170,8 +170,8 @@ _gc_lock = threading.Lock()
 _gc_pauses = 0
 _gc_thresholds: tuple[int, int, int] = (700, 10, 10)
 # While an analysis runs: young collections every 50,000 allocations (not 700), older
-# ones almost never.
-ANALYSIS_GC_THRESHOLDS = (50_000, 50, 100)
+# ones after 25 million (a safety valve for analyses that overlap in threads without end).
+ANALYSIS_GC_THRESHOLDS = (50_000, 500, 100)
 
 
 @contextlib.contextmanager
@@ -179,9 +179,12 @@ def _gc_paused() -> Iterator[None]:
     """Python's cyclic collector nearly idle while an analysis runs. An analysis allocates
     millions of small objects (YAML nodes, built objects) that live until it ends, and
     the default thresholds walked them again and again: with thousands of files that
-    took about 40% of the analysis. Young garbage is still collected, so memory stays
-    as it was. Analyses in other threads share the setting; the process's own is back
-    when the last one ends."""
+    took about 40% of the analysis. Young garbage is still collected. An older
+    collection walks every object alive since the last one: run within an analysis,
+    it walked all the analysis had built so far (a quarter of a whole-tree check), so it
+    runs once the last analysis has ended and released its snapshots, when what is
+    left is the garbage to free and what the caller keeps. Analyses in other threads
+    share the setting; the process's own is back when the last one ends."""
     global _gc_pauses, _gc_thresholds
     with _gc_lock:
         if _gc_pauses == 0:
@@ -194,6 +197,7 @@ def _gc_paused() -> Iterator[None]:
         with _gc_lock:
             _gc_pauses -= 1
             if _gc_pauses == 0:
+                gc.collect(1)
                 gc.set_threshold(*_gc_thresholds)
 
 
@@ -231,24 +235,46 @@ def analyze(
     With `incremental` false, base and head share nothing and `cache` is not used: each
     is analysed as if alone (the findings must be the same; tests compare).
     """
+    made: list[Snapshot | dict[object, object]] = []
     with _gc_paused():
-        return _analyze(
-            head,
-            base,
-            changed,
-            config,
-            report_all,
-            workers,
-            self_urls,
-            cancel,
-            renderer,
-            chart_history,
-            cache,
-            incremental,
-        )
+        try:
+            return _analyze(
+                made,
+                head,
+                base,
+                changed,
+                config,
+                report_all,
+                workers,
+                self_urls,
+                cancel,
+                renderer,
+                chart_history,
+                cache,
+                incremental,
+            )
+        finally:
+            # Before the collector's thresholds are back: what the snapshots derived,
+            # and the cache the caller does not keep, are freed here by reference
+            # counting instead of walked by the collector.
+            kept = cache is not None and incremental
+            for made_here in made:
+                if isinstance(made_here, dict):
+                    made_here.clear()
+                else:
+                    made_here.release(kept)
+            del made[:]
+
+
+def _made(
+    cache: dict[object, object], made: list[Snapshot | dict[object, object]]
+) -> dict[object, object]:
+    made.append(cache)
+    return cache
 
 
 def _analyze(
+    made: list[Snapshot | dict[object, object]],
     head: Tree,
     base: Tree | None,
     changed: Sequence[ChangedFile] | None,
@@ -266,20 +292,24 @@ def _analyze(
     # Shared by both snapshots: every parse is keyed by blob id and every build by what it
     # read, so the base costs only what the change touched.
     shared: dict[object, object] = cache if cache is not None and incremental else {}
+    if shared is not cache:
+        made.append(shared)
     errors: list[str] = []
     base_errors: list[str] = []
     scope = ChangeScope() if base is not None and renderer is not None else None
     repo = Snapshot(head, config, shared, self_urls, cancel, HelmOptions(renderer, scope, "head"))
+    made.append(repo)
     base_repo: Snapshot | None = None
     if base is not None:
         base_repo = Snapshot(
             base,
             config,
-            shared if incremental else {},
+            shared if incremental else _made({}, made),
             self_urls,
             cancel,
             HelmOptions(renderer, scope, "base"),
         )
+        made.append(base_repo)
     repo.chart_history = _published(chart_history, base_repo)
     if base_repo is not None:
         base_repo.chart_history = chart_history

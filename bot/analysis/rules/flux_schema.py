@@ -31,12 +31,15 @@ Files that Helm template syntax breaks, chart templates and files
 a kustomization uses as a patch (partial objects: their required fields are not checked)
 are not checked as whole objects. The CEL rules of the CRDs (`x-kubernetes-validations`)
 are not evaluated: there is no maintained Python evaluator of Kubernetes' CEL dialect.
+In a pull request only the objects the change may have changed are validated against
+their schema.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -549,8 +552,18 @@ def _first_serving(target: _Target) -> fluxschemas.FluxRelease | None:
     return None
 
 
-def check(ctx: Context) -> Iterator[Finding]:
-    repo = ctx.repo
+# What the loop over targets does with one: a finding about its apiVersion, or a
+# validation against the schema of a Flux version.
+_Step = tuple[str, int, str, str] | tuple[FluxVersion, str]
+
+
+def _plan(
+    repo: Snapshot,
+    deprecated: dict[tuple[str, str], dict[tuple[str, int], None]],
+) -> Iterator[tuple[_Target, _Step]]:
+    """For each target, its apiVersion's finding (file, line, message, detail), or the
+    version and schema to validate it against; the objects of apiVersions a newer Flux
+    no longer serves, where nothing says which Flux runs, are added to `deprecated`."""
     targets = [t for t in _targets(repo) if _known_kind(t.api.partition("/")[0], t.kind)]
 
     # A working repository only uses apiVersions its clusters serve: when nothing says
@@ -568,7 +581,6 @@ def check(ctx: Context) -> Iterator[Finding]:
         return max(candidates, key=lambda r: r.minor, default=None)
 
     versions: dict[int, FluxVersion] = {}
-    deprecated: dict[tuple[str, str], dict[tuple[str, int], None]] = {}
     for target in targets:
         if target.cluster is not None:
             if id(target.cluster) not in versions:
@@ -589,21 +601,20 @@ def check(ctx: Context) -> Iterator[Finding]:
             removed_by_floor = floor is not None and floor.minor > serving[-1].minor
             message, detail = api_problem
             if version.detected or not serving:
-                yield ctx.finding(ID, SEVERITY, file, line, message, detail=detail)
+                yield target, (file, line, message, detail)
                 continue
             if removed_by_floor and floor is not None:
-                yield ctx.finding(
-                    ID,
-                    SEVERITY,
-                    file,
-                    line,
-                    message.replace(
-                        f"not served by Flux {version.release.label}",
-                        f"not served by this cluster's Flux, at least {floor.label},",
-                    ),
-                    detail=(
+                yield (
+                    target,
+                    (
+                        file,
+                        line,
+                        message.replace(
+                            f"not served by Flux {version.release.label}",
+                            f"not served by this cluster's Flux, at least {floor.label},",
+                        ),
                         f"Nothing says which Flux the cluster runs, but it serves an apiVersion "
-                        f"applied beside this object that Flux {floor.label} introduced."
+                        f"applied beside this object that Flux {floor.label} introduced.",
                     ),
                 )
                 continue
@@ -618,7 +629,61 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"the newest release that serves {target.api}",
                 False,
             )
-        schema_id = version.release.kinds[target.api][target.kind]
+        yield target, (version, version.release.kinds[target.api][target.kind])
+
+
+_Deprecated = dict[tuple[str, str], dict[tuple[str, int], None]]
+# Each snapshot's plan, made once: a pull request's two sides each read the other's.
+_PLANS: weakref.WeakKeyDictionary[Snapshot, tuple[list[tuple[_Target, _Step]], _Deprecated]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _planned(repo: Snapshot) -> tuple[list[tuple[_Target, _Step]], _Deprecated]:
+    found = _PLANS.get(repo)
+    if found is None:
+        deprecated: _Deprecated = {}
+        found = (list(_plan(repo, deprecated)), deprecated)
+        _PLANS[repo] = found
+    return found
+
+
+def _judged_as(target: _Target, version: FluxVersion, schema_id: str) -> tuple[object, ...]:
+    """What an object's schema findings are a function of: the very node (a built
+    object is the same node at base and head when nothing it was built from changed,
+    see `_validated`), the file it is named in, and how it is judged."""
+    judged = (version.release.release, version.version, version.reason, version.detected)
+    return (id(target.doc), target.path, target.api, target.kind, target.patch, schema_id, judged)
+
+
+def _judged_alike(repo: Snapshot) -> set[tuple[object, ...]] | None:
+    """How the other side of the change judges each of its objects, when only what the
+    change introduces is reported (None otherwise). An object judged alike on both sides
+    has the same findings at the same lines of files the change left as they were, so
+    none is introduced: it is validated on neither side (kubernetes-schema does the
+    same, see `kubeobjects.Unchanged`)."""
+    peer = repo.peer
+    if peer is None:
+        return None
+    alike: set[tuple[object, ...]] = set()
+    for target, step in _planned(peer.other)[0]:
+        if len(step) == 2:
+            alike.add(_judged_as(target, step[0], step[1]))
+    return alike
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    repo = ctx.repo
+    alike = _judged_alike(repo)
+    plan, deprecated = _planned(repo)
+    for target, step in plan:
+        if len(step) == 4:
+            file, line, message, detail = step
+            yield ctx.finding(ID, SEVERITY, file, line, message, detail=detail)
+            continue
+        version, schema_id = step
+        if alike is not None and _judged_as(target, version, schema_id) in alike:
+            continue
         checked = _validated(repo, target, schema_id)
         if checked is not None:
             yield from _error_findings(ctx, target, version, checked)

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from bot.analysis.kubeobjects import KubeObjects, Peer
 
 
+# What a snapshot is made of, as opposed to what it derives.
+_KEPT_ON_RELEASE = frozenset({"files", "helm_options", "chart_history"})
+
+
 class Snapshot:
     """Everything the rules need to know about one commit, computed lazily."""
 
@@ -58,6 +62,21 @@ class Snapshot:
         # The other side of the change this snapshot is one side of, when only what the
         # change may have changed is to be judged object by object.
         self.peer: Peer | None = None
+
+    def release(self, kept: bool = True) -> None:
+        """Drops what this snapshot derived (its indexes, build, per-rule state) and its
+        peer; they are computed again if asked for. What an analysis derives is held in
+        reference cycles (an index and its snapshot, the two sides of a change through
+        their peers): left to Python's cyclic collector, millions of nodes are walked
+        once more before they are freed, which took a quarter of a whole-tree check.
+        Released, they are freed as soon as nothing else holds them. Unless the cache
+        is `kept` for a later analysis, the cycles within the builds are cut too."""
+        if not kept and "build" in self.__dict__:
+            self.build.cut()
+        for name in list(self.__dict__):
+            if name not in _KEPT_ON_RELEASE:
+                del self.__dict__[name]
+        self.peer = None
 
     def published_versions(self, chart_path: str) -> frozenset[str]:
         """The versions of the chart at `chart_path` that this repository had before

@@ -417,39 +417,46 @@ def substitute(
             opaque.append((file, line, value))
         return _retyped(new, value, mark)
 
-    def walk(node: ynodes.Node, field: tuple[str | int, ...]) -> ynodes.Node:
-        if len(field) > 200:
-            return node
-        if isinstance(node, ynodes.ScalarNode):
-            return scalar(node, field)
-        if isinstance(node, ynodes.SequenceNode):
-            items = [walk(item, (*field, i)) for i, item in enumerate(node.value)]
-            if all(a is b for a, b in zip(items, node.value, strict=True)):
-                return node
-            return ynodes.SequenceNode(
-                node.tag, items, node.start_mark, node.end_mark, node.flow_style
-            )
-        if isinstance(node, ynodes.MappingNode):
-            pairs = []
-            changed = False
-            for k, v in node.value:
-                nk = scalar(k, field) if isinstance(k, ynodes.ScalarNode) else k
-                nv = walk(v, (*field, k.value if isinstance(k, ynodes.ScalarNode) else "?"))
-                if nk is not k or nv is not v:
-                    changed = True
-                pairs.append((nk, nv))
-            if not changed:
-                return node
-            return ynodes.MappingNode(
-                node.tag, pairs, node.start_mark, node.end_mark, node.flow_style
-            )
-        return node
-
-    new = walk(res.node, ())
+    new = _substituted(res.node, (), scalar)
     if new is res.node:
         return res, undefined, opaque
     assert isinstance(new, ynodes.MappingNode)
     return res.with_node(new), undefined, opaque
+
+
+def _substituted(
+    node: ynodes.Node,
+    field: tuple[str | int, ...],
+    scalar: Callable[[ynodes.ScalarNode, tuple[str | int, ...]], ynodes.Node],
+) -> ynodes.Node:
+    """`node` with `scalar` applied to each scalar, copied only where one changed. A
+    module function, not a closure of `substitute`: a closure that calls itself is a
+    reference cycle, and the object and variables it holds would wait for the cyclic
+    collector."""
+    if len(field) > 200:
+        return node
+    if isinstance(node, ynodes.ScalarNode):
+        return scalar(node, field)
+    if isinstance(node, ynodes.SequenceNode):
+        items = [_substituted(item, (*field, i), scalar) for i, item in enumerate(node.value)]
+        if all(a is b for a, b in zip(items, node.value, strict=True)):
+            return node
+        return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
+    if isinstance(node, ynodes.MappingNode):
+        pairs = []
+        changed = False
+        for k, v in node.value:
+            nk = scalar(k, field) if isinstance(k, ynodes.ScalarNode) else k
+            nv = _substituted(
+                v, (*field, k.value if isinstance(k, ynodes.ScalarNode) else "?"), scalar
+            )
+            if nk is not k or nv is not v:
+                changed = True
+            pairs.append((nk, nv))
+        if not changed:
+            return node
+        return ynodes.MappingNode(node.tag, pairs, node.start_mark, node.end_mark, node.flow_style)
+    return node
 
 
 def _const(node: ynodes.Node) -> Callable[[ynodes.Node | None], ynodes.Node]:

@@ -41,6 +41,16 @@ class BuildModel:
     def _walked(self) -> list[Cluster]:
         return self._builder.build()
 
+    def cut(self) -> None:
+        """Drops the references that make each cluster a cycle (a Kustomization and the
+        objects it owns, which name it; a cluster and the walk that built it), so that
+        reference counting frees them: only for builds nothing keeps for a later
+        analysis."""
+        for cluster in self.__dict__.get("_walked", ()):
+            cluster.source_of = None
+            for k in cluster.kustomizations:
+                k.objects = []
+
     @cached_property
     def helm(self) -> HelmReleases:
         """The HelmReleases of in-repository charts, rendered when a renderer is given."""

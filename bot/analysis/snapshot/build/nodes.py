@@ -54,36 +54,48 @@ def stamp(node: Node, path: str, line_offset: int = 0, via: str | None = None) -
     """A deep copy of `node` whose every node says it comes from `path` (lines shifted by
     `line_offset`: a patch parsed from a block scalar starts below its key). Nodes that
     already carry an `Origin` keep it: they came from yet another file."""
-    memo: dict[int, Node] = {}
+    return _stamped(node, 0, {}, path, line_offset, via)
 
-    def copy(n: Node, depth: int) -> Node:
-        if depth > 500:
-            raise RecursionError("nesting too deep")
-        done = memo.get(id(n))
-        if done is not None:
-            return done
-        mark = n.start_mark
-        new_mark = (
-            mark
-            if isinstance(mark, Origin)
-            else Origin(path, (mark.line + 1 if mark is not None else 1) + line_offset, via)
-        )
-        out: Node
-        if isinstance(n, ynodes.MappingNode):
-            out = ynodes.MappingNode(n.tag, [], new_mark, new_mark, n.flow_style)
-            memo[id(n)] = out
-            out.value = [(copy(k, depth + 1), copy(v, depth + 1)) for k, v in n.value]
-        elif isinstance(n, ynodes.SequenceNode):
-            out = ynodes.SequenceNode(n.tag, [], new_mark, new_mark, n.flow_style)
-            memo[id(n)] = out
-            out.value = [copy(v, depth + 1) for v in n.value]
-        else:
-            assert isinstance(n, ynodes.ScalarNode)
-            out = ynodes.ScalarNode(n.tag, n.value, new_mark, new_mark, n.style)
-            memo[id(n)] = out
-        return out
 
-    return copy(node, 0)
+# The recursive walks over nodes are module functions, not closures: a closure that calls
+# itself is a reference cycle, and what it holds (its memo, the nodes it walked) would
+# wait for the cyclic collector instead of being freed when the walk ends.
+
+
+def _stamped(
+    n: Node, depth: int, memo: dict[int, Node], path: str, line_offset: int, via: str | None
+) -> Node:
+    if depth > 500:
+        raise RecursionError("nesting too deep")
+    done = memo.get(id(n))
+    if done is not None:
+        return done
+    mark = n.start_mark
+    new_mark = (
+        mark
+        if isinstance(mark, Origin)
+        else Origin(path, (mark.line + 1 if mark is not None else 1) + line_offset, via)
+    )
+    out: Node
+    if isinstance(n, ynodes.MappingNode):
+        out = ynodes.MappingNode(n.tag, [], new_mark, new_mark, n.flow_style)
+        memo[id(n)] = out
+        out.value = [
+            (
+                _stamped(k, depth + 1, memo, path, line_offset, via),
+                _stamped(v, depth + 1, memo, path, line_offset, via),
+            )
+            for k, v in n.value
+        ]
+    elif isinstance(n, ynodes.SequenceNode):
+        out = ynodes.SequenceNode(n.tag, [], new_mark, new_mark, n.flow_style)
+        memo[id(n)] = out
+        out.value = [_stamped(v, depth + 1, memo, path, line_offset, via) for v in n.value]
+    else:
+        assert isinstance(n, ynodes.ScalarNode)
+        out = ynodes.ScalarNode(n.tag, n.value, new_mark, new_mark, n.style)
+        memo[id(n)] = out
+    return out
 
 
 def fingerprint(node: Node | None) -> object:
@@ -92,39 +104,40 @@ def fingerprint(node: Node | None) -> object:
     what a build that copies values from `node` into its objects cannot tell apart."""
     if node is None:
         return None
-    memo: dict[int, object] = {}
-    scalar_t, mapping_t = ynodes.ScalarNode, ynodes.MappingNode
+    return _fingerprint(node, 0, {})
 
-    def mark_of(m: yaml.Mark | None) -> object:
-        if m is None:
-            return None
-        if type(m) is Origin:
-            return (m.name, m.line, m.via, m.secret)
-        return (m.line, m.column)
 
-    def fp(n: Node, depth: int) -> object:
-        if type(n) is scalar_t:
-            return (n.tag, n.value, n.style, mark_of(n.start_mark), mark_of(n.end_mark))
-        # Collections are remembered: an alias repeats one, and must not cost it again.
-        done = memo.get(id(n))
-        if done is not None:
-            return done
-        if depth > 500:
-            raise RecursionError("nesting too deep")
-        out: object
-        if type(n) is mapping_t or isinstance(n, ynodes.MappingNode):
-            items = tuple((fp(k, depth + 1), fp(v, depth + 1)) for k, v in n.value)
-            out = ("m", n.tag, n.flow_style, mark_of(n.start_mark), mark_of(n.end_mark), items)
-        elif isinstance(n, ynodes.SequenceNode):
-            values = tuple(fp(v, depth + 1) for v in n.value)
-            out = ("s", n.tag, n.flow_style, mark_of(n.start_mark), mark_of(n.end_mark), values)
-        else:
-            assert isinstance(n, ynodes.ScalarNode)
-            out = ("v", n.tag, n.value, n.style, mark_of(n.start_mark), mark_of(n.end_mark))
-        memo[id(n)] = out
-        return out
+def _mark_of(m: yaml.Mark | None) -> object:
+    if m is None:
+        return None
+    if type(m) is Origin:
+        return (m.name, m.line, m.via, m.secret)
+    return (m.line, m.column)
 
-    return fp(node, 0)
+
+def _fingerprint(n: Node, depth: int, memo: dict[int, object]) -> object:
+    if type(n) is ynodes.ScalarNode:
+        return (n.tag, n.value, n.style, _mark_of(n.start_mark), _mark_of(n.end_mark))
+    # Collections are remembered: an alias repeats one, and must not cost it again.
+    done = memo.get(id(n))
+    if done is not None:
+        return done
+    if depth > 500:
+        raise RecursionError("nesting too deep")
+    out: object
+    if type(n) is ynodes.MappingNode or isinstance(n, ynodes.MappingNode):
+        items = tuple(
+            (_fingerprint(k, depth + 1, memo), _fingerprint(v, depth + 1, memo)) for k, v in n.value
+        )
+        out = ("m", n.tag, n.flow_style, _mark_of(n.start_mark), _mark_of(n.end_mark), items)
+    elif isinstance(n, ynodes.SequenceNode):
+        values = tuple(_fingerprint(v, depth + 1, memo) for v in n.value)
+        out = ("s", n.tag, n.flow_style, _mark_of(n.start_mark), _mark_of(n.end_mark), values)
+    else:
+        assert isinstance(n, ynodes.ScalarNode)
+        out = ("v", n.tag, n.value, n.style, _mark_of(n.start_mark), _mark_of(n.end_mark))
+    memo[id(n)] = out
+    return out
 
 
 # --- making nodes -------------------------------------------------------------------
@@ -254,34 +267,41 @@ def update(
     """`root` with the node at `path` replaced by `fn(old)` (None removes it), copying only
     the spine. Missing mappings on the way are created when `create`, else `root` is
     returned unchanged; a list index that does not exist is never created."""
-
-    def go(node: Node | None, depth: int) -> Node | None:
-        if depth == len(path):
-            return fn(node)
-        part = path[depth]
-        if isinstance(part, int):
-            if not isinstance(node, ynodes.SequenceNode) or not 0 <= part < len(node.value):
-                return node
-            new = go(node.value[part], depth + 1)
-            if new is node.value[part]:
-                return node
-            return with_item(node, part, new)
-        if node is None or (isinstance(node, ynodes.ScalarNode) and text(node) is None):
-            if not create:
-                return node
-            node = mapping([], mark)
-        if not isinstance(node, ynodes.MappingNode):
-            return node
-        child = get(node, part)
-        if child is None and not create and depth + 1 < len(path):
-            return node
-        new = go(child, depth + 1)
-        if new is child:
-            return node
-        return with_key(node, part, new, mark)
-
-    result = go(root, 0)
+    result = _updated(root, 0, path, fn, create, mark)
     return result if result is not None else mapping([], mark)
+
+
+def _updated(
+    node: Node | None,
+    depth: int,
+    path: Path,
+    fn: Callable[[Node | None], Node | None],
+    create: bool,
+    mark: yaml.Mark | None,
+) -> Node | None:
+    if depth == len(path):
+        return fn(node)
+    part = path[depth]
+    if isinstance(part, int):
+        if not isinstance(node, ynodes.SequenceNode) or not 0 <= part < len(node.value):
+            return node
+        new = _updated(node.value[part], depth + 1, path, fn, create, mark)
+        if new is node.value[part]:
+            return node
+        return with_item(node, part, new)
+    if node is None or (isinstance(node, ynodes.ScalarNode) and text(node) is None):
+        if not create:
+            return node
+        node = mapping([], mark)
+    if not isinstance(node, ynodes.MappingNode):
+        return node
+    child = get(node, part)
+    if child is None and not create and depth + 1 < len(path):
+        return node
+    new = _updated(child, depth + 1, path, fn, create, mark)
+    if new is child:
+        return node
+    return with_key(node, part, new, mark)
 
 
 def walk(node: Node, path: Path = ()) -> Iterator[tuple[Path, Node]]:
