@@ -155,3 +155,16 @@ def test_commenting_out_an_applied_entry_is_said_once_as_the_prune() -> None:
     # Without the base, the commented entry is the notice it always was.
     [notice] = of_rule(run(head), RULE)
     assert notice.severity == "notice" and "comments out `./grafana.yaml`" in notice.message
+
+
+def test_a_template_a_script_renders_is_not_an_unlisted_manifest() -> None:
+    """`scripts/templates/WipeJob.tmpl.yaml` beside an app: a script fills it in and
+    applies it; kustomize is not meant to."""
+    files = podinfo(
+        **{
+            "apps/podinfo/scripts/templates/WipeJob.tmpl.yaml": deployment("wipe"),
+            "apps/podinfo/scripts/job.tpl.yml": deployment("job"),
+            "apps/podinfo/scripts/job.yaml": deployment("job"),
+        }
+    )
+    assert [f.path for f in of_rule(run(files), RULE)] == ["apps/podinfo/scripts/job.yaml"]

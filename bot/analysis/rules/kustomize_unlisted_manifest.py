@@ -9,7 +9,9 @@ component or generator input), no Flux Kustomization applies them, and they are 
 part of a Helm chart.
 
 Files left out of the Flux artifact by `.sourceignore` are not reported, and neither are
-the files beside a kustomization file that does not parse (`yaml-syntax-error`).
+the files beside a kustomization file that does not parse (`yaml-syntax-error`), nor files
+named as templates (`job.tmpl.yaml`, `x.tpl.yaml`, `x.template.yaml`): scripts render
+those (envsubst, minijinja) and apply the result, which is the point of leaving them out.
 
 A manifest whose entry the kustomization file has commented out (`# - ./grafana.yaml`,
 or its directory's) is left out on purpose: a notice names the commented line instead.
@@ -34,6 +36,8 @@ SEVERITY = Severity.WARNING
 ABOUT_UNAPPLIED_FILES = True
 # A list entry behind a comment sign: `# - ./grafana.yaml`, `#- "grafana.yaml"`.
 _COMMENTED_ENTRY = re.compile(r"""^\s*#+\s*-\s*["']?([^\s"'#]+?)/?["']?\s*(?:#.*)?$""")
+# A file named as a template is an input of a script, not a manifest left out by mistake.
+_TEMPLATE_NAME = re.compile(r"\.(?:tmpl|tpl|template)\.ya?ml$", re.I)
 _MANIFEST = re.compile(r"^apiVersion:.*$[\s\S]*?^kind:|^kind:.*$[\s\S]*?^apiVersion:", re.M)
 
 
@@ -43,7 +47,7 @@ def check(ctx: Context) -> Iterator[Finding]:
     for path in repo.paths:
         if not is_yaml_name(path) or posixpath.basename(path) in KUSTOMIZATION_FILES:
             continue
-        if repo.consumers.get(path):
+        if repo.consumers.get(path) or _TEMPLATE_NAME.search(path):
             continue
         directory = posixpath.dirname(path)
         owner = None
