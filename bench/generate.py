@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 DEPLOYMENT = """apiVersion: apps/v1
@@ -296,15 +297,20 @@ def write_repo(dest: Path, files: dict[str, str], message: str = "synthetic") ->
     subprocess.run(["git", "-C", str(dest), "repack", "-adq"], check=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def cli(make: Callable[[int], dict[str, str]], apps: int, doc: str | None) -> None:
+    """`python bench/X.py [--apps N] DEST`: a generator's repository written to DEST."""
+    parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("dest", type=Path)
-    parser.add_argument("--apps", type=int, default=1600)
+    parser.add_argument("--apps", type=int, default=apps)
     args = parser.parse_args()
-    files = generate(args.apps)
+    files = make(args.apps)
     write_repo(args.dest, files)
     manifests = sum(1 for p in files if p.endswith(".yaml"))
     print(f"wrote {len(files)} files ({manifests} YAML) to {args.dest}")
+
+
+def main() -> None:
+    cli(generate, 1600, __doc__)
 
 
 if __name__ == "__main__":

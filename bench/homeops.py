@@ -12,13 +12,12 @@ tags in HelmReleases, a chart version in an OCIRepository, a child's settings in
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.generate import write_repo
+from bench.generate import cli
 
 NAMESPACES = 25
 
@@ -304,14 +303,7 @@ def pull_request(files: dict[str, bytes], n: int, start: int = 0) -> dict[str, b
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dest", type=Path)
-    parser.add_argument("--apps", type=int, default=2000)
-    args = parser.parse_args()
-    files = generate(args.apps)
-    write_repo(args.dest, files)
-    manifests = sum(1 for p in files if p.endswith(".yaml"))
-    print(f"wrote {len(files)} files ({manifests} YAML) to {args.dest}")
+    cli(generate, 2000, __doc__)
 
 
 if __name__ == "__main__":
