@@ -313,6 +313,7 @@ def _analyze(
     repo.chart_history = _published(chart_history, base_repo)
     if base_repo is not None:
         base_repo.chart_history = chart_history
+        repo.other, base_repo.other = base_repo, repo
     if scope is not None and base_repo is not None:
         scope.bind("head", repo)
         scope.bind("base", base_repo)

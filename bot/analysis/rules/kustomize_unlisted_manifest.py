@@ -107,10 +107,10 @@ def _pruned_by_change(repo: Snapshot, path: str) -> bool:
     """Whether the other side of the change applied the file through a Flux
     Kustomization that prunes: commenting out its entry is then the deletion that
     prune-deletes reports, one finding for one edit."""
-    peer = repo.peer
-    if peer is None:
+    other = repo.other
+    if other is None:
         return False
-    return any(getattr(c.applier, "prune", False) for c in peer.other.consumers.get(path, ()))
+    return any(getattr(c.applier, "prune", False) for c in other.consumers.get(path, ()))
 
 
 def _commented_entry(text: str, rel: str) -> tuple[int, str] | None:

@@ -62,6 +62,10 @@ class Snapshot:
         # The other side of the change this snapshot is one side of, when only what the
         # change may have changed is to be judged object by object.
         self.peer: Peer | None = None
+        # The other side of the change, whatever is reported: a rule whose finding depends
+        # on what the other side applied reads it here, so that reporting everything
+        # (`--all`) and reporting what the change introduces agree.
+        self.other: Snapshot | None = None
 
     def release(self, kept: bool = True) -> None:
         """Drops what this snapshot derived (its indexes, build, per-rule state) and its
@@ -77,6 +81,7 @@ class Snapshot:
             if name not in _KEPT_ON_RELEASE:
                 del self.__dict__[name]
         self.peer = None
+        self.other = None
 
     def published_versions(self, chart_path: str) -> frozenset[str]:
         """The versions of the chart at `chart_path` that this repository had before
