@@ -1041,32 +1041,9 @@ def _stamp(
     node: ynodes.Node, path: str, mapped: list[int] | None, via: str, secret: bool
 ) -> ynodes.Node:
     """A copy of a rendered node whose every node says which template line wrote it."""
-    memo: dict[int, ynodes.Node] = {}
 
     def mark(n: ynodes.Node) -> yn.Origin:
         line = n.start_mark.line + 1 if n.start_mark is not None else 1
         return yn.Origin(path, _at(mapped, line) if mapped is not None else 1, via, secret)
 
-    def copy(n: ynodes.Node, depth: int) -> ynodes.Node:
-        if depth > 500:
-            raise RecursionError("nesting too deep")
-        done = memo.get(id(n))
-        if done is not None:
-            return done
-        m = mark(n)
-        out: ynodes.Node
-        if isinstance(n, ynodes.MappingNode):
-            out = ynodes.MappingNode(n.tag, [], m, m, n.flow_style)
-            memo[id(n)] = out
-            out.value = [(copy(k, depth + 1), copy(v, depth + 1)) for k, v in n.value]
-        elif isinstance(n, ynodes.SequenceNode):
-            out = ynodes.SequenceNode(n.tag, [], m, m, n.flow_style)
-            memo[id(n)] = out
-            out.value = [copy(v, depth + 1) for v in n.value]
-        else:
-            assert isinstance(n, ynodes.ScalarNode)
-            out = ynodes.ScalarNode(n.tag, n.value, m, m, n.style)
-            memo[id(n)] = out
-        return out
-
-    return copy(node, 0)
+    return yn.remarked(node, mark)

@@ -54,7 +54,28 @@ def stamp(node: Node, path: str, line_offset: int = 0, via: str | None = None) -
     """A deep copy of `node` whose every node says it comes from `path` (lines shifted by
     `line_offset`: a patch parsed from a block scalar starts below its key). Nodes that
     already carry an `Origin` keep it: they came from yet another file."""
-    return _stamped(node, 0, {}, path, line_offset, via)
+
+    def mark_of(n: Node) -> Any:
+        mark = n.start_mark
+        if isinstance(mark, Origin):
+            return mark
+        return Origin(path, (mark.line + 1 if mark is not None else 1) + line_offset, via)
+
+    return remarked(node, mark_of)
+
+
+def remarked(
+    node: Node,
+    mark_of: Callable[[Node], Any],
+    limit: int = 500,
+    too_deep: Callable[[], Exception] = lambda: RecursionError("nesting too deep"),
+    step: Callable[[], None] | None = None,
+) -> Node:
+    """A deep copy of `node` whose every node carries `mark_of(the original)` as its
+    marks (a node shared twice in the original is one node in the copy). `too_deep()` is
+    raised past `limit` levels; `step()`, when given, is called for every node visited
+    (a budget that may raise)."""
+    return _remarked(node, 0, {}, mark_of, limit, too_deep, step)
 
 
 # The recursive walks over nodes are module functions, not closures: a closure that calls
@@ -62,35 +83,39 @@ def stamp(node: Node, path: str, line_offset: int = 0, via: str | None = None) -
 # wait for the cyclic collector instead of being freed when the walk ends.
 
 
-def _stamped(
-    n: Node, depth: int, memo: dict[int, Node], path: str, line_offset: int, via: str | None
+def _remarked(
+    n: Node,
+    depth: int,
+    memo: dict[int, Node],
+    mark_of: Callable[[Node], Any],
+    limit: int,
+    too_deep: Callable[[], Exception],
+    step: Callable[[], None] | None,
 ) -> Node:
-    if depth > 500:
-        raise RecursionError("nesting too deep")
+    if depth > limit:
+        raise too_deep()
+    if step is not None:
+        step()
     done = memo.get(id(n))
     if done is not None:
         return done
-    mark = n.start_mark
-    new_mark = (
-        mark
-        if isinstance(mark, Origin)
-        else Origin(path, (mark.line + 1 if mark is not None else 1) + line_offset, via)
-    )
+    new_mark = mark_of(n)
     out: Node
+    deeper = depth + 1
     if isinstance(n, ynodes.MappingNode):
         out = ynodes.MappingNode(n.tag, [], new_mark, new_mark, n.flow_style)
         memo[id(n)] = out
         out.value = [
             (
-                _stamped(k, depth + 1, memo, path, line_offset, via),
-                _stamped(v, depth + 1, memo, path, line_offset, via),
+                _remarked(k, deeper, memo, mark_of, limit, too_deep, step),
+                _remarked(v, deeper, memo, mark_of, limit, too_deep, step),
             )
             for k, v in n.value
         ]
     elif isinstance(n, ynodes.SequenceNode):
         out = ynodes.SequenceNode(n.tag, [], new_mark, new_mark, n.flow_style)
         memo[id(n)] = out
-        out.value = [_stamped(v, depth + 1, memo, path, line_offset, via) for v in n.value]
+        out.value = [_remarked(v, deeper, memo, mark_of, limit, too_deep, step) for v in n.value]
     else:
         assert isinstance(n, ynodes.ScalarNode)
         out = ynodes.ScalarNode(n.tag, n.value, new_mark, new_mark, n.style)

@@ -639,31 +639,13 @@ class _Decode(Exception):
 
 def _marked(node: ynodes.Node, mark: Any, budget: _Budget) -> ynodes.Node:
     """A copy of `node` whose every node carries `mark`."""
-    memo: dict[int, ynodes.Node] = {}
-
-    def copy(n: ynodes.Node, depth: int) -> ynodes.Node:
-        if depth > 300:
-            raise NotKnown("copies a value nested too deep to follow")
-        budget.spend()
-        done = memo.get(id(n))
-        if done is not None:
-            return done
-        out: ynodes.Node
-        if isinstance(n, ynodes.MappingNode):
-            out = ynodes.MappingNode(n.tag, [], mark, mark, n.flow_style)
-            memo[id(n)] = out
-            out.value = [(copy(a, depth + 1), copy(b, depth + 1)) for a, b in n.value]
-        elif isinstance(n, ynodes.SequenceNode):
-            out = ynodes.SequenceNode(n.tag, [], mark, mark, n.flow_style)
-            memo[id(n)] = out
-            out.value = [copy(v, depth + 1) for v in n.value]
-        else:
-            assert isinstance(n, ynodes.ScalarNode)
-            out = ynodes.ScalarNode(n.tag, n.value, mark, mark, n.style)
-            memo[id(n)] = out
-        return out
-
-    return copy(node, 0)
+    return yn.remarked(
+        node,
+        lambda _n: mark,
+        limit=300,
+        too_deep=lambda: NotKnown("copies a value nested too deep to follow"),
+        step=budget.spend,
+    )
 
 
 @dataclass
