@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.analysis import yamlscan as ys
-from bot.analysis.model import BOOTSTRAP_NAME, Chart, FluxObject, normalize_git_url, secure_join
+from bot.analysis.model import (
+    BOOTSTRAP_NAME,
+    Chart,
+    FluxObject,
+    normalize_git_url,
+    registry_key,
+    secure_join,
+)
 from bot.analysis.snapshot import Snapshot
 
 HELM_CHART_MEDIA_TYPE = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
@@ -59,17 +66,6 @@ def _source(repo: Snapshot, obj: FluxObject, ref: ys.Node | None) -> FluxObject 
     return None
 
 
-def _registry(url: str) -> str:
-    return (
-        url.strip()
-        .rstrip("/")
-        .lower()
-        .removeprefix("oci://")
-        .removeprefix("https://")
-        .removeprefix("http://")
-    )
-
-
 def _substituted(value: str | None) -> bool:
     """Whether Flux's post-build substitution fills the value in: not knowable here."""
     return value is not None and "${" in value
@@ -102,7 +98,7 @@ def _candidates(repo: Snapshot, names: dict[str, list[Chart]]) -> Iterator[_Cand
         if ys.scalar(ys.get(spec, "sourceRef", "kind")) != "HelmRepository":
             continue
         source = _source(repo, hr, ys.get(spec, "sourceRef"))
-        key = _registry(_url(source)) if source is not None and _url(source) else None
+        key = registry_key(_url(source)) if source is not None and _url(source) else None
         vnode = ys.get(spec, "version")
         yield _Candidate(
             hr,
@@ -124,7 +120,7 @@ def _candidates(repo: Snapshot, names: dict[str, list[Chart]]) -> Iterator[_Cand
         ref = ys.get(oci.node, "spec", "ref")
         if ys.get(ref, "digest") is not None:
             continue
-        key = _registry(registry)
+        key = registry_key(registry)
         semver_node = ys.get(ref, "semver")
         tag_node = ys.get(ref, "tag")
         if semver_node is not None and ys.scalar(semver_node):
@@ -316,7 +312,7 @@ def chart_requests(repo: Snapshot) -> Iterator[ChartRequest]:
                 hr.path,
                 ys.line_of(chart_node),  # type: ignore[arg-type]
                 name,
-                _registry(_url(source)),
+                registry_key(_url(source)),
                 f"HelmRelease {hr.name}",
             )
     for oci in repo.objects_of("OCIRepository"):
@@ -328,7 +324,7 @@ def chart_requests(repo: Snapshot) -> Iterator[ChartRequest]:
                 oci.path,
                 ys.line_of(url_node),  # type: ignore[arg-type]
                 name,
-                _registry(registry),
+                registry_key(registry),
                 f"OCIRepository {oci.name}",
             )
     for chart in repo.charts:
@@ -339,7 +335,7 @@ def chart_requests(repo: Snapshot) -> Iterator[ChartRequest]:
                     chart.path,
                     dep.line,
                     dep.name,
-                    _registry(repository),
+                    registry_key(repository),
                     f"dependency {dep.name} of {chart.label}",
                 )
 
@@ -381,7 +377,7 @@ def version_refs(repo: Snapshot) -> list[VersionRef]:
                 target = secure_join(posixpath.join(chart.directory, repository[7:]))
                 matched = [c for c in repo.charts if c.directory == target and c.version]
             elif repository.startswith(("http://", "https://", "oci://")) and (
-                _registry(repository) not in registries
+                registry_key(repository) not in registries
             ):
                 # A chart of the same name from a registry this repository is not known to
                 # publish to (bitnami's `common` beside a local library chart `common`).

@@ -214,6 +214,18 @@ def _join(directory: str, rel: str) -> tuple[str | None, bool]:
     return joined, False
 
 
+def registry_key(url: str) -> str:
+    """A chart registry as the own-registries knowledge keys it: no scheme, lower case."""
+    return (
+        url.strip()
+        .rstrip("/")
+        .lower()
+        .removeprefix("oci://")
+        .removeprefix("https://")
+        .removeprefix("http://")
+    )
+
+
 def normalize_git_url(url: str) -> str:
     """`https://github.com/Org/Repo.git`, `ssh://git@github.com/org/repo` and
     `git@github.com:org/repo` all name one repository: `github.com/org/repo`."""

@@ -58,7 +58,7 @@ from bot.analysis.helmvalues import (
     ValuesUnknown,
     values_source_of,
 )
-from bot.analysis.model import secure_join
+from bot.analysis.model import registry_key, secure_join
 from bot.analysis.rendering import (
     FailureKind,
     Position,
@@ -399,7 +399,7 @@ class HelmReleases:
     ) -> _Resolved:
         """A chart from a registry: this repository's own chart when the repository
         publishes its charts there and the version asked for is the commit's."""
-        registry = _registry(url)
+        registry = registry_key(url)
         if registry not in self._own_registries:
             return _Elsewhere(f"its chart {chart} comes from {url}")
         same = [c for c in self._snap.charts if c.name == chart and c.version]
@@ -890,18 +890,6 @@ def _real_dir(view: View, directory: str) -> str:
         if real is not None:
             return posixpath.dirname(real)
     return directory
-
-
-def _registry(url: str) -> str:
-    """A chart registry as the own-registries knowledge keys it: no scheme, lower case."""
-    return (
-        url.strip()
-        .rstrip("/")
-        .lower()
-        .removeprefix("oci://")
-        .removeprefix("https://")
-        .removeprefix("http://")
-    )
 
 
 def _substituted(obj: Applied, spec: ynodes.Node | None) -> bool:
