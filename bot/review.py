@@ -30,7 +30,7 @@ from bot.analysis import (
     analyze,
     parse_config,
 )
-from bot.analysis.cache import RepositoryCaches, estimated_bytes
+from bot.analysis.cache import RepositoryCaches, estimated_bytes, settle_heap
 from bot.github.auth import InstallationGone
 from bot.github.client import GitHubClient, GitHubUnavailable, UnexpectedResponse
 from bot.github.repo import (
@@ -63,6 +63,8 @@ from bot.report.review import (
 )
 
 Log = logging.LoggerAdapter[logging.Logger]
+T = TypeVar("T")
+
 # Completing a failed check run gets its own time, outside the review's limit.
 CONCLUDE_TIMEOUT = 30.0
 
@@ -117,8 +119,10 @@ class CachingAnalyzer:
     """The analysis, keeping per repository what it parsed and built for the next review
     of that repository (bot/analysis/cache.py), within `max_bytes`."""
 
-    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+    def __init__(self, max_bytes: int = 512 * 2**20, settle_above: int = 16 * 2**20) -> None:
         self.caches = RepositoryCaches(max_bytes)
+        # Below this (estimated) size, what is kept costs a full collection little.
+        self.settle_above = settle_above
 
     def __call__(
         self,
@@ -142,7 +146,10 @@ class CachingAnalyzer:
             renderer=helm_renderer(),
             cache=cache,
         )
-        self.caches.end(repo, cache, estimated_bytes(head))
+        cost = estimated_bytes(head)
+        evicted = self.caches.end(repo, cache, cost)
+        if cost >= self.settle_above or evicted:
+            settle_heap(evicted)
         return result
 
 
@@ -495,9 +502,6 @@ async def _created_anyway(creating: asyncio.Future[CheckRun], log: Log) -> Check
     return creating.result()
 
 
-T = TypeVar("T")
-
-
 async def _to_the_end(concluding: Coroutine[Any, Any, T]) -> T:
     """Conclude a check run even if the review is cancelled meanwhile (a shutdown while a
     failure is being reported): a PATCH cut short leaves the run in progress for good.
@@ -587,12 +591,26 @@ async def _review(
         )
         return ReviewResult("skipped", head_sha=head_sha)
 
+    # Where a review's time goes, logged with its outcome: an operator whose reviews are
+    # slow sees whether GitHub (listing, archives, writes) or the analysis takes it.
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + now - mark
+        mark = now
+
     files = await list_pull_request_files(gh, repo, request.number)
     if not files.complete:
         log.info("GitHub listed the maximum of files; changes are taken from the trees")
     compared_with, merge_note = await _merge_base(services, gh, repo, pr, log)
+    lap("listing")
     head = await services.trees.fetch(gh, repo, head_sha)
+    lap("head tree")
     base = await services.trees.fetch(gh, repo, compared_with)
+    lap("base tree")
     try:
         if config is None:
             config = _config_in(base, pr, compared_with)
@@ -611,6 +629,7 @@ async def _review(
         )
     finally:
         cancel.set()
+    lap("analysis")
     findings = sorted((f for f in analysis.findings if f.introduced), key=lambda f: f.sort_key())
     rule_errors = list(getattr(analysis, "errors", None) or ())
     for error in rule_errors:
@@ -643,8 +662,16 @@ async def _review(
             head=head_sha,
         ),
     )
+    lap("report")
     await check.complete(conclusion, output, annotation_batches(findings))
-    log.info("%s on %s: %s", conclusion, head_sha[:12], output.title)
+    lap("check run")
+    log.info(
+        "%s on %s: %s (%s)",
+        conclusion,
+        head_sha[:12],
+        output.title,
+        ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()),
+    )
 
     comments_posted = 0
     pending = None

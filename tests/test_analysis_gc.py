@@ -86,3 +86,54 @@ def test_what_an_analysis_built_is_freed_without_the_collector() -> None:
         gc.enable()
     assert len(collected) == 2, "one collection at the end of each analysis"
     assert max(collected) < 500, collected
+
+
+def _tracked(obj: object) -> bool:
+    """Whether the collector's generations hold `obj` (a frozen object is in none)."""
+    return any(o is obj for o in gc.get_objects())
+
+
+def test_a_kept_analysis_is_out_of_the_full_collections_of_the_next_reviews() -> None:
+    # The worker keeps its last analysis of a repository; left in the collector's
+    # generations, the next review's allocations would start a full pass over all of it
+    # (seconds, for a large repository) that frees nothing.
+    import threading
+
+    from bench import homeops
+    from bot.review import CachingAnalyzer
+
+    files = {p: t.encode() for p, t in homeops.generate(4).items()}
+    analyzer = CachingAnalyzer(settle_above=0)
+    try:
+        analyzer(
+            DictTree(files), None, None, None, ["https://example.test/r.git"], threading.Event()
+        )
+        ((kept, _),) = analyzer.caches._kept.values()
+        nodes = [v for v in kept.values() if gc.is_tracked(v)]
+        assert nodes, "the analysis kept what it built"
+        assert gc.get_freeze_count() > 0
+        assert not any(_tracked(v) for v in nodes[:20])
+    finally:
+        gc.unfreeze()
+
+
+def test_cycles_frozen_with_a_kept_analysis_are_freed_once_a_repository_is_evicted() -> None:
+    import weakref
+
+    from bot.analysis.cache import settle_heap
+
+    class Node:
+        other: object
+
+    try:
+        cycle = Node()
+        cycle.other = cycle
+        gone = weakref.ref(cycle)
+        settle_heap(0)  # frozen while a review still used it
+        del cycle
+        gc.collect()
+        assert gone() is not None, "a frozen cycle is out of reach of a collection"
+        settle_heap(1)
+        assert gone() is None
+    finally:
+        gc.unfreeze()
