@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -425,6 +426,8 @@ async def big_part(
                 "GITHUB_API_URL": fake.url,
                 "REDIS_PREFIX": f"{prefix}-big-{interval}",
                 "GITHUB_WRITE_INTERVAL": interval,
+                # Each review's outcome line says where its time went.
+                "LOG_LEVEL": "INFO",
             }
             procs = Procs(big_env, tmp)
             try:
@@ -459,6 +462,9 @@ async def big_part(
                         f"worker RSS {rss_mib(worker.pid):.0f} MiB",
                         flush=True,
                     )
+                    phases = review_phases(procs, run.head_sha)
+                    if phases:
+                        print(f"  in the worker: {phases}", flush=True)
                 if interval == "1":
                     print(
                         f"RSS: web {rss_mib(web.pid):.0f} MiB (after the burst: "
@@ -487,6 +493,18 @@ async def big_part(
         if keys:
             await rds.delete(*keys)
         await rds.aclose()
+
+
+def review_phases(procs: Procs, head_sha: str) -> str | None:
+    """What the worker's log says a review of `head_sha` spent its time on (listing,
+    trees, analysis, check run), from the line it logs with the review's outcome."""
+    pattern = re.compile(rf" on {head_sha[:12]}: .* \((listing [^)]*)\)$")
+    for log in sorted(procs.logdir.glob("proc-*.log")):
+        for line in reversed(log.read_text(errors="replace").splitlines()):
+            found = pattern.search(line)
+            if found:
+                return found.group(1)
+    return None
 
 
 @contextlib.contextmanager
