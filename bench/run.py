@@ -32,7 +32,7 @@ from bench import generate as platform
 from bench import homeops
 from bench.generate import write_repo
 from bot.analysis import DictTree, analyze
-from bot.analysis.cache import RepositoryCaches
+from bot.analysis.cache import RepositoryCaches, settle_heap
 from bot.gitrepo import GitTree, resolve
 
 T = TypeVar("T")
@@ -180,7 +180,7 @@ def main() -> None:
     caches = RepositoryCaches(1 << 40)
     kept = caches.begin("repo")
     analyze(tree, cache=kept)
-    caches.end("repo", kept, 0)
+    settle_heap(caches.end("repo", kept, 0))
     warm = caches.begin("repo")
     start = time.perf_counter()
     analyze(DictTree(heads[3]), tree, cache=warm)

@@ -175,7 +175,7 @@ ANALYSIS_GC_THRESHOLDS = (50_000, 500, 100)
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def _gc_paused(keeps: Callable[[], bool] = lambda: False) -> Iterator[None]:
     """Python's cyclic collector nearly idle while an analysis runs. An analysis allocates
     millions of small objects (YAML nodes, built objects) that live until it ends, and
     the default thresholds walked them again and again: with thousands of files that
@@ -197,7 +197,11 @@ def _gc_paused() -> Iterator[None]:
         with _gc_lock:
             _gc_pauses -= 1
             if _gc_pauses == 0:
-                gc.collect(1)
+                # What a caller keeps (`keeps()`: the worker's cache of the analysis) is
+                # all that is left; walking it frees nothing, and the caller decides
+                # what the collector does with it (bot/analysis/cache.py, settle_heap).
+                if not keeps():
+                    gc.collect(1)
                 gc.set_threshold(*_gc_thresholds)
 
 
@@ -236,7 +240,7 @@ def analyze(
     is analysed as if alone (the findings must be the same; tests compare).
     """
     made: list[Snapshot | dict[object, object]] = []
-    with _gc_paused():
+    with _gc_paused(lambda: cache is not None and incremental):
         try:
             return _analyze(
                 made,
@@ -258,12 +262,15 @@ def analyze(
             # and the cache the caller does not keep, are freed here by reference
             # counting instead of walked by the collector.
             kept = cache is not None and incremental
-            for made_here in made:
+            while made:
+                # Popped, not iterated: a loop variable would keep the last snapshot,
+                # and all it shares, alive into the collection below.
+                made_here = made.pop()
                 if isinstance(made_here, dict):
                     made_here.clear()
                 else:
                     made_here.release(kept)
-            del made[:]
+                del made_here
 
 
 def _made(
