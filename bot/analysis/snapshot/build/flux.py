@@ -417,39 +417,69 @@ def substitute(
             opaque.append((file, line, value))
         return _retyped(new, value, mark)
 
-    new = _substituted(res.node, (), scalar)
+    new = _substituted(res.node, None, 0, scalar)
     if new is res.node:
         return res, undefined, opaque
     assert isinstance(new, ynodes.MappingNode)
     return res.with_node(new), undefined, opaque
 
 
+# Where the walk is, as a linked list of (parent, key): the field path of a value is
+# only spelled out for the few scalars that hold `$`, not copied at every node.
+_Trail = tuple[object, str | int] | None
+
+
+def _fields(trail: _Trail) -> tuple[str | int, ...]:
+    keys: list[str | int] = []
+    while trail is not None:
+        parent, key = trail
+        keys.append(key)
+        trail = parent  # type: ignore[assignment]
+    return tuple(reversed(keys))
+
+
 def _substituted(
     node: ynodes.Node,
-    field: tuple[str | int, ...],
+    trail: _Trail,
+    depth: int,
     scalar: Callable[[ynodes.ScalarNode, tuple[str | int, ...]], ynodes.Node],
 ) -> ynodes.Node:
-    """`node` with `scalar` applied to each scalar, copied only where one changed. A
-    module function, not a closure of `substitute`: a closure that calls itself is a
-    reference cycle, and the object and variables it holds would wait for the cyclic
-    collector."""
-    if len(field) > 200:
+    """`node` with `scalar` applied to each scalar that holds a `$` (no other can be
+    substituted), copied only where one changed. A module function, not a closure of
+    `substitute`: a closure that calls itself is a reference cycle, and the object and
+    variables it holds would wait for the cyclic collector."""
+    if depth > 200:
         return node
     if isinstance(node, ynodes.ScalarNode):
-        return scalar(node, field)
+        return scalar(node, _fields(trail)) if "$" in node.value else node
     if isinstance(node, ynodes.SequenceNode):
-        items = [_substituted(item, (*field, i), scalar) for i, item in enumerate(node.value)]
-        if all(a is b for a, b in zip(items, node.value, strict=True)):
+        items: list[ynodes.Node] = []
+        changed = False
+        for i, item in enumerate(node.value):
+            if isinstance(item, ynodes.ScalarNode) and "$" not in item.value:
+                items.append(item)
+                continue
+            new = _substituted(item, (trail, i), depth + 1, scalar)
+            changed = changed or new is not item
+            items.append(new)
+        if not changed:
             return node
         return ynodes.SequenceNode(node.tag, items, node.start_mark, node.end_mark, node.flow_style)
     if isinstance(node, ynodes.MappingNode):
         pairs = []
         changed = False
         for k, v in node.value:
-            nk = scalar(k, field) if isinstance(k, ynodes.ScalarNode) else k
-            nv = _substituted(
-                v, (*field, k.value if isinstance(k, ynodes.ScalarNode) else "?"), scalar
-            )
+            nk: ynodes.Node
+            nv: ynodes.Node
+            if isinstance(k, ynodes.ScalarNode):
+                nk = scalar(k, _fields(trail)) if "$" in k.value else k
+                key: str | int = k.value
+            else:
+                nk, key = k, "?"
+            if isinstance(v, ynodes.ScalarNode) and "$" not in v.value:
+                nv = v
+            else:
+                nv = _substituted(v, (trail, key), depth + 1, scalar)
             if nk is not k or nv is not v:
                 changed = True
             pairs.append((nk, nv))
