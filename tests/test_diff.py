@@ -227,6 +227,15 @@ def _remote_base(f: Files) -> None:
     f["apps/web.yaml"] = deployment("web", "ghcr.io/example/web:1.0.1")
 
 
+def _build_fails(f: Files) -> None:
+    # kustomize fails on the missing file, so kustomize-controller applies nothing: the
+    # image bump beside it reaches no cluster, and the diff says so instead of showing it.
+    f["apps/kustomization.yaml"] = _text(f, "apps/kustomization.yaml").replace(
+        "- web.yaml", "- web.yaml\n  - redis.yaml"
+    )
+    f["apps/web.yaml"] = deployment("web", "ghcr.io/example/web:1.0.1")
+
+
 def _readme(f: Files) -> None:
     f["README.md"] = "# platform\n"
 
@@ -244,6 +253,7 @@ CHANGES: dict[str, tuple[Callable[[Files], None] | None, Callable[[Files], None]
     "file-renamed": (None, _file_renamed),
     "label-everywhere": (_workers, _label_everywhere),
     "remote-base": (None, _remote_base),
+    "build-fails": (None, _build_fails),
     "no-applied-change": (None, _readme),
 }
 
@@ -338,6 +348,13 @@ def test_each_changed_object_is_what_kubectl_kustomize_builds(name: str, tmp_pat
     for k in (k for c in clusters for k in c.kustomizations):
         directory = DIRECTORIES[k.kustomization]
         at_base = _kubectl(base, directory, tmp_path / "base")
+        if k.fails:
+            # Said to fail: kustomize fails it, and no object is shown as changing.
+            with pytest.raises(subprocess.CalledProcessError):
+                _kubectl(head, directory, tmp_path / "head")
+            assert k.objects == []
+            compared += 1
+            continue
         at_head = _kubectl(head, directory, tmp_path / "head")
         for o in k.objects:
             key = (o.api_version, o.kind, o.namespace, o.name)

@@ -221,6 +221,7 @@ def test_a_values_change_is_the_rendered_objects_change(renderer):
             "changed": ["Deployment shop/web", "HelmRelease shop/web"],
             "removed": [],
             "unknown": [],
+            "fails": [],
         }
     ]
 

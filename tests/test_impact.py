@@ -62,6 +62,7 @@ def test_a_change_lists_what_each_cluster_gets() -> None:
                 "changed": ["Deployment web"],
                 "removed": ["ConfigMap debug"],
                 "unknown": [],
+                "fails": [],
             }
         ],
         "unfollowed": [],
@@ -97,17 +98,27 @@ def test_the_check_run_summary_names_the_clusters_first() -> None:
     assert "**clusters/staging**" in summary and "clusters/prod" not in summary
 
 
-def test_a_build_the_change_makes_unreadable_removes_nothing_it_says_why() -> None:
+def test_a_build_the_change_makes_unreadable_fails_and_changes_nothing_it_says_why() -> None:
+    # kustomize fails on a file that does not parse, and kustomize-controller then
+    # applies nothing: the Deployment's new image does not reach the cluster either.
     base = two_clusters()
-    head = dict(base, **{"apps/base/settings.yaml": "data: [unclosed\n"})
+    head = dict(
+        base,
+        **{
+            "apps/base/settings.yaml": "data: [unclosed\n",
+            "apps/base/web.yaml": deployment("web", "ghcr.io/example/web:9.9"),
+        },
+    )
     result = analyze(tree(head), tree(base))
     assert result.impact is not None
     for cluster in result.impact:
         [k] = cluster.kustomizations
-        assert k.removed == [] and k.unknown == ["apps/base/settings.yaml does not parse"]
-    assert "not fully known (apps/base/settings.yaml does not parse)" in "\n".join(
-        impact_lines(result.impact)
-    )
+        assert (k.added, k.changed, k.removed) == ([], [], [])
+        assert k.fails == ["apps/base/settings.yaml does not parse"] and k.unknown == []
+    assert (
+        "fails to build (apps/base/settings.yaml does not parse): Flux applies none of it, "
+        "the cluster keeps what it applied before"
+    ) in "\n".join(impact_lines(result.impact))
 
 
 def test_a_resource_the_change_makes_remote_or_removes_is_said_where_it_is_named() -> None:
@@ -126,7 +137,7 @@ def test_a_resource_the_change_makes_remote_or_removes_is_said_where_it_is_named
     assert result.impact is not None
     for cluster in result.impact:
         [k] = cluster.kustomizations
-        assert any("`../base`" in r and "does not exist" in r for r in k.unknown), k.unknown
+        assert any("`../base`" in r and "does not exist" in r for r in k.fails), k.fails
 
 
 def test_a_change_to_files_reaching_a_cluster_through_an_unfollowed_source_says_so() -> None:

@@ -240,12 +240,15 @@ class KustomizationDiff:
     label: str  # "Flux Kustomization flux-system/apps"
     unknown: list[str] = field(default_factory=list)
     objects: list[ObjectDiff] = field(default_factory=list)
+    # Why the head's build fails: then no object changes, the cluster keeps what it has.
+    fails: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kustomization": self.kustomization,
             "label": self.label,
             "unknown": self.unknown,
+            "fails": self.fails,
             "objects": [o.to_json() for o in self.objects],
         }
 
@@ -445,10 +448,12 @@ def _cluster(cp: ClusterPairing, redactor: Redactor) -> ClusterDiff:
             # Without a change to its objects, a build not fully known is said only
             # where the change is the reason.
             reasons = [str(r) for r in p.unknown or [] if _about(r, cp.touched)]
+        fails = list(p.fails) if p.fails_news else []
+        reasons = [why for why in reasons if why not in p.fails]
         ks = p.new_ks or p.old_ks
-        if objs or (reasons and p.old_ks is not None):
+        if objs or fails or (reasons and p.old_ks is not None):
             cluster.kustomizations.append(
-                KustomizationDiff(_ks_name(ks, p.label), p.label, reasons, objs)
+                KustomizationDiff(_ks_name(ks, p.label), p.label, reasons, objs, fails)
             )
     return cluster
 

@@ -28,6 +28,9 @@ class KustomizationImpact:
     removed: list[str] = field(default_factory=list)
     # Why the head's build is not fully known (then nothing is said to be removed).
     unknown: list[str] = field(default_factory=list)
+    # Why kustomize or Flux fails the head's build: nothing of it is applied (nothing
+    # added, changed or removed), the cluster keeps what was applied before.
+    fails: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +39,7 @@ class KustomizationImpact:
             "changed": self.changed,
             "removed": self.removed,
             "unknown": self.unknown,
+            "fails": self.fails,
         }
 
 
@@ -70,6 +74,19 @@ def _unknown(kss: Iterable[FluxKustomization]) -> dict[str, list[Unknown]]:
         if reasons or not k.followed:
             out[k.label] = reasons
     return out
+
+
+def failures(ks: FluxKustomization | None) -> list[tuple[str, tuple[str, ...]]]:
+    """Why kustomize or kustomize-controller fails this Kustomization's build, each with
+    the files that make it fail: kustomize stops at its first error, and the controller
+    then applies nothing and prunes nothing (the cluster keeps the last revision it
+    applied)."""
+    if ks is None:
+        return []
+    found = [(p.message, (p.path, *(r.path for r in p.related))) for p in ks.problems]
+    reasons = list(ks.unknown) + (list(ks.built.unknown) if ks.built is not None else [])
+    found += [(str(r), r.paths) for r in reasons if r.fails]
+    return found
 
 
 def _about(reason: Unknown, paths: set[str]) -> bool:
@@ -141,6 +158,11 @@ class Pairing:
     unknown: list[Unknown] | None
     was: dict[str, str]
     now: dict[str, str]
+    # Why the head's build fails (then `new` is what the base applied: the cluster keeps
+    # it), and whether the change is the reason (the base's build did not fail so, or a
+    # file of the failure is one the change touched).
+    fails: list[str] = field(default_factory=list)
+    fails_news: bool = False
 
     def added(self) -> list[ObjectKey]:
         """What the head applies that the base did not (a HelmRelease's render on one
@@ -212,20 +234,29 @@ def pairings(change: Change) -> list[ClusterPairing]:
         old_by = {k.label: k for k in old_kss}
         new_by = {k.label: k for k in new_kss}
         unknown = _unknown(new_kss)
-        pairs = [
-            Pairing(
-                name,
-                label,
-                old_by.get(label),
-                new_by.get(label),
-                old.get(label, {}),
-                new.get(label, {}),
-                unknown.get(label),
-                unrendered_before.get((name, label), {}),
-                unrendered_after.get((name, label), {}),
+        pairs = []
+        for label in sorted(set(old) | set(new)):
+            fails = failures(new_by.get(label))
+            was_failing = {why for why, _ in failures(old_by.get(label))}
+            pairs.append(
+                Pairing(
+                    name,
+                    label,
+                    old_by.get(label),
+                    new_by.get(label),
+                    old.get(label, {}),
+                    # A build that fails applies nothing: what the cluster has stays.
+                    old.get(label, {}) if fails else new.get(label, {}),
+                    unknown.get(label),
+                    unrendered_before.get((name, label), {}),
+                    unrendered_after.get((name, label), {}),
+                    fails=[why for why, _ in fails],
+                    fails_news=any(
+                        why not in was_failing or touched.intersection(paths)
+                        for why, paths in fails
+                    ),
+                )
             )
-            for label in sorted(set(old) | set(new))
-        ]
         result.append(ClusterPairing(name, pairs, unfollowed.get(name, []), touched, news))
     return result
 
@@ -250,7 +281,10 @@ def cluster_impact(
                 if why in cp.news and why not in k.unknown
             ]
             k.changed = [str(p.new[key].id) for key in p.changed()]
-            if k.added or k.changed or k.removed or (k.unknown and p.old_ks is not None):
+            if p.fails_news:
+                k.fails = list(p.fails)
+                k.unknown = [why for why in k.unknown if why not in k.fails]
+            if k.added or k.changed or k.removed or k.fails or (k.unknown and p.old_ks is not None):
                 impacts.append(k)
         if impacts or cp.unfollowed:
             result.append(ClusterImpact(cp.cluster, impacts, cp.unfollowed))

@@ -50,7 +50,14 @@ def _paint(line: str, color: bool) -> str:
 
 
 def _kustomization_lines(k: KustomizationDiff) -> list[str]:
-    out = [f"  {k.label}: {counts(k.objects)}"]
+    if k.fails and not k.objects:
+        out = [
+            f"  {k.label}: fails to build, so Flux applies none of it (the cluster keeps "
+            "what it applied before)"
+        ]
+    else:
+        out = [f"  {k.label}: {counts(k.objects)}"]
+    out += [f"    fails to build: {why}" for why in k.fails]
     out += [f"    not fully known: {why}" for why in k.unknown]
     return out
 

@@ -113,6 +113,11 @@ def impact_lines(impact: Sequence[ClusterImpact]) -> list[str]:
                 )
                 if items
             ]
+            if k.fails:
+                parts.append(
+                    f"fails to build ({'; '.join(k.fails[:3])}): Flux applies none of it, "
+                    "the cluster keeps what it applied before"
+                )
             if k.unknown:
                 parts.append(f"not fully known ({'; '.join(k.unknown[:3])})")
             lines.append(f"  {k.label}: {'; '.join(parts)}")

@@ -152,21 +152,23 @@ def impact_section(impact: Sequence[ClusterImpact] | None, heading: str = "###")
         out += f"**{cell(cluster.cluster, 200)}**\n\n"
         # What is not fully known has a column of its own: a Kustomization the change
         # drops can both prune a PersistentVolumeClaim and hold a chart not rendered.
-        unknown = any(k.unknown for k in cluster.kustomizations)
+        unknown = any(k.unknown or k.fails for k in cluster.kustomizations)
         if cluster.kustomizations:
             out += "| Flux Kustomization | added | changed | removed |"
-            out += (
-                " not fully known |\n|---|---|---|---|---|\n"
-                if unknown
-                else "\n|---|---|---|---|\n"
+            title = (
+                "fails to build or not fully known"
+                if any(k.fails for k in cluster.kustomizations)
+                else "not fully known"
             )
+            out += f" {title} |\n|---|---|---|---|---|\n" if unknown else "\n|---|---|---|---|\n"
         for k in cluster.kustomizations:
             out += (
                 f"| {cell(k.label, 300)} | {cell(_objects(k.added), 600)} | "
                 f"{cell(_objects(k.changed), 600)} | {cell(_objects(k.removed), 600)} |"
             )
             if unknown:
-                out += f" {cell('; '.join(k.unknown[:3]) or '–', 600)} |"
+                why = [f"fails to build: {f}" for f in k.fails[:3]] + k.unknown[:3]
+                out += f" {cell('; '.join(why[:3]) or '–', 600)} |"
             out += "\n"
         if cluster.unfollowed:
             shown = "; ".join(clip(u, 200) for u in cluster.unfollowed[:5])

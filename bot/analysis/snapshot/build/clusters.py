@@ -1009,7 +1009,12 @@ class _Walk:
         ks.followed = True
         if directory and not source.is_dir(directory):
             ks.unknown.append(
-                Unknown(f"spec.path `{path_text}` of {ks.label}", "does not exist", (ks.path,))
+                Unknown(
+                    f"spec.path `{path_text}` of {ks.label}",
+                    "does not exist",
+                    (ks.path,),
+                    fails=True,
+                )
             )
             return True
         post = yn.get(spec, "postBuild")

@@ -256,7 +256,7 @@ class Kustomizer:
         real = self.view.real(view_path)
         assert real is not None
         if self.files.problem(real) is not None:
-            acc.unknown.append(Unknown(real, "does not parse", (real,)))
+            acc.unknown.append(Unknown(real, "does not parse", (real,), fails=True))
             return []
         size = len(self.files.data(real) or b"")
         if size > MAX_BUILD_BYTES:
@@ -319,7 +319,7 @@ class Kustomizer:
                 acc.unknown.append(Unknown(directory or ".", "has no kustomization file", ()))
             elif kf is None:
                 real = self.view.real(kpath) or kpath
-                acc.unknown.append(Unknown(real, "does not parse", (real,)))
+                acc.unknown.append(Unknown(real, "does not parse", (real,), fails=True))
             else:
                 self.accumulate(kf, acc, (*stack, directory))
         self._replay(asked)
@@ -432,7 +432,7 @@ class Kustomizer:
             kpath = self.view.kustomization_in(target)
             if kpath is None:
                 acc.unknown.append(
-                    Unknown(where, "has no kustomization file", (entry.file, target))
+                    Unknown(where, "has no kustomization file", (entry.file, target), fails=True)
                 )
                 return
             if target in stack:
@@ -461,7 +461,11 @@ class Kustomizer:
                 return
             acc.absorb(self.build_dir(target, stack), where)
             return
-        acc.unknown.append(Unknown(where, "does not exist", (entry.file, target)))
+        # A missing JSON file may be an export's gap (kustomize-missing-resource).
+        missing = Unknown(
+            where, "does not exist", (entry.file, target), fails=not _names_json(entry.value)
+        )
+        acc.unknown.append(missing)
 
     def _configuration(self, entry: kustfile.Entry, acc: Accumulated) -> None:
         where = f"configuration `{entry.value}` of {entry.file}"
@@ -568,7 +572,12 @@ class Kustomizer:
             real = self.view.real(target) if target is not None else None
             if real is None:
                 acc.unknown.append(
-                    Unknown(where, "does not exist", (entry.file,) + ((target,) if target else ()))
+                    Unknown(
+                        where,
+                        "does not exist",
+                        (entry.file,) + ((target,) if target else ()),
+                        fails=True,
+                    )
                 )
                 return None
             acc.reads.append(Read(real, Reader.KUSTOMIZATION_ENTRY, entry.file, entry.line))
@@ -755,3 +764,7 @@ def flatten(builds: Iterable[Built]) -> list[Resource]:
 
 
 __all__ = ["Accumulated", "Built", "Kustomizer", "Read", "generated_index", "secure_join"]
+
+
+def _names_json(value: str) -> bool:
+    return value.lower().endswith(".json")

@@ -60,6 +60,10 @@ class Unknown:
     subject: str
     why: str
     paths: tuple[str, ...] = ()
+    # What is not known is the result, not whether there is one: kustomize fails the
+    # build (a resource that does not exist, a file that does not parse), and Flux
+    # applies nothing of it.
+    fails: bool = False
 
     def __str__(self) -> str:
         return f"{self.subject} {self.why}"
