@@ -448,7 +448,7 @@ def _cluster(cp: ClusterPairing, redactor: Redactor) -> ClusterDiff:
             # Without a change to its objects, a build not fully known is said only
             # where the change is the reason.
             reasons = [str(r) for r in p.unknown or [] if _about(r, cp.touched)]
-        fails = list(p.fails) if p.fails_news else []
+        fails = list(p.fails_new)
         reasons = [why for why in reasons if why not in p.fails]
         ks = p.new_ks or p.old_ks
         if objs or fails or (reasons and p.old_ks is not None):

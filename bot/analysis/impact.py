@@ -159,10 +159,10 @@ class Pairing:
     was: dict[str, str]
     now: dict[str, str]
     # Why the head's build fails (then `new` is what the base applied: the cluster keeps
-    # it), and whether the change is the reason (the base's build did not fail so, or a
-    # file of the failure is one the change touched).
+    # it), and of those the reasons the change is responsible for (the base's build did
+    # not fail so, or the change touched a file of the failure): only those are said.
     fails: list[str] = field(default_factory=list)
-    fails_news: bool = False
+    fails_new: list[str] = field(default_factory=list)
 
     def added(self) -> list[ObjectKey]:
         """What the head applies that the base did not (a HelmRelease's render on one
@@ -251,10 +251,11 @@ def pairings(change: Change) -> list[ClusterPairing]:
                     unrendered_before.get((name, label), {}),
                     unrendered_after.get((name, label), {}),
                     fails=[why for why, _ in fails],
-                    fails_news=any(
-                        why not in was_failing or touched.intersection(paths)
+                    fails_new=[
+                        why
                         for why, paths in fails
-                    ),
+                        if why not in was_failing or touched.intersection(paths)
+                    ],
                 )
             )
         result.append(ClusterPairing(name, pairs, unfollowed.get(name, []), touched, news))
@@ -281,9 +282,8 @@ def cluster_impact(
                 if why in cp.news and why not in k.unknown
             ]
             k.changed = [str(p.new[key].id) for key in p.changed()]
-            if p.fails_news:
-                k.fails = list(p.fails)
-                k.unknown = [why for why in k.unknown if why not in k.fails]
+            k.fails = list(p.fails_new)
+            k.unknown = [why for why in k.unknown if why not in p.fails]
             if k.added or k.changed or k.removed or k.fails or (k.unknown and p.old_ks is not None):
                 impacts.append(k)
         if impacts or cp.unfollowed:
