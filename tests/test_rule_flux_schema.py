@@ -315,3 +315,19 @@ def test_without_a_version_a_removed_api_version_needs_proof() -> None:
     assert finding.line == 1
     assert "at least v2.7" in finding.message
     assert "removed in Flux v2.7" in finding.message
+
+
+def test_a_flux_0x_install_is_read_and_judged_by_the_oldest_vendored_schemas() -> None:
+    # Flux 0.x wrote `# Flux version: v0.16.1`: that cluster serves the v2beta1 and v1beta1
+    # apiVersions it uses, so nothing is said of them, while a typo is still found.
+    old = helm_release("podinfo", version="6.5.4").replace(
+        "helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1"
+    )
+    header = components("v0.16.1").replace("# Flux Version:", "# Flux version:")
+    files = applied(old, version=None)
+    files["clusters/prod/flux-system/gotk-components.yaml"] = header
+    assert findings(files) == []
+    files[PATH] = old.replace("  interval: 30m\n", "  interval: 30m\n  dependson: []\n")
+    [typo] = findings(files)
+    assert typo.severity == "error" and "`spec.dependson` is not a field" in typo.message
+    assert "v0.16.1" in typo.detail and "older than the oldest vendored schemas" in typo.detail

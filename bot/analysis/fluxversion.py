@@ -3,7 +3,9 @@
 Read from the repository, per `flux-system` tree (the directory holding the bootstrap
 files and the cluster directory its `flux-system` Kustomization syncs):
 - `gotk-components.yaml`: the `# Flux Version: vX.Y.Z` header `flux install` and
-  `flux bootstrap` write, else the `app.kubernetes.io/version` labels;
+  `flux bootstrap` write (`# Flux version:` before Flux 2), else the
+  `app.kubernetes.io/version` labels; a release older than the oldest vendored schemas
+  is judged by those;
 - a Flux Operator `FluxInstance`: `spec.distribution.version`, a semver range such as
   `2.4.x` (the operator installs the newest release that satisfies it).
 A HelmRelease of the community `flux2` chart is not used: the chart's version does not
@@ -28,7 +30,9 @@ if TYPE_CHECKING:
     from bot.analysis.snapshot import Snapshot
     from bot.analysis.snapshot.build.clusters import Cluster, EntryPoint
 
-_HEADER = re.compile(rb"^#\s*Flux Version:\s*v?(\d+)\.(\d+)\.(\d+)", re.M)
+# `flux install` and `flux bootstrap` write `# Flux Version: v2.x.y`; Flux 0.x wrote
+# `# Flux version: v0.16.1`.
+_HEADER = re.compile(rb"^#\s*Flux Version:\s*v?(\d+)\.(\d+)\.(\d+)", re.M | re.I)
 _LABEL = re.compile(rb"app\.kubernetes\.io/version:\s*['\"]?v?(\d+)\.(\d+)\.(\d+)")
 _COMPONENTS = "gotk-components.yaml"
 
@@ -52,6 +56,11 @@ def _minor_release(major: int, minor: int, version: str, reason: str) -> FluxVer
     release = fluxschemas.release_for((major, minor))
     if (major, minor) > release.minor:
         reason += f"; newer than the newest vendored schemas, {release.label}"
+    elif (major, minor) < release.minor:
+        # A CRD version only gains fields from one release to the next, so what an older
+        # Flux accepted in an apiVersion the oldest vendored release still serves, that
+        # release's schema accepts too.
+        reason += f"; older than the oldest vendored schemas, {release.label}, used instead"
     return FluxVersion(release, version, reason, True)
 
 
