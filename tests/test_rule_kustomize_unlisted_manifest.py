@@ -168,3 +168,23 @@ def test_a_template_a_script_renders_is_not_an_unlisted_manifest() -> None:
         }
     )
     assert [f.path for f in of_rule(run(files), RULE)] == ["apps/podinfo/scripts/job.yaml"]
+
+
+def test_a_shelved_apps_other_files_are_a_notice_with_its_commented_entry() -> None:
+    # `# - ./game/ks.yaml` shelves the app: the manifests under game/ that no
+    # kustomization of their own lists go with it, on purpose.
+    files = repo(
+        {
+            "clusters/prod/apps.yaml": flux_kustomization("apps", "./apps"),
+            "apps/kustomization.yaml": "resources:\n  - ./web.yaml\n  # - ./game/ks.yaml\n",
+            "apps/web.yaml": deployment("web"),
+            "apps/game/ks.yaml": flux_kustomization("game", "./apps/game/app"),
+            "apps/game/sync/cronjob.yaml": configmap("sync"),
+            "apps/other.yaml": configmap("other"),
+        }
+    )
+    found = {f.path: f for f in of_rule(run(files), RULE)}
+    assert found["apps/game/sync/cronjob.yaml"].severity == "notice"
+    assert "comments out `./game/ks.yaml` on line 3" in found["apps/game/sync/cronjob.yaml"].message
+    # A file beside the kustomization is not shelved by an entry of another directory.
+    assert found["apps/other.yaml"].severity == "warning"

@@ -14,7 +14,8 @@ named as templates (`job.tmpl.yaml`, `x.tpl.yaml`, `x.template.yaml`): scripts r
 those (envsubst, minijinja) and apply the result, which is the point of leaving them out.
 
 A manifest whose entry the kustomization file has commented out (`# - ./grafana.yaml`,
-or its directory's) is left out on purpose: a notice names the commented line instead.
+its directory's, or a file's beside it: `# - ./game/ks.yaml` shelves all of `game/`) is
+left out on purpose: a notice names the commented line instead.
 When a pull request comments out an entry that a pruning Flux Kustomization applied,
 `prune-deletes` reports what Flux deletes, and this notice is not repeated.
 """
@@ -122,5 +123,10 @@ def _commented_entry(text: str, rel: str) -> tuple[int, str] | None:
             continue
         entry = posixpath.normpath(m[1])
         if entry == rel or rel.startswith(entry + "/"):
+            return number, m[1]
+        # `# - ./game/ks.yaml` shelves the app: its directory's other files go with it
+        # (home-ops repositories keep an app's Flux Kustomization in `<app>/ks.yaml`).
+        shelved = posixpath.dirname(entry)
+        if shelved not in ("", ".") and rel.startswith(shelved + "/"):
             return number, m[1]
     return None
