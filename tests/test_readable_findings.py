@@ -301,6 +301,25 @@ def test_text_shows_the_detail_and_every_related_location_with_verbose() -> None
     assert "related: apps/other.yaml:7: known" in verbose
 
 
+def test_verbose_text_lists_a_location_once_when_the_detail_lists_it() -> None:
+    f = Finding(
+        "flux-schema",
+        Severity.WARNING,
+        "apps/a.yaml",
+        1,
+        "`helm.toolkit.fluxcd.io/v2beta1` HelmRelease is served up to Flux v2.6 only.",
+        related=(
+            Location("apps/b.yaml", 3, message="also a HelmRelease"),
+            Location("apps/c.yaml", 9, message="a location the detail does not list"),
+        ),
+        detail="Objects of this apiVersion:\n- apps/a.yaml:1\n- apps/b.yaml:3",
+    )
+    verbose = formats.to_text([f], verbose=True)
+    assert verbose.count("apps/b.yaml:3") == 1 and "    - apps/b.yaml:3" in verbose
+    assert "related: apps/c.yaml:9: a location the detail does not list" in verbose
+    assert "more (-v lists them)" not in verbose
+
+
 def test_the_verbose_flag_of_check(tmp_path: Path) -> None:
     repo = GitRepo(tmp_path / "repo")
     repo.commit("pinned", chart_repo("1.1.3", "1.1.2"))

@@ -56,15 +56,24 @@ def to_text(
         marker = "" if f.introduced else " (pre-existing)"
         where = f"{f.path}:{f.line}" + (markdown.BEFORE if f.side is Side.BASE else "")
         lines.append(f"{where}: {sev} [{f.rule}]{marker} {f.message}")
+        listed: set[str] = set()
         if verbose and f.detail:
-            lines += [f"    {d}" if d else "" for d in f.detail.splitlines()]
-        shown = f.related if verbose else f.related[:RELATED_SHOWN]
+            detail = f.detail.splitlines()
+            lines += [f"    {d}" if d else "" for d in detail]
+            # A detail that lists the locations itself (`- path:line`, a grouped
+            # deprecation's objects) is not followed by the same list again.
+            listed = {d[2:].strip() for d in detail if d.startswith("- ")}
+        shown = [
+            r
+            for r in (f.related if verbose else f.related[:RELATED_SHOWN])
+            if f"{r.path}:{r.line}" not in listed
+        ]
         for r in shown:
             side = markdown.BEFORE if r.side is Side.BASE else ""
             lines.append(
                 f"    related: {r.path}:{r.line}{side}" + (f": {r.message}" if r.message else "")
             )
-        if len(shown) < len(f.related):
+        if not verbose and len(shown) < len(f.related):
             lines.append(f"    related: {len(f.related) - len(shown)} more (-v lists them)")
         if f.suggestion is not None:
             for s in f.suggestion.splitlines() or [""]:
