@@ -116,6 +116,16 @@ def merge(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Nod
     """`target` with `patch` merged in; None when the patch deletes the whole object.
     `schema` is the target's kind's (`Schema.of`); when it is not a built-in kind, the
     patch's own `apiVersion` and `kind` are looked up, as kyaml does."""
+    if type(target) is ynodes.MappingNode and type(patch) is ynodes.MappingNode:
+        try:
+            _scan(patch, 0, _scan(target, 0, _MAX_NODES))
+            return _fast(target, patch, (schema, None) if schema.known else None)
+        except _Fallback:
+            pass
+    return _walked(patch, target, schema)
+
+
+def _walked(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Node | None:
     budget = [_MAX_NODES]
     dest = _mirror(target, budget, 0)
     origin = _mirror(patch, budget, 0)
@@ -126,6 +136,167 @@ def merge(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Nod
     # looks at whether the result is empty): a `$patch: replace` on the whole object is
     # walked, and can fail, but changes nothing.
     return _freeze(dest, 0)
+
+
+# --- the common case: mappings merged field by field --------------------------------------
+#
+# Most patches only set fields: no directive, no null, no list the schema merges, no `<<`.
+# There kyaml's walk amounts to a recursive merge of mappings, and what `_freeze` gives back
+# can be built straight from the input nodes, without mirroring either tree. Anything else
+# (including every failure) raises `_Fallback`, and the whole merge is done again by the
+# walk: inputs are never changed, so nothing is left half done.
+
+
+class _Fallback(Exception):
+    pass
+
+
+_FALLBACK = _Fallback()
+
+
+def _scan(node: ynodes.Node, depth: int, left: int) -> int:
+    """What is left of the mirror's budget `left` once `node` is mirrored at `depth`
+    (counted as `_mirror` counts); `_Fallback` where mirroring would de-anchor a `<<`, or
+    where the mirror, the walk or the freeze would be near their nesting limit."""
+    if depth >= _MAX_DEPTH:
+        raise _FALLBACK
+    value = node.value
+    left -= 1 + len(value)
+    if left < 0:
+        raise _FALLBACK
+    if type(node) is ynodes.MappingNode:
+        for k, v in value:
+            if type(k) is ynodes.ScalarNode:
+                if k.value == "<<":
+                    raise _FALLBACK
+            else:
+                left = _scan(k, depth + 1, left)
+            if type(v) is not ynodes.ScalarNode:
+                left = _scan(v, depth + 1, left)
+    elif type(node) is ynodes.SequenceNode:
+        for v in value:
+            if type(v) is not ynodes.ScalarNode:
+                left = _scan(v, depth + 1, left)
+    else:
+        raise _FALLBACK
+    return left
+
+
+def _fields(m: ynodes.Node, patch: bool) -> dict[str, ynodes.Node]:
+    """A walked mapping's fields by name; `_Fallback` for what makes `_field`'s first match
+    or the directives matter."""
+    if m.tag == yn.NULL:
+        raise _FALLBACK
+    out: dict[str, ynodes.Node] = {}
+    for k, v in m.value:
+        if type(k) is not ynodes.ScalarNode:
+            raise _FALLBACK
+        name = k.value
+        if name in out or (patch and name == _DIRECTIVE):
+            raise _FALLBACK
+        out[name] = v
+    return out
+
+
+def _node_schema(fields: dict[str, ynodes.Node]) -> _Sch:
+    """`_schema_of` for one mapping without an inherited schema."""
+    kind = fields.get("kind")
+    if kind is None:
+        return None
+    api = fields.get("apiVersion")
+    if (
+        type(api) is ynodes.ScalarNode
+        and type(kind) is ynodes.ScalarNode
+        and api.tag != yn.NULL
+        and kind.tag != yn.NULL
+        and api.value
+        and kind.value
+    ):
+        found = Schema.of(api.value, kind.value)
+        if found.known:
+            return (found, None)
+    return None
+
+
+def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch) -> ynodes.Node:
+    """`_walk_map` of a target's mapping and the patch's, frozen."""
+    dfields = _fields(d, False)
+    ofields = _fields(o, True)
+    if schema is None:
+        schema = _node_schema(dfields) or _node_schema(ofields)
+    changed: dict[str, ynodes.Node] = {}
+    added: list[tuple[ynodes.Node, ynodes.Node]] = []
+    for name in sorted(dfields.keys() | ofields.keys()):
+        dv, ov = dfields.get(name), ofields.get(name)
+        sub = None if schema is None else _field_schema(schema, name)
+        if ov is None:
+            assert dv is not None
+            _inert(dv, sub, False)
+            continue
+        if ov.tag == yn.NULL:
+            raise _FALLBACK
+        if dv is None:
+            _inert(ov, sub, True)
+            added.append((_key(o, name), ov))
+            continue
+        kind = type(ov)
+        if dv.tag == yn.NULL or type(dv) is not kind:
+            raise _FALLBACK
+        merged: ynodes.Node
+        if kind is ynodes.ScalarNode:
+            merged = _replaced(dv, ov)  # type: ignore[arg-type]
+        elif kind is ynodes.SequenceNode:
+            if sub is not None and sub[1] is not None:
+                raise _FALLBACK  # a list the schema merges
+            merged = ov
+        else:
+            merged = _fast(dv, ov, sub)  # type: ignore[arg-type]
+        if merged is not dv:  # `_freeze` keeps the node a mirror froze back to itself
+            changed[name] = merged
+    if not changed and not added:
+        return d
+    pairs = [(k, changed.get(k.value, v)) for k, v in d.value]
+    pairs += added
+    return ynodes.MappingNode(d.tag, pairs, d.start_mark, d.end_mark, d.flow_style)
+
+
+def _key(m: ynodes.Node, name: str) -> ynodes.Node:
+    key: ynodes.Node = next(k for k, _ in m.value if k.value == name)
+    return key
+
+
+def _inert(m: ynodes.Node, schema: _Sch, patch: bool) -> None:
+    """`_Fallback` unless walking `m` alone (the target's, `patch` False) or against
+    itself (the patch's, where the target has nothing) leaves it as it is."""
+    if m.tag == yn.NULL:
+        raise _FALLBACK
+    kind = type(m)
+    if kind is ynodes.ScalarNode:
+        return
+    if kind is ynodes.SequenceNode:
+        if schema is not None and schema[1] is not None:
+            raise _FALLBACK  # a list the schema merges
+        return
+    fields = _fields(m, patch)
+    if schema is None:
+        schema = _node_schema(fields)
+    for name, v in fields.items():
+        if type(v) is ynodes.ScalarNode:
+            if v.tag == yn.NULL:
+                raise _FALLBACK
+            continue
+        _inert(v, None if schema is None else _field_schema(schema, name), patch)
+
+
+def _replaced(dv: ynodes.ScalarNode, ov: ynodes.ScalarNode) -> ynodes.Node:
+    """The patch's scalar set over the target's: `_set_field`'s style, then `_freeze`."""
+    style = dv.style
+    tag = ov.tag
+    if style in _STRING_STYLES and tag != yn.STR:
+        tag = yn.STR
+    if ov.style == style and ov.tag == tag:
+        return ov
+    return ynodes.ScalarNode(tag, ov.value, ov.start_mark, ov.end_mark, style)
 
 
 # --- mirroring ------------------------------------------------------------------------
