@@ -152,6 +152,7 @@ class _Fallback(Exception):
 
 
 _FALLBACK = _Fallback()
+_GONE = ynodes.ScalarNode(yn.NULL, "")  # a field the patch deletes
 
 
 def _scan(node: ynodes.Node, depth: int, left: int) -> int:
@@ -234,7 +235,13 @@ def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch) -> ynodes.
             _inert(dv, sub, False)
             continue
         if ov.tag == yn.NULL:
-            raise _FALLBACK
+            if type(ov) is not ynodes.ScalarNode:
+                raise _FALLBACK
+            # Whatever the target's value, the walk sets a plain null, and `_set_field`
+            # clears the field.
+            if dv is not None:
+                changed[name] = _GONE
+            continue
         if dv is None:
             _inert(ov, sub, True)
             added.append((_key(o, name), ov))
@@ -256,6 +263,8 @@ def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch) -> ynodes.
     if not changed and not added:
         return d
     pairs = [(k, changed.get(k.value, v)) for k, v in d.value]
+    if _GONE in changed.values():
+        pairs = [(k, v) for k, v in pairs if v is not _GONE]
     pairs += added
     return ynodes.MappingNode(d.tag, pairs, d.start_mark, d.end_mark, d.flow_style)
 
