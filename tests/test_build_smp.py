@@ -1981,7 +1981,9 @@ def _styled_mapping(r: random.Random, indent: int, depth: int) -> str:
                 ["x", "'x'", '"1"', "1", "true", "'yes'", "~", "null", "", "[a, {b: 1}]", "{}"]
             )
             if r.random() < 0.25:
-                value = r.choice([f"|\n{pad}  text", f">-\n{pad}  text", "{c: d}", "!!str 3"])
+                value = r.choice(
+                    [f"|\n{pad}  text", f">-\n{pad}  text", "{c: d}", "!!str 3", "!!null {}"]
+                )
             lines.append(f"{pad}{key}: {value}")
     return "\n".join(lines) or f"{pad}a: x"
 

@@ -119,8 +119,8 @@ def merge(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Nod
     if type(target) is ynodes.MappingNode and type(patch) is ynodes.MappingNode:
         try:
             _scan(patch, 0, _scan(target, 0, _MAX_NODES))
-            return _fast(target, patch, (schema, None) if schema.known else None)
-        except _Fallback:
+            return _fast(target, patch, (schema, None) if schema.known else None, ())
+        except (_Fallback, _Failed):
             pass
     return _walked(patch, target, schema)
 
@@ -140,18 +140,22 @@ def _walked(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.N
 
 # --- the common case: mappings merged field by field --------------------------------------
 #
-# Most patches only set fields: no directive, no null, no list the schema merges, no `<<`.
+# Most of a patch only sets fields of mappings: no directive, no list the schema merges.
 # There kyaml's walk amounts to a recursive merge of mappings, and what `_freeze` gives back
-# can be built straight from the input nodes, without mirroring either tree. Anything else
-# (including every failure) raises `_Fallback`, and the whole merge is done again by the
-# walk: inputs are never changed, so nothing is left half done.
+# can be built straight from the input nodes, without mirroring the trees. A field that
+# needs more (`_Fallback`) is mirrored and walked alone; where a walk fails, or where the
+# whole object needs more (a `<<` anywhere, a directive at its top), the whole merge is
+# walked, so errors are the walk's: inputs are never changed, nothing is left half done.
 
 
 class _Fallback(Exception):
-    pass
+    """What `_fast` does not cover: the field is walked."""
 
 
-_FALLBACK = _Fallback()
+class _Failed(Exception):
+    """The walk of a field failed: the whole merge is walked."""
+
+
 _GONE = ynodes.ScalarNode(yn.NULL, "")  # a field the patch deletes
 
 
@@ -160,16 +164,16 @@ def _scan(node: ynodes.Node, depth: int, left: int) -> int:
     (counted as `_mirror` counts); `_Fallback` where mirroring would de-anchor a `<<`, or
     where the mirror, the walk or the freeze would be near their nesting limit."""
     if depth >= _MAX_DEPTH:
-        raise _FALLBACK
+        raise _Fallback
     value = node.value
     left -= 1 + len(value)
     if left < 0:
-        raise _FALLBACK
+        raise _Fallback
     if type(node) is ynodes.MappingNode:
         for k, v in value:
             if type(k) is ynodes.ScalarNode:
                 if k.value == "<<":
-                    raise _FALLBACK
+                    raise _Fallback
             else:
                 left = _scan(k, depth + 1, left)
             if type(v) is not ynodes.ScalarNode:
@@ -179,7 +183,7 @@ def _scan(node: ynodes.Node, depth: int, left: int) -> int:
             if type(v) is not ynodes.ScalarNode:
                 left = _scan(v, depth + 1, left)
     else:
-        raise _FALLBACK
+        raise _Fallback
     return left
 
 
@@ -187,14 +191,14 @@ def _fields(m: ynodes.Node, patch: bool) -> dict[str, ynodes.Node]:
     """A walked mapping's fields by name; `_Fallback` for what makes `_field`'s first match
     or the directives matter."""
     if m.tag == yn.NULL:
-        raise _FALLBACK
+        raise _Fallback
     out: dict[str, ynodes.Node] = {}
     for k, v in m.value:
         if type(k) is not ynodes.ScalarNode:
-            raise _FALLBACK
+            raise _Fallback
         name = k.value
         if name in out or (patch and name == _DIRECTIVE):
-            raise _FALLBACK
+            raise _Fallback
         out[name] = v
     return out
 
@@ -219,8 +223,10 @@ def _node_schema(fields: dict[str, ynodes.Node]) -> _Sch:
     return None
 
 
-def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch) -> ynodes.Node:
-    """`_walk_map` of a target's mapping and the patch's, frozen."""
+def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch, path: Path) -> ynodes.Node:
+    """`_walk_map` of a target's mapping and the patch's, frozen. Each field is walked on
+    its own (only `_set_field` on this mapping joins them), so a field this path does not
+    cover is walked, alone, by `_walk_field`."""
     dfields = _fields(d, False)
     ofields = _fields(o, True)
     if schema is None:
@@ -230,34 +236,43 @@ def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch) -> ynodes.
     for name in sorted(dfields.keys() | ofields.keys()):
         dv, ov = dfields.get(name), ofields.get(name)
         sub = None if schema is None else _field_schema(schema, name)
-        if ov is None:
-            assert dv is not None
-            _inert(dv, sub, False)
-            continue
-        if ov.tag == yn.NULL:
-            if type(ov) is not ynodes.ScalarNode:
-                raise _FALLBACK
-            # Whatever the target's value, the walk sets a plain null, and `_set_field`
-            # clears the field.
-            if dv is not None:
-                changed[name] = _GONE
-            continue
-        if dv is None:
-            _inert(ov, sub, True)
-            added.append((_key(o, name), ov))
-            continue
-        kind = type(ov)
-        if dv.tag == yn.NULL or type(dv) is not kind:
-            raise _FALLBACK
-        merged: ynodes.Node
-        if kind is ynodes.ScalarNode:
-            merged = _replaced(dv, ov)  # type: ignore[arg-type]
-        elif kind is ynodes.SequenceNode:
-            if sub is not None and sub[1] is not None:
-                raise _FALLBACK  # a list the schema merges
-            merged = ov
-        else:
-            merged = _fast(dv, ov, sub)  # type: ignore[arg-type]
+        merged: ynodes.Node | None
+        try:
+            if ov is None:
+                assert dv is not None
+                _inert(dv, sub, False)
+                continue
+            if ov.tag == yn.NULL:
+                if type(ov) is not ynodes.ScalarNode:
+                    raise _Fallback
+                # Whatever the target's value, the walk sets a plain null, and
+                # `_set_field` clears the field.
+                if dv is not None:
+                    changed[name] = _GONE
+                continue
+            if dv is None:
+                _inert(ov, sub, True)
+                added.append((_key(o, name), ov))
+                continue
+            kind = type(ov)
+            if dv.tag == yn.NULL or type(dv) is not kind:
+                raise _Fallback
+            if kind is ynodes.ScalarNode:
+                merged = _replaced(dv, ov)  # type: ignore[arg-type]
+            elif kind is ynodes.SequenceNode:
+                if sub is not None and sub[1] is not None:
+                    raise _Fallback  # a list the schema merges
+                merged = ov
+            else:
+                merged = _fast(dv, ov, sub, (*path, name))  # type: ignore[arg-type]
+        except _Fallback:
+            merged = _walk_field(dv, ov, sub, (*path, name))
+            if dv is None:
+                if merged is not None:
+                    added.append((_key(o, name), merged))
+                continue
+            if merged is None:
+                merged = _GONE
         if merged is not dv:  # `_freeze` keeps the node a mirror froze back to itself
             changed[name] = merged
     if not changed and not added:
@@ -269,6 +284,32 @@ def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch) -> ynodes.
     return ynodes.MappingNode(d.tag, pairs, d.start_mark, d.end_mark, d.flow_style)
 
 
+def _walk_field(
+    dv: ynodes.Node | None, ov: ynodes.Node | None, schema: _Sch, path: Path
+) -> ynodes.Node | None:
+    """One field of a mapping walked as `_walk_map` walks it, then set as `_set_field`
+    sets it, frozen: None where the field ends up missing. A failure makes the whole
+    merge be walked again, so that the first failure the walk meets is the one reported."""
+    budget = [_MAX_NODES]  # `_scan` counted the whole merge
+    depth = len(path)
+    dm = None if dv is None else _mirror(dv, budget, depth)
+    om = None if ov is None else _mirror(ov, budget, depth)
+    try:
+        val = _walk(dm, om, schema, path)
+    except MergeFailed:
+        raise _Failed from None
+    if val is None or (val.tag == yn.NULL and not val.keep):
+        return None
+    if dm is None:
+        return _freeze(val, depth)
+    if val is not dm:
+        val.style = dm.style
+        if val.kind == _SCALAR and val.style in _STRING_STYLES and val.tag != yn.STR:
+            val.tag = yn.STR
+        dm.become(val)
+    return _freeze(dm, depth)
+
+
 def _key(m: ynodes.Node, name: str) -> ynodes.Node:
     key: ynodes.Node = next(k for k, _ in m.value if k.value == name)
     return key
@@ -278,13 +319,13 @@ def _inert(m: ynodes.Node, schema: _Sch, patch: bool) -> None:
     """`_Fallback` unless walking `m` alone (the target's, `patch` False) or against
     itself (the patch's, where the target has nothing) leaves it as it is."""
     if m.tag == yn.NULL:
-        raise _FALLBACK
+        raise _Fallback
     kind = type(m)
     if kind is ynodes.ScalarNode:
         return
     if kind is ynodes.SequenceNode:
         if schema is not None and schema[1] is not None:
-            raise _FALLBACK  # a list the schema merges
+            raise _Fallback  # a list the schema merges
         return
     fields = _fields(m, patch)
     if schema is None:
@@ -292,7 +333,7 @@ def _inert(m: ynodes.Node, schema: _Sch, patch: bool) -> None:
     for name, v in fields.items():
         if type(v) is ynodes.ScalarNode:
             if v.tag == yn.NULL:
-                raise _FALLBACK
+                raise _Fallback
             continue
         _inert(v, None if schema is None else _field_schema(schema, name), patch)
 
