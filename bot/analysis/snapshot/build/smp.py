@@ -32,7 +32,9 @@ kyaml edits both trees in place, and which node objects end up shared decides so
 results. The port runs on a private mutable mirror (`_M`) of both trees, with the same
 sharing, and freezes the result back into libyaml nodes: an input node is never mutated,
 an unchanged subtree is the input's own node, and a value from the patch keeps its marks
-(its `Origin`).
+(its `Origin`). Most of a patch only sets fields of mappings, where the walk amounts to a
+recursive merge: that is built straight from the nodes (`_fast`), and only the fields
+that need more are mirrored and walked.
 
 Not reproduced: the schema kyaml reads from `# {"$openapi": ...}` comments (comments are
 not parsed), and kyaml keeps a field's own schema where `data/mergekeys.json`, which only
@@ -510,7 +512,7 @@ def _kind_error(expected: int, m: _M, path: Path) -> MergeFailed:
 
 def _check(m: _M | None, kind: int, path: Path) -> None:
     """ErrorIfInvalid: a missing or null node passes."""
-    if not _null(m) and m is not None and m.kind != kind:
+    if m is not None and m.kind != kind and m.tag != yn.NULL:
         raise _kind_error(kind, m, path)
 
 
@@ -528,9 +530,8 @@ def _field(m: _M | None, name: str) -> _M | None:
 def _match_field(m: _M | None, name: str, value: str | None, path: Path) -> _M | None:
     """FieldMatcher: the first field `name` of a mapping, when its text is `value` (any
     text when None); with no name, the scalar itself when its text is `value`."""
-    if _null(m):
+    if m is None or m.tag == yn.NULL:
         return None
-    assert m is not None
     if name == "":
         _check(m, _SCALAR, path)
         return m if m.value == (value or "") else None
@@ -678,14 +679,17 @@ def _walk(dest: _M | None, origin: _M | None, schema: _Sch, path: Path) -> _M | 
     if len(path) > _MAX_DEPTH:
         raise MergeFailed("nesting too deep", path, origin.node if origin else None)
     schema = _schema_of(dest, origin, schema)
-    first = next((m for m in (dest, origin) if not _null(m)), None)
-    if first is None:
+    if dest is not None and dest.tag != yn.NULL:
+        kind = dest.kind
+    elif origin is not None and origin.tag != yn.NULL:
+        kind = origin.kind
+    else:
         return _walk_map(dest, origin, schema, path)
-    for m in (dest, origin):
-        _check(m, first.kind, path)
-    if first.kind == _MAP:
+    _check(dest, kind, path)
+    _check(origin, kind, path)
+    if kind == _MAP:
         return _walk_map(dest, origin, schema, path)
-    if first.kind == _SEQ:
+    if kind == _SEQ:
         if schema is not None and schema[1] is not None:
             return _walk_associative(dest, origin, schema, path)
         # Not associative: the patch's list, as it is, replaces the target's.
