@@ -1923,3 +1923,92 @@ def test_agrees_with_kubectl_kustomize(tmp_path: Path) -> None:
         f"{agree} agree with kubectl kustomize"
     )
     assert not disagreements, "\n\n".join(disagreements)
+
+
+def _same_nodes(a: ynodes.Node, b: ynodes.Node, inputs: set[int], at: str) -> None:
+    """Equal trees, where an input's node in either is the very same node in both."""
+    if id(a) in inputs or id(b) in inputs:
+        assert a is b, at
+        return
+    assert type(a) is type(b) and a.tag == b.tag, at
+    assert a.start_mark is b.start_mark and a.end_mark is b.end_mark, at
+    if isinstance(a, ynodes.ScalarNode):
+        assert isinstance(b, ynodes.ScalarNode)
+        assert (a.value, a.style) == (b.value, b.style), at
+        return
+    assert isinstance(a, ynodes.CollectionNode) and isinstance(b, ynodes.CollectionNode)
+    assert a.flow_style == b.flow_style and len(a.value) == len(b.value), at
+    if isinstance(a, ynodes.MappingNode):
+        for i, ((k1, v1), (k2, v2)) in enumerate(zip(a.value, b.value, strict=True)):
+            _same_nodes(k1, k2, inputs, f"{at}.<key {i}>")
+            _same_nodes(v1, v2, inputs, f"{at}.{k1.value}")
+    else:
+        for i, (v1, v2) in enumerate(zip(a.value, b.value, strict=True)):
+            _same_nodes(v1, v2, inputs, f"{at}[{i}]")
+
+
+def _ids(node: ynodes.Node, out: set[int]) -> set[int]:
+    out.add(id(node))
+    for item in node.value if isinstance(node.value, list) else ():
+        for n in item if isinstance(item, tuple) else (item,):
+            _ids(n, out)
+    return out
+
+
+def _styled_mapping(r: random.Random, indent: int, depth: int) -> str:
+    """A block mapping of few names, so that a target and a patch meet: scalars in every
+    style, nulls, flow lists and mappings, embedded kinds, directives and `<<`."""
+    keys = r.sample(["a", "b", "spec", "metadata", "containers", "kind", "$patch", "<<"], 4)
+    if r.random() < 0.3:
+        keys = ["apiVersion", "kind", *keys]
+    pad = " " * indent
+    lines = []
+    for key in dict.fromkeys(keys):
+        if key == "apiVersion":
+            lines.append(f"{pad}apiVersion: {r.choice(['apps/v1', 'v1', 'example.com/v1'])}")
+        elif key == "kind" and "apiVersion" in keys:
+            lines.append(f"{pad}kind: {r.choice(['Deployment', 'Pod', 'Thing'])}")
+        elif key == "$patch":
+            if r.random() < 0.2:
+                lines.append(f"{pad}$patch: {r.choice(['merge', 'replace', 'delete'])}")
+        elif key == "<<":
+            if r.random() < 0.2:
+                lines.append(f"{pad}<<: {{m: 1}}")
+        elif depth < 3 and r.random() < 0.4:
+            lines.append(f"{pad}{key}:\n{_styled_mapping(r, indent + 2, depth + 1)}")
+        else:
+            value = r.choice(
+                ["x", "'x'", '"1"', "1", "true", "'yes'", "~", "null", "", "[a, {b: 1}]", "{}"]
+            )
+            if r.random() < 0.25:
+                value = r.choice(
+                    [f"|\n{pad}  text", f">-\n{pad}  text", "{c: d}", "!!str 3", "!!null {}"]
+                )
+            lines.append(f"{pad}{key}: {value}")
+    return "\n".join(lines) or f"{pad}a: x"
+
+
+def test_merging_only_mappings_gives_what_the_walk_gives() -> None:
+    """`merge` builds a patch that only sets fields of mappings straight from the nodes;
+    the result must be the walk's to the node: same shared input nodes, marks, styles."""
+    pairs = [(r, p) for _, r, p, _ in VECTORS] + HAND_WRITTEN
+    shapes = Shapes(7)
+    pairs += [shapes.case() for _ in range(300)]
+    r = random.Random(11)
+    for _ in range(1500):
+        pairs.append((_styled_mapping(r, 0, 0) + "\n", _styled_mapping(r, 0, 0) + "\n"))
+    for resource, patch in pairs:
+        target, patch_node = parse(resource), parse(patch)
+        schema = schema_of(target)
+        try:
+            walked = smp._walked(patch_node, target, schema)
+        except smp.MergeFailed as failed:
+            with pytest.raises(smp.MergeFailed) as raised:
+                smp.merge(patch_node, target, schema)
+            assert (str(raised.value), raised.value.path) == (str(failed), failed.path)
+            assert raised.value.node is failed.node
+            continue
+        out = smp.merge(patch_node, target, schema)
+        assert (out is None) == (walked is None), (resource, patch)
+        if out is not None and walked is not None:
+            _same_nodes(out, walked, _ids(target, _ids(patch_node, set())), f"{resource}{patch}$")

@@ -32,7 +32,9 @@ kyaml edits both trees in place, and which node objects end up shared decides so
 results. The port runs on a private mutable mirror (`_M`) of both trees, with the same
 sharing, and freezes the result back into libyaml nodes: an input node is never mutated,
 an unchanged subtree is the input's own node, and a value from the patch keeps its marks
-(its `Origin`).
+(its `Origin`). Most of a patch only sets fields of mappings, where the walk amounts to a
+recursive merge: that is built straight from the nodes (`_fast`), and only the fields
+that need more are mirrored and walked.
 
 Not reproduced: the schema kyaml reads from `# {"$openapi": ...}` comments (comments are
 not parsed), and kyaml keeps a field's own schema where `data/mergekeys.json`, which only
@@ -116,6 +118,16 @@ def merge(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Nod
     """`target` with `patch` merged in; None when the patch deletes the whole object.
     `schema` is the target's kind's (`Schema.of`); when it is not a built-in kind, the
     patch's own `apiVersion` and `kind` are looked up, as kyaml does."""
+    if type(target) is ynodes.MappingNode and type(patch) is ynodes.MappingNode:
+        try:
+            _scan(patch, 0, _scan(target, 0, _MAX_NODES))
+            return _fast(target, patch, (schema, None) if schema.known else None, ())
+        except (_Fallback, _Failed):
+            pass
+    return _walked(patch, target, schema)
+
+
+def _walked(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Node | None:
     budget = [_MAX_NODES]
     dest = _mirror(target, budget, 0)
     origin = _mirror(patch, budget, 0)
@@ -126,6 +138,217 @@ def merge(patch: ynodes.Node, target: ynodes.Node, schema: Schema) -> ynodes.Nod
     # looks at whether the result is empty): a `$patch: replace` on the whole object is
     # walked, and can fail, but changes nothing.
     return _freeze(dest, 0)
+
+
+# --- the common case: mappings merged field by field --------------------------------------
+#
+# Most of a patch only sets fields of mappings: no directive, no list the schema merges.
+# There kyaml's walk amounts to a recursive merge of mappings, and what `_freeze` gives back
+# can be built straight from the input nodes, without mirroring the trees. A field that
+# needs more (`_Fallback`) is mirrored and walked alone; where a walk fails, or where the
+# whole object needs more (a `<<` anywhere, a directive at its top), the whole merge is
+# walked, so errors are the walk's: inputs are never changed, nothing is left half done.
+
+
+class _Fallback(Exception):
+    """What `_fast` does not cover: the field is walked."""
+
+
+class _Failed(Exception):
+    """The walk of a field failed: the whole merge is walked."""
+
+
+_GONE = ynodes.ScalarNode(yn.NULL, "")  # a field the patch deletes
+
+
+def _scan(node: ynodes.Node, depth: int, left: int) -> int:
+    """What is left of the mirror's budget `left` once `node` is mirrored at `depth`
+    (counted as `_mirror` counts); `_Fallback` where mirroring would de-anchor a `<<`, or
+    where the mirror, the walk or the freeze would be near their nesting limit."""
+    if depth >= _MAX_DEPTH:
+        raise _Fallback
+    value = node.value
+    left -= 1 + len(value)
+    if left < 0:
+        raise _Fallback
+    if type(node) is ynodes.MappingNode:
+        for k, v in value:
+            if type(k) is ynodes.ScalarNode:
+                if k.value == "<<":
+                    raise _Fallback
+            else:
+                left = _scan(k, depth + 1, left)
+            if type(v) is not ynodes.ScalarNode:
+                left = _scan(v, depth + 1, left)
+    elif type(node) is ynodes.SequenceNode:
+        for v in value:
+            if type(v) is not ynodes.ScalarNode:
+                left = _scan(v, depth + 1, left)
+    else:
+        raise _Fallback
+    return left
+
+
+def _fields(m: ynodes.Node, patch: bool) -> dict[str, ynodes.Node]:
+    """A walked mapping's fields by name; `_Fallback` for what makes `_field`'s first match
+    or the directives matter."""
+    if m.tag == yn.NULL:
+        raise _Fallback
+    out: dict[str, ynodes.Node] = {}
+    for k, v in m.value:
+        if type(k) is not ynodes.ScalarNode:
+            raise _Fallback
+        name = k.value
+        if name in out or (patch and name == _DIRECTIVE):
+            raise _Fallback
+        out[name] = v
+    return out
+
+
+def _node_schema(fields: dict[str, ynodes.Node]) -> _Sch:
+    """`_schema_of` for one mapping without an inherited schema."""
+    kind = fields.get("kind")
+    if kind is None:
+        return None
+    api = fields.get("apiVersion")
+    if (
+        type(api) is ynodes.ScalarNode
+        and type(kind) is ynodes.ScalarNode
+        and api.tag != yn.NULL
+        and kind.tag != yn.NULL
+        and api.value
+        and kind.value
+    ):
+        found = Schema.of(api.value, kind.value)
+        if found.known:
+            return (found, None)
+    return None
+
+
+def _fast(d: ynodes.MappingNode, o: ynodes.MappingNode, schema: _Sch, path: Path) -> ynodes.Node:
+    """`_walk_map` of a target's mapping and the patch's, frozen. Each field is walked on
+    its own (only `_set_field` on this mapping joins them), so a field this path does not
+    cover is walked, alone, by `_walk_field`."""
+    dfields = _fields(d, False)
+    ofields = _fields(o, True)
+    if schema is None:
+        schema = _node_schema(dfields) or _node_schema(ofields)
+    changed: dict[str, ynodes.Node] = {}
+    added: list[tuple[ynodes.Node, ynodes.Node]] = []
+    for name in sorted(dfields.keys() | ofields.keys()):
+        dv, ov = dfields.get(name), ofields.get(name)
+        sub = None if schema is None else _field_schema(schema, name)
+        merged: ynodes.Node | None
+        try:
+            if ov is None:
+                assert dv is not None
+                _inert(dv, sub, False)
+                continue
+            if ov.tag == yn.NULL:
+                if type(ov) is not ynodes.ScalarNode:
+                    raise _Fallback
+                # Whatever the target's value, the walk sets a plain null, and
+                # `_set_field` clears the field.
+                if dv is not None:
+                    changed[name] = _GONE
+                continue
+            if dv is None:
+                _inert(ov, sub, True)
+                added.append((_key(o, name), ov))
+                continue
+            kind = type(ov)
+            if dv.tag == yn.NULL or type(dv) is not kind:
+                raise _Fallback
+            if kind is ynodes.ScalarNode:
+                merged = _replaced(dv, ov)  # type: ignore[arg-type]
+            elif kind is ynodes.SequenceNode:
+                if sub is not None and sub[1] is not None:
+                    raise _Fallback  # a list the schema merges
+                merged = ov
+            else:
+                merged = _fast(dv, ov, sub, (*path, name))  # type: ignore[arg-type]
+        except _Fallback:
+            merged = _walk_field(dv, ov, sub, (*path, name))
+            if dv is None:
+                if merged is not None:
+                    added.append((_key(o, name), merged))
+                continue
+            if merged is None:
+                merged = _GONE
+        if merged is not dv:  # `_freeze` keeps the node a mirror froze back to itself
+            changed[name] = merged
+    if not changed and not added:
+        return d
+    pairs = [(k, changed.get(k.value, v)) for k, v in d.value]
+    if _GONE in changed.values():
+        pairs = [(k, v) for k, v in pairs if v is not _GONE]
+    pairs += added
+    return ynodes.MappingNode(d.tag, pairs, d.start_mark, d.end_mark, d.flow_style)
+
+
+def _walk_field(
+    dv: ynodes.Node | None, ov: ynodes.Node | None, schema: _Sch, path: Path
+) -> ynodes.Node | None:
+    """One field of a mapping walked as `_walk_map` walks it, then set as `_set_field`
+    sets it, frozen: None where the field ends up missing. A failure makes the whole
+    merge be walked again, so that the first failure the walk meets is the one reported."""
+    budget = [_MAX_NODES]  # `_scan` counted the whole merge
+    depth = len(path)
+    dm = None if dv is None else _mirror(dv, budget, depth)
+    om = None if ov is None else _mirror(ov, budget, depth)
+    try:
+        val = _walk(dm, om, schema, path)
+    except MergeFailed:
+        raise _Failed from None
+    if val is None or (val.tag == yn.NULL and not val.keep):
+        return None
+    if dm is None:
+        return _freeze(val, depth)
+    if val is not dm:
+        val.style = dm.style
+        if val.kind == _SCALAR and val.style in _STRING_STYLES and val.tag != yn.STR:
+            val.tag = yn.STR
+        dm.become(val)
+    return _freeze(dm, depth)
+
+
+def _key(m: ynodes.Node, name: str) -> ynodes.Node:
+    key: ynodes.Node = next(k for k, _ in m.value if k.value == name)
+    return key
+
+
+def _inert(m: ynodes.Node, schema: _Sch, patch: bool) -> None:
+    """`_Fallback` unless walking `m` alone (the target's, `patch` False) or against
+    itself (the patch's, where the target has nothing) leaves it as it is."""
+    if m.tag == yn.NULL:
+        raise _Fallback
+    kind = type(m)
+    if kind is ynodes.ScalarNode:
+        return
+    if kind is ynodes.SequenceNode:
+        if schema is not None and schema[1] is not None:
+            raise _Fallback  # a list the schema merges
+        return
+    fields = _fields(m, patch)
+    if schema is None:
+        schema = _node_schema(fields)
+    for name, v in fields.items():
+        if type(v) is ynodes.ScalarNode:
+            if v.tag == yn.NULL:
+                raise _Fallback
+            continue
+        _inert(v, None if schema is None else _field_schema(schema, name), patch)
+
+
+def _replaced(dv: ynodes.ScalarNode, ov: ynodes.ScalarNode) -> ynodes.Node:
+    """The patch's scalar set over the target's: `_set_field`'s style, then `_freeze`."""
+    style = dv.style
+    tag = ov.tag
+    if style in _STRING_STYLES and tag != yn.STR:
+        tag = yn.STR
+    if ov.style == style and ov.tag == tag:
+        return ov
+    return ynodes.ScalarNode(tag, ov.value, ov.start_mark, ov.end_mark, style)
 
 
 # --- mirroring ------------------------------------------------------------------------
@@ -289,7 +512,7 @@ def _kind_error(expected: int, m: _M, path: Path) -> MergeFailed:
 
 def _check(m: _M | None, kind: int, path: Path) -> None:
     """ErrorIfInvalid: a missing or null node passes."""
-    if not _null(m) and m is not None and m.kind != kind:
+    if m is not None and m.kind != kind and m.tag != yn.NULL:
         raise _kind_error(kind, m, path)
 
 
@@ -307,9 +530,8 @@ def _field(m: _M | None, name: str) -> _M | None:
 def _match_field(m: _M | None, name: str, value: str | None, path: Path) -> _M | None:
     """FieldMatcher: the first field `name` of a mapping, when its text is `value` (any
     text when None); with no name, the scalar itself when its text is `value`."""
-    if _null(m):
+    if m is None or m.tag == yn.NULL:
         return None
-    assert m is not None
     if name == "":
         _check(m, _SCALAR, path)
         return m if m.value == (value or "") else None
@@ -457,14 +679,17 @@ def _walk(dest: _M | None, origin: _M | None, schema: _Sch, path: Path) -> _M | 
     if len(path) > _MAX_DEPTH:
         raise MergeFailed("nesting too deep", path, origin.node if origin else None)
     schema = _schema_of(dest, origin, schema)
-    first = next((m for m in (dest, origin) if not _null(m)), None)
-    if first is None:
+    if dest is not None and dest.tag != yn.NULL:
+        kind = dest.kind
+    elif origin is not None and origin.tag != yn.NULL:
+        kind = origin.kind
+    else:
         return _walk_map(dest, origin, schema, path)
-    for m in (dest, origin):
-        _check(m, first.kind, path)
-    if first.kind == _MAP:
+    _check(dest, kind, path)
+    _check(origin, kind, path)
+    if kind == _MAP:
         return _walk_map(dest, origin, schema, path)
-    if first.kind == _SEQ:
+    if kind == _SEQ:
         if schema is not None and schema[1] is not None:
             return _walk_associative(dest, origin, schema, path)
         # Not associative: the patch's list, as it is, replaces the target's.
