@@ -51,6 +51,20 @@ _VERSION_HINTS = (
 )
 
 
+_HINTED = "kube-version-documents"
+_UNSEEN = object()
+
+
+def _hinted_documents(data: bytes | None) -> list[Any] | None:
+    """A file's documents as plain values when it may say a Kubernetes version."""
+    if not data or not any(h in data for h in _VERSION_HINTS):
+        return None
+    try:
+        return list(yaml.safe_load_all(data))
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class KubeVersion:
     """The Kubernetes minor whose schemas and served apiVersions a cluster is judged by."""
@@ -95,17 +109,21 @@ class KubeVersions:
 
     def _parsed(self, paths: Any) -> Iterator[tuple[str, list[Any]]]:
         repo = self._repo
+        shared = repo.shared
         for path in sorted(paths):
             if not path.endswith((".yaml", ".yml")):
                 continue
-            data = repo.data(path)
-            if not data or not any(h in data for h in _VERSION_HINTS):
-                continue
-            try:
-                docs = list(yaml.safe_load_all(data))
-            except (yaml.YAMLError, RecursionError, ValueError):
-                continue
-            yield path, docs
+            # By blob id in the cache the analyses of a repository share: each snapshot
+            # asks for every file of each cluster, and the answer is the content's.
+            blob = repo.blob_id(path)
+            key = (_HINTED, blob)
+            docs = shared.get(key, _UNSEEN) if blob else _UNSEEN
+            if docs is _UNSEEN:
+                docs = _hinted_documents(repo.data(path))
+                if blob:
+                    shared[key] = docs
+            if docs is not None:
+                yield path, docs  # type: ignore[misc]
 
     def of(self, cluster: Cluster | None, use: bool = True) -> KubeVersion:
         """The minor `cluster` runs (None: whatever applies this repository from outside

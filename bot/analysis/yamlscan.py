@@ -516,8 +516,10 @@ def get(node: Node | None, *keys: str) -> Node | None:
         if not isinstance(node, ynodes.MappingNode):
             return None
         found = None
+        # The key's text first: most keys differ, and a comparison costs less than
+        # isinstance (a collection key's value is a list, never equal to a str).
         for k, v in node.value:
-            if isinstance(k, ynodes.ScalarNode) and k.value == key:
+            if k.value == key and isinstance(k, ynodes.ScalarNode):
                 found = v
         node = found
     return node

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
+from typing import TypeVar
 
 import yaml
 
@@ -19,6 +20,9 @@ from bot.analysis.model import (
 )
 from bot.analysis.options import Config
 from bot.analysis.tree import Tree
+
+T = TypeVar("T")
+_UNSEEN = object()
 
 
 class FilesIndex:
@@ -87,6 +91,19 @@ class FilesIndex:
         result = ys.scan(data) if data is not None else ys.YamlInfo(None, [])
         self._cache[key] = result
         return result
+
+    def of_file(self, what: str, path: str, make: Callable[[str], T]) -> T:
+        """`make(path)`, a function of the file's path and content alone, once per path
+        and blob in the cache every snapshot of a repository shares: an index over every
+        file then costs each later snapshot a lookup per file it did not change."""
+        blob = self.tree.blob_id(path)
+        if not blob:
+            return make(path)
+        key = (what, path, blob)
+        found = self._cache.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._cache[key] = make(path)
+        return found  # type: ignore[return-value]
 
     def checkpoint(self) -> None:
         """Stop here if the caller has given up: Python cannot kill the thread that runs

@@ -48,33 +48,37 @@ class FluxIndex:
     def flux_objects(self) -> list[FluxObject]:
         objects = []
         for path in self.files.paths:
-            if not self._may_hold_objects(path):
+            if self._may_hold_objects(path):
+                objects.extend(self.files.of_file("flux-objects", path, self._objects_in))
+        return objects
+
+    def _objects_in(self, path: str) -> list[FluxObject]:
+        objects: list[FluxObject] = []
+        data = self.files.data(path)
+        if not data or b"toolkit.fluxcd.io" not in data:
+            return objects
+        for doc in self.files.documents(path):
+            api = ys.scalar(ys.get(doc, "apiVersion")) or ""
+            group, _, version = api.partition("/")
+            if group not in FLUX_GROUPS:
                 continue
-            data = self.files.data(path)
-            if not data or b"toolkit.fluxcd.io" not in data:
+            kind = ys.scalar(ys.get(doc, "kind"))
+            name_node = ys.get(doc, "metadata", "name")
+            name = ys.scalar(name_node)
+            if not kind or not name or name_node is None:
                 continue
-            for doc in self.files.documents(path):
-                api = ys.scalar(ys.get(doc, "apiVersion")) or ""
-                group, _, version = api.partition("/")
-                if group not in FLUX_GROUPS:
-                    continue
-                kind = ys.scalar(ys.get(doc, "kind"))
-                name_node = ys.get(doc, "metadata", "name")
-                name = ys.scalar(name_node)
-                if not kind or not name or name_node is None:
-                    continue
-                objects.append(
-                    FluxObject(
-                        kind=kind,
-                        group=group,
-                        version=version,
-                        name=name,
-                        namespace=ys.scalar(ys.get(doc, "metadata", "namespace")),
-                        path=path,
-                        line=ys.line_of(name_node),
-                        node=doc,
-                    )
+            objects.append(
+                FluxObject(
+                    kind=kind,
+                    group=group,
+                    version=version,
+                    name=name,
+                    namespace=ys.scalar(ys.get(doc, "metadata", "namespace")),
+                    path=path,
+                    line=ys.line_of(name_node),
+                    node=doc,
                 )
+            )
         return objects
 
     def objects_of(self, kind: str) -> list[FluxObject]:

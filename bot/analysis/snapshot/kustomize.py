@@ -31,7 +31,9 @@ class KustomizeIndex:
         result = {}
         for path in self.files.paths:
             if posixpath.basename(path) in KUSTOMIZATION_FILES:
-                result[path] = self._read_kustomization(path)
+                result[path] = self.files.of_file(
+                    "kustomization-file", path, self._read_kustomization
+                )
         return result
 
     def _read_kustomization(self, path: str) -> KustomizationFile:
