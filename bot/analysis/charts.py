@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -256,10 +257,24 @@ def _vendored(chart: Chart) -> bool:
     return any(part.lower() in _VENDOR_DIRS for part in chart.directory.split("/"))
 
 
-def _deployed(
+# Each snapshot's, found once: the registries rules, the renderer and the version rules
+# all ask, on both sides of a change.
+_DEPLOYED: weakref.WeakKeyDictionary[Snapshot, list[tuple[_Candidate, tuple[Chart, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _deployed(repo: Snapshot) -> list[tuple[_Candidate, tuple[Chart, ...]]]:
+    """References that deploy an in-repository chart, with the charts they may mean."""
+    found = _DEPLOYED.get(repo)
+    if found is None:
+        found = _DEPLOYED[repo] = list(_find_deployed(repo, _by_name(repo)))
+    return found
+
+
+def _find_deployed(
     repo: Snapshot, names: dict[str, list[Chart]]
 ) -> Iterator[tuple[_Candidate, tuple[Chart, ...]]]:
-    """References that deploy an in-repository chart, with the charts they may mean."""
     owners = _owners(repo)
     for cand in _candidates(repo, names):
         if cand.registry is not None and _foreign(cand.registry, owners):
@@ -274,7 +289,7 @@ def own_registries(repo: Snapshot) -> dict[str, dict[str, str]]:
     no scheme): those from which a HelmRelease or OCIRepository of the repository deploys
     an in-repository chart -> chart name -> the reference that does."""
     registries: dict[str, dict[str, str]] = {}
-    for cand, _ in _deployed(repo, _by_name(repo)):
+    for cand, _ in _deployed(repo):
         if cand.registry is not None:
             registries.setdefault(cand.registry, {}).setdefault(
                 cand.chart_name, f"{cand.obj.kind} {cand.obj.name} ({cand.obj.path})"
@@ -353,7 +368,7 @@ def version_refs(repo: Snapshot) -> list[VersionRef]:
     # Registries this repository publishes its charts to: those its own references
     # deploy an in-repository chart from.
     registries: set[str] = set()
-    for cand, charts in _deployed(repo, names):
+    for cand, charts in _deployed(repo):
         if cand.registry is not None:
             registries.add(cand.registry)
         if _substituted(cand.constraint):

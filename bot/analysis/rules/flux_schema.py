@@ -294,9 +294,15 @@ def _targets(repo: Snapshot) -> Iterator[_Target]:
     build = repo.build
     if build.has_clusters:
         seen: set[tuple[str, int, int]] = set()
+        broken: dict[str, bool] = {}
         for cluster in build.clusters:
             for obj in cluster.objects():
-                if obj.id.group not in GROUPS or _broken(repo, obj.path):
+                if obj.id.group not in GROUPS:
+                    continue
+                is_broken = broken.get(obj.path)
+                if is_broken is None:
+                    is_broken = broken[obj.path] = _broken(repo, obj.path)
+                if is_broken:
                     continue
                 key = (obj.path, obj.res.doc, id(obj.node))
                 if key in seen:
@@ -365,6 +371,7 @@ def may_be_patched(repo: Snapshot, path: str) -> bool:
     return False
 
 
+@cache
 def _known_kind(group: str, kind: str) -> bool:
     return any(
         kind in kinds

@@ -329,14 +329,23 @@ class ClusterBuilder:
             found = self._docs_found[(marker, kind)] = list(self._scan_docs(marker, kind))
         return iter(found)
 
+    @cached_property
+    def _yaml_data(self) -> list[tuple[str, bytes]]:
+        # Read once for the handful of scans an entry point search makes (bootstrap
+        # Kustomizations, sources, FluxInstances, CRDs), each of every YAML file.
+        out = []
+        for path in self.repo.paths:
+            if path.endswith((".yaml", ".yml")):
+                data = self.repo.data(path)
+                if data:
+                    out.append((path, data))
+        return out
+
     def _scan_docs(
         self, marker: bytes, kind: bytes
     ) -> Iterator[tuple[str, int, ynodes.MappingNode]]:
-        for path in self.repo.paths:
-            if not path.endswith((".yaml", ".yml")):
-                continue
-            data = self.repo.data(path)
-            if not data or marker not in data or kind not in data:
+        for path, data in self._yaml_data:
+            if marker not in data or kind not in data:
                 continue
             if self.repo.problem(path) is not None:
                 continue
@@ -831,6 +840,7 @@ def _sync_kustomization(
 _GLOB = re.compile(r"[*?\[]")
 _BUILT = "flux-kustomization-build"
 _APPLIED = "flux-kustomization-applied"
+_SOURCE_VALUES = "substitute-from-values"
 
 
 def _same_nodes(entry: _Shared | _AfterBuild, theirs: tuple[ynodes.Node | None, ...]) -> bool:
@@ -1122,7 +1132,7 @@ class _Walk:
                     f"{kind} {ks.namespace}/{name} is not in the repository"
                 )
                 continue
-            vars.values.update(flux.source_values(found.res))
+            vars.values.update(self._source_values(found.res))
         for key, value in (
             (k.value, v)
             for k, v in getattr(yn.get(post, "substitute"), "value", [])
@@ -1134,6 +1144,21 @@ class _Walk:
                 f"its postBuild.substitute ({file}:{line})",
             )
         return vars
+
+    def _source_values(self, res: Resource) -> dict[str, flux.Var]:
+        """A substituteFrom source's variables, read once per object: home-ops clusters
+        give every Kustomization the same `cluster-settings`, and a build shared with
+        the other side of a change (or a kept analysis) hands over the same object."""
+        shared = getattr(self.b.repo, "shared", None)
+        if shared is None:
+            return flux.source_values(res)
+        key = (_SOURCE_VALUES, id(res))
+        found = shared.get(key)
+        if isinstance(found, tuple) and found[0] is res:
+            return found[1]  # type: ignore[no-any-return]
+        values = flux.source_values(res)
+        shared[key] = (res, values)
+        return values
 
     def _post_build(
         self, ks: FluxKustomization, post: ynodes.Node, vars: flux.Vars, resources: list[Resource]

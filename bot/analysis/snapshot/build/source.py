@@ -77,6 +77,10 @@ class RepoView(View):
         self._ignored: dict[str, bool] = {}
         self._shipped: dict[str, bool] = {}
         self._subdirs: dict[str, list[str]] | None = None
+        # A snapshot's files are fixed: the view asks its sets directly, since a
+        # kept build is checked against the view question by question.
+        self._path_set = files.path_set
+        self._dirs = files.dirs
 
     def _hidden(self, path: str) -> bool:
         """Whether the ignore rules leave `path` out. source-controller's archive walk
@@ -114,12 +118,12 @@ class RepoView(View):
         return self._subdirs.get(directory, [])
 
     def real(self, path: str) -> str | None:
-        if path in self.files.path_set and not self._hidden(path):
+        if path in self._path_set and (self.ignore is None or not self._hidden(path)):
             return path
         return None
 
     def is_dir(self, path: str) -> bool:
-        return path in self.files.dirs and self._shipped_dir(path)
+        return path in self._dirs and self._shipped_dir(path)
 
     def files_in(self, directory: str) -> list[str]:
         return sorted(p for p in self.files.children.get(directory, ()) if not self._hidden(p))
