@@ -238,6 +238,23 @@ def _values_pull_secrets(values: ys.Node | None) -> tuple[list[ys.Node], bool]:
     return found, credentials
 
 
+def _shared_values_pull_secrets(
+    repo: Snapshot, values: ys.Node | None
+) -> tuple[list[ys.Node], bool]:
+    """`_values_pull_secrets`, once per values node: a HelmRelease that nothing changed
+    is the same node on both sides of a change and in a kept analysis (its build is
+    shared), and its values are the largest tree a review walks for this rule."""
+    if values is None:
+        return [], False
+    key = ("values-pull-secrets", id(values))
+    found = repo.shared.get(key)
+    if isinstance(found, tuple) and found[0] is values:
+        return found[1], found[2]
+    lists, credentials = _values_pull_secrets(values)
+    repo.shared[key] = (values, lists, credentials)
+    return lists, credentials
+
+
 def _holds(repo: Snapshot, path: str, needle: bytes) -> bool:
     """A cheap look at the bytes before composing a document: most files hold no
     reference at all."""
@@ -299,7 +316,7 @@ def _release_refs(
     if not target or "${" in target:
         return
     release = f"HelmRelease {i.namespace}/{i.name}"
-    lists, credentials = _values_pull_secrets(ys.get(spec, "values"))
+    lists, credentials = _shared_values_pull_secrets(repo, ys.get(spec, "values"))
     if credentials:
         return
     for node_list in lists:

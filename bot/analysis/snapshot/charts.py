@@ -26,7 +26,7 @@ class ChartsIndex:
     def charts(self) -> list[Chart]:
         charts = []
         for path in self.files.paths:
-            if posixpath.basename(path) != "Chart.yaml":
+            if not path.endswith("Chart.yaml") or posixpath.basename(path) != "Chart.yaml":
                 continue
             directory = posixpath.dirname(path)
             ignore_path = f"{directory}/.helmignore" if directory else ".helmignore"

@@ -30,7 +30,10 @@ class KustomizeIndex:
     def kustomizations(self) -> dict[str, KustomizationFile]:
         result = {}
         for path in self.files.paths:
-            if posixpath.basename(path) in KUSTOMIZATION_FILES:
+            if (
+                path.endswith(KUSTOMIZATION_FILES)
+                and posixpath.basename(path) in KUSTOMIZATION_FILES
+            ):
                 result[path] = self.files.of_file(
                     "kustomization-file", path, self._read_kustomization
                 )

@@ -128,7 +128,7 @@ class SourcesIndex:
     def source_ignore(self) -> SourceIgnore:
         files = {}
         for path in self.files.paths:
-            if posixpath.basename(path) == ".sourceignore":
+            if path.endswith(".sourceignore") and posixpath.basename(path) == ".sourceignore":
                 files[posixpath.dirname(path)] = self.files.text(path) or ""
         extra: list[str] = []
         own: set[str] = set()
@@ -157,6 +157,6 @@ class SourcesIndex:
         files = {
             posixpath.dirname(path): self.files.text(path) or ""
             for path in self.files.paths
-            if posixpath.basename(path) == ".gitignore"
+            if path.endswith(".gitignore") and posixpath.basename(path) == ".gitignore"
         }
         return SourceIgnore(files)

@@ -387,7 +387,7 @@ class ClusterBuilder:
             self._sourceignore_files = {
                 posixpath.dirname(p): self.repo.text(p) or ""
                 for p in self.repo.paths
-                if posixpath.basename(p) == ".sourceignore"
+                if p.endswith(".sourceignore") and posixpath.basename(p) == ".sourceignore"
             }
         return self._sourceignore_files
 
@@ -395,8 +395,19 @@ class ClusterBuilder:
         key = ("repo", ignore_text or "")
         view = self._views.get(key)
         if view is None:
-            extra = split_lines(ignore_text) if ignore_text else None
-            view = RepoView(self.repo, SourceIgnore(self.sourceignore_files(), extra), label)
+            # The rules and their answer for each path are those of the rules' text alone:
+            # every snapshot with the same `.sourceignore` files and `spec.ignore` shares
+            # them, instead of matching each of its paths again.
+            files = self.sourceignore_files()
+            shared = getattr(self.repo, "shared", None)
+            rules_key = (_IGNORE_RULES, tuple(sorted(files.items())), ignore_text or "")
+            rules = shared.get(rules_key) if shared is not None else None
+            if not isinstance(rules, tuple):
+                extra = split_lines(ignore_text) if ignore_text else None
+                rules = (SourceIgnore(files, extra), {})
+                if shared is not None:
+                    shared[rules_key] = rules
+            view = RepoView(self.repo, rules[0], label, rules[1])
             self._views[key] = view
         return view
 
@@ -546,7 +557,7 @@ class ClusterBuilder:
         # `flux bootstrap` writes <dir>/flux-system/gotk-components.yaml and gotk-sync.yaml;
         # a repository may keep the first and leave the second out (or hold a placeholder).
         for path in self.repo.paths:
-            if posixpath.basename(path) not in ("gotk-components.yaml", "gotk-sync.yaml"):
+            if not path.endswith(("/gotk-components.yaml", "/gotk-sync.yaml")):
                 continue
             flux_dir = posixpath.dirname(path)
             if posixpath.basename(flux_dir) != BOOTSTRAP_NAME:
@@ -841,6 +852,7 @@ _GLOB = re.compile(r"[*?\[]")
 _BUILT = "flux-kustomization-build"
 _APPLIED = "flux-kustomization-applied"
 _SOURCE_VALUES = "substitute-from-values"
+_IGNORE_RULES = "source-ignore-rules"
 
 
 def _same_nodes(entry: _Shared | _AfterBuild, theirs: tuple[ynodes.Node | None, ...]) -> bool:

@@ -131,7 +131,11 @@ class BuildModel:
         k = self._builder.kustomizer(view)
         out = []
         for path in snap.paths:
-            if posixpath.basename(path) not in KUSTOMIZATION_FILES or path in self._files:
+            if (
+                not path.endswith(KUSTOMIZATION_FILES)
+                or posixpath.basename(path) not in KUSTOMIZATION_FILES
+                or path in self._files
+            ):
                 continue
             role = snap.chart_role(path)
             if role is not None and role[1] == "templates":

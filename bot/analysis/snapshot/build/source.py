@@ -70,11 +70,18 @@ class View:
 class RepoView(View):
     """This repository at the revision checked, through a source's ignore rules."""
 
-    def __init__(self, files: RepoFiles, ignore: SourceIgnore | None, label: str) -> None:
+    def __init__(
+        self,
+        files: RepoFiles,
+        ignore: SourceIgnore | None,
+        label: str,
+        ignored: dict[str, bool] | None = None,
+    ) -> None:
+        """`ignored`: what `ignore` answered for each path, when other views share it."""
         self.files = files
         self.ignore = ignore
         self.label = label
-        self._ignored: dict[str, bool] = {}
+        self._ignored: dict[str, bool] = ignored if ignored is not None else {}
         self._shipped: dict[str, bool] = {}
         self._subdirs: dict[str, list[str]] | None = None
         # A snapshot's files are fixed: the view asks its sets directly, since a
