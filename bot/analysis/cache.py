@@ -35,6 +35,9 @@ class Carried(dict[object, object]):
         super().__init__()
         self._previous = previous if previous is not None else {}
 
+    # Asked tens of thousands of times per analysis (every parse, per-file index and
+    # build lookup): a key already taken over is answered by the dict's own lookup,
+    # `self[key]` without a call into Python.
     def __contains__(self, key: object) -> bool:
         if dict.__contains__(self, key):
             return True
@@ -44,18 +47,28 @@ class Carried(dict[object, object]):
         dict.__setitem__(self, key, found)
         return True
 
-    def __getitem__(self, key: object) -> object:
-        if self.__contains__(key):
-            return dict.__getitem__(self, key)
-        raise KeyError(key)
+    def __missing__(self, key: object) -> object:
+        found = self._previous.get(key, _MISSING)
+        if found is _MISSING:
+            raise KeyError(key)
+        dict.__setitem__(self, key, found)
+        return found
 
     def get(self, key: object, default: object = None) -> object:
-        return dict.__getitem__(self, key) if self.__contains__(key) else default
+        found = dict.get(self, key, _MISSING)
+        if found is _MISSING:
+            found = self._previous.get(key, _MISSING)
+            if found is _MISSING:
+                return default
+            dict.__setitem__(self, key, found)
+        return found
 
     def setdefault(self, key: object, default: object = None) -> object:
-        if not self.__contains__(key):
+        found = self.get(key, _MISSING)
+        if found is _MISSING:
             dict.__setitem__(self, key, default)
-        return dict.__getitem__(self, key)
+            return default
+        return found
 
     def kept(self) -> dict[object, object]:
         """What this analysis used, for the next one."""

@@ -105,7 +105,16 @@ class KubeVersions:
 
     @cached_property
     def _repository_hint(self) -> clusterversion.FoundVersion | None:
-        return clusterversion.detect(self._parsed(self._repo.paths))
+        return clusterversion.detect(self._hinted.items())
+
+    @cached_property
+    def _hinted(self) -> dict[str, list[Any]]:
+        """Every file that may say a version, in path order, with its documents: one pass
+        over the repository serves each cluster's files and the repository's."""
+        return dict(self._parsed(self._repo.paths))
+
+    def _parsed_of(self, paths: set[str]) -> Iterator[tuple[str, list[Any]]]:
+        return ((p, docs) for p, docs in self._hinted.items() if p in paths)
 
     def _parsed(self, paths: Any) -> Iterator[tuple[str, list[Any]]]:
         repo = self._repo
@@ -144,7 +153,7 @@ class KubeVersions:
             return KubeVersion(configured, "the config's kubernetes_version", True)
         hint = None
         if cluster is not None:
-            hint = clusterversion.detect(self._parsed(cluster.files))
+            hint = clusterversion.detect(self._parsed_of(cluster.files))
         if hint is None:
             hint = self._repository_hint
         if hint is not None:

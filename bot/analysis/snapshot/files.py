@@ -74,8 +74,9 @@ class FilesIndex:
     def text(self, path: str) -> str | None:
         blob = self.tree.blob_id(path)
         key = ("text", blob) if blob else ("text-path", path, self._token)
-        if key in self._cache:
-            return self._cache[key]  # type: ignore[return-value]
+        found = self._cache.get(key, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]
         data = self.data(path)
         text = ys.decode(data) if data is not None else None
         self._cache[key] = text
@@ -85,8 +86,9 @@ class FilesIndex:
         """The YAML check and document summary of a file, cached by content."""
         blob = self.tree.blob_id(path)
         key = ("yaml", blob) if blob else ("yaml-path", path, self._token)
-        if key in self._cache:
-            return self._cache[key]  # type: ignore[return-value]
+        found = self._cache.get(key, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]
         data = self.data(path)
         result = ys.scan(data) if data is not None else ys.YamlInfo(None, [])
         self._cache[key] = result
@@ -132,8 +134,9 @@ class FilesIndex:
         """Parsed documents of a valid YAML file; [] when it does not parse."""
         blob = self.tree.blob_id(path)
         key = ("docs", blob) if blob else ("docs-path", path, self._token)
-        if key in self._cache:
-            return self._cache[key]  # type: ignore[return-value]
+        found = self._cache.get(key, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]
         docs: list[ys.Node] = []
         data = self.data(path)
         if data is not None and self.problem(path) is None:
@@ -154,8 +157,9 @@ class FilesIndex:
             return docs
         blob = self.tree.blob_id(path)
         key = ("helm-docs", blob) if blob else ("helm-docs-path", path, self._token)
-        if key in self._cache:
-            return self._cache[key]  # type: ignore[return-value]
+        found = self._cache.get(key, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]
         data = self.data(path)
         if data is not None and ys.scan(data, duplicate_keys_allowed=True).problem is None:
             try:
