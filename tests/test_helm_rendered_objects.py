@@ -277,3 +277,35 @@ def test_only_the_remote_chart_release_the_change_touches_is_said_to_be_unrender
     assert [why.split(":")[0] for why in k.unknown] == [
         "HelmRelease flux-system/redis is not rendered after the change"
     ]
+
+
+def test_a_kept_walk_of_the_base_renders_as_a_fresh_one(renderer):
+    # The worker's last review analysed the base tree itself: this review's base copies
+    # that walk, and what Helm installs joins the copy, never the walk it keeps.
+    from bot.analysis.cache import RepositoryCaches
+
+    base = platform()
+    head = dict(base)
+    head["apps/release.yaml"] = release(
+        "registry: ghcr.io/example\ntag: '1.1'\npullSecret: ghcr-pull\n"
+    )
+    fresh = analyze(tree(head), tree(base), renderer=renderer, incremental=False)
+    caches = RepositoryCaches(1 << 30)
+    base_tree = tree(base)
+    cache = caches.begin("repo")
+    alone = analyze(base_tree, renderer=renderer, cache=cache)
+    caches.end("repo", cache, 1)
+    for _ in range(2):
+        cache = caches.begin("repo")
+        kept = analyze(tree(head), base_tree, renderer=renderer, cache=cache)
+        caches.end("repo", cache, 1)
+        assert not kept.errors, kept.errors
+        assert (kept.findings, kept.impact, kept.diff, kept.notes) == (
+            fresh.findings,
+            fresh.impact,
+            fresh.diff,
+            fresh.notes,
+        )
+    cache = caches.begin("repo")
+    again = analyze(base_tree, renderer=renderer, cache=cache)
+    assert (again.findings, again.notes) == (alone.findings, alone.notes)

@@ -59,6 +59,21 @@ def test_sharing_between_base_head_and_reviews_changes_no_finding(
         if not full == shared == kept:
             differ.append((number, sorted(head), full, shared, kept))
         if base is not None:
+            # The base is the very tree the worker's last review analysed: its clusters
+            # are a copy of that walk.
+            cfg = helpers.config_from(config) if isinstance(config, str) else config
+            base_tree = helpers.tree(base)
+            carried = caches.begin("same trees")
+            analyze(base_tree, config=cfg, cache=carried)
+            caches.end("same trees", carried, 1)
+            carried = caches.begin("same trees")
+            again = _outcome(
+                analyze(helpers.tree(head), base_tree, config=cfg, report_all=True, cache=carried)
+            )
+            caches.end("same trees", carried, 1)
+            if again != full:
+                differ.append((number, sorted(head), full, again))
+        if base is not None:
             # Only what the change introduces: rules may then leave out, on both sides,
             # objects the change left as they were (flux-schema, kubernetes-schema).
             introduced = [(f, anchor) for f, anchor in full[0] if f.introduced]
@@ -163,6 +178,42 @@ def test_the_next_review_of_a_repository_parses_nothing_it_kept(
     # the first review composed every distinct content once (base and head share what
     # did not change); the second only the one file its pull request changed
     assert counts == [len(set(base.values()) | set(first.values())), 1]
+
+
+def test_a_tree_the_last_review_walked_is_not_walked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = _home_ops(6)
+    head = homeops.pull_request(base, 3)
+    walks: list[str] = []
+    real = clusters._Walk.run
+
+    def counted(self: Any) -> None:
+        walks.append(self.cluster.name)
+        real(self)
+
+    monkeypatch.setattr(clusters._Walk, "run", counted)
+    caches = RepositoryCaches(1 << 30)
+    base_tree = DictTree(base)
+    cache = caches.begin("repo")
+    analyze(base_tree, cache=cache)
+    caches.end("repo", cache, 1)
+    assert len(walks) == 1
+    fresh = analyze(DictTree(head), DictTree(base), incremental=False, report_all=True)
+    for _ in range(2):
+        walks.clear()
+        cache = caches.begin("repo")
+        result = analyze(DictTree(head), base_tree, cache=cache, report_all=True)
+        caches.end("repo", cache, 1)
+        # each review walks its head; the base is the tree walked before
+        assert len(walks) == 1
+        assert _outcome(result) == _outcome(fresh)
+        assert result.diff == fresh.diff
+    # another config is another walk
+    walks.clear()
+    cache = caches.begin("repo")
+    analyze(base_tree, config=helpers.config_from("raw_paths: [kubernetes/apps]\n"), cache=cache)
+    assert walks
 
 
 def test_a_worker_keeps_what_fits_its_budget_least_recently_reviewed_out_first() -> None:

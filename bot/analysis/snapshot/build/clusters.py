@@ -24,6 +24,7 @@ OCI artifact, a source that is not applied) is listed as such, never guessed.
 
 from __future__ import annotations
 
+import copy
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 import yaml
 from yaml import nodes as ynodes
 
+from bot.analysis.cache import Carried
 from bot.analysis.ignorefiles import SourceIgnore
 from bot.analysis.lines import split_lines
 from bot.analysis.model import BOOTSTRAP_NAME, Reader, normalize_git_url, secure_join
@@ -801,17 +803,64 @@ class ClusterBuilder:
         return built, True
 
     def build(self) -> list[Cluster]:
+        """Every cluster, walked; or, when a kept analysis walked this very tree with the
+        same config, a copy of its walk (the base of a worker's next pull request is
+        almost always a tree it analysed last: the one each review compares with)."""
+        shared = getattr(self.repo, "shared", None)
+        tree = getattr(self.repo, "tree", None)
+        key = (_WALKED, id(tree))
+        if shared is not None and tree is not None:
+            kept = shared.get(key)
+            if (
+                isinstance(kept, _KeptWalk)
+                and kept.tree is tree
+                and kept.config == self.config
+                and kept.self_urls == self.repo.self_urls
+            ):
+                return [self._revived(c) for c in kept.clusters]
         entries = self.entry_points()
         if not any(e.kind not in ("raw_paths",) for e, _ in entries):
             entries.extend(self._fallback_entries())
         clusters = []
+        walks = []
         for entry, roots in entries:
             cluster = Cluster(entry)
             walk = _Walk(self, cluster, roots)
             walk.run()
             cluster.source_of = walk.source_view
             clusters.append(cluster)
+            walks.append(walk)
+        # Only a cache kept for later analyses (a worker's) can meet this tree again.
+        if isinstance(shared, Carried) and tree is not None:
+            frozen = [_frozen(w) for w in walks]
+            if all(f is not None for f in frozen):
+                shared[key] = _KeptWalk(
+                    tree,
+                    self.config,
+                    frozenset(self.repo.self_urls),
+                    [f for f in frozen if f is not None],
+                )
         return clusters
+
+    def _revived(self, kept: _KeptCluster) -> Cluster:
+        """A kept cluster as this snapshot's own: new Kustomizations and applied objects
+        (what Helm installs joins them later), a walk over them for the sources."""
+        cluster = Cluster(kept.entry)
+        made: list[FluxKustomization] = []
+        for fields, parent, objects in kept.kustomizations:
+            k = copy.copy(fields)
+            k.unknown = list(fields.unknown)
+            k.undefined = list(fields.undefined)
+            k.opaque = list(fields.opaque)
+            k.flux_problems = list(fields.flux_problems)
+            k.parent = made[parent] if parent is not None else None
+            k.objects = [Applied(oid, res, k) for oid, res in objects]
+            made.append(k)
+        cluster.kustomizations = made
+        walk = _Walk(self, cluster, [made[i] for i in kept.roots])
+        walk.restore()
+        cluster.source_of = walk.source_view
+        return cluster
 
 
 def kustfile_join(entry: kustfile.Entry) -> str | None:
@@ -852,6 +901,8 @@ _GLOB = re.compile(r"[*?\[]")
 _BUILT = "flux-kustomization-build"
 _APPLIED = "flux-kustomization-applied"
 _SOURCE_VALUES = "substitute-from-values"
+_WALKED = "clusters-walked"
+_SUBSTITUTED = "post-build-substituted"
 _IGNORE_RULES = "source-ignore-rules"
 
 
@@ -869,6 +920,60 @@ def _same_nodes(entry: _Shared | _AfterBuild, theirs: tuple[ynodes.Node | None, 
         return all(p == yn.fingerprint(b) for p, b in zip(prints, theirs, strict=True))
     except RecursionError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Substituted:
+    """One object after postBuild substitution with some variables, and what it found."""
+
+    res: Resource
+    values: tuple[object, ...]
+    new: Resource
+    undefined: list[flux.Undefined]
+    opaque: list[tuple[str, int, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptCluster:
+    """One cluster's walk without its reference cycles: each Kustomization's fields
+    (with no parent and no objects), the index of its parent and its objects' ids and
+    content, in the walk's order; and which of them are the roots."""
+
+    entry: EntryPoint
+    kustomizations: list[tuple[FluxKustomization, int | None, list[tuple[ObjectId, Resource]]]]
+    roots: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptWalk:
+    """Every cluster of one tree, walked with one config and set of own URLs."""
+
+    tree: object
+    config: object
+    self_urls: frozenset[str]
+    clusters: list[_KeptCluster]
+
+
+def _frozen(walk: _Walk) -> _KeptCluster | None:
+    at: dict[int, int] = {}
+    kustomizations: list[tuple[FluxKustomization, int | None, list[tuple[ObjectId, Resource]]]] = []
+    for k in walk.cluster.kustomizations:
+        parent = at.get(id(k.parent)) if k.parent is not None else None
+        if (k.parent is not None and parent is None) or any(o.rendered_by for o in k.objects):
+            return None
+        fields = copy.copy(k)
+        fields.parent = None
+        fields.objects = []
+        fields.unknown = list(k.unknown)
+        fields.undefined = list(k.undefined)
+        fields.opaque = list(k.opaque)
+        fields.flux_problems = list(k.flux_problems)
+        at[id(k)] = len(kustomizations)
+        kustomizations.append((fields, parent, [(o.id, o.res) for o in k.objects]))
+    roots = [at.get(id(r)) for r in walk.roots]
+    if any(i is None for i in roots):
+        return None
+    return _KeptCluster(walk.cluster.entry, kustomizations, [i for i in roots if i is not None])
 
 
 @dataclass(frozen=True, slots=True)
@@ -896,6 +1001,14 @@ class _AfterBuild:
     unknown: list[Unknown]
     problems: list[BuildProblem]
     prints: list[object] = field(default_factory=list)
+
+
+def _walk_key(ks: FluxKustomization) -> tuple[str, str]:
+    return (
+        (ks.namespace, ks.name)
+        if ks.kind == "Kustomization"
+        else (ks.kind + ":" + ks.namespace, ks.name)
+    )
 
 
 class _Walk:
@@ -942,6 +1055,15 @@ class _Walk:
                 root.node, root.res, root.spec_known = res.node, res, True
                 return
 
+    def restore(self) -> None:
+        """The walk's indexes, from the Kustomizations of a kept walk (in their order,
+        the order in which `run` processed them)."""
+        for ks in self.cluster.kustomizations:
+            self.by_name[_walk_key(ks)] = ks
+            for obj in ks.objects:
+                key = (obj.id.group, obj.id.kind, obj.id.namespace, obj.id.name)
+                self.index.setdefault(key, obj)
+
     def run(self) -> None:
         for root in self.roots:
             self._settle_root(root)
@@ -957,11 +1079,7 @@ class _Walk:
                 final = True
                 queue, waiting = waiting, []
             ks = queue.pop(0)
-            key = (
-                (ks.namespace, ks.name)
-                if ks.kind == "Kustomization"
-                else (ks.kind + ":" + ks.namespace, ks.name)
-            )
+            key = _walk_key(ks)
             if ks.kind == "Kustomization" and key in self.by_name and self.by_name[key] is not ks:
                 continue  # applied twice: object-applied-twice's, followed once
             before = len(self.index)
@@ -1178,11 +1296,31 @@ class _Walk:
         if not vars.runs(yn.text(yn.get(post, "substituteStrategy"))):
             return resources
         out = []
+        # A Kustomization whose build changed (cluster-apps, when one app's ks.yaml did)
+        # still yields, for what the change left alone, the nodes of the kept build:
+        # each is substituted once per variables, not walked again.
+        shared = getattr(self.b.repo, "shared", None)
+        strict = bool(self.strict)
+        values = vars.key()
         for res in resources:
             if flux.opted_out(res):
                 out.append(res)
                 continue
-            new, undefined, opaque = flux.substitute(res, vars, bool(self.strict), ks.label)
+            key = (_SUBSTITUTED, id(res.node), ks.label, strict, hash(values))
+            found = shared.get(key) if shared is not None else None
+            if (
+                isinstance(found, _Substituted)
+                and found.res.node is res.node
+                and found.res == res
+                and found.values == values
+            ):
+                # Unchanged by substitution: this very object, as `substitute` gives it.
+                new = res if found.new is found.res else found.new
+                undefined, opaque = found.undefined, found.opaque
+            else:
+                new, undefined, opaque = flux.substitute(res, vars, strict, ks.label)
+                if shared is not None:
+                    shared[key] = _Substituted(res, values, new, undefined, opaque)
             ks.undefined.extend(undefined)
             ks.opaque.extend(opaque)
             if "${" in new.name or "${" in (new.namespace or ""):
