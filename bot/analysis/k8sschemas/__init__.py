@@ -111,8 +111,12 @@ def is_builtin(api_version: str, kind: str) -> bool:
 def is_builtin_group(api_version: str) -> bool:
     """Whether the group of this apiVersion is one of Kubernetes' own: a kind of it that no
     vendored minor knows is not a custom resource."""
-    group = api_version.rpartition("/")[0]
-    return any(api.rpartition("/")[0] == group for r in releases() for api in r.kinds)
+    return api_version.rpartition("/")[0] in _builtin_groups()
+
+
+@cache
+def _builtin_groups() -> frozenset[str]:
+    return frozenset(api.rpartition("/")[0] for r in releases() for api in r.kinds)
 
 
 def parse_minor(text: str) -> Minor | None:
