@@ -1302,11 +1302,12 @@ class _Walk:
         shared = getattr(self.b.repo, "shared", None)
         strict = bool(self.strict)
         values = vars.key()
+        values_hash = hash(values)
         for res in resources:
             if flux.opted_out(res):
                 out.append(res)
                 continue
-            key = (_SUBSTITUTED, id(res.node), ks.label, strict, hash(values))
+            key = (_SUBSTITUTED, id(res.node), ks.label, strict, values_hash)
             found = shared.get(key) if shared is not None else None
             if (
                 isinstance(found, _Substituted)
