@@ -84,6 +84,19 @@ def test_sharing_between_base_head_and_reviews_changes_no_finding(
     assert differ == [], f"{len(differ)} of {len(cases)} repositories differ"
 
 
+def _calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, what: Any) -> list[Any]:
+    """What each call of `owner.name` was about (`what` of its arguments), in order."""
+    seen: list[Any] = []
+    real = getattr(owner, name)
+
+    def counted(*args: Any) -> Any:
+        seen.append(what(*args))
+        return real(*args)
+
+    monkeypatch.setattr(owner, name, counted)
+    return seen
+
+
 def _home_ops(apps: int) -> dict[str, bytes]:
     return {p: t.encode() for p, t in homeops.generate(apps).items()}
 
@@ -128,14 +141,7 @@ def test_a_pull_request_shares_every_build_its_change_does_not_reach(
 ) -> None:
     base = _home_ops(8)
     head = homeops.pull_request(base, 3)
-    built: list[str] = []
-    real = clusters.ClusterBuilder._build_once
-
-    def counted(self: Any, k: Any, directory: str, *args: Any) -> Any:
-        built.append(directory)
-        return real(self, k, directory, *args)
-
-    monkeypatch.setattr(clusters.ClusterBuilder, "_build_once", counted)
+    built = _calls(monkeypatch, clusters.ClusterBuilder, "_build_once", lambda _self, _k, d, *_: d)
     analyze(DictTree(base))
     alone = len(built)
     built.clear()
@@ -185,14 +191,7 @@ def test_a_tree_the_last_review_walked_is_not_walked_again(
 ) -> None:
     base = _home_ops(6)
     head = homeops.pull_request(base, 3)
-    walks: list[str] = []
-    real = clusters._Walk.run
-
-    def counted(self: Any) -> None:
-        walks.append(self.cluster.name)
-        real(self)
-
-    monkeypatch.setattr(clusters._Walk, "run", counted)
+    walks = _calls(monkeypatch, clusters._Walk, "run", lambda walk: walk.cluster.name)
     caches = RepositoryCaches(1 << 30)
     base_tree = DictTree(base)
     cache = caches.begin("repo")
