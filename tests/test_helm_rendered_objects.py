@@ -220,6 +220,7 @@ def test_a_values_change_is_the_rendered_objects_change(renderer):
             "added": [],
             "changed": ["Deployment shop/web", "HelmRelease shop/web"],
             "removed": [],
+            "moved_from": {},
             "unknown": [],
             "fails": [],
         }

@@ -61,6 +61,7 @@ def test_a_change_lists_what_each_cluster_gets() -> None:
                 "added": [],
                 "changed": ["Deployment web"],
                 "removed": ["ConfigMap debug"],
+                "moved_from": {},
                 "unknown": [],
                 "fails": [],
             }
@@ -204,3 +205,20 @@ def test_a_change_no_cluster_can_apply_names_no_unfollowed_kustomization() -> No
     assert cluster.unfollowed == [
         "Flux Kustomization flux-system/apps (its source is OCIRepository flux-system/apps)"
     ]
+
+
+def test_an_object_defined_in_another_file_is_said_moved_as_the_diff_says() -> None:
+    base = two_clusters()
+    head = {p: c for p, c in base.items() if p != "apps/base/web.yaml"}
+    head["apps/base/kustomization.yaml"] = kustomization(["deployment.yaml", "settings.yaml"])
+    head["apps/base/deployment.yaml"] = deployment("web", "ghcr.io/example/web:1.1")
+    result = analyze(tree(head), tree(base))
+    assert result.impact is not None
+    for cluster in result.impact:
+        [k] = cluster.kustomizations
+        assert k.changed == ["Deployment web"]
+        assert k.moved == {"Deployment web": "apps/base/web.yaml"}
+    text = "\n".join(impact_lines(result.impact))
+    assert "1 moved (Deployment web from apps/base/web.yaml)" in text and "changed" not in text
+    assert result.diff is not None
+    assert {o.change for c in result.diff for k in c.kustomizations for o in k.objects} == {"moved"}

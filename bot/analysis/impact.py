@@ -26,6 +26,9 @@ class KustomizationImpact:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # Changed objects now defined in another file (the diff's "moved"): among `changed`,
+    # each with the file it came from.
+    moved: dict[str, str] = field(default_factory=dict)
     # Why the head's build is not fully known (then nothing is said to be removed).
     unknown: list[str] = field(default_factory=list)
     # Why kustomize or Flux fails the head's build: nothing of it is applied (nothing
@@ -38,6 +41,7 @@ class KustomizationImpact:
             "added": self.added,
             "changed": self.changed,
             "removed": self.removed,
+            "moved_from": self.moved,
             "unknown": self.unknown,
             "fails": self.fails,
         }
@@ -282,6 +286,11 @@ def cluster_impact(
                 if why in cp.news and why not in k.unknown
             ]
             k.changed = [str(p.new[key].id) for key in p.changed()]
+            k.moved = {
+                str(p.new[key].id): p.old[key].path
+                for key in p.changed()
+                if p.old[key].path != p.new[key].path
+            }
             k.fails = list(p.fails_new)
             k.unknown = [why for why in k.unknown if why not in p.fails]
             if k.added or k.changed or k.removed or k.fails or (k.unknown and p.old_ks is not None):

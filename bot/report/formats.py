@@ -113,11 +113,14 @@ def impact_lines(impact: Sequence[ClusterImpact]) -> list[str]:
     for c in impact:
         lines.append(f"Cluster {c.cluster}:")
         for k in c.kustomizations:
+            changed = [c for c in k.changed if c not in k.moved]
+            moved = [f"{c} from {k.moved[c]}" for c in k.changed if c in k.moved]
             parts = [
                 f"{len(items)} {what} ({_names(items)})"
                 for what, items in (
                     ("added", k.added),
-                    ("changed", k.changed),
+                    ("changed", changed),
+                    ("moved", moved),
                     ("removed", k.removed),
                 )
                 if items

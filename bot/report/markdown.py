@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from bot.analysis.diff import ClusterDiff, Redactor
 from bot.analysis.findings import Finding, Severity, Side
-from bot.analysis.impact import ClusterImpact
+from bot.analysis.impact import ClusterImpact, KustomizationImpact
 from bot.analysis.options import fails
 from bot.report.diff import section
 
@@ -131,6 +131,12 @@ def findings_table(
 # -- impact ----------------------------------------------------------------------------------
 
 
+def _marked_moves(k: KustomizationImpact) -> list[str]:
+    """The changed objects, those now defined in another file said so (the diff's
+    "moved")."""
+    return [f"{c} (moved from {k.moved[c]})" if c in k.moved else c for c in k.changed]
+
+
 def _objects(items: Sequence[str]) -> str:
     if not items:
         return "–"
@@ -164,7 +170,7 @@ def impact_section(impact: Sequence[ClusterImpact] | None, heading: str = "###")
         for k in cluster.kustomizations:
             out += (
                 f"| {cell(k.label, 300)} | {cell(_objects(k.added), 600)} | "
-                f"{cell(_objects(k.changed), 600)} | {cell(_objects(k.removed), 600)} |"
+                f"{cell(_objects(_marked_moves(k)), 600)} | {cell(_objects(k.removed), 600)} |"
             )
             if unknown:
                 why = [f"fails to build: {f}" for f in k.fails[:3]] + k.unknown[:3]
