@@ -115,6 +115,8 @@ class Action:
 
 
 def _strip_comment(line: str) -> str:
+    if "#" not in line:
+        return line  # most lines: nothing to find, and quotes only matter for a `#`
     quote = ""
     for i, ch in enumerate(line):
         if quote:
