@@ -278,39 +278,23 @@ def _digest(value: Any) -> str:
 # --- values as the API server receives them --------------------------------------------
 
 
-def value_of(node: ynodes.Node | None, path: str, depth: int = 0) -> Any:
+def value_of(node: ynodes.Node | None) -> Any:
     """The JSON value of a built object's node, with `Unjudged` where the value is not
     known here: a value Flux substitutes from outside the repository or from a Secret, a
     plain scalar whose type YAML readers disagree on (`yes`), and a SOPS-encrypted value
     (`ENC[...]`: kustomize-controller decrypts it before it applies the object), and
     Helm template syntax in a file applied raw (helm-template-in-raw-manifest's)."""
-    if node is None:
-        return None
+    return yn.to_value(node, 0, _judged)
+
+
+def _judged(node: ynodes.Node, depth: int) -> Any:
     if depth > 300:
         return Unjudged(None)
     mark = node.start_mark
     if isinstance(mark, yn.Origin) and (mark.secret or (mark.via or "").startswith("not known")):
         return Unjudged(node.value if isinstance(node, ynodes.ScalarNode) else None)
-    if isinstance(node, ynodes.MappingNode):
-        out: dict[str, Any] = {}
-        merged: dict[str, Any] = {}
-        for k, v in node.value:
-            if not isinstance(k, ynodes.ScalarNode):
-                continue
-            if k.tag == "tag:yaml.org,2002:merge":
-                sources = v.value if isinstance(v, ynodes.SequenceNode) else [v]
-                for source in sources:
-                    value = value_of(source, path, depth + 1)
-                    if isinstance(value, dict):
-                        for mk, mv in value.items():
-                            merged.setdefault(mk, mv)
-                continue
-            out[k.value] = value_of(v, path, depth + 1)
-        for mk, mv in merged.items():
-            out.setdefault(mk, mv)
-        return out
-    if isinstance(node, ynodes.SequenceNode):
-        return [value_of(v, path, depth + 1) for v in node.value]
+    if not isinstance(node, ynodes.ScalarNode):
+        return yn.WALK
     value = yn.to_value(node)
     if isinstance(value, yn.Unsure):
         return Unjudged(str(value))

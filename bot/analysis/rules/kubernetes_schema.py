@@ -97,7 +97,7 @@ def _judge(
 
 
 def _instance(target: Target) -> Any:
-    value = value_of(target.node, target.path)
+    value = value_of(target.node)
     if isinstance(value, dict) and isinstance(value.get("sops"), dict):
         # kustomize-controller decrypts an object that carries SOPS metadata and drops
         # the metadata before it applies it.

@@ -439,11 +439,23 @@ def resolve_plain(value: str) -> Any:
     return value
 
 
-def to_value(node: Node | None, depth: int = 0) -> Any:
+# What a `to_value` judge answers for a node it leaves to the usual reading.
+WALK = object()
+
+
+def to_value(
+    node: Node | None, depth: int = 0, judge: Callable[[Node, int], Any] | None = None
+) -> Any:
     """The JSON value the API server receives for a node. Merge keys (`<<`) are expanded
-    as kustomize does; a null field is kept (callers decide what the server drops)."""
+    as kustomize does; a null field is kept (callers decide what the server drops).
+    `judge`, when given, sees every node first (with its depth) and answers its value
+    instead, or `WALK` to have it read as usual."""
     if node is None:
         return None
+    if judge is not None:
+        judged = judge(node, depth)
+        if judged is not WALK:
+            return judged
     if depth > 300:
         raise RecursionError("nesting too deep")
     if isinstance(node, ynodes.MappingNode):
@@ -455,17 +467,17 @@ def to_value(node: Node | None, depth: int = 0) -> Any:
             if k.tag == "tag:yaml.org,2002:merge":
                 sources = v.value if isinstance(v, ynodes.SequenceNode) else [v]
                 for source in sources:
-                    value = to_value(source, depth + 1)
+                    value = to_value(source, depth + 1, judge)
                     if isinstance(value, dict):
                         for mk, mv in value.items():
                             merged.setdefault(mk, mv)
                 continue
-            out[k.value] = to_value(v, depth + 1)
+            out[k.value] = to_value(v, depth + 1, judge)
         for mk, mv in merged.items():
             out.setdefault(mk, mv)
         return out
     if isinstance(node, ynodes.SequenceNode):
-        return [to_value(v, depth + 1) for v in node.value]
+        return [to_value(v, depth + 1, judge) for v in node.value]
     assert isinstance(node, ynodes.ScalarNode)
     if not node.style and node.tag == _implicit_tag(node.value):
         # Plain, with the tag a resolver gives it: go-yaml v3 decides its type.
