@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -257,19 +256,11 @@ def _vendored(chart: Chart) -> bool:
     return any(part.lower() in _VENDOR_DIRS for part in chart.directory.split("/"))
 
 
-# Each snapshot's, found once: the registries rules, the renderer and the version rules
-# all ask, on both sides of a change.
-_DEPLOYED: weakref.WeakKeyDictionary[Snapshot, list[tuple[_Candidate, tuple[Chart, ...]]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _deployed(repo: Snapshot) -> list[tuple[_Candidate, tuple[Chart, ...]]]:
-    """References that deploy an in-repository chart, with the charts they may mean."""
-    found = _DEPLOYED.get(repo)
-    if found is None:
-        found = _DEPLOYED[repo] = list(_find_deployed(repo, _by_name(repo)))
-    return found
+    """References that deploy an in-repository chart, with the charts they may mean;
+    found once per snapshot: the registries rules, the renderer and the version rules
+    all ask, on both sides of a change."""
+    return repo.derived("deployed-charts", lambda repo: list(_find_deployed(repo, _by_name(repo))))
 
 
 def _find_deployed(

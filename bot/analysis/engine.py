@@ -261,7 +261,6 @@ def analyze(
             # Before the collector's thresholds are back: what the snapshots derived,
             # and the cache the caller does not keep, are freed here by reference
             # counting instead of walked by the collector.
-            kept = cache is not None and incremental
             while made:
                 # Popped, not iterated: a loop variable would keep the last snapshot,
                 # and all it shares, alive into the collection below.
@@ -269,7 +268,7 @@ def analyze(
                 if isinstance(made_here, dict):
                     made_here.clear()
                 else:
-                    made_here.release(kept)
+                    made_here.release()
                 del made_here
 
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -640,19 +639,16 @@ def _plan(
 
 
 _Deprecated = dict[tuple[str, str], dict[tuple[str, int], None]]
-# Each snapshot's plan, made once: a pull request's two sides each read the other's.
-_PLANS: weakref.WeakKeyDictionary[Snapshot, tuple[list[tuple[_Target, _Step]], _Deprecated]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _planned(repo: Snapshot) -> tuple[list[tuple[_Target, _Step]], _Deprecated]:
-    found = _PLANS.get(repo)
-    if found is None:
+    """Each snapshot's plan, made once: a pull request's two sides each read the other's."""
+
+    def make(repo: Snapshot) -> tuple[list[tuple[_Target, _Step]], _Deprecated]:
         deprecated: _Deprecated = {}
-        found = (list(_plan(repo, deprecated)), deprecated)
-        _PLANS[repo] = found
-    return found
+        return list(_plan(repo, deprecated)), deprecated
+
+    return repo.derived("flux-schema-plan", make)
 
 
 def _judged_as(target: _Target, version: FluxVersion, schema_id: str) -> tuple[object, ...]:

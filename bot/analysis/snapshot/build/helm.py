@@ -112,6 +112,11 @@ class ChangeScope:
     def bind(self, side: str, snapshot: Snapshot) -> None:
         self._sides[side] = snapshot
 
+    def clear(self) -> None:
+        """Forgets both sides: each snapshot holds this scope, so until then the two are
+        a reference cycle that only Python's cyclic collector would free."""
+        self._sides.clear()
+
     def other(self, side: str) -> Snapshot | None:
         return self._sides.get("base" if side == "head" else "head")
 
