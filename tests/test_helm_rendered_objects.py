@@ -270,7 +270,10 @@ def test_only_the_remote_chart_release_the_change_touches_is_said_to_be_unrender
     )
     head = dict(base)
     head["redis/release.yaml"] = helm_release("redis", version="1.0.1", source="bitnami")
-    impact = run(renderer, head, base).impact
+    # A comment is no change to what Flux applies, though the file is another blob.
+    head["kafka/release.yaml"] = "# owned by the data team\n" + base["kafka/release.yaml"]
+    result = run(renderer, head, base)
+    impact = result.impact
     assert impact is not None
     (k,) = [k for c in impact for k in c.kustomizations]
     assert k.label == "Flux Kustomization flux-system/redis"
@@ -278,6 +281,10 @@ def test_only_the_remote_chart_release_the_change_touches_is_said_to_be_unrender
     assert [why.split(":")[0] for why in k.unknown] == [
         "HelmRelease flux-system/redis is not rendered after the change"
     ]
+    # Each side built on its own (no object shared between them): releases are told
+    # apart by what they hold, with the same outcome.
+    alone = analyze(tree(head), tree(base), renderer=renderer, incremental=False)
+    assert (alone.impact, alone.notes) == (result.impact, result.notes)
 
 
 def test_a_kept_walk_of_the_base_renders_as_a_fresh_one(renderer):
