@@ -13,8 +13,10 @@ from bot.github.tarball import (
     ArchiveDamaged,
     SnapshotError,
     SnapshotTooLarge,
+    TarballContents,
     TarballLimits,
     read_tarball,
+    read_tarball_contents,
     safe_relative_path,
 )
 from tests.fakegithub import GitRepo
@@ -198,3 +200,134 @@ def test_a_tar_stopped_at_a_damaged_header_is_an_error_not_the_files_before_it(
     tar[offsets[len(offsets) // 2] + 148 : offsets[len(offsets) // 2] + 156] = b"0000000\0"
     with pytest.raises(ArchiveDamaged, match="could not read"):
         read_tarball(gzip.compress(bytes(tar)), TarballLimits())
+
+
+# -- the same files as Python's tarfile reads -------------------------------------------------
+
+
+def tarfile_reading(data: bytes, limits: TarballLimits) -> TarballContents:
+    """What `read_tarball_contents` must give, read with Python's tarfile."""
+    raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    files: dict[str, bytes] = {}
+    root: str | None = None
+    anomalies = too_large = 0
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as archive:
+        for member in archive:
+            top = member.name.split("/", 1)[0]
+            if root is None:
+                root = top
+            elif top != root:
+                anomalies += 1
+                continue
+            if member.isdir() or member.issym():
+                continue
+            path = safe_relative_path(member.name) if member.isreg() else None
+            if path is None:
+                anomalies += 1
+            elif member.size > limits.max_file:
+                too_large += 1
+            else:
+                handle = archive.extractfile(member)
+                assert handle is not None
+                files[path] = handle.read()
+    return TarballContents(files, anomalies=anomalies, too_large=too_large)
+
+
+DEEP = f"{ROOT}/" + "/".join(["d" * 60] * 5) + "/very-deep.yaml"  # over ustar's 255 too
+
+
+def varied_members(form: int) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    """Members of every kind tarfile writes, in format `form` (ustar has no room for a
+    name over 255 bytes or a link target over 100)."""
+    entries: list[tuple[str, bytes, bytes | None, str]] = [
+        (f"{ROOT}/", tarfile.DIRTYPE, None, ""),
+        (f"{ROOT}/apps/app.yaml", tarfile.REGTYPE, b"kind: Deployment\n", ""),
+        (f"{ROOT}/empty.yaml", tarfile.REGTYPE, b"", ""),
+        (f"{ROOT}/block.bin", tarfile.REGTYPE, bytes(range(256)) * 2, ""),
+        (f"{ROOT}/block-and-one.bin", tarfile.REGTYPE, b"b" * 513, ""),
+        (f"{ROOT}/big.bin", tarfile.REGTYPE, b"y" * 5000, ""),
+        (f"{ROOT}/contiguous.yaml", tarfile.CONTTYPE, b"c: 1\n", ""),
+        (f"{ROOT}/ünïcødé/ファイル.yaml", tarfile.REGTYPE, "ключ: значение\n".encode(), ""),
+        (f"{ROOT}/" + "p" * 120 + "/long-name.yaml", tarfile.REGTYPE, b"l: 1\n", ""),
+        (f"{ROOT}/.github/workflows/ci.yaml", tarfile.REGTYPE, b"on: push\n", ""),
+        (f"{ROOT}/./dots//x.yaml", tarfile.REGTYPE, b"x: 1\n", ""),
+        (f"{ROOT}/apps", tarfile.DIRTYPE, None, ""),
+        (f"{ROOT}/link.yaml", tarfile.SYMTYPE, None, "apps/app.yaml"),
+        (f"{ROOT}/hard.yaml", tarfile.LNKTYPE, None, f"{ROOT}/apps/app.yaml"),
+        (f"{ROOT}/fifo", tarfile.FIFOTYPE, None, ""),
+        (f"{ROOT}/tty", tarfile.CHRTYPE, None, ""),
+        (f"{ROOT}/disk", tarfile.BLKTYPE, None, ""),
+        (f"{ROOT}/../escape.yaml", tarfile.REGTYPE, b"e", ""),
+        (f"{ROOT}/apps/../../up.yaml", tarfile.REGTYPE, b"u", ""),
+        ("/etc/absolute.yaml", tarfile.REGTYPE, b"a", ""),
+        ("elsewhere/x.yaml", tarfile.REGTYPE, b"x", ""),
+        (f"{ROOT}/last.yaml", tarfile.REGTYPE, b"the end\n", ""),
+    ]
+    if form != tarfile.USTAR_FORMAT:
+        entries += [
+            (DEEP, tarfile.REGTYPE, b"deep: 1\n", ""),
+            (f"{ROOT}/long-link.yaml", tarfile.SYMTYPE, None, "t" * 150),
+            (f"{ROOT}/long-hard.yaml", tarfile.LNKTYPE, None, DEEP),
+            (DEEP.replace("very-deep", "deep-dir"), tarfile.DIRTYPE, None, ""),
+            (f"{ROOT}/after-the-long-ones.yaml", tarfile.REGTYPE, b"a: 2\n", ""),
+        ]
+    members = []
+    for name, kind, data, link in entries:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.mtime = kind, link, 1_700_000_000
+        info.size = len(data) if data is not None else 0
+        members.append((info, data))
+    return members
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["tar.gz", "tar"])
+@pytest.mark.parametrize(
+    "form",
+    [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT],
+    ids=["ustar", "gnu", "pax"],
+)
+def test_reads_what_tarfile_writes_as_tarfile_reads_it(form: int, compress: bool) -> None:
+    raw = io.BytesIO()
+    # A pax global header, as git archive writes one (the commit id).
+    pax = {"comment": "0123456789abcdef0123456789abcdef01234567"}
+    with tarfile.open(fileobj=raw, mode="w", format=form, pax_headers=pax) as tar:
+        for info, data in varied_members(form):
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    data = gzip.compress(raw.getvalue()) if compress else raw.getvalue()
+    limits = TarballLimits(max_file=4096)
+    expected = tarfile_reading(data, limits)
+    assert read_tarball_contents(data, limits) == expected
+    # The reading is no empty agreement: every kind of member came through as it should.
+    assert expected.files["ünïcødé/ファイル.yaml"] == "ключ: значение\n".encode()
+    assert expected.files["dots/x.yaml"] == b"x: 1\n"
+    # Hard links, devices, a FIFO, and names outside the root; one file over max_file.
+    hard_links = 1 if form == tarfile.USTAR_FORMAT else 2
+    assert (expected.anomalies, expected.too_large) == (7 + hard_links, 1)
+    if form != tarfile.USTAR_FORMAT:
+        assert expected.files[DEEP.split("/", 1)[1]] == b"deep: 1\n"
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "tar"])
+def test_reads_what_git_archive_writes_as_tarfile_reads_it(git_repo: GitRepo, fmt: str) -> None:
+    long_dir = "/".join(["segment-of-a-long-path"] * 8)  # over 155 bytes: a pax header
+    git_repo.write(
+        {
+            "apps/app.yaml": "kind: Deployment\n",
+            "empty.yaml": "",
+            "block.bin": bytes(range(256)) * 2,
+            "ünïcødé/ファイル.yaml": "ключ: значение\n",
+            "p" * 120 + "/ustar-prefix.yaml": "p: 1\n",
+            f"{long_dir}/pax-path.yaml": "x: 1\n",
+            ".github/workflows/ci.yaml": "on: push\n",
+            "big.bin": b"y" * 5000,
+        }
+    )
+    git_repo.symlink("link.yaml", "apps/app.yaml")
+    git_repo.symlink("long-link.yaml", "../" * 40 + "apps/app.yaml")
+    sha = git_repo.commit("varied")
+    data = git_repo.archive(sha, f"octo-org-gitops-{sha[:7]}/", fmt=fmt)
+    limits = TarballLimits(max_file=4096)
+    expected = tarfile_reading(data, limits)
+    assert read_tarball_contents(data, limits) == expected
+    assert len(expected.files) == 7 and expected.too_large == 1 and expected.anomalies == 0
+    assert expected.files[f"{long_dir}/pax-path.yaml"] == b"x: 1\n"
