@@ -261,6 +261,11 @@ def safe_relative_path(name: str) -> str | None:
     """
     if not name or name.startswith("/") or "\\" in name.split("/", 1)[0]:
         return None
+    below = name.partition("/")[2]
+    if "//" not in f"/{below}/" and "/." not in f"/{below}":
+        # No empty, `.` or `..` part: the path as it is (most of them; one with a dotfile
+        # in it is told from one with `..` by the walk below).
+        return below
     parts = name.split("/")
     if len(parts) < 2:
         return None
