@@ -335,3 +335,109 @@ def test_reads_what_git_archive_writes_as_tarfile_reads_it(git_repo: GitRepo, fm
     assert read_tarball_contents(data, limits) == expected
     assert len(expected.files) == 7 and expected.too_large == 1 and expected.anomalies == 0
     assert expected.files[f"{long_dir}/pax-path.yaml"] == b"x: 1\n"
+
+
+# -- headers no tar writer writes ------------------------------------------------------------
+
+
+def header(name: str, kind: bytes, size: bytes, *, signed: bool = False) -> bytes:
+    """A ustar header with `size` as its size field, and its checksum (the sum of signed
+    bytes, as some old tars wrote it, when `signed`)."""
+    block = bytearray(512)
+    raw = name.encode()
+    block[: len(raw)] = raw
+    block[100:108] = b"0000644\0"
+    block[124:136] = size
+    block[148:156] = b" " * 8
+    block[156:157] = kind
+    block[257:265] = b"ustar\x0000"
+    total = sum(b - 256 if signed and b >= 128 else b for b in block)
+    block[148:156] = b"%06o\0 " % total
+    return bytes(block)
+
+
+def member(name: str, data: bytes, kind: bytes = b"0", size: bytes | None = None) -> bytes:
+    field = b"%011o\0" % len(data) if size is None else size
+    return header(name, kind, field) + data + bytes(-len(data) % 512)
+
+
+END = bytes(10240)
+
+
+def test_a_checksum_of_signed_bytes_is_accepted_as_tarfile_accepts_it() -> None:
+    name = f"{ROOT}/été.yaml"
+    data = header(name, b"0", b"%011o\0" % 4, signed=True) + b"e: 1".ljust(512, b"\0") + END
+    assert read_tarball_contents(data, TarballLimits()) == tarfile_reading(data, TarballLimits())
+    assert read_tarball(data, TarballLimits()) == {"été.yaml": b"e: 1"}
+
+
+def pax(records: bytes) -> bytes:
+    return member(f"{ROOT}/PaxHeader/x.yaml", records, kind=b"x")
+
+
+def record(key: str, value: str) -> bytes:
+    """A well-formed pax record: its length counts its own digits too."""
+    rest = f" {key}={value}\n"
+    length = len(rest) + 1
+    while len(str(length)) + len(rest) != length:
+        length += 1
+    return f"{length}{rest}".encode()
+
+
+EXTENDED = {
+    "the last of a key in one pax header": (
+        pax(record("path", f"{ROOT}/first.yaml") + record("path", f"{ROOT}/last.yaml"))
+        + member(f"{ROOT}/ustar.yaml", b"a"),
+        "last.yaml",
+    ),
+    "the first of two pax headers": (
+        pax(record("path", f"{ROOT}/first.yaml"))
+        + pax(record("path", f"{ROOT}/second.yaml"))
+        + member(f"{ROOT}/ustar.yaml", b"a"),
+        "first.yaml",
+    ),
+    "a GNU long name before a pax header": (
+        member("././@LongLink", f"{ROOT}/long.yaml".encode() + b"\0", kind=b"L")
+        + pax(record("path", f"{ROOT}/pax.yaml"))
+        + member(f"{ROOT}/ustar.yaml", b"a"),
+        "long.yaml",
+    ),
+    "a pax size over the header's": (
+        pax(record("size", "1")) + member(f"{ROOT}/sized.yaml", b"a", size=b"%011o\0" % 0),
+        "sized.yaml",
+    ),
+}
+
+
+@pytest.mark.parametrize(("entries", "path"), EXTENDED.values(), ids=EXTENDED.keys())
+def test_extended_headers_say_what_they_say_to_tarfile(entries: bytes, path: str) -> None:
+    tar = entries + member(f"{ROOT}/after.yaml", b"after") + END
+    expected = tarfile_reading(tar, TarballLimits())
+    assert read_tarball_contents(tar, TarballLimits()) == expected
+    assert expected.files == {path: b"a", "after.yaml": b"after"}
+
+
+HOSTILE = {
+    "a pax record longer than its header": pax(b"999 path=x\n"),
+    "a pax record of an absurd length": pax(b"9" * 40 + b" path=x\n"),
+    "a pax record with no end": pax(b"12 path=abc."),
+    "a pax record with no key": pax(b"7 =abcd\n"),
+    "a pax size that is no number": pax(b"12 size=-12\n"),
+    "an extension header of a gigabyte": header(f"{ROOT}/L", b"L", b"%011o\0" % 2**30),
+    "a negative size (base-256)": header(f"{ROOT}/n.yaml", b"0", b"\xff" * 12),
+    "a negative size": header(f"{ROOT}/n.yaml", b"0", b"-0000000001\0"),
+    "a size in another base": header(f"{ROOT}/n.yaml", b"0", b"0o000000001\0"),
+    "an absurd size (base-256)": header(f"{ROOT}/n.yaml", b"0", b"\x80" + b"\xff" * 11),
+    "an absurd pax size": pax(record("size", "9" * 30)) + member(f"{ROOT}/a", b""),
+    "an extension header and no member": pax(record("path", f"{ROOT}/a")),
+}
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["tar.gz", "tar"])
+@pytest.mark.parametrize("entry", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_header_no_tar_writer_writes_is_refused(entry: bytes, compress: bool) -> None:
+    tar = member(f"{ROOT}/first.yaml", b"a: 1\n") + entry + END
+    data = gzip.compress(tar) if compress else tar
+    limits = TarballLimits(max_unpacked=4 * 1024 * 1024)
+    with pytest.raises(ArchiveDamaged):
+        read_tarball(data, limits)
