@@ -292,7 +292,8 @@ def varied_members(form: int) -> list[tuple[tarfile.TarInfo, bytes | None]]:
 )
 def test_reads_what_tarfile_writes_as_tarfile_reads_it(form: int, compress: bool) -> None:
     raw = io.BytesIO()
-    # A pax global header, as git archive writes one (the commit id).
+    # A pax global header, as git archive writes one (the commit id); tarfile writes it in
+    # the pax format only.
     pax = {"comment": "0123456789abcdef0123456789abcdef01234567"}
     with tarfile.open(fileobj=raw, mode="w", format=form, pax_headers=pax) as tar:
         for info, data in varied_members(form):
