@@ -199,8 +199,9 @@ def test_a_tar_stopped_at_a_damaged_header_is_an_error_not_the_files_before_it(
     tar = bytearray(git_repo.archive(sha, f"octo-org-gitops-{sha[:7]}/", fmt="tar"))
     with tarfile.open(fileobj=io.BytesIO(bytes(tar)), mode="r|") as archive:
         offsets = [member.offset for member in archive]
-    # The header of a member half way: its checksum no longer matches, and Python's tar
-    # reader takes that for the end of the archive.
+    # The header of a member half way: its checksum no longer matches (a reader that
+    # took that for the end of the archive, as Python's tarfile does, would hand out
+    # the files before it as the whole commit).
     tar[offsets[len(offsets) // 2] + 148 : offsets[len(offsets) // 2] + 156] = b"0000000\0"
     with pytest.raises(ArchiveDamaged, match="could not read"):
         read_tarball(gzip.compress(bytes(tar)), TarballLimits())
