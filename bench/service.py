@@ -74,9 +74,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory now (`VmHWM`: its peak so far), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -471,6 +472,13 @@ async def big_part(
                         f"{results['rss_web']:.0f} MiB); worker {rss_mib(worker.pid):.0f} MiB "
                         f"after the big reviews ({results['rss_worker_small']:.0f} MiB after "
                         "small ones)",
+                        flush=True,
+                    )
+                    peak = rss_mib(worker.pid, "VmHWM")
+                    verdict = "ok" if peak <= 400 else f"MISSED by {peak / 400 - 1:.0%}"
+                    print(
+                        f"worker peak RSS over the cold, warm and 100-file reviews: {peak:.0f} "
+                        f"MiB (target <= 400 MiB: {verdict})",
                         flush=True,
                     )
             finally:
