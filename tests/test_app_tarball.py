@@ -419,13 +419,22 @@ def test_extended_headers_say_what_they_say_to_tarfile(entries: bytes, path: str
     assert expected.files == {path: b"a", "after.yaml": b"after"}
 
 
+# A member after each broken extension header: the header is refused for what it is, not
+# for having no member after it (an error of its own, the last case).
+AFTER = member(f"{ROOT}/after.yaml", b"a")
 HOSTILE = {
-    "a pax record longer than its header": pax(b"999 path=x\n"),
-    "a pax record of an absurd length": pax(b"9" * 40 + b" path=x\n"),
-    "a pax record with no end": pax(b"12 path=abc."),
-    "a pax record with no key": pax(b"7 =abcd\n"),
-    "a pax size that is no number": pax(b"12 size=-12\n"),
-    "an extension header of a gigabyte": header(f"{ROOT}/L", b"L", b"%011o\0" % 2**30),
+    "a pax record longer than its header": pax(b"999 path=x\n") + AFTER,
+    "a pax record of an absurd length": pax(b"9" * 40 + b" path=x\n") + AFTER,
+    "a pax record with no end": pax(b"12 path=abc.") + AFTER,
+    "a skipped pax record with no end": pax(b"13 mtime=123X") + AFTER,
+    "a pax record with no key": pax(b"7 =abcd\n") + AFTER,
+    "a pax record with no =": pax(b"7 abcd\n") + AFTER,
+    "a pax size that is no number": pax(b"12 size=-12\n") + AFTER,
+    "a pax size of 5,000 digits": pax(record("size", "0" * 4999 + "1")) + AFTER,
+    "a pax header of more records than any writer writes": pax(record("mtime", "1") * 10_001)
+    + AFTER,
+    "a pax header of a gigabyte, cut short": header(f"{ROOT}/x", b"x", b"%011o\0" % 2**30),
+    "a long link of a gigabyte, cut short": header(f"{ROOT}/K", b"K", b"%011o\0" % 2**30),
     "a negative size (base-256)": header(f"{ROOT}/n.yaml", b"0", b"\xff" * 12),
     "a negative size": header(f"{ROOT}/n.yaml", b"0", b"-0000000001\0"),
     "a size in another base": header(f"{ROOT}/n.yaml", b"0", b"0o000000001\0"),
@@ -443,3 +452,30 @@ def test_a_header_no_tar_writer_writes_is_refused(entry: bytes, compress: bool) 
     limits = TarballLimits(max_unpacked=4 * 1024 * 1024)
     with pytest.raises(ArchiveDamaged):
         read_tarball(data, limits)
+
+
+def test_a_symlink_whose_target_is_megabytes_long_is_read_as_tarfile_reads_it() -> None:
+    # git archive writes a symlink's target in a pax `linkpath` record, and the target is a
+    # blob anyone can push, of any length: the archive is as whole as any other.
+    target = "x" * (3 * 1024 * 1024)
+    tar = (
+        member(f"{ROOT}/first.yaml", b"a: 1\n")
+        + pax(record("linkpath", target))
+        + member(f"{ROOT}/big-link", b"", kind=b"2")
+        + member(f"{ROOT}/after.yaml", b"after")
+        + END
+    )
+    for data in (tar, gzip.compress(tar)):
+        contents = read_tarball_contents(data, TarballLimits())
+        assert contents == tarfile_reading(tar, TarballLimits())
+        assert contents.files == {"first.yaml": b"a: 1\n", "after.yaml": b"after"}
+
+
+def test_a_path_of_megabytes_is_too_large_not_damaged() -> None:
+    # Nothing is wrong with the download: another one, or the Git database, would give the
+    # same path, so the review says the repository is beyond what it reads.
+    name = f"{ROOT}/" + "d/" * (600 * 1024) + "x.yaml"
+    for entry in (pax(record("path", name)), member(f"{ROOT}/././@LongLink", name.encode(), b"L")):
+        tar = entry + member(f"{ROOT}/short.yaml", b"a") + END
+        with pytest.raises(SnapshotTooLarge, match="path of"):
+            read_tarball(tar, TarballLimits())

@@ -57,9 +57,14 @@ class ArchiveDamaged(SnapshotError):
 _BLOCK = 512
 _MAX_TRAILER = 64 * 1024
 _ZERO_BLOCK = bytes(_BLOCK)
-# A pax extended header or a GNU long name carries a path or two. Far larger is no archive
-# of a git repository, and would be held in memory whole.
+# A path in a pax extended header or a GNU long name is held whole: far longer is no path
+# of a git repository. (Other pax records, a symlink's target above all, are skipped.)
 _MAX_EXTENSION = 1024 * 1024
+# A pax record's length and key: far more than the keys this reader acts on.
+_RECORD_HEAD = 64
+# Records in one pax header: git writes one or two; this bounds the work of a header of
+# hundreds of megabytes of tiny records.
+_MAX_RECORDS = 10_000
 
 # Type flags (one byte at offset 156 of a header).
 _REGULAR = (ord("0"), 0, ord("7"))  # '7' is a contiguous file: a regular file to any reader
@@ -222,25 +227,75 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _pax_records(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """The records of a pax extended header: "%d %s=%s\\n", the length counting the whole
-    record. Each must lie within the header's data, and end where its length says."""
-    pos, end = 0, len(data)
-    while pos < end:
-        space = data.find(b" ", pos, pos + 21)
-        digits = data[pos:space] if space > pos else b""
+def _pax_header(stream: _Stream, size: int) -> tuple[bytes | None, bytes | None, bool]:
+    """What a pax extended header of `size` bytes says of the member after it: its
+    `path`, its `size`, whether it is sparse. Read from the stream a record at a time
+    ("%d %s=%s\\n", the length counting the whole record, each within the header's
+    data and ending where its length says): only those keys' values are held, the rest
+    are skipped unread, a symlink's target above all (git writes it as `linkpath`, and
+    a symlink's target is a blob of any length). Within one header the last record of a
+    key counts (tarfile's)."""
+    path: bytes | None = None
+    number: bytes | None = None
+    sparse = False
+    left = size
+    records = 0
+    while left > 0:
+        want = min(left, _RECORD_HEAD)
+        if not stream.fill(want):
+            raise ArchiveDamaged(_DATA_CUT_SHORT)
+        head = stream.buf[stream.pos : stream.pos + want]
+        space = head.find(b" ", 0, 21)
+        digits = head[:space] if space > 0 else b""
         if not digits.isdigit():
-            if data.count(0, pos) == end - pos:
-                return  # zero padding after the last record
+            # Zero padding after the last record, to the end of the header's data.
+            while left:
+                chunk = stream.take(min(left, _CHUNK))
+                if chunk is None:
+                    raise ArchiveDamaged(_DATA_CUT_SHORT)
+                if chunk.count(0) != len(chunk):
+                    raise _BadHeader
+                left -= len(chunk)
+            break
+        length = int(digits)
+        records += 1
+        if length > left or length < space + 3 or records > _MAX_RECORDS:
             raise _BadHeader
-        stop = pos + int(digits)
-        if stop > end or stop < space + 3 or data[stop - 1] != 0x0A:
+        equals = head.find(b"=", space + 1, min(length, want))
+        if equals == -1 and length <= want:
+            raise _BadHeader  # a record without a key
+        key = head[space + 1 : equals] if equals != -1 else None
+        if key == b"":
             raise _BadHeader
-        key, equals, value = data[space + 1 : stop - 1].partition(b"=")
-        if not equals or not key:
-            raise _BadHeader
-        yield key, value
-        pos = stop
+        if key is not None and (key in (b"path", b"size") or key.startswith(b"GNU.sparse.")):
+            if length > _MAX_EXTENSION:
+                if key == b"path":
+                    raise SnapshotTooLarge(f"the archive names a file by a path of {length} bytes")
+                raise _BadHeader
+            record = stream.take(length)
+            if record is None:
+                raise ArchiveDamaged(_DATA_CUT_SHORT)
+            if record[-1] != 0x0A:
+                raise _BadHeader
+            value = record[equals + 1 : -1]
+            if key == b"path":
+                path = value
+            elif key == b"size":
+                # A size has at most 12 octal digits in a header; far more is no size
+                # (and Python refuses to read a number of over 4,300 digits).
+                if not value.isdigit() or len(value) > 20:
+                    raise _BadHeader
+                number = value
+            else:
+                sparse = True
+        else:
+            last = stream.take(1) if stream.skip(length - 1) else None
+            if last is None:
+                raise ArchiveDamaged(_DATA_CUT_SHORT)
+            if last != b"\n":
+                raise _BadHeader
+        left -= length
+    return path, number, sparse
 
 
 def _check_end(stream: _Stream) -> None:
@@ -354,41 +409,35 @@ def _read(stream: _Stream, limits: TarballLimits) -> TarballContents:
         kind = header[156]
 
         if kind in _EXTENSIONS:
-            if size > _MAX_EXTENSION:
-                raise ArchiveDamaged(
-                    f"the archive is damaged: it has a header extension of {size} bytes"
-                )
-            extension = stream.take(size)
-            if extension is None or not stream.skip(-size % _BLOCK):
-                raise ArchiveDamaged(_DATA_CUT_SHORT)
-            if kind == _PAX_GLOBAL:
-                # git archive's: the commit id, as a comment. Nothing in it says where a
-                # file's data is, and no other writer of these archives writes one.
+            if kind in (_PAX_GLOBAL, _LONG_LINK):
+                # git archive's global header holds the commit id, as a comment, and a
+                # link's target is never read: neither says where a file's data is.
+                if not stream.skip(size + (-size % _BLOCK)):
+                    raise ArchiveDamaged(_DATA_CUT_SHORT)
+                if kind == _LONG_LINK:
+                    extended = True
                 continue
             extended = True
             if kind == _LONG_NAME:
+                if size > _MAX_EXTENSION:
+                    raise SnapshotTooLarge(f"the archive names a file by a path of {size} bytes")
+                extension = stream.take(size)
+                if extension is None:
+                    raise ArchiveDamaged(_DATA_CUT_SHORT)
                 if long_name is None:
                     long_name = _text(extension.split(b"\0", 1)[0])
-            elif kind != _LONG_LINK:  # a pax header; a link's target is never read
-                path_record: bytes | None = None
-                size_record: bytes | None = None
+            else:
                 try:
-                    for key, value in _pax_records(extension):
-                        # Within one header the last record of a key counts (tarfile's).
-                        if key == b"path":
-                            path_record = value
-                        elif key == b"size":
-                            if not value.isdigit():
-                                raise _BadHeader
-                            size_record = value
-                        elif key.startswith(b"GNU.sparse."):
-                            sparse = True
+                    path_record, size_record, sparse_record = _pax_header(stream, size)
                 except _BadHeader:
                     raise ArchiveDamaged(_BAD_HEADER) from None
+                sparse = sparse or sparse_record
                 if path_record is not None and long_name is None:
                     long_name = _text(path_record)
                 if size_record is not None and pax_size is None:
                     pax_size = int(size_record)
+            if not stream.skip(-size % _BLOCK):
+                raise ArchiveDamaged(_DATA_CUT_SHORT)
             continue
 
         raw_name = header[:100].split(b"\0", 1)[0]
