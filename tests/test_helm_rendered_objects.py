@@ -271,7 +271,9 @@ def test_only_the_remote_chart_release_the_change_touches_is_said_to_be_unrender
     head = dict(base)
     head["redis/release.yaml"] = helm_release("redis", version="1.0.1", source="bitnami")
     # A comment is no change to what Flux applies, though the file is another blob.
-    head["kafka/release.yaml"] = "# owned by the data team\n" + base["kafka/release.yaml"]
+    head["kafka/release.yaml"] = "# owned by the data team\n" + helm_release(
+        "kafka", version="2.0.0", source="bitnami"
+    )
     result = run(renderer, head, base)
     impact = result.impact
     assert impact is not None
