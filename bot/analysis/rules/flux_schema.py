@@ -128,17 +128,39 @@ class _Any(str):
 Path = tuple[str | int, ...]
 
 
-@dataclass
 class _Doc:
-    value: Any
-    lines: dict[Path, tuple[str, int]]  # JSON path -> (file, line) of its key or item
+    """An object as the API server receives it, and where each field is written (JSON
+    path -> the file and line of its key or item). The places are looked up only for an
+    object with schema errors: recording them for every object was a fifth of the rule's
+    cost on a whole tree, and of what a worker keeps of it."""
+
+    __slots__ = ("_file", "_lines", "_node", "value")
+
+    def __init__(self, value: Any, node: ynodes.Node, file: str) -> None:
+        self.value = value
+        self._node = node
+        self._file = file
+        self._lines: dict[Path, tuple[str, int]] | None = None
+
+    @property
+    def lines(self) -> dict[Path, tuple[str, int]]:
+        if self._lines is None:
+            lines: dict[Path, tuple[str, int]] = {}
+            _convert(self._node, (), lines, self._file)
+            self._lines = lines
+        return self._lines
 
 
 def _convert(
-    node: ynodes.Node, path: Path, lines: dict[Path, tuple[str, int]], file: str, depth: int = 0
+    node: ynodes.Node,
+    path: Path,
+    lines: dict[Path, tuple[str, int]] | None,
+    file: str,
+    depth: int = 0,
 ) -> Any:
-    """A node as the API server receives it, with where each field is written: the
-    file a patch or a substitution wrote it from, when not the object's own."""
+    """A node as the API server receives it, with (in `lines`, when given) where each
+    field is written: the file a patch or a substitution wrote it from, when not the
+    object's own."""
     if depth > 200:
         return _Any("")
     if isinstance(node, ynodes.MappingNode):
@@ -152,22 +174,27 @@ def _convert(
                     for k, v in merged.items():
                         out.setdefault(k, v)
                 continue
-            converted = _convert(value, (*path, key.value), lines, file, depth + 1)
+            field = (*path, key.value) if lines is not None else path
+            converted = _convert(value, field, lines, file, depth + 1)
             # The API server drops a null of a field that is not nullable before it
             # validates, and no Flux field is nullable.
             if converted is None:
                 out.pop(key.value, None)
                 continue
             out[key.value] = converted
-            where = yn.origin_of(key, file)
-            lines[(*path, key.value)] = (where[0], where[1])
+            if lines is not None:
+                where = yn.origin_of(key, file)
+                lines[field] = (where[0], where[1])
         return out
     if isinstance(node, ynodes.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
-            where = yn.origin_of(item, file)
-            lines[(*path, index)] = (where[0], where[1])
-            items.append(_convert(item, (*path, index), lines, file, depth + 1))
+            field = path
+            if lines is not None:
+                field = (*path, index)
+                where = yn.origin_of(item, file)
+                lines[field] = (where[0], where[1])
+            items.append(_convert(item, field, lines, file, depth + 1))
         return items
     assert isinstance(node, ynodes.ScalarNode)
     raw = node.value
@@ -765,12 +792,11 @@ def _validated(repo: Snapshot, target: _Target, schema_id: str) -> _Validated | 
     found = repo.shared.get(key)
     if isinstance(found, _Validated) and found.doc is target.doc:
         return found
-    lines: dict[Path, tuple[str, int]] = {}
-    value = _convert(target.doc, (), lines, target.path)
+    value = _convert(target.doc, (), None, target.path)
     if not isinstance(value, dict):
         return None
     value.pop("status", None)
     errors = list(_validator(schema_id).iter_errors(value))
-    checked = _Validated(target.doc, _Doc(value, lines), errors)
+    checked = _Validated(target.doc, _Doc(value, target.doc, target.path), errors)
     repo.shared[key] = checked
     return checked
