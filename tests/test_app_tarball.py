@@ -431,8 +431,6 @@ HOSTILE = {
     "a pax record with no =": pax(b"7 abcd\n") + AFTER,
     "a pax size that is no number": pax(b"12 size=-12\n") + AFTER,
     "a pax size of 5,000 digits": pax(record("size", "0" * 4999 + "1")) + AFTER,
-    "a pax header of more records than any writer writes": pax(record("mtime", "1") * 10_001)
-    + AFTER,
     "a pax header of a gigabyte, cut short": header(f"{ROOT}/x", b"x", b"%011o\0" % 2**30),
     "a long link of a gigabyte, cut short": header(f"{ROOT}/K", b"K", b"%011o\0" % 2**30),
     "a negative size (base-256)": header(f"{ROOT}/n.yaml", b"0", b"\xff" * 12),
@@ -469,6 +467,25 @@ def test_a_symlink_whose_target_is_megabytes_long_is_read_as_tarfile_reads_it() 
         contents = read_tarball_contents(data, TarballLimits())
         assert contents == tarfile_reading(tar, TarballLimits())
         assert contents.files == {"first.yaml": b"a: 1\n", "after.yaml": b"after"}
+
+
+def test_pax_records_beyond_any_writers_count_are_too_many_for_the_archive() -> None:
+    # Tiny records cost about a microsecond each: spread over many headers, a few hundred
+    # kilobytes of gzip would keep a worker busy for minutes. The budget is the
+    # archive's, 16 per entry it may hold.
+    limits = TarballLimits(max_members=10)
+    few = pax(record("mtime", "1") * 8) + member(f"{ROOT}/a.yaml", b"a")
+    assert read_tarball(few * 10 + END, limits).keys() == {"a.yaml"}
+    many = pax(record("mtime", "1") * 100) + pax(record("mtime", "1") * 61) + AFTER
+    with pytest.raises(SnapshotTooLarge, match="pax header records"):
+        read_tarball(many + END, limits)
+    # One header may hold many, as GNU tar's old sparse format writes them (two a data
+    # segment): the sparse entry is left out, the rest read.
+    sparse = "".join(f"{k}=1\n" for k in ("GNU.sparse.offset", "GNU.sparse.numbytes") * 6000)
+    records = b"".join(record(*r.split("=", 1)) for r in sparse.rstrip("\n").split("\n"))
+    tar = pax(records) + member(f"{ROOT}/holes.yaml", b"") + AFTER + END
+    contents = read_tarball_contents(tar, TarballLimits())
+    assert (contents.files, contents.anomalies) == ({"after.yaml": b"a"}, 1)
 
 
 def test_a_path_of_megabytes_is_too_large_not_damaged() -> None:

@@ -62,9 +62,11 @@ _ZERO_BLOCK = bytes(_BLOCK)
 _MAX_EXTENSION = 1024 * 1024
 # A pax record's length and key: far more than the keys this reader acts on.
 _RECORD_HEAD = 64
-# Records in one pax header: git writes one or two; this bounds the work of a header of
-# hundreds of megabytes of tiny records.
-_MAX_RECORDS = 10_000
+# Pax records per entry the archive may hold (in all, across its headers): git writes one
+# or two per entry, GNU tar and tarfile up to eight. A budget for the whole archive, not a
+# cap per header: hundreds of megabytes of tiny records spread over many headers cost
+# about a microsecond each, minutes of a worker's time.
+_RECORDS_PER_MEMBER = 16
 
 # Type flags (one byte at offset 156 of a header).
 _REGULAR = (ord("0"), 0, ord("7"))  # '7' is a contiguous file: a regular file to any reader
@@ -227,7 +229,26 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _pax_header(stream: _Stream, size: int) -> tuple[bytes | None, bytes | None, bool]:
+class _Budget:
+    """Pax records the rest of the archive may hold."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, members: int) -> None:
+        self.left = self.limit = _RECORDS_PER_MEMBER * members
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SnapshotTooLarge(
+                f"the repository's archive has more than {self.limit} pax header records "
+                f"({_RECORDS_PER_MEMBER} per entry of MAX_TARBALL_MEMBERS)"
+            )
+
+
+def _pax_header(
+    stream: _Stream, size: int, budget: _Budget
+) -> tuple[bytes | None, bytes | None, bool]:
     """What a pax extended header of `size` bytes says of the member after it: its
     `path`, its `size`, whether it is sparse. Read from the stream a record at a time
     ("%d %s=%s\\n", the length counting the whole record, each within the header's
@@ -239,7 +260,6 @@ def _pax_header(stream: _Stream, size: int) -> tuple[bytes | None, bytes | None,
     number: bytes | None = None
     sparse = False
     left = size
-    records = 0
     while left > 0:
         want = min(left, _RECORD_HEAD)
         if not stream.fill(want):
@@ -258,9 +278,9 @@ def _pax_header(stream: _Stream, size: int) -> tuple[bytes | None, bytes | None,
                 left -= len(chunk)
             break
         length = int(digits)
-        records += 1
-        if length > left or length < space + 3 or records > _MAX_RECORDS:
+        if length > left or length < space + 3:
             raise _BadHeader
+        budget.spend()
         equals = head.find(b"=", space + 1, min(length, want))
         if equals == -1 and length <= want:
             raise _BadHeader  # a record without a key
@@ -375,6 +395,7 @@ def _read(stream: _Stream, limits: TarballLimits) -> TarballContents:
     members = 0
     skipped_large = 0
     anomalies = 0
+    budget = _Budget(limits.max_members)
     # What extension headers say of the member that follows them. Where several say the
     # same thing, the first wins, as in tarfile (each applies its own over the next's).
     long_name: str | None = None
@@ -428,7 +449,7 @@ def _read(stream: _Stream, limits: TarballLimits) -> TarballContents:
                     long_name = _text(extension.split(b"\0", 1)[0])
             else:
                 try:
-                    path_record, size_record, sparse_record = _pax_header(stream, size)
+                    path_record, size_record, sparse_record = _pax_header(stream, size, budget)
                 except _BadHeader:
                     raise ArchiveDamaged(_BAD_HEADER) from None
                 sparse = sparse or sparse_record
