@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 from yaml import nodes as ynodes
 
+# One reading of a mapping key for parsed and built nodes alike.
+from bot.analysis.yamlscan import get as get
+
 Node = ynodes.Node
 Path = tuple[str | int, ...]
 
@@ -207,20 +210,6 @@ def from_value(value: Any, mark: yaml.Mark | None = None) -> Node:
 
 
 # --- reading nodes --------------------------------------------------------------------
-
-
-def get(node: Node | None, *keys: str) -> Node | None:
-    for key in keys:
-        if not isinstance(node, ynodes.MappingNode):
-            return None
-        found = None
-        # The key's text first: most keys differ, and a comparison costs less than
-        # isinstance (a collection key's value is a list, never equal to a str).
-        for k, v in node.value:
-            if k.value == key and isinstance(k, ynodes.ScalarNode):
-                found = v
-        node = found
-    return node
 
 
 def text(node: Node | None) -> str | None:
