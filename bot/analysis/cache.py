@@ -15,11 +15,33 @@ from __future__ import annotations
 import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, MutableMapping
+from typing import TypeVar
 
 from bot.analysis.tree import Tree
 
 _MISSING = object()
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def of_object(
+    shared: MutableMapping[object, object] | None, name: str, obj: T, make: Callable[[T], R]
+) -> R:
+    """`make(obj)`, once per object in the cache an analysis shares: for what is a
+    function of an object that is the very same one on both sides of a change and in a
+    kept analysis (a build nothing changed hands over its nodes). Keyed by the object's
+    id, and checked to be that object still: an id is reused once its object is freed."""
+    if shared is None:
+        return make(obj)
+    key = (name, id(obj))
+    found = shared.get(key)
+    if isinstance(found, tuple) and found[0] is obj:
+        return found[1]  # type: ignore[no-any-return]
+    value = make(obj)
+    shared[key] = (obj, value)
+    return value
+
 
 # Python's node trees of a YAML file, its scan and the objects built from it take about
 # this many times the file's size (measured on bench/homeops.py's repository: the

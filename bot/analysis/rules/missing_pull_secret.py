@@ -37,6 +37,7 @@ import yaml
 
 from bot.analysis import secrets as secrets_mod
 from bot.analysis import yamlscan as ys
+from bot.analysis.cache import of_object
 from bot.analysis.findings import Finding, Severity
 from bot.analysis.model import BOOTSTRAP_NAME, Chart, secure_join
 from bot.analysis.options import ExternalObject
@@ -246,13 +247,7 @@ def _shared_values_pull_secrets(
     shared), and its values are the largest tree a review walks for this rule."""
     if values is None:
         return [], False
-    key = ("values-pull-secrets", id(values))
-    found = repo.shared.get(key)
-    if isinstance(found, tuple) and found[0] is values:
-        return found[1], found[2]
-    lists, credentials = _values_pull_secrets(values)
-    repo.shared[key] = (values, lists, credentials)
-    return lists, credentials
+    return of_object(repo.shared, "values-pull-secrets", values, _values_pull_secrets)
 
 
 def _holds(repo: Snapshot, path: str, needle: bytes) -> bool:

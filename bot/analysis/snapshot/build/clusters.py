@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import yaml
 from yaml import nodes as ynodes
 
-from bot.analysis.cache import Carried
+from bot.analysis.cache import Carried, of_object
 from bot.analysis.ignorefiles import SourceIgnore
 from bot.analysis.lines import split_lines
 from bot.analysis.model import BOOTSTRAP_NAME, Reader, normalize_git_url, secure_join
@@ -1280,15 +1280,7 @@ class _Walk:
         give every Kustomization the same `cluster-settings`, and a build shared with
         the other side of a change (or a kept analysis) hands over the same object."""
         shared = getattr(self.b.repo, "shared", None)
-        if shared is None:
-            return flux.source_values(res)
-        key = (_SOURCE_VALUES, id(res))
-        found = shared.get(key)
-        if isinstance(found, tuple) and found[0] is res:
-            return found[1]  # type: ignore[no-any-return]
-        values = flux.source_values(res)
-        shared[key] = (res, values)
-        return values
+        return of_object(shared, _SOURCE_VALUES, res, flux.source_values)
 
     def _post_build(
         self, ks: FluxKustomization, post: ynodes.Node, vars: flux.Vars, resources: list[Resource]
