@@ -848,11 +848,7 @@ class ClusterBuilder:
         cluster = Cluster(kept.entry)
         made: list[FluxKustomization] = []
         for fields, parent, objects in kept.kustomizations:
-            k = copy.copy(fields)
-            k.unknown = list(fields.unknown)
-            k.undefined = list(fields.undefined)
-            k.opaque = list(fields.opaque)
-            k.flux_problems = list(fields.flux_problems)
+            k = _copied(fields)
             k.parent = made[parent] if parent is not None else None
             k.objects = [Applied(oid, res, k) for oid, res in objects]
             made.append(k)
@@ -954,6 +950,17 @@ class _KeptWalk:
     clusters: list[_KeptCluster]
 
 
+def _copied(k: FluxKustomization) -> FluxKustomization:
+    """A Kustomization with lists of its own for what a later step of an analysis adds to
+    (findings of the walk, of post-build, of Helm): a kept walk must not see them."""
+    out = copy.copy(k)
+    out.unknown = list(k.unknown)
+    out.undefined = list(k.undefined)
+    out.opaque = list(k.opaque)
+    out.flux_problems = list(k.flux_problems)
+    return out
+
+
 def _frozen(walk: _Walk) -> _KeptCluster | None:
     at: dict[int, int] = {}
     kustomizations: list[tuple[FluxKustomization, int | None, list[tuple[ObjectId, Resource]]]] = []
@@ -961,13 +968,9 @@ def _frozen(walk: _Walk) -> _KeptCluster | None:
         parent = at.get(id(k.parent)) if k.parent is not None else None
         if (k.parent is not None and parent is None) or any(o.rendered_by for o in k.objects):
             return None
-        fields = copy.copy(k)
+        fields = _copied(k)
         fields.parent = None
         fields.objects = []
-        fields.unknown = list(k.unknown)
-        fields.undefined = list(k.undefined)
-        fields.opaque = list(k.opaque)
-        fields.flux_problems = list(k.flux_problems)
         at[id(k)] = len(kustomizations)
         kustomizations.append((fields, parent, [(o.id, o.res) for o in k.objects]))
     roots = [at.get(id(r)) for r in walk.roots]
