@@ -71,28 +71,29 @@ class FilesIndex:
         self.checkpoint()
         return self.tree.read(path)
 
-    def text(self, path: str) -> str | None:
+    def _key(self, what: str, path: str) -> tuple[object, ...]:
+        """Where `what` of a file's content is cached: by blob id, shared with every
+        snapshot of the repository; by path, for this snapshot alone, in a tree that has
+        no blob ids."""
         blob = self.tree.blob_id(path)
-        key = ("text", blob) if blob else ("text-path", path, self._token)
+        return (what, blob) if blob else (what + "-path", path, self._token)
+
+    def _of_content(self, what: str, path: str, make: Callable[[bytes | None], T]) -> T:
+        """`make(data)`, a function of the file's content alone, once per content."""
+        key = self._key(what, path)
         found = self._cache.get(key, _UNSEEN)
-        if found is not _UNSEEN:
-            return found  # type: ignore[return-value]
-        data = self.data(path)
-        text = ys.decode(data) if data is not None else None
-        self._cache[key] = text
-        return text
+        if found is _UNSEEN:
+            found = self._cache[key] = make(self.data(path))
+        return found  # type: ignore[return-value]
+
+    def text(self, path: str) -> str | None:
+        return self._of_content("text", path, lambda d: ys.decode(d) if d is not None else None)
 
     def yaml_info(self, path: str) -> ys.YamlInfo:
         """The YAML check and document summary of a file, cached by content."""
-        blob = self.tree.blob_id(path)
-        key = ("yaml", blob) if blob else ("yaml-path", path, self._token)
-        found = self._cache.get(key, _UNSEEN)
-        if found is not _UNSEEN:
-            return found  # type: ignore[return-value]
-        data = self.data(path)
-        result = ys.scan(data) if data is not None else ys.YamlInfo(None, [])
-        self._cache[key] = result
-        return result
+        return self._of_content(
+            "yaml", path, lambda d: ys.scan(d) if d is not None else ys.YamlInfo(None, [])
+        )
 
     def of_file(self, what: str, path: str, make: Callable[[str], T]) -> T:
         """`make(path)`, a function of the file's path and content alone, once per path
@@ -120,11 +121,10 @@ class FilesIndex:
         todo = [
             p
             for p in self.paths
-            if p.endswith((".yaml", ".yml")) and ("yaml", self.tree.blob_id(p)) not in self._cache
+            if p.endswith((".yaml", ".yml")) and self._key("yaml", p) not in self._cache
         ]
         for path, info in scan_all(self.tree, todo, workers).items():
-            blob = self.tree.blob_id(path)
-            self._cache[("yaml", blob) if blob else ("yaml-path", path, self._token)] = info
+            self._cache[self._key("yaml", path)] = info
 
     def problem(self, path: str) -> ys.YamlProblem | None:
         """Why a Kubernetes YAML decoder refuses this file."""
@@ -132,20 +132,13 @@ class FilesIndex:
 
     def documents(self, path: str) -> list[ys.Node]:
         """Parsed documents of a valid YAML file; [] when it does not parse."""
-        blob = self.tree.blob_id(path)
-        key = ("docs", blob) if blob else ("docs-path", path, self._token)
-        found = self._cache.get(key, _UNSEEN)
-        if found is not _UNSEEN:
-            return found  # type: ignore[return-value]
-        docs: list[ys.Node] = []
-        data = self.data(path)
-        if data is not None and self.problem(path) is None:
-            try:
-                docs = ys.compose_all(data)
-            except (yaml.YAMLError, RecursionError):
-                docs = []
-        self._cache[key] = docs
-        return docs
+
+        def parse(data: bytes | None) -> list[ys.Node]:
+            if data is None or self.problem(path) is not None:
+                return []
+            return _composed(data)
+
+        return self._of_content("docs", path, parse)
 
     def helm_documents(self, path: str) -> list[ys.Node]:
         """Documents as Helm reads a `Chart.yaml` or `values.yaml` (non-strict
@@ -155,19 +148,13 @@ class FilesIndex:
         problem = self.problem(path)
         if docs or problem is None or problem.duplicate_of is None:
             return docs
-        blob = self.tree.blob_id(path)
-        key = ("helm-docs", blob) if blob else ("helm-docs-path", path, self._token)
-        found = self._cache.get(key, _UNSEEN)
-        if found is not _UNSEEN:
-            return found  # type: ignore[return-value]
-        data = self.data(path)
-        if data is not None and ys.scan(data, duplicate_keys_allowed=True).problem is None:
-            try:
-                docs = ys.compose_all(data)
-            except (yaml.YAMLError, RecursionError):
-                docs = []
-        self._cache[key] = docs
-        return docs
+
+        def parse(data: bytes | None) -> list[ys.Node]:
+            if data is None or ys.scan(data, duplicate_keys_allowed=True).problem is not None:
+                return []
+            return _composed(data)
+
+        return self._of_content("helm-docs", path, parse)
 
     def is_dir(self, path: str) -> bool:
         return path in self.dirs
@@ -178,3 +165,12 @@ class FilesIndex:
             if candidate in self.path_set:
                 return candidate
         return None
+
+
+def _composed(data: bytes) -> list[ys.Node]:
+    """The documents of a file the YAML check let through; [] when libyaml refuses it
+    after all."""
+    try:
+        return ys.compose_all(data)
+    except (yaml.YAMLError, RecursionError):
+        return []
