@@ -45,6 +45,7 @@ from functools import cache
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import yaml
 from yaml import nodes as ynodes
 
@@ -235,6 +236,52 @@ def _validator(schema_id: str) -> jsonschema.protocols.Validator:
     # OpenAPI v3.0 schemas are JSON Schema draft 4 in what Kubernetes uses of them.
     validator: jsonschema.protocols.Validator = jsonschema.Draft4Validator(schema)
     return validator
+
+
+@cache
+def _fast_validator(schema_id: str) -> Any:
+    """The same schema compiled by jsonschema-rs, or None when it cannot compile it.
+
+    Walking an object with jsonschema costs a fresh validator per field it descends
+    into: about a quarter of a whole-tree check of a 10,000-file repository, for objects
+    that are nearly all valid. jsonschema-rs answers "valid?" for the same Draft 4 schema
+    an order of magnitude faster; jsonschema still lists the errors of an object it
+    refuses, so what a finding says does not depend on it. Formats are not checked by
+    either (jsonschema checks none without a format checker)."""
+    try:
+        schema = _validator(schema_id).schema
+        assert isinstance(schema, dict)
+        return jsonschema_rs.Draft4Validator(schema, validate_formats=False)
+    except Exception:  # a pattern its regex engine refuses: jsonschema alone judges
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """`value` with each `_Any` a plain str (jsonschema-rs takes no str subclass): the
+    type jsonschema sees in it too."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if kind is list:
+        return [_plain(v) for v in value]
+    if kind is _Any:
+        return str(value)
+    return value
+
+
+def _schema_errors(schema_id: str, value: dict[str, Any]) -> list[jsonschema.ValidationError]:
+    """jsonschema's errors of `value`; none without asking it when jsonschema-rs accepts
+    the object. jsonschema-rs is never more lenient on these schemas (tests compare them
+    on mutated objects); where it is stricter (its `$` does not match before a final
+    newline, as Go's does not) jsonschema still decides."""
+    fast = _fast_validator(schema_id)
+    if fast is not None:
+        try:
+            if fast.is_valid(_plain(value)):
+                return []
+        except Exception:  # a value type it does not take: jsonschema alone judges
+            pass
+    return list(_validator(schema_id).iter_errors(value))
 
 
 def _subschema(schema: Any, path: Path) -> Any:
@@ -796,7 +843,7 @@ def _validated(repo: Snapshot, target: _Target, schema_id: str) -> _Validated | 
     if not isinstance(value, dict):
         return None
     value.pop("status", None)
-    errors = list(_validator(schema_id).iter_errors(value))
+    errors = _schema_errors(schema_id, value)
     checked = _Validated(target.doc, _Doc(value, target.doc, target.path), errors)
     repo.shared[key] = checked
     return checked
