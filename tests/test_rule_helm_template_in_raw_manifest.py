@@ -488,3 +488,24 @@ def test_unquoted_non_helm_template_breaks_yaml_and_says_to_quote() -> None:
     assert "Helm template" not in finding.message
     assert "quote" in finding.detail
     assert finding.suggestion == '            summary: "{{ $labels.pod }} has a high error rate"'
+
+
+def test_helm_syntax_beside_a_payload_document_is_still_reported() -> None:
+    """A HelmRelease's values are Helm's to render; a Deployment in the same file is not."""
+    image = 'image: "{{ .Values.global.imageRegistry }}/platform-api:1.4.0"'
+    text = HELMRELEASE_VALUES.rstrip("\n") + "\n---\n" + deployment("api", "placeholder")
+    text = text.replace("image: placeholder", image)
+    assert image in text
+    [finding] = of_rule(run(applied(text)), RULE)
+    assert finding.line == line_of(text, image)
+
+
+def test_a_payload_document_that_helm_syntax_breaks_is_reported() -> None:
+    """In a HelmRelease too, an unquoted `{{` where YAML expects structure breaks the file
+    before anything renders it."""
+    text = HELMRELEASE_VALUES.replace(
+        "    podAnnotations:", "    {{- if .Values.annotated }}\n    podAnnotations:"
+    )
+    assert "{{- if" in text
+    findings = of_rule(run(applied(text)), RULE)
+    assert [f.line for f in findings] == [line_of(text, "{{- if .Values.annotated }}")]

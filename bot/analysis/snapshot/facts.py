@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from bot.analysis import templating
+from bot.analysis import yamlscan as ys
 from bot.analysis.model import ReadKind
 
 if TYPE_CHECKING:
@@ -59,6 +60,12 @@ class Facts:
         if text is None:
             return found
         problem = snap.problem(path)
+        if problem is None and _all_payload(text):
+            # What the loop below would conclude for each action, without reading the
+            # file line by line: in a file that parses, every action of a document whose
+            # strings are someone else's payload (a HelmRelease's values) is left alone.
+            # Most files with `{{` in a home-ops repository are such HelmReleases.
+            return found
         lines: set[int] = set()
         for action in templating.scan(text):
             if action.line in lines:
@@ -75,3 +82,10 @@ class Facts:
             lines.add(action.line)
             found.append(action)
         return found
+
+
+def _all_payload(text: str) -> bool:
+    """Whether every document of the file, as `templating.scan` tells them apart, is a
+    payload kind (the scan gives each action its document's kind)."""
+    docs = ys.split_documents(text)
+    return bool(docs) and all(templating.is_payload(d.kind, d.api_version) for d in docs)
