@@ -998,3 +998,60 @@ def test_a_patch_targets_pattern_is_matched_in_linear_time() -> None:
     )
     model = build(files)
     assert value(obj(model, "apps", "Deployment", name), "spec", "replicas") == 2
+
+
+def tenant_sync(ref: str) -> str:
+    """A tenant's sync.yaml: its GitRepository and a Kustomization of that source's root,
+    applied by nothing in this repository."""
+    return dedent(
+        f"""
+        apiVersion: source.toolkit.fluxcd.io/v1
+        kind: GitRepository
+        metadata:
+          name: dev-team
+          namespace: apps
+        spec:
+          interval: 1m
+          url: https://github.com/example/fleet
+          ref:
+            {ref}
+        ---
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata:
+          name: dev-team
+          namespace: apps
+        spec:
+          interval: 5m
+          prune: true
+          sourceRef:
+            kind: GitRepository
+            name: dev-team
+        """
+    )
+
+
+def test_a_root_whose_own_source_follows_another_branch_builds_nothing_here() -> None:
+    # flux2-multi-tenancy before its clusters had a flux-system: a tenant root syncing
+    # its own branch was built from this branch's files, and every YAML file at the top
+    # of the repository reported as an object Flux cannot decode.
+    files = {
+        "tenants/dev-team/sync.yaml": tenant_sync("branch: dev-team"),
+        "apps/web.yaml": deployment("web"),
+        "ci/settings.yaml": "lint: strict\n",
+    }
+    model = build(files)
+    root = flux_ks(model, "dev-team")
+    assert root.unfollowed == (
+        "its source GitRepository apps/dev-team follows another revision of "
+        "https://github.com/example/fleet"
+    )
+    assert not model.applied("apps/web.yaml")
+    assert [f for f in run(files) if f.severity is Severity.ERROR] == []
+    # A tag is another revision too; the main branch is the one checked.
+    assert flux_ks(
+        build({**files, "tenants/dev-team/sync.yaml": tenant_sync("tag: v1")}), "dev-team"
+    ).unfollowed
+    same = {**files, "tenants/dev-team/sync.yaml": tenant_sync("branch: main")}
+    assert flux_ks(build(same), "dev-team").followed and build(same).applied("apps/web.yaml")
+    assert ("yaml-syntax-error", "ci/settings.yaml") in {(f.rule, f.path) for f in run(same)}

@@ -1404,6 +1404,10 @@ class _Walk:
             ks.shadow = kind in ("OCIRepository", "Bucket")
             return None
         if self._is_entry_source(kind, name, namespace):
+            elsewhere = self._root_elsewhere(ks, name, namespace or "")
+            if elsewhere is not None:
+                ks.unfollowed = elsewhere
+                return None
             # The source the entry point syncs from is this repository by definition.
             return self.b.repo_view(self._entry_ignore(), "this repository")
         found = self._lookup(SOURCE_GROUP, "GitRepository", namespace or None, name)
@@ -1462,14 +1466,19 @@ class _Walk:
         ref = yn.get(root.spec, "sourceRef")
         name = yn.text(yn.get(ref, "name")) or ""
         namespace = yn.text(yn.get(ref, "namespace")) or root.namespace
+        found = self._root_source(name, namespace, root.path)
+        return yn.text(yn.get(found, "spec", "ignore")) if found is not None else None
+
+    def _root_source(self, name: str, namespace: str, near: str) -> ynodes.Node | None:
+        """The GitRepository a root names, as the cluster applies it or, applied by
+        nothing here, as the repository holds it."""
         found = self._lookup(SOURCE_GROUP, "GitRepository", namespace or None, name)
         if found is not None:
-            return yn.text(yn.get(found.node, "spec", "ignore"))
+            return found.node
         # Clusters bootstrapped from their own directories often name their sources
         # alike (`home-kubernetes` in kubernetes/main and kubernetes/storage, each
         # shipping its own directory): the one nearest the root is this cluster's.
-        near = root.path
-        best: tuple[int, str | None] | None = None
+        best: tuple[int, ynodes.Node] | None = None
         for path, _i, doc in self.b._docs_with(b"source.toolkit.fluxcd.io", b"GitRepository"):
             if (
                 yn.text(yn.get(doc, "kind")) == "GitRepository"
@@ -1478,8 +1487,28 @@ class _Walk:
             ):
                 shared = len(posixpath.commonpath([path, near])) if path != near else len(near) + 1
                 if best is None or shared > best[0]:
-                    best = (shared, yn.text(yn.get(doc, "spec", "ignore")))
+                    best = (shared, doc)
         return best[1] if best is not None else None
+
+    def _root_elsewhere(self, ks: FluxKustomization, name: str, namespace: str) -> str | None:
+        """Why a root found without an entry point (no bootstrap, no FluxInstance) does not
+        sync this revision of this repository: its GitRepository, when the repository
+        holds it, names another repository or follows another branch, a tag or a commit
+        (a tenant's `sync.yaml`). Only a guess made the root this repository's; what its
+        source says outweighs it, as it does for any other Kustomization's source."""
+        if self.cluster.entry.kind != "root" or name == BOOTSTRAP_NAME:
+            return None
+        found = self._root_source(name, namespace, ks.path)
+        if found is None:
+            return None
+        spec = yn.get(found, "spec")
+        url = yn.text(yn.get(spec, "url"))
+        if self.b._self_url(url) is False:
+            return f"its source {ks.source_label} is another repository ({url})"
+        if not self._same_revision(spec):
+            where = url or "this repository"
+            return f"its source {ks.source_label} follows another revision of {where}"
+        return None
 
     def _same_revision(self, spec: ynodes.Node | None) -> bool:
         """A GitRepository of this repository's URL that follows another branch, a tag, a
