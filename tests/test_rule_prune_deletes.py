@@ -118,3 +118,42 @@ def test_deleting_the_flux_kustomization_prunes_all_it_applied() -> None:
 
 def test_a_whole_tree_check_reports_nothing() -> None:
     assert of_rule(analyze(tree(platform())).findings, "prune-deletes") == []
+
+
+def _cluster_dir_moved(to: str | None) -> tuple[dict[str, str | bytes], dict[str, str | bytes]]:
+    """The base, with a PVC the cluster's root applies itself, and a head where the
+    cluster's directory is deleted (`to` None) or renamed."""
+    base = platform(**{"clusters/prod/pvc.yaml": PVC.replace("name: data", "name: cluster-data")})
+    head: dict[str, str | bytes] = {}
+    for path, content in base.items():
+        if not path.startswith("clusters/prod/"):
+            head[path] = content
+        elif to is not None:
+            moved = (
+                content.replace("./clusters/prod", f"./{to}")
+                if isinstance(content, str)
+                else content
+            )
+            head[to + path.removeprefix("clusters/prod")] = moved
+    return head, base
+
+
+def test_deleting_or_renaming_a_clusters_directory_prunes_nothing() -> None:
+    # The Kustomization on the cluster still syncs the old path: kustomize-controller
+    # stops at "kustomization path not found" before it prunes, and the cluster keeps
+    # what it has (a real repository moved kubernetes/flux to kubernetes/hegira this way).
+    for to in (None, "clusters/production"):
+        head, base = _cluster_dir_moved(to)
+        assert prune_findings(head, base) == [], to
+        result = analyze(tree(head), tree(base))
+        [prod] = [c for c in result.impact or [] if c.cluster == "clusters/prod"]
+        [root] = prod.kustomizations
+        assert root.label == "Flux Kustomization flux-system/flux-system"
+        assert root.removed == [] and root.fails == [
+            "spec.path `clusters/prod` of Flux Kustomization flux-system/flux-system does not exist"
+        ]
+    # The same objects, gone from a directory the cluster still syncs, are pruned.
+    head, base = _cluster_dir_moved(None)
+    kept = {p: c for p, c in base.items() if p.startswith("clusters/prod/flux-system/")}
+    rules = {f.message.split(" from ")[0] for f in prune_findings({**head, **kept}, base)}
+    assert "This change removes PersistentVolumeClaim db/data" in rules

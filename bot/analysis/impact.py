@@ -93,6 +93,32 @@ def failures(ks: FluxKustomization | None) -> list[tuple[str, tuple[str, ...]]]:
     return found
 
 
+def stranded(change: Change, cluster_name: str) -> dict[int, str]:
+    """For a cluster of the base that the head no longer has, each Flux Kustomization
+    (by id) under a root whose directory the change deletes or renames, with why
+    nothing of it changes on the cluster: the root Kustomization there still points at
+    the old directory, and kustomize-controller stops at `kustomization path not found`
+    before it builds, applies or prunes (its children, which it no longer updates, are
+    not judged either). Empty when the head still has the cluster."""
+    if any(c.name == cluster_name for c in change.head.build.clusters):
+        return {}
+    found: dict[int, str] = {}
+    for cluster in change.base.build.clusters:
+        if cluster.name != cluster_name:
+            continue
+        for ks in cluster.kustomizations:
+            root = ks
+            while root.parent is not None:
+                root = root.parent
+            if (
+                root.kind == "Kustomization"
+                and root.directory
+                and not change.head.is_dir(root.directory)
+            ):
+                found[id(ks)] = f"spec.path `{root.directory}` of {root.label} does not exist"
+    return found
+
+
 def _about(reason: Unknown, paths: set[str]) -> bool:
     """Whether a reason ("apps/x.yaml does not parse") is about one of `paths`: a
     reason of no file in particular (`spec.path` substituted) is about none."""
@@ -238,9 +264,15 @@ def pairings(change: Change) -> list[ClusterPairing]:
         old_by = {k.label: k for k in old_kss}
         new_by = {k.label: k for k in new_kss}
         unknown = _unknown(new_kss)
+        left = stranded(change, name)
         pairs = []
         for label in sorted(set(old) | set(new)):
             fails = failures(new_by.get(label))
+            was = old_by.get(label)
+            if was is not None and id(was) in left:
+                # Nothing of it is applied again: only its root says why.
+                fails = [(left[id(was)], ())] if was.parent is None else []
+                new[label] = old.get(label, {})
             was_failing = {why for why, _ in failures(old_by.get(label))}
             pairs.append(
                 Pairing(
