@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.analysis import analyze
 from tests.analysis_helpers import (
+    configmap,
     dedent,
     flux_kustomization,
     helm_release,
@@ -12,6 +14,7 @@ from tests.analysis_helpers import (
     of_rule,
     repo,
     run,
+    tree,
 )
 
 RULE = "flux-schema"
@@ -331,3 +334,45 @@ def test_a_flux_0x_install_is_read_and_judged_by_the_oldest_vendored_schemas() -
     [typo] = findings(files)
     assert typo.severity == "error" and "`spec.dependson` is not a field" in typo.message
     assert "v0.16.1" in typo.detail and "older than the oldest vendored schemas" in typo.detail
+
+
+def test_a_resourceset_template_with_a_removed_api_version_is_one_finding() -> None:
+    """Each input makes an object from the same lines: one finding, and a change that
+    adds an input introduces nothing (the apiVersion was already there)."""
+    resource_set = dedent(
+        """
+        apiVersion: fluxcd.controlplane.io/v1
+        kind: ResourceSet
+        metadata:
+          name: charts
+          namespace: flux-system
+        spec:
+          inputs:
+            - name: podinfo
+            - name: redis
+          resources:
+            - apiVersion: helm.toolkit.fluxcd.io/v2beta1
+              kind: HelmRelease
+              metadata:
+                name: << inputs.name >>
+                namespace: flux-system
+              spec:
+                interval: 10m
+                chart:
+                  spec:
+                    chart: << inputs.name >>
+                    sourceRef:
+                      kind: HelmRepository
+                      name: charts
+        """
+    )
+    files = applied(configmap("unused"), "v2.7.0")
+    files["clusters/prod/charts.yaml"] = resource_set
+    [finding] = findings(files)
+    assert finding.line == line_of(resource_set, "v2beta1")
+    more = dict(files)
+    more["clusters/prod/charts.yaml"] = resource_set.replace(
+        "    - name: redis\n", "    - name: redis\n    - name: nginx\n"
+    )
+    assert "nginx" in str(more["clusters/prod/charts.yaml"])
+    assert of_rule(analyze(tree(more), tree(files)).findings, RULE) == []
