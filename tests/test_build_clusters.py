@@ -1031,27 +1031,28 @@ def tenant_sync(ref: str) -> str:
     )
 
 
-def test_a_root_whose_own_source_follows_another_branch_builds_nothing_here() -> None:
-    # flux2-multi-tenancy before its clusters had a flux-system: a tenant root syncing
-    # its own branch was built from this branch's files, and every YAML file at the top
-    # of the repository reported as an object Flux cannot decode.
+def test_a_root_whose_own_source_pins_a_tag_builds_nothing_here() -> None:
+    # A tenant's sync.yaml of a release, applied by hand: what it syncs is that tag, not
+    # the revision under review, and every YAML file at the top of this one was reported
+    # as an object Flux cannot decode.
     files = {
-        "tenants/dev-team/sync.yaml": tenant_sync("branch: dev-team"),
+        "tenants/dev-team/sync.yaml": tenant_sync("tag: v1.2.0"),
         "apps/web.yaml": deployment("web"),
         "ci/settings.yaml": "lint: strict\n",
     }
     model = build(files)
-    root = flux_ks(model, "dev-team")
-    assert root.unfollowed == (
+    assert flux_ks(model, "dev-team").unfollowed == (
         "its source GitRepository apps/dev-team follows another revision of "
         "https://github.com/example/fleet"
     )
     assert not model.applied("apps/web.yaml")
     assert [f for f in run(files) if f.severity is Severity.ERROR] == []
-    # A tag is another revision too; the main branch is the one checked.
     assert flux_ks(
-        build({**files, "tenants/dev-team/sync.yaml": tenant_sync("tag: v1")}), "dev-team"
+        build({**files, "tenants/dev-team/sync.yaml": tenant_sync("commit: abc")}), "dev-team"
     ).unfollowed
-    same = {**files, "tenants/dev-team/sync.yaml": tenant_sync("branch: main")}
-    assert flux_ks(build(same), "dev-team").followed and build(same).applied("apps/web.yaml")
-    assert ("yaml-syntax-error", "ci/settings.yaml") in {(f.rule, f.path) for f in run(same)}
+    # A branch, whichever, may be the one under review (a repository whose default
+    # branch is not main, or one renamed since): the root stays this repository's.
+    for ref in ("branch: main", "branch: develop"):
+        same = {**files, "tenants/dev-team/sync.yaml": tenant_sync(ref)}
+        assert flux_ks(build(same), "dev-team").followed and build(same).applied("apps/web.yaml")
+        assert ("yaml-syntax-error", "ci/settings.yaml") in {(f.rule, f.path) for f in run(same)}

@@ -292,6 +292,15 @@ def _first(docs: Iterable[ynodes.Node], api_group: str, kind: str) -> Iterator[y
             yield doc
 
 
+def _pinned(ref: ynodes.Node) -> bool:
+    """Whether a GitRepository's `spec.ref` names a tag, a semver range, a commit or a
+    ref that is no branch: content fixed elsewhere, never the revision under review."""
+    name = yn.text(yn.get(ref, "name"))
+    return any(yn.get(ref, key) is not None for key in ("tag", "semver", "commit")) or (
+        name is not None and not name.startswith("refs/heads/")
+    )
+
+
 def _branch(ref: ynodes.Node | None) -> str | None:
     name = yn.text(yn.get(ref, "name"))
     if name is not None and name.startswith("refs/heads/"):
@@ -1492,23 +1501,19 @@ class _Walk:
 
     def _root_elsewhere(self, ks: FluxKustomization, name: str, namespace: str) -> str | None:
         """Why a root found without an entry point (no bootstrap, no FluxInstance) does not
-        sync this revision of this repository: its GitRepository, when the repository
-        holds it, names another repository or follows another branch, a tag or a commit
-        (a tenant's `sync.yaml`). Only a guess made the root this repository's; what its
-        source says outweighs it, as it does for any other Kustomization's source."""
+        sync the revision under review: its GitRepository, when the repository holds it,
+        pins a tag, a semver range or a commit (a tenant's `sync.yaml` of a release). Only
+        a guess made the root this repository's. Its URL and branch are left alone: a
+        renamed repository, a mirror or a default branch other than main name this one
+        too, and which branch a review is of is not known here."""
         if self.cluster.entry.kind != "root" or name == BOOTSTRAP_NAME:
             return None
         found = self._root_source(name, namespace, ks.path)
-        if found is None:
+        ref = yn.get(yn.get(found, "spec"), "ref") if found is not None else None
+        if ref is None or not _pinned(ref):
             return None
-        spec = yn.get(found, "spec")
-        url = yn.text(yn.get(spec, "url"))
-        if self.b._self_url(url) is False:
-            return f"its source {ks.source_label} is another repository ({url})"
-        if not self._same_revision(spec):
-            where = url or "this repository"
-            return f"its source {ks.source_label} follows another revision of {where}"
-        return None
+        url = yn.text(yn.get(yn.get(found, "spec"), "url")) or "this repository"
+        return f"its source {ks.source_label} follows another revision of {url}"
 
     def _same_revision(self, spec: ynodes.Node | None) -> bool:
         """A GitRepository of this repository's URL that follows another branch, a tag, a
@@ -1516,10 +1521,7 @@ class _Walk:
         ref = yn.get(spec, "ref")
         if ref is None:
             return True
-        name = yn.text(yn.get(ref, "name"))
-        if any(yn.get(ref, key) is not None for key in ("tag", "semver", "commit")) or (
-            name is not None and not name.startswith("refs/heads/")
-        ):
+        if _pinned(ref):
             return False
         branch = _branch(ref)
         return (
