@@ -157,3 +157,21 @@ def test_deleting_or_renaming_a_clusters_directory_prunes_nothing() -> None:
     kept = {p: c for p, c in base.items() if p.startswith("clusters/prod/flux-system/")}
     rules = {f.message.split(" from ")[0] for f in prune_findings({**head, **kept}, base)}
     assert "This change removes PersistentVolumeClaim db/data" in rules
+
+
+def test_a_child_outside_a_removed_cluster_directory_still_prunes() -> None:
+    # The child Kustomizations stay on the cluster with the spec they last had and keep
+    # reconciling their own directories: what leaves those is pruned.
+    for to in (None, "clusters/production"):
+        head, base = _cluster_dir_moved(to)
+        head = without(head, "db/pvc.yaml")
+        head["db/kustomization.yaml"] = kustomization([])
+        head["apps/web.yaml"] = str(head["apps/web.yaml"]) + "# reviewed\n"
+        [finding] = prune_findings(head, base)
+        assert (finding.path, finding.severity) == ("db/pvc.yaml", Severity.WARNING), to
+        assert "Flux Kustomization flux-system/db" in finding.message
+        result = analyze(tree(head), tree(base))
+        [prod] = [c for c in result.impact or [] if c.cluster == "clusters/prod"]
+        db = next(k for k in prod.kustomizations if k.label.endswith("flux-system/db"))
+        assert db.removed == ["PersistentVolumeClaim db/data"] and db.fails == []
+        assert not any(k.label.endswith("flux-system/apps") for k in prod.kustomizations)

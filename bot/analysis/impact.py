@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.analysis.change import Change
+from bot.analysis.snapshot import Snapshot
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.clusters import Applied, FluxKustomization
 from bot.analysis.snapshot.build.problems import Unknown
@@ -93,30 +94,55 @@ def failures(ks: FluxKustomization | None) -> list[tuple[str, tuple[str, ...]]]:
     return found
 
 
-def stranded(change: Change, cluster_name: str) -> dict[int, str]:
-    """For a cluster of the base that the head no longer has, each Flux Kustomization
-    (by id) under a root whose directory the change deletes or renames, with why
-    nothing of it changes on the cluster: the root Kustomization there still points at
-    the old directory, and kustomize-controller stops at `kustomization path not found`
-    before it builds, applies or prunes (its children, which it no longer updates, are
-    not judged either). Empty when the head still has the cluster."""
+def left_behind(change: Change, cluster_name: str) -> dict[int, str | None]:
+    """For a cluster of the base that the head no longer has (its directory deleted or
+    renamed), each of its Flux Kustomizations (by id), with why it fails when its own
+    `spec.path` is gone: the Kustomizations on the cluster still run with the spec they
+    last had, and kustomize-controller stops such a one at `kustomization path not
+    found` before it builds, applies or prunes; the others (None) keep reconciling their
+    directories at the new revision. Empty when the head still has the cluster."""
     if any(c.name == cluster_name for c in change.head.build.clusters):
         return {}
-    found: dict[int, str] = {}
+    found: dict[int, str | None] = {}
     for cluster in change.base.build.clusters:
         if cluster.name != cluster_name:
             continue
         for ks in cluster.kustomizations:
-            root = ks
-            while root.parent is not None:
-                root = root.parent
-            if (
-                root.kind == "Kustomization"
-                and root.directory
-                and not change.head.is_dir(root.directory)
-            ):
-                found[id(ks)] = f"spec.path `{root.directory}` of {root.label} does not exist"
+            gone = (
+                ks.kind == "Kustomization" and ks.directory and not change.head.is_dir(ks.directory)
+            )
+            found[id(ks)] = (
+                f"spec.path `{ks.directory}` of {ks.label} does not exist" if gone else None
+            )
     return found
+
+
+def still_applied(change: Change, applied: Applied) -> bool:
+    """Whether an object of a Kustomization `left_behind` still reconciles is still in
+    what it applies: built by some cluster of the head, or still written in its file
+    (the head has no build of that Kustomization to ask)."""
+    if applied.stable_key() in change.head.derived("impact-stable-keys", _stable_keys):
+        return True
+    if applied.res.doc < 0:  # generated: by a kustomization file that is still there
+        return change.head.data(applied.path) is not None
+    base_docs = change.base.documents(applied.path)
+    if applied.res.doc >= len(base_docs):
+        return False
+    written = _written(base_docs[applied.res.doc])
+    return any(_written(doc) == written for doc in change.head.documents(applied.path))
+
+
+def _stable_keys(snapshot: Snapshot) -> set[tuple[str, str, str | None, str]]:
+    return {a.stable_key() for c in snapshot.build.clusters for a in c.objects()}
+
+
+def _written(doc: Any) -> tuple[str | None, ...]:
+    return (
+        yn.text(yn.get(doc, "apiVersion")),
+        yn.text(yn.get(doc, "kind")),
+        yn.text(yn.get(doc, "metadata", "name")),
+        yn.text(yn.get(doc, "metadata", "namespace")),
+    )
 
 
 def _about(reason: Unknown, paths: set[str]) -> bool:
@@ -264,15 +290,19 @@ def pairings(change: Change) -> list[ClusterPairing]:
         old_by = {k.label: k for k in old_kss}
         new_by = {k.label: k for k in new_kss}
         unknown = _unknown(new_kss)
-        left = stranded(change, name)
+        left = left_behind(change, name)
         pairs = []
         for label in sorted(set(old) | set(new)):
             fails = failures(new_by.get(label))
             was = old_by.get(label)
             if was is not None and id(was) in left:
-                # Nothing of it is applied again: only its root says why.
-                fails = [(left[id(was)], ())] if was.parent is None else []
-                new[label] = old.get(label, {})
+                why = left[id(was)]
+                fails = [(why, ())] if why is not None else []
+                new[label] = {
+                    k: a
+                    for k, a in old.get(label, {}).items()
+                    if why is not None or still_applied(change, a)
+                }
             was_failing = {why for why, _ in failures(old_by.get(label))}
             pairs.append(
                 Pairing(

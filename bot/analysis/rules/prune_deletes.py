@@ -21,8 +21,10 @@ cluster (Flux hands it over instead of deleting it), for one annotated
 Kustomization without `prune: true`; nor when what the cluster applies after the change
 cannot be known from the repository (a file that does not parse, a remote base); nor for
 what a HelmRelease renders (with the `helm` extra: Helm, not the prune, removes it); nor
-for a cluster whose directory the change deletes or renames (its Kustomization on the
-cluster fails with `kustomization path not found` before it prunes anything). The
+for what a Kustomization applied whose `spec.path` the change deletes or renames, with
+the cluster's directory (on the cluster it fails with `kustomization path not found`
+before it prunes anything; its children keep their last spec and still prune what
+leaves their own directories). The
 finding sits on the object's line in the base
 (the left side of the diff) and names the Flux Kustomization and the cluster; the
 kustomization entry the change removed, when there is one, is a related location. Only
@@ -35,7 +37,7 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Location, Severity, Side
-from bot.analysis.impact import stranded
+from bot.analysis.impact import left_behind, still_applied
 from bot.analysis.rules.base import ChangeContext
 from bot.analysis.snapshot.build.clusters import Applied
 from bot.analysis.snapshot.build.ids import ObjectId
@@ -98,9 +100,9 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
             # that does not parse, a remote base): an object may well still be there.
             continue
         still = head_clusters.get(cluster.name, set())
-        left = stranded(ctx.change, cluster.name)
+        left = left_behind(ctx.change, cluster.name)
         for fb in cluster.kustomizations:
-            if not fb.prune or not fb.known or id(fb) in left:
+            if not fb.prune or not fb.known or left.get(id(fb)) is not None:
                 continue
             causes = []
             if fb.res is not None and ctx.change.touched(Location(fb.path, fb.line, Side.BASE)):
@@ -117,6 +119,7 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
                 if (
                     i.templated
                     or applied.stable_key() in still
+                    or (id(fb) in left and still_applied(ctx.change, applied))
                     or _prune_disabled(applied)
                     # Helm, not Flux's prune, removes what a release no longer renders.
                     or applied.rendered_by is not None
