@@ -376,3 +376,42 @@ def test_a_resourceset_template_with_a_removed_api_version_is_one_finding() -> N
     )
     assert "nginx" in str(more["clusters/prod/charts.yaml"])
     assert of_rule(analyze(tree(more), tree(files)).findings, RULE) == []
+
+
+def test_a_resourceset_template_with_a_schema_error_is_one_finding() -> None:
+    resource_set = dedent(
+        """
+        apiVersion: fluxcd.controlplane.io/v1
+        kind: ResourceSet
+        metadata:
+          name: charts
+          namespace: flux-system
+        spec:
+          inputs:
+            - name: podinfo
+            - name: redis
+          resources:
+            - apiVersion: helm.toolkit.fluxcd.io/v2
+              kind: HelmRelease
+              metadata:
+                name: << inputs.name >>
+                namespace: flux-system
+              spec:
+                intervall: 10m
+                chart:
+                  spec:
+                    chart: << inputs.name >>
+                    sourceRef:
+                      kind: HelmRepository
+                      name: charts
+        """
+    )
+    files = applied(configmap("unused"), "v2.7.0")
+    files["clusters/prod/charts.yaml"] = resource_set
+    [finding] = findings(files)
+    assert finding.line == line_of(resource_set, "intervall")
+    more = dict(files)
+    more["clusters/prod/charts.yaml"] = resource_set.replace(
+        "    - name: redis\n", "    - name: redis\n    - name: nginx\n"
+    )
+    assert of_rule(analyze(tree(more), tree(files)).findings, RULE) == []

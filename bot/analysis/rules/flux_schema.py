@@ -750,18 +750,24 @@ def _judged_alike(repo: Snapshot) -> set[tuple[object, ...]] | None:
 
 
 def check(ctx: Context) -> Iterator[Finding]:
+    # A ResourceSet makes one object per input from the same lines: what is wrong with
+    # those lines is said once (and a change adding an input does not introduce it).
+    said: set[tuple[str, int, str, str]] = set()
+    for finding in _check(ctx):
+        key = (finding.path, finding.line, finding.message, finding.detail)
+        if key not in said:
+            said.add(key)
+            yield finding
+
+
+def _check(ctx: Context) -> Iterator[Finding]:
     repo = ctx.repo
     alike = _judged_alike(repo)
     plan, deprecated = _planned(repo)
-    said: set[tuple[str, int, str, str]] = set()
     for target, step in plan:
         if len(step) == 4:
-            # A ResourceSet makes one object per input from the same lines: the same
-            # apiVersion problem of the same cluster is said once.
-            if step not in said:
-                said.add(step)
-                file, line, message, detail = step
-                yield ctx.finding(ID, SEVERITY, file, line, message, detail=detail)
+            file, line, message, detail = step
+            yield ctx.finding(ID, SEVERITY, file, line, message, detail=detail)
             continue
         version, schema_id = step
         if alike is not None and _judged_as(target, version, schema_id) in alike:
