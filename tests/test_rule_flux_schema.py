@@ -336,11 +336,20 @@ def test_a_flux_0x_install_is_read_and_judged_by_the_oldest_vendored_schemas() -
     assert "v0.16.1" in typo.detail and "older than the oldest vendored schemas" in typo.detail
 
 
-def test_a_resourceset_template_with_a_removed_api_version_is_one_finding() -> None:
+@pytest.mark.parametrize(
+    ("api_version", "interval_key", "marker"),
+    [
+        pytest.param("helm.toolkit.fluxcd.io/v2beta1", "interval", "v2beta1", id="api-version"),
+        pytest.param("helm.toolkit.fluxcd.io/v2", "intervall", "intervall", id="schema-error"),
+    ],
+)
+def test_a_resourceset_template_is_judged_once(
+    api_version: str, interval_key: str, marker: str
+) -> None:
     """Each input makes an object from the same lines: one finding, and a change that
-    adds an input introduces nothing (the apiVersion was already there)."""
+    adds an input introduces nothing (the problem was already there)."""
     resource_set = dedent(
-        """
+        f"""
         apiVersion: fluxcd.controlplane.io/v1
         kind: ResourceSet
         metadata:
@@ -351,13 +360,13 @@ def test_a_resourceset_template_with_a_removed_api_version_is_one_finding() -> N
             - name: podinfo
             - name: redis
           resources:
-            - apiVersion: helm.toolkit.fluxcd.io/v2beta1
+            - apiVersion: {api_version}
               kind: HelmRelease
               metadata:
                 name: << inputs.name >>
                 namespace: flux-system
               spec:
-                interval: 10m
+                {interval_key}: 10m
                 chart:
                   spec:
                     chart: << inputs.name >>
@@ -369,49 +378,10 @@ def test_a_resourceset_template_with_a_removed_api_version_is_one_finding() -> N
     files = applied(configmap("unused"), "v2.7.0")
     files["clusters/prod/charts.yaml"] = resource_set
     [finding] = findings(files)
-    assert finding.line == line_of(resource_set, "v2beta1")
+    assert finding.line == line_of(resource_set, marker)
     more = dict(files)
     more["clusters/prod/charts.yaml"] = resource_set.replace(
         "    - name: redis\n", "    - name: redis\n    - name: nginx\n"
     )
     assert "nginx" in str(more["clusters/prod/charts.yaml"])
-    assert of_rule(analyze(tree(more), tree(files)).findings, RULE) == []
-
-
-def test_a_resourceset_template_with_a_schema_error_is_one_finding() -> None:
-    resource_set = dedent(
-        """
-        apiVersion: fluxcd.controlplane.io/v1
-        kind: ResourceSet
-        metadata:
-          name: charts
-          namespace: flux-system
-        spec:
-          inputs:
-            - name: podinfo
-            - name: redis
-          resources:
-            - apiVersion: helm.toolkit.fluxcd.io/v2
-              kind: HelmRelease
-              metadata:
-                name: << inputs.name >>
-                namespace: flux-system
-              spec:
-                intervall: 10m
-                chart:
-                  spec:
-                    chart: << inputs.name >>
-                    sourceRef:
-                      kind: HelmRepository
-                      name: charts
-        """
-    )
-    files = applied(configmap("unused"), "v2.7.0")
-    files["clusters/prod/charts.yaml"] = resource_set
-    [finding] = findings(files)
-    assert finding.line == line_of(resource_set, "intervall")
-    more = dict(files)
-    more["clusters/prod/charts.yaml"] = resource_set.replace(
-        "    - name: redis\n", "    - name: redis\n    - name: nginx\n"
-    )
     assert of_rule(analyze(tree(more), tree(files)).findings, RULE) == []
