@@ -175,3 +175,55 @@ def test_a_child_outside_a_removed_cluster_directory_still_prunes() -> None:
         db = next(k for k in prod.kustomizations if k.label.endswith("flux-system/db"))
         assert db.removed == ["PersistentVolumeClaim db/data"] and db.fails == []
         assert not any(k.label.endswith("flux-system/apps") for k in prod.kustomizations)
+
+
+HOME_OPS_ROOT = dedent(
+    """
+    apiVersion: source.toolkit.fluxcd.io/v1
+    kind: GitRepository
+    metadata:
+      name: home-kubernetes
+      namespace: flux-system
+    spec:
+      interval: 30m
+      url: https://github.com/example/home-ops
+      ref:
+        branch: main
+    ---
+    apiVersion: kustomize.toolkit.fluxcd.io/v1
+    kind: Kustomization
+    metadata:
+      name: cluster
+      namespace: flux-system
+    spec:
+      interval: 30m
+      path: ./kubernetes/apps
+      prune: true
+      sourceRef:
+        kind: GitRepository
+        name: home-kubernetes
+    """
+)
+
+
+def test_moving_a_clusters_root_file_renames_it_and_prunes_nothing() -> None:
+    # A home-ops restructure: the root applied by hand at install moves to another
+    # directory. On the cluster it is the same Kustomization, syncing the same path.
+    base: dict[str, str | bytes] = {
+        "kubernetes/flux/config/cluster.yaml": HOME_OPS_ROOT,
+        "kubernetes/apps/kustomization.yaml": kustomization(["pvc.yaml", "settings.yaml"]),
+        "kubernetes/apps/pvc.yaml": PVC,
+        "kubernetes/apps/settings.yaml": configmap("settings"),
+    }
+    head = without(base, "kubernetes/flux/config/cluster.yaml")
+    head["kubernetes/flux/cluster/cluster.yaml"] = HOME_OPS_ROOT
+    assert prune_findings(head, base) == []
+    result = analyze(tree(head), tree(base))
+    assert [c.cluster for c in result.impact or []] == []
+    # What the move also drops from the synced path is still pruned.
+    head["kubernetes/apps/kustomization.yaml"] = kustomization(["pvc.yaml"])
+    [finding] = prune_findings(head, base)
+    assert "ConfigMap settings" in finding.message and finding.severity is Severity.NOTICE
+    [cluster] = analyze(tree(head), tree(base)).impact or []
+    assert cluster.cluster == "kubernetes/flux/cluster"
+    assert [k.removed for k in cluster.kustomizations] == [["ConfigMap settings"]]

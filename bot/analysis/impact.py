@@ -117,6 +117,34 @@ def left_behind(change: Change, cluster_name: str) -> dict[int, str | None]:
     return found
 
 
+def renamed_clusters(change: Change) -> dict[str, str]:
+    """Clusters the change renames, base name -> head name: a cluster of the base that
+    the head lacks, with the same root Flux Kustomizations as one cluster of the head
+    that the base lacks (its root file moved: `kubernetes/flux/config/cluster.yaml` to
+    `kubernetes/flux/cluster/`). On the cluster those roots are the same objects and
+    reconcile as before, so what they apply is compared as one cluster's. Not when a
+    root's own `spec.path` is gone: that root fails (`left_behind`)."""
+    base_names = {c.name for c in change.base.build.clusters}
+    head_names = {c.name for c in change.head.build.clusters}
+    new = [c for c in change.head.build.clusters if c.name not in base_names]
+    found: dict[str, str] = {}
+    for cluster in change.base.build.clusters:
+        if cluster.name in head_names or cluster.name in found:
+            continue
+        left = left_behind(change, cluster.name)
+        roots = frozenset(k.label for k in cluster.kustomizations if k.parent is None)
+        if not roots or any(left.get(id(k)) for k in cluster.kustomizations if k.parent is None):
+            continue
+        matches = [
+            c.name
+            for c in new
+            if frozenset(k.label for k in c.kustomizations if k.parent is None) == roots
+        ]
+        if len(matches) == 1:
+            found[cluster.name] = matches[0]
+    return found
+
+
 def still_applied(change: Change, applied: Applied) -> bool:
     """Whether an object of a Kustomization `left_behind` still reconciles is still in
     what it applies: built by some cluster of the head, or still written in its file
@@ -258,12 +286,14 @@ class ClusterPairing:
 
 
 def pairings(change: Change) -> list[ClusterPairing]:
-    """Per cluster of either side (by name), each Flux Kustomization of either side."""
+    """Per cluster of either side (by name; a renamed one by its head name), each Flux
+    Kustomization of either side."""
     before = change.base.build.clusters
     after = change.head.build.clusters
     clusters: dict[str, tuple[list[FluxKustomization], list[FluxKustomization]]] = {}
+    renamed = renamed_clusters(change)
     for c in before:
-        clusters.setdefault(c.name, ([], []))[0].extend(c.kustomizations)
+        clusters.setdefault(renamed.get(c.name, c.name), ([], []))[0].extend(c.kustomizations)
     for c in after:
         clusters.setdefault(c.name, ([], []))[1].extend(c.kustomizations)
     touched = set(change.files) | set(change.base_files)

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 from bot.analysis import yamlscan as ys
 from bot.analysis.findings import Finding, Location, Severity, Side
-from bot.analysis.impact import left_behind, still_applied
+from bot.analysis.impact import left_behind, renamed_clusters, still_applied
 from bot.analysis.rules.base import ChangeContext
 from bot.analysis.snapshot.build.clusters import Applied
 from bot.analysis.snapshot.build.ids import ObjectId
@@ -94,13 +94,15 @@ def check_change(ctx: ChangeContext) -> Iterator[Finding]:
         keys.update(a.stable_key() for a in c.objects())
         if not c.known:
             unknown.add(c.name)
+    renamed = renamed_clusters(ctx.change)
     for cluster in ctx.base.build.clusters:
-        if cluster.name in unknown:
+        name = renamed.get(cluster.name, cluster.name)
+        if name in unknown:
             # Part of what the cluster applies after the change cannot be known (a file
             # that does not parse, a remote base): an object may well still be there.
             continue
-        still = head_clusters.get(cluster.name, set())
-        left = left_behind(ctx.change, cluster.name)
+        still = head_clusters.get(name, set())
+        left = left_behind(ctx.change, cluster.name) if name == cluster.name else {}
         for fb in cluster.kustomizations:
             if not fb.prune or not fb.known or left.get(id(fb)) is not None:
                 continue
