@@ -24,7 +24,8 @@ what a HelmRelease renders (with the `helm` extra: Helm, not the prune, removes 
 for what a Kustomization applied whose `spec.path` the change deletes or renames, with
 the cluster's directory (on the cluster it fails with `kustomization path not found`
 before it prunes anything; its children keep their last spec and still prune what
-leaves their own directories). The
+leaves their own directories); a cluster whose root file moves to another directory
+keeps its root Kustomizations, and what they apply is compared as one cluster's. The
 finding sits on the object's line in the base
 (the left side of the diff) and names the Flux Kustomization and the cluster; the
 kustomization entry the change removed, when there is one, is a related location. Only
