@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from bot.analysis.parallel import default_workers
 from bot.gitrepo import (
     GitError,
     GitTree,
+    branch_of,
     changed_files,
     chart_history,
     has_commits,
@@ -47,7 +48,14 @@ class UsageError(Exception):
     pass
 
 
-def _load_config(args: argparse.Namespace, repo: Path, tree: GitTree) -> Config:
+def _load_config(
+    args: argparse.Namespace, repo: Path, tree: GitTree, base: str | None = None
+) -> Config:
+    """The config, with the branch the change is reviewed against (`branch_of`)."""
+    return replace(_read_config(args, tree), branch=branch_of(repo, base))
+
+
+def _read_config(args: argparse.Namespace, tree: GitTree) -> Config:
     if args.config:
         path = Path(args.config)
         try:
@@ -178,7 +186,7 @@ def analyze_repository(args: argparse.Namespace) -> CheckOutcome:
     )
     staged = revs.staged
     # A PR must not switch off its own review: the config comes from the base.
-    config = _load_config(args, repo, base_tree or head_tree)
+    config = _load_config(args, repo, base_tree or head_tree, args.base)
     changes = changed_files(repo, base, head) if base else None
     result = analyze(
         head_tree,
@@ -349,7 +357,7 @@ def run_diff(args: argparse.Namespace) -> int:
     revs = read_revisions(args)
     if revs.base is None or revs.base_tree is None:
         raise UsageError("diff needs --base: the revision to compare with")
-    config = _load_config(args, revs.repo, revs.base_tree)
+    config = _load_config(args, revs.repo, revs.base_tree, args.base)
     changes = changed_files(revs.repo, revs.base, revs.head)
     result = diff_trees(
         revs.head_tree,

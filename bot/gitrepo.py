@@ -249,6 +249,23 @@ def changed_files(repo: Path, base: str, head: str) -> list[ChangedFile]:
     return changes
 
 
+def branch_of(repo: Path, rev: str | None) -> str | None:
+    """The branch a change is reviewed against: `rev` when it names one (`main`,
+    `origin/main`, `refs/heads/main`), else the pull request's base branch that GitHub
+    Actions sets (`GITHUB_BASE_REF`, the Action checks out a commit, not a branch); None
+    when neither says."""
+    if rev:
+        try:
+            full = _git(repo, "rev-parse", "--symbolic-full-name", rev).decode().strip()
+        except GitError:
+            full = ""
+        if full.startswith("refs/heads/"):
+            return full.removeprefix("refs/heads/")
+        if full.startswith("refs/remotes/") and full.count("/") >= 3:
+            return full.split("/", 3)[3]
+    return os.environ.get("GITHUB_BASE_REF") or None
+
+
 def remote_urls(repo: Path) -> list[str]:
     """The repository's remote URLs: a Flux GitRepository pointing at one is this repo.
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import gidgethub
@@ -618,6 +618,9 @@ async def _review(
             config = await fetch_config(gh, repo, default_branch)
     except ConfigError as exc:
         return await _config_error(check, default_branch, exc, head_sha, log)
+    # The pull request goes to its base branch: a cluster that syncs another one does
+    # not get what it changes.
+    config = replace(config, branch=pr.base_ref or None)
     notes = list(dict.fromkeys(head.notes + base.notes + merge_note))
     # The analysis runs in a thread that a timeout or a shutdown cannot kill: they cancel
     # this await, and `cancel` makes the thread stop at its next file or rule (whatever it

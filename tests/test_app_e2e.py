@@ -896,3 +896,30 @@ async def test_a_source_named_after_the_repository_itself_is_this_repository(
     run = only(app.runs())
     assert (run.conclusion, run.title) == ("failure", "1 error")
     assert only(app.fake.comments_on(pr.number)).line == IMAGE_LINE
+
+
+async def test_the_analysis_knows_the_branch_the_pull_request_goes_to(
+    start_app: Starter, git_repo: GitRepo
+) -> None:
+    # A cluster found without an entry point that syncs another branch of the repository
+    # does not get what the pull request changes (clusters.py, `_root_elsewhere`).
+    seen: list[str | None] = []
+
+    def capture(
+        head: Tree,
+        base: Tree | None,
+        changed: Sequence[ChangedFile] | None,
+        config: Config | None,
+        self_urls: Sequence[str],
+        cancel: threading.Event,
+    ) -> AnalysisResult:
+        seen.append(config.branch if config is not None else None)
+        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
+
+    app = await start_app(analyzer=capture)
+    incident_repo(git_repo)
+    app.fake.add_pull("feature")
+    await app.deliver("pull_request.opened")
+    await app.idle()
+    assert seen == ["main"]
+    assert only(app.runs()).status == "completed"

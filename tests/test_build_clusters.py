@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.analysis import Severity
+from bot.analysis import Config, Severity
 from bot.analysis.snapshot import Snapshot
 from bot.analysis.snapshot.build import nodes as yn
 from bot.analysis.snapshot.build.clusters import Applied, FluxKustomization
@@ -1056,3 +1056,18 @@ def test_a_root_whose_own_source_pins_a_tag_builds_nothing_here() -> None:
         same = {**files, "tenants/dev-team/sync.yaml": tenant_sync(ref)}
         assert flux_ks(build(same), "dev-team").followed and build(same).applied("apps/web.yaml")
         assert ("yaml-syntax-error", "ci/settings.yaml") in {(f.rule, f.path) for f in run(same)}
+
+
+def test_a_root_on_another_branch_than_the_one_reviewed_builds_nothing_here() -> None:
+    files = {
+        "tenants/dev-team/sync.yaml": tenant_sync("branch: dev-team"),
+        "apps/web.yaml": deployment("web"),
+    }
+    into_main = Snapshot(tree(files), Config(branch="main")).build
+    assert flux_ks(into_main, "dev-team").unfollowed == (
+        "its source GitRepository apps/dev-team follows branch dev-team of "
+        "https://github.com/example/fleet, not main, which the change goes to"
+    )
+    assert not into_main.applied("apps/web.yaml")
+    into_dev_team = Snapshot(tree(files), Config(branch="dev-team")).build
+    assert flux_ks(into_dev_team, "dev-team").followed and into_dev_team.applied("apps/web.yaml")

@@ -329,3 +329,68 @@ def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:
     assert_valid_sarif(linked)
     rules = linked["runs"][0]["tool"]["driver"]["rules"]
     assert rules[0]["helpUri"] == f"https://docs.example.com/rules.md#{rules[0]['id']}"
+
+
+TENANT_SYNC = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: dev-team
+  namespace: apps
+spec:
+  interval: 1m
+  url: https://github.com/example/gitops
+  ref:
+    branch: dev-team
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: dev-team
+  namespace: apps
+spec:
+  interval: 5m
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: dev-team
+"""
+
+
+def test_a_root_syncing_another_branch_than_the_one_reviewed_builds_nothing(
+    tmp_path: Path,
+) -> None:
+    # A tenant's sync.yaml applied by hand, in a repository without bootstrap: its
+    # Kustomization syncs the root of the dev-team branch, not what a pull request into
+    # main changes (flux2-multi-tenancy's history has it).
+    r = GitRepo(tmp_path / "tenants")
+    r.commit("start", {"README.md": "tenants\n"})
+    base = r.head()
+    r.git("checkout", "-q", "-b", "add-tenant")
+    head = r.commit(
+        "tenant", {"tenants/dev-team/sync.yaml": TENANT_SYNC, "ci/settings.yaml": "lint: strict\n"}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_BASE_REF"}
+
+    def rules(*args: str, **extra: str) -> set[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bot", "check", "--repo", str(r.path), *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            env={**env, **extra},
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        return {str(f["rule"]) for f in findings(proc)}
+
+    # The branch under review, from --base naming it or from GitHub Actions' pull request.
+    assert rules("--base", "main", "--head", head, "--format", "json") == set()
+    assert (
+        rules("--base", base, "--head", head, "--format", "json", GITHUB_BASE_REF="main") == set()
+    )
+    # Not known: the root is taken as this repository's, as before.
+    assert "yaml-syntax-error" in rules("--base", base, "--head", head, "--format", "json")
+    assert rules("--base", base, "--format", "json", GITHUB_BASE_REF="dev-team") >= {
+        "yaml-syntax-error"
+    }

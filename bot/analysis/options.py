@@ -69,6 +69,10 @@ class Config:
     clusters: tuple[ClusterConfig, ...] = ()
     # cluster name -> Kubernetes (major, minor); "*" for every cluster not named
     kubernetes_versions: tuple[tuple[str, tuple[int, int]], ...] = ()
+    # The branch the change goes to (a pull request's base branch), when the caller knows
+    # it; never read from the config file. A cluster found without an entry point follows
+    # its own GitRepository: on another branch, it does not sync what is reviewed.
+    branch: str | None = None
 
     def kubernetes_version(self, cluster: str | None = None) -> tuple[int, int] | None:
         """The Kubernetes minor the config gives for `cluster` (a `clusters` item's own,

@@ -1502,18 +1502,27 @@ class _Walk:
     def _root_elsewhere(self, ks: FluxKustomization, name: str, namespace: str) -> str | None:
         """Why a root found without an entry point (no bootstrap, no FluxInstance) does not
         sync the revision under review: its GitRepository, when the repository holds it,
-        pins a tag, a semver range or a commit (a tenant's `sync.yaml` of a release). Only
-        a guess made the root this repository's. Its URL and branch are left alone: a
-        renamed repository, a mirror or a default branch other than main name this one
-        too, and which branch a review is of is not known here."""
+        pins a tag, a semver range or a commit, or follows a branch other than the one
+        the change goes to, when the caller says which (a tenant's `sync.yaml` of its own
+        branch). Only a guess made the root this repository's. Its URL is left alone (a
+        renamed repository or a mirror name this one too), and so is its branch when the
+        branch under review is not known (a default branch may be called anything)."""
         if self.cluster.entry.kind != "root" or name == BOOTSTRAP_NAME:
             return None
         found = self._root_source(name, namespace, ks.path)
         ref = yn.get(yn.get(found, "spec"), "ref") if found is not None else None
-        if ref is None or not _pinned(ref):
+        if ref is None:
             return None
         url = yn.text(yn.get(yn.get(found, "spec"), "url")) or "this repository"
-        return f"its source {ks.source_label} follows another revision of {url}"
+        if _pinned(ref):
+            return f"its source {ks.source_label} follows another revision of {url}"
+        branch, reviewed = _branch(ref), getattr(self.b.config, "branch", None)
+        if branch is not None and reviewed is not None and branch != reviewed:
+            return (
+                f"its source {ks.source_label} follows branch {branch} of {url}, "
+                f"not {reviewed}, which the change goes to"
+            )
+        return None
 
     def _same_revision(self, spec: ynodes.Node | None) -> bool:
         """A GitRepository of this repository's URL that follows another branch, a tag, a
