@@ -420,3 +420,34 @@ def consumer_kinds(files: Files, path: str, config: Config | str | None = None) 
     cfg = config_from(config) if isinstance(config, str) else config
     repository = Snapshot(tree(files), cfg)
     return [c.how.value for c in repository.consumers.get(path, ())]
+
+
+def tenant_sync(ref: str, url: str = "https://github.com/example/fleet") -> str:
+    """A tenant's sync.yaml: its GitRepository and a Kustomization of that source's root,
+    applied by nothing in this repository."""
+    return dedent(
+        f"""
+        apiVersion: source.toolkit.fluxcd.io/v1
+        kind: GitRepository
+        metadata:
+          name: dev-team
+          namespace: apps
+        spec:
+          interval: 1m
+          url: {url}
+          ref:
+            {ref}
+        ---
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata:
+          name: dev-team
+          namespace: apps
+        spec:
+          interval: 5m
+          prune: true
+          sourceRef:
+            kind: GitRepository
+            name: dev-team
+        """
+    )

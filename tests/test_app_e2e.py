@@ -103,10 +103,12 @@ spec:
 
 
 def analyzer_then(
-    hook: Callable[[], object] = lambda: None, view: Callable[[Tree], Tree] = lambda t: t
+    hook: Callable[[], object] = lambda: None,
+    view: Callable[[Tree], Tree] = lambda t: t,
+    on_config: Callable[[Config | None], object] = lambda c: None,
 ) -> Analyzer:
-    """The real analysis, with `hook()` run first in the analysis thread and the head tree
-    seen through `view`."""
+    """The real analysis, with `hook()` run first in the analysis thread, the head tree
+    seen through `view` and the config it is given shown to `on_config`."""
 
     def run(
         head: Tree,
@@ -117,6 +119,7 @@ def analyzer_then(
         cancel: threading.Event,
     ) -> AnalysisResult:
         hook()
+        on_config(config)
         return analyze(view(head), base, changed, config, self_urls=self_urls, cancel=cancel)
 
     return run
@@ -904,19 +907,9 @@ async def test_the_analysis_knows_the_branch_the_pull_request_goes_to(
     # A cluster found without an entry point that syncs another branch of the repository
     # does not get what the pull request changes (clusters.py, `_root_elsewhere`).
     seen: list[str | None] = []
-
-    def capture(
-        head: Tree,
-        base: Tree | None,
-        changed: Sequence[ChangedFile] | None,
-        config: Config | None,
-        self_urls: Sequence[str],
-        cancel: threading.Event,
-    ) -> AnalysisResult:
-        seen.append(config.branch if config is not None else None)
-        return analyze(head, base, changed, config, self_urls=self_urls, cancel=cancel)
-
-    app = await start_app(analyzer=capture)
+    app = await start_app(
+        analyzer=analyzer_then(on_config=lambda c: seen.append(c.branch if c else None))
+    )
     incident_repo(git_repo)
     app.fake.add_pull("feature")
     await app.deliver("pull_request.opened")

@@ -28,6 +28,7 @@ from tests.analysis_helpers import (
     repo,
     run,
     service,
+    tenant_sync,
     tree,
 )
 
@@ -998,37 +999,6 @@ def test_a_patch_targets_pattern_is_matched_in_linear_time() -> None:
     )
     model = build(files)
     assert value(obj(model, "apps", "Deployment", name), "spec", "replicas") == 2
-
-
-def tenant_sync(ref: str) -> str:
-    """A tenant's sync.yaml: its GitRepository and a Kustomization of that source's root,
-    applied by nothing in this repository."""
-    return dedent(
-        f"""
-        apiVersion: source.toolkit.fluxcd.io/v1
-        kind: GitRepository
-        metadata:
-          name: dev-team
-          namespace: apps
-        spec:
-          interval: 1m
-          url: https://github.com/example/fleet
-          ref:
-            {ref}
-        ---
-        apiVersion: kustomize.toolkit.fluxcd.io/v1
-        kind: Kustomization
-        metadata:
-          name: dev-team
-          namespace: apps
-        spec:
-          interval: 5m
-          prune: true
-          sourceRef:
-            kind: GitRepository
-            name: dev-team
-        """
-    )
 
 
 def test_a_root_whose_own_source_pins_a_tag_builds_nothing_here() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.analysis_helpers import gotk_sync
+from tests.analysis_helpers import gotk_sync, tenant_sync
 from tests.fakegithub.gitrepo import GitRepo
 from tests.sarif import assert_valid_sarif
 
@@ -331,32 +331,6 @@ def test_sarif_links_rules_only_to_a_known_docs_url(repo: GitRepo) -> None:
     assert rules[0]["helpUri"] == f"https://docs.example.com/rules.md#{rules[0]['id']}"
 
 
-TENANT_SYNC = """\
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: dev-team
-  namespace: apps
-spec:
-  interval: 1m
-  url: https://github.com/example/gitops
-  ref:
-    branch: dev-team
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: dev-team
-  namespace: apps
-spec:
-  interval: 5m
-  prune: true
-  sourceRef:
-    kind: GitRepository
-    name: dev-team
-"""
-
-
 def test_a_root_syncing_another_branch_than_the_one_reviewed_builds_nothing(
     tmp_path: Path,
 ) -> None:
@@ -368,7 +342,11 @@ def test_a_root_syncing_another_branch_than_the_one_reviewed_builds_nothing(
     base = r.head()
     r.git("checkout", "-q", "-b", "add-tenant")
     head = r.commit(
-        "tenant", {"tenants/dev-team/sync.yaml": TENANT_SYNC, "ci/settings.yaml": "lint: strict\n"}
+        "tenant",
+        {
+            "tenants/dev-team/sync.yaml": tenant_sync("branch: dev-team"),
+            "ci/settings.yaml": "lint: strict\n",
+        },
     )
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_BASE_REF"}
 
