@@ -333,7 +333,7 @@ def pairings(change: Change) -> list[ClusterPairing]:
                     for k, a in old.get(label, {}).items()
                     if why is not None or still_applied(change, a)
                 }
-            was_failing = {why for why, _ in failures(old_by.get(label))}
+            was_failing = {why for why, _ in failures(was)}
             pairs.append(
                 Pairing(
                     name,

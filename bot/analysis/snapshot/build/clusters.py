@@ -1509,11 +1509,11 @@ class _Walk:
         branch under review is not known (a default branch may be called anything)."""
         if self.cluster.entry.kind != "root" or name == BOOTSTRAP_NAME:
             return None
-        found = self._root_source(name, namespace, ks.path)
-        ref = yn.get(yn.get(found, "spec"), "ref") if found is not None else None
+        spec = yn.get(self._root_source(name, namespace, ks.path), "spec")
+        ref = yn.get(spec, "ref")
         if ref is None:
             return None
-        url = yn.text(yn.get(yn.get(found, "spec"), "url")) or "this repository"
+        url = yn.text(yn.get(spec, "url")) or "this repository"
         if _pinned(ref):
             return f"its source {ks.source_label} follows another revision of {url}"
         branch, reviewed = _branch(ref), getattr(self.b.config, "branch", None)
@@ -1533,13 +1533,7 @@ class _Walk:
         if _pinned(ref):
             return False
         branch = _branch(ref)
-        return (
-            branch is None
-            or branch in ("main", "master")
-            or bool(
-                self.roots and branch == _branch(yn.get(yn.get(self.roots[0].node, "spec"), "ref"))
-            )
-        )
+        return branch is None or branch in ("main", "master")
 
     def _external_artifact(
         self, ks: FluxKustomization, name: str, namespace: str, final: bool
