@@ -422,32 +422,38 @@ def consumer_kinds(files: Files, path: str, config: Config | str | None = None) 
     return [c.how.value for c in repository.consumers.get(path, ())]
 
 
-def tenant_sync(ref: str, url: str = "https://github.com/example/fleet") -> str:
-    """A tenant's sync.yaml: its GitRepository and a Kustomization of that source's root,
-    applied by nothing in this repository."""
-    return dedent(
-        f"""
-        apiVersion: source.toolkit.fluxcd.io/v1
-        kind: GitRepository
-        metadata:
-          name: dev-team
-          namespace: apps
-        spec:
-          interval: 1m
-          url: {url}
-          ref:
-            {ref}
-        ---
-        apiVersion: kustomize.toolkit.fluxcd.io/v1
-        kind: Kustomization
-        metadata:
-          name: dev-team
-          namespace: apps
-        spec:
-          interval: 5m
-          prune: true
-          sourceRef:
-            kind: GitRepository
-            name: dev-team
-        """
+def _source_and_root(
+    source: str, root: str, namespace: str, url: str, ref: str, path: str | None, ignore: str | None
+) -> str:
+    """A GitRepository and the Flux Kustomization that syncs it, in one file that nothing
+    in the repository applies (applied by hand at install)."""
+    ignored = "".join(f"    {line}\n" for line in ignore.splitlines()) if ignore else ""
+    return (
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n"
+        f"  name: {source}\n  namespace: {namespace}\nspec:\n  interval: 1m\n  url: {url}\n"
+        f"  ref:\n    {ref}\n" + (f"  ignore: |\n{ignored}" if ignore else "") + "---\n"
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n"
+        f"  name: {root}\n  namespace: {namespace}\nspec:\n  interval: 5m\n"
+        + (f"  path: {path}\n" if path is not None else "")
+        + f"  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: {source}\n"
+    )
+
+
+def tenant_sync(
+    ref: str, url: str = "https://github.com/example/fleet", path: str | None = None
+) -> str:
+    """A tenant's sync.yaml: its GitRepository and a Kustomization of that source (its
+    root, without `path`), applied by nothing in this repository."""
+    return _source_and_root("dev-team", "dev-team", "apps", url, ref, path, None)
+
+
+def home_ops_root(
+    path: str = "./kubernetes/apps",
+    url: str = "https://github.com/example/home-ops",
+    ignore: str | None = None,
+) -> str:
+    """onedr0p-style, without `flux bootstrap`: the cluster's GitRepository
+    `home-kubernetes` and its root Kustomization `cluster`, applied by hand at install."""
+    return _source_and_root(
+        "home-kubernetes", "cluster", "flux-system", url, "branch: main", path, ignore
     )

@@ -24,9 +24,11 @@ from tests.analysis_helpers import (
     dedent,
     flux_kustomization,
     gotk_sync,
+    home_ops_root,
     kustomization,
     repo,
     run,
+    tenant_sync,
     tree,
 )
 from tests.fakegithub.gitrepo import GitRepo
@@ -1665,32 +1667,10 @@ def test_tenant_on_another_branch_of_the_same_repository(tmp_path: Path) -> None
             "clusters/staging/tenants.yaml": flux_kustomization("tenants", "./tenants/staging"),
             "tenants/staging/kustomization.yaml": kustomization(["../base/dev-team"]),
             "tenants/base/dev-team/kustomization.yaml": kustomization(["sync.yaml"]),
-            "tenants/base/dev-team/sync.yaml": dedent(
-                """
-                apiVersion: source.toolkit.fluxcd.io/v1
-                kind: GitRepository
-                metadata:
-                  name: dev-team
-                  namespace: apps
-                spec:
-                  interval: 1m
-                  url: https://github.com/example/platform-gitops
-                  ref:
-                    branch: dev-team
-                ---
-                apiVersion: kustomize.toolkit.fluxcd.io/v1
-                kind: Kustomization
-                metadata:
-                  name: dev-team
-                  namespace: apps
-                spec:
-                  interval: 5m
-                  sourceRef:
-                    kind: GitRepository
-                    name: dev-team
-                  path: ./deploy/staging
-                  prune: true
-                """
+            "tenants/base/dev-team/sync.yaml": tenant_sync(
+                "branch: dev-team",
+                url="https://github.com/example/platform-gitops",
+                path="./deploy/staging",
             ),
             ".github/workflows/test.yaml": "on: push\njobs: {}\n",
         },
@@ -1707,39 +1687,13 @@ def test_own_git_repository_with_a_custom_name_and_ignore_rules(tmp_path: Path) 
     repo_.commit(
         "cluster",
         {
-            "kubernetes/main/flux/config/cluster.yaml": dedent(
-                """
-                apiVersion: source.toolkit.fluxcd.io/v1
-                kind: GitRepository
-                metadata:
-                  name: home-kubernetes
-                  namespace: flux-system
-                spec:
-                  interval: 30m
-                  ref:
-                    branch: main
-                  url: https://github.com/example/home-ops.git
-                  ignore: |
-                    # exclude all
-                    /*
-                    # include kubernetes directory
-                    !/kubernetes
-                    # but not the samples
-                    /kubernetes/**/*.sample.yaml
-                ---
-                apiVersion: kustomize.toolkit.fluxcd.io/v1
-                kind: Kustomization
-                metadata:
-                  name: cluster
-                  namespace: flux-system
-                spec:
-                  interval: 30m
-                  path: ./kubernetes/main/apps
-                  prune: true
-                  sourceRef:
-                    kind: GitRepository
-                    name: home-kubernetes
-                """
+            "kubernetes/main/flux/config/cluster.yaml": home_ops_root(
+                "./kubernetes/main/apps",
+                url="https://github.com/example/home-ops.git",
+                ignore=(
+                    "# exclude all\n/*\n# include kubernetes directory\n!/kubernetes\n"
+                    "# but not the samples\n/kubernetes/**/*.sample.yaml\n"
+                ),
             ),
             "kubernetes/main/flux/config/kustomization.yaml": kustomization(["cluster.yaml"]),
             "kubernetes/main/apps/namespace.yaml": dedent(

@@ -8,6 +8,7 @@ from tests.analysis_helpers import (
     dedent,
     deployment,
     flux_kustomization,
+    home_ops_root,
     kustomization,
     of_rule,
     repo,
@@ -177,46 +178,17 @@ def test_a_child_outside_a_removed_cluster_directory_still_prunes() -> None:
         assert not any(k.label.endswith("flux-system/apps") for k in prod.kustomizations)
 
 
-HOME_OPS_ROOT = dedent(
-    """
-    apiVersion: source.toolkit.fluxcd.io/v1
-    kind: GitRepository
-    metadata:
-      name: home-kubernetes
-      namespace: flux-system
-    spec:
-      interval: 30m
-      url: https://github.com/example/home-ops
-      ref:
-        branch: main
-    ---
-    apiVersion: kustomize.toolkit.fluxcd.io/v1
-    kind: Kustomization
-    metadata:
-      name: cluster
-      namespace: flux-system
-    spec:
-      interval: 30m
-      path: ./kubernetes/apps
-      prune: true
-      sourceRef:
-        kind: GitRepository
-        name: home-kubernetes
-    """
-)
-
-
 def test_moving_a_clusters_root_file_renames_it_and_prunes_nothing() -> None:
     # A home-ops restructure: the root applied by hand at install moves to another
     # directory. On the cluster it is the same Kustomization, syncing the same path.
     base: dict[str, str | bytes] = {
-        "kubernetes/flux/config/cluster.yaml": HOME_OPS_ROOT,
+        "kubernetes/flux/config/cluster.yaml": home_ops_root(),
         "kubernetes/apps/kustomization.yaml": kustomization(["pvc.yaml", "settings.yaml"]),
         "kubernetes/apps/pvc.yaml": PVC,
         "kubernetes/apps/settings.yaml": configmap("settings"),
     }
     head = without(base, "kubernetes/flux/config/cluster.yaml")
-    head["kubernetes/flux/cluster/cluster.yaml"] = HOME_OPS_ROOT
+    head["kubernetes/flux/cluster/cluster.yaml"] = home_ops_root()
     assert prune_findings(head, base) == []
     result = analyze(tree(head), tree(base))
     assert [c.cluster for c in result.impact or []] == []
